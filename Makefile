@@ -1,0 +1,130 @@
+# pg-tls-proxy - GNU make. Objects go under $(BUILD).
+#
+#   make            build build/pg-tls-proxy
+#   make check      install missing Debian packages, build with -Werror,
+#                   run unit tests, the docs check and the integration tests
+#   make asan       the same suite built with ASan + UBSan (build/asan/)
+#   make demo       throw-away PostgreSQL + private CA + proxy; prints a psql line
+#   make fuzz       build and briefly run the libFuzzer targets (clang)
+
+VERSION := 0.1.0
+BUILD ?= build
+CC ?= cc
+PKGS := libuv openssl
+
+CSTD := -std=c17 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+WARN := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \
+        -Wformat=2 -Wvla -Wundef -Wcast-align -Wwrite-strings -Wnull-dereference
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+OPT ?= -O2 -g
+CFLAGS_ALL = $(CSTD) $(OPT) $(WARN) -Iinclude -DPGTP_VERSION='"$(VERSION)"' \
+             $(shell pkg-config --cflags $(PKGS)) $(SANFLAGS) $(CFLAGS)
+LDLIBS_ALL = $(shell pkg-config --libs $(PKGS)) $(SANFLAGS) $(LDFLAGS)
+
+LIB_SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
+BIN := $(BUILD)/pg-tls-proxy
+
+UNIT_SRCS := $(wildcard tests/unit/*.c)
+UNIT_OBJS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%.o)
+UNIT_BIN := $(BUILD)/unit-tests
+PGCLIENT_BIN := $(BUILD)/pgclient
+
+.PHONY: all test check check-unit check-docs check-integration asan fuzz bench certs demo \
+        format format-check lint install deps clean
+
+all: $(BIN)
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(BUILD)/libpgtp.a: $(LIB_OBJS)
+	ar rcs $@ $^
+
+$(BIN): $(BUILD)/obj/main.o $(BUILD)/libpgtp.a
+	$(CC) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/unit/%.o: tests/unit/%.c $(wildcard include/*.h tests/unit/*.h) | $(BUILD)/unit
+	$(CC) $(CFLAGS_ALL) $(shell pkg-config --cflags check) -Itests/unit -c -o $@ $<
+
+$(UNIT_BIN): $(UNIT_OBJS) $(BUILD)/libpgtp.a
+	$(CC) -o $@ $^ $(shell pkg-config --libs check) $(LDLIBS_ALL)
+
+# libpq test client used by the integration tests (libpq in tests only).
+$(PGCLIENT_BIN): tests/integration/pgclient.c | $(BUILD)
+	$(CC) $(CSTD) $(OPT) $(WARN) $(SANFLAGS) -I$(shell pg_config --includedir) -o $@ $< -lpq $(SANFLAGS)
+
+# Raw protocol client (OpenSSL only): reads ErrorResponse fields, injects bytes.
+RAWCLIENT_BIN := $(BUILD)/rawclient
+$(RAWCLIENT_BIN): tests/integration/rawclient.c | $(BUILD)
+	$(CC) $(CSTD) $(OPT) $(WARN) $(SANFLAGS) -o $@ $< $(shell pkg-config --libs openssl) $(SANFLAGS)
+
+$(BUILD) $(BUILD)/obj $(BUILD)/unit:
+	mkdir -p $@
+
+deps:
+	@scripts/install-deps.sh
+
+test: check-unit
+
+check-unit: $(UNIT_BIN)
+	$(UNIT_BIN)
+
+check-docs: $(BIN)
+	tests/check-docs.sh $(BIN)
+
+check-integration: $(BIN) $(PGCLIENT_BIN) $(RAWCLIENT_BIN)
+	PGTP_BIN=$(abspath $(BIN)) PGCLIENT=$(abspath $(PGCLIENT_BIN)) RAWCLIENT=$(abspath $(RAWCLIENT_BIN)) tests/integration/run.sh
+
+check: deps
+	$(MAKE) WERROR=1 all $(UNIT_BIN) $(PGCLIENT_BIN) $(RAWCLIENT_BIN)
+	$(MAKE) WERROR=1 check-unit check-docs check-integration
+
+# The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+asan: deps
+	$(MAKE) BUILD=build/asan OPT="-O1 -g" SANFLAGS="$(ASAN_FLAGS)" WERROR=1 \
+	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    check-unit check-integration
+
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 30
+$(BUILD)/fuzz/%: tests/fuzz/%.c src/pgproto.c src/log.c src/config.c $(wildcard include/*.h)
+	@mkdir -p $(BUILD)/fuzz
+	clang $(CSTD) -g -O1 -Iinclude -fsanitize=fuzzer,address,undefined -o $@ $< src/pgproto.c src/log.c src/config.c
+fuzz: $(FUZZ_TARGETS)
+	@for t in $(FUZZ_TARGETS); do \
+	    n=$$(basename $$t); mkdir -p $(BUILD)/fuzz/corpus-$$n; \
+	    echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
+	    $$t -max_total_time=$(FUZZ_SECONDS) -max_len=12000 $(BUILD)/fuzz/corpus-$$n tests/fuzz/corpus/$$n || exit 1; \
+	done
+
+certs:
+	certs/gen-test-certs.sh $(BUILD)/certs
+
+demo: deps $(BIN)
+	scripts/demo.sh $(abspath $(BIN))
+
+bench: $(BIN)
+	@echo "make bench: see issue tracker (performance); for now run ../shared/bench/run-all.sh with PG_TLS_PROXY_BIN=$(abspath $(BIN))"
+
+format:
+	clang-format -i src/*.c include/*.h tests/unit/*.c tests/integration/*.c tests/fuzz/*.c
+format-check:
+	clang-format --dry-run --Werror src/*.c include/*.h tests/unit/*.c tests/integration/*.c tests/fuzz/*.c
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	    --inline-suppr -Iinclude --suppress=missingIncludeSystem src
+	clang-tidy --quiet src/*.c -- $(CSTD) -Iinclude $(shell pkg-config --cflags $(PKGS))
+
+PREFIX ?= /usr/local
+install: $(BIN)
+	install -D -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/pg-tls-proxy
+	install -D -m 644 man/pg-tls-proxy.1 $(DESTDIR)$(PREFIX)/share/man/man1/pg-tls-proxy.1
+
+clean:
+	rm -rf build

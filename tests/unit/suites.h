@@ -1,0 +1,11 @@
+/* One Check suite per module; test_main.c runs them all. */
+#ifndef PGTP_TEST_SUITES_H
+#define PGTP_TEST_SUITES_H
+
+#include <check.h>
+
+Suite *pgproto_suite(void);
+Suite *config_suite(void);
+Suite *tlsio_suite(void);
+
+#endif

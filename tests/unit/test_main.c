@@ -1,0 +1,15 @@
+/* Unit test runner: every module's Check suite in one binary. */
+#include <stdlib.h>
+
+#include "suites.h"
+
+int main(void)
+{
+    SRunner *sr = srunner_create(pgproto_suite());
+    srunner_add_suite(sr, config_suite());
+    srunner_add_suite(sr, tlsio_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Install the Debian packages that building and testing pg-tls-proxy need.
+#
+#   scripts/install-deps.sh
+#
+# Asks dpkg which packages are missing and installs only those, so a second
+# run costs one dpkg-query call. Runs apt-get update only when something is
+# missing. Uses sudo only when not root. Prints exactly one summary line.
+set -euo pipefail
+
+PACKAGES=(
+    build-essential pkg-config libuv1-dev libssl-dev check libpq-dev
+    postgresql postgresql-client openssl clang iproute2 procps
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+    [ "$status" = installed ] || missing+=("$pkg")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "install-deps: all ${#PACKAGES[@]} packages present"
+    exit 0
+fi
+
+SUDO=()
+if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || {
+        echo "install-deps: missing ${missing[*]} and not root (no sudo)" >&2
+        exit 1
+    }
+    SUDO=(sudo)
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+echo "install-deps: installed ${missing[*]}"

@@ -1,0 +1,171 @@
+/*
+ * proxy.h - the per-connection state machine shared by conn.c (front leg and
+ * lifecycle), upstream.c (back leg set-up) and relay.c (byte pump).
+ *
+ * A connection has two legs that start in parallel once the client has sent
+ * an SSLRequest:
+ *
+ *   front: FIRST --SSLRequest/'S'--> TLS --handshake--> STARTUP --packet--> WAIT --+
+ *   back:  IDLE --> RESOLVE --> CONNECT --> SSLREQ --'S'--> TLS --verified--> READY -+
+ *                                                                                  |
+ *          both WAIT and READY: StartupMessage forwarded, both legs RELAY <--------+
+ *
+ * Any leg may fail; a back failure is kept until the front can be told
+ * (its TLS is up and the StartupMessage is in), then sent as a FATAL
+ * ErrorResponse. Ending a connection goes OPEN -> DRAIN (flush, close_notify,
+ * FIN) -> LINGER (read and discard until the client's EOF) -> CLOSING
+ * (uv_close on every handle); memory is freed only when the last close
+ * callback has run (refs == 0).
+ */
+#ifndef PGTP_PROXY_H
+#define PGTP_PROXY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "config.h"
+#include "pgproto.h"
+#include "tlsio.h"
+
+#define CHUNK_SIZE (64 * 1024)          /* one uv_write; > a TLS record + overhead */
+#define READ_BUF_SIZE (64 * 1024)       /* per worker, not per connection */
+#define RELAY_HIGH_WATER (256 * 1024)   /* stop reading the other leg above this */
+#define RELAY_LOW_WATER (64 * 1024)     /* resume below this */
+#define DRAIN_TIMEOUT_MS 5000           /* flush + linger, at most */
+#define CHUNK_CACHE_MAX 64              /* free chunks kept per worker */
+
+struct runtime {
+    const struct config *cfg;
+    SSL_CTX *front_ctx;
+    SSL_CTX *back_ctx;
+    unsigned startup_timeout_ms; /* accept -> StartupMessage read inside TLS */
+    unsigned connect_timeout_ms; /* back leg: resolve -> verified TLS */
+};
+
+struct leg;
+
+/* A write buffer: one uv_write, recycled through the worker's free list. */
+struct chunk {
+    uv_write_t req;
+    struct chunk *next;
+    struct leg *leg;
+    size_t len;
+    uint8_t data[CHUNK_SIZE];
+};
+
+struct conn;
+
+struct worker {
+    uv_loop_t *loop;
+    const struct runtime *rt;
+    uint64_t next_id;
+    struct conn *conns; /* every live connection, for shutdown */
+    size_t nconns;
+    struct chunk *free_chunks;
+    size_t nfree_chunks;
+    uv_tcp_t *listeners;
+    size_t nlisteners;
+    int probe_status; /* --check: 0 ok, 1 failed */
+    void *signals;    /* uv_signal_t[2] owned by main */
+    uint8_t readbuf[READ_BUF_SIZE];
+    uint8_t scratch[CHUNK_SIZE]; /* plaintext between SSL_read and SSL_write */
+};
+
+struct leg {
+    uv_tcp_t tcp;
+    uv_shutdown_t shutdown_req;
+    struct conn *conn;
+    struct tlsio tls;
+    size_t queued;      /* ciphertext handed to uv_write, not yet written */
+    uint64_t bytes_in;  /* plaintext received from this leg's peer */
+    uint64_t bytes_out; /* plaintext sent to this leg's peer */
+    bool open;          /* tcp handle initialised: needs uv_close */
+    bool reading;
+    bool paused; /* reading stopped by backpressure */
+    bool eof;
+    bool shut; /* uv_shutdown issued */
+    bool tls_up;
+};
+
+enum front_state { FRONT_FIRST, FRONT_TLS, FRONT_STARTUP, FRONT_WAIT, FRONT_RELAY };
+enum back_state {
+    BACK_IDLE,
+    BACK_RESOLVE,
+    BACK_CONNECT,
+    BACK_SSLREQ,
+    BACK_TLS,
+    BACK_READY,
+    BACK_RELAY,
+    BACK_FAILED
+};
+enum conn_phase { PHASE_OPEN, PHASE_DRAIN, PHASE_LINGER, PHASE_CLOSING };
+
+struct back_setup; /* upstream.c: resolver and connect state, freed once up */
+
+struct conn {
+    struct worker *w;
+    struct conn *prev, *next;
+    uint64_t id;
+    enum front_state fs;
+    enum back_state bs;
+    enum conn_phase phase;
+    struct leg front, back;
+    uv_timer_t timer;
+    unsigned refs; /* open handles + pending requests that hold c */
+    unsigned shutdowns;
+    uint64_t start_ms, front_deadline, back_deadline;
+    uint8_t *startup; /* plaintext start-up bytes (packet + anything after it) */
+    size_t startup_len;
+    struct pg_startup_info info;
+    struct back_setup *setup;
+    char front_addr[64];
+    char back_addr[64];
+    /* a back failure waiting to be told to the client */
+    const char *err_state;
+    char *err_msg;
+    const char *outcome;
+    char reason[256];
+    bool probe; /* --check: no front leg */
+    bool draining_armed;
+};
+
+/* conn.c */
+void conn_accept(struct worker *w, uv_stream_t *listener);
+struct conn *conn_new(struct worker *w);
+void conn_close(struct conn *c);
+void conn_close_leg(struct leg *l);
+void conn_leg_lost(struct leg *l, const char *what);
+void conn_end(struct conn *c, const char *outcome, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void conn_fail_front(struct conn *c, const char *sqlstate, const char *outcome, const char *fmt,
+                     ...) __attribute__((format(printf, 4, 5)));
+void conn_back_ready(struct conn *c);
+void conn_back_failed(struct conn *c, const char *sqlstate, const char *msg);
+void conn_arm_timer(struct conn *c);
+void conn_format_peer(uv_tcp_t *tcp, char *buf, size_t len);
+void front_on_data(struct conn *c, const uint8_t *buf, size_t len);
+void conn_hold(struct conn *c);
+void conn_release(struct conn *c);
+void worker_shutdown(struct worker *w);
+
+/* upstream.c */
+void back_start(struct conn *c);
+void back_on_data(struct conn *c, const uint8_t *buf, size_t len);
+void back_on_close(struct conn *c);
+void back_setup_free(struct conn *c);
+void back_timeout(struct conn *c);
+
+/* relay.c */
+void leg_init(struct conn *c, struct leg *l);
+int leg_read_start(struct leg *l);
+void leg_read_stop(struct leg *l);
+int leg_send(struct leg *l, const void *buf, size_t len); /* raw bytes */
+int leg_flush(struct leg *l);                             /* TLS output */
+void relay_pump(struct conn *c, struct leg *from);
+void relay_check_drained(struct conn *c);
+struct leg *leg_peer(struct leg *l);
+void chunk_cache_free(struct worker *w);
+
+#endif

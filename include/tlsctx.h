@@ -1,0 +1,42 @@
+/*
+ * tlsctx.h - building the front and back SSL_CTX.
+ *
+ * One context per leg for the whole process; sessions share it read-only.
+ */
+#ifndef PGTP_TLSCTX_H
+#define PGTP_TLSCTX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+/*
+ * Front: certificate chain (leaf first) + key, TLS 1.2 minimum. Checks that
+ * the key matches the certificate. Fills summary with subject and expiry.
+ */
+SSL_CTX *tlsctx_front(const char *cert_path, const char *key_path, char *summary,
+                      size_t summarylen, char *err, size_t errlen);
+
+/*
+ * Back: verify-full client context. roots_path is a PEM file or a directory
+ * whose *.pem / *.crt files are all loaded (not OpenSSL's hashed format).
+ * Partial chains are accepted (an intermediate or the leaf itself may be the
+ * trust anchor). Zero certificates loaded is an error that lists the files.
+ * summary receives "N roots from ..." for the start-up log.
+ */
+SSL_CTX *tlsctx_back(const char *roots_path, char *summary, size_t summarylen, char *err,
+                     size_t errlen);
+
+/* Names the upstream's certificate must match; sets SNI for DNS names. */
+int tlsctx_back_session_setup(SSL *ssl, const char *verify_name, char *err, size_t errlen);
+
+/* True if s is an IPv4 or IPv6 literal. */
+bool tlsctx_is_ip(const char *s);
+
+/* "CN=..., SAN DNS:a, IP:b" of a certificate, for error messages and logs. */
+void tlsctx_cert_names(X509 *cert, char *buf, size_t len);
+/* "subject=... issuer=... not_after=..." one-line summary. */
+void tlsctx_cert_summary(X509 *cert, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,574 @@
+/*
+ * conn.c - one client connection: accept, the front leg's start-up
+ * (SSLRequest, TLS, StartupMessage), joining the legs, and the single close
+ * path.
+ *
+ * Owns struct conn and everything hanging off it. conn_free() runs only
+ * when the last handle's close callback (or pending request) has released
+ * the connection. Every callback returns at once when the connection is
+ * closing; after any call that may end the connection, callers return.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "proxy.h"
+
+
+static void conn_free(struct conn *c)
+{
+    struct worker *w = c->w;
+    uint64_t ms = uv_now(w->loop) - c->start_ms;
+
+    if (!c->probe)
+        log_info("event=closed conn=%llu front=%s user=\"%s\" database=\"%s\" "
+                 "bytes_from_client=%llu bytes_from_upstream=%llu duration_ms=%llu "
+                 "outcome=%s reason=\"%s\"",
+                 (unsigned long long)c->id, c->front_addr, c->info.user, c->info.database,
+                 (unsigned long long)c->front.bytes_in, (unsigned long long)c->back.bytes_in,
+                 (unsigned long long)ms, c->outcome ? c->outcome : "closed", c->reason);
+    back_setup_free(c);
+    tlsio_free(&c->front.tls);
+    tlsio_free(&c->back.tls);
+    free(c->startup);
+    free(c->err_msg);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else if (w->conns == c)
+        w->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    w->nconns--;
+    free(c);
+}
+
+void conn_hold(struct conn *c)
+{
+    c->refs++;
+}
+
+void conn_release(struct conn *c)
+{
+    if (--c->refs == 0 && c->phase == PHASE_CLOSING)
+        conn_free(c);
+}
+
+static void timer_closed_cb(uv_handle_t *h)
+{
+    conn_release(h->data);
+}
+
+static void leg_closed_cb(uv_handle_t *h)
+{
+    struct leg *l = h->data;
+    struct conn *c = l->conn;
+    l->open = false;
+    l->reading = false;
+    if (l == &c->back)
+        back_on_close(c); /* may try the next upstream address */
+    conn_release(c);
+}
+
+void conn_close_leg(struct leg *l)
+{
+    if (l->open && !uv_is_closing((uv_handle_t *)&l->tcp)) {
+        l->tcp.data = l;
+        uv_close((uv_handle_t *)&l->tcp, leg_closed_cb);
+    }
+}
+
+/*
+ * A leg's socket failed or reached EOF. Before relaying, a back failure is
+ * one the client must hear about; anything else ends the connection.
+ */
+void conn_leg_lost(struct leg *l, const char *what)
+{
+    struct conn *c = l->conn;
+    if (c->phase != PHASE_OPEN)
+        return;
+    if (l == &c->back && c->bs > BACK_IDLE && c->bs < BACK_RELAY && c->bs != BACK_FAILED) {
+        char msg[512];
+        snprintf(msg, sizeof(msg),
+                 "pg-tls-proxy: upstream %s closed the connection during TLS set-up (%s) — see "
+                 "the database server's log",
+                 c->back_addr, what);
+        conn_back_failed(c, "08001", msg);
+        return;
+    }
+    conn_end(c, strncmp(what, "closed", 6) == 0 ? "closed" : "error", "%s %s", l == &c->front ? "front" : "back", what);
+}
+
+/* The one way out: close every handle; memory goes in the last callback. */
+void conn_close(struct conn *c)
+{
+    if (c->phase == PHASE_CLOSING)
+        return;
+    c->phase = PHASE_CLOSING;
+    if (c->outcome == NULL)
+        c->outcome = "closed";
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, timer_closed_cb);
+    conn_close_leg(&c->front);
+    conn_close_leg(&c->back);
+}
+
+static void set_reason(struct conn *c, const char *outcome, const char *fmt, va_list ap)
+{
+    if (c->outcome != NULL)
+        return; /* the first cause is the one worth reporting */
+    c->outcome = outcome;
+    vsnprintf(c->reason, sizeof(c->reason), fmt, ap);
+    for (char *p = c->reason; *p; p++)
+        if (*p == '"' || *p == '\n')
+            *p = '\'';
+}
+
+/* Flush what is queued, send close_notify and FIN, then close. */
+void conn_end(struct conn *c, const char *outcome, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    set_reason(c, outcome, fmt, ap);
+    va_end(ap);
+    if (c->phase != PHASE_OPEN)
+        return;
+    c->phase = PHASE_DRAIN;
+    struct leg *legs[2] = {&c->front, &c->back};
+    for (int i = 0; i < 2; i++) {
+        leg_read_stop(legs[i]);
+        if (legs[i]->tls_up && legs[i]->open) {
+            tlsio_shutdown(&legs[i]->tls);
+            if (leg_flush(legs[i]) < 0) {
+                conn_close(c);
+                return;
+            }
+        }
+    }
+    conn_arm_timer(c);
+    relay_check_drained(c);
+}
+
+/*
+ * Tell the client why, as a FATAL ErrorResponse, then end. Sent inside TLS
+ * once the front handshake is done, in plaintext only in reply to a
+ * plaintext StartupMessage (FRONT_FIRST), never in reply to an SSLRequest
+ * (CVE-2024-10977: clients must not trust unencrypted errors there).
+ */
+void conn_fail_front(struct conn *c, const char *sqlstate, const char *outcome, const char *fmt,
+                     ...)
+{
+    char msg[1024];
+    uint8_t pkt[1400];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    log_warn("event=error conn=%llu front=%s sqlstate=%s message=\"%s\"",
+             (unsigned long long)c->id, c->front_addr, sqlstate, msg);
+    if (c->phase == PHASE_OPEN && c->front.open) {
+        size_t n = pg_build_error(pkt, sizeof(pkt), "FATAL", sqlstate, msg, NULL);
+        if (n > 0 && c->fs >= FRONT_STARTUP && c->fs < FRONT_RELAY && c->front.tls_up) {
+            if (tlsio_write(&c->front.tls, pkt, n) == 0)
+                leg_flush(&c->front);
+        } else if (n > 0 && c->fs == FRONT_FIRST) {
+            leg_send(&c->front, pkt, n);
+        }
+    }
+    conn_end(c, outcome, "%s: %s", sqlstate, msg);
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+    uint64_t now = uv_now(c->w->loop);
+
+    if (c->phase == PHASE_DRAIN || c->phase == PHASE_LINGER) {
+        conn_close(c);
+        return;
+    }
+    if (c->phase != PHASE_OPEN)
+        return;
+    if (c->bs > BACK_IDLE && c->bs < BACK_READY && now >= c->back_deadline) {
+        back_timeout(c);
+        if (c->phase != PHASE_OPEN)
+            return;
+    }
+    if (!c->probe && c->fs < FRONT_WAIT && now >= c->front_deadline) {
+        if (c->fs == FRONT_STARTUP)
+            conn_fail_front(c, "08P01", "timeout",
+                            "pg-tls-proxy: timed out after %u s waiting for the start-up packet",
+                            c->w->rt->startup_timeout_ms / 1000);
+        else
+            conn_end(c, "timeout", "no start-up within %u ms (state %d)",
+                     c->w->rt->startup_timeout_ms, (int)c->fs);
+        return;
+    }
+    conn_arm_timer(c);
+}
+
+/* Arm the timer for the nearest deadline that still applies. */
+void conn_arm_timer(struct conn *c)
+{
+    uint64_t now = uv_now(c->w->loop), when = UINT64_MAX;
+
+    if (c->phase == PHASE_CLOSING)
+        return;
+    if (c->phase == PHASE_DRAIN || c->phase == PHASE_LINGER) {
+        if (!c->draining_armed) {
+            c->draining_armed = true;
+            uv_timer_start(&c->timer, timer_cb, DRAIN_TIMEOUT_MS, 0);
+        }
+        return;
+    }
+    if (!c->probe && c->fs < FRONT_WAIT)
+        when = c->front_deadline;
+    if (c->bs > BACK_IDLE && c->bs < BACK_READY && c->back_deadline < when)
+        when = c->back_deadline;
+    if (when == UINT64_MAX) {
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    uv_timer_start(&c->timer, timer_cb, when > now ? when - now : 0, 0);
+}
+
+struct conn *conn_new(struct worker *w)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->w = w;
+    c->id = ++w->next_id;
+    leg_init(c, &c->front);
+    leg_init(c, &c->back);
+    uv_timer_init(w->loop, &c->timer);
+    c->timer.data = c;
+    c->refs = 1; /* the timer */
+    c->start_ms = uv_now(w->loop);
+    c->front_deadline = c->start_ms + w->rt->startup_timeout_ms;
+    snprintf(c->front_addr, sizeof(c->front_addr), "-");
+    snprintf(c->back_addr, sizeof(c->back_addr), "-");
+    c->next = w->conns;
+    if (w->conns != NULL)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    return c;
+}
+
+static void format_peer(uv_tcp_t *tcp, char *buf, size_t len, int peer)
+{
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    char ip[64] = "?";
+    int port = 0;
+    int r = peer ? uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &sl)
+                 : uv_tcp_getsockname(tcp, (struct sockaddr *)&ss, &sl);
+    if (r == 0 && ss.ss_family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        uv_ip4_name(a, ip, sizeof(ip));
+        port = ntohs(a->sin_port);
+        snprintf(buf, len, "%s:%d", ip, port);
+    } else if (r == 0 && ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        uv_ip6_name(a, ip, sizeof(ip));
+        port = ntohs(a->sin6_port);
+        snprintf(buf, len, "[%s]:%d", ip, port);
+    } else {
+        snprintf(buf, len, "?");
+    }
+}
+
+void conn_format_peer(uv_tcp_t *tcp, char *buf, size_t len)
+{
+    format_peer(tcp, buf, len, 1);
+}
+
+void conn_accept(struct worker *w, uv_stream_t *listener)
+{
+    struct conn *c = conn_new(w);
+    if (c == NULL) {
+        log_error("event=accept_failed reason=\"out of memory\"");
+        return;
+    }
+    uv_tcp_init(w->loop, &c->front.tcp);
+    c->front.open = true;
+    conn_hold(c);
+    if (uv_accept(listener, (uv_stream_t *)&c->front.tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->front.tcp, 1);
+    uv_tcp_keepalive(&c->front.tcp, 1, 60);
+    conn_format_peer(&c->front.tcp, c->front_addr, sizeof(c->front_addr));
+    log_info("event=accepted conn=%llu front=%s", (unsigned long long)c->id, c->front_addr);
+    conn_arm_timer(c);
+    if (leg_read_start(&c->front) < 0)
+        conn_close(c);
+}
+
+static void log_established(struct conn *c)
+{
+    log_info("event=established conn=%llu front=%s upstream=%s user=\"%s\" database=\"%s\" "
+             "application_name=\"%s\" front_tls=%s front_cipher=%s back_tls=%s back_cipher=%s "
+             "setup_ms=%llu",
+             (unsigned long long)c->id, c->front_addr, c->back_addr, c->info.user,
+             c->info.database, c->info.application_name, tlsio_version(&c->front.tls),
+             tlsio_cipher(&c->front.tls), tlsio_version(&c->back.tls),
+             tlsio_cipher(&c->back.tls),
+             (unsigned long long)(uv_now(c->w->loop) - c->start_ms));
+}
+
+/* Both legs ready: forward the StartupMessage (and anything after it). */
+static void maybe_join(struct conn *c)
+{
+    if (c->fs != FRONT_WAIT || c->phase != PHASE_OPEN)
+        return;
+    if (c->bs == BACK_FAILED) {
+        conn_fail_front(c, c->err_state, "upstream_error", "%s", c->err_msg);
+        return;
+    }
+    if (c->bs != BACK_READY)
+        return;
+    if (tlsio_write(&c->back.tls, c->startup, c->startup_len) < 0) {
+        conn_fail_front(c, "XX000", "error", "pg-tls-proxy: internal TLS error");
+        return;
+    }
+    c->front.bytes_in += c->startup_len;
+    c->back.bytes_out += c->startup_len;
+    free(c->startup);
+    c->startup = NULL;
+    c->startup_len = 0;
+    back_setup_free(c);
+    c->fs = FRONT_RELAY;
+    c->bs = BACK_RELAY;
+    conn_arm_timer(c);
+    log_established(c);
+    /* Drain what OpenSSL already holds on either side, then read both. */
+    relay_pump(c, &c->front);
+    if (c->phase != PHASE_OPEN)
+        return;
+    relay_pump(c, &c->back);
+    if (c->phase != PHASE_OPEN)
+        return;
+    if (leg_read_start(&c->front) < 0 || leg_read_start(&c->back) < 0)
+        conn_close(c);
+}
+
+void conn_back_ready(struct conn *c)
+{
+    if (c->probe) {
+        c->w->probe_status = 0;
+        conn_end(c, "closed", "check done");
+        return;
+    }
+    maybe_join(c);
+}
+
+void conn_back_failed(struct conn *c, const char *sqlstate, const char *msg)
+{
+    log_warn("event=upstream_failed conn=%llu front=%s upstream=%s sqlstate=%s message=\"%s\"",
+             (unsigned long long)c->id, c->front_addr, c->back_addr, sqlstate, msg);
+    c->bs = BACK_FAILED;
+    back_setup_free(c);
+    leg_read_stop(&c->back);
+    conn_close_leg(&c->back);
+    if (c->probe) {
+        fprintf(stderr, "pg-tls-proxy: check failed: %s\n", msg);
+        c->w->probe_status = 1;
+        conn_close(c);
+        return;
+    }
+    free(c->err_msg);
+    c->err_msg = strdup(msg);
+    c->err_state = sqlstate;
+    if (c->err_msg == NULL) {
+        conn_close(c);
+        return;
+    }
+    conn_arm_timer(c);
+    maybe_join(c);
+}
+
+/* FRONT_FIRST: the first plaintext packet. */
+static void front_first(struct conn *c, const uint8_t *buf, size_t len)
+{
+    struct pg_first p;
+    char err[200];
+
+    if (c->startup == NULL && (c->startup = malloc(PG_STARTUP_MAX)) == NULL) {
+        conn_close(c);
+        return;
+    }
+    if (len > PG_STARTUP_MAX - c->startup_len)
+        len = PG_STARTUP_MAX - c->startup_len; /* the parser rejects it below */
+    memcpy(c->startup + c->startup_len, buf, len);
+    c->startup_len += len;
+
+    switch (pg_parse_first(c->startup, c->startup_len, &p, err, sizeof(err))) {
+    case PG_FIRST_INCOMPLETE:
+        return;
+    case PG_FIRST_SSLREQUEST:
+        if (c->startup_len > p.len) {
+            /* CVE-2021-23214: these bytes were not encrypted; they may be a
+             * man-in-the-middle's. Refuse before saying 'S'. */
+            log_warn("event=refused conn=%llu front=%s reason=\"%zu bytes after SSLRequest "
+                     "before TLS (possible injection, CVE-2021-23214)\"",
+                     (unsigned long long)c->id, c->front_addr, c->startup_len - p.len);
+            conn_end(c, "refused", "bytes pipelined after SSLRequest");
+            return;
+        }
+        c->startup_len = 0;
+        if (tlsio_init(&c->front.tls, c->w->rt->front_ctx, true, err, sizeof(err)) < 0) {
+            conn_end(c, "error", "%s", err);
+            return;
+        }
+        if (leg_send(&c->front, "S", 1) < 0) {
+            conn_close(c);
+            return;
+        }
+        c->fs = FRONT_TLS;
+        back_start(c); /* in parallel with the front handshake */
+        return;
+    case PG_FIRST_GSSENCREQUEST:
+        if (c->startup_len > p.len) {
+            conn_end(c, "refused", "bytes pipelined after GSSENCRequest");
+            return;
+        }
+        /* No GSSAPI encryption here; the client may follow with SSLRequest. */
+        c->startup_len = 0;
+        if (leg_send(&c->front, "N", 1) < 0)
+            conn_close(c);
+        return;
+    case PG_FIRST_STARTUP:
+        c->info = p.startup;
+        conn_fail_front(c, "28000", "refused",
+                        "pg-tls-proxy: TLS is required; connect with sslmode=verify-full");
+        return;
+    case PG_FIRST_CANCEL:
+        /* PostgreSQL answers a cancel with nothing. Forwarding comes later. */
+        conn_end(c, "cancel", "cancel request not forwarded");
+        return;
+    case PG_FIRST_DIRECT_TLS:
+        conn_end(c, "refused", "direct TLS (sslnegotiation=direct) is not supported yet");
+        return;
+    case PG_FIRST_INVALID:
+    default:
+        conn_fail_front(c, "08P01", "protocol_error", "pg-tls-proxy: invalid start-up packet: %s",
+                        err);
+        return;
+    }
+}
+
+/* FRONT_STARTUP: read the StartupMessage inside TLS. */
+static void front_startup(struct conn *c)
+{
+    struct pg_first p;
+    char err[200], e[160];
+
+    if (c->startup == NULL && (c->startup = malloc(PG_STARTUP_MAX)) == NULL) {
+        conn_close(c);
+        return;
+    }
+    for (;;) {
+        size_t n = 0;
+        enum tls_res r = TLS_WANT;
+        if (c->startup_len < PG_STARTUP_MAX)
+            r = tlsio_read(&c->front.tls, c->startup + c->startup_len,
+                           PG_STARTUP_MAX - c->startup_len, &n);
+        if (r == TLS_OK) {
+            c->startup_len += n;
+        } else if (r == TLS_EOF) {
+            conn_end(c, "closed", "client closed TLS before the start-up packet");
+            return;
+        } else if (r == TLS_ERR) {
+            conn_end(c, "error", "front TLS error: %s", tlsio_error(e, sizeof(e)));
+            return;
+        }
+        switch (pg_parse_first(c->startup, c->startup_len, &p, err, sizeof(err))) {
+        case PG_FIRST_INCOMPLETE:
+            if (r == TLS_OK && c->startup_len < PG_STARTUP_MAX)
+                continue;
+            leg_flush(&c->front);
+            return;
+        case PG_FIRST_STARTUP:
+            c->info = p.startup;
+            c->fs = FRONT_WAIT;
+            /* Hold further client bytes until the back leg is ready. */
+            leg_read_stop(&c->front);
+            conn_arm_timer(c);
+            leg_flush(&c->front);
+            maybe_join(c);
+            return;
+        case PG_FIRST_CANCEL:
+            conn_end(c, "cancel", "cancel request not forwarded");
+            return;
+        case PG_FIRST_SSLREQUEST:
+        case PG_FIRST_GSSENCREQUEST:
+            conn_fail_front(c, "08P01", "protocol_error",
+                            "pg-tls-proxy: SSLRequest or GSSENCRequest inside TLS");
+            return;
+        default:
+            conn_fail_front(c, "08P01", "protocol_error",
+                            "pg-tls-proxy: invalid start-up packet: %s", err);
+            return;
+        }
+    }
+}
+
+void front_on_data(struct conn *c, const uint8_t *buf, size_t len)
+{
+    char e[200];
+
+    if (c->fs == FRONT_FIRST) {
+        front_first(c, buf, len);
+        return;
+    }
+    if (tlsio_feed(&c->front.tls, buf, len) < 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->fs == FRONT_TLS) {
+        enum tls_res r = tlsio_handshake(&c->front.tls);
+        if (r == TLS_WANT) {
+            if (leg_flush(&c->front) < 0)
+                conn_close(c);
+            return;
+        }
+        if (r != TLS_OK) {
+            tlsio_error(e, sizeof(e));
+            log_warn("event=front_handshake_failed conn=%llu front=%s reason=\"%s\" hint=\"does "
+                     "the client trust the CA that signed --server-certificate-path?\"",
+                     (unsigned long long)c->id, c->front_addr, e);
+            leg_flush(&c->front); /* the alert */
+            conn_end(c, "front_tls_failed", "front TLS handshake failed: %s", e);
+            return;
+        }
+        c->front.tls_up = true;
+        c->fs = FRONT_STARTUP;
+        log_debug("event=front_tls_up conn=%llu tls=%s cipher=%s", (unsigned long long)c->id,
+                  tlsio_version(&c->front.tls), tlsio_cipher(&c->front.tls));
+    }
+    if (c->fs == FRONT_STARTUP) {
+        front_startup(c);
+        return;
+    }
+    if (c->fs == FRONT_RELAY)
+        relay_pump(c, &c->front);
+}
+
+void worker_shutdown(struct worker *w)
+{
+    for (size_t i = 0; i < w->nlisteners; i++)
+        if (!uv_is_closing((uv_handle_t *)&w->listeners[i]))
+            uv_close((uv_handle_t *)&w->listeners[i], NULL);
+    struct conn *c = w->conns;
+    while (c != NULL) {
+        struct conn *next = c->next;
+        conn_end(c, "shutdown", "proxy shutting down");
+        conn_close(c);
+        c = next;
+    }
+}

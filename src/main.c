@@ -1,0 +1,137 @@
+/*
+ * main.c - start-up: options, TLS contexts, listeners, signals; then the
+ * event loop until SIGINT or SIGTERM.
+ *
+ * fatal() is allowed here and nowhere after the loop starts.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include <openssl/err.h>
+
+#include "config.h"
+#include "listener.h"
+#include "log.h"
+#include "proxy.h"
+#include "tlsctx.h"
+
+extern char **environ;
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max;
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            log_warn("event=rlimit reason=\"cannot raise RLIMIT_NOFILE to %llu\"",
+                     (unsigned long long)want);
+    }
+}
+
+static void signal_cb(uv_signal_t *h, int signum)
+{
+    struct worker *w = h->data;
+    log_info("event=shutdown signal=%s open_connections=%zu", signum == SIGINT ? "SIGINT" : "SIGTERM",
+             w->nconns);
+    worker_shutdown(w);
+    uv_close((uv_handle_t *)h, NULL);
+    uv_signal_t *other = h == (uv_signal_t *)w->signals ? (uv_signal_t *)w->signals + 1
+                                                        : (uv_signal_t *)w->signals;
+    if (!uv_is_closing((uv_handle_t *)other))
+        uv_close((uv_handle_t *)other, NULL);
+}
+
+static int run_check(struct worker *w)
+{
+    struct conn *c = conn_new(w);
+    if (c == NULL)
+        return 1;
+    c->probe = true;
+    w->probe_status = 1;
+    back_start(c);
+    uv_run(w->loop, UV_RUN_DEFAULT);
+    if (w->probe_status == 0)
+        printf("check ok\n");
+    return w->probe_status;
+}
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    char err[1024], front_summary[1024], roots_summary[1024], bound[512];
+
+    switch (config_parse(&cfg, argc, argv, environ, stdout, err, sizeof(err))) {
+    case CONFIG_EXIT:
+        return 0;
+    case CONFIG_ERROR:
+        fprintf(stderr, "pg-tls-proxy: %s\n", err);
+        return 2;
+    case CONFIG_OK:
+        break;
+    }
+    log_min_level = (enum log_level)cfg.log_level;
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+
+    struct runtime rt = {
+        .cfg = &cfg,
+        .startup_timeout_ms = 15000,
+        .connect_timeout_ms = 10000,
+    };
+    rt.back_ctx = tlsctx_back(cfg.ca_roots_path, roots_summary, sizeof(roots_summary), err,
+                              sizeof(err));
+    if (rt.back_ctx == NULL)
+        fatal("%s", err);
+    if (!cfg.check_only) {
+        rt.front_ctx = tlsctx_front(cfg.front_cert_path, cfg.front_key_path, front_summary,
+                                    sizeof(front_summary), err, sizeof(err));
+        if (rt.front_ctx == NULL)
+            fatal("%s", err);
+    }
+
+    struct worker *w = calloc(1, sizeof(*w));
+    uv_loop_t loop;
+    if (w == NULL || uv_loop_init(&loop) != 0)
+        fatal("cannot create the event loop");
+    w->loop = &loop;
+    w->rt = &rt;
+
+    int status = 0;
+    if (cfg.check_only) {
+        printf("CA roots: %s\n", roots_summary);
+        status = run_check(w);
+    } else {
+        if (listener_start(w, cfg.listen_host, cfg.listen_port, bound, sizeof(bound), err,
+                           sizeof(err)) < 0)
+            fatal("%s", err);
+        log_info("event=started version=%s listen=%s upstream=%s:%u verify_name=\"%s\" "
+                 "ca_roots=\"%s\" front_certificate=[%s]",
+                 PGTP_VERSION, bound, cfg.upstream_host, cfg.upstream_port,
+                 cfg.upstream_verify_name, roots_summary, front_summary);
+        uv_signal_t sigs[2];
+        w->signals = sigs;
+        const int signums[2] = {SIGINT, SIGTERM};
+        for (int i = 0; i < 2; i++) {
+            uv_signal_init(&loop, &sigs[i]);
+            sigs[i].data = w;
+            uv_signal_start(&sigs[i], signal_cb, signums[i]);
+        }
+        uv_run(&loop, UV_RUN_DEFAULT);
+        log_info("event=stopped");
+    }
+
+    int lr = uv_loop_close(&loop);
+    if (lr != 0)
+        log_error("event=loop_close_failed reason=\"%s\"", uv_strerror(lr));
+    chunk_cache_free(w);
+    free(w->listeners);
+    free(w);
+    SSL_CTX_free(rt.front_ctx);
+    SSL_CTX_free(rt.back_ctx);
+    config_free(&cfg);
+    return status;
+}

@@ -1,0 +1,298 @@
+/*
+ * relay.c - moving bytes: reads into the worker's buffer, writes from
+ * recycled chunks, the plaintext pump between the two TLS legs, and
+ * backpressure.
+ *
+ * Owns the chunk free list and every uv_write. Never frees a connection:
+ * it reports failures to conn.c (conn_end / conn_close) and returns.
+ * Backpressure: a leg stops reading while its peer has more than
+ * RELAY_HIGH_WATER bytes queued, and resumes below RELAY_LOW_WATER, so a
+ * slow reader bounds what we hold for it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "proxy.h"
+
+static const char *leg_name(const struct leg *l)
+{
+    return l == &l->conn->front ? "front" : "back";
+}
+
+struct leg *leg_peer(struct leg *l)
+{
+    struct conn *c = l->conn;
+    return l == &c->front ? &c->back : &c->front;
+}
+
+void leg_init(struct conn *c, struct leg *l)
+{
+    memset(l, 0, sizeof(*l));
+    l->conn = c;
+}
+
+static struct chunk *chunk_get(struct worker *w)
+{
+    struct chunk *ch = w->free_chunks;
+    if (ch != NULL) {
+        w->free_chunks = ch->next;
+        w->nfree_chunks--;
+        return ch;
+    }
+    return malloc(sizeof(*ch));
+}
+
+static void chunk_put(struct worker *w, struct chunk *ch)
+{
+    if (w->nfree_chunks >= CHUNK_CACHE_MAX) {
+        free(ch);
+        return;
+    }
+    ch->next = w->free_chunks;
+    w->free_chunks = ch;
+    w->nfree_chunks++;
+}
+
+void chunk_cache_free(struct worker *w)
+{
+    while (w->free_chunks != NULL) {
+        struct chunk *ch = w->free_chunks;
+        w->free_chunks = ch->next;
+        free(ch);
+    }
+    w->nfree_chunks = 0;
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+    struct chunk *ch = req->data;
+    struct leg *l = ch->leg;
+    struct conn *c = l->conn;
+
+    l->queued -= ch->len;
+    chunk_put(c->w, ch);
+    if (c->phase == PHASE_CLOSING)
+        return;
+    if (status < 0) {
+        char what[128];
+        snprintf(what, sizeof(what), "write failed: %s", uv_strerror(status));
+        conn_leg_lost(l, what);
+        if (c->phase != PHASE_CLOSING && l == &c->front)
+            conn_close(c); /* the client is gone; nothing more can be said */
+        return;
+    }
+    if (c->phase == PHASE_DRAIN) {
+        relay_check_drained(c);
+        return;
+    }
+    struct leg *other = leg_peer(l);
+    if (other->paused && l->queued < RELAY_LOW_WATER) {
+        other->paused = false;
+        if (leg_read_start(other) < 0)
+            conn_close(c);
+    }
+}
+
+/* Queue one chunk on l. Returns 0 or a negative libuv error (chunk freed). */
+static int chunk_write(struct leg *l, struct chunk *ch)
+{
+    uv_buf_t b = uv_buf_init((char *)ch->data, (unsigned)ch->len);
+    ch->leg = l;
+    ch->req.data = ch;
+    int r = uv_write(&ch->req, (uv_stream_t *)&l->tcp, &b, 1, write_cb);
+    if (r < 0) {
+        chunk_put(l->conn->w, ch);
+        return r;
+    }
+    l->queued += ch->len;
+    return 0;
+}
+
+int leg_send(struct leg *l, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        struct chunk *ch = chunk_get(l->conn->w);
+        if (ch == NULL)
+            return UV_ENOMEM;
+        ch->len = len < CHUNK_SIZE ? len : CHUNK_SIZE;
+        memcpy(ch->data, p, ch->len);
+        int r = chunk_write(l, ch);
+        if (r < 0)
+            return r;
+        p += ch->len;
+        len -= ch->len;
+    }
+    return 0;
+}
+
+int leg_flush(struct leg *l)
+{
+    if (!l->open)
+        return 0;
+    while (tlsio_pending(&l->tls) > 0) {
+        struct chunk *ch = chunk_get(l->conn->w);
+        if (ch == NULL)
+            return UV_ENOMEM;
+        ch->len = tlsio_take(&l->tls, ch->data, CHUNK_SIZE);
+        if (ch->len == 0) {
+            chunk_put(l->conn->w, ch);
+            break;
+        }
+        int r = chunk_write(l, ch);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    /* One buffer per worker: read_cb consumes it before the next read. */
+    struct leg *l = h->data;
+    (void)suggested;
+    buf->base = (char *)l->conn->w->readbuf;
+    buf->len = READ_BUF_SIZE;
+}
+
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct leg *l = s->data;
+    struct conn *c = l->conn;
+
+    if (nread == 0)
+        return;
+    if (c->phase != PHASE_OPEN) {
+        /* Lingering: discard what the client still sends; its EOF ends it. */
+        if (nread < 0 && c->phase == PHASE_LINGER)
+            conn_close(c);
+        return;
+    }
+    if (nread < 0) {
+        char what[128];
+        l->eof = nread == UV_EOF;
+        leg_read_stop(l);
+        if (l->eof)
+            snprintf(what, sizeof(what), "closed the connection");
+        else
+            snprintf(what, sizeof(what), "read failed: %s", uv_strerror((int)nread));
+        l->eof = true;
+        conn_leg_lost(l, what);
+        return;
+    }
+    if (l == &c->front)
+        front_on_data(c, (const uint8_t *)buf->base, (size_t)nread);
+    else
+        back_on_data(c, (const uint8_t *)buf->base, (size_t)nread);
+}
+
+int leg_read_start(struct leg *l)
+{
+    if (l->reading || l->paused || l->eof || !l->open)
+        return 0;
+    l->tcp.data = l;
+    int r = uv_read_start((uv_stream_t *)&l->tcp, alloc_cb, read_cb);
+    if (r == 0)
+        l->reading = true;
+    return r;
+}
+
+void leg_read_stop(struct leg *l)
+{
+    if (l->reading && l->open)
+        uv_read_stop((uv_stream_t *)&l->tcp);
+    l->reading = false;
+}
+
+/*
+ * Decrypt everything OpenSSL has for `from` and re-encrypt it for the other
+ * leg. Must run after every feed: plaintext already inside OpenSSL produces
+ * no socket event. May end the connection.
+ */
+void relay_pump(struct conn *c, struct leg *from)
+{
+    struct leg *to = leg_peer(from);
+    char e[160];
+
+    for (;;) {
+        size_t n = 0;
+        enum tls_res r = tlsio_read(&from->tls, c->w->scratch, sizeof(c->w->scratch), &n);
+        if (r == TLS_OK) {
+            from->bytes_in += n;
+            to->bytes_out += n;
+            if (tlsio_write(&to->tls, c->w->scratch, n) < 0) {
+                conn_end(c, "error", "%s TLS write failed: %s", leg_name(to),
+                         tlsio_error(e, sizeof(e)));
+                return;
+            }
+            continue;
+        }
+        if (r == TLS_WANT)
+            break;
+        if (r == TLS_EOF) {
+            from->eof = true;
+            leg_flush(from);
+            if (leg_flush(to) < 0)
+                conn_close(c);
+            else
+                conn_end(c, "closed", "%s sent close_notify", leg_name(from));
+            return;
+        }
+        conn_end(c, "error", "%s TLS error: %s", leg_name(from), tlsio_error(e, sizeof(e)));
+        return;
+    }
+    /* from may owe its peer TLS records of its own (alerts, key updates). */
+    if (leg_flush(from) < 0 || leg_flush(to) < 0) {
+        conn_end(c, "error", "write failed");
+        conn_close(c);
+        return;
+    }
+    if (to->queued > RELAY_HIGH_WATER && !from->paused) {
+        from->paused = true;
+        leg_read_stop(from);
+    }
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status)
+{
+    struct leg *l = req->data;
+    struct conn *c = l->conn;
+    (void)status;
+    c->shutdowns--;
+    conn_release(c);
+    if (c->phase != PHASE_DRAIN || c->shutdowns > 0)
+        return;
+    /* FIN sent on every leg. Wait for the client's EOF so that it reads our
+     * last bytes (an ErrorResponse) instead of a reset. */
+    if (c->front.open && !c->front.eof) {
+        c->phase = PHASE_LINGER;
+        c->front.paused = false;
+        if (leg_read_start(&c->front) == 0)
+            return;
+    }
+    conn_close(c);
+}
+
+/* DRAIN: once nothing is queued, half-close every leg. */
+void relay_check_drained(struct conn *c)
+{
+    if (c->phase != PHASE_DRAIN || c->front.queued > 0 || c->back.queued > 0 || c->shutdowns > 0)
+        return;
+    struct leg *legs[2] = {&c->front, &c->back};
+    for (int i = 0; i < 2; i++) {
+        struct leg *l = legs[i];
+        if (!l->open || l->shut || uv_is_closing((uv_handle_t *)&l->tcp))
+            continue;
+        l->shut = true;
+        l->shutdown_req.data = l;
+        if (uv_shutdown(&l->shutdown_req, (uv_stream_t *)&l->tcp, shutdown_cb) == 0) {
+            c->shutdowns++;
+            conn_hold(c);
+        }
+    }
+    if (c->shutdowns == 0)
+        conn_close(c);
+}

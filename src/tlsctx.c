@@ -1,0 +1,280 @@
+/*
+ * tlsctx.c - the process-wide TLS contexts of both legs.
+ *
+ * Owns loading of certificates, keys and CA roots, and the start-up
+ * validation messages about them. Never logs key material; errors are
+ * returned as text for the caller to print.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "tlsctx.h"
+#include "tlsio.h"
+
+bool tlsctx_is_ip(const char *s)
+{
+    unsigned char b[16];
+    return inet_pton(AF_INET, s, b) == 1 || inet_pton(AF_INET6, s, b) == 1;
+}
+
+static void asn1_time_str(const ASN1_TIME *t, char *buf, size_t len)
+{
+    struct tm tm;
+    if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1) {
+        snprintf(buf, len, "?");
+        return;
+    }
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void tlsctx_cert_names(X509 *cert, char *buf, size_t len)
+{
+    size_t off = 0;
+    char cn[256] = "";
+    buf[0] = '\0';
+    X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof(cn));
+    off += (size_t)snprintf(buf, len, "CN=%s", cn[0] ? cn : "(none)");
+    GENERAL_NAMES *sans = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    for (int i = 0; sans != NULL && i < sk_GENERAL_NAME_num(sans) && off < len; i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
+        if (g->type == GEN_DNS) {
+            const unsigned char *d = ASN1_STRING_get0_data(g->d.dNSName);
+            off += (size_t)snprintf(buf + off, len - off, "%sDNS:%.*s", i ? ", " : ", SAN ",
+                                    ASN1_STRING_length(g->d.dNSName), (const char *)d);
+        } else if (g->type == GEN_IPADD) {
+            char ip[INET6_ADDRSTRLEN] = "?";
+            int l = ASN1_STRING_length(g->d.iPAddress);
+            const unsigned char *d = ASN1_STRING_get0_data(g->d.iPAddress);
+            if (l == 4)
+                inet_ntop(AF_INET, d, ip, sizeof(ip));
+            else if (l == 16)
+                inet_ntop(AF_INET6, d, ip, sizeof(ip));
+            off += (size_t)snprintf(buf + off, len - off, "%sIP:%s", i ? ", " : ", SAN ", ip);
+        }
+    }
+    GENERAL_NAMES_free(sans);
+}
+
+void tlsctx_cert_summary(X509 *cert, char *buf, size_t len)
+{
+    char subj[256], iss[256], exp[32];
+    X509_NAME_oneline(X509_get_subject_name(cert), subj, sizeof(subj));
+    X509_NAME_oneline(X509_get_issuer_name(cert), iss, sizeof(iss));
+    asn1_time_str(X509_get0_notAfter(cert), exp, sizeof(exp));
+    snprintf(buf, len, "subject=\"%s\" issuer=\"%s\" not_after=%s", subj, iss, exp);
+}
+
+static int is_file(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return -errno;
+    return S_ISDIR(st.st_mode) ? 0 : 1;
+}
+
+SSL_CTX *tlsctx_front(const char *cert_path, const char *key_path, char *summary,
+                      size_t summarylen, char *err, size_t errlen)
+{
+    char e[256];
+    int f;
+
+    if ((f = is_file(cert_path)) != 1) {
+        snprintf(err, errlen, "--server-certificate-path \"%s\": %s", cert_path,
+                 f < 0 ? strerror(-f) : "is a directory, expected a PEM file");
+        return NULL;
+    }
+    if ((f = is_file(key_path)) != 1) {
+        snprintf(err, errlen, "--server-private-key-path \"%s\": %s", key_path,
+                 f < 0 ? strerror(-f) : "is a directory, expected a PEM file");
+        return NULL;
+    }
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) {
+        snprintf(err, errlen, "cannot create TLS context: %s", tlsio_error(e, sizeof(e)));
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_path) != 1) {
+        snprintf(err, errlen,
+                 "--server-certificate-path \"%s\": cannot load a PEM certificate chain: %s",
+                 cert_path, tlsio_error(e, sizeof(e)));
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key_path, SSL_FILETYPE_PEM) != 1) {
+        snprintf(err, errlen, "--server-private-key-path \"%s\": cannot load a PEM private key: %s",
+                 key_path, tlsio_error(e, sizeof(e)));
+        goto fail;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        ERR_clear_error();
+        snprintf(err, errlen,
+                 "--server-private-key-path \"%s\" does not match the certificate in \"%s\"",
+                 key_path, cert_path);
+        goto fail;
+    }
+    X509 *leaf = SSL_CTX_get0_certificate(ctx);
+    tlsctx_cert_summary(leaf, summary, summarylen);
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+/* Add every certificate of one PEM file to the store; returns the count or -1. */
+static int load_pem_file(X509_STORE *store, const char *path, char *err, size_t errlen)
+{
+    BIO *bio = BIO_new_file(path, "r");
+    int n = 0;
+    X509 *x;
+
+    if (bio == NULL) {
+        ERR_clear_error();
+        snprintf(err, errlen, "cannot open \"%s\": %s", path, strerror(errno));
+        return -1;
+    }
+    while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+        /* A duplicate is not an error: bundles often repeat roots. */
+        if (X509_STORE_add_cert(store, x) == 1)
+            n++;
+        X509_free(x);
+    }
+    ERR_clear_error(); /* the loop ends on "no start line" */
+    BIO_free(bio);
+    return n;
+}
+
+static int has_suffix(const char *s, const char *suf)
+{
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Loads roots_path into store; fills summary; returns total or -1. */
+static int load_roots(X509_STORE *store, const char *roots_path, char *summary,
+                      size_t summarylen, char *err, size_t errlen)
+{
+    int f = is_file(roots_path);
+    if (f < 0) {
+        snprintf(err, errlen, "--client-ca-roots-path \"%s\": %s", roots_path, strerror(-f));
+        return -1;
+    }
+    if (f == 1) {
+        int n = load_pem_file(store, roots_path, err, errlen);
+        if (n == 0)
+            snprintf(err, errlen,
+                     "--client-ca-roots-path \"%s\": no PEM certificate found in the file "
+                     "(0 CA certificates loaded)",
+                     roots_path);
+        if (n > 0)
+            snprintf(summary, summarylen, "%d from %s", n, roots_path);
+        return n > 0 ? n : -1;
+    }
+
+    DIR *d = opendir(roots_path);
+    if (d == NULL) {
+        snprintf(err, errlen, "--client-ca-roots-path \"%s\": %s", roots_path, strerror(errno));
+        return -1;
+    }
+    char **names = NULL;
+    size_t nnames = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.' || !(has_suffix(de->d_name, ".pem") || has_suffix(de->d_name, ".crt")))
+            continue;
+        if (nnames == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **nn = realloc(names, cap * sizeof(*names));
+            if (nn == NULL)
+                break;
+            names = nn;
+        }
+        names[nnames] = strdup(de->d_name);
+        if (names[nnames] != NULL)
+            nnames++;
+    }
+    closedir(d);
+    qsort(names, nnames, sizeof(*names), cmp_str);
+
+    int total = 0;
+    size_t off = (size_t)snprintf(summary, summarylen, "from %s:", roots_path);
+    for (size_t i = 0; i < nnames; i++) {
+        char path[4096], e[256];
+        snprintf(path, sizeof(path), "%s/%s", roots_path, names[i]);
+        int n = load_pem_file(store, path, e, sizeof(e));
+        if (n > 0)
+            total += n;
+        if (off < summarylen)
+            off += (size_t)snprintf(summary + off, summarylen - off, " %s=%d", names[i],
+                                    n < 0 ? 0 : n);
+        free(names[i]);
+    }
+    free(names);
+    if (total == 0) {
+        snprintf(err, errlen,
+                 "--client-ca-roots-path \"%s\": 0 CA certificates loaded from %zu *.pem/*.crt "
+                 "file(s) in the directory (%s)",
+                 roots_path, nnames, summary);
+        return -1;
+    }
+    char tmp[1024];
+    snprintf(tmp, sizeof(tmp), "%d %s", total, summary);
+    snprintf(summary, summarylen, "%s", tmp);
+    return total;
+}
+
+SSL_CTX *tlsctx_back(const char *roots_path, char *summary, size_t summarylen, char *err,
+                     size_t errlen)
+{
+    char e[256];
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL) {
+        snprintf(err, errlen, "cannot create TLS context: %s", tlsio_error(e, sizeof(e)));
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    if (load_roots(store, roots_path, summary, summarylen, err, errlen) < 0) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    /* Anything in the roots is a trust anchor, even an intermediate or a leaf. */
+    X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN);
+    return ctx;
+}
+
+int tlsctx_back_session_setup(SSL *ssl, const char *verify_name, char *err, size_t errlen)
+{
+    char e[256];
+    if (tlsctx_is_ip(verify_name)) {
+        /* RFC 6066: no SNI for IP literals; check the IP SAN instead. */
+        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), verify_name) != 1)
+            goto fail;
+        return 0;
+    }
+    if (SSL_set1_host(ssl, verify_name) != 1 || SSL_set_tlsext_host_name(ssl, verify_name) != 1)
+        goto fail;
+    SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    return 0;
+fail:
+    snprintf(err, errlen, "cannot set the upstream name \"%s\": %s", verify_name,
+             tlsio_error(e, sizeof(e)));
+    return -1;
+}

@@ -1,0 +1,374 @@
+/*
+ * upstream.c - opening the back leg: resolve, connect (every address in
+ * turn), SSLRequest, require 'S' and nothing after it, then a TLS handshake
+ * with full verification (chain to the configured roots + host name).
+ *
+ * Owns struct back_setup (resolver and connect requests), which lives only
+ * until the back leg is ready or has failed. Never falls back to
+ * plaintext. Every failure becomes one message for the client that names
+ * the cause and the fix; conn.c decides when to send it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/x509v3.h>
+
+#include "log.h"
+#include "proxy.h"
+#include "tlsctx.h"
+
+struct back_setup {
+    struct conn *c;
+    uv_getaddrinfo_t gai;
+    uv_connect_t connect_req;
+    struct addrinfo *addrs, *cur;
+    bool gai_pending, connect_pending;
+    bool detached; /* the conn let go; the last callback frees */
+    size_t errs_len;
+    char errs[400]; /* one entry per address tried */
+};
+
+static void setup_destroy(struct back_setup *s)
+{
+    if (s->addrs != NULL)
+        uv_freeaddrinfo(s->addrs);
+    free(s);
+}
+
+void back_setup_free(struct conn *c)
+{
+    struct back_setup *s = c->setup;
+    if (s == NULL)
+        return;
+    c->setup = NULL;
+    if (s->gai_pending)
+        uv_cancel((uv_req_t *)&s->gai);
+    if (s->gai_pending || s->connect_pending) {
+        s->detached = true;
+        return;
+    }
+    setup_destroy(s);
+}
+
+static const struct config *cfg_of(struct conn *c)
+{
+    return c->w->rt->cfg;
+}
+
+static void fail(struct conn *c, const char *sqlstate, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fail(struct conn *c, const char *sqlstate, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    conn_back_failed(c, sqlstate, msg);
+}
+
+static void note_error(struct back_setup *s, const char *what, const char *addr)
+{
+    if (s->errs_len >= sizeof(s->errs))
+        return;
+    int n = snprintf(s->errs + s->errs_len, sizeof(s->errs) - s->errs_len, "%s%s (%s)",
+                     s->errs_len ? "; " : "", what, addr);
+    if (n > 0)
+        s->errs_len += (size_t)n;
+}
+
+static void addr_name(const struct sockaddr *sa, char *buf, size_t len)
+{
+    char ip[64] = "?";
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+        uv_ip4_name(a, ip, sizeof(ip));
+        snprintf(buf, len, "%s:%d", ip, ntohs(a->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+        uv_ip6_name(a, ip, sizeof(ip));
+        snprintf(buf, len, "[%s]:%d", ip, ntohs(a->sin6_port));
+    } else {
+        snprintf(buf, len, "?");
+    }
+}
+
+static void connect_cb(uv_connect_t *req, int status);
+
+/* Try the next resolved address, or report that none worked. */
+static void try_connect(struct conn *c)
+{
+    struct back_setup *s = c->setup;
+    const struct config *cfg = cfg_of(c);
+
+    while (s->cur != NULL) {
+        struct addrinfo *ai = s->cur;
+        s->cur = ai->ai_next;
+        addr_name(ai->ai_addr, c->back_addr, sizeof(c->back_addr));
+        uv_tcp_init(c->w->loop, &c->back.tcp);
+        c->back.tcp.data = &c->back;
+        c->back.open = true;
+        conn_hold(c);
+        s->connect_req.data = s;
+        int r = uv_tcp_connect(&s->connect_req, &c->back.tcp, ai->ai_addr, connect_cb);
+        if (r == 0) {
+            s->connect_pending = true;
+            c->bs = BACK_CONNECT;
+            return;
+        }
+        note_error(s, uv_strerror(r), c->back_addr);
+        c->bs = BACK_CONNECT;
+        conn_close_leg(&c->back); /* back_on_close() continues with the next */
+        return;
+    }
+    fail(c, "08001",
+         "pg-tls-proxy: upstream %s:%u is unreachable: %s — is the database running, and are "
+         "--client-connection-host-or-ip and --client-connection-port right?",
+         cfg->upstream_host, cfg->upstream_port, s->errs_len ? s->errs : "no address");
+}
+
+/* The back tcp handle has closed while setting up: next address, if any. */
+void back_on_close(struct conn *c)
+{
+    if (c->phase == PHASE_OPEN && c->bs == BACK_CONNECT && c->setup != NULL)
+        try_connect(c);
+}
+
+static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct back_setup *s = req->data;
+    struct conn *c = s->c;
+
+    s->gai_pending = false;
+    if (s->detached || c->phase != PHASE_OPEN || c->bs != BACK_RESOLVE) {
+        if (res != NULL)
+            uv_freeaddrinfo(res);
+        if (s->detached && !s->connect_pending)
+            setup_destroy(s);
+        conn_release(c);
+        return;
+    }
+    if (status < 0) {
+        const struct config *cfg = cfg_of(c);
+        fail(c, "08001",
+             "pg-tls-proxy: could not resolve upstream host \"%s\": %s — check "
+             "--client-connection-host-or-ip and this host's DNS",
+             cfg->upstream_host, uv_strerror(status));
+    } else {
+        s->addrs = s->cur = res;
+        try_connect(c);
+    }
+    conn_release(c);
+}
+
+void back_start(struct conn *c)
+{
+    const struct config *cfg = cfg_of(c);
+    struct back_setup *s = calloc(1, sizeof(*s));
+    char port[8];
+
+    if (s == NULL) {
+        fail(c, "XX000", "pg-tls-proxy: out of memory");
+        return;
+    }
+    s->c = c;
+    c->setup = s;
+    c->bs = BACK_RESOLVE;
+    c->back_deadline = uv_now(c->w->loop) + c->w->rt->connect_timeout_ms;
+    conn_arm_timer(c);
+
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    snprintf(port, sizeof(port), "%u", cfg->upstream_port);
+    s->gai.data = s;
+    int r = uv_getaddrinfo(c->w->loop, &s->gai, gai_cb, cfg->upstream_host, port, &hints);
+    if (r < 0) {
+        fail(c, "08001", "pg-tls-proxy: could not resolve upstream host \"%s\": %s",
+             cfg->upstream_host, uv_strerror(r));
+        return;
+    }
+    s->gai_pending = true;
+    conn_hold(c);
+}
+
+static void connect_cb(uv_connect_t *req, int status)
+{
+    struct back_setup *s = req->data;
+    struct conn *c = s->c;
+    char err[256];
+    uint8_t sslreq[8];
+
+    s->connect_pending = false;
+    if (s->detached) {
+        if (!s->gai_pending)
+            setup_destroy(s);
+        return;
+    }
+    if (c->phase != PHASE_OPEN || status == UV_ECANCELED)
+        return;
+    if (status < 0) {
+        note_error(s, uv_strerror(status), c->back_addr);
+        conn_close_leg(&c->back); /* back_on_close() tries the next address */
+        return;
+    }
+    uv_tcp_nodelay(&c->back.tcp, 1);
+    uv_tcp_keepalive(&c->back.tcp, 1, 60);
+    if (tlsio_init(&c->back.tls, c->w->rt->back_ctx, false, err, sizeof(err)) < 0 ||
+        tlsctx_back_session_setup(c->back.tls.ssl, cfg_of(c)->upstream_verify_name, err,
+                                  sizeof(err)) < 0) {
+        fail(c, "XX000", "pg-tls-proxy: %s", err);
+        return;
+    }
+    pg_build_sslrequest(sslreq);
+    c->bs = BACK_SSLREQ;
+    if (leg_send(&c->back, sslreq, sizeof(sslreq)) < 0 || leg_read_start(&c->back) < 0) {
+        note_error(s, "write failed", c->back_addr);
+        conn_close_leg(&c->back);
+    }
+}
+
+/* Why the upstream's handshake failed, in words a user can act on. */
+static void handshake_failed(struct conn *c)
+{
+    const struct config *cfg = cfg_of(c);
+    SSL *ssl = c->back.tls.ssl;
+    long vr = SSL_get_verify_result(ssl);
+    char e[200], names[512];
+
+    tlsio_error(e, sizeof(e));
+    leg_flush(&c->back); /* our alert, so the server logs why */
+    if (vr == X509_V_ERR_HOSTNAME_MISMATCH || vr == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+        X509 *peer = SSL_get0_peer_certificate(ssl);
+        if (peer != NULL)
+            tlsctx_cert_names(peer, names, sizeof(names));
+        else
+            snprintf(names, sizeof(names), "unknown names");
+        fail(c, "08001",
+             "pg-tls-proxy: upstream certificate does not match the name \"%s\" (the "
+             "certificate has %s) — set --client-tls-validation-host to a name the "
+             "certificate carries",
+             cfg->upstream_verify_name, names);
+    } else if (vr != X509_V_OK) {
+        const char *fix = "is --client-ca-roots-path the CA that signed the upstream's "
+                          "certificate?";
+        if (vr == X509_V_ERR_CERT_HAS_EXPIRED)
+            fix = "the upstream's certificate has expired; renew it";
+        else if (vr == X509_V_ERR_CERT_NOT_YET_VALID)
+            fix = "the upstream's certificate is not valid yet; check the clocks";
+        fail(c, "08001",
+             "pg-tls-proxy: upstream certificate verification failed for \"%s\": %s — %s",
+             cfg->upstream_verify_name, X509_verify_cert_error_string(vr), fix);
+    } else {
+        fail(c, "08001",
+             "pg-tls-proxy: TLS handshake with upstream %s failed: %s — does the upstream "
+             "accept TLS 1.2 or newer?",
+             c->back_addr, e[0] ? e : "unknown error");
+    }
+}
+
+static void print_chain(struct conn *c)
+{
+    STACK_OF(X509) *chain = SSL_get0_verified_chain(c->back.tls.ssl);
+    char line[1024];
+    printf("upstream %s verified as \"%s\": %s %s\n", c->back_addr,
+           cfg_of(c)->upstream_verify_name, tlsio_version(&c->back.tls),
+           tlsio_cipher(&c->back.tls));
+    for (int i = 0; chain != NULL && i < sk_X509_num(chain); i++) {
+        tlsctx_cert_summary(sk_X509_value(chain, i), line, sizeof(line));
+        printf("  [%d] %s\n", i, line);
+    }
+    fflush(stdout);
+}
+
+void back_on_data(struct conn *c, const uint8_t *buf, size_t len)
+{
+    if (c->bs == BACK_SSLREQ) {
+        if (buf[0] == 'S' && len > 1) {
+            /* CVE-2021-23222: bytes after 'S' were not encrypted. */
+            fail(c, "08001",
+                 "pg-tls-proxy: upstream %s sent %zu unexpected bytes after agreeing to TLS "
+                 "(possible man-in-the-middle, CVE-2021-23222); connection refused",
+                 c->back_addr, len - 1);
+        } else if (buf[0] == 'S') {
+            c->bs = BACK_TLS;
+            if (tlsio_handshake(&c->back.tls) == TLS_ERR) {
+                handshake_failed(c);
+                return;
+            }
+            if (leg_flush(&c->back) < 0)
+                fail(c, "08001", "pg-tls-proxy: lost the upstream %s", c->back_addr);
+        } else if (buf[0] == 'N') {
+            fail(c, "08001",
+                 "pg-tls-proxy: upstream %s refused TLS (it answered 'N' to SSLRequest) — "
+                 "turn ssl on in the database server; pg-tls-proxy never falls back to "
+                 "plaintext",
+                 c->back_addr);
+        } else if (buf[0] == 'E') {
+            fail(c, "08001",
+                 "pg-tls-proxy: upstream %s answered the TLS request with an error — see the "
+                 "database server's log",
+                 c->back_addr);
+        } else {
+            fail(c, "08001",
+                 "pg-tls-proxy: upstream %s does not speak the PostgreSQL protocol (it "
+                 "answered 0x%02x to SSLRequest) — check --client-connection-port",
+                 c->back_addr, buf[0]);
+        }
+        return;
+    }
+    if (tlsio_feed(&c->back.tls, buf, len) < 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->bs == BACK_TLS) {
+        enum tls_res r = tlsio_handshake(&c->back.tls);
+        if (r == TLS_WANT) {
+            if (leg_flush(&c->back) < 0)
+                fail(c, "08001", "pg-tls-proxy: lost the upstream %s", c->back_addr);
+            return;
+        }
+        if (r != TLS_OK) {
+            handshake_failed(c);
+            return;
+        }
+        c->back.tls_up = true;
+        c->bs = BACK_READY;
+        /* Nothing should come before our StartupMessage; read again when relaying. */
+        leg_read_stop(&c->back);
+        conn_arm_timer(c);
+        log_debug("event=back_tls_up conn=%llu upstream=%s tls=%s cipher=%s",
+                  (unsigned long long)c->id, c->back_addr, tlsio_version(&c->back.tls),
+                  tlsio_cipher(&c->back.tls));
+        if (leg_flush(&c->back) < 0) {
+            fail(c, "08001", "pg-tls-proxy: lost the upstream %s", c->back_addr);
+            return;
+        }
+        if (c->probe)
+            print_chain(c);
+        conn_back_ready(c);
+        return;
+    }
+    if (c->bs == BACK_RELAY)
+        relay_pump(c, &c->back);
+}
+
+void back_timeout(struct conn *c)
+{
+    const struct config *cfg = cfg_of(c);
+    static const char *const what[] = {
+        [BACK_RESOLVE] = "resolving its name",
+        [BACK_CONNECT] = "connecting",
+        [BACK_SSLREQ] = "waiting for its answer to SSLRequest",
+        [BACK_TLS] = "in the TLS handshake",
+    };
+    const char *w = c->bs <= BACK_TLS && what[c->bs] ? what[c->bs] : "connecting";
+    fail(c, "08001",
+         "pg-tls-proxy: timed out after %u s %s with upstream %s:%u — is the database "
+         "reachable from the proxy host, and are --client-connection-host-or-ip and "
+         "--client-connection-port right?",
+         c->w->rt->connect_timeout_ms / 1000, w, cfg->upstream_host, cfg->upstream_port);
+}

@@ -1,0 +1,67 @@
+#!/bin/sh
+# check-docs.sh BIN - every long flag and every PG_TLS_PROXY_* variable that
+# `BIN --help` prints must appear in the man page and in the README.
+#
+# --help is generated from the option table in src/config.c, so this keeps
+# the hand-written docs in step with the code. Run from the repository root.
+# Exit 0 when everything is documented, 1 otherwise (2 on misuse).
+set -u
+
+if [ $# -ne 1 ]; then
+    echo "usage: $0 BIN" >&2
+    exit 2
+fi
+bin=$1
+man_page=man/pg-tls-proxy.1
+readme=README.md
+
+for f in "$man_page" "$readme"; do
+    if [ ! -r "$f" ]; then
+        echo "check-docs: cannot read $f (run from the repository root)" >&2
+        exit 2
+    fi
+done
+
+help=$("$bin" --help) || {
+    echo "check-docs: \"$bin --help\" failed" >&2
+    exit 2
+}
+
+# Both a flag and its own prefix could be printed (--log, --log-format); match
+# whole names only. Flags are [a-z-] and variables [A-Z_], so neither holds a
+# regex metacharacter.
+flags=$(printf '%s\n' "$help" | grep -oE -- '--[a-z-]+' | sort -u)
+vars=$(printf '%s\n' "$help" | grep -oE 'PG_TLS_PROXY_[A-Z_]+' | sort -u)
+
+if [ -z "$flags" ] || [ -z "$vars" ]; then
+    echo "check-docs: found no flags or no variables in \"$bin --help\"" >&2
+    exit 2
+fi
+
+# roff writes a literal hyphen as \- and may put \% (no hyphenation) or \&
+# before a word; drop those so "\%\-\-server\-port" reads "--server-port".
+man_text=$(sed -e 's/\\-/-/g' -e 's/\\%//g' -e 's/\\&//g' "$man_page")
+readme_text=$(cat "$readme")
+
+passed=0
+failed=0
+
+# has TEXT PATTERN: TEXT contains PATTERN as a whole word of [a-zA-Z0-9_-].
+has() {
+    printf '%s\n' "$1" | grep -qE -- "(^|[^a-zA-Z0-9_-])$2([^a-zA-Z0-9_-]|\$)"
+}
+
+for item in $flags $vars; do
+    for where in "$man_page" "$readme"; do
+        if [ "$where" = "$man_page" ]; then text=$man_text; else text=$readme_text; fi
+        if has "$text" "$item"; then
+            passed=$((passed + 1))
+        else
+            echo "missing: $item is not in $where"
+            failed=$((failed + 1))
+        fi
+    done
+done
+
+echo "docs: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

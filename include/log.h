@@ -5,6 +5,7 @@
 #define PGTP_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
 
@@ -21,6 +22,10 @@ void log_msg(enum log_level l, const char *fmt, ...) __attribute__((format(print
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+
+/* Copy s into buf for a quoted log value: '"' and '\\' escaped, control
+ * characters as '?'. Returns buf. */
+const char *log_escape(const char *s, char *buf, size_t len);
 
 /* Print "pg-tls-proxy: <msg>" to stderr and exit(2). Start-up only. */
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));

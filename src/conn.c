@@ -119,10 +119,9 @@ static void set_reason(struct conn *c, const char *outcome, const char *fmt, va_
     if (c->outcome != NULL)
         return; /* the first cause is the one worth reporting */
     c->outcome = outcome;
-    vsnprintf(c->reason, sizeof(c->reason), fmt, ap);
-    for (char *p = c->reason; *p; p++)
-        if (*p == '"' || *p == '\n')
-            *p = '\'';
+    char raw[sizeof(c->reason)];
+    vsnprintf(raw, sizeof(raw), fmt, ap);
+    log_escape(raw, c->reason, sizeof(c->reason));
 }
 
 /* Flush what is queued, send close_notify and FIN, then close. */
@@ -166,8 +165,9 @@ void conn_fail_front(struct conn *c, const char *sqlstate, const char *outcome, 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    char q[1200];
     log_warn("event=error conn=%llu front=%s sqlstate=%s message=\"%s\"",
-             (unsigned long long)c->id, c->front_addr, sqlstate, msg);
+             (unsigned long long)c->id, c->front_addr, sqlstate, log_escape(msg, q, sizeof(q)));
     if (c->phase == PHASE_OPEN && c->front.open) {
         size_t n = pg_build_error(pkt, sizeof(pkt), "FATAL", sqlstate, msg, NULL);
         if (n > 0 && c->fs >= FRONT_STARTUP && c->fs < FRONT_RELAY && c->front.tls_up) {
@@ -262,7 +262,7 @@ static void format_peer(uv_tcp_t *tcp, char *buf, size_t len, int peer)
 {
     struct sockaddr_storage ss;
     int sl = sizeof(ss);
-    char ip[64] = "?";
+    char ip[INET6_ADDRSTRLEN] = "?";
     int port = 0;
     int r = peer ? uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &sl)
                  : uv_tcp_getsockname(tcp, (struct sockaddr *)&ss, &sl);
@@ -369,14 +369,17 @@ void conn_back_ready(struct conn *c)
 
 void conn_back_failed(struct conn *c, const char *sqlstate, const char *msg)
 {
+    char q[1200];
     log_warn("event=upstream_failed conn=%llu front=%s upstream=%s sqlstate=%s message=\"%s\"",
-             (unsigned long long)c->id, c->front_addr, c->back_addr, sqlstate, msg);
+             (unsigned long long)c->id, c->front_addr, c->back_addr, sqlstate,
+             log_escape(msg, q, sizeof(q)));
     c->bs = BACK_FAILED;
     back_setup_free(c);
     leg_read_stop(&c->back);
     conn_close_leg(&c->back);
     if (c->probe) {
-        fprintf(stderr, "pg-tls-proxy: check failed: %s\n", msg);
+        fprintf(stderr, "check failed: %s\n",
+                strncmp(msg, "pg-tls-proxy: ", 14) == 0 ? msg + 14 : msg);
         c->w->probe_status = 1;
         conn_close(c);
         return;

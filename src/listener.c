@@ -35,7 +35,7 @@ static int bind_one(struct worker *w, const struct sockaddr *sa, char *err, size
     if (r == 0)
         r = uv_listen((uv_stream_t *)t, 511, connection_cb);
     if (r < 0) {
-        char ip[64] = "?";
+        char ip[INET6_ADDRSTRLEN] = "?";
         if (sa->sa_family == AF_INET)
             uv_ip4_name((const struct sockaddr_in *)sa, ip, sizeof(ip));
         else
@@ -89,7 +89,7 @@ int listener_start(struct worker *w, const char *host, unsigned port, char *boun
             freeaddrinfo(res);
             return -1;
         }
-        char ip[64] = "?";
+        char ip[INET6_ADDRSTRLEN] = "?";
         if (ai->ai_family == AF_INET)
             uv_ip4_name((const struct sockaddr_in *)ai->ai_addr, ip, sizeof(ip));
         else

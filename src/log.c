@@ -62,6 +62,21 @@ void log_msg(enum log_level l, const char *fmt, ...)
     (void)w;
 }
 
+const char *log_escape(const char *s, char *buf, size_t len)
+{
+    size_t o = 0;
+    if (len == 0)
+        return buf;
+    for (; *s != '\0' && o + 2 < len; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            buf[o++] = '\\';
+        buf[o++] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
 void fatal(const char *fmt, ...)
 {
     va_list ap;

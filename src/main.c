@@ -86,12 +86,10 @@ int main(int argc, char **argv)
                               sizeof(err));
     if (rt.back_ctx == NULL)
         fatal("%s", err);
-    if (!cfg.check_only) {
-        rt.front_ctx = tlsctx_front(cfg.front_cert_path, cfg.front_key_path, front_summary,
-                                    sizeof(front_summary), err, sizeof(err));
-        if (rt.front_ctx == NULL)
-            fatal("%s", err);
-    }
+    rt.front_ctx = tlsctx_front(cfg.front_cert_path, cfg.front_key_path, front_summary,
+                                sizeof(front_summary), err, sizeof(err));
+    if (rt.front_ctx == NULL)
+        fatal("%s", err);
 
     struct worker *w = calloc(1, sizeof(*w));
     uv_loop_t loop;
@@ -102,7 +100,8 @@ int main(int argc, char **argv)
 
     int status = 0;
     if (cfg.check_only) {
-        printf("CA roots: %s\n", roots_summary);
+        printf("front certificate: %s\nCA roots: %s\n", front_summary, roots_summary);
+        fflush(stdout);
         status = run_check(w);
     } else {
         if (listener_start(w, cfg.listen_host, cfg.listen_port, bound, sizeof(bound), err,

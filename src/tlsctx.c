@@ -110,18 +110,24 @@ SSL_CTX *tlsctx_front(const char *cert_path, const char *key_path, char *summary
                  cert_path, tlsio_error(e, sizeof(e)));
         goto fail;
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx, key_path, SSL_FILETYPE_PEM) != 1) {
+    BIO *kb = BIO_new_file(key_path, "r");
+    EVP_PKEY *key = kb != NULL ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
+    BIO_free(kb);
+    if (key == NULL) {
         snprintf(err, errlen, "--server-private-key-path \"%s\": cannot load a PEM private key: %s",
                  key_path, tlsio_error(e, sizeof(e)));
         goto fail;
     }
-    if (SSL_CTX_check_private_key(ctx) != 1) {
+    if (X509_check_private_key(SSL_CTX_get0_certificate(ctx), key) != 1 ||
+        SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
         ERR_clear_error();
+        EVP_PKEY_free(key);
         snprintf(err, errlen,
                  "--server-private-key-path \"%s\" does not match the certificate in \"%s\"",
                  key_path, cert_path);
         goto fail;
     }
+    EVP_PKEY_free(key);
     X509 *leaf = SSL_CTX_get0_certificate(ctx);
     tlsctx_cert_summary(leaf, summary, summarylen);
     return ctx;

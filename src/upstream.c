@@ -80,7 +80,7 @@ static void note_error(struct back_setup *s, const char *what, const char *addr)
 
 static void addr_name(const struct sockaddr *sa, char *buf, size_t len)
 {
-    char ip[64] = "?";
+    char ip[INET6_ADDRSTRLEN] = "?";
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
         uv_ip4_name(a, ip, sizeof(ip));
@@ -242,7 +242,10 @@ static void handshake_failed(struct conn *c)
     tlsio_error(e, sizeof(e));
     leg_flush(&c->back); /* our alert, so the server logs why */
     if (vr == X509_V_ERR_HOSTNAME_MISMATCH || vr == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+        STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
         X509 *peer = SSL_get0_peer_certificate(ssl);
+        if (peer == NULL && chain != NULL && sk_X509_num(chain) > 0)
+            peer = sk_X509_value(chain, 0);
         if (peer != NULL)
             tlsctx_cert_names(peer, names, sizeof(names));
         else

@@ -1,0 +1,386 @@
+/*
+ * pgproto.c - classify the first packet a PostgreSQL client sends, and build
+ * the two messages the proxy originates itself (SSLRequest, ErrorResponse).
+ *
+ * Owns: nothing but its stack. Every function reads and writes caller-owned
+ * buffers, so unit tests and fuzzers drive it with plain byte arrays.
+ * Must never: allocate, do I/O, log, read past the bytes it was handed, or
+ * use a length taken from the wire before checking it against what is there.
+ * All reads go through struct cursor below; nothing else indexes the input.
+ *
+ * Decisions are final: once pg_parse_first returns anything but INCOMPLETE
+ * for a prefix of the stream, more bytes never change the answer. That lets
+ * the caller reject a bad packet as soon as it is recognisably bad (an
+ * oversized length word is refused after 4 bytes, not after 10000).
+ */
+#include "pgproto.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#define PG_PROTO_MAJOR(p) ((uint32_t)(p) >> 16)
+#define PG_PROTO_MINOR(p) ((uint32_t)(p)&0xffffu)
+#define PG_REQUEST_MAJOR 1234u /* the "protocol" of SSLRequest and friends */
+
+/* CancelRequest: length word, code, backend pid, secret key. Protocol 3.0 keys
+ * are 4 bytes; 3.2 (PostgreSQL 18) allows 4..256. */
+#define PG_CANCEL_FIXED 12u
+#define PG_CANCEL_KEY_MIN 4u
+#define PG_CANCEL_KEY_MAX 256u
+
+/* Offset of the first parameter name in a StartupMessage. */
+#define PG_STARTUP_PARAMS 8u
+
+/* ---- cursor: the only code that touches input bytes ---------------------- */
+
+/* A read-only window on buf[0..end). end never exceeds the bytes received;
+ * pos <= end always holds. */
+struct cursor {
+    const uint8_t *buf;
+    size_t end;
+    size_t pos;
+};
+
+static bool cur_u8(struct cursor *c, uint8_t *v)
+{
+    if (c->pos >= c->end)
+        return false;
+    *v = c->buf[c->pos++];
+    return true;
+}
+
+static bool cur_be32(struct cursor *c, uint32_t *v)
+{
+    if (c->end - c->pos < 4)
+        return false;
+    const uint8_t *p = &c->buf[c->pos];
+    *v = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+    c->pos += 4;
+    return true;
+}
+
+/* Length of the NUL-terminated string at pos, without moving. False if there
+ * is no NUL before end. */
+static bool cur_strlen(const struct cursor *c, size_t *n)
+{
+    const void *nul = memchr(&c->buf[c->pos], 0, c->end - c->pos);
+    if (nul == NULL)
+        return false;
+    *n = (size_t)((const uint8_t *)nul - &c->buf[c->pos]);
+    return true;
+}
+
+static bool cur_skip(struct cursor *c, size_t n)
+{
+    if (c->end - c->pos < n)
+        return false;
+    c->pos += n;
+    return true;
+}
+
+/* Do the n bytes at pos equal the C string s? */
+static bool cur_equals(const struct cursor *c, size_t n, const char *s)
+{
+    return c->end - c->pos >= n && strlen(s) == n && memcmp(&c->buf[c->pos], s, n) == 0;
+}
+
+/* Copy up to n bytes at pos into dst for logging: printable ASCII except '"'
+ * and '\\' (so the value can sit inside a quoted key=value log field), every
+ * other byte becomes '?'; truncated to dstsize - 1; always NUL-terminated.
+ * dstsize must be at least 1. */
+static void cur_copy_sanitised(const struct cursor *c, size_t n, char *dst, size_t dstsize)
+{
+    size_t avail = c->end - c->pos;
+    if (n > avail)
+        n = avail;
+    if (n > dstsize - 1)
+        n = dstsize - 1;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t b = c->buf[c->pos + i];
+        dst[i] = (b >= 0x20 && b <= 0x7e && b != '"' && b != '\\') ? (char)b : '?';
+    }
+    /* Clear the rest too, so a shorter repeated parameter leaves no tail of
+     * the earlier value behind the NUL. */
+    memset(&dst[n], 0, dstsize - n);
+}
+
+/* ---- the first packet --------------------------------------------------- */
+
+__attribute__((format(printf, 4, 5))) static enum pg_first_kind
+reject(struct pg_first *out, char *err, size_t errlen, const char *fmt, ...)
+{
+    memset(&out->startup, 0, sizeof(out->startup));
+    out->kind = PG_FIRST_INVALID;
+    out->len = 0;
+    if (err != NULL && errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return PG_FIRST_INVALID;
+}
+
+/* Not enough bytes yet. out->len keeps the length word when it is known, so
+ * the caller can tell how much it is waiting for. */
+static enum pg_first_kind need_more(struct pg_first *out)
+{
+    memset(&out->startup, 0, sizeof(out->startup));
+    out->kind = PG_FIRST_INCOMPLETE;
+    return PG_FIRST_INCOMPLETE;
+}
+
+static enum pg_first_kind accept_kind(struct pg_first *out, enum pg_first_kind kind)
+{
+    if (kind != PG_FIRST_STARTUP)
+        memset(&out->startup, 0, sizeof(out->startup));
+    out->kind = kind;
+    return kind;
+}
+
+/*
+ * Walk the StartupMessage parameter list. c covers the received part of the
+ * packet (c->end <= pktlen); pktlen is the length word. Errors that the
+ * length word already proves (a terminator that is not the last byte, a
+ * string running into the end of the packet) are reported even before the
+ * whole packet has arrived.
+ */
+static enum pg_first_kind parse_params(struct cursor *c, size_t pktlen, struct pg_first *out,
+                                       char *err, size_t errlen)
+{
+    struct pg_startup_info *si = &out->startup;
+    bool whole = c->end == pktlen;
+
+    for (;;) {
+        size_t nlen, vlen;
+        char name[PG_LOGVAL_MAX];
+
+        if (c->pos == pktlen)
+            return reject(out, err, errlen, "startup packet parameter list is not terminated");
+        if (!cur_strlen(c, &nlen)) {
+            if (!whole)
+                return need_more(out);
+            return reject(out, err, errlen,
+                          "startup packet parameter name at offset %zu is not terminated", c->pos);
+        }
+        if (nlen == 0) {
+            /* The terminator. PostgreSQL insists it is the last byte. */
+            size_t after = pktlen - c->pos - 1;
+            if (after != 0)
+                return reject(
+                    out, err, errlen,
+                    "startup packet has data after the parameter list terminator (%zu bytes)",
+                    after);
+            /* The terminator is the packet's last byte and it has arrived,
+             * so the whole packet is here. */
+            return accept_kind(out, PG_FIRST_STARTUP);
+        }
+
+        cur_copy_sanitised(c, nlen, name, sizeof(name));
+        char *dst = NULL;
+        if (cur_equals(c, nlen, "user"))
+            dst = si->user;
+        else if (cur_equals(c, nlen, "database"))
+            dst = si->database;
+        else if (cur_equals(c, nlen, "application_name"))
+            dst = si->application_name;
+        /* Everything else, "_pq_." protocol options included, is the
+         * server's business: it answers with NegotiateProtocolVersion. */
+
+        if (!cur_skip(c, nlen + 1))
+            return reject(out, err, errlen, "internal error: cursor out of step");
+        if (c->pos == pktlen)
+            return reject(out, err, errlen, "startup packet parameter \"%s\" has no value", name);
+        if (!cur_strlen(c, &vlen)) {
+            if (!whole)
+                return need_more(out);
+            return reject(out, err, errlen,
+                          "startup packet value of parameter \"%s\" is not terminated", name);
+        }
+        /* As in PostgreSQL, a repeated parameter overrides the earlier one. */
+        if (dst != NULL)
+            cur_copy_sanitised(c, vlen, dst, PG_LOGVAL_MAX);
+        si->nparams++;
+        if (!cur_skip(c, vlen + 1))
+            return reject(out, err, errlen, "internal error: cursor out of step");
+    }
+}
+
+enum pg_first_kind pg_parse_first(const uint8_t *buf, size_t len, struct pg_first *out, char *err,
+                                  size_t errlen)
+{
+    struct pg_first scratch;
+    if (out == NULL)
+        out = &scratch;
+    memset(out, 0, sizeof(*out));
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    if (buf == NULL)
+        len = 0;
+
+    struct cursor c = {.buf = buf, .end = len, .pos = 0};
+    uint8_t first;
+    if (!cur_u8(&c, &first))
+        return need_more(out);
+    /* PG17 direct TLS: the client starts a handshake with no SSLRequest. No
+     * valid length word starts with 0x16 (that would be > 350 MB). */
+    if (first == PG_TLS_HANDSHAKE_BYTE)
+        return accept_kind(out, PG_FIRST_DIRECT_TLS);
+
+    c.pos = 0;
+    uint32_t plen;
+    if (!cur_be32(&c, &plen))
+        return need_more(out);
+    if (plen < PG_STARTUP_MIN || plen > PG_STARTUP_MAX)
+        return reject(out, err, errlen,
+                      "invalid length of startup packet: %" PRIu32 " (must be %d to %d)", plen,
+                      PG_STARTUP_MIN, PG_STARTUP_MAX);
+    out->len = plen;
+
+    uint32_t code;
+    if (!cur_be32(&c, &code))
+        return need_more(out);
+    out->code = code;
+    bool whole = len >= plen;
+
+    switch (code) {
+    case PG_SSLREQUEST_CODE:
+    case PG_GSSENCREQUEST_CODE:
+        if (plen != 8)
+            return reject(out, err, errlen, "%s has length %" PRIu32 ", must be 8",
+                          code == PG_SSLREQUEST_CODE ? "SSLRequest" : "GSSENCRequest", plen);
+        return accept_kind(out, code == PG_SSLREQUEST_CODE ? PG_FIRST_SSLREQUEST
+                                                           : PG_FIRST_GSSENCREQUEST);
+    case PG_CANCELREQUEST_CODE:
+        if (plen < PG_CANCEL_FIXED + PG_CANCEL_KEY_MIN ||
+            plen > PG_CANCEL_FIXED + PG_CANCEL_KEY_MAX)
+            return reject(out, err, errlen,
+                          "CancelRequest has length %" PRIu32 ", must be %u to %u "
+                          "(a %u to %u byte key)",
+                          plen, PG_CANCEL_FIXED + PG_CANCEL_KEY_MIN,
+                          PG_CANCEL_FIXED + PG_CANCEL_KEY_MAX, PG_CANCEL_KEY_MIN,
+                          PG_CANCEL_KEY_MAX);
+        return whole ? accept_kind(out, PG_FIRST_CANCEL) : need_more(out);
+    default:
+        break;
+    }
+
+    uint32_t major = PG_PROTO_MAJOR(code), minor = PG_PROTO_MINOR(code);
+    if (major == PG_REQUEST_MAJOR)
+        return reject(out, err, errlen, "unsupported request code %" PRIu32 " (%u.%u)", code,
+                      (unsigned)major, (unsigned)minor);
+    if (major != 3)
+        return reject(out, err, errlen,
+                      "unsupported frontend protocol %u.%u: pg-tls-proxy speaks protocol 3",
+                      (unsigned)major, (unsigned)minor);
+
+    out->startup.proto = code;
+    struct cursor params = {.buf = buf, .end = whole ? plen : len, .pos = PG_STARTUP_PARAMS};
+    return parse_params(&params, plen, out, err, errlen);
+}
+
+/* ---- builders ----------------------------------------------------------- */
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+void pg_build_sslrequest(uint8_t out[8])
+{
+    put_be32(out, 8);
+    put_be32(out + 4, PG_SSLREQUEST_CODE);
+}
+
+/* A bounded writer; the caller has already checked the total fits, the
+ * checks here are the second line of defence. */
+struct writer {
+    uint8_t *buf;
+    size_t cap;
+    size_t pos;
+    bool overflow;
+};
+
+static void w_bytes(struct writer *w, const void *p, size_t n)
+{
+    if (w->overflow || w->cap - w->pos < n) {
+        w->overflow = true;
+        return;
+    }
+    memcpy(&w->buf[w->pos], p, n);
+    w->pos += n;
+}
+
+static void w_u8(struct writer *w, uint8_t b)
+{
+    w_bytes(w, &b, 1);
+}
+
+static void w_field(struct writer *w, char type, const char *s, size_t n)
+{
+    w_u8(w, (uint8_t)type);
+    w_bytes(w, s, n);
+    w_u8(w, 0);
+}
+
+/* *total += 2 + n (field type byte, string, NUL) without wrapping. */
+static bool add_field(size_t *total, size_t n)
+{
+    if (n > SIZE_MAX - 2 - *total)
+        return false;
+    *total += 2 + n;
+    return true;
+}
+
+static bool sqlstate_ok(const char *s)
+{
+    if (s == NULL)
+        return false;
+    for (int i = 0; i < 5; i++) {
+        char ch = s[i];
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z')))
+            return false;
+    }
+    return s[5] == '\0';
+}
+
+size_t pg_build_error(uint8_t *out, size_t cap, const char *severity, const char *sqlstate,
+                      const char *message, const char *hint)
+{
+    if (out == NULL || severity == NULL || message == NULL || !sqlstate_ok(sqlstate))
+        return 0;
+
+    size_t slen = strlen(severity), mlen = strlen(message);
+    size_t hlen = hint != NULL ? strlen(hint) : 0;
+    size_t total = 1 + 4; /* 'E' + length word */
+    bool ok = add_field(&total, slen) && add_field(&total, slen) && add_field(&total, 5) &&
+              add_field(&total, mlen) && (hlen == 0 || add_field(&total, hlen)) && total < SIZE_MAX;
+    if (!ok)
+        return 0;
+    total += 1; /* the NUL that ends the field list */
+    if (total > cap || total - 1 > INT32_MAX)
+        return 0;
+
+    struct writer w = {.buf = out, .cap = cap, .pos = 0, .overflow = false};
+    uint8_t lenword[4];
+    put_be32(lenword, (uint32_t)(total - 1)); /* counts itself, not the 'E' */
+    w_u8(&w, 'E');
+    w_bytes(&w, lenword, sizeof(lenword));
+    w_field(&w, 'S', severity, slen);
+    w_field(&w, 'V', severity, slen); /* non-localised severity (protocol 3, PG 9.6+) */
+    w_field(&w, 'C', sqlstate, 5);
+    w_field(&w, 'M', message, mlen);
+    if (hlen > 0)
+        w_field(&w, 'H', hint, hlen);
+    w_u8(&w, 0);
+    if (w.overflow || w.pos != total)
+        return 0;
+    return total;
+}

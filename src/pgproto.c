@@ -12,6 +12,9 @@
  * for a prefix of the stream, more bytes never change the answer. That lets
  * the caller reject a bad packet as soon as it is recognisably bad (an
  * oversized length word is refused after 4 bytes, not after 10000).
+ * Beyond the header: on INCOMPLETE, out->len is the length word once it has
+ * arrived and passed the bounds check (what the caller is waiting for), else
+ * 0; on INVALID it is 0.
  */
 #include "pgproto.h"
 
@@ -231,7 +234,7 @@ enum pg_first_kind pg_parse_first(const uint8_t *buf, size_t len, struct pg_firs
     if (first == PG_TLS_HANDSHAKE_BYTE)
         return accept_kind(out, PG_FIRST_DIRECT_TLS);
 
-    c.pos = 0;
+    c.pos = 0; /* that byte is also the top of the length word */
     uint32_t plen;
     if (!cur_be32(&c, &plen))
         return need_more(out);

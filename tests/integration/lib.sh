@@ -1,0 +1,198 @@
+# shellcheck shell=bash
+# Helpers shared by tests/integration/run.sh and scripts/demo.sh: free
+# loopback ports, a throw-away PostgreSQL with TLS and SCRAM, and proxy
+# processes that are started in the background and always stopped.
+#
+# Sourced, never executed. Nothing here prints a password. Every wait is
+# bounded. Only loopback addresses are used.
+
+IT_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+IT_PG_BINDIR=${PG_BINDIR:-$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)}
+# PostgreSQL refuses to run as root: when we are root it runs as this user.
+IT_SVC_USER=${IT_SVC_USER:-postgres}
+IT_PORTS_TAKEN=" "      # ports handed out in this run, so two helpers never collide
+declare -gA IT_PIDS=()  # name -> pid of background processes we started
+declare -gA IT_EXIT=()  # name -> exit status once stopped
+
+it_note() { printf '# %s\n' "$*" >&2; }
+it_die() {
+    it_note "FATAL: $*"
+    exit 1
+}
+
+it_is_root() { [ "$(id -u)" = 0 ]; }
+
+# Run a command as the service user (from /, which that user can read).
+it_as_svc() {
+    if it_is_root; then
+        (cd / && runuser -u "$IT_SVC_USER" -- "$@")
+    else
+        (cd / && "$@")
+    fi
+}
+
+# True if anything (any TCP state) uses local port $1.
+it_port_used() {
+    ss -Htan "sport = :$1" 2>/dev/null | grep -q .
+}
+
+it_port_listening() {
+    ss -Hltn "sport = :$1" 2>/dev/null | grep -q .
+}
+
+# it_free_port VAR: store a currently unused port in 20000..60000 in VAR.
+# (A variable, not stdout, so the record of taken ports survives.)
+it_free_port() {
+    local _p _i
+    for ((_i = 0; _i < 500; _i++)); do
+        _p=$((20000 + (RANDOM * 32768 + RANDOM) % 40001))
+        case $IT_PORTS_TAKEN in *" $_p "*) continue ;; esac
+        it_port_used "$_p" && continue
+        IT_PORTS_TAKEN+="$_p "
+        printf -v "$1" '%s' "$_p"
+        return 0
+    done
+    it_die "no free port found in 20000..60000"
+}
+
+# it_wait_port PORT SECONDS [PID]: until PORT listens; fails early if PID dies.
+it_wait_port() {
+    local port=$1 secs=$2 pid=${3:-} i
+    for ((i = 0; i < secs * 20; i++)); do
+        it_port_listening "$port" && return 0
+        if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+            return 1
+        fi
+        sleep 0.05
+    done
+    return 1
+}
+
+# it_gen_certs DIR: a fresh throw-away PKI (certs/gen-test-certs.sh).
+it_gen_certs() {
+    "$IT_REPO/certs/gen-test-certs.sh" "$1" --force >/dev/null ||
+        it_die "certificate generation failed"
+}
+
+# it_pg_start DATADIR PORT CERTDIR ROLE DB PASSWORD
+# initdb (SCRAM for TCP, trust on the private Unix socket in DATADIR),
+# TLS with CERTDIR/db-server.{crt,key}, 127.0.0.1 only, then starts the
+# server (pg_ctl -w) and creates ROLE with PASSWORD and database DB.
+# The server log is DATADIR/server.log.
+it_pg_start() {
+    local dir=$1 port=$2 certs=$3 role=$4 db=$5 password=$6
+    [ -x "$IT_PG_BINDIR/initdb" ] || it_die "PostgreSQL server binaries not found (PG_BINDIR)"
+    mkdir -p "$dir"
+    it_is_root && chown "$IT_SVC_USER": "$dir"
+    chmod 700 "$dir"
+    it_as_svc "$IT_PG_BINDIR/initdb" -D "$dir" -U postgres -N -E UTF8 --locale=C \
+        --auth-local=trust --auth-host=scram-sha-256 >"$dir.initdb.log" 2>&1 || {
+        cat "$dir.initdb.log" >&2
+        it_die "initdb failed"
+    }
+    # The key must belong to the server user with 0600 or PostgreSQL refuses it.
+    install -m 600 "$certs/db-server.key" "$dir/server.key"
+    install -m 644 "$certs/db-server.crt" "$dir/server.crt"
+    cat >>"$dir/postgresql.conf" <<EOF
+
+# --- pg-tls-proxy test settings ---
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$dir'
+max_connections = 300
+ssl = on
+ssl_cert_file = 'server.crt'
+ssl_key_file = 'server.key'
+password_encryption = scram-sha-256
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+logging_collector = off
+log_min_messages = warning
+EOF
+    cat >"$dir/pg_hba.conf" <<EOF
+# TYPE   DATABASE  USER  ADDRESS        METHOD
+local    all       all                  trust
+hostssl  all       all   127.0.0.1/32   scram-sha-256
+host     all       all   127.0.0.1/32   scram-sha-256
+EOF
+    it_is_root && chown "$IT_SVC_USER": "$dir/server.key" "$dir/server.crt" \
+        "$dir/postgresql.conf" "$dir/pg_hba.conf"
+    it_port_used "$port" && it_die "port $port is already in use"
+    it_as_svc "$IT_PG_BINDIR/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 start \
+        >/dev/null 2>&1 || {
+        tail -n 20 "$dir/server.log" >&2
+        it_die "PostgreSQL did not start"
+    }
+    # The password goes through stdin, never argv; it is hex, so no quoting.
+    it_as_svc timeout 60 "$IT_PG_BINDIR/psql" -X -q -h "$dir" -p "$port" -U postgres \
+        -d postgres -v ON_ERROR_STOP=1 >/dev/null <<EOF || it_die "could not create role $role"
+CREATE ROLE "$role" LOGIN PASSWORD '$password';
+CREATE DATABASE "$db" OWNER "$role";
+EOF
+}
+
+# it_pg_stop DATADIR: immediate stop (the data is thrown away anyway).
+it_pg_stop() {
+    [ -f "$1/postmaster.pid" ] || return 0
+    it_as_svc "$IT_PG_BINDIR/pg_ctl" -D "$1" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
+}
+
+# it_spawn NAME LOG CMD...: run CMD in the background, stdout+stderr to LOG
+# (which starts with the command line, for reproducing failures).
+it_spawn() {
+    local name=$1 log=$2
+    shift 2
+    {
+        printf '# started:'
+        printf ' %q' "$@"
+        printf '\n'
+    } >"$log"
+    "$@" >>"$log" 2>&1 </dev/null &
+    IT_PIDS[$name]=$!
+}
+
+# it_proxy_start NAME LOG LISTEN_PORT PROXY_ARGS...: start the proxy
+# ($PGTP_BIN) and wait up to 10 s for LISTEN_PORT. Fails if it exits first.
+it_proxy_start() {
+    local name=$1 log=$2 port=$3
+    shift 3
+    it_spawn "$name" "$log" "$PGTP_BIN" "$@"
+    it_wait_port "$port" 10 "${IT_PIDS[$name]}"
+}
+
+# it_stop NAME: SIGTERM, up to 10 s, then SIGKILL. Only our own child's pid
+# is signalled. Records the exit status in IT_EXIT[NAME].
+it_stop() {
+    local name=$1 pid=${IT_PIDS[$1]:-} i rc
+    [ -n "$pid" ] || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 200; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        it_note "$name (pid $pid) ignored SIGTERM for 10 s; sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rc=0
+    wait "$pid" 2>/dev/null || rc=$?
+    # shellcheck disable=SC2034 # read by the callers
+    IT_EXIT[$name]=$rc
+    unset "IT_PIDS[$name]"
+}
+
+it_stop_all() {
+    local name
+    for name in "${!IT_PIDS[@]}"; do it_stop "$name"; done
+}
+
+# it_random_password: 32 hex characters.
+it_random_password() {
+    openssl rand -hex 16
+}
+
+# it_write_passfile FILE ROLE PASSWORD: a libpq passfile (0600) for ROLE.
+it_write_passfile() {
+    (umask 077 && printf '*:*:*:%s:%s\n' "$2" "$3" >"$1")
+}

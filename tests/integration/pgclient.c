@@ -1,0 +1,360 @@
+/*
+ * pgclient.c - a libpq client for the integration tests.
+ *
+ * What a real application sees through the proxy: connection errors as
+ * libpq reports them, query results, COPY in both directions and many
+ * sessions at once. libpq is used here, in the tests, and nowhere else.
+ * Passwords come from the environment or a passfile, never from argv, and
+ * are never printed. Connection errors go to stdout prefixed with "error: "
+ * so the tests can match on them.
+ *
+ *   pgclient query CONNINFO SQL               print the rows, tab-separated
+ *   pgclient info CONNINFO                    front-leg TLS and pg_stat_ssl.ssl
+ *   pgclient copy-in CONNINFO SQL FILE        run COPY ... FROM STDIN with FILE
+ *   pgclient copy-out CONNINFO SQL FILE       run COPY ... TO STDOUT into FILE
+ *   pgclient concurrent CONNINFO N Q          N sessions open at once, Q queries each
+ *   pgclient hold CONNINFO SECONDS            one session, a query every 100 ms
+ *
+ * Exit status: 0 success, 1 connection failed, 2 usage, 3 query failed.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#define EXIT_CONNECT 1
+#define EXIT_USAGE 2
+#define EXIT_QUERY 3
+#define COPY_CHUNK (64 * 1024)
+
+/* Print a libpq message on one line (libpq's own messages end in '\n'). */
+static void print_oneline(FILE *out, const char *prefix, const char *msg)
+{
+    fputs(prefix, out);
+    for (const char *c = msg; *c != '\0'; c++) {
+        if (*c == '\n' && c[1] == '\0')
+            break;
+        fputc(*c == '\n' ? ' ' : *c, out);
+    }
+    fputc('\n', out);
+}
+
+static PGconn *connect_or_report(const char *conninfo)
+{
+    PGconn *conn = PQconnectdb(conninfo);
+    if (conn == NULL) {
+        printf("error: out of memory\n");
+        exit(EXIT_CONNECT);
+    }
+    if (PQstatus(conn) != CONNECTION_OK) {
+        print_oneline(stdout, "error: ", PQerrorMessage(conn));
+        PQfinish(conn);
+        exit(EXIT_CONNECT);
+    }
+    return conn;
+}
+
+static void report_result_error(const PGresult *res, PGconn *conn)
+{
+    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    printf("query-error: sqlstate=%s ", state != NULL ? state : "-");
+    print_oneline(stdout, "", res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+}
+
+static int cmd_query(const char *conninfo, const char *sql)
+{
+    PGconn *conn = connect_or_report(conninfo);
+    PGresult *res = PQexec(conn, sql);
+    ExecStatusType st = PQresultStatus(res);
+    int rc = 0;
+    if (st == PGRES_TUPLES_OK) {
+        for (int r = 0; r < PQntuples(res); r++) {
+            for (int c = 0; c < PQnfields(res); c++)
+                printf("%s%s", c > 0 ? "\t" : "", PQgetvalue(res, r, c));
+            putchar('\n');
+        }
+    } else if (st != PGRES_COMMAND_OK) {
+        report_result_error(res, conn);
+        rc = EXIT_QUERY;
+    }
+    PQclear(res);
+    PQfinish(conn);
+    return rc;
+}
+
+/* The front leg as libpq sees it, and the back leg as the server sees it. */
+static int cmd_info(const char *conninfo)
+{
+    PGconn *conn = connect_or_report(conninfo);
+    const char *proto = PQsslAttribute(conn, "protocol");
+    PGresult *res = PQexec(conn, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()");
+    int rc = 0;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        printf("front_ssl=%d front_protocol=%s backend_ssl=%s\n", PQsslInUse(conn),
+               proto != NULL ? proto : "none", PQgetvalue(res, 0, 0));
+    } else {
+        report_result_error(res, conn);
+        rc = EXIT_QUERY;
+    }
+    PQclear(res);
+    PQfinish(conn);
+    return rc;
+}
+
+static int finish_copy(PGconn *conn, const char *what, unsigned long long bytes)
+{
+    int rc = 0;
+    PGresult *res;
+    while ((res = PQgetResult(conn)) != NULL) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            report_result_error(res, conn);
+            rc = EXIT_QUERY;
+        } else {
+            printf("%s bytes=%llu rows=%s\n", what, bytes, PQcmdTuples(res));
+        }
+        PQclear(res);
+    }
+    return rc;
+}
+
+static int cmd_copy_in(const char *conninfo, const char *sql, const char *path)
+{
+    FILE *in = fopen(path, "rb");
+    if (in == NULL) {
+        fprintf(stderr, "pgclient: %s: %s\n", path, strerror(errno));
+        return EXIT_USAGE;
+    }
+    PGconn *conn = connect_or_report(conninfo);
+    PGresult *res = PQexec(conn, sql);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        report_result_error(res, conn);
+        PQclear(res);
+        PQfinish(conn);
+        fclose(in);
+        return EXIT_QUERY;
+    }
+    PQclear(res);
+    char *buf = malloc(COPY_CHUNK);
+    unsigned long long total = 0;
+    int ok = buf != NULL;
+    size_t n;
+    while (ok && (n = fread(buf, 1, COPY_CHUNK, in)) > 0) {
+        ok = PQputCopyData(conn, buf, (int)n) == 1;
+        total += n;
+    }
+    const char *why = !ok ? "PQputCopyData failed" : ferror(in) ? "read error" : NULL;
+    free(buf);
+    fclose(in);
+    if (PQputCopyEnd(conn, why) != 1)
+        print_oneline(stdout, "query-error: PQputCopyEnd: ", PQerrorMessage(conn));
+    int rc = finish_copy(conn, "copy-in", total);
+    PQfinish(conn);
+    return why != NULL ? EXIT_QUERY : rc;
+}
+
+static int cmd_copy_out(const char *conninfo, const char *sql, const char *path)
+{
+    FILE *out = fopen(path, "wb");
+    if (out == NULL) {
+        fprintf(stderr, "pgclient: %s: %s\n", path, strerror(errno));
+        return EXIT_USAGE;
+    }
+    PGconn *conn = connect_or_report(conninfo);
+    PGresult *res = PQexec(conn, sql);
+    if (PQresultStatus(res) != PGRES_COPY_OUT) {
+        report_result_error(res, conn);
+        PQclear(res);
+        PQfinish(conn);
+        fclose(out);
+        return EXIT_QUERY;
+    }
+    PQclear(res);
+    unsigned long long total = 0;
+    int n, rc = 0;
+    char *row = NULL;
+    while ((n = PQgetCopyData(conn, &row, 0)) > 0) {
+        if (fwrite(row, 1, (size_t)n, out) != (size_t)n)
+            rc = EXIT_QUERY;
+        total += (unsigned long long)n;
+        PQfreemem(row);
+    }
+    if (n == -2)
+        print_oneline(stdout, "query-error: PQgetCopyData: ", PQerrorMessage(conn));
+    if (fclose(out) != 0)
+        rc = EXIT_QUERY;
+    int frc = finish_copy(conn, "copy-out", total);
+    PQfinish(conn);
+    return rc != 0 || n == -2 ? EXIT_QUERY : frc;
+}
+
+/* ---- many sessions at once ---- */
+
+struct worker {
+    pthread_t tid;
+    int index;
+    int queries;
+    const char *conninfo;
+    pthread_barrier_t *barrier;
+    int ok;
+    char err[256];
+};
+
+static void worker_fail(struct worker *w, const char *what, const char *msg)
+{
+    snprintf(w->err, sizeof w->err, "%s: %s", what, msg);
+    char *nl;
+    while ((nl = strchr(w->err, '\n')) != NULL)
+        *nl = ' ';
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    PGconn *conn = PQconnectdb(w->conninfo);
+    int connected = conn != NULL && PQstatus(conn) == CONNECTION_OK;
+    if (!connected)
+        worker_fail(w, "connect", conn != NULL ? PQerrorMessage(conn) : "out of memory");
+    /* Every session is open at this point: the proxy really holds N at once. */
+    pthread_barrier_wait(w->barrier);
+    int good = connected;
+    for (int q = 0; good && q < w->queries; q++) {
+        char sql[64], want[32];
+        long v = (long)w->index * 1000 + q;
+        snprintf(sql, sizeof sql, "SELECT %ld", v);
+        snprintf(want, sizeof want, "%ld", v);
+        PGresult *res = PQexec(conn, sql);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
+            strcmp(PQgetvalue(res, 0, 0), want) != 0) {
+            worker_fail(w, "query", PQresultErrorMessage(res));
+            good = 0;
+        }
+        PQclear(res);
+    }
+    PQfinish(conn);
+    w->ok = good;
+    return NULL;
+}
+
+static int parse_count(const char *s, int lo, int hi)
+{
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || v < lo || v > hi) {
+        fprintf(stderr, "pgclient: %s is not a number in %d..%d\n", s, lo, hi);
+        exit(EXIT_USAGE);
+    }
+    return (int)v;
+}
+
+static int cmd_concurrent(const char *conninfo, const char *nstr, const char *qstr)
+{
+    int n = parse_count(nstr, 1, 2000), queries = parse_count(qstr, 0, 100000);
+    struct worker *w = calloc((size_t)n, sizeof *w);
+    pthread_barrier_t barrier;
+    pthread_attr_t attr;
+    if (w == NULL || pthread_barrier_init(&barrier, NULL, (unsigned)n) != 0 ||
+        pthread_attr_init(&attr) != 0) {
+        fprintf(stderr, "pgclient: cannot set up %d workers\n", n);
+        return EXIT_USAGE;
+    }
+    pthread_attr_setstacksize(&attr, 512 * 1024);
+    for (int i = 0; i < n; i++) {
+        w[i] = (struct worker){
+            .index = i, .queries = queries, .conninfo = conninfo, .barrier = &barrier};
+        if (pthread_create(&w[i].tid, &attr, worker_main, &w[i]) != 0) {
+            /* The barrier counts on n threads: without them all, give up. */
+            fprintf(stderr, "pgclient: pthread_create failed at %d\n", i);
+            exit(EXIT_USAGE);
+        }
+    }
+    int ok = 0, printed = 0;
+    for (int i = 0; i < n; i++) {
+        pthread_join(w[i].tid, NULL);
+        if (w[i].ok) {
+            ok++;
+        } else if (printed++ < 5) {
+            printf("worker %d: %s\n", i, w[i].err);
+        }
+    }
+    printf("sessions=%d ok=%d failed=%d\n", n, ok, n - ok);
+    pthread_attr_destroy(&attr);
+    pthread_barrier_destroy(&barrier);
+    free(w);
+    return ok == n ? 0 : EXIT_QUERY;
+}
+
+static double now_sec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* One long session that keeps querying: it must be unharmed by abuse of
+ * other connections to the same proxy. */
+static int cmd_hold(const char *conninfo, const char *secstr)
+{
+    int seconds = parse_count(secstr, 1, 3600);
+    PGconn *conn = connect_or_report(conninfo);
+    double end = now_sec() + seconds;
+    long n = 0;
+    int rc = 0;
+    while (now_sec() < end) {
+        char sql[64], want[32];
+        snprintf(sql, sizeof sql, "SELECT %ld", n);
+        snprintf(want, sizeof want, "%ld", n);
+        PGresult *res = PQexec(conn, sql);
+        int good = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+                   strcmp(PQgetvalue(res, 0, 0), want) == 0;
+        if (!good)
+            report_result_error(res, conn);
+        PQclear(res);
+        if (!good) {
+            rc = EXIT_QUERY;
+            break;
+        }
+        n++;
+        usleep(100 * 1000);
+    }
+    printf("hold queries=%ld %s\n", n, rc == 0 ? "ok" : "failed");
+    PQfinish(conn);
+    return rc;
+}
+
+static void usage(void)
+{
+    fputs("usage: pgclient query CONNINFO SQL\n"
+          "       pgclient info CONNINFO\n"
+          "       pgclient copy-in CONNINFO SQL FILE\n"
+          "       pgclient copy-out CONNINFO SQL FILE\n"
+          "       pgclient concurrent CONNINFO SESSIONS QUERIES\n"
+          "       pgclient hold CONNINFO SECONDS\n",
+          stderr);
+    exit(EXIT_USAGE);
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc < 3)
+        usage();
+    const char *cmd = argv[1], *conninfo = argv[2];
+    if (strcmp(cmd, "query") == 0 && argc == 4)
+        return cmd_query(conninfo, argv[3]);
+    if (strcmp(cmd, "info") == 0 && argc == 3)
+        return cmd_info(conninfo);
+    if (strcmp(cmd, "copy-in") == 0 && argc == 5)
+        return cmd_copy_in(conninfo, argv[3], argv[4]);
+    if (strcmp(cmd, "copy-out") == 0 && argc == 5)
+        return cmd_copy_out(conninfo, argv[3], argv[4]);
+    if (strcmp(cmd, "concurrent") == 0 && argc == 5)
+        return cmd_concurrent(conninfo, argv[3], argv[4]);
+    if (strcmp(cmd, "hold") == 0 && argc == 4)
+        return cmd_hold(conninfo, argv[3]);
+    usage();
+}

@@ -1,0 +1,438 @@
+#!/usr/bin/env bash
+# Integration tests of pg-tls-proxy against a real PostgreSQL.
+#
+#   PGTP_BIN=build/pg-tls-proxy PGCLIENT=build/pgclient RAWCLIENT=build/rawclient \
+#       tests/integration/run.sh                 (make check-integration does this)
+#
+# Starts a throw-away PostgreSQL (TLS + SCRAM, 127.0.0.1 only) with a private
+# CA, puts proxy instances in front of it (and of fake upstreams that refuse
+# TLS or inject bytes), and checks what clients see: libpq and psql results
+# and error texts, and, through rawclient, SQLSTATEs and raw protocol
+# behaviour. Prints "ok N - name" / "not ok N - name: reason" per check and
+# one closing line "integration: N passed, M failed". Exits 1 if any failed.
+#
+# Logs are kept in $IT_LOGDIR (default: integration-logs/ next to PGTP_BIN);
+# everything else lives in a temporary directory removed on exit.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/integration/lib.sh
+. "$HERE/lib.sh"
+
+for var in PGTP_BIN PGCLIENT RAWCLIENT; do
+    if [ -z "${!var:-}" ] || [ ! -x "${!var}" ]; then
+        echo "run.sh: $var must name an executable (got '${!var:-}')" >&2
+        echo "integration: 0 passed, 1 failed"
+        exit 1
+    fi
+done
+for tool in ss openssl timeout sha256sum base64 psql; do
+    command -v "$tool" >/dev/null || {
+        echo "run.sh: $tool not found (scripts/install-deps.sh installs it)" >&2
+        echo "integration: 0 passed, 1 failed"
+        exit 1
+    }
+done
+
+# Nothing from the caller's environment may steer libpq or the proxy.
+unset PGHOST PGHOSTADDR PGPORT PGDATABASE PGUSER PGPASSWORD PGPASSFILE PGSERVICE \
+    PGSERVICEFILE PGOPTIONS PGSSLMODE PGREQUIRESSL PGSSLROOTCERT PGSSLCERT PGSSLKEY \
+    PGSSLCRL PGCHANNELBINDING PGGSSENCMODE PGCONNECT_TIMEOUT PGTARGETSESSIONATTRS PGAPPNAME
+while read -r var; do unset "$var"; done < <(compgen -e | grep '^PG_TLS_PROXY_' || true)
+
+IT_LOGDIR=${IT_LOGDIR:-$(cd "$(dirname "$PGTP_BIN")" && pwd)/integration-logs}
+T0=$SECONDS
+TMP=$(mktemp -d /tmp/pgtp-it.XXXXXX)
+chmod 755 "$TMP" # the postgres user must reach its data directory inside
+CERTS=$TMP/certs
+PGDATA_DIR=$TMP/pgdata
+LOGS=$TMP/logs
+mkdir -p "$LOGS"
+
+N=0 PASS=0 FAIL=0 FINISHED=0 CUR_LOG=
+
+cleanup() {
+    local rc=$?
+    it_stop_all
+    it_pg_stop "$PGDATA_DIR"
+    if [ "$FINISHED" = 0 ]; then
+        N=$((N + 1)) FAIL=$((FAIL + 1))
+        echo "not ok $N - harness: aborted before the end (exit status $rc)"
+        echo "integration: $PASS passed, $FAIL failed"
+    fi
+    rm -rf "$IT_LOGDIR"
+    mkdir -p "$IT_LOGDIR"
+    cp -r "$LOGS"/. "$IT_LOGDIR"/ 2>/dev/null
+    cp "$PGDATA_DIR/server.log" "$IT_LOGDIR/postgresql.log" 2>/dev/null
+    rm -rf "$TMP"
+    [ "$FAIL" = 0 ] || exit 1
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- reporting ----
+
+oneline() { printf '%s' "$1" | tr '\n\t' '  ' | cut -c1-300; }
+
+pass() {
+    N=$((N + 1)) PASS=$((PASS + 1))
+    echo "ok $N - $1"
+}
+
+fail() {
+    N=$((N + 1)) FAIL=$((FAIL + 1))
+    echo "not ok $N - $1: $2"
+    if [ -n "$CUR_LOG" ] && [ -s "$CUR_LOG" ]; then
+        echo "#   last lines of $(basename "$CUR_LOG"):"
+        # Scrub the password, should the proxy ever log it (a test checks that).
+        tail -n 15 "$CUR_LOG" | sed -e "s/${PASSWORD:-no password yet}/<password>/g" -e 's/^/#   /'
+    fi
+}
+
+# expect NAME OUTPUT REGEX: pass if OUTPUT matches the extended regex.
+expect() {
+    if [[ $2 =~ $3 ]]; then
+        pass "$1"
+    else
+        fail "$1" "expected /$3/, got: $(oneline "$2")"
+    fi
+}
+
+# ---- clients (every invocation bounded by timeout) ----
+
+# ci PORT [KEY=VALUE...]: the conninfo clients use; later keywords win.
+ci() {
+    printf 'host=localhost hostaddr=127.0.0.1 port=%s user=app dbname=app sslmode=verify-full' "$1"
+    printf ' sslrootcert=%s channel_binding=disable connect_timeout=20' "$CERTS/public-ca.crt"
+    shift
+    [ $# -eq 0 ] || printf ' %s' "$@"
+}
+
+pgc() { timeout -k 5 "${PGC_TIMEOUT:-60}" "$PGCLIENT" "$@" 2>&1; }
+raw() { timeout -k 5 40 "$RAWCLIENT" "$@" 2>&1; }
+
+# ---- proxies ----
+
+# start_proxy NAME LISTEN_PORT UPSTREAM_HOST UPSTREAM_PORT VALIDATION_HOST ROOTS [ARGS...]
+start_proxy() {
+    local name=$1 port=$2
+    PARGS=(--server-certificate-path "$CERTS/proxy.crt" --server-private-key-path "$CERTS/proxy.key"
+        --server-host 127.0.0.1 --server-port "$2"
+        --client-connection-host-or-ip "$3" --client-connection-port "$4"
+        --client-tls-validation-host "$5" --client-ca-roots-path "$6" "${@:7}")
+    CUR_LOG=$LOGS/proxy-$name.log
+    if it_proxy_start "$name" "$CUR_LOG" "$port" "${PARGS[@]}"; then
+        pass "proxy '$name' listens on 127.0.0.1:$port"
+    else
+        fail "proxy '$name' listens on 127.0.0.1:$port" "not listening after 10 s (or exited)"
+    fi
+}
+
+stop_proxy() {
+    it_stop "$1"
+}
+
+fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+
+# ======================================================================
+# Set-up: PKI, PostgreSQL, password (passfile only: never on argv or stdout)
+# ======================================================================
+
+it_gen_certs "$CERTS"
+PASSWORD=$(it_random_password)
+export PGPASSFILE=$TMP/passfile
+it_write_passfile "$PGPASSFILE" app "$PASSWORD"
+it_free_port PGPORT
+it_pg_start "$PGDATA_DIR" "$PGPORT" "$CERTS" app app "$PASSWORD"
+it_note "PostgreSQL on 127.0.0.1:$PGPORT, temp dir $TMP, logs in $IT_LOGDIR"
+
+# Control: the database itself accepts verify-full against its own CA.
+out=$(pgc query "host=localhost hostaddr=127.0.0.1 port=$PGPORT user=app dbname=app \
+sslmode=verify-full sslrootcert=$CERTS/db-ca.crt connect_timeout=20" "SELECT 'direct ok'")
+expect "control: PostgreSQL direct, verify-full against db-ca" "$out" '^direct ok$'
+
+# ======================================================================
+# 1. verify-full through the proxy; 10. roots from a file
+# ======================================================================
+it_free_port MAIN_PORT
+start_proxy main "$MAIN_PORT" 127.0.0.1 "$PGPORT" localhost "$CERTS/db-ca.crt"
+MAIN_PID=${IT_PIDS[main]:-0}
+CI_MAIN=$(ci "$MAIN_PORT")
+
+out=$(pgc query "$CI_MAIN" "SELECT 1")
+expect "verify-full: SELECT 1 through the proxy (CA roots from a file)" "$out" '^1$'
+out=$(pgc info "$CI_MAIN")
+expect "verify-full: front leg TLS, back leg TLS (pg_stat_ssl.ssl = t)" "$out" \
+    '^front_ssl=1 front_protocol=TLSv1\.[23] backend_ssl=t$'
+out=$(timeout -k 5 30 psql -X -A -t -q "$CI_MAIN" \
+    -c "SELECT 'psql ok', ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()" 2>&1)
+expect "psql through the proxy: query works, back leg TLS" "$out" '^psql ok\|t$'
+
+# ======================================================================
+# 6. sslmode=require and sslmode=prefer (no CA verification by libpq)
+# ======================================================================
+for mode in require prefer; do
+    out=$(pgc info "$(ci "$MAIN_PORT" sslmode=$mode sslrootcert="$TMP/no-such-root.crt")")
+    expect "sslmode=$mode works and both legs are TLS" "$out" '^front_ssl=1 .* backend_ssl=t$'
+done
+
+# ======================================================================
+# 5. plaintext clients are refused; malformed first packets
+# ======================================================================
+out=$(pgc query "$(ci "$MAIN_PORT" sslmode=disable)" "SELECT 1")
+expect "sslmode=disable: libpq reports 'TLS is required'" "$out" \
+    'TLS is required; connect with sslmode=verify-full'
+out=$(raw error 127.0.0.1 "$MAIN_PORT" --plaintext)
+expect "plaintext StartupMessage: FATAL with SQLSTATE 28000" "$out" \
+    '^sqlstate=28000 severity=FATAL message=.*TLS is required'
+out=$(raw error localhost "$MAIN_PORT")
+expect "rawclient over TLS reaches PostgreSQL's SCRAM request (auth=10)" "$out" '^auth=10$'
+out=$(raw error 127.0.0.1 "$MAIN_PORT" --plaintext --malformed)
+expect "malformed plaintext StartupMessage: FATAL 08P01, then close" "$out" \
+    '^sqlstate=08P01 severity=FATAL '
+out=$(raw error localhost "$MAIN_PORT" --malformed)
+expect "malformed StartupMessage inside TLS: 08P01 or close, nothing forwarded" "$out" \
+    '^(sqlstate=08P01 severity=FATAL |eof$|reset$)'
+
+# ======================================================================
+# 2. 100 MB each way through COPY, sha256 compared both ways
+# ======================================================================
+head -c $((75 * 1024 * 1024)) /dev/urandom | base64 -w 100 >"$TMP/bulk-in.txt"
+IN_SUM=$(sha256sum <"$TMP/bulk-in.txt" | cut -d' ' -f1)
+IN_MB=$(($(stat -c %s "$TMP/bulk-in.txt") / 1024 / 1024))
+# Synchronized seq scans may start mid-table; turn them off so COPY TO
+# returns rows in insertion order.
+CI_BULK=$(ci "$MAIN_PORT" "options='-c synchronize_seqscans=off'")
+out=$(pgc query "$CI_BULK" \
+    "CREATE TABLE bulk (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, line text NOT NULL)")
+t=$SECONDS
+out+=$(PGC_TIMEOUT=300 pgc copy-in "$CI_BULK" "COPY bulk (line) FROM STDIN" "$TMP/bulk-in.txt")
+SERVER_SUM=$(PGC_TIMEOUT=300 pgc query "$CI_BULK" "SELECT encode(sha256(string_agg(
+    convert_to(line, 'UTF8') || '\\x0a'::bytea, ''::bytea ORDER BY id)), 'hex') FROM bulk")
+if [ "$SERVER_SUM" = "$IN_SUM" ]; then
+    pass "COPY FROM STDIN ${IN_MB} MB: server's sha256 equals the client's ($((SECONDS - t)) s)"
+else
+    fail "COPY FROM STDIN ${IN_MB} MB: server's sha256 equals the client's" \
+        "client $IN_SUM, server $(oneline "$SERVER_SUM"); copy: $(oneline "$out")"
+fi
+t=$SECONDS
+out=$(PGC_TIMEOUT=300 pgc copy-out "$CI_BULK" "COPY bulk (line) TO STDOUT" "$TMP/bulk-out.txt")
+OUT_SUM=$(sha256sum <"$TMP/bulk-out.txt" 2>/dev/null | cut -d' ' -f1)
+if [ "$OUT_SUM" = "$IN_SUM" ]; then
+    pass "COPY TO STDOUT ${IN_MB} MB: sha256 equals what was sent ($((SECONDS - t)) s)"
+else
+    fail "COPY TO STDOUT ${IN_MB} MB: sha256 equals what was sent" \
+        "sent $IN_SUM, got ${OUT_SUM:-nothing}; copy: $(oneline "$out")"
+fi
+rm -f "$TMP/bulk-in.txt" "$TMP/bulk-out.txt"
+pgc query "$CI_MAIN" "DROP TABLE bulk" >/dev/null
+
+# ======================================================================
+# 8. 200 concurrent sessions
+# ======================================================================
+t=$SECONDS
+out=$(PGC_TIMEOUT=240 pgc concurrent "$(ci "$MAIN_PORT" connect_timeout=120)" 200 5)
+expect "200 sessions open at once, 5 queries each ($((SECONDS - t)) s)" "$out" \
+    'sessions=200 ok=200 failed=0'
+
+# ======================================================================
+# 9. abuse: the proxy stays up, others are unharmed, nothing leaks
+# ======================================================================
+CUR_LOG=$LOGS/proxy-main.log
+pgc query "$CI_MAIN" "SELECT 1" >/dev/null # warm: anything opened lazily is open now
+prev=-1 BASE_FDS=$(fd_count "$MAIN_PID")
+for ((i = 0; i < 20 && BASE_FDS != prev; i++)); do # wait until the count is steady
+    sleep 0.25
+    prev=$BASE_FDS BASE_FDS=$(fd_count "$MAIN_PID")
+done
+
+out=$(raw inject 127.0.0.1 "$MAIN_PORT")
+expect "SSLRequest + pipelined bytes: closed without 'S' (CVE-2021-23214)" "$out" \
+    $'(^|\n)(eof|reset)$'
+
+pgc hold "$CI_MAIN" 6 >"$TMP/hold.out" 2>&1 &
+HOLD_PID=$!
+sleep 0.5
+abuse_bad=""
+for ((i = 0; i < 10; i++)); do
+    for size in 64 4096 100000; do
+        out=$(raw garbage 127.0.0.1 "$MAIN_PORT" "$size")
+        [[ $out =~ end=(eof|reset) ]] || abuse_bad+=" garbage($size): $(oneline "$out");"
+    done
+    raw half 127.0.0.1 "$MAIN_PORT" >/dev/null || abuse_bad+=" half failed;"
+    out=$(raw vanish localhost "$MAIN_PORT")
+    [[ $out =~ ^sent= ]] || abuse_bad+=" vanish: $(oneline "$out");"
+    out=$(raw inject 127.0.0.1 "$MAIN_PORT")
+    [[ $out =~ (eof|reset)$ ]] || abuse_bad+=" inject: $(oneline "$out");"
+    raw error 127.0.0.1 "$MAIN_PORT" --plaintext --malformed >/dev/null
+done
+if [ -z "$abuse_bad" ]; then
+    pass "garbage, half packets, vanishing handshakes: proxy closes every one"
+else
+    fail "garbage, half packets, vanishing handshakes: proxy closes every one" "${abuse_bad:0:400}"
+fi
+if wait "$HOLD_PID"; then
+    pass "a concurrent session keeps working during the abuse ($(oneline "$(cat "$TMP/hold.out")"))"
+else
+    fail "a concurrent session keeps working during the abuse" "$(oneline "$(cat "$TMP/hold.out")")"
+fi
+if kill -0 "$MAIN_PID" 2>/dev/null; then
+    pass "proxy still running after the abuse"
+else
+    fail "proxy still running after the abuse" "process $MAIN_PID is gone"
+fi
+fds=$(fd_count "$MAIN_PID")
+for ((i = 0; i < 50 && fds > BASE_FDS; i++)); do
+    sleep 0.1
+    fds=$(fd_count "$MAIN_PID")
+done
+if [ "$fds" -le "$BASE_FDS" ] && [ "$BASE_FDS" -gt 0 ]; then
+    pass "open fds back to baseline ($fds <= $BASE_FDS) within 5 s"
+else
+    fail "open fds back to baseline within 5 s" "baseline $BASE_FDS, now $fds"
+fi
+out=$(pgc query "$CI_MAIN" "SELECT 'after abuse'")
+expect "new sessions still work after the abuse" "$out" '^after abuse$'
+
+# ======================================================================
+# 3. upstream certificate from a CA that is not in the roots
+# ======================================================================
+it_free_port P
+start_proxy wrong-ca "$P" 127.0.0.1 "$PGPORT" localhost "$CERTS/other-ca.crt"
+out=$(pgc query "$(ci "$P")" "SELECT 1")
+expect "wrong CA roots: libpq sees 'certificate verification failed'" "$out" \
+    'certificate verification failed'
+out=$(raw error localhost "$P")
+expect "wrong CA roots: FATAL 08001" "$out" '^sqlstate=08001 severity=FATAL '
+# (libpq's own prefix quotes "localhost" too, so look at the proxy's text alone.)
+expect "wrong CA roots: the message names the validation host in quotes" "$out" \
+    "message=.*verification failed.*[\"']localhost[\"']"
+stop_proxy wrong-ca
+
+# ======================================================================
+# 4. validation host not in the upstream certificate
+# ======================================================================
+it_free_port P
+start_proxy wrong-name "$P" 127.0.0.1 "$PGPORT" wrong.example "$CERTS/db-ca.crt"
+out=$(pgc query "$(ci "$P")" "SELECT 1")
+expect "validation host wrong.example: libpq sees 'does not match'" "$out" 'does not match'
+out=$(raw error localhost "$P")
+expect "validation host wrong.example: FATAL 08001" "$out" '^sqlstate=08001 severity=FATAL '
+stop_proxy wrong-name
+
+# ======================================================================
+# 7. nothing listening upstream
+# ======================================================================
+it_free_port P
+it_free_port DEAD_PORT # handed out, never bound: nothing listens there
+start_proxy unreachable "$P" 127.0.0.1 "$DEAD_PORT" localhost "$CERTS/db-ca.crt"
+out=$(pgc query "$(ci "$P")" "SELECT 1")
+expect "upstream unreachable: libpq sees 'unreachable'" "$out" 'unreachable'
+out=$(raw error localhost "$P")
+expect "upstream unreachable: FATAL 08001" "$out" '^sqlstate=08001 severity=FATAL '
+stop_proxy unreachable
+
+# ======================================================================
+# Upstream that refuses TLS ('N'), and one that sends bytes after 'S'
+# (CVE-2021-23222)
+# ======================================================================
+for mode in refuse-tls bytes-after-s; do
+    it_free_port FAKE_PORT
+    it_free_port P
+    it_spawn "fake-$mode" "$LOGS/fake-upstream-$mode.log" "$RAWCLIENT" fake-upstream "$FAKE_PORT" "$mode"
+    if it_wait_port "$FAKE_PORT" 10 "${IT_PIDS[fake-$mode]}"; then
+        pass "fake upstream ($mode) listens"
+    else
+        fail "fake upstream ($mode) listens" "$(oneline "$(cat "$LOGS/fake-upstream-$mode.log")")"
+    fi
+    start_proxy "upstream-$mode" "$P" 127.0.0.1 "$FAKE_PORT" localhost "$CERTS/db-ca.crt"
+    out=$(pgc query "$(ci "$P")" "SELECT 1")
+    if [ "$mode" = refuse-tls ]; then
+        expect "upstream answers 'N': libpq sees 'refused TLS'" "$out" 'refused TLS'
+    else
+        expect "upstream sends bytes after 'S': libpq connection fails" "$out" '^error: '
+    fi
+    out=$(raw error localhost "$P")
+    expect "upstream $mode: FATAL 08001" "$out" '^sqlstate=08001 severity=FATAL '
+    stop_proxy "upstream-$mode"
+    it_stop "fake-$mode"
+    if [ "$mode" = refuse-tls ]; then
+        # After 'N' a proxy that requires TLS must not go on in plaintext.
+        leaked=$(grep -E 'bytes-after-answer=[1-9]' "$LOGS/fake-upstream-$mode.log")
+        answered=$(grep -c 'answered mode=' "$LOGS/fake-upstream-$mode.log")
+        if [ -z "$leaked" ] && [ "$answered" -ge 1 ]; then
+            pass "upstream answers 'N': proxy sends nothing in plaintext ($answered connections)"
+        else
+            fail "upstream answers 'N': proxy sends nothing in plaintext" \
+                "connections $answered; $(oneline "$leaked")"
+        fi
+    fi
+done
+
+# ======================================================================
+# 10. CA roots from a directory; upstream given by name
+# ======================================================================
+it_free_port P
+start_proxy roots-dir "$P" 127.0.0.1 "$PGPORT" localhost "$CERTS/db-roots"
+out=$(pgc info "$(ci "$P")")
+expect "CA roots from a directory (db-roots/): verify-full works, back leg TLS" "$out" \
+    '^front_ssl=1 .* backend_ssl=t$'
+stop_proxy roots-dir
+
+it_free_port P
+start_proxy upstream-by-name "$P" localhost "$PGPORT" localhost "$CERTS/db-ca.crt"
+out=$(pgc query "$(ci "$P")" "SELECT 'by name'")
+expect "upstream given as 'localhost' (resolved by the proxy)" "$out" '^by name$'
+stop_proxy upstream-by-name
+
+# ======================================================================
+# --check: verify the upstream and exit
+# ======================================================================
+it_free_port P
+check_args() {
+    printf '%s\n' --server-certificate-path "$CERTS/proxy.crt" \
+        --server-private-key-path "$CERTS/proxy.key" --server-host 127.0.0.1 --server-port "$P" \
+        --client-connection-host-or-ip 127.0.0.1 --client-connection-port "$PGPORT" \
+        --client-tls-validation-host localhost --client-ca-roots-path "$1"
+}
+mapfile -t args < <(check_args "$CERTS/db-ca.crt")
+CUR_LOG=$LOGS/check-good.log
+timeout -k 5 30 "$PGTP_BIN" --check "${args[@]}" >"$CUR_LOG" 2>&1
+rc=$?
+expect "--check against the real upstream exits 0" "rc=$rc" '^rc=0$'
+mapfile -t args < <(check_args "$CERTS/other-ca.crt")
+CUR_LOG=$LOGS/check-other-ca.log
+timeout -k 5 30 "$PGTP_BIN" --check "${args[@]}" >"$CUR_LOG" 2>&1
+rc=$?
+expect "--check with other-ca roots exits 1" "rc=$rc" '^rc=1$'
+
+# ======================================================================
+# The demo, non-interactively
+# ======================================================================
+CUR_LOG=$LOGS/demo.log
+DEMO_SMOKE=1 timeout -k 5 120 "$IT_REPO/scripts/demo.sh" "$PGTP_BIN" </dev/null >"$CUR_LOG" 2>&1
+rc=$?
+expect "scripts/demo.sh (DEMO_SMOKE=1) prints 'demo ok' and exits 0" \
+    "rc=$rc $(grep -x 'demo ok' "$CUR_LOG")" '^rc=0 demo ok$'
+
+# ======================================================================
+# Hygiene: shutdown, sanitizers, secrets
+# ======================================================================
+CUR_LOG=$LOGS/proxy-main.log
+it_stop main
+bad=""
+for name in "${!IT_EXIT[@]}"; do
+    case $name in fake-*) continue ;; esac
+    [ "${IT_EXIT[$name]}" = 0 ] || bad+=" $name=${IT_EXIT[$name]}"
+done
+expect "every proxy exits 0 on SIGTERM" "${bad:-none}" '^none$'
+CUR_LOG=
+san=$(grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$LOGS"/*.log 2>/dev/null |
+    xargs -r -n1 basename | tr '\n' ' ')
+expect "no sanitizer reports in any log" "${san:-none}" '^none$'
+leaks=$(grep -l -F -- "$PASSWORD" "$LOGS"/*.log 2>/dev/null | xargs -r -n1 basename | tr '\n' ' ')
+expect "the password appears in no log" "${leaks:-none}" '^none$'
+
+FINISHED=1
+echo "# integration suite took $((SECONDS - T0)) s"
+echo "integration: $PASS passed, $FAIL failed"

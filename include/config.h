@@ -40,8 +40,8 @@ enum config_result {
  * tlsctx. --help and --version print to out. Strings in cfg are heap copies
  * freed by config_free.
  */
-enum config_result config_parse(struct config *cfg, int argc, char **argv, char **envp,
-                                FILE *out, char *err, size_t errlen);
+enum config_result config_parse(struct config *cfg, int argc, char **argv, char **envp, FILE *out,
+                                char *err, size_t errlen);
 void config_free(struct config *cfg);
 
 /* --help text, generated from the option table. */

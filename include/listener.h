@@ -13,7 +13,7 @@
  * A host name is resolved once, here, and every address is bound. Fills
  * bound with "addr:port ..." for the start-up log. Returns 0 or -1 with err.
  */
-int listener_start(struct worker *w, const char *host, unsigned port, char *bound,
-                   size_t boundlen, char *err, size_t errlen);
+int listener_start(struct worker *w, const char *host, unsigned port, char *bound, size_t boundlen,
+                   char *err, size_t errlen);
 
 #endif

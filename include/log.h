@@ -18,7 +18,11 @@ const char *log_level_name(enum log_level l);
 /* Writes "ts=... level=... " + formatted text + "\n" in one write(2). */
 void log_msg(enum log_level l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define log_debug(...) do { if (log_min_level <= LOG_DEBUG) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
+#define log_debug(...)                                                                             \
+    do {                                                                                           \
+        if (log_min_level <= LOG_DEBUG)                                                            \
+            log_msg(LOG_DEBUG, __VA_ARGS__);                                                       \
+    } while (0)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)

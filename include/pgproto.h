@@ -67,8 +67,8 @@ struct pg_first {
  * is INVALID ("unsupported request code"). A first byte of 0x16 is
  * DIRECT_TLS whatever follows.
  */
-enum pg_first_kind pg_parse_first(const uint8_t *buf, size_t len, struct pg_first *out,
-                                  char *err, size_t errlen);
+enum pg_first_kind pg_parse_first(const uint8_t *buf, size_t len, struct pg_first *out, char *err,
+                                  size_t errlen);
 
 /* Write the 8-byte SSLRequest into out. */
 void pg_build_sslrequest(uint8_t out[8]);

@@ -29,12 +29,12 @@
 #include "pgproto.h"
 #include "tlsio.h"
 
-#define CHUNK_SIZE (64 * 1024)          /* one uv_write; > a TLS record + overhead */
-#define READ_BUF_SIZE (64 * 1024)       /* per worker, not per connection */
-#define RELAY_HIGH_WATER (256 * 1024)   /* stop reading the other leg above this */
-#define RELAY_LOW_WATER (64 * 1024)     /* resume below this */
-#define DRAIN_TIMEOUT_MS 5000           /* flush + linger, at most */
-#define CHUNK_CACHE_MAX 64              /* free chunks kept per worker */
+#define CHUNK_SIZE ((size_t)64 * 1024)        /* one uv_write; > a TLS record + overhead */
+#define READ_BUF_SIZE ((size_t)64 * 1024)     /* per worker, not per connection */
+#define RELAY_HIGH_WATER ((size_t)256 * 1024) /* stop reading the other leg above this */
+#define RELAY_LOW_WATER ((size_t)64 * 1024)   /* resume below this */
+#define DRAIN_TIMEOUT_MS 5000                 /* flush + linger, at most */
+#define CHUNK_CACHE_MAX 64                    /* free chunks kept per worker */
 
 struct runtime {
     const struct config *cfg;

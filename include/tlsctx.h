@@ -15,8 +15,8 @@
  * Front: certificate chain (leaf first) + key, TLS 1.2 minimum. Checks that
  * the key matches the certificate. Fills summary with subject and expiry.
  */
-SSL_CTX *tlsctx_front(const char *cert_path, const char *key_path, char *summary,
-                      size_t summarylen, char *err, size_t errlen);
+SSL_CTX *tlsctx_front(const char *cert_path, const char *key_path, char *summary, size_t summarylen,
+                      char *err, size_t errlen);
 
 /*
  * Back: verify-full client context. roots_path is a PEM file or a directory

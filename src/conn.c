@@ -16,7 +16,6 @@
 #include "log.h"
 #include "proxy.h"
 
-
 static void conn_free(struct conn *c)
 {
     struct worker *w = c->w;
@@ -97,7 +96,8 @@ void conn_leg_lost(struct leg *l, const char *what)
         conn_back_failed(c, "08001", msg);
         return;
     }
-    conn_end(c, strncmp(what, "closed", 6) == 0 ? "closed" : "error", "%s %s", l == &c->front ? "front" : "back", what);
+    conn_end(c, strncmp(what, "closed", 6) == 0 ? "closed" : "error", "%s %s",
+             l == &c->front ? "front" : "back", what);
 }
 
 /* The one way out: close every handle; memory goes in the last callback. */
@@ -166,8 +166,8 @@ void conn_fail_front(struct conn *c, const char *sqlstate, const char *outcome, 
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     char q[1200];
-    log_warn("event=error conn=%llu front=%s sqlstate=%s message=\"%s\"",
-             (unsigned long long)c->id, c->front_addr, sqlstate, log_escape(msg, q, sizeof(q)));
+    log_warn("event=error conn=%llu front=%s sqlstate=%s message=\"%s\"", (unsigned long long)c->id,
+             c->front_addr, sqlstate, log_escape(msg, q, sizeof(q)));
     if (c->phase == PHASE_OPEN && c->front.open) {
         size_t n = pg_build_error(pkt, sizeof(pkt), "FATAL", sqlstate, msg, NULL);
         if (n > 0 && c->fs >= FRONT_STARTUP && c->fs < FRONT_RELAY && c->front.tls_up) {
@@ -314,10 +314,9 @@ static void log_established(struct conn *c)
     log_info("event=established conn=%llu front=%s upstream=%s user=\"%s\" database=\"%s\" "
              "application_name=\"%s\" front_tls=%s front_cipher=%s back_tls=%s back_cipher=%s "
              "setup_ms=%llu",
-             (unsigned long long)c->id, c->front_addr, c->back_addr, c->info.user,
-             c->info.database, c->info.application_name, tlsio_version(&c->front.tls),
-             tlsio_cipher(&c->front.tls), tlsio_version(&c->back.tls),
-             tlsio_cipher(&c->back.tls),
+             (unsigned long long)c->id, c->front_addr, c->back_addr, c->info.user, c->info.database,
+             c->info.application_name, tlsio_version(&c->front.tls), tlsio_cipher(&c->front.tls),
+             tlsio_version(&c->back.tls), tlsio_cipher(&c->back.tls),
              (unsigned long long)(uv_now(c->w->loop) - c->start_ms));
 }
 

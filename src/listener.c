@@ -49,8 +49,8 @@ static int bind_one(struct worker *w, const struct sockaddr *sa, char *err, size
     return 0;
 }
 
-int listener_start(struct worker *w, const char *host, unsigned port, char *bound,
-                   size_t boundlen, char *err, size_t errlen)
+int listener_start(struct worker *w, const char *host, unsigned port, char *bound, size_t boundlen,
+                   char *err, size_t errlen)
 {
     struct addrinfo hints, *res = NULL;
     char portstr[8];
@@ -69,7 +69,7 @@ int listener_start(struct worker *w, const char *host, unsigned port, char *boun
     size_t n = 0;
     for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next)
         n++;
-    w->listeners = calloc(n, sizeof(*w->listeners));
+    w->listeners = n > 0 ? calloc(n, sizeof(*w->listeners)) : NULL;
     if (w->listeners == NULL) {
         freeaddrinfo(res);
         snprintf(err, errlen, "out of memory");

@@ -35,12 +35,12 @@ static void raise_fd_limit(void)
 static void signal_cb(uv_signal_t *h, int signum)
 {
     struct worker *w = h->data;
-    log_info("event=shutdown signal=%s open_connections=%zu", signum == SIGINT ? "SIGINT" : "SIGTERM",
-             w->nconns);
+    log_info("event=shutdown signal=%s open_connections=%zu",
+             signum == SIGINT ? "SIGINT" : "SIGTERM", w->nconns);
     worker_shutdown(w);
     uv_close((uv_handle_t *)h, NULL);
-    uv_signal_t *other = h == (uv_signal_t *)w->signals ? (uv_signal_t *)w->signals + 1
-                                                        : (uv_signal_t *)w->signals;
+    uv_signal_t *other =
+        h == (uv_signal_t *)w->signals ? (uv_signal_t *)w->signals + 1 : (uv_signal_t *)w->signals;
     if (!uv_is_closing((uv_handle_t *)other))
         uv_close((uv_handle_t *)other, NULL);
 }
@@ -82,8 +82,8 @@ int main(int argc, char **argv)
         .startup_timeout_ms = 15000,
         .connect_timeout_ms = 10000,
     };
-    rt.back_ctx = tlsctx_back(cfg.ca_roots_path, roots_summary, sizeof(roots_summary), err,
-                              sizeof(err));
+    rt.back_ctx =
+        tlsctx_back(cfg.ca_roots_path, roots_summary, sizeof(roots_summary), err, sizeof(err));
     if (rt.back_ctx == NULL)
         fatal("%s", err);
     rt.front_ctx = tlsctx_front(cfg.front_cert_path, cfg.front_key_path, front_summary,

@@ -363,8 +363,13 @@ size_t pg_build_error(uint8_t *out, size_t cap, const char *severity, const char
     size_t slen = strlen(severity), mlen = strlen(message);
     size_t hlen = hint != NULL ? strlen(hint) : 0;
     size_t total = 1 + 4; /* 'E' + length word */
-    bool ok = add_field(&total, slen) && add_field(&total, slen) && add_field(&total, 5) &&
-              add_field(&total, mlen) && (hlen == 0 || add_field(&total, hlen)) && total < SIZE_MAX;
+    /* S and V both carry the severity; then C, M and the optional H. */
+    const size_t lens[] = {slen, slen, 5, mlen, hlen};
+    bool ok = true;
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
+        if (i < 4 || hlen > 0)
+            ok = ok && add_field(&total, lens[i]);
+    ok = ok && total < SIZE_MAX;
     if (!ok)
         return 0;
     total += 1; /* the NUL that ends the field list */

@@ -157,7 +157,6 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = READ_BUF_SIZE;
 }
 
-
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct leg *l = s->data;

@@ -80,8 +80,8 @@ static int is_file(const char *path)
     return S_ISDIR(st.st_mode) ? 0 : 1;
 }
 
-SSL_CTX *tlsctx_front(const char *cert_path, const char *key_path, char *summary,
-                      size_t summarylen, char *err, size_t errlen)
+SSL_CTX *tlsctx_front(const char *cert_path, const char *key_path, char *summary, size_t summarylen,
+                      char *err, size_t errlen)
 {
     char e[256];
     int f;
@@ -171,8 +171,8 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /* Loads roots_path into store; fills summary; returns total or -1. */
-static int load_roots(X509_STORE *store, const char *roots_path, char *summary,
-                      size_t summarylen, char *err, size_t errlen)
+static int load_roots(X509_STORE *store, const char *roots_path, char *summary, size_t summarylen,
+                      char *err, size_t errlen)
 {
     int f = is_file(roots_path);
     if (f < 0) {
@@ -200,7 +200,8 @@ static int load_roots(X509_STORE *store, const char *roots_path, char *summary,
     size_t nnames = 0, cap = 0;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.' || !(has_suffix(de->d_name, ".pem") || has_suffix(de->d_name, ".crt")))
+        if (de->d_name[0] == '.' ||
+            !(has_suffix(de->d_name, ".pem") || has_suffix(de->d_name, ".crt")))
             continue;
         if (nnames == cap) {
             cap = cap ? cap * 2 : 16;
@@ -214,7 +215,8 @@ static int load_roots(X509_STORE *store, const char *roots_path, char *summary,
             nnames++;
     }
     closedir(d);
-    qsort(names, nnames, sizeof(*names), cmp_str);
+    if (nnames > 1)
+        qsort(names, nnames, sizeof(*names), cmp_str);
 
     int total = 0;
     size_t off = (size_t)snprintf(summary, summarylen, "from %s:", roots_path);

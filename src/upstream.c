@@ -277,9 +277,8 @@ static void print_chain(struct conn *c)
 {
     STACK_OF(X509) *chain = SSL_get0_verified_chain(c->back.tls.ssl);
     char line[1024];
-    printf("upstream %s verified as \"%s\": %s %s\n", c->back_addr,
-           cfg_of(c)->upstream_verify_name, tlsio_version(&c->back.tls),
-           tlsio_cipher(&c->back.tls));
+    printf("upstream %s verified as \"%s\": %s %s\n", c->back_addr, cfg_of(c)->upstream_verify_name,
+           tlsio_version(&c->back.tls), tlsio_cipher(&c->back.tls));
     for (int i = 0; chain != NULL && i < sk_X509_num(chain); i++) {
         tlsctx_cert_summary(sk_X509_value(chain, i), line, sizeof(line));
         printf("  [%d] %s\n", i, line);

@@ -92,9 +92,11 @@ asan: deps
 
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_SECONDS ?= 30
-$(BUILD)/fuzz/%: tests/fuzz/%.c src/pgproto.c src/log.c src/config.c $(wildcard include/*.h)
+FUZZ_LIB_SRCS := src/pgproto.c src/log.c src/config.c src/tlsio.c
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard include/*.h)
 	@mkdir -p $(BUILD)/fuzz
-	clang $(CSTD) -g -O1 -Iinclude -fsanitize=fuzzer,address,undefined -o $@ $< src/pgproto.c src/log.c src/config.c
+	clang $(CSTD) -g -O1 -Iinclude -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_SRCS) \
+	    $(shell pkg-config --libs openssl)
 fuzz: $(FUZZ_TARGETS)
 	@for t in $(FUZZ_TARGETS); do \
 	    n=$$(basename $$t); mkdir -p $(BUILD)/fuzz/corpus-$$n; \
@@ -119,7 +121,7 @@ format-check:
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --inline-suppr -Iinclude --suppress=missingIncludeSystem src
-	clang-tidy --quiet src/*.c -- $(CSTD) -Iinclude $(shell pkg-config --cflags $(PKGS))
+	clang-tidy --quiet src/*.c -- $(CSTD) -Iinclude -DPGTP_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS))
 
 PREFIX ?= /usr/local
 install: $(BIN)

@@ -14,6 +14,7 @@
  *   pgclient copy-out CONNINFO SQL FILE       run COPY ... TO STDOUT into FILE
  *   pgclient concurrent CONNINFO N Q          N sessions open at once, Q queries each
  *   pgclient hold CONNINFO SECONDS            one session, a query every 100 ms
+ *   pgclient stall CONNINFO SQL SECONDS       send SQL, read nothing for SECONDS
  *
  * Exit status: 0 success, 1 connection failed, 2 usage, 3 query failed.
  */
@@ -66,23 +67,42 @@ static void report_result_error(const PGresult *res, PGconn *conn)
     print_oneline(stdout, "", res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(conn));
 }
 
+/*
+ * Every result is looked at, not only the last one PQexec would keep: when
+ * the server ends a session, its FATAL (with SQLSTATE) comes in one result
+ * and libpq's "connection closed" in the next.
+ */
 static int cmd_query(const char *conninfo, const char *sql)
 {
     PGconn *conn = connect_or_report(conninfo);
-    PGresult *res = PQexec(conn, sql);
-    ExecStatusType st = PQresultStatus(res);
     int rc = 0;
-    if (st == PGRES_TUPLES_OK) {
-        for (int r = 0; r < PQntuples(res); r++) {
-            for (int c = 0; c < PQnfields(res); c++)
-                printf("%s%s", c > 0 ? "\t" : "", PQgetvalue(res, r, c));
-            putchar('\n');
-        }
-    } else if (st != PGRES_COMMAND_OK) {
-        report_result_error(res, conn);
+    if (PQsendQuery(conn, sql) != 1) {
+        print_oneline(stdout, "query-error: sqlstate=- ", PQerrorMessage(conn));
         rc = EXIT_QUERY;
     }
-    PQclear(res);
+    PGresult *res;
+    while (rc == 0 && (res = PQgetResult(conn)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_TUPLES_OK) {
+            for (int r = 0; r < PQntuples(res); r++) {
+                for (int c = 0; c < PQnfields(res); c++)
+                    printf("%s%s", c > 0 ? "\t" : "", PQgetvalue(res, r, c));
+                putchar('\n');
+            }
+        } else if (st != PGRES_COMMAND_OK) {
+            report_result_error(res, conn);
+            rc = EXIT_QUERY;
+        }
+        PQclear(res);
+        if (PQstatus(conn) == CONNECTION_BAD)
+            break;
+    }
+    /* After an error, drain what is left so that every error is printed. */
+    while (rc != 0 && PQstatus(conn) != CONNECTION_BAD && (res = PQgetResult(conn)) != NULL) {
+        if (PQresultStatus(res) == PGRES_FATAL_ERROR)
+            report_result_error(res, conn);
+        PQclear(res);
+    }
     PQfinish(conn);
     return rc;
 }
@@ -326,6 +346,27 @@ static int cmd_hold(const char *conninfo, const char *secstr)
     return rc;
 }
 
+/*
+ * Send SQL and then read nothing for SECONDS: the result piles up in front
+ * of a client that has stopped reading, and the proxy must stop reading
+ * the upstream rather than buffer it all (backpressure). Then close.
+ */
+static int cmd_stall(const char *conninfo, const char *sql, const char *secstr)
+{
+    int seconds = parse_count(secstr, 1, 3600);
+    PGconn *conn = connect_or_report(conninfo);
+    if (PQsendQuery(conn, sql) != 1) {
+        print_oneline(stdout, "query-error: ", PQerrorMessage(conn));
+        PQfinish(conn);
+        return EXIT_QUERY;
+    }
+    printf("stalling for %d s\n", seconds);
+    sleep((unsigned)seconds);
+    PQfinish(conn);
+    printf("stall done\n");
+    return 0;
+}
+
 static void usage(void)
 {
     fputs("usage: pgclient query CONNINFO SQL\n"
@@ -333,7 +374,8 @@ static void usage(void)
           "       pgclient copy-in CONNINFO SQL FILE\n"
           "       pgclient copy-out CONNINFO SQL FILE\n"
           "       pgclient concurrent CONNINFO SESSIONS QUERIES\n"
-          "       pgclient hold CONNINFO SECONDS\n",
+          "       pgclient hold CONNINFO SECONDS\n"
+          "       pgclient stall CONNINFO SQL SECONDS\n",
           stderr);
     exit(EXIT_USAGE);
 }
@@ -356,5 +398,7 @@ int main(int argc, char **argv)
         return cmd_concurrent(conninfo, argv[3], argv[4]);
     if (strcmp(cmd, "hold") == 0 && argc == 4)
         return cmd_hold(conninfo, argv[3]);
+    if (strcmp(cmd, "stall") == 0 && argc == 5)
+        return cmd_stall(conninfo, argv[3], argv[4]);
     usage();
 }

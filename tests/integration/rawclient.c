@@ -15,6 +15,7 @@
  *   rawclient garbage HOST PORT N             N random bytes, then read
  *   rawclient half HOST PORT                  half a StartupMessage, close
  *   rawclient vanish HOST PORT                half a ClientHello, close
+ *   rawclient idle HOST PORT SECONDS          connect, send nothing, await close
  *   rawclient fake-upstream PORT MODE         MODE: refuse-tls|bytes-after-s|silent
  *
  * It never verifies certificates: it is a probe, not a client to trust.
@@ -33,6 +34,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -40,7 +42,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
-#define IO_TIMEOUT_SEC 10    /* per read/write on client subcommands */
+#define IO_TIMEOUT_SEC 30    /* per read/write; above the proxy's own upstream timeouts */
 #define WAIT_CLOSE_SEC 5     /* how long we wait for the proxy to close */
 #define UPSTREAM_IDLE_SEC 30 /* a fake-upstream child gives up after this */
 #define MAX_MSG (1024 * 1024)
@@ -385,12 +387,12 @@ static int cmd_error(const char *host, const char *port, int plaintext, int malf
 }
 
 /*
- * Read until the peer closes (or WAIT_CLOSE_SEC passes) and print
+ * Read until the peer closes (or wait_sec passes) and print
  * "bytes=N [first=<hex>] end=<eof|reset|timeout>".
  */
-static enum rd_result drain_and_report(int fd, size_t *total_out)
+static enum rd_result drain_and_report(int fd, int wait_sec, size_t *total_out)
 {
-    set_timeouts(fd, WAIT_CLOSE_SEC);
+    set_timeouts(fd, wait_sec);
     struct stream s = {.fd = fd, .ssl = NULL};
     uint8_t first[16];
     size_t nfirst = 0, total = 0;
@@ -432,7 +434,7 @@ static int cmd_inject(const char *host, const char *port)
         die("send failed");
     size_t total = 0;
     /* drain_and_report prints the details; the short verdict comes last. */
-    enum rd_result r = drain_and_report(fd, &total);
+    enum rd_result r = drain_and_report(fd, WAIT_CLOSE_SEC, &total);
     close(fd);
     if (total == 0 && (r == RD_EOF || r == RD_RESET)) {
         printf("%s\n", rd_name(r));
@@ -463,7 +465,7 @@ static int cmd_garbage(const char *host, const char *port, const char *count)
         die("send failed: %s", rd_name(w));
     size_t total = 0;
     /* A reset while sending means the proxy already closed: fine. */
-    enum rd_result r = drain_and_report(fd, &total);
+    enum rd_result r = drain_and_report(fd, WAIT_CLOSE_SEC, &total);
     close(fd);
     return r == RD_TIMEOUT ? 1 : 0;
 }
@@ -478,6 +480,32 @@ static int cmd_half(const char *host, const char *port)
     close(fd);
     printf("sent=%zu of %zu\n", len / 2, len);
     return 0;
+}
+
+static double now_sec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * Connect and send nothing: a proxy must not keep such a connection (and
+ * its slot) forever. Prints "... end=<eof|reset|timeout> after=<seconds>".
+ */
+static int cmd_idle(const char *host, const char *port, const char *secstr)
+{
+    char *end = NULL;
+    long secs = strtol(secstr, &end, 10);
+    if (end == secstr || *end != '\0' || secs < 1 || secs > 3600)
+        die("idle: SECONDS must be 1..3600");
+    int fd = tcp_connect(host, port);
+    double t0 = now_sec();
+    size_t total = 0;
+    enum rd_result r = drain_and_report(fd, (int)secs, &total);
+    close(fd);
+    printf("after=%.1f\n", now_sec() - t0);
+    return r == RD_TIMEOUT ? 1 : 0;
 }
 
 /* Produce a real ClientHello through memory BIOs, send half of it, vanish. */
@@ -607,6 +635,7 @@ static void usage(void)
           "       rawclient garbage HOST PORT N\n"
           "       rawclient half HOST PORT\n"
           "       rawclient vanish HOST PORT\n"
+          "       rawclient idle HOST PORT SECONDS\n"
           "       rawclient fake-upstream PORT refuse-tls|bytes-after-s|silent\n",
           stderr);
     exit(2);
@@ -639,6 +668,8 @@ int main(int argc, char **argv)
         return cmd_half(argv[2], argv[3]);
     if (strcmp(cmd, "vanish") == 0 && argc == 4)
         return cmd_vanish(argv[2], argv[3]);
+    if (strcmp(cmd, "idle") == 0 && argc == 5)
+        return cmd_idle(argv[2], argv[3], argv[4]);
     if (strcmp(cmd, "fake-upstream") == 0 && argc == 4)
         return cmd_fake_upstream(argv[2], argv[3]);
     usage();

@@ -168,6 +168,23 @@ out=$(timeout -k 5 30 psql -X -A -t -q "$CI_MAIN" \
     -c "SELECT 'psql ok', ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()" 2>&1)
 expect "psql through the proxy: query works, back leg TLS" "$out" '^psql ok\|t$'
 
+# Slow checks run in the background from here and are collected at the end:
+# a client that connects and sends nothing, and an upstream that never
+# answers. Either must end with the proxy closing / reporting, not hanging.
+timeout -k 5 75 "$RAWCLIENT" idle 127.0.0.1 "$MAIN_PORT" 60 >"$TMP/idle.out" 2>&1 &
+IDLE_PID=$!
+it_free_port SILENT_FAKE_PORT
+it_free_port SILENT_PORT
+it_spawn fake-silent "$LOGS/fake-upstream-silent.log" "$RAWCLIENT" fake-upstream \
+    "$SILENT_FAKE_PORT" silent
+it_wait_port "$SILENT_FAKE_PORT" 10 "${IT_PIDS[fake-silent]}" ||
+    fail "fake upstream (silent) listens" "$(oneline "$(cat "$LOGS/fake-upstream-silent.log")")"
+start_proxy upstream-silent "$SILENT_PORT" 127.0.0.1 "$SILENT_FAKE_PORT" localhost "$CERTS/db-ca.crt"
+timeout -k 5 75 "$RAWCLIENT" error localhost "$SILENT_PORT" >"$TMP/silent.out" 2>&1 &
+SILENT_CLIENT_PID=$!
+SILENT_T0=$SECONDS
+CUR_LOG=$LOGS/proxy-main.log
+
 # ======================================================================
 # 6. sslmode=require and sslmode=prefer (no CA verification by libpq)
 # ======================================================================
@@ -236,6 +253,21 @@ expect "200 sessions open at once, 5 queries each ($((SECONDS - t)) s)" "$out" \
     'sessions=200 ok=200 failed=0'
 
 # ======================================================================
+# The server ends a session: its FATAL must reach the client intact
+# ======================================================================
+pgc query "$CI_MAIN" "SELECT pg_sleep(30) /* victim */" >"$TMP/victim.out" &
+VICTIM_PID=$!
+VICTIM_SQL="FROM pg_stat_activity WHERE query LIKE '%/* victim */' AND pid <> pg_backend_pid()"
+for ((i = 0; i < 100; i++)); do
+    [ "$(pgc query "$CI_MAIN" "SELECT count(*) $VICTIM_SQL")" = 1 ] && break
+    sleep 0.1
+done
+pgc query "$CI_MAIN" "SELECT pg_terminate_backend(pid) $VICTIM_SQL" >/dev/null
+wait "$VICTIM_PID"
+expect "pg_terminate_backend: the client gets the server's FATAL 57P01 through the proxy" \
+    "$(cat "$TMP/victim.out")" 'sqlstate=57P01 .*terminating connection due to administrator'
+
+# ======================================================================
 # 9. abuse: the proxy stays up, others are unharmed, nothing leaks
 # ======================================================================
 CUR_LOG=$LOGS/proxy-main.log
@@ -245,6 +277,28 @@ for ((i = 0; i < 20 && BASE_FDS != prev; i++)); do # wait until the count is ste
     sleep 0.25
     prev=$BASE_FDS BASE_FDS=$(fd_count "$MAIN_PID")
 done
+
+# Backpressure: a client that stops reading a 300 MB result. The proxy must
+# stop reading the upstream, not buffer the result (nginx's "don't read into
+# a full buffer"); then the client closes with all that data pending.
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+RSS0=$(rss_kb "$MAIN_PID") RSS_MAX=$RSS0
+pgc stall "$CI_MAIN" "SELECT repeat('x', 1000) FROM generate_series(1, 300000)" 4 \
+    >"$TMP/stall.out" &
+STALL_PID=$!
+while kill -0 "$STALL_PID" 2>/dev/null; do
+    r=$(rss_kb "$MAIN_PID")
+    [ "$r" -gt "$RSS_MAX" ] && RSS_MAX=$r
+    sleep 0.2
+done
+wait "$STALL_PID"
+rc=$?
+if [ "$rc" = 0 ] && [ $((RSS_MAX - RSS0)) -lt 65536 ]; then
+    pass "client stops reading a 300 MB result: proxy RSS grew $(((RSS_MAX - RSS0) / 1024)) MB (< 64)"
+else
+    fail "client stops reading a 300 MB result: proxy RSS grows < 64 MB" \
+        "grew $(((RSS_MAX - RSS0) / 1024)) MB; client rc=$rc $(oneline "$(cat "$TMP/stall.out")")"
+fi
 
 out=$(raw inject 127.0.0.1 "$MAIN_PORT")
 expect "SSLRequest + pipelined bytes: closed without 'S' (CVE-2021-23214)" "$out" \
@@ -384,6 +438,22 @@ start_proxy upstream-by-name "$P" localhost "$PGPORT" localhost "$CERTS/db-ca.cr
 out=$(pgc query "$(ci "$P")" "SELECT 'by name'")
 expect "upstream given as 'localhost' (resolved by the proxy)" "$out" '^by name$'
 stop_proxy upstream-by-name
+
+# ======================================================================
+# Collect the slow background checks started at the top
+# ======================================================================
+CUR_LOG=$LOGS/proxy-main.log
+wait "$IDLE_PID"
+out=$(cat "$TMP/idle.out")
+expect "a client that sends nothing is disconnected within 60 s (start-up timeout)" "$out" \
+    'end=(eof|reset)'$'\n''after='
+CUR_LOG=$LOGS/proxy-upstream-silent.log
+wait "$SILENT_CLIENT_PID"
+out=$(cat "$TMP/silent.out")
+expect "upstream never answers: FATAL 08001 within 60 s (took about $((SECONDS - SILENT_T0)) s)" \
+    "$out" '^sqlstate=08001 severity=FATAL '
+stop_proxy upstream-silent
+it_stop fake-silent
 
 # ======================================================================
 # --check: verify the upstream and exit

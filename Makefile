@@ -21,7 +21,7 @@ endif
 OPT ?= -O2 -g
 CFLAGS_ALL = $(CSTD) $(OPT) $(WARN) -Iinclude -DPGTP_VERSION='"$(VERSION)"' \
              $(shell pkg-config --cflags $(PKGS)) $(SANFLAGS) $(CFLAGS)
-LDLIBS_ALL = $(shell pkg-config --libs $(PKGS)) $(SANFLAGS) $(LDFLAGS)
+LDLIBS_ALL = $(shell pkg-config --libs $(PKGS)) -pthread $(SANFLAGS) $(LDFLAGS)
 
 LIB_SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)

@@ -22,6 +22,9 @@ struct config {
     uint16_t upstream_port;     /* --client-connection-port, default 5432 */
     char *upstream_verify_name; /* --client-tls-validation-host; default: upstream_host */
     char *ca_roots_path;        /* --client-ca-roots-path (required): file or directory */
+    char *allow_from;           /* --server-allow-from: CIDR list; NULL = everyone */
+    char *allow_plaintext_from; /* --server-allow-plaintext-from: CIDR list; NULL = none */
+    bool back_direct_tls;       /* --client-direct-tls */
     int log_level;              /* -l/--log: enum log_level, default LOG_INFO */
     bool check_only;            /* --check */
 };

@@ -25,6 +25,7 @@
 
 #include <uv.h>
 
+#include "cidr.h"
 #include "config.h"
 #include "pgproto.h"
 #include "tlsio.h"
@@ -40,8 +41,10 @@ struct runtime {
     const struct config *cfg;
     SSL_CTX *front_ctx;
     SSL_CTX *back_ctx;
-    unsigned startup_timeout_ms; /* accept -> StartupMessage read inside TLS */
-    unsigned connect_timeout_ms; /* back leg: resolve -> verified TLS */
+    unsigned startup_timeout_ms;  /* accept -> StartupMessage read inside TLS */
+    unsigned connect_timeout_ms;  /* back leg: resolve -> verified TLS */
+    struct cidr_list allow_from;  /* empty: everyone */
+    struct cidr_list allow_plain; /* empty: nobody */
 };
 
 struct leg;
@@ -87,6 +90,7 @@ struct leg {
     bool eof;
     bool shut; /* uv_shutdown issued */
     bool tls_up;
+    bool plain; /* front leg without TLS (--server-allow-plaintext-from) */
 };
 
 enum front_state { FRONT_FIRST, FRONT_TLS, FRONT_STARTUP, FRONT_WAIT, FRONT_RELAY };
@@ -102,7 +106,22 @@ enum back_state {
 };
 enum conn_phase { PHASE_OPEN, PHASE_DRAIN, PHASE_LINGER, PHASE_CLOSING };
 
-struct back_setup; /* upstream.c: resolver and connect state, freed once up */
+struct back_setup;   /* upstream.c: resolver and connect state, freed once up */
+struct keymap_entry; /* keymap.c */
+
+/*
+ * Start-up watch: from the forwarded StartupMessage until the upstream's
+ * ReadyForQuery, both directions are framed into whole messages so that
+ * BackendKeyData (cancel keys), AuthenticationSASL and the client's SASL
+ * mechanism can be seen. Bytes are forwarded one whole message at a time,
+ * which is also what lets the proxy answer with an ErrorResponse at a
+ * message boundary. Freed when the watch ends.
+ */
+#define WATCH_MAX ((size_t)64 * 1024) /* a bigger start-up message ends the watch */
+struct watch {
+    uint8_t *buf;
+    size_t len;
+};
 
 struct conn {
     struct worker *w;
@@ -129,6 +148,15 @@ struct conn {
     char reason[256];
     bool probe; /* --check: no front leg */
     bool draining_armed;
+    bool direct_tls;          /* front began with a TLS ClientHello (PG17 sslnegotiation=direct) */
+    bool denied;              /* not in --server-allow-from: told so once the front can read it */
+    bool watching;            /* start-up watch active (see struct watch) */
+    bool sasl_offered;        /* upstream sent AuthenticationSASL */
+    bool sasl_chosen;         /* client's SASLInitialResponse seen */
+    struct watch wf, wb;      /* front->back and back->front bytes not yet framed */
+    struct keymap_entry *key; /* our session's cancel key, while it lives */
+    uint8_t *cancel_pkt;      /* forwarding conn: the CancelRequest to send upstream */
+    size_t cancel_len;
 };
 
 /* conn.c */
@@ -141,6 +169,10 @@ void conn_end(struct conn *c, const char *outcome, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void conn_fail_front(struct conn *c, const char *sqlstate, const char *outcome, const char *fmt,
                      ...) __attribute__((format(printf, 4, 5)));
+void conn_fail_front_hint(struct conn *c, const char *sqlstate, const char *outcome,
+                          const char *hint, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void conn_cancel_forward(struct worker *w, const uint8_t *pkt, size_t len, const char *from);
 void conn_back_ready(struct conn *c);
 void conn_back_failed(struct conn *c, const char *sqlstate, const char *msg);
 void conn_arm_timer(struct conn *c);
@@ -164,6 +196,12 @@ void leg_read_stop(struct leg *l);
 int leg_send(struct leg *l, const void *buf, size_t len); /* raw bytes */
 int leg_flush(struct leg *l);                             /* TLS output */
 void relay_pump(struct conn *c, struct leg *from);
+void relay_plain(struct conn *c, struct leg *from, const uint8_t *buf, size_t len);
+int relay_emit(struct conn *c, struct leg *to, const void *buf, size_t len);
+void watch_free(struct conn *c);
+
+/* watch.c */
+int watch_input(struct conn *c, struct leg *from, const uint8_t *buf, size_t len);
 void relay_check_drained(struct conn *c);
 struct leg *leg_peer(struct leg *l);
 void chunk_cache_free(struct worker *w);

@@ -31,6 +31,9 @@ SSL_CTX *tlsctx_back(const char *roots_path, char *summary, size_t summarylen, c
 /* Names the upstream's certificate must match; sets SNI for DNS names. */
 int tlsctx_back_session_setup(SSL *ssl, const char *verify_name, char *err, size_t errlen);
 
+/* True if the handshake selected ALPN "postgresql". */
+bool tlsctx_alpn_postgresql(const SSL *ssl);
+
 /* True if s is an IPv4 or IPv6 literal. */
 bool tlsctx_is_ip(const char *s);
 

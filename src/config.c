@@ -74,6 +74,17 @@ static const struct opt_def options[] = {
     {"client-ca-roots-path", 0, OPT_STRING, "PATH", FIELD(ca_roots_path), true, NULL, NULL,
      "CA certificates that sign the upstream certificate: a PEM file, or a directory whose "
      "*.pem and *.crt files are all loaded."},
+    {"server-allow-from", 0, OPT_STRING, "CIDR[,CIDR...]", FIELD(allow_from), false, NULL,
+     "every address",
+     "Only clients from these IPv4/IPv6 prefixes may connect; others are told FATAL 28000 "
+     "\"address not allowed\" (inside TLS when they asked for it)."},
+    {"server-allow-plaintext-from", 0, OPT_STRING, "CIDR[,CIDR...]", FIELD(allow_plaintext_from),
+     false, NULL, "none: TLS is required from everyone",
+     "Sidecar mode: clients from these prefixes may connect without TLS (sslmode=disable); "
+     "the upstream leg is still verify-full. Use only for loopback or a pod's own network."},
+    {"client-direct-tls", 0, OPT_BOOL, NULL, FIELD(back_direct_tls), false, NULL, NULL,
+     "Open the upstream leg with direct TLS (ALPN \"postgresql\", no SSLRequest), saving a "
+     "round trip; needs PostgreSQL 17 or newer upstream."},
     {"log", 'l', OPT_LOG, "LEVEL", FIELD(log_level), false, "info", NULL,
      "Log level: debug, info, warn or error (case-insensitive)."},
     {"check", 0, OPT_BOOL, NULL, FIELD(check_only), false, NULL, NULL,
@@ -440,12 +451,13 @@ void config_free(struct config *cfg)
 {
     if (cfg == NULL)
         return;
-    free(cfg->front_cert_path);
-    free(cfg->front_key_path);
-    free(cfg->listen_host);
-    free(cfg->upstream_host);
-    free(cfg->upstream_verify_name);
-    free(cfg->ca_roots_path);
+    /* Every string option is a heap copy; the table says which fields. */
+    for (size_t i = 0; i < NOPTS; i++) {
+        if (options[i].kind != OPT_STRING)
+            continue;
+        char **field = (char **)(void *)((char *)cfg + options[i].offset);
+        free(*field);
+    }
     memset(cfg, 0, sizeof(*cfg));
 }
 

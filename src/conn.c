@@ -13,15 +13,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keymap.h"
 #include "log.h"
 #include "proxy.h"
+#include "tlsctx.h"
 
 static void conn_free(struct conn *c)
 {
     struct worker *w = c->w;
     uint64_t ms = uv_now(w->loop) - c->start_ms;
 
-    if (!c->probe)
+    if (c->cancel_pkt != NULL)
+        log_info("event=cancel_closed conn=%llu upstream=%s outcome=%s reason=\"%s\"",
+                 (unsigned long long)c->id, c->back_addr, c->outcome ? c->outcome : "closed",
+                 c->reason);
+    else if (!c->probe)
         log_info("event=closed conn=%llu front=%s user=\"%s\" database=\"%s\" "
                  "bytes_from_client=%llu bytes_from_upstream=%llu duration_ms=%llu "
                  "outcome=%s reason=\"%s\"",
@@ -29,6 +35,9 @@ static void conn_free(struct conn *c)
                  (unsigned long long)c->front.bytes_in, (unsigned long long)c->back.bytes_in,
                  (unsigned long long)ms, c->outcome ? c->outcome : "closed", c->reason);
     back_setup_free(c);
+    keymap_remove(c->key);
+    watch_free(c);
+    free(c->cancel_pkt);
     tlsio_free(&c->front.tls);
     tlsio_free(&c->back.tls);
     free(c->startup);
@@ -90,9 +99,12 @@ void conn_leg_lost(struct leg *l, const char *what)
     if (l == &c->back && c->bs > BACK_IDLE && c->bs < BACK_RELAY && c->bs != BACK_FAILED) {
         char msg[512];
         snprintf(msg, sizeof(msg),
-                 "pg-tls-proxy: upstream %s closed the connection during TLS set-up (%s) — see "
-                 "the database server's log",
-                 c->back_addr, what);
+                 "pg-tls-proxy: upstream %s closed the connection during TLS set-up (%s) — %s",
+                 c->back_addr, what,
+                 c->w->rt->cfg->back_direct_tls
+                     ? "--client-direct-tls needs PostgreSQL 17 or newer upstream; remove it "
+                       "for older servers"
+                     : "see the database server's log");
         conn_back_failed(c, "08001", msg);
         return;
     }
@@ -150,34 +162,54 @@ void conn_end(struct conn *c, const char *outcome, const char *fmt, ...)
 }
 
 /*
- * Tell the client why, as a FATAL ErrorResponse, then end. Sent inside TLS
- * once the front handshake is done, in plaintext only in reply to a
- * plaintext StartupMessage (FRONT_FIRST), never in reply to an SSLRequest
- * (CVE-2024-10977: clients must not trust unencrypted errors there).
+ * Tell the client why, as a FATAL ErrorResponse, then end. Sent only at a
+ * message boundary: before relaying, or during the start-up watch (which
+ * forwards whole messages). Inside TLS once the front handshake is done;
+ * in plaintext only on a plaintext session (a plaintext StartupMessage, or
+ * sidecar mode) and never in reply to an SSLRequest (CVE-2024-10977:
+ * clients must not trust unencrypted errors there).
  */
+static void front_error(struct conn *c, const char *sqlstate, const char *outcome, const char *hint,
+                        const char *msg)
+{
+    uint8_t pkt[2048];
+    char q[1200];
+
+    log_warn("event=error conn=%llu front=%s sqlstate=%s message=\"%s\"", (unsigned long long)c->id,
+             c->front_addr, sqlstate, log_escape(msg, q, sizeof(q)));
+    bool boundary = c->fs < FRONT_RELAY || c->watching;
+    if (c->phase == PHASE_OPEN && c->front.open && boundary) {
+        size_t n = pg_build_error(pkt, sizeof(pkt), "FATAL", sqlstate, msg, hint);
+        if (n > 0 && (c->fs == FRONT_FIRST || c->front.plain)) {
+            leg_send(&c->front, pkt, n);
+        } else if (n > 0 && c->front.tls_up && c->fs >= FRONT_STARTUP) {
+            if (tlsio_write(&c->front.tls, pkt, n) == 0)
+                leg_flush(&c->front);
+        }
+    }
+    conn_end(c, outcome, "%s: %s", sqlstate, msg);
+}
+
 void conn_fail_front(struct conn *c, const char *sqlstate, const char *outcome, const char *fmt,
                      ...)
 {
     char msg[1024];
-    uint8_t pkt[1400];
     va_list ap;
-
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    char q[1200];
-    log_warn("event=error conn=%llu front=%s sqlstate=%s message=\"%s\"", (unsigned long long)c->id,
-             c->front_addr, sqlstate, log_escape(msg, q, sizeof(q)));
-    if (c->phase == PHASE_OPEN && c->front.open) {
-        size_t n = pg_build_error(pkt, sizeof(pkt), "FATAL", sqlstate, msg, NULL);
-        if (n > 0 && c->fs >= FRONT_STARTUP && c->fs < FRONT_RELAY && c->front.tls_up) {
-            if (tlsio_write(&c->front.tls, pkt, n) == 0)
-                leg_flush(&c->front);
-        } else if (n > 0 && c->fs == FRONT_FIRST) {
-            leg_send(&c->front, pkt, n);
-        }
-    }
-    conn_end(c, outcome, "%s: %s", sqlstate, msg);
+    front_error(c, sqlstate, outcome, NULL, msg);
+}
+
+void conn_fail_front_hint(struct conn *c, const char *sqlstate, const char *outcome,
+                          const char *hint, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    front_error(c, sqlstate, outcome, hint, msg);
 }
 
 static void timer_cb(uv_timer_t *t)
@@ -286,6 +318,16 @@ void conn_format_peer(uv_tcp_t *tcp, char *buf, size_t len)
     format_peer(tcp, buf, len, 1);
 }
 
+/* Is the client's address in list? */
+static bool front_in(struct conn *c, const struct cidr_list *list)
+{
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    if (uv_tcp_getpeername(&c->front.tcp, (struct sockaddr *)&ss, &sl) != 0)
+        return false;
+    return cidr_list_match(list, (const struct sockaddr *)&ss);
+}
+
 void conn_accept(struct worker *w, uv_stream_t *listener)
 {
     struct conn *c = conn_new(w);
@@ -303,7 +345,10 @@ void conn_accept(struct worker *w, uv_stream_t *listener)
     uv_tcp_nodelay(&c->front.tcp, 1);
     uv_tcp_keepalive(&c->front.tcp, 1, 60);
     conn_format_peer(&c->front.tcp, c->front_addr, sizeof(c->front_addr));
-    log_info("event=accepted conn=%llu front=%s", (unsigned long long)c->id, c->front_addr);
+    /* Told once the client can read it: after its TLS handshake. */
+    c->denied = w->rt->allow_from.n > 0 && !front_in(c, &w->rt->allow_from);
+    log_info("event=accepted conn=%llu front=%s%s", (unsigned long long)c->id, c->front_addr,
+             c->denied ? " denied=not_in_server_allow_from" : "");
     conn_arm_timer(c);
     if (leg_read_start(&c->front) < 0)
         conn_close(c);
@@ -315,9 +360,9 @@ static void log_established(struct conn *c)
              "application_name=\"%s\" front_tls=%s front_cipher=%s back_tls=%s back_cipher=%s "
              "setup_ms=%llu",
              (unsigned long long)c->id, c->front_addr, c->back_addr, c->info.user, c->info.database,
-             c->info.application_name, tlsio_version(&c->front.tls), tlsio_cipher(&c->front.tls),
-             tlsio_version(&c->back.tls), tlsio_cipher(&c->back.tls),
-             (unsigned long long)(uv_now(c->w->loop) - c->start_ms));
+             c->info.application_name, c->front.plain ? "none" : tlsio_version(&c->front.tls),
+             c->front.plain ? "none" : tlsio_cipher(&c->front.tls), tlsio_version(&c->back.tls),
+             tlsio_cipher(&c->back.tls), (unsigned long long)(uv_now(c->w->loop) - c->start_ms));
 }
 
 /* Both legs ready: forward the StartupMessage (and anything after it). */
@@ -325,28 +370,33 @@ static void maybe_join(struct conn *c)
 {
     if (c->fs != FRONT_WAIT || c->phase != PHASE_OPEN)
         return;
+    if (c->denied) {
+        conn_fail_front(c, "28000", "denied",
+                        "pg-tls-proxy: connections from %s are not allowed (--server-allow-from)",
+                        c->front_addr);
+        return;
+    }
     if (c->bs == BACK_FAILED) {
         conn_fail_front(c, c->err_state, "upstream_error", "%s", c->err_msg);
         return;
     }
     if (c->bs != BACK_READY)
         return;
-    if (tlsio_write(&c->back.tls, c->startup, c->startup_len) < 0) {
-        conn_fail_front(c, "XX000", "error", "pg-tls-proxy: internal TLS error");
-        return;
-    }
     c->front.bytes_in += c->startup_len;
-    c->back.bytes_out += c->startup_len;
+    if (relay_emit(c, &c->back, c->startup, c->startup_len) < 0)
+        return;
     free(c->startup);
     c->startup = NULL;
     c->startup_len = 0;
     back_setup_free(c);
     c->fs = FRONT_RELAY;
     c->bs = BACK_RELAY;
+    c->watching = true;
     conn_arm_timer(c);
     log_established(c);
     /* Drain what OpenSSL already holds on either side, then read both. */
-    relay_pump(c, &c->front);
+    if (!c->front.plain)
+        relay_pump(c, &c->front);
     if (c->phase != PHASE_OPEN)
         return;
     relay_pump(c, &c->back);
@@ -361,6 +411,16 @@ void conn_back_ready(struct conn *c)
     if (c->probe) {
         c->w->probe_status = 0;
         conn_end(c, "closed", "check done");
+        return;
+    }
+    if (c->cancel_pkt != NULL) {
+        /* The upstream answers a cancel with nothing and closes. */
+        if (tlsio_write(&c->back.tls, c->cancel_pkt, c->cancel_len) < 0 ||
+            leg_flush(&c->back) < 0) {
+            conn_end(c, "error", "could not send the cancel request");
+            return;
+        }
+        conn_end(c, "cancel_forwarded", "cancel request forwarded over verified TLS");
         return;
     }
     maybe_join(c);
@@ -383,6 +443,10 @@ void conn_back_failed(struct conn *c, const char *sqlstate, const char *msg)
         conn_close(c);
         return;
     }
+    if (c->cancel_pkt != NULL) {
+        conn_end(c, "cancel_failed", "%s", msg);
+        return;
+    }
     free(c->err_msg);
     c->err_msg = strdup(msg);
     c->err_state = sqlstate;
@@ -393,6 +457,58 @@ void conn_back_failed(struct conn *c, const char *sqlstate, const char *msg)
     conn_arm_timer(c);
     maybe_join(c);
 }
+
+/*
+ * A CancelRequest (plaintext, or inside TLS as libpq 17 sends it). Only keys
+ * of our own live sessions go upstream, and only over a new verified TLS
+ * connection; the client gets no answer, as from PostgreSQL.
+ */
+void conn_cancel_forward(struct worker *w, const uint8_t *pkt, size_t len, const char *from)
+{
+    uint32_t pid;
+    uint8_t key[PG_CANCEL_KEY_MAX];
+    size_t keylen;
+
+    if (pg_parse_cancel(pkt, len, &pid, key, &keylen) != 0 || !keymap_contains(pid, key, keylen)) {
+        log_warn("event=cancel_dropped front=%s pid=%u reason=\"no live session with this "
+                 "backend key\"",
+                 from, pg_parse_cancel(pkt, len, &pid, key, &keylen) == 0 ? pid : 0);
+        return;
+    }
+    struct conn *c = conn_new(w);
+    if (c == NULL || (c->cancel_pkt = malloc(len)) == NULL) {
+        if (c != NULL)
+            conn_close(c);
+        log_error("event=cancel_dropped front=%s reason=\"out of memory\"", from);
+        return;
+    }
+    memcpy(c->cancel_pkt, pkt, len);
+    c->cancel_len = len;
+    snprintf(c->front_addr, sizeof(c->front_addr), "%s", from);
+    log_info("event=cancel_forward conn=%llu front=%s pid=%u", (unsigned long long)c->id, from,
+             pid);
+    back_start(c);
+}
+
+/* Start the front TLS handshake; pending holds bytes already received. */
+static bool front_tls_begin(struct conn *c, const uint8_t *pending, size_t n)
+{
+    char err[200];
+    if (tlsio_init(&c->front.tls, c->w->rt->front_ctx, true, err, sizeof(err)) < 0) {
+        conn_end(c, "error", "%s", err);
+        return false;
+    }
+    if (n > 0 && tlsio_feed(&c->front.tls, pending, n) < 0) {
+        conn_close(c);
+        return false;
+    }
+    c->fs = FRONT_TLS;
+    if (!c->denied)
+        back_start(c); /* in parallel with the front handshake */
+    return c->phase == PHASE_OPEN;
+}
+
+static void front_tls_step(struct conn *c);
 
 /* FRONT_FIRST: the first plaintext packet. */
 static void front_first(struct conn *c, const uint8_t *buf, size_t len)
@@ -412,28 +528,36 @@ static void front_first(struct conn *c, const uint8_t *buf, size_t len)
     switch (pg_parse_first(c->startup, c->startup_len, &p, err, sizeof(err))) {
     case PG_FIRST_INCOMPLETE:
         return;
-    case PG_FIRST_SSLREQUEST:
-        if (c->startup_len > p.len) {
+    case PG_FIRST_SSLREQUEST: {
+        size_t extra = c->startup_len - p.len;
+        if (extra > 0 && c->startup[p.len] != PG_TLS_HANDSHAKE_BYTE) {
             /* CVE-2021-23214: these bytes were not encrypted; they may be a
-             * man-in-the-middle's. Refuse before saying 'S'. */
+             * man-in-the-middle's. Refuse before saying 'S'. Only a TLS
+             * ClientHello may follow, and it goes to the handshake. */
             log_warn("event=refused conn=%llu front=%s reason=\"%zu bytes after SSLRequest "
                      "before TLS (possible injection, CVE-2021-23214)\"",
-                     (unsigned long long)c->id, c->front_addr, c->startup_len - p.len);
+                     (unsigned long long)c->id, c->front_addr, extra);
             conn_end(c, "refused", "bytes pipelined after SSLRequest");
-            return;
-        }
-        c->startup_len = 0;
-        if (tlsio_init(&c->front.tls, c->w->rt->front_ctx, true, err, sizeof(err)) < 0) {
-            conn_end(c, "error", "%s", err);
             return;
         }
         if (leg_send(&c->front, "S", 1) < 0) {
             conn_close(c);
             return;
         }
-        c->fs = FRONT_TLS;
-        back_start(c); /* in parallel with the front handshake */
+        c->startup_len = 0;
+        if (front_tls_begin(c, c->startup + p.len, extra) && extra > 0)
+            front_tls_step(c);
         return;
+    }
+    case PG_FIRST_DIRECT_TLS: {
+        /* PostgreSQL 17 sslnegotiation=direct: a ClientHello, no SSLRequest. */
+        size_t n = c->startup_len;
+        c->direct_tls = true;
+        c->startup_len = 0;
+        if (front_tls_begin(c, c->startup, n))
+            front_tls_step(c);
+        return;
+    }
     case PG_FIRST_GSSENCREQUEST:
         if (c->startup_len > p.len) {
             conn_end(c, "refused", "bytes pipelined after GSSENCRequest");
@@ -446,15 +570,28 @@ static void front_first(struct conn *c, const uint8_t *buf, size_t len)
         return;
     case PG_FIRST_STARTUP:
         c->info = p.startup;
+        if (c->denied) {
+            conn_fail_front(c, "28000", "denied",
+                            "pg-tls-proxy: connections from %s are not allowed "
+                            "(--server-allow-from)",
+                            c->front_addr);
+            return;
+        }
+        if (c->w->rt->allow_plain.n > 0 && front_in(c, &c->w->rt->allow_plain)) {
+            /* Sidecar mode: plaintext to us, verify-full upstream. */
+            c->front.plain = true;
+            c->fs = FRONT_WAIT;
+            leg_read_stop(&c->front);
+            back_start(c);
+            return;
+        }
         conn_fail_front(c, "28000", "refused",
                         "pg-tls-proxy: TLS is required; connect with sslmode=verify-full");
         return;
     case PG_FIRST_CANCEL:
-        /* PostgreSQL answers a cancel with nothing. Forwarding comes later. */
-        conn_end(c, "cancel", "cancel request not forwarded");
-        return;
-    case PG_FIRST_DIRECT_TLS:
-        conn_end(c, "refused", "direct TLS (sslnegotiation=direct) is not supported yet");
+        if (!c->denied)
+            conn_cancel_forward(c->w, c->startup, p.len, c->front_addr);
+        conn_end(c, "cancel", "cancel request (plaintext)");
         return;
     case PG_FIRST_INVALID:
     default:
@@ -505,7 +642,9 @@ static void front_startup(struct conn *c)
             maybe_join(c);
             return;
         case PG_FIRST_CANCEL:
-            conn_end(c, "cancel", "cancel request not forwarded");
+            if (!c->denied)
+                conn_cancel_forward(c->w, c->startup, p.len, c->front_addr);
+            conn_end(c, "cancel", "cancel request (inside TLS)");
             return;
         case PG_FIRST_SSLREQUEST:
         case PG_FIRST_GSSENCREQUEST:
@@ -520,18 +659,11 @@ static void front_startup(struct conn *c)
     }
 }
 
-void front_on_data(struct conn *c, const uint8_t *buf, size_t len)
+/* Drive the front handshake with what has been fed, then the start-up. */
+static void front_tls_step(struct conn *c)
 {
     char e[200];
 
-    if (c->fs == FRONT_FIRST) {
-        front_first(c, buf, len);
-        return;
-    }
-    if (tlsio_feed(&c->front.tls, buf, len) < 0) {
-        conn_close(c);
-        return;
-    }
     if (c->fs == FRONT_TLS) {
         enum tls_res r = tlsio_handshake(&c->front.tls);
         if (r == TLS_WANT) {
@@ -541,24 +673,54 @@ void front_on_data(struct conn *c, const uint8_t *buf, size_t len)
         }
         if (r != TLS_OK) {
             tlsio_error(e, sizeof(e));
-            log_warn("event=front_handshake_failed conn=%llu front=%s reason=\"%s\" hint=\"does "
-                     "the client trust the CA that signed --server-certificate-path?\"",
-                     (unsigned long long)c->id, c->front_addr, e);
+            log_warn("event=front_handshake_failed conn=%llu front=%s reason=\"%s\" hint=\"%s\"",
+                     (unsigned long long)c->id, c->front_addr, e,
+                     c->direct_tls ? "direct TLS needs ALPN postgresql"
+                                   : "does the client trust the CA that signed "
+                                     "--server-certificate-path?");
             leg_flush(&c->front); /* the alert */
             conn_end(c, "front_tls_failed", "front TLS handshake failed: %s", e);
             return;
         }
         c->front.tls_up = true;
         c->fs = FRONT_STARTUP;
-        log_debug("event=front_tls_up conn=%llu tls=%s cipher=%s", (unsigned long long)c->id,
-                  tlsio_version(&c->front.tls), tlsio_cipher(&c->front.tls));
+        log_debug("event=front_tls_up conn=%llu tls=%s cipher=%s direct=%d",
+                  (unsigned long long)c->id, tlsio_version(&c->front.tls),
+                  tlsio_cipher(&c->front.tls), (int)c->direct_tls);
+        if (c->direct_tls && !tlsctx_alpn_postgresql(c->front.tls.ssl)) {
+            /* As PostgreSQL 17: direct TLS is only for clients that say
+             * "postgresql" in ALPN, so that other protocols can't be
+             * confused for ours. */
+            conn_fail_front(c, "08P01", "protocol_error",
+                            "pg-tls-proxy: direct TLS connection without ALPN \"postgresql\"; "
+                            "use sslnegotiation=direct with libpq 17 or newer, or "
+                            "sslnegotiation=postgres");
+            return;
+        }
     }
-    if (c->fs == FRONT_STARTUP) {
+    if (c->fs == FRONT_STARTUP)
         front_startup(c);
+}
+
+void front_on_data(struct conn *c, const uint8_t *buf, size_t len)
+{
+    if (c->fs == FRONT_FIRST) {
+        front_first(c, buf, len);
+        return;
+    }
+    if (c->front.plain) {
+        if (c->fs == FRONT_RELAY)
+            relay_plain(c, &c->front, buf, len);
+        return;
+    }
+    if (tlsio_feed(&c->front.tls, buf, len) < 0) {
+        conn_close(c);
         return;
     }
     if (c->fs == FRONT_RELAY)
         relay_pump(c, &c->front);
+    else
+        front_tls_step(c);
 }
 
 void worker_shutdown(struct worker *w)

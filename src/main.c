@@ -82,6 +82,12 @@ int main(int argc, char **argv)
         .startup_timeout_ms = 15000,
         .connect_timeout_ms = 10000,
     };
+    if (cfg.allow_from != NULL &&
+        cidr_list_parse(cfg.allow_from, &rt.allow_from, err, sizeof(err)) < 0)
+        fatal("--server-allow-from: %s", err);
+    if (cfg.allow_plaintext_from != NULL &&
+        cidr_list_parse(cfg.allow_plaintext_from, &rt.allow_plain, err, sizeof(err)) < 0)
+        fatal("--server-allow-plaintext-from: %s", err);
     rt.back_ctx =
         tlsctx_back(cfg.ca_roots_path, roots_summary, sizeof(roots_summary), err, sizeof(err));
     if (rt.back_ctx == NULL)
@@ -108,9 +114,16 @@ int main(int argc, char **argv)
                            sizeof(err)) < 0)
             fatal("%s", err);
         log_info("event=started version=%s listen=%s upstream=%s:%u verify_name=\"%s\" "
-                 "ca_roots=\"%s\" front_certificate=[%s]",
+                 "upstream_direct_tls=%s ca_roots=\"%s\" front_certificate=[%s] "
+                 "allow_from=\"%s\" allow_plaintext_from=\"%s\"",
                  PGTP_VERSION, bound, cfg.upstream_host, cfg.upstream_port,
-                 cfg.upstream_verify_name, roots_summary, front_summary);
+                 cfg.upstream_verify_name, cfg.back_direct_tls ? "on" : "off", roots_summary,
+                 front_summary, cfg.allow_from ? cfg.allow_from : "all",
+                 cfg.allow_plaintext_from ? cfg.allow_plaintext_from : "none");
+        if (cfg.allow_plaintext_from != NULL)
+            log_warn("event=plaintext_allowed from=\"%s\" reason=\"sidecar mode: clients from "
+                     "these addresses may connect without TLS\"",
+                     cfg.allow_plaintext_from);
         uv_signal_t sigs[2];
         w->signals = sigs;
         const int signums[2] = {SIGINT, SIGTERM};
@@ -129,6 +142,8 @@ int main(int argc, char **argv)
     chunk_cache_free(w);
     free(w->listeners);
     free(w);
+    cidr_list_free(&rt.allow_from);
+    cidr_list_free(&rt.allow_plain);
     SSL_CTX_free(rt.front_ctx);
     SSL_CTX_free(rt.back_ctx);
     config_free(&cfg);

@@ -206,43 +206,33 @@ void leg_read_stop(struct leg *l)
     l->reading = false;
 }
 
-/*
- * Decrypt everything OpenSSL has for `from` and re-encrypt it for the other
- * leg. Must run after every feed: plaintext already inside OpenSSL produces
- * no socket event. May end the connection.
- */
-void relay_pump(struct conn *c, struct leg *from)
+/* Plaintext out to one leg: encrypted, or as is on a plaintext front. */
+int relay_emit(struct conn *c, struct leg *to, const void *buf, size_t len)
+{
+    char e[160];
+    to->bytes_out += len;
+    if (to->plain)
+        return leg_send(to, buf, len);
+    if (tlsio_write(&to->tls, buf, len) < 0) {
+        conn_end(c, "error", "%s TLS write failed: %s", leg_name(to), tlsio_error(e, sizeof(e)));
+        return -1;
+    }
+    return 0;
+}
+
+/* Plaintext that arrived from one leg, on its way to the other. */
+static int relay_input(struct conn *c, struct leg *from, const uint8_t *buf, size_t len)
+{
+    from->bytes_in += len;
+    if (c->watching)
+        return watch_input(c, from, buf, len);
+    return relay_emit(c, leg_peer(from), buf, len);
+}
+
+/* After input: flush both legs, and stop reading `from` if its peer is full. */
+static void relay_after(struct conn *c, struct leg *from)
 {
     struct leg *to = leg_peer(from);
-    char e[160];
-
-    for (;;) {
-        size_t n = 0;
-        enum tls_res r = tlsio_read(&from->tls, c->w->scratch, sizeof(c->w->scratch), &n);
-        if (r == TLS_OK) {
-            from->bytes_in += n;
-            to->bytes_out += n;
-            if (tlsio_write(&to->tls, c->w->scratch, n) < 0) {
-                conn_end(c, "error", "%s TLS write failed: %s", leg_name(to),
-                         tlsio_error(e, sizeof(e)));
-                return;
-            }
-            continue;
-        }
-        if (r == TLS_WANT)
-            break;
-        if (r == TLS_EOF) {
-            from->eof = true;
-            leg_flush(from);
-            if (leg_flush(to) < 0)
-                conn_close(c);
-            else
-                conn_end(c, "closed", "%s sent close_notify", leg_name(from));
-            return;
-        }
-        conn_end(c, "error", "%s TLS error: %s", leg_name(from), tlsio_error(e, sizeof(e)));
-        return;
-    }
     /* from may owe its peer TLS records of its own (alerts, key updates). */
     if (leg_flush(from) < 0 || leg_flush(to) < 0) {
         conn_end(c, "error", "write failed");
@@ -253,6 +243,48 @@ void relay_pump(struct conn *c, struct leg *from)
         from->paused = true;
         leg_read_stop(from);
     }
+}
+
+/*
+ * Decrypt everything OpenSSL has for `from` and pass it on. Must run after
+ * every feed: plaintext already inside OpenSSL produces no socket event.
+ * May end the connection.
+ */
+void relay_pump(struct conn *c, struct leg *from)
+{
+    char e[160];
+
+    for (;;) {
+        size_t n = 0;
+        enum tls_res r = tlsio_read(&from->tls, c->w->scratch, sizeof(c->w->scratch), &n);
+        if (r == TLS_OK) {
+            if (relay_input(c, from, c->w->scratch, n) < 0 || c->phase != PHASE_OPEN)
+                return;
+            continue;
+        }
+        if (r == TLS_WANT)
+            break;
+        if (r == TLS_EOF) {
+            from->eof = true;
+            leg_flush(from);
+            if (leg_flush(leg_peer(from)) < 0)
+                conn_close(c);
+            else
+                conn_end(c, "closed", "%s sent close_notify", leg_name(from));
+            return;
+        }
+        conn_end(c, "error", "%s TLS error: %s", leg_name(from), tlsio_error(e, sizeof(e)));
+        return;
+    }
+    relay_after(c, from);
+}
+
+/* Bytes read from a plaintext leg (sidecar front). */
+void relay_plain(struct conn *c, struct leg *from, const uint8_t *buf, size_t len)
+{
+    if (relay_input(c, from, buf, len) < 0 || c->phase != PHASE_OPEN)
+        return;
+    relay_after(c, from);
 }
 
 static void shutdown_cb(uv_shutdown_t *req, int status)

@@ -80,6 +80,36 @@ static int is_file(const char *path)
     return S_ISDIR(st.st_mode) ? 0 : 1;
 }
 
+/* ALPN protocol id of PostgreSQL 17+, in wire format (length-prefixed). */
+static const unsigned char alpn_postgresql[] = "\x0apostgresql";
+#define ALPN_LEN (sizeof(alpn_postgresql) - 1)
+
+bool tlsctx_alpn_postgresql(const SSL *ssl)
+{
+    const unsigned char *p = NULL;
+    unsigned int n = 0;
+    SSL_get0_alpn_selected(ssl, &p, &n);
+    return n == ALPN_LEN - 1 && memcmp(p, alpn_postgresql + 1, n) == 0;
+}
+
+/*
+ * Select "postgresql" whenever the client offers it. A client that offers
+ * ALPN without it is speaking something else: refuse, as PostgreSQL does.
+ */
+static int alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                          const unsigned char *in, unsigned int inlen, void *arg)
+{
+    unsigned char *sel = NULL;
+    (void)ssl;
+    (void)arg;
+    if (SSL_select_next_proto(&sel, outlen, alpn_postgresql, ALPN_LEN, in, inlen) ==
+        OPENSSL_NPN_NEGOTIATED) {
+        *out = sel;
+        return SSL_TLSEXT_ERR_OK;
+    }
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
 SSL_CTX *tlsctx_front(const char *cert_path, const char *key_path, char *summary, size_t summarylen,
                       char *err, size_t errlen)
 {
@@ -104,6 +134,7 @@ SSL_CTX *tlsctx_front(const char *cert_path, const char *key_path, char *summary
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select_cb, NULL);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_path) != 1) {
         snprintf(err, errlen,
                  "--server-certificate-path \"%s\": cannot load a PEM certificate chain: %s",
@@ -258,6 +289,13 @@ SSL_CTX *tlsctx_back(const char *roots_path, char *summary, size_t summarylen, c
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    /* As libpq 17: offer "postgresql" in every handshake (required for
+     * direct TLS, harmless after SSLRequest; older servers ignore it). */
+    if (SSL_CTX_set_alpn_protos(ctx, alpn_postgresql, ALPN_LEN) != 0) {
+        snprintf(err, errlen, "cannot set ALPN: %s", tlsio_error(e, sizeof(e)));
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     X509_STORE *store = SSL_CTX_get_cert_store(ctx);
     if (load_roots(store, roots_path, summary, summarylen, err, errlen) < 0) {
         SSL_CTX_free(ctx);

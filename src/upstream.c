@@ -95,6 +95,7 @@ static void addr_name(const struct sockaddr *sa, char *buf, size_t len)
 }
 
 static void connect_cb(uv_connect_t *req, int status);
+static void handshake_failed(struct conn *c);
 
 /* Try the next resolved address, or report that none worked. */
 static void try_connect(struct conn *c)
@@ -223,6 +224,19 @@ static void connect_cb(uv_connect_t *req, int status)
         fail(c, "XX000", "pg-tls-proxy: %s", err);
         return;
     }
+    if (cfg_of(c)->back_direct_tls) {
+        /* PostgreSQL 17+: the ClientHello is the first thing we send. */
+        c->bs = BACK_TLS;
+        if (tlsio_handshake(&c->back.tls) == TLS_ERR) {
+            handshake_failed(c);
+            return;
+        }
+        if (leg_flush(&c->back) < 0 || leg_read_start(&c->back) < 0) {
+            note_error(s, "write failed", c->back_addr);
+            conn_close_leg(&c->back);
+        }
+        return;
+    }
     pg_build_sslrequest(sslreq);
     c->bs = BACK_SSLREQ;
     if (leg_send(&c->back, sslreq, sizeof(sslreq)) < 0 || leg_read_start(&c->back) < 0) {
@@ -335,6 +349,13 @@ void back_on_data(struct conn *c, const uint8_t *buf, size_t len)
         }
         if (r != TLS_OK) {
             handshake_failed(c);
+            return;
+        }
+        if (cfg_of(c)->back_direct_tls && !tlsctx_alpn_postgresql(c->back.tls.ssl)) {
+            fail(c, "08001",
+                 "pg-tls-proxy: upstream %s accepted direct TLS without ALPN \"postgresql\" — "
+                 "is it PostgreSQL 17 or newer? If not, remove --client-direct-tls",
+                 c->back_addr);
             return;
         }
         c->back.tls_up = true;

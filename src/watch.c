@@ -1,0 +1,157 @@
+/*
+ * watch.c - the start-up watch: from the forwarded StartupMessage until the
+ * upstream's ReadyForQuery, bytes in both directions are framed into whole
+ * messages and looked at before they are passed on.
+ *
+ * What it sees and does:
+ *  - BackendKeyData: remembers the session's cancel key (keymap), so that
+ *    only cancels for our own sessions are forwarded.
+ *  - AuthenticationSASL on a plaintext front (sidecar mode): strips the
+ *    -PLUS mechanisms, because a client that sees no TLS must not be offered
+ *    channel binding (libpq aborts if it is).
+ *  - the client's SASLInitialResponse choosing SCRAM-SHA-256-PLUS: the
+ *    binding would be to the proxy's certificate and the server would
+ *    reject it with a cryptic error, so the proxy answers with a clear one.
+ * Owns the watch buffers of struct conn. Never holds more than WATCH_MAX of
+ * one message: a bigger one ends the watch and everything passes as is.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "keymap.h"
+#include "log.h"
+#include "proxy.h"
+
+#define CHANNEL_BINDING_HINT                                                                       \
+    "Connect with channel_binding=disable. pg-tls-proxy verifies the server's certificate "        \
+    "(verify-full against its CA) on your behalf, and your client verifies the proxy's."
+
+void watch_free(struct conn *c)
+{
+    free(c->wf.buf);
+    free(c->wb.buf);
+    memset(&c->wf, 0, sizeof(c->wf));
+    memset(&c->wb, 0, sizeof(c->wb));
+}
+
+/* Stop watching: whatever is buffered goes out as it came. */
+static int watch_end(struct conn *c)
+{
+    int r = 0;
+    c->watching = false;
+    if (c->wb.len > 0)
+        r = relay_emit(c, &c->front, c->wb.buf, c->wb.len);
+    if (r == 0 && c->wf.len > 0)
+        r = relay_emit(c, &c->back, c->wf.buf, c->wf.len);
+    watch_free(c);
+    return r;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* One whole message from the upstream. */
+static int back_msg(struct conn *c, const uint8_t *m, size_t n)
+{
+    uint8_t out[1024];
+    unsigned stripped = 0;
+
+    switch (m[0]) {
+    case 'R':
+        if (pg_auth_code(m, n) != PG_AUTH_SASL)
+            break;
+        c->sasl_offered = true;
+        if (!c->front.plain)
+            break;
+        size_t k = pg_sasl_strip_plus(m, n, out, sizeof(out), &stripped);
+        if (k > 0 && stripped > 0) {
+            log_debug("event=sasl_plus_stripped conn=%llu mechanisms_removed=%u",
+                      (unsigned long long)c->id, stripped);
+            return relay_emit(c, &c->front, out, k);
+        }
+        break;
+    case 'K': {
+        uint32_t pid;
+        uint8_t key[PG_CANCEL_KEY_MAX];
+        size_t keylen;
+        if (pg_parse_backend_key(m, n, &pid, key, &keylen) == 0) {
+            keymap_remove(c->key);
+            c->key = keymap_add(pid, key, keylen);
+            log_debug("event=backend_key conn=%llu pid=%u key_bytes=%zu", (unsigned long long)c->id,
+                      pid, keylen);
+        }
+        break;
+    }
+    case 'Z': {
+        int r = relay_emit(c, &c->front, m, n);
+        c->watching = false; /* start-up is over; the rest is relayed as is */
+        return r;
+    }
+    default:
+        break;
+    }
+    return relay_emit(c, &c->front, m, n);
+}
+
+/* One whole message from the client. */
+static int front_msg(struct conn *c, const uint8_t *m, size_t n)
+{
+    char mech[PG_LOGVAL_MAX];
+
+    if (m[0] == 'p' && c->sasl_offered && !c->sasl_chosen) {
+        c->sasl_chosen = true;
+        if (pg_sasl_initial_mechanism(m, n, mech, sizeof(mech)) == 0 && ends_with(mech, "-PLUS")) {
+            /* Nothing of it goes upstream: the server would only say
+             * "SCRAM channel binding check failed". */
+            conn_fail_front_hint(c, "28000", "channel_binding", CHANNEL_BINDING_HINT,
+                                 "pg-tls-proxy: channel binding (%s) cannot pass through a "
+                                 "TLS-terminating proxy: the client would bind to the proxy's "
+                                 "certificate, not the server's",
+                                 mech);
+            return -1;
+        }
+    }
+    return relay_emit(c, &c->back, m, n);
+}
+
+int watch_input(struct conn *c, struct leg *from, const uint8_t *buf, size_t len)
+{
+    struct watch *w = from == &c->front ? &c->wf : &c->wb;
+    size_t off = 0;
+
+    uint8_t *nb = realloc(w->buf, w->len + len);
+    if (nb == NULL) {
+        conn_end(c, "error", "out of memory");
+        return -1;
+    }
+    w->buf = nb;
+    memcpy(w->buf + w->len, buf, len);
+    w->len += len;
+
+    while (c->watching) {
+        uint8_t type;
+        size_t total;
+        int h = pg_msg_header(w->buf + off, w->len - off, WATCH_MAX, &type, &total);
+        if (h < 0) {
+            /* Not a start-up we understand (or a huge message): stop looking. */
+            log_debug("event=watch_end conn=%llu reason=\"unframeable %s message\"",
+                      (unsigned long long)c->id, from == &c->front ? "front" : "back");
+            memmove(w->buf, w->buf + off, w->len - off);
+            w->len -= off;
+            return watch_end(c);
+        }
+        if (h == 0 || total > w->len - off)
+            break;
+        const uint8_t *m = w->buf + off;
+        off += total;
+        int r = from == &c->front ? front_msg(c, m, total) : back_msg(c, m, total);
+        if (r < 0 || c->phase != PHASE_OPEN)
+            return -1;
+    }
+    memmove(w->buf, w->buf + off, w->len - off);
+    w->len -= off;
+    return c->watching ? 0 : watch_end(c);
+}

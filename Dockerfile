@@ -32,7 +32,7 @@ COPY --from=build /staging/usr/local/bin/pg-tls-proxy /usr/local/bin/pg-tls-prox
 COPY --from=build /staging/usr/local/share/man/man1/pg-tls-proxy.1 /usr/local/share/man/man1/pg-tls-proxy.1
 USER pgtp
 EXPOSE 5432
-# The proxy drains and exits on SIGTERM, which is what "docker stop" sends.
+# "docker stop" sends SIGTERM: the proxy closes its connections and exits 0.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["pg-tls-proxy"]
 CMD ["--help"]

@@ -304,7 +304,7 @@ out=$(raw inject 127.0.0.1 "$MAIN_PORT")
 expect "SSLRequest + pipelined bytes: closed without 'S' (CVE-2021-23214)" "$out" \
     $'(^|\n)(eof|reset)$'
 
-pgc hold "$CI_MAIN" 6 >"$TMP/hold.out" 2>&1 &
+pgc hold "$CI_MAIN" 9 >"$TMP/hold.out" 2>&1 &
 HOLD_PID=$!
 sleep 0.5
 abuse_bad=""
@@ -325,6 +325,33 @@ if [ -z "$abuse_bad" ]; then
 else
     fail "garbage, half packets, vanishing handshakes: proxy closes every one" "${abuse_bad:0:400}"
 fi
+
+# Every close path of a relaying connection with data in flight: clients
+# killed mid-COPY in both directions, backends terminated mid-COPY. The
+# checks that follow (still up, fds, new sessions, sanitizers) judge it.
+head -c $((8 * 1024 * 1024)) /dev/urandom | base64 -w 100 >"$TMP/chaos-in.txt"
+pgc query "$CI_MAIN" "CREATE TABLE chaos (line text)" >/dev/null
+(
+    for ((round = 0; round < 3; round++)); do
+        pids=()
+        for ((j = 0; j < 2; j++)); do
+            "$PGCLIENT" copy-out "$CI_MAIN" \
+                "COPY (SELECT repeat('y', 500) FROM generate_series(1, 100000)) TO STDOUT" \
+                /dev/null &
+            pids+=($!)
+            "$PGCLIENT" copy-in "$CI_MAIN" "COPY chaos FROM STDIN" "$TMP/chaos-in.txt" &
+            pids+=($!)
+        done
+        sleep 0.4
+        kill -KILL "${pids[0]}" "${pids[1]}" # a reader and a writer vanish
+        pgc query "$CI_MAIN" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+            WHERE query LIKE 'COPY%' AND pid <> pg_backend_pid()"
+        sleep 0.4
+        kill -KILL "${pids[@]}" # whatever is left: every child is bounded
+        wait "${pids[@]}"
+    done
+) >/dev/null 2>&1 # (the shell's own "Killed" notices included)
+pgc query "$CI_MAIN" "DROP TABLE chaos" >/dev/null
 if wait "$HOLD_PID"; then
     pass "a concurrent session keeps working during the abuse ($(oneline "$(cat "$TMP/hold.out")"))"
 else

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "keymap.h"
 #include "log.h"
 #include "proxy.h"
@@ -37,6 +39,8 @@ static void conn_free(struct conn *c)
     back_setup_free(c);
     keymap_remove(c->key);
     watch_free(c);
+    if (c->cancel_pkt != NULL)
+        OPENSSL_cleanse(c->cancel_pkt, c->cancel_len);
     free(c->cancel_pkt);
     tlsio_free(&c->front.tls);
     tlsio_free(&c->back.tls);
@@ -318,6 +322,16 @@ void conn_format_peer(uv_tcp_t *tcp, char *buf, size_t len)
     format_peer(tcp, buf, len, 1);
 }
 
+/* "1.2.3.4:5" -> "1.2.3.4", "[::1]:5" -> "[::1]": the client's address alone. */
+static const char *front_ip(const struct conn *c, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s", c->front_addr);
+    char *colon = strrchr(buf, ':');
+    if (colon != NULL && colon != buf)
+        *colon = '\0';
+    return buf;
+}
+
 /* Is the client's address in list? */
 static bool front_in(struct conn *c, const struct cidr_list *list)
 {
@@ -371,9 +385,10 @@ static void maybe_join(struct conn *c)
     if (c->fs != FRONT_WAIT || c->phase != PHASE_OPEN)
         return;
     if (c->denied) {
+        char ip[64];
         conn_fail_front(c, "28000", "denied",
                         "pg-tls-proxy: connections from %s are not allowed (--server-allow-from)",
-                        c->front_addr);
+                        front_ip(c, ip, sizeof(ip)));
         return;
     }
     if (c->bs == BACK_FAILED) {
@@ -490,6 +505,18 @@ void conn_cancel_forward(struct worker *w, const uint8_t *pkt, size_t len, const
     back_start(c);
 }
 
+/* The client's CancelRequest is in c->startup: forward it, then wipe it. */
+static void front_cancel(struct conn *c, size_t len)
+{
+    if (c->denied)
+        log_warn("event=cancel_dropped conn=%llu front=%s reason=\"not in --server-allow-from\"",
+                 (unsigned long long)c->id, c->front_addr);
+    else
+        conn_cancel_forward(c->w, c->startup, len, c->front_addr);
+    OPENSSL_cleanse(c->startup, c->startup_len);
+    c->startup_len = 0;
+}
+
 /* Start the front TLS handshake; pending holds bytes already received. */
 static bool front_tls_begin(struct conn *c, const uint8_t *pending, size_t n)
 {
@@ -571,10 +598,11 @@ static void front_first(struct conn *c, const uint8_t *buf, size_t len)
     case PG_FIRST_STARTUP:
         c->info = p.startup;
         if (c->denied) {
+            char ip[64];
             conn_fail_front(c, "28000", "denied",
                             "pg-tls-proxy: connections from %s are not allowed "
                             "(--server-allow-from)",
-                            c->front_addr);
+                            front_ip(c, ip, sizeof(ip)));
             return;
         }
         if (c->w->rt->allow_plain.n > 0 && front_in(c, &c->w->rt->allow_plain)) {
@@ -589,8 +617,7 @@ static void front_first(struct conn *c, const uint8_t *buf, size_t len)
                         "pg-tls-proxy: TLS is required; connect with sslmode=verify-full");
         return;
     case PG_FIRST_CANCEL:
-        if (!c->denied)
-            conn_cancel_forward(c->w, c->startup, p.len, c->front_addr);
+        front_cancel(c, p.len);
         conn_end(c, "cancel", "cancel request (plaintext)");
         return;
     case PG_FIRST_INVALID:
@@ -642,8 +669,7 @@ static void front_startup(struct conn *c)
             maybe_join(c);
             return;
         case PG_FIRST_CANCEL:
-            if (!c->denied)
-                conn_cancel_forward(c->w, c->startup, p.len, c->front_addr);
+            front_cancel(c, p.len);
             conn_end(c, "cancel", "cancel request (inside TLS)");
             return;
         case PG_FIRST_SSLREQUEST:

@@ -280,10 +280,11 @@ static void handshake_failed(struct conn *c)
              "pg-tls-proxy: upstream certificate verification failed for \"%s\": %s — %s",
              cfg->upstream_verify_name, X509_verify_cert_error_string(vr), fix);
     } else {
-        fail(c, "08001",
-             "pg-tls-proxy: TLS handshake with upstream %s failed: %s — does the upstream "
-             "accept TLS 1.2 or newer?",
-             c->back_addr, e[0] ? e : "unknown error");
+        fail(c, "08001", "pg-tls-proxy: TLS handshake with upstream %s failed: %s — %s",
+             c->back_addr, e[0] ? e : "unknown error",
+             cfg->back_direct_tls ? "--client-direct-tls needs PostgreSQL 17 or newer upstream; "
+                                    "remove it for older servers"
+                                  : "does the upstream accept TLS 1.2 or newer?");
     }
 }
 

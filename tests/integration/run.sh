@@ -52,8 +52,10 @@ mkdir -p "$LOGS"
 N=0 PASS=0 FAIL=0 FINISHED=0 CUR_LOG=
 
 cleanup() {
-    local rc=$?
+    local rc=$? pid
     it_stop_all
+    # Background clients still running (only when aborted): our own jobs.
+    for pid in $(jobs -p); do kill -TERM "$pid" 2>/dev/null; done
     it_pg_stop "$PGDATA_DIR"
     if [ "$FINISHED" = 0 ]; then
         N=$((N + 1)) FAIL=$((FAIL + 1))
@@ -68,7 +70,8 @@ cleanup() {
     [ "$FAIL" = 0 ] || exit 1
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # ---- reporting ----
 
@@ -177,8 +180,11 @@ it_free_port SILENT_FAKE_PORT
 it_free_port SILENT_PORT
 it_spawn fake-silent "$LOGS/fake-upstream-silent.log" "$RAWCLIENT" fake-upstream \
     "$SILENT_FAKE_PORT" silent
-it_wait_port "$SILENT_FAKE_PORT" 10 "${IT_PIDS[fake-silent]}" ||
+if it_wait_port "$SILENT_FAKE_PORT" 10 "${IT_PIDS[fake-silent]}"; then
+    pass "fake upstream (silent) listens"
+else
     fail "fake upstream (silent) listens" "$(oneline "$(cat "$LOGS/fake-upstream-silent.log")")"
+fi
 start_proxy upstream-silent "$SILENT_PORT" 127.0.0.1 "$SILENT_FAKE_PORT" localhost "$CERTS/db-ca.crt"
 timeout -k 5 75 "$RAWCLIENT" error localhost "$SILENT_PORT" >"$TMP/silent.out" 2>&1 &
 SILENT_CLIENT_PID=$!
@@ -531,5 +537,5 @@ leaks=$(grep -l -F -- "$PASSWORD" "$LOGS"/*.log 2>/dev/null | xargs -r -n1 basen
 expect "the password appears in no log" "${leaks:-none}" '^none$'
 
 FINISHED=1
-echo "# integration suite took $((SECONDS - T0)) s"
+echo "# integration suite took $((SECONDS - T0)) s; logs in $IT_LOGDIR"
 echo "integration: $PASS passed, $FAIL failed"

@@ -91,10 +91,10 @@ size_t pg_build_error(uint8_t *out, size_t cap, const char *severity, const char
 #define PG_AUTH_SASL 10       /* AuthenticationSASL code */
 
 /*
- * Frame one message at buf. Returns 1 and sets *type and *total (header +
- * body, i.e. 1 + length word) when the 5-byte header is present and the
- * length word is in [4, max_total - 1]; 0 when fewer than 5 bytes are
- * there; -1 when the length word is out of bounds.
+ * Frame one message at buf. Returns 0 when fewer than 5 bytes are there;
+ * otherwise 1 if the length word is >= 4 and 1 + length word <= max_total,
+ * else -1. On 1 only, sets *type and *total (1 + length word: header and
+ * body); the body may not have arrived yet (compare *total with len).
  */
 int pg_msg_header(const uint8_t *buf, size_t len, size_t max_total, uint8_t *type, size_t *total);
 

@@ -91,8 +91,8 @@ asan: deps
 	    check-unit check-integration
 
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_SECONDS ?= 30
-FUZZ_LIB_SRCS := src/pgproto.c src/log.c src/config.c src/tlsio.c
+FUZZ_TIME ?= 30
+FUZZ_LIB_SRCS := src/pgproto.c src/log.c src/config.c src/tlsio.c src/cidr.c
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard include/*.h)
 	@mkdir -p $(BUILD)/fuzz
 	clang $(CSTD) -g -O1 -Iinclude -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_SRCS) \
@@ -100,8 +100,8 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard include/*.h)
 fuzz: $(FUZZ_TARGETS)
 	@for t in $(FUZZ_TARGETS); do \
 	    n=$$(basename $$t); mkdir -p $(BUILD)/fuzz/corpus-$$n; \
-	    echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
-	    $$t -max_total_time=$(FUZZ_SECONDS) -max_len=12000 $(BUILD)/fuzz/corpus-$$n tests/fuzz/corpus/$$n || exit 1; \
+	    echo "fuzz: $$n for $(FUZZ_TIME)s"; \
+	    $$t -max_total_time=$(FUZZ_TIME) -max_len=12000 $(BUILD)/fuzz/corpus-$$n tests/fuzz/corpus/$$n || exit 1; \
 	done
 
 certs:

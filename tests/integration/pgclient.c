@@ -15,6 +15,7 @@
  *   pgclient concurrent CONNINFO N Q          N sessions open at once, Q queries each
  *   pgclient hold CONNINFO SECONDS            one session, a query every 100 ms
  *   pgclient stall CONNINFO SQL SECONDS       send SQL, read nothing for SECONDS
+ *   pgclient cancel CONNINFO DELAY_MS         cancel a pg_sleep(20) after DELAY_MS
  *
  * Exit status: 0 success, 1 connection failed, 2 usage, 3 query failed.
  */
@@ -367,6 +368,43 @@ static int cmd_stall(const char *conninfo, const char *sql, const char *secstr)
     return 0;
 }
 
+/*
+ * Start SELECT pg_sleep(20), then cancel it the way psql's Ctrl-C does:
+ * PQcancel opens a new connection and sends a plaintext CancelRequest
+ * with the key from BackendKeyData. Prints the SQLSTATE the query ended
+ * with (57014 when the cancel arrived) and how long it took.
+ */
+static int cmd_cancel(const char *conninfo, const char *delaystr)
+{
+    int delay_ms = parse_count(delaystr, 0, 60000);
+    PGconn *conn = connect_or_report(conninfo);
+    double t0 = now_sec();
+    if (PQsendQuery(conn, "SELECT pg_sleep(20)") != 1) {
+        print_oneline(stdout, "query-error: ", PQerrorMessage(conn));
+        PQfinish(conn);
+        return EXIT_QUERY;
+    }
+    usleep((useconds_t)delay_ms * 1000);
+    PGcancel *cancel = PQgetCancel(conn);
+    char errbuf[256] = "";
+    int sent = cancel != NULL && PQcancel(cancel, errbuf, sizeof errbuf) == 1;
+    PQfreeCancel(cancel);
+    if (!sent)
+        printf("cancel-send-failed: %s\n", errbuf);
+    const char *state = NULL;
+    PGresult *res;
+    char statebuf[8] = "none";
+    while ((res = PQgetResult(conn)) != NULL) {
+        state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        if (state != NULL)
+            snprintf(statebuf, sizeof statebuf, "%s", state);
+        PQclear(res);
+    }
+    printf("cancel sent=%d sqlstate=%s after=%.1f\n", sent, statebuf, now_sec() - t0);
+    PQfinish(conn);
+    return sent && strcmp(statebuf, "57014") == 0 ? 0 : EXIT_QUERY;
+}
+
 static void usage(void)
 {
     fputs("usage: pgclient query CONNINFO SQL\n"
@@ -375,7 +413,8 @@ static void usage(void)
           "       pgclient copy-out CONNINFO SQL FILE\n"
           "       pgclient concurrent CONNINFO SESSIONS QUERIES\n"
           "       pgclient hold CONNINFO SECONDS\n"
-          "       pgclient stall CONNINFO SQL SECONDS\n",
+          "       pgclient stall CONNINFO SQL SECONDS\n"
+          "       pgclient cancel CONNINFO DELAY_MS\n",
           stderr);
     exit(EXIT_USAGE);
 }
@@ -400,5 +439,7 @@ int main(int argc, char **argv)
         return cmd_hold(conninfo, argv[3]);
     if (strcmp(cmd, "stall") == 0 && argc == 5)
         return cmd_stall(conninfo, argv[3], argv[4]);
+    if (strcmp(cmd, "cancel") == 0 && argc == 4)
+        return cmd_cancel(conninfo, argv[3]);
     usage();
 }

@@ -16,6 +16,7 @@
  *   rawclient half HOST PORT                  half a StartupMessage, close
  *   rawclient vanish HOST PORT                half a ClientHello, close
  *   rawclient idle HOST PORT SECONDS          connect, send nothing, await close
+ *   rawclient cancel HOST PORT PID KEY        plaintext CancelRequest, await close
  *   rawclient fake-upstream PORT MODE         MODE: refuse-tls|bytes-after-s|silent
  *
  * It never verifies certificates: it is a probe, not a client to trust.
@@ -47,6 +48,7 @@
 #define UPSTREAM_IDLE_SEC 30 /* a fake-upstream child gives up after this */
 #define MAX_MSG (1024 * 1024)
 #define SSLREQUEST_CODE 80877103u
+#define CANCELREQUEST_CODE 80877102u
 
 enum rd_result { RD_OK = 0, RD_EOF, RD_RESET, RD_TIMEOUT, RD_ERR };
 
@@ -482,6 +484,32 @@ static int cmd_half(const char *host, const char *port)
     return 0;
 }
 
+/*
+ * Send a CancelRequest (protocol 3.0: 16 bytes) with the given pid and key,
+ * in plaintext as libpq does, and wait for the close. A cancel carries no
+ * credentials but the key: a wrong key must cancel nothing.
+ */
+static int cmd_cancel(const char *host, const char *port, const char *pidstr, const char *keystr)
+{
+    char *end1 = NULL, *end2 = NULL;
+    unsigned long pid = strtoul(pidstr, &end1, 10), key = strtoul(keystr, &end2, 10);
+    if (end1 == pidstr || *end1 != '\0' || end2 == keystr || *end2 != '\0' || pid > 0xffffffffUL ||
+        key > 0xffffffffUL)
+        die("cancel: PID and KEY must be unsigned 32-bit numbers");
+    uint8_t msg[16];
+    put_u32(msg, 16);
+    put_u32(msg + 4, CANCELREQUEST_CODE);
+    put_u32(msg + 8, (uint32_t)pid);
+    put_u32(msg + 12, (uint32_t)key);
+    int fd = tcp_connect(host, port);
+    if (send_all(fd, msg, sizeof msg) != RD_OK)
+        die("send failed");
+    size_t total = 0;
+    enum rd_result r = drain_and_report(fd, WAIT_CLOSE_SEC, &total);
+    close(fd);
+    return r == RD_TIMEOUT ? 1 : 0;
+}
+
 static double now_sec(void)
 {
     struct timespec ts;
@@ -636,6 +664,7 @@ static void usage(void)
           "       rawclient half HOST PORT\n"
           "       rawclient vanish HOST PORT\n"
           "       rawclient idle HOST PORT SECONDS\n"
+          "       rawclient cancel HOST PORT PID KEY\n"
           "       rawclient fake-upstream PORT refuse-tls|bytes-after-s|silent\n",
           stderr);
     exit(2);
@@ -670,6 +699,8 @@ int main(int argc, char **argv)
         return cmd_vanish(argv[2], argv[3]);
     if (strcmp(cmd, "idle") == 0 && argc == 5)
         return cmd_idle(argv[2], argv[3], argv[4]);
+    if (strcmp(cmd, "cancel") == 0 && argc == 6)
+        return cmd_cancel(argv[2], argv[3], argv[4], argv[5]);
     if (strcmp(cmd, "fake-upstream") == 0 && argc == 4)
         return cmd_fake_upstream(argv[2], argv[3]);
     usage();

@@ -71,7 +71,7 @@ struct worker {
     uv_tcp_t *listeners;
     size_t nlisteners;
     int probe_status; /* --check: 0 ok, 1 failed */
-    void *signals;    /* uv_signal_t[2] owned by main */
+    void *signals;    /* uv_signal_t[NSIGNALS] owned by main */
     uint8_t readbuf[READ_BUF_SIZE];
     uint8_t scratch[CHUNK_SIZE]; /* plaintext between SSL_read and SSL_write */
 };

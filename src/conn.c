@@ -699,11 +699,16 @@ static void front_tls_step(struct conn *c)
         }
         if (r != TLS_OK) {
             tlsio_error(e, sizeof(e));
+            const char *hint = "the client did not complete a TLS handshake";
+            if (strstr(e, "certificate") != NULL || strstr(e, "unknown ca") != NULL)
+                hint = "does the client trust the CA that signed --server-certificate-path?";
+            else if (strstr(e, "application protocol") != NULL)
+                hint = "the client offered ALPN without \"postgresql\"";
+            else if (strstr(e, "version") != NULL || strstr(e, "protocol") != NULL)
+                hint = "the client sent something other than a TLS ClientHello, or only TLS "
+                       "older than 1.2";
             log_warn("event=front_handshake_failed conn=%llu front=%s reason=\"%s\" hint=\"%s\"",
-                     (unsigned long long)c->id, c->front_addr, e,
-                     c->direct_tls ? "direct TLS needs ALPN postgresql"
-                                   : "does the client trust the CA that signed "
-                                     "--server-certificate-path?");
+                     (unsigned long long)c->id, c->front_addr, e, hint);
             leg_flush(&c->front); /* the alert */
             conn_end(c, "front_tls_failed", "front TLS handshake failed: %s", e);
             return;

@@ -32,17 +32,28 @@ static void raise_fd_limit(void)
     }
 }
 
+#define NSIGNALS 3 /* SIGINT, SIGTERM, SIGHUP */
+
 static void signal_cb(uv_signal_t *h, int signum)
 {
     struct worker *w = h->data;
+    uv_signal_t *sigs = w->signals;
     log_info("event=shutdown signal=%s open_connections=%zu",
              signum == SIGINT ? "SIGINT" : "SIGTERM", w->nconns);
     worker_shutdown(w);
-    uv_close((uv_handle_t *)h, NULL);
-    uv_signal_t *other =
-        h == (uv_signal_t *)w->signals ? (uv_signal_t *)w->signals + 1 : (uv_signal_t *)w->signals;
-    if (!uv_is_closing((uv_handle_t *)other))
-        uv_close((uv_handle_t *)other, NULL);
+    for (int i = 0; i < NSIGNALS; i++)
+        if (!uv_is_closing((uv_handle_t *)&sigs[i]))
+            uv_close((uv_handle_t *)&sigs[i], NULL);
+}
+
+/* Reloading comes with the operations work; until then SIGHUP (a closing
+ * terminal, a reload habit) must not stop the proxy. */
+static void sighup_cb(uv_signal_t *h, int signum)
+{
+    (void)h;
+    (void)signum;
+    log_warn("event=sighup reason=\"reload is not supported yet; restart the proxy to load new "
+             "certificates\"");
 }
 
 static int run_check(struct worker *w)
@@ -124,13 +135,13 @@ int main(int argc, char **argv)
             log_warn("event=plaintext_allowed from=\"%s\" reason=\"sidecar mode: clients from "
                      "these addresses may connect without TLS\"",
                      cfg.allow_plaintext_from);
-        uv_signal_t sigs[2];
+        uv_signal_t sigs[NSIGNALS];
         w->signals = sigs;
-        const int signums[2] = {SIGINT, SIGTERM};
-        for (int i = 0; i < 2; i++) {
+        const int signums[NSIGNALS] = {SIGINT, SIGTERM, SIGHUP};
+        for (int i = 0; i < NSIGNALS; i++) {
             uv_signal_init(&loop, &sigs[i]);
             sigs[i].data = w;
-            uv_signal_start(&sigs[i], signal_cb, signums[i]);
+            uv_signal_start(&sigs[i], signums[i] == SIGHUP ? sighup_cb : signal_cb, signums[i]);
         }
         uv_run(&loop, UV_RUN_DEFAULT);
         log_info("event=stopped");

@@ -118,6 +118,16 @@ static void try_connect(struct conn *c)
             c->bs = BACK_CONNECT;
             return;
         }
+        if (r == UV_EMFILE || r == UV_ENFILE) {
+            /* Our limit, not the upstream's fault: say so, with 53300. */
+            conn_close_leg(&c->back);
+            c->setup->cur = NULL;
+            fail(c, "53300",
+                 "pg-tls-proxy: too many connections: the proxy is out of file descriptors (%s) "
+                 "— raise its open-files limit (ulimit -n / LimitNOFILE) or lower the load",
+                 uv_strerror(r));
+            return;
+        }
         note_error(s, uv_strerror(r), c->back_addr);
         c->bs = BACK_CONNECT;
         conn_close_leg(&c->back); /* back_on_close() continues with the next */

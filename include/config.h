@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#define CONFIG_MAX_WORKERS 256
+
 struct config {
     /* front leg: what clients connect to (historical "server-" flag names) */
     char *front_cert_path; /* --server-certificate-path (required) */
@@ -25,6 +27,7 @@ struct config {
     char *allow_from;           /* --server-allow-from: CIDR list; NULL = everyone */
     char *allow_plaintext_from; /* --server-allow-plaintext-from: CIDR list; NULL = none */
     bool back_direct_tls;       /* --client-direct-tls */
+    unsigned workers;           /* --workers: event-loop threads, 0 = one per CPU */
     int log_level;              /* -l/--log: enum log_level, default LOG_INFO */
     bool check_only;            /* --check */
 };

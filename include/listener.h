@@ -1,19 +1,32 @@
 /*
- * listener.h - listening sockets of a worker.
+ * listener.h - listening sockets: one per address per worker.
  */
 #ifndef PGTP_LISTENER_H
 #define PGTP_LISTENER_H
 
+#include <stdbool.h>
 #include <stddef.h>
+
+#include <netdb.h>
 
 #include "proxy.h"
 
 /*
- * Bind and listen on host:port (host NULL: all IPv4 and IPv6 addresses).
- * A host name is resolved once, here, and every address is bound. Fills
- * bound with "addr:port ..." for the start-up log. Returns 0 or -1 with err.
+ * Resolve the listen address once (host NULL: all IPv4 and IPv6 addresses)
+ * and check that nobody listens there yet: SO_REUSEPORT, which lets our
+ * workers share a port, would otherwise let us share it with a stranger.
+ * Returns 0 or -1 with err filled. Free *res with freeaddrinfo.
  */
-int listener_start(struct worker *w, const char *host, unsigned port, char *bound, size_t boundlen,
-                   char *err, size_t errlen);
+int listener_resolve(const char *host, unsigned port, struct addrinfo **res, char *err,
+                     size_t errlen);
+
+/*
+ * Open, bind (SO_REUSEPORT) and listen on every address of res in w's loop.
+ * An IPv6 address that cannot be bound is skipped when all_addrs (no
+ * --server-host given) so that IPv4-only machines work. Fills bound with
+ * "addr:port,..." Returns 0 or -1 with err filled.
+ */
+int listener_start(struct worker *w, const struct addrinfo *res, bool all_addrs, char *bound,
+                   size_t boundlen, char *err, size_t errlen);
 
 #endif

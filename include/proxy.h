@@ -62,8 +62,11 @@ struct conn;
 
 struct worker {
     uv_loop_t *loop;
+    uv_loop_t loop_storage;
+    uv_thread_t thread;
+    uv_async_t stop; /* the main thread's signal handler asks us to stop */
+    unsigned index;
     const struct runtime *rt;
-    uint64_t next_id;
     struct conn *conns; /* every live connection, for shutdown */
     size_t nconns;
     struct chunk *free_chunks;
@@ -71,7 +74,6 @@ struct worker {
     uv_tcp_t *listeners;
     size_t nlisteners;
     int probe_status; /* --check: 0 ok, 1 failed */
-    void *signals;    /* uv_signal_t[NSIGNALS] owned by main */
     uint8_t readbuf[READ_BUF_SIZE];
     uint8_t scratch[CHUNK_SIZE]; /* plaintext between SSL_read and SSL_write */
 };

@@ -31,6 +31,7 @@
 enum opt_kind {
     OPT_STRING,  /* char * in struct config, heap copy */
     OPT_PORT,    /* uint16_t, decimal digits only, 1..65535 */
+    OPT_WORKERS, /* unsigned, 0..CONFIG_MAX_WORKERS; 0 = one per CPU */
     OPT_LOG,     /* int, via log_level_parse */
     OPT_BOOL,    /* bool; a flag without value, a 1/0-style word in the environment */
     OPT_HELP,    /* no field, no environment variable */
@@ -85,6 +86,9 @@ static const struct opt_def options[] = {
     {"client-direct-tls", 0, OPT_BOOL, NULL, FIELD(back_direct_tls), false, NULL, NULL,
      "Open the upstream leg with direct TLS (ALPN \"postgresql\", no SSLRequest), saving a "
      "round trip; needs PostgreSQL 17 or newer upstream."},
+    {"workers", 0, OPT_WORKERS, "N", FIELD(workers), false, "0", "0: one per CPU",
+     "Event-loop threads; each accepts on its own socket (SO_REUSEPORT) and keeps its "
+     "sessions."},
     {"log", 'l', OPT_LOG, "LEVEL", FIELD(log_level), false, "info", NULL,
      "Log level: debug, info, warn or error (case-insensitive)."},
     {"check", 0, OPT_BOOL, NULL, FIELD(check_only), false, NULL, NULL,
@@ -173,7 +177,8 @@ static const struct opt_def *find_short(char c)
 
 /* Decimal digits only (no sign, no spaces, no "0x"), 1..65535. Stops
  * accumulating once past the limit so long inputs cannot overflow. */
-static bool parse_port(const char *s, uint16_t *out)
+/* Decimal digits only, at most max. */
+static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
 {
     unsigned long v = 0;
     if (*s == '\0')
@@ -182,10 +187,17 @@ static bool parse_port(const char *s, uint16_t *out)
         if (*p < '0' || *p > '9')
             return false;
         v = v * 10 + (unsigned long)(*p - '0');
-        if (v > 65535)
+        if (v > max)
             return false;
     }
-    if (v == 0)
+    *out = v;
+    return true;
+}
+
+static bool parse_port(const char *s, uint16_t *out)
+{
+    unsigned long v;
+    if (!parse_uint(s, 65535, &v) || v == 0)
         return false;
     *out = (uint16_t)v;
     return true;
@@ -246,6 +258,17 @@ static bool apply(struct config *cfg, const struct opt_def *o, const struct raw_
             return false;
         }
         memcpy(field, &port, sizeof(port));
+        return true;
+    }
+    case OPT_WORKERS: {
+        unsigned long v;
+        if (!parse_uint(rv->value, CONFIG_MAX_WORKERS, &v)) {
+            set_err(err, errlen, "%s: \"%s\" is not a worker count (0-%d; 0 = one per CPU)", origin,
+                    rv->value, CONFIG_MAX_WORKERS);
+            return false;
+        }
+        unsigned n = (unsigned)v;
+        memcpy(field, &n, sizeof(n));
         return true;
     }
     case OPT_LOG: {

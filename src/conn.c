@@ -9,6 +9,7 @@
  * closing; after any call that may end the connection, callers return.
  */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,9 @@ static void conn_free(struct conn *c)
     w->nconns--;
     free(c);
 }
+
+/* Connection ids are unique across workers, for the logs. */
+static atomic_ullong next_conn_id;
 
 void conn_hold(struct conn *c)
 {
@@ -276,7 +280,7 @@ struct conn *conn_new(struct worker *w)
     if (c == NULL)
         return NULL;
     c->w = w;
-    c->id = ++w->next_id;
+    c->id = atomic_fetch_add_explicit(&next_conn_id, 1, memory_order_relaxed) + 1;
     leg_init(c, &c->front);
     leg_init(c, &c->back);
     uv_timer_init(w->loop, &c->timer);

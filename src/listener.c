@@ -1,14 +1,19 @@
 /*
  * listener.c - binding the listen addresses and accepting connections.
  *
- * Owns the worker's listening handles. Never exits on an accept error: a
- * full descriptor table (EMFILE) or a client that reset before accept is
- * logged and the loop goes on.
+ * Every worker has its own listening socket per address, all bound with
+ * SO_REUSEPORT, so the kernel spreads new connections over the workers and
+ * a connection never crosses threads. Owns the workers' listening handles.
+ * Never exits on an accept error: a full descriptor table (EMFILE) or a
+ * client that reset before accept is logged and the loop goes on.
  */
-#include <netdb.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "listener.h"
 #include "log.h"
@@ -23,88 +28,109 @@ static void connection_cb(uv_stream_t *server, int status)
     conn_accept(w, server);
 }
 
-static int bind_one(struct worker *w, const struct sockaddr *sa, char *err, size_t errlen)
+static void addr_str(const struct sockaddr *sa, char *buf, size_t len)
 {
-    uv_tcp_t *t = &w->listeners[w->nlisteners];
-    int r;
-
-    uv_tcp_init(w->loop, t);
-    t->data = w;
-    /* "::" would also take IPv4 unless we say otherwise; we bind both. */
-    r = uv_tcp_bind(t, sa, sa->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
-    if (r == 0)
-        r = uv_listen((uv_stream_t *)t, 511, connection_cb);
-    if (r < 0) {
-        char ip[INET6_ADDRSTRLEN] = "?";
-        if (sa->sa_family == AF_INET)
-            uv_ip4_name((const struct sockaddr_in *)sa, ip, sizeof(ip));
-        else
-            uv_ip6_name((const struct sockaddr_in6 *)sa, ip, sizeof(ip));
-        snprintf(err, errlen, "cannot listen on %s port %d: %s", ip,
-                 ntohs(((const struct sockaddr_in *)sa)->sin_port), uv_strerror(r));
-        uv_close((uv_handle_t *)t, NULL);
-        return r;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (sa->sa_family == AF_INET) {
+        uv_ip4_name((const struct sockaddr_in *)sa, ip, sizeof(ip));
+        snprintf(buf, len, "%s:%d", ip, ntohs(((const struct sockaddr_in *)sa)->sin_port));
+    } else {
+        uv_ip6_name((const struct sockaddr_in6 *)sa, ip, sizeof(ip));
+        snprintf(buf, len, "[%s]:%d", ip, ntohs(((const struct sockaddr_in6 *)sa)->sin6_port));
     }
-    w->nlisteners++;
-    return 0;
 }
 
-int listener_start(struct worker *w, const char *host, unsigned port, char *bound, size_t boundlen,
-                   char *err, size_t errlen)
+/* A bound socket; reuseport says whether it may share the port. -errno on failure. */
+static int bound_socket(const struct addrinfo *ai, bool reuseport)
 {
-    struct addrinfo hints, *res = NULL;
-    char portstr[8];
-    size_t off = 0;
+    int one = 1;
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
+        (ai->ai_family == AF_INET6 &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+int listener_resolve(const char *host, unsigned port, struct addrinfo **res, char *err,
+                     size_t errlen)
+{
+    struct addrinfo hints;
+    char portstr[8], where[80];
 
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     snprintf(portstr, sizeof(portstr), "%u", port);
-    int g = getaddrinfo(host, portstr, &hints, &res);
+    int g = getaddrinfo(host, portstr, &hints, res);
     if (g != 0) {
         snprintf(err, errlen, "--server-host \"%s\": %s", host ? host : "", gai_strerror(g));
         return -1;
     }
-    size_t n = 0;
-    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next)
+    for (const struct addrinfo *ai = *res; ai != NULL; ai = ai->ai_next) {
+        /* Without SO_REUSEPORT a bind fails if anyone holds the port. */
+        int fd = bound_socket(ai, false);
+        if (fd == -EADDRINUSE) {
+            addr_str(ai->ai_addr, where, sizeof(where));
+            snprintf(err, errlen, "cannot listen on %s: address already in use", where);
+            freeaddrinfo(*res);
+            *res = NULL;
+            return -1;
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    return 0;
+}
+
+int listener_start(struct worker *w, const struct addrinfo *res, bool all_addrs, char *bound,
+                   size_t boundlen, char *err, size_t errlen)
+{
+    size_t n = 0, off = 0;
+    char where[80];
+
+    for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next)
         n++;
     w->listeners = n > 0 ? calloc(n, sizeof(*w->listeners)) : NULL;
     if (w->listeners == NULL) {
-        freeaddrinfo(res);
-        snprintf(err, errlen, "out of memory");
+        snprintf(err, errlen, "no address to listen on");
         return -1;
     }
     bound[0] = '\0';
-    int ipv6_missing = 0;
-    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        char e[256];
-        if (bind_one(w, ai->ai_addr, e, sizeof(e)) < 0) {
-            /* With no host given, a machine without IPv6 still serves IPv4. */
-            if (host == NULL && ai->ai_family == AF_INET6) {
-                ipv6_missing = 1;
-                continue;
-            }
-            snprintf(err, errlen, "%s", e);
-            freeaddrinfo(res);
+    for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        addr_str(ai->ai_addr, where, sizeof(where));
+        int fd = bound_socket(ai, true);
+        if (fd < 0 && all_addrs && ai->ai_family == AF_INET6)
+            continue; /* an IPv4-only machine still serves IPv4 */
+        if (fd < 0) {
+            snprintf(err, errlen, "cannot listen on %s: %s", where, strerror(-fd));
             return -1;
         }
-        char ip[INET6_ADDRSTRLEN] = "?";
-        if (ai->ai_family == AF_INET)
-            uv_ip4_name((const struct sockaddr_in *)ai->ai_addr, ip, sizeof(ip));
-        else
-            uv_ip6_name((const struct sockaddr_in6 *)ai->ai_addr, ip, sizeof(ip));
+        uv_tcp_t *t = &w->listeners[w->nlisteners];
+        uv_tcp_init(w->loop, t);
+        t->data = w;
+        int r = uv_tcp_open(t, fd);
+        if (r == 0)
+            r = uv_listen((uv_stream_t *)t, 511, connection_cb);
+        w->nlisteners++; /* closed by worker_shutdown even on failure */
+        if (r < 0) {
+            snprintf(err, errlen, "cannot listen on %s: %s", where, uv_strerror(r));
+            return -1;
+        }
         if (off < boundlen)
-            off += (size_t)snprintf(bound + off, boundlen - off, "%s%s%s%s:%u", off ? "," : "",
-                                    ai->ai_family == AF_INET6 ? "[" : "", ip,
-                                    ai->ai_family == AF_INET6 ? "]" : "", port);
+            off += (size_t)snprintf(bound + off, boundlen - off, "%s%s", off ? "," : "", where);
     }
-    freeaddrinfo(res);
     if (w->nlisteners == 0) {
         snprintf(err, errlen, "no address to listen on");
         return -1;
     }
-    if (ipv6_missing)
-        log_warn("event=listen_ipv6_unavailable reason=\"IPv6 not available; IPv4 only\"");
     return 0;
 }

@@ -505,6 +505,25 @@ START_TEST(test_check_via_env)
 }
 END_TEST
 
+START_TEST(test_workers)
+{
+    ck_assert_int_eq(parse(ARGS(REQ_FLAGS), ENV(NULL)), CONFIG_OK);
+    ck_assert_uint_eq(cfg.workers, 0); /* one per CPU */
+    config_free(&cfg);
+    ck_assert_int_eq(parse(ARGS(REQ_FLAGS, "--workers", "4"), ENV("PG_TLS_PROXY_WORKERS=2")),
+                     CONFIG_OK);
+    ck_assert_uint_eq(cfg.workers, 4);
+    config_free(&cfg);
+    ck_assert_int_eq(parse(ARGS(REQ_FLAGS), ENV("PG_TLS_PROXY_WORKERS=3")), CONFIG_OK);
+    ck_assert_uint_eq(cfg.workers, 3);
+    config_free(&cfg);
+    assert_error(parse(ARGS(REQ_FLAGS, "--workers", "257"), ENV(NULL)),
+                 "--workers: \"257\" is not a worker count (0-256; 0 = one per CPU)");
+    assert_error(parse(ARGS(REQ_FLAGS, "--workers=-1"), ENV(NULL)),
+                 "--workers: \"-1\" is not a worker count (0-256; 0 = one per CPU)");
+}
+END_TEST
+
 START_TEST(test_free_is_idempotent)
 {
     ck_assert_int_eq(parse(ARGS(REQ_FLAGS), NULL), CONFIG_OK);
@@ -540,6 +559,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_version);
     tcase_add_test(tc, test_help_mentions_everything);
     tcase_add_test(tc, test_check_via_env);
+    tcase_add_test(tc, test_workers);
     tcase_add_test(tc, test_free_is_idempotent);
     suite_add_tcase(s, tc);
     return s;

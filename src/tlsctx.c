@@ -289,6 +289,14 @@ SSL_CTX *tlsctx_back(const char *roots_path, char *summary, size_t summarylen, c
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    /* PostgreSQL up to 17 only does P-256 (ssl_ecdh_curve) and OpenSSL's
+     * client sends a key share for its first group only: with X25519 first,
+     * every handshake pays a HelloRetryRequest round trip. P-256 first. */
+    if (SSL_CTX_set1_groups_list(ctx, "P-256:X25519:P-384:X448") != 1) {
+        snprintf(err, errlen, "cannot set TLS groups: %s", tlsio_error(e, sizeof(e)));
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     /* As libpq 17: offer "postgresql" in every handshake (required for
      * direct TLS, harmless after SSLRequest; older servers ignore it). */
     if (SSL_CTX_set_alpn_protos(ctx, alpn_postgresql, ALPN_LEN) != 0) {

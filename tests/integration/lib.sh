@@ -77,7 +77,9 @@ it_gen_certs() {
 # it_pg_start DATADIR PORT CERTDIR ROLE DB PASSWORD
 # initdb (SCRAM for TCP, trust on the private Unix socket in DATADIR),
 # TLS with CERTDIR/db-server.{crt,key}, 127.0.0.1 only, then starts the
-# server (pg_ctl -w) and creates ROLE with PASSWORD and database DB.
+# server (pg_ctl -w) and creates ROLE with PASSWORD and database DB. ROLE
+# may also open replication connections (replication=database), so that a
+# walsender session can be tested through the proxy.
 # The server log is DATADIR/server.log.
 it_pg_start() {
     local dir=$1 port=$2 certs=$3 role=$4 db=$5 password=$6
@@ -115,6 +117,8 @@ EOF
 local    all       all                  trust
 hostssl  all       all   127.0.0.1/32   scram-sha-256
 host     all       all   127.0.0.1/32   scram-sha-256
+hostssl  replication all 127.0.0.1/32   scram-sha-256
+host     replication all 127.0.0.1/32   scram-sha-256
 EOF
     it_is_root && chown "$IT_SVC_USER": "$dir/server.key" "$dir/server.crt" \
         "$dir/postgresql.conf" "$dir/pg_hba.conf"
@@ -127,7 +131,7 @@ EOF
     # The password goes through stdin, never argv; it is hex, so no quoting.
     it_as_svc timeout 60 "$IT_PG_BINDIR/psql" -X -q -h "$dir" -p "$port" -U postgres \
         -d postgres -v ON_ERROR_STOP=1 >/dev/null <<EOF || it_die "could not create role $role"
-CREATE ROLE "$role" LOGIN PASSWORD '$password';
+CREATE ROLE "$role" LOGIN REPLICATION PASSWORD '$password';
 CREATE DATABASE "$db" OWNER "$role";
 EOF
 }

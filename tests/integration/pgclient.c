@@ -15,7 +15,7 @@
  *   pgclient concurrent CONNINFO N Q          N sessions open at once, Q queries each
  *   pgclient hold CONNINFO SECONDS            one session, a query every 100 ms
  *   pgclient stall CONNINFO SQL SECONDS       send SQL, read nothing for SECONDS
- *   pgclient cancel CONNINFO DELAY_MS         cancel a pg_sleep(20) after DELAY_MS
+ *   pgclient cancel CONNINFO DELAY_MS         cancel a pg_sleep(30) after DELAY_MS
  *
  * Exit status: 0 success, 1 connection failed, 2 usage, 3 query failed.
  */
@@ -369,17 +369,19 @@ static int cmd_stall(const char *conninfo, const char *sql, const char *secstr)
 }
 
 /*
- * Start SELECT pg_sleep(20), then cancel it the way psql's Ctrl-C does:
+ * Start SELECT pg_sleep(30), then cancel it the way psql's Ctrl-C does:
  * PQcancel opens a new connection and sends a plaintext CancelRequest
  * with the key from BackendKeyData. Prints the SQLSTATE the query ended
- * with (57014 when the cancel arrived) and how long it took.
+ * with (57014 when the cancel arrived), how long the query ran (after=)
+ * and how long it took from PQcancel to the end of the query
+ * (cancel_to_end=).
  */
 static int cmd_cancel(const char *conninfo, const char *delaystr)
 {
     int delay_ms = parse_count(delaystr, 0, 60000);
     PGconn *conn = connect_or_report(conninfo);
     double t0 = now_sec();
-    if (PQsendQuery(conn, "SELECT pg_sleep(20)") != 1) {
+    if (PQsendQuery(conn, "SELECT pg_sleep(30)") != 1) {
         print_oneline(stdout, "query-error: ", PQerrorMessage(conn));
         PQfinish(conn);
         return EXIT_QUERY;
@@ -387,6 +389,7 @@ static int cmd_cancel(const char *conninfo, const char *delaystr)
     usleep((useconds_t)delay_ms * 1000);
     PGcancel *cancel = PQgetCancel(conn);
     char errbuf[256] = "";
+    double t_cancel = now_sec();
     int sent = cancel != NULL && PQcancel(cancel, errbuf, sizeof errbuf) == 1;
     PQfreeCancel(cancel);
     if (!sent)
@@ -400,7 +403,9 @@ static int cmd_cancel(const char *conninfo, const char *delaystr)
             snprintf(statebuf, sizeof statebuf, "%s", state);
         PQclear(res);
     }
-    printf("cancel sent=%d sqlstate=%s after=%.1f\n", sent, statebuf, now_sec() - t0);
+    double t_end = now_sec();
+    printf("cancel sent=%d sqlstate=%s after=%.1f cancel_to_end=%.2f\n", sent, statebuf, t_end - t0,
+           t_end - t_cancel);
     PQfinish(conn);
     return sent && strcmp(statebuf, "57014") == 0 ? 0 : EXIT_QUERY;
 }

@@ -5,19 +5,33 @@
  * libpq hides what the proxy actually put on the wire: the SQLSTATE of a
  * connection-time error, whether a reply came at all, whether the proxy
  * answered 'S' to an SSLRequest with pipelined bytes behind it. This tool
- * speaks the start-up protocol by hand, prints one line that says what it
- * saw, and exits. It links only OpenSSL. Every socket has a receive and send
+ * speaks the start-up protocol by hand, prints one line per thing it saw,
+ * and exits. It links only OpenSSL. Every socket has a receive and send
  * timeout, so no subcommand can hang.
  *
- *   rawclient error HOST PORT [--plaintext] [--malformed]
+ *   rawclient error HOST PORT [CONNECT-OPTIONS] [--malformed] [--minor N]
  *                                             SQLSTATE/auth code after start-up
+ *   rawclient session HOST PORT [CONNECT-OPTIONS] [--plus] [--query SQL]
+ *                                             SCRAM login, BackendKeyData, one query
+ *   rawclient cancel HOST PORT PID KEYHEX [--tls|--direct] [--from ADDR]
+ *                                             CancelRequest (any key length), await close
  *   rawclient inject HOST PORT                SSLRequest + pipelined bytes
  *   rawclient garbage HOST PORT N             N random bytes, then read
  *   rawclient half HOST PORT                  half a StartupMessage, close
  *   rawclient vanish HOST PORT                half a ClientHello, close
  *   rawclient idle HOST PORT SECONDS          connect, send nothing, await close
- *   rawclient cancel HOST PORT PID KEY        plaintext CancelRequest, await close
- *   rawclient fake-upstream PORT MODE         MODE: refuse-tls|bytes-after-s|silent
+ *   rawclient fake-upstream PORT MODE [CERT KEY]
+ *             MODE: refuse-tls|bytes-after-s|silent, or direct-tls (needs CERT KEY)
+ *
+ * CONNECT-OPTIONS: --plaintext (no TLS), --direct (PG17 direct TLS: ClientHello
+ * first, ALPN "postgresql" unless --alpn/--no-alpn), --alpn P1[,P2...],
+ * --no-alpn, --pipeline-hello (SSLRequest and ClientHello in one write),
+ * --gssenc (GSSENCRequest first, then SSLRequest), --from ADDR (source
+ * address). With any of --direct, --alpn, --no-alpn, --pipeline-hello or
+ * --gssenc, each negotiation step is printed on its own line first.
+ *
+ * session reads the password for user "app" from $PGPASSFILE (never argv)
+ * and prints the backend key it was given, for the cancel tests.
  *
  * It never verifies certificates: it is a probe, not a client to trust.
  */
@@ -39,16 +53,25 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #define IO_TIMEOUT_SEC 30    /* per read/write; above the proxy's own upstream timeouts */
 #define WAIT_CLOSE_SEC 5     /* how long we wait for the proxy to close */
 #define UPSTREAM_IDLE_SEC 30 /* a fake-upstream child gives up after this */
 #define MAX_MSG (1024 * 1024)
+#define PG_STARTUP_MAX_FAKE 10000
 #define SSLREQUEST_CODE 80877103u
 #define CANCELREQUEST_CODE 80877102u
+#define GSSENCREQUEST_CODE 80877104u
+#define TLS_HANDSHAKE_BYTE 0x16
+#define CANCEL_KEY_MAX 256 /* protocol 3.2 */
 
 enum rd_result { RD_OK = 0, RD_EOF, RD_RESET, RD_TIMEOUT, RD_ERR };
 
@@ -107,8 +130,33 @@ static void set_timeouts(int fd, int seconds)
         die("setsockopt: %s", strerror(errno));
 }
 
-/* Connect to HOST:PORT; SO_SNDTIMEO also bounds connect(2) on Linux. */
-static int tcp_connect(const char *host, const char *port)
+/* Bind fd to the IP address FROM (port 0), e.g. 127.0.0.2: any 127/8 address
+ * is local on Linux, so a test can be "another client" on loopback. */
+static void bind_source(int fd, int family, const char *from)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t sl;
+    if (family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+        sin->sin_family = AF_INET;
+        if (inet_pton(AF_INET, from, &sin->sin_addr) != 1)
+            die("--from %s: not an IPv4 address (the target is IPv4)", from);
+        sl = sizeof *sin;
+    } else {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+        sin6->sin6_family = AF_INET6;
+        if (inet_pton(AF_INET6, from, &sin6->sin6_addr) != 1)
+            die("--from %s: not an IPv6 address (the target is IPv6)", from);
+        sl = sizeof *sin6;
+    }
+    if (bind(fd, (struct sockaddr *)&ss, sl) != 0)
+        die("bind %s: %s", from, strerror(errno));
+}
+
+/* Connect to HOST:PORT (from source address FROM unless NULL); SO_SNDTIMEO
+ * also bounds connect(2) on Linux. */
+static int tcp_connect_from(const char *host, const char *port, const char *from)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;
@@ -123,6 +171,8 @@ static int tcp_connect(const char *host, const char *port)
             continue;
         }
         set_timeouts(fd, IO_TIMEOUT_SEC);
+        if (from != NULL)
+            bind_source(fd, ai->ai_family, from);
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
             break;
         err = errno;
@@ -137,6 +187,11 @@ static int tcp_connect(const char *host, const char *port)
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return fd;
+}
+
+static int tcp_connect(const char *host, const char *port)
+{
+    return tcp_connect_from(host, port, NULL);
 }
 
 static enum rd_result errno_result(int e)
@@ -216,7 +271,7 @@ static enum rd_result stream_read_exact(struct stream *s, uint8_t *buf, size_t l
  * malformed set, the last value lacks its NUL and the list its terminator:
  * the length word is consistent, the contents are not.
  */
-static size_t build_startup(uint8_t *out, size_t cap, int malformed)
+static size_t build_startup_minor(uint8_t *out, size_t cap, int malformed, uint32_t minor)
 {
     static const char params[] = "user\0app\0database\0app\0application_name\0rawclient\0";
     /* sizeof includes the final NUL, the list terminator */
@@ -225,9 +280,14 @@ static size_t build_startup(uint8_t *out, size_t cap, int malformed)
     if (len > cap)
         die("startup buffer too small");
     put_u32(out, (uint32_t)len);
-    put_u32(out + 4, 3u << 16);
+    put_u32(out + 4, (3u << 16) | minor);
     memcpy(out + 8, params, plen);
     return len;
+}
+
+static size_t build_startup(uint8_t *out, size_t cap, int malformed)
+{
+    return build_startup_minor(out, cap, malformed, 0);
 }
 
 static void build_sslrequest(uint8_t out[8])
@@ -236,10 +296,17 @@ static void build_sslrequest(uint8_t out[8])
     put_u32(out + 4, SSLREQUEST_CODE);
 }
 
-/* Print an ErrorResponse body as "sqlstate=... message=..." on one line. */
+static void print_oneline(const char *s)
+{
+    for (const char *c = s; *c != '\0'; c++)
+        putchar(*c == '\n' || *c == '\r' ? ' ' : *c);
+}
+
+/* Print an ErrorResponse body as "sqlstate=... message=... [hint=...]" on
+ * one line. */
 static void print_error_fields(const uint8_t *body, size_t len)
 {
-    const char *sqlstate = "", *message = "", *severity = "";
+    const char *sqlstate = "", *message = "", *severity = "", *hint = NULL;
     size_t i = 0;
     while (i < len && body[i] != 0) {
         uint8_t field = body[i++];
@@ -254,11 +321,28 @@ static void print_error_fields(const uint8_t *body, size_t len)
             message = val;
         else if (field == 'V')
             severity = val;
+        else if (field == 'H')
+            hint = val;
     }
     printf("sqlstate=%s severity=%s message=", sqlstate, severity);
-    for (const char *c = message; *c != '\0'; c++)
-        putchar(*c == '\n' || *c == '\r' ? ' ' : *c);
+    print_oneline(message);
+    if (hint != NULL) {
+        printf(" hint=");
+        print_oneline(hint);
+    }
     putchar('\n');
+}
+
+/* NegotiateProtocolVersion: the newest minor version the server speaks and
+ * the protocol options it did not recognise. */
+static void print_negotiate(const uint8_t *body, size_t len)
+{
+    if (len < 8) {
+        printf("negotiate-protocol=malformed\n");
+        return;
+    }
+    printf("negotiate-protocol=3.%u unrecognized-options=%u\n", get_u32(body) & 0xffff,
+           get_u32(body + 4));
 }
 
 /*
@@ -302,6 +386,10 @@ static int read_until_error_or_auth(struct stream *s)
         }
         if (hdr[0] == 'N')
             continue; /* NoticeResponse: keep reading */
+        if (hdr[0] == 'v') {
+            print_negotiate(body, len - 4);
+            continue; /* the server goes on with authentication */
+        }
         printf("unexpected=%c\n", hdr[0]);
         break;
     }
@@ -318,73 +406,255 @@ static SSL_CTX *client_ctx(void)
     return ctx;
 }
 
-static int cmd_error(const char *host, const char *port, int plaintext, int malformed)
+/* How to open a connection: the options every connecting subcommand takes. */
+struct conn_opts {
+    int plaintext;      /* no TLS at all */
+    int direct;         /* PG17 sslnegotiation=direct: ClientHello first */
+    const char *alpn;   /* comma-separated ALPN list; NULL: none */
+    int pipeline_hello; /* SSLRequest and ClientHello in one write */
+    int gssenc;         /* GSSENCRequest first, expect 'N', then SSLRequest */
+    int steps;          /* print each negotiation step */
+    const char *from;   /* source address, or NULL */
+};
+
+/* Parse a CONNECT-OPTION at argv[*i]; returns 0 if it is not one. */
+static int parse_conn_opt(struct conn_opts *o, int argc, char **argv, int *i)
 {
-    struct stream s = {.fd = tcp_connect(host, port), .ssl = NULL};
+    const char *a = argv[*i];
+    if (strcmp(a, "--plaintext") == 0) {
+        o->plaintext = 1;
+    } else if (strcmp(a, "--direct") == 0) {
+        o->direct = o->steps = 1;
+        if (o->alpn == NULL)
+            o->alpn = "postgresql"; /* as libpq 17 */
+    } else if (strcmp(a, "--no-alpn") == 0) {
+        o->alpn = "";
+        o->steps = 1;
+    } else if (strcmp(a, "--alpn") == 0 && *i + 1 < argc) {
+        o->alpn = argv[++*i];
+        o->steps = 1;
+    } else if (strcmp(a, "--pipeline-hello") == 0) {
+        o->pipeline_hello = o->steps = 1;
+    } else if (strcmp(a, "--gssenc") == 0) {
+        o->gssenc = o->steps = 1;
+    } else if (strcmp(a, "--from") == 0 && *i + 1 < argc) {
+        o->from = argv[++*i];
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+/* Offer the comma-separated ALPN list (empty or NULL: no ALPN extension). */
+static void set_alpn(SSL *ssl, const char *list)
+{
+    if (list == NULL || *list == '\0')
+        return;
+    uint8_t wire[256];
+    size_t n = 0;
+    const char *p = list;
+    while (*p != '\0') {
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len > 255 || n + 1 + len > sizeof wire)
+            die("bad ALPN list '%s'", list);
+        wire[n++] = (uint8_t)len;
+        memcpy(wire + n, p, len);
+        n += len;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    if (SSL_set_alpn_protos(ssl, wire, (unsigned)n) != 0)
+        die("SSL_set_alpn_protos failed");
+}
+
+static void alpn_selected(const SSL *ssl, char *out, size_t cap)
+{
+    const unsigned char *p = NULL;
+    unsigned n = 0;
+    SSL_get0_alpn_selected(ssl, &p, &n);
+    if (n == 0)
+        snprintf(out, cap, "none");
+    else
+        snprintf(out, cap, "%.*s", (int)n, (const char *)p);
+}
+
+/* Read the one-byte answer to an SSLRequest or GSSENCRequest. Prints what
+ * went wrong and returns the exit code, or 0 with *answer set. */
+static int read_answer_byte(struct stream *s, uint8_t *answer)
+{
+    enum rd_result r = stream_read_exact(s, answer, 1);
+    if (r != RD_OK) {
+        printf("%s\n", rd_name(r));
+        return 6;
+    }
+    if (*answer == 'E') {
+        /* An ErrorResponse instead of 'S'/'N' (what pre-7.3 servers did;
+         * a proxy must not do this, CVE-2024-10977): report it. */
+        uint8_t lenb[4], buf[512];
+        uint32_t len = 0;
+        printf("sslresponse=E ");
+        if (stream_read_exact(s, lenb, 4) == RD_OK && (len = get_u32(lenb)) >= 4 &&
+            len - 4 <= sizeof buf && stream_read_exact(s, buf, len - 4) == RD_OK)
+            print_error_fields(buf, len - 4);
+        else
+            printf("malformed\n");
+        return 3;
+    }
+    return 0;
+}
+
+static int tls_failed(void)
+{
+    char err[256];
+    unsigned long e = ERR_get_error();
+    if (e == 0)
+        snprintf(err, sizeof err, "%s", errno != 0 ? strerror(errno) : "connection closed");
+    else
+        ERR_error_string_n(e, err, sizeof err);
+    printf("tls-handshake-failed=%s\n", err);
+    return 4;
+}
+
+/*
+ * Connect and negotiate as the options say. On success returns 0 with s
+ * (and *ctxp, if TLS) set up; otherwise it has printed what it saw and
+ * returns the exit code.
+ */
+static int open_conn(const char *host, const char *port, const struct conn_opts *o,
+                     struct stream *s, SSL_CTX **ctxp)
+{
+    uint8_t req[8], answer = 0;
+    int rc;
+
+    s->fd = tcp_connect_from(host, port, o->from);
+    s->ssl = NULL;
+    *ctxp = NULL;
+    if (o->plaintext)
+        return 0;
+    if (o->gssenc) {
+        put_u32(req, 8);
+        put_u32(req + 4, GSSENCREQUEST_CODE);
+        if (send_all(s->fd, req, 8) != RD_OK)
+            die("send GSSENCRequest failed");
+        if ((rc = read_answer_byte(s, &answer)) != 0)
+            return rc;
+        printf("gssresponse=%c\n", answer);
+        if (answer != 'N')
+            return 3;
+    }
+    SSL_CTX *ctx = client_ctx();
+    *ctxp = ctx;
+    s->ssl = SSL_new(ctx);
+    if (s->ssl == NULL)
+        die("SSL_new failed");
+    SSL_set_tlsext_host_name(s->ssl, host);
+    set_alpn(s->ssl, o->alpn);
+    if (o->pipeline_hello) {
+        /* Produce the ClientHello through memory BIOs, send it in the same
+         * write as the SSLRequest, then go on over the socket. */
+        BIO *rbio = BIO_new(BIO_s_mem()), *wbio = BIO_new(BIO_s_mem());
+        if (rbio == NULL || wbio == NULL)
+            die("BIO_new failed");
+        SSL_set_bio(s->ssl, rbio, wbio);
+        SSL_set_connect_state(s->ssl);
+        (void)SSL_do_handshake(s->ssl); /* wants to read: the ClientHello is in wbio */
+        char *hello = NULL;
+        long hlen = BIO_get_mem_data(wbio, &hello);
+        if (hlen <= 0 || (size_t)hlen > 16384)
+            die("no ClientHello produced");
+        uint8_t buf[8 + 16384];
+        build_sslrequest(buf);
+        memcpy(buf + 8, hello, (size_t)hlen);
+        if (send_all(s->fd, buf, 8 + (size_t)hlen) != RD_OK)
+            die("send SSLRequest+ClientHello failed");
+        struct stream plain = {.fd = s->fd, .ssl = NULL};
+        if ((rc = read_answer_byte(&plain, &answer)) != 0)
+            return rc;
+        printf("sslresponse=%c\n", answer);
+        if (answer != 'S')
+            return 3;
+        if (SSL_set_fd(s->ssl, s->fd) != 1) /* frees the memory BIOs */
+            die("SSL_set_fd failed");
+    } else {
+        if (!o->direct) {
+            struct stream plain = {.fd = s->fd, .ssl = NULL};
+            build_sslrequest(req);
+            if (send_all(s->fd, req, 8) != RD_OK)
+                die("send SSLRequest failed");
+            if ((rc = read_answer_byte(&plain, &answer)) != 0)
+                return rc;
+            if (o->steps)
+                printf("sslresponse=%c\n", answer);
+            if (answer != 'S') {
+                if (!o->steps)
+                    printf("sslresponse=%c\n", answer);
+                return 3;
+            }
+        }
+        if (SSL_set_fd(s->ssl, s->fd) != 1)
+            die("SSL_set_fd failed");
+    }
+    errno = 0;
+    if (SSL_connect(s->ssl) != 1)
+        return tls_failed();
+    if (o->steps) {
+        char alpn[64];
+        alpn_selected(s->ssl, alpn, sizeof alpn);
+        printf("tls=%s alpn=%s\n", SSL_get_version(s->ssl), alpn);
+    }
+    return 0;
+}
+
+static void close_conn(struct stream *s, SSL_CTX *ctx)
+{
+    if (s->ssl != NULL) {
+        SSL_shutdown(s->ssl);
+        SSL_free(s->ssl);
+        s->ssl = NULL;
+    }
+    SSL_CTX_free(ctx);
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+}
+
+/* Send everything, inside TLS if the stream has it. */
+static enum rd_result stream_write(struct stream *s, const void *buf, size_t len)
+{
+    if (s->ssl == NULL)
+        return send_all(s->fd, buf, len);
+    size_t written = 0;
+    if (SSL_write_ex(s->ssl, buf, len, &written) != 1 || written != len)
+        return RD_ERR;
+    return RD_OK;
+}
+
+static int cmd_error(const char *host, const char *port, const struct conn_opts *o, int malformed,
+                     uint32_t minor)
+{
+    struct stream s;
     SSL_CTX *ctx = NULL;
     uint8_t buf[512];
 
-    if (!plaintext) {
-        build_sslrequest(buf);
-        if (send_all(s.fd, buf, 8) != RD_OK)
-            die("send SSLRequest failed");
-        uint8_t answer;
-        enum rd_result r = stream_read_exact(&s, &answer, 1);
-        if (r != RD_OK) {
-            printf("%s\n", rd_name(r));
-            close(s.fd);
-            return 6;
-        }
-        if (answer == 'E') {
-            /* An ErrorResponse instead of 'S'/'N' (what pre-7.3 servers did;
-             * a proxy must not do this, CVE-2024-10977): report it. */
-            uint8_t lenb[4];
-            uint32_t len = 0;
-            printf("sslresponse=E ");
-            if (stream_read_exact(&s, lenb, 4) == RD_OK && (len = get_u32(lenb)) >= 4 &&
-                len - 4 <= sizeof buf && stream_read_exact(&s, buf, len - 4) == RD_OK)
-                print_error_fields(buf, len - 4);
-            else
-                printf("malformed\n");
-            close(s.fd);
-            return 3;
-        }
-        if (answer != 'S') {
-            printf("sslresponse=%c\n", answer);
-            close(s.fd);
-            return 3;
-        }
-        ctx = client_ctx();
-        s.ssl = SSL_new(ctx);
-        if (s.ssl == NULL || SSL_set_fd(s.ssl, s.fd) != 1)
-            die("SSL_new/SSL_set_fd failed");
-        SSL_set_tlsext_host_name(s.ssl, host);
-        if (SSL_connect(s.ssl) != 1) {
-            char err[256];
-            ERR_error_string_n(ERR_get_error(), err, sizeof err);
-            printf("tls-handshake-failed=%s\n", err);
-            SSL_free(s.ssl);
-            SSL_CTX_free(ctx);
-            close(s.fd);
-            return 4;
-        }
+    int rc = open_conn(host, port, o, &s, &ctx);
+    if (rc != 0) {
+        close_conn(&s, ctx);
+        return rc;
     }
-    size_t len = build_startup(buf, sizeof buf, malformed);
-    int rc;
-    if (s.ssl != NULL) {
-        size_t written = 0;
-        if (SSL_write_ex(s.ssl, buf, len, &written) != 1 || written != len)
-            die("SSL_write StartupMessage failed");
-    } else if (send_all(s.fd, buf, len) != RD_OK) {
-        die("send StartupMessage failed");
+    /* Direct TLS without ALPN "postgresql": PostgreSQL 17 (and the proxy)
+     * answer with an error straight after the handshake; read it rather
+     * than race it with our StartupMessage. */
+    char alpn[64] = "none";
+    if (s.ssl != NULL)
+        alpn_selected(s.ssl, alpn, sizeof alpn);
+    if (!(o->direct && strcmp(alpn, "postgresql") != 0)) {
+        size_t len = build_startup_minor(buf, sizeof buf, malformed, minor);
+        if (stream_write(&s, buf, len) != RD_OK)
+            die("sending the StartupMessage failed");
     }
     rc = read_until_error_or_auth(&s);
-    if (s.ssl != NULL) {
-        SSL_shutdown(s.ssl);
-        SSL_free(s.ssl);
-    }
-    SSL_CTX_free(ctx);
-    close(s.fd);
+    close_conn(&s, ctx);
     return rc;
 }
 
@@ -392,17 +662,16 @@ static int cmd_error(const char *host, const char *port, int plaintext, int malf
  * Read until the peer closes (or wait_sec passes) and print
  * "bytes=N [first=<hex>] end=<eof|reset|timeout>".
  */
-static enum rd_result drain_and_report(int fd, int wait_sec, size_t *total_out)
+static enum rd_result drain_stream(struct stream *s, int wait_sec, size_t *total_out)
 {
-    set_timeouts(fd, wait_sec);
-    struct stream s = {.fd = fd, .ssl = NULL};
+    set_timeouts(s->fd, wait_sec);
     uint8_t first[16];
     size_t nfirst = 0, total = 0;
     enum rd_result r;
     for (;;) {
         uint8_t buf[4096];
         size_t got = 0;
-        r = stream_read(&s, buf, sizeof buf, &got);
+        r = stream_read(s, buf, sizeof buf, &got);
         if (r != RD_OK)
             break;
         for (size_t i = 0; i < got && nfirst < sizeof first; i++)
@@ -418,6 +687,12 @@ static enum rd_result drain_and_report(int fd, int wait_sec, size_t *total_out)
     printf(" end=%s\n", rd_name(r));
     *total_out = total;
     return r;
+}
+
+static enum rd_result drain_and_report(int fd, int wait_sec, size_t *total_out)
+{
+    struct stream s = {.fd = fd, .ssl = NULL};
+    return drain_stream(&s, wait_sec, total_out);
 }
 
 /*
@@ -484,30 +759,64 @@ static int cmd_half(const char *host, const char *port)
     return 0;
 }
 
-/*
- * Send a CancelRequest (protocol 3.0: 16 bytes) with the given pid and key,
- * in plaintext as libpq does, and wait for the close. A cancel carries no
- * credentials but the key: a wrong key must cancel nothing.
- */
-static int cmd_cancel(const char *host, const char *port, const char *pidstr, const char *keystr)
+static int hexval(char c)
 {
-    char *end1 = NULL, *end2 = NULL;
-    unsigned long pid = strtoul(pidstr, &end1, 10), key = strtoul(keystr, &end2, 10);
-    if (end1 == pidstr || *end1 != '\0' || end2 == keystr || *end2 != '\0' || pid > 0xffffffffUL ||
-        key > 0xffffffffUL)
-        die("cancel: PID and KEY must be unsigned 32-bit numbers");
-    uint8_t msg[16];
-    put_u32(msg, 16);
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Hex digits to bytes; returns the length, or 0 if malformed. */
+static size_t from_hex(const char *hex, uint8_t *out, size_t cap)
+{
+    size_t n = strlen(hex);
+    if (n == 0 || n % 2 != 0 || n / 2 > cap)
+        return 0;
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return 0;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return n / 2;
+}
+
+/*
+ * Send a CancelRequest with the given pid and key (KEYHEX: 4 bytes in
+ * protocol 3.0, up to 256 in 3.2): in plaintext as libpq's PQcancel does,
+ * or inside TLS as libpq 17's PQcancelCreate does (after an SSLRequest, or
+ * with direct TLS). Then wait for the close: the answer is always nothing.
+ * A cancel carries no credentials but the key: a wrong key must cancel
+ * nothing.
+ */
+static int cmd_cancel(const char *host, const char *port, const char *pidstr, const char *keyhex,
+                      const struct conn_opts *o)
+{
+    char *end = NULL;
+    unsigned long pid = strtoul(pidstr, &end, 10);
+    uint8_t msg[12 + CANCEL_KEY_MAX];
+    size_t keylen = from_hex(keyhex, msg + 12, CANCEL_KEY_MAX);
+    if (end == pidstr || *end != '\0' || pid > 0xffffffffUL || keylen == 0)
+        die("cancel: PID must be an unsigned 32-bit number and KEYHEX 1..256 bytes in hex");
+    put_u32(msg, (uint32_t)(12 + keylen));
     put_u32(msg + 4, CANCELREQUEST_CODE);
     put_u32(msg + 8, (uint32_t)pid);
-    put_u32(msg + 12, (uint32_t)key);
-    int fd = tcp_connect(host, port);
-    if (send_all(fd, msg, sizeof msg) != RD_OK)
-        die("send failed");
-    size_t total = 0;
-    enum rd_result r = drain_and_report(fd, WAIT_CLOSE_SEC, &total);
-    close(fd);
-    return r == RD_TIMEOUT ? 1 : 0;
+    struct stream s;
+    SSL_CTX *ctx = NULL;
+    int rc = open_conn(host, port, o, &s, &ctx);
+    if (rc == 0) {
+        if (stream_write(&s, msg, 12 + keylen) != RD_OK)
+            die("sending the CancelRequest failed");
+        size_t total = 0;
+        rc = drain_stream(&s, WAIT_CLOSE_SEC, &total) == RD_TIMEOUT ? 1 : 0;
+    }
+    OPENSSL_cleanse(msg, sizeof msg);
+    close_conn(&s, ctx);
+    return rc;
 }
 
 static double now_sec(void)
@@ -534,6 +843,404 @@ static int cmd_idle(const char *host, const char *port, const char *secstr)
     close(fd);
     printf("after=%.1f\n", now_sec() - t0);
     return r == RD_TIMEOUT ? 1 : 0;
+}
+
+/* ---- session: a SCRAM-SHA-256 login by hand ---- */
+
+/* A frontend message: type, length, body. */
+static enum rd_result send_msg(struct stream *s, uint8_t type, const void *body, size_t len)
+{
+    uint8_t *m = malloc(5 + len);
+    if (m == NULL)
+        die("out of memory");
+    m[0] = type;
+    put_u32(m + 1, (uint32_t)(4 + len));
+    if (len > 0)
+        memcpy(m + 5, body, len);
+    enum rd_result r = stream_write(s, m, 5 + len);
+    OPENSSL_cleanse(m, 5 + len); /* may hold a SCRAM proof */
+    free(m);
+    return r;
+}
+
+/* One backend message into body (MAX_MSG bytes); prints what went wrong. */
+static enum rd_result read_msg(struct stream *s, uint8_t *type, uint8_t *body, size_t *len)
+{
+    uint8_t hdr[5];
+    enum rd_result r = stream_read_exact(s, hdr, sizeof hdr);
+    if (r != RD_OK) {
+        printf("%s\n", rd_name(r));
+        return r;
+    }
+    uint32_t l = get_u32(hdr + 1);
+    if (l < 4 || l - 4 > MAX_MSG) {
+        printf("bad-length type=%c len=%u\n", hdr[0], l);
+        return RD_ERR;
+    }
+    r = stream_read_exact(s, body, l - 4);
+    if (r != RD_OK) {
+        printf("truncated-%s type=%c\n", rd_name(r), hdr[0]);
+        return r;
+    }
+    *type = hdr[0];
+    *len = l - 4;
+    return RD_OK;
+}
+
+/* The password of USER from $PGPASSFILE (host:port:db:user:password, '\'
+ * escapes), as libpq would find it. Never from argv. */
+static void read_password(const char *user, char *out, size_t cap)
+{
+    const char *path = getenv("PGPASSFILE");
+    FILE *f = path != NULL ? fopen(path, "r") : NULL;
+    if (f == NULL)
+        die("session: set PGPASSFILE to a readable passfile");
+    char line[1024];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f) != NULL) {
+        char *field[5], *w = line;
+        int nf = 0;
+        field[nf++] = w;
+        for (char *r = line; *r != '\0' && *r != '\n'; r++) {
+            if (*r == '\\' && r[1] != '\0' && r[1] != '\n') {
+                *w++ = *++r;
+            } else if (*r == ':' && nf < 5) {
+                *w++ = '\0';
+                field[nf++] = w;
+            } else {
+                *w++ = *r;
+            }
+        }
+        *w = '\0';
+        if (nf == 5 && (strcmp(field[3], user) == 0 || strcmp(field[3], "*") == 0) &&
+            strlen(field[4]) < cap) {
+            snprintf(out, cap, "%s", field[4]);
+            found = 1;
+        }
+    }
+    OPENSSL_cleanse(line, sizeof line);
+    fclose(f);
+    if (!found)
+        die("session: no password for %s in PGPASSFILE", user);
+}
+
+static size_t b64_encode(const uint8_t *in, size_t n, char *out, size_t cap)
+{
+    if (4 * ((n + 2) / 3) + 1 > cap)
+        die("base64 buffer too small");
+    return (size_t)EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+}
+
+/* Returns the decoded length, or 0 on error. */
+static size_t b64_decode(const char *in, size_t n, uint8_t *out, size_t cap)
+{
+    if (n == 0 || n % 4 != 0 || 3 * (n / 4) > cap)
+        return 0;
+    int k = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
+    if (k < 0)
+        return 0;
+    size_t pad = (in[n - 1] == '=') + (in[n - 2] == '=');
+    return (size_t)k - pad;
+}
+
+static void hmac256(const uint8_t *key, size_t klen, const void *data, size_t dlen,
+                    uint8_t out[SHA256_DIGEST_LENGTH])
+{
+    unsigned int n = 0;
+    if (HMAC(EVP_sha256(), key, (int)klen, data, dlen, out, &n) == NULL ||
+        n != SHA256_DIGEST_LENGTH)
+        die("HMAC failed");
+}
+
+/* tls-server-end-point (RFC 5929): the hash of the certificate the client
+ * sees, with the certificate's own signature hash (SHA-256 for MD5/SHA-1).
+ * Through a TLS-terminating proxy that is the proxy's certificate. */
+static size_t tls_server_end_point(SSL *ssl, uint8_t *out)
+{
+    X509 *cert = SSL_get1_peer_certificate(ssl);
+    int mdnid = NID_undef;
+    if (cert == NULL || X509_get_signature_info(cert, &mdnid, NULL, NULL, NULL) != 1)
+        die("no peer certificate for channel binding");
+    const EVP_MD *md = mdnid == NID_md5 || mdnid == NID_sha1 || mdnid == NID_undef
+                           ? EVP_sha256()
+                           : EVP_get_digestbynid(mdnid);
+    unsigned int n = 0;
+    if (md == NULL || X509_digest(cert, md, out, &n) != 1)
+        die("X509_digest failed");
+    X509_free(cert);
+    return n;
+}
+
+struct scram {
+    char password[256];
+    const char *gs2; /* GS2 header: "n,," or "p=tls-server-end-point,," */
+    uint8_t cbind[EVP_MAX_MD_SIZE];
+    size_t cbind_len;
+    char nonce[64];
+    char first_bare[128];
+    uint8_t salted[SHA256_DIGEST_LENGTH];
+    char auth_msg[2048];
+};
+
+/* "x=value" attribute of a SCRAM message (comma-separated). */
+static int scram_attr(const char *msg, char name, char *out, size_t cap)
+{
+    for (const char *p = msg; p != NULL && *p != '\0';
+         p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+        if (p[0] == name && p[1] == '=') {
+            size_t n = strcspn(p + 2, ",");
+            if (n >= cap)
+                return -1;
+            memcpy(out, p + 2, n);
+            out[n] = '\0';
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* AuthenticationSASL: print the mechanisms, send SASLInitialResponse. */
+static int scram_start(struct stream *s, struct scram *sc, const uint8_t *body, size_t len,
+                       int plus)
+{
+    const char *want = plus ? "SCRAM-SHA-256-PLUS" : "SCRAM-SHA-256";
+    int offered = 0;
+    printf("mechanisms=");
+    for (size_t i = 4; i < len && body[i] != '\0';) {
+        const char *mech = (const char *)body + i;
+        size_t n = strnlen(mech, len - i);
+        if (n == len - i)
+            break;
+        printf("%s%s", i > 4 ? "," : "", mech);
+        offered |= strcmp(mech, want) == 0;
+        i += n + 1;
+    }
+    putchar('\n');
+    if (!offered) {
+        printf("mechanism-not-offered=%s\n", want);
+        return 1;
+    }
+    uint8_t rnd[18];
+    if (RAND_bytes(rnd, sizeof rnd) != 1)
+        die("RAND_bytes failed");
+    b64_encode(rnd, sizeof rnd, sc->nonce, sizeof sc->nonce);
+    /* PostgreSQL takes the user from the StartupMessage: "n=" stays empty,
+     * as libpq sends it. */
+    snprintf(sc->first_bare, sizeof sc->first_bare, "n=,r=%s", sc->nonce);
+    if (plus) {
+        if (s->ssl == NULL)
+            die("--plus needs TLS");
+        sc->gs2 = "p=tls-server-end-point,,";
+        sc->cbind_len = tls_server_end_point(s->ssl, sc->cbind);
+    } else {
+        sc->gs2 = "n,,"; /* as libpq with channel_binding=disable */
+    }
+    char first[256];
+    int flen = snprintf(first, sizeof first, "%s%s", sc->gs2, sc->first_bare);
+    uint8_t msg[512];
+    size_t mlen = strlen(want) + 1;
+    memcpy(msg, want, mlen);
+    put_u32(msg + mlen, (uint32_t)flen);
+    memcpy(msg + mlen + 4, first, (size_t)flen);
+    if (send_msg(s, 'p', msg, mlen + 4 + (size_t)flen) != RD_OK)
+        die("sending SASLInitialResponse failed");
+    return 0;
+}
+
+/* AuthenticationSASLContinue: the server-first-message; send the proof. */
+static int scram_continue(struct stream *s, struct scram *sc, const uint8_t *body, size_t len)
+{
+    char server_first[1024], rnonce[256], salt64[256], iters[32];
+    if (len - 4 >= sizeof server_first)
+        die("server-first-message too long");
+    memcpy(server_first, body + 4, len - 4);
+    server_first[len - 4] = '\0';
+    uint8_t salt[192];
+    size_t saltlen = 0;
+    long iterations = 0;
+    if (scram_attr(server_first, 'r', rnonce, sizeof rnonce) != 0 ||
+        scram_attr(server_first, 's', salt64, sizeof salt64) != 0 ||
+        scram_attr(server_first, 'i', iters, sizeof iters) != 0 ||
+        strncmp(rnonce, sc->nonce, strlen(sc->nonce)) != 0 ||
+        (saltlen = b64_decode(salt64, strlen(salt64), salt, sizeof salt)) == 0 ||
+        (iterations = strtol(iters, NULL, 10)) < 1 || iterations > 10000000) {
+        printf("scram-error=bad server-first-message\n");
+        return 1;
+    }
+    if (PKCS5_PBKDF2_HMAC(sc->password, (int)strlen(sc->password), salt, (int)saltlen,
+                          (int)iterations, EVP_sha256(), sizeof sc->salted, sc->salted) != 1)
+        die("PBKDF2 failed");
+    uint8_t client_key[SHA256_DIGEST_LENGTH], stored_key[SHA256_DIGEST_LENGTH];
+    uint8_t sig[SHA256_DIGEST_LENGTH], proof[SHA256_DIGEST_LENGTH];
+    hmac256(sc->salted, sizeof sc->salted, "Client Key", 10, client_key);
+    SHA256(client_key, sizeof client_key, stored_key);
+
+    uint8_t cbind_input[64 + EVP_MAX_MD_SIZE];
+    size_t glen = strlen(sc->gs2);
+    memcpy(cbind_input, sc->gs2, glen);
+    memcpy(cbind_input + glen, sc->cbind, sc->cbind_len);
+    char c64[256], proof64[64], final[1024];
+    b64_encode(cbind_input, glen + sc->cbind_len, c64, sizeof c64);
+    int wlen = snprintf(final, sizeof final, "c=%s,r=%s", c64, rnonce);
+    int alen = snprintf(sc->auth_msg, sizeof sc->auth_msg, "%s,%s,%s", sc->first_bare, server_first,
+                        final);
+    if (wlen < 0 || (size_t)wlen >= sizeof final - 64 || alen < 0 ||
+        (size_t)alen >= sizeof sc->auth_msg)
+        die("SCRAM messages too long");
+    hmac256(stored_key, sizeof stored_key, sc->auth_msg, (size_t)alen, sig);
+    for (size_t i = 0; i < sizeof proof; i++)
+        proof[i] = client_key[i] ^ sig[i];
+    b64_encode(proof, sizeof proof, proof64, sizeof proof64);
+    int flen = snprintf(final + wlen, sizeof final - (size_t)wlen, ",p=%s", proof64);
+    enum rd_result r = send_msg(s, 'p', final, (size_t)wlen + (size_t)flen);
+    OPENSSL_cleanse(client_key, sizeof client_key);
+    OPENSSL_cleanse(proof, sizeof proof);
+    if (r != RD_OK)
+        die("sending SASLResponse failed");
+    return 0;
+}
+
+/* AuthenticationSASLFinal: check the server's signature (it knew the key). */
+static int scram_final(struct scram *sc, const uint8_t *body, size_t len)
+{
+    char server_final[256], v64[128];
+    uint8_t server_key[SHA256_DIGEST_LENGTH], want[SHA256_DIGEST_LENGTH], got[64];
+    if (len - 4 >= sizeof server_final)
+        die("server-final-message too long");
+    memcpy(server_final, body + 4, len - 4);
+    server_final[len - 4] = '\0';
+    hmac256(sc->salted, sizeof sc->salted, "Server Key", 10, server_key);
+    hmac256(server_key, sizeof server_key, sc->auth_msg, strlen(sc->auth_msg), want);
+    if (scram_attr(server_final, 'v', v64, sizeof v64) != 0 ||
+        b64_decode(v64, strlen(v64), got, sizeof got) != sizeof want ||
+        CRYPTO_memcmp(got, want, sizeof want) != 0) {
+        printf("scram-error=bad server signature\n");
+        return 1;
+    }
+    return 0;
+}
+
+/* A simple query; prints rows as "row=a|b" and "query-end sqlstate=..". */
+static int run_query(struct stream *s, const char *sql, uint8_t *body)
+{
+    char state[8] = "none";
+    printf("query-sent\n");
+    double t0 = now_sec();
+    if (send_msg(s, 'Q', sql, strlen(sql) + 1) != RD_OK)
+        die("sending the query failed");
+    for (;;) {
+        uint8_t type = 0;
+        size_t len = 0;
+        if (read_msg(s, &type, body, &len) != RD_OK)
+            return 6;
+        if (type == 'Z')
+            break;
+        if (type == 'E') {
+            printf("query-error ");
+            print_error_fields(body, len);
+            for (size_t i = 0; i + 7 < len && body[i] != 0;) {
+                if (body[i] == 'C') {
+                    snprintf(state, sizeof state, "%s", (const char *)body + i + 1);
+                    break;
+                }
+                const void *nul = memchr(body + i + 1, 0, len - i - 1);
+                if (nul == NULL)
+                    break;
+                i = (size_t)((const uint8_t *)nul - body) + 1;
+            }
+        } else if (type == 'D' && len >= 2) {
+            unsigned cols = (unsigned)body[0] << 8 | body[1];
+            size_t i = 2;
+            printf("row=");
+            for (unsigned c = 0; c < cols && i + 4 <= len; c++) {
+                uint32_t n = get_u32(body + i);
+                i += 4;
+                if (c > 0)
+                    putchar('|');
+                if (n == 0xffffffffu)
+                    continue; /* NULL */
+                if (n > len - i)
+                    break;
+                printf("%.*s", (int)n, (const char *)body + i);
+                i += n;
+            }
+            putchar('\n');
+        } /* T, C, N, S, A: nothing to show */
+    }
+    printf("query-end sqlstate=%s after=%.2f\n", state, now_sec() - t0);
+    return 0;
+}
+
+/*
+ * Log in as app/app with SCRAM-SHA-256 (or -PLUS with --plus), print the
+ * offered mechanisms and "login=ok pid=N key=HEX" (the BackendKeyData, for
+ * the cancel tests), then run one query if asked. Any ErrorResponse during
+ * start-up is printed as by "error", with its SQLSTATE and hint.
+ */
+static int cmd_session(const char *host, const char *port, const struct conn_opts *o, int plus,
+                       const char *sql)
+{
+    struct scram sc;
+    memset(&sc, 0, sizeof sc);
+    read_password("app", sc.password, sizeof sc.password);
+    struct stream s;
+    SSL_CTX *ctx = NULL;
+    int rc = open_conn(host, port, o, &s, &ctx);
+    uint8_t *body = malloc(MAX_MSG);
+    if (body == NULL)
+        die("out of memory");
+    if (rc == 0) {
+        size_t len = build_startup(body, MAX_MSG, 0);
+        if (stream_write(&s, body, len) != RD_OK)
+            die("sending the StartupMessage failed");
+    }
+    uint32_t pid = 0;
+    uint8_t key[CANCEL_KEY_MAX];
+    size_t keylen = 0;
+    while (rc == 0) {
+        uint8_t type = 0;
+        size_t len = 0;
+        if (read_msg(&s, &type, body, &len) != RD_OK) {
+            rc = 6;
+            break;
+        }
+        if (type == 'E') {
+            print_error_fields(body, len);
+            rc = 1;
+        } else if (type == 'v') {
+            print_negotiate(body, len);
+        } else if (type == 'K' && len >= 8 && len - 4 <= sizeof key) {
+            pid = get_u32(body);
+            keylen = len - 4;
+            memcpy(key, body + 4, keylen);
+        } else if (type == 'R' && len >= 4) {
+            uint32_t code = get_u32(body);
+            if (code == 10)
+                rc = scram_start(&s, &sc, body, len, plus);
+            else if (code == 11)
+                rc = scram_continue(&s, &sc, body, len);
+            else if (code == 12)
+                rc = scram_final(&sc, body, len);
+            else if (code != 0) {
+                printf("auth=%u unsupported\n", code);
+                rc = 1;
+            }
+        } else if (type == 'Z') {
+            printf("login=ok pid=%u key=", pid);
+            for (size_t i = 0; i < keylen; i++)
+                printf("%02x", key[i]);
+            putchar('\n');
+            break;
+        } /* S (ParameterStatus), N (notice): nothing to show */
+    }
+    OPENSSL_cleanse(&sc, sizeof sc);
+    if (rc == 0 && sql != NULL)
+        rc = run_query(&s, sql, body);
+    if (rc == 0)
+        send_msg(&s, 'X', NULL, 0);
+    free(body);
+    close_conn(&s, ctx);
+    return rc;
 }
 
 /* Produce a real ClientHello through memory BIOs, send half of it, vanish. */
@@ -572,6 +1279,113 @@ static int cmd_vanish(const char *host, const char *port)
     SSL_CTX_free(ctx);
     printf("sent=%zu of %ld\n", half, hlen);
     return 0;
+}
+
+/* ALPN for the direct-TLS fake upstream: "postgresql" or nothing, and the
+ * connection logs which (PostgreSQL 17 refuses direct TLS without it). */
+static int fake_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                        const unsigned char *in, unsigned int inlen, void *arg)
+{
+    static const unsigned char pg[] = "\x0apostgresql";
+    unsigned char *sel = NULL;
+    (void)ssl;
+    (void)arg;
+    if (SSL_select_next_proto(&sel, outlen, pg, sizeof pg - 1, in, inlen) != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK;
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static SSL_CTX *fake_server_ctx(const char *cert, const char *key)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL || SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1)
+        die("fake-upstream: cannot load %s / %s", cert, key);
+    SSL_CTX_set_alpn_select_cb(ctx, fake_alpn_cb, NULL);
+    return ctx;
+}
+
+/*
+ * A PostgreSQL 17 stand-in for --client-direct-tls: the first byte must be
+ * a TLS handshake record (0x16), not an SSLRequest; ALPN must be
+ * "postgresql"; then it reads the StartupMessage and answers
+ * AuthenticationOk, BackendKeyData and ReadyForQuery. Logs each step.
+ */
+static void fake_direct_tls_conn(int fd, SSL_CTX *ctx, unsigned id)
+{
+    uint8_t first = 0, req[8];
+    ssize_t n = recv(fd, &first, 1, MSG_PEEK);
+    if (n != 1) {
+        printf("conn=%u first-read=%s\n", id, n == 0 ? "eof" : strerror(errno));
+        return;
+    }
+    if (first != TLS_HANDSHAKE_BYTE) {
+        struct stream plain = {.fd = fd, .ssl = NULL};
+        int sslreq = stream_read_exact(&plain, req, sizeof req) == RD_OK && get_u32(req) == 8 &&
+                     get_u32(req + 4) == SSLREQUEST_CODE;
+        printf("conn=%u %s (expected a TLS ClientHello)\n", id,
+               sslreq ? "got SSLRequest" : "got a non-TLS first byte");
+        return;
+    }
+    printf("conn=%u first-byte=0x16 no-sslrequest\n", id);
+    struct stream s = {.fd = fd, .ssl = SSL_new(ctx)};
+    if (s.ssl == NULL || SSL_set_fd(s.ssl, fd) != 1)
+        die("SSL_new/SSL_set_fd failed");
+    if (SSL_accept(s.ssl) != 1) {
+        char err[256];
+        ERR_error_string_n(ERR_get_error(), err, sizeof err);
+        printf("conn=%u tls-handshake-failed=%s\n", id, err);
+        SSL_free(s.ssl);
+        return;
+    }
+    char alpn[64];
+    alpn_selected(s.ssl, alpn, sizeof alpn);
+    const char *sni = SSL_get_servername(s.ssl, TLSEXT_NAMETYPE_host_name);
+    printf("conn=%u tls=%s alpn=%s sni=%s\n", id, SSL_get_version(s.ssl), alpn,
+           sni != NULL ? sni : "none");
+    uint8_t lenb[4], body[PG_STARTUP_MAX_FAKE];
+    uint32_t len = 0;
+    if (strcmp(alpn, "postgresql") != 0) {
+        printf("conn=%u refused: direct TLS without ALPN postgresql\n", id);
+    } else if (stream_read_exact(&s, lenb, 4) != RD_OK || (len = get_u32(lenb)) < 8 ||
+               len > sizeof body || stream_read_exact(&s, body, len - 4) != RD_OK) {
+        printf("conn=%u startup=unreadable\n", id);
+    } else {
+        uint32_t version = get_u32(body);
+        const char *user = "?";
+        body[len - 4] = '\0'; /* len <= sizeof body: the parameters end in a NUL */
+        for (const char *k = (const char *)body + 4; *k != '\0';) {
+            const char *v = k + strlen(k) + 1;
+            if (v >= (const char *)body + len - 4)
+                break;
+            if (strcmp(k, "user") == 0)
+                user = v;
+            k = v + strlen(v) + 1;
+        }
+        printf("conn=%u startup protocol=%u.%u user=%s\n", id, version >> 16, version & 0xffff,
+               user);
+        /* AuthenticationOk, BackendKeyData (pid 4242, key 01020304), ReadyForQuery */
+        /* clang-format off */
+        static const uint8_t answer[] = {
+            'R', 0, 0, 0, 8, 0, 0, 0, 0,
+            'K', 0, 0, 0, 12, 0, 0, 0x10, 0x92, 1, 2, 3, 4,
+            'Z', 0, 0, 0, 5, 'I'};
+        /* clang-format on */
+        size_t w = 0;
+        if (SSL_write_ex(s.ssl, answer, sizeof answer, &w) == 1)
+            printf("conn=%u answered AuthenticationOk+ReadyForQuery\n", id);
+        fflush(stdout);
+        size_t total = 0, got = 0;
+        uint8_t buf[4096];
+        enum rd_result r;
+        while ((r = stream_read(&s, buf, sizeof buf, &got)) == RD_OK)
+            total += got;
+        printf("conn=%u bytes-after-answer=%zu end=%s\n", id, total, rd_name(r));
+    }
+    SSL_shutdown(s.ssl);
+    SSL_free(s.ssl);
 }
 
 /* One accepted upstream connection, in a forked child. Logs on stdout. */
@@ -613,11 +1427,18 @@ static void fake_upstream_conn(int fd, const char *mode, unsigned id)
     printf("conn=%u bytes-after-answer=%zu end=%s\n", id, total, rd_name(r));
 }
 
-static int cmd_fake_upstream(const char *port, const char *mode)
+static int cmd_fake_upstream(const char *port, const char *mode, const char *cert, const char *key)
 {
-    if (strcmp(mode, "refuse-tls") != 0 && strcmp(mode, "bytes-after-s") != 0 &&
-        strcmp(mode, "silent") != 0)
-        die("fake-upstream: MODE must be refuse-tls, bytes-after-s or silent");
+    SSL_CTX *ctx = NULL;
+    if (strcmp(mode, "direct-tls") == 0) {
+        if (cert == NULL || key == NULL)
+            die("fake-upstream: direct-tls needs CERT and KEY");
+        ctx = fake_server_ctx(cert, key);
+    } else if ((strcmp(mode, "refuse-tls") != 0 && strcmp(mode, "bytes-after-s") != 0 &&
+                strcmp(mode, "silent") != 0) ||
+               cert != NULL) {
+        die("fake-upstream: MODE must be refuse-tls, bytes-after-s, silent or direct-tls CERT KEY");
+    }
     char *end = NULL;
     long p = strtol(port, &end, 10);
     if (end == port || *end != '\0' || p < 1 || p > 65535)
@@ -647,7 +1468,12 @@ static int cmd_fake_upstream(const char *port, const char *mode)
         if (pid == 0) {
             close(lfd);
             prctl(PR_SET_PDEATHSIG, SIGTERM); /* die with the server */
-            fake_upstream_conn(fd, mode, id);
+            if (ctx != NULL) {
+                set_timeouts(fd, UPSTREAM_IDLE_SEC);
+                fake_direct_tls_conn(fd, ctx, id);
+            } else {
+                fake_upstream_conn(fd, mode, id);
+            }
             fflush(stdout);
             close(fd);
             _exit(0);
@@ -658,14 +1484,18 @@ static int cmd_fake_upstream(const char *port, const char *mode)
 
 static void usage(void)
 {
-    fputs("usage: rawclient error HOST PORT [--plaintext] [--malformed]\n"
+    fputs("usage: rawclient error HOST PORT [CONNECT-OPTIONS] [--malformed] [--minor N]\n"
+          "       rawclient session HOST PORT [CONNECT-OPTIONS] [--plus] [--query SQL]\n"
+          "       rawclient cancel HOST PORT PID KEYHEX [--tls|--direct] [--from ADDR]\n"
           "       rawclient inject HOST PORT\n"
           "       rawclient garbage HOST PORT N\n"
           "       rawclient half HOST PORT\n"
           "       rawclient vanish HOST PORT\n"
           "       rawclient idle HOST PORT SECONDS\n"
-          "       rawclient cancel HOST PORT PID KEY\n"
-          "       rawclient fake-upstream PORT refuse-tls|bytes-after-s|silent\n",
+          "       rawclient fake-upstream PORT refuse-tls|bytes-after-s|silent\n"
+          "       rawclient fake-upstream PORT direct-tls CERT KEY\n"
+          "CONNECT-OPTIONS: --plaintext --direct --alpn P1[,P2] --no-alpn --pipeline-hello\n"
+          "                 --gssenc --from ADDR\n",
           stderr);
     exit(2);
 }
@@ -677,17 +1507,52 @@ int main(int argc, char **argv)
     if (argc < 2)
         usage();
     const char *cmd = argv[1];
-    if (strcmp(cmd, "error") == 0 && argc >= 4 && argc <= 6) {
-        int plaintext = 0, malformed = 0;
+    struct conn_opts o = {0};
+    if (strcmp(cmd, "error") == 0 && argc >= 4) {
+        int malformed = 0;
+        long minor = 0;
         for (int i = 4; i < argc; i++) {
-            if (strcmp(argv[i], "--plaintext") == 0)
-                plaintext = 1;
-            else if (strcmp(argv[i], "--malformed") == 0)
+            char *end = NULL;
+            if (parse_conn_opt(&o, argc, argv, &i))
+                continue;
+            if (strcmp(argv[i], "--malformed") == 0)
                 malformed = 1;
+            else if (strcmp(argv[i], "--minor") == 0 && i + 1 < argc &&
+                     (minor = strtol(argv[++i], &end, 0)) >= 0 && minor <= 0xffff && *end == '\0')
+                continue;
             else
                 usage();
         }
-        return cmd_error(argv[2], argv[3], plaintext, malformed);
+        return cmd_error(argv[2], argv[3], &o, malformed, (uint32_t)minor);
+    }
+    if (strcmp(cmd, "session") == 0 && argc >= 4) {
+        int plus = 0;
+        const char *sql = NULL;
+        for (int i = 4; i < argc; i++) {
+            if (parse_conn_opt(&o, argc, argv, &i))
+                continue;
+            if (strcmp(argv[i], "--plus") == 0)
+                plus = 1;
+            else if (strcmp(argv[i], "--query") == 0 && i + 1 < argc)
+                sql = argv[++i];
+            else
+                usage();
+        }
+        return cmd_session(argv[2], argv[3], &o, plus, sql);
+    }
+    if (strcmp(cmd, "cancel") == 0 && argc >= 6) {
+        o.plaintext = 1; /* as libpq's PQcancel */
+        for (int i = 6; i < argc; i++) {
+            if (strcmp(argv[i], "--tls") == 0)
+                o.plaintext = 0;
+            else if (strcmp(argv[i], "--direct") == 0)
+                o.plaintext = 0, o.direct = 1, o.alpn = "postgresql";
+            else if (strcmp(argv[i], "--from") == 0 && i + 1 < argc)
+                o.from = argv[++i];
+            else
+                usage();
+        }
+        return cmd_cancel(argv[2], argv[3], argv[4], argv[5], &o);
     }
     if (strcmp(cmd, "inject") == 0 && argc == 4)
         return cmd_inject(argv[2], argv[3]);
@@ -699,9 +1564,8 @@ int main(int argc, char **argv)
         return cmd_vanish(argv[2], argv[3]);
     if (strcmp(cmd, "idle") == 0 && argc == 5)
         return cmd_idle(argv[2], argv[3], argv[4]);
-    if (strcmp(cmd, "cancel") == 0 && argc == 6)
-        return cmd_cancel(argv[2], argv[3], argv[4], argv[5]);
-    if (strcmp(cmd, "fake-upstream") == 0 && argc == 4)
-        return cmd_fake_upstream(argv[2], argv[3]);
+    if (strcmp(cmd, "fake-upstream") == 0 && (argc == 4 || argc == 6))
+        return cmd_fake_upstream(argv[2], argv[3], argc == 6 ? argv[4] : NULL,
+                                 argc == 6 ? argv[5] : NULL);
     usage();
 }

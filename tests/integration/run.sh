@@ -274,28 +274,6 @@ expect "pg_terminate_backend: the client gets the server's FATAL 57P01 through t
     "$(cat "$TMP/victim.out")" 'sqlstate=57P01 .*terminating connection due to administrator'
 
 # ======================================================================
-# Cancel: psql's Ctrl-C makes libpq send a plaintext CancelRequest to the
-# address it connected to, i.e. to the proxy
-# ======================================================================
-out=$(pgc cancel "$CI_MAIN" 1000)
-expect "PQcancel through the proxy cancels a running query (57014)" "$out" \
-    '^cancel sent=1 sqlstate=57014 '
-pgc query "$CI_MAIN" "SELECT 'survived' FROM pg_sleep(2) /* bogus-cancel */" >"$TMP/bogus.out" &
-BOGUS_PID=$!
-BOGUS_SQL="FROM pg_stat_activity WHERE query LIKE '%/* bogus-cancel */' AND pid <> pg_backend_pid()"
-REAL_PID=
-for ((i = 0; i < 100; i++)); do
-    REAL_PID=$(pgc query "$CI_MAIN" "SELECT pid $BOGUS_SQL")
-    [ -n "$REAL_PID" ] && break
-    sleep 0.1
-done
-# The real backend pid with a wrong key, then nonsense: neither may cancel.
-raw cancel 127.0.0.1 "$MAIN_PORT" "${REAL_PID:-1}" 12345 >/dev/null
-raw cancel 127.0.0.1 "$MAIN_PORT" 0 0 >/dev/null
-wait "$BOGUS_PID"
-expect "CancelRequests with a wrong key cancel nothing" "$(cat "$TMP/bogus.out")" '^survived$'
-
-# ======================================================================
 # 9. abuse: the proxy stays up, others are unharmed, nothing leaks
 # ======================================================================
 CUR_LOG=$LOGS/proxy-main.log
@@ -493,6 +471,13 @@ start_proxy upstream-by-name "$P" localhost "$PGPORT" localhost "$CERTS/db-ca.cr
 out=$(pgc query "$(ci "$P")" "SELECT 'by name'")
 expect "upstream given as 'localhost' (resolved by the proxy)" "$out" '^by name$'
 stop_proxy upstream-by-name
+
+# ======================================================================
+# Start-up as PostgreSQL speaks it: cancel requests, direct TLS, channel
+# binding, sidecar mode, --server-allow-from, protocol versions, replication
+# ======================================================================
+# shellcheck source=tests/integration/protocol.sh
+. "$HERE/protocol.sh"
 
 # ======================================================================
 # Collect the slow background checks started at the top

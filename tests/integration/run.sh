@@ -8,8 +8,11 @@
 # CA, puts proxy instances in front of it (and of fake upstreams that refuse
 # TLS or inject bytes), and checks what clients see: libpq and psql results
 # and error texts, and, through rawclient, SQLSTATEs and raw protocol
-# behaviour. Prints "ok N - name" / "not ok N - name: reason" per check and
-# one closing line "integration: N passed, M failed". Exits 1 if any failed.
+# behaviour. The start-up protocol cases (cancel, direct TLS, channel
+# binding, sidecar, allow-lists, protocol versions) are in protocol.sh,
+# which this script sources. Prints "ok N - name" / "not ok N - name:
+# reason" per check and one closing line "integration: N passed, M failed".
+# Exits 1 if any failed.
 #
 # Logs are kept in $IT_LOGDIR (default: integration-logs/ next to PGTP_BIN);
 # everything else lives in a temporary directory removed on exit.

@@ -35,7 +35,9 @@
 #define RELAY_HIGH_WATER ((size_t)256 * 1024) /* stop reading the other leg above this */
 #define RELAY_LOW_WATER ((size_t)64 * 1024)   /* resume below this */
 #define DRAIN_TIMEOUT_MS 5000                 /* flush + linger, at most */
-#define CHUNK_CACHE_MAX 64                    /* free chunks kept per worker */
+#define CHUNK_SMALL ((size_t)4 * 1024)        /* most writes: a query, a row, a reply */
+#define CHUNK_CACHE_SMALL 256                 /* free chunks kept per worker, per class */
+#define CHUNK_CACHE_LARGE 16
 
 struct runtime {
     const struct config *cfg;
@@ -49,13 +51,19 @@ struct runtime {
 
 struct leg;
 
-/* A write buffer: one uv_write, recycled through the worker's free list. */
+/* A write buffer: one uv_write, recycled through the worker's free list of
+ * its size class (CHUNK_SMALL or CHUNK_SIZE bytes of data). */
 struct chunk {
     uv_write_t req;
     struct chunk *next;
     struct leg *leg;
-    size_t len;
-    uint8_t data[CHUNK_SIZE];
+    size_t len, cap;
+    uint8_t data[];
+};
+
+struct chunk_cache {
+    struct chunk *head;
+    size_t n, max;
 };
 
 struct conn;
@@ -69,8 +77,7 @@ struct worker {
     const struct runtime *rt;
     struct conn *conns; /* every live connection, for shutdown */
     size_t nconns;
-    struct chunk *free_chunks;
-    size_t nfree_chunks;
+    struct chunk_cache small, large;
     uv_tcp_t *listeners;
     size_t nlisteners;
     int probe_status; /* --check: 0 ok, 1 failed */

@@ -40,6 +40,9 @@ int tlsio_write(struct tlsio *t, const void *buf, size_t len);
 /* Queue a close_notify. */
 void tlsio_shutdown(struct tlsio *t);
 
+/* Give OpenSSL's record buffers back when nothing is in them. */
+void tlsio_release(struct tlsio *t);
+
 size_t tlsio_pending(const struct tlsio *t);
 size_t tlsio_take(struct tlsio *t, void *buf, size_t cap);
 

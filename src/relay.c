@@ -33,36 +33,48 @@ void leg_init(struct conn *c, struct leg *l)
     l->conn = c;
 }
 
-static struct chunk *chunk_get(struct worker *w)
+/* A chunk able to hold `want` bytes, or the large class if want is bigger. */
+static struct chunk *chunk_get(struct worker *w, size_t want)
 {
-    struct chunk *ch = w->free_chunks;
+    bool small = want <= CHUNK_SMALL;
+    struct chunk_cache *cc = small ? &w->small : &w->large;
+    struct chunk *ch = cc->head;
     if (ch != NULL) {
-        w->free_chunks = ch->next;
-        w->nfree_chunks--;
+        cc->head = ch->next;
+        cc->n--;
         return ch;
     }
-    return malloc(sizeof(*ch));
+    size_t cap = small ? CHUNK_SMALL : CHUNK_SIZE;
+    ch = malloc(sizeof(*ch) + cap);
+    if (ch != NULL)
+        ch->cap = cap;
+    return ch;
 }
 
 static void chunk_put(struct worker *w, struct chunk *ch)
 {
-    if (w->nfree_chunks >= CHUNK_CACHE_MAX) {
+    struct chunk_cache *cc = ch->cap == CHUNK_SMALL ? &w->small : &w->large;
+    size_t max = ch->cap == CHUNK_SMALL ? CHUNK_CACHE_SMALL : CHUNK_CACHE_LARGE;
+    if (cc->n >= max) {
         free(ch);
         return;
     }
-    ch->next = w->free_chunks;
-    w->free_chunks = ch;
-    w->nfree_chunks++;
+    ch->next = cc->head;
+    cc->head = ch;
+    cc->n++;
 }
 
 void chunk_cache_free(struct worker *w)
 {
-    while (w->free_chunks != NULL) {
-        struct chunk *ch = w->free_chunks;
-        w->free_chunks = ch->next;
-        free(ch);
+    struct chunk_cache *caches[2] = {&w->small, &w->large};
+    for (int i = 0; i < 2; i++) {
+        while (caches[i]->head != NULL) {
+            struct chunk *ch = caches[i]->head;
+            caches[i]->head = ch->next;
+            free(ch);
+        }
+        caches[i]->n = 0;
     }
-    w->nfree_chunks = 0;
 }
 
 static void write_cb(uv_write_t *req, int status)
@@ -114,10 +126,10 @@ int leg_send(struct leg *l, const void *buf, size_t len)
 {
     const uint8_t *p = buf;
     while (len > 0) {
-        struct chunk *ch = chunk_get(l->conn->w);
+        struct chunk *ch = chunk_get(l->conn->w, len);
         if (ch == NULL)
             return UV_ENOMEM;
-        ch->len = len < CHUNK_SIZE ? len : CHUNK_SIZE;
+        ch->len = len < ch->cap ? len : ch->cap;
         memcpy(ch->data, p, ch->len);
         int r = chunk_write(l, ch);
         if (r < 0)
@@ -132,11 +144,12 @@ int leg_flush(struct leg *l)
 {
     if (!l->open)
         return 0;
-    while (tlsio_pending(&l->tls) > 0) {
-        struct chunk *ch = chunk_get(l->conn->w);
+    size_t pending;
+    while ((pending = tlsio_pending(&l->tls)) > 0) {
+        struct chunk *ch = chunk_get(l->conn->w, pending);
         if (ch == NULL)
             return UV_ENOMEM;
-        ch->len = tlsio_take(&l->tls, ch->data, CHUNK_SIZE);
+        ch->len = tlsio_take(&l->tls, ch->data, ch->cap);
         if (ch->len == 0) {
             chunk_put(l->conn->w, ch);
             break;
@@ -243,6 +256,10 @@ static void relay_after(struct conn *c, struct leg *from)
         from->paused = true;
         leg_read_stop(from);
     }
+    if (!from->plain)
+        tlsio_release(&from->tls);
+    if (!to->plain)
+        tlsio_release(&to->tls);
 }
 
 /*

@@ -135,6 +135,10 @@ SSL_CTX *tlsctx_front(const char *cert_path, const char *key_path, char *summary
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select_cb, NULL);
+    /* Clients of a database proxy do not resume sessions (libpq never
+     * does): tickets would cost CPU and memory on every handshake. */
+    SSL_CTX_set_num_tickets(ctx, 0);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_path) != 1) {
         snprintf(err, errlen,
                  "--server-certificate-path \"%s\": cannot load a PEM certificate chain: %s",

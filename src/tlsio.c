@@ -94,6 +94,13 @@ enum tls_res tlsio_handshake(struct tlsio *t)
 enum tls_res tlsio_read(struct tlsio *t, void *buf, size_t cap, size_t *n)
 {
     size_t got = 0;
+    /* Nothing fed and nothing buffered: don't ask. SSL_read would set up a
+     * fresh 16 KB read buffer just to find no record, and keep it, undoing
+     * SSL_MODE_RELEASE_BUFFERS for every idle session. */
+    if (BIO_ctrl_pending(t->in) == 0 && !SSL_has_pending(t->ssl)) {
+        *n = 0;
+        return SSL_get_shutdown(t->ssl) & SSL_RECEIVED_SHUTDOWN ? TLS_EOF : TLS_WANT;
+    }
     int r = SSL_read_ex(t->ssl, buf, cap, &got);
     *n = got;
     return r == 1 ? TLS_OK : classify(t, r);
@@ -113,6 +120,14 @@ void tlsio_shutdown(struct tlsio *t)
     if (SSL_is_init_finished(t->ssl) && !(SSL_get_shutdown(t->ssl) & SSL_SENT_SHUTDOWN))
         (void)SSL_shutdown(t->ssl);
     ERR_clear_error();
+}
+
+void tlsio_release(struct tlsio *t)
+{
+    /* Frees OpenSSL's record buffers when they hold nothing; a no-op
+     * otherwise. Idle sessions then cost no 16 KB buffers. */
+    if (t->ssl != NULL)
+        (void)SSL_free_buffers(t->ssl);
 }
 
 size_t tlsio_pending(const struct tlsio *t)

@@ -1,0 +1,26 @@
+/*
+ * admin.h - the admin HTTP endpoint (--admin-address): /metrics, /healthz,
+ * /readyz over plain HTTP/1.x, served by the main thread's loop.
+ */
+#ifndef PGTP_ADMIN_H
+#define PGTP_ADMIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <uv.h>
+
+/*
+ * Listen on "host:port" ("[v6]:port" for IPv6; a bare port means
+ * 127.0.0.1). /readyz answers 200 while an upstream TLS handshake has
+ * succeeded within the last ready_window_s seconds (see metrics.h), else 503.
+ * Returns 0, or -1 with err filled ("--admin-address \"x\": ...").
+ */
+int admin_start(uv_loop_t *loop, const char *address, unsigned ready_window_s, char *err,
+                size_t errlen);
+/* /healthz answers 200 while true (the proxy is listening), else 503. */
+void admin_set_listening(bool listening);
+/* Close the listener and every admin connection (handles closed via uv_close). */
+void admin_stop(void);
+
+#endif

@@ -28,8 +28,31 @@ struct config {
     char *allow_plaintext_from; /* --server-allow-plaintext-from: CIDR list; NULL = none */
     bool back_direct_tls;       /* --client-direct-tls */
     unsigned workers;           /* --workers: event-loop threads, 0 = one per CPU */
-    int log_level;              /* -l/--log: enum log_level, default LOG_INFO */
-    bool check_only;            /* --check */
+    /* timeouts and limits (seconds; 0 = off where the help says so) */
+    unsigned handshake_timeout_s; /* --server-handshake-timeout, default 15 */
+    unsigned connect_timeout_s;   /* --client-connect-timeout, default 10 */
+    unsigned idle_timeout_s;      /* --idle-timeout, default 0 (off) */
+    unsigned keepalive_s;         /* --tcp-keepalive, default 60 (0 off) */
+    unsigned shutdown_timeout_s;  /* --shutdown-timeout, default 30 */
+    unsigned max_connections;     /* --max-connections, default 10000 */
+    /* network edges */
+    bool proxy_protocol;        /* --server-proxy-protocol */
+    char *front_client_ca_path; /* --server-client-ca-path (mTLS) */
+    int front_min_tls;          /* --server-min-tls-version: 12 or 13 */
+    char *front_tls12_ciphers;  /* --server-tls12-ciphers */
+    char *front_tls13_suites;   /* --server-tls13-ciphersuites */
+    char *back_cert_path;       /* --client-certificate-path */
+    char *back_key_path;        /* --client-private-key-path */
+    int back_min_tls;           /* --client-min-tls-version: 12 or 13 */
+    char *back_tls12_ciphers;   /* --client-tls12-ciphers */
+    char *back_tls13_suites;    /* --client-tls13-ciphersuites */
+    /* operations */
+    bool watch_certificates;       /* --watch-certificates */
+    char *admin_address;           /* --admin-address; NULL = off */
+    unsigned admin_ready_window_s; /* --admin-ready-window, default 60 */
+    bool log_json;                 /* --log-format json */
+    int log_level;                 /* -l/--log: enum log_level, default LOG_INFO */
+    bool check_only;               /* --check */
 };
 
 enum config_result {

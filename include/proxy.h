@@ -20,6 +20,7 @@
 #ifndef PGTP_PROXY_H
 #define PGTP_PROXY_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -41,10 +42,9 @@
 
 struct runtime {
     const struct config *cfg;
-    SSL_CTX *front_ctx;
-    SSL_CTX *back_ctx;
-    unsigned startup_timeout_ms;  /* accept -> StartupMessage read inside TLS */
-    unsigned connect_timeout_ms;  /* back leg: resolve -> verified TLS */
+    unsigned startup_timeout_ms;  /* accept -> StartupMessage read inside TLS; 0 = none */
+    unsigned connect_timeout_ms;  /* back leg: resolve -> verified TLS; 0 = none */
+    unsigned idle_timeout_ms;     /* relaying with no byte either way; 0 = off */
     struct cidr_list allow_from;  /* empty: everyone */
     struct cidr_list allow_plain; /* empty: nobody */
 };
@@ -68,15 +68,30 @@ struct chunk_cache {
 
 struct conn;
 
+/* Commands the main thread sends a worker (bits, coalesced by uv_async). */
+#define WORKER_RELOAD 1u /* take the contexts offered by worker_offer_contexts */
+#define WORKER_DRAIN 2u  /* stop accepting; let sessions finish */
+#define WORKER_FORCE 4u  /* shutdown timeout: end sessions (57P01 where possible) */
+#define WORKER_KILL 8u   /* second signal: close everything now */
+
 struct worker {
     uv_loop_t *loop;
     uv_loop_t loop_storage;
     uv_thread_t thread;
-    uv_async_t stop; /* the main thread's signal handler asks us to stop */
+    uv_async_t ctl;         /* main -> worker commands */
+    atomic_uint ctl_cmds;   /* WORKER_* bits not yet handled */
+    uv_mutex_t offer_lock;  /* guards offered_* */
+    SSL_CTX *offered_front; /* new contexts from a reload, not yet taken */
+    SSL_CTX *offered_back;
+    uv_async_t *done; /* the main thread's: "a worker has finished" */
     unsigned index;
     const struct runtime *rt;
+    SSL_CTX *front_ctx; /* this worker's references; swapped on reload */
+    SSL_CTX *back_ctx;
     struct conn *conns; /* every live connection, for shutdown */
     size_t nconns;
+    bool draining;
+    atomic_bool finished; /* written by the worker, read by the main thread */
     struct chunk_cache small, large;
     uv_tcp_t *listeners;
     size_t nlisteners;
@@ -144,7 +159,8 @@ struct conn {
     unsigned refs; /* open handles + pending requests that hold c */
     unsigned shutdowns;
     uint64_t start_ms, front_deadline, back_deadline;
-    uint8_t *startup; /* plaintext start-up bytes (packet + anything after it) */
+    uint64_t last_active; /* last read on either leg (--idle-timeout) */
+    uint8_t *startup;     /* plaintext start-up bytes (packet + anything after it) */
     size_t startup_len;
     struct pg_startup_info info;
     struct back_setup *setup;
@@ -159,6 +175,8 @@ struct conn {
     bool draining_armed;
     bool direct_tls;          /* front began with a TLS ClientHello (PG17 sslnegotiation=direct) */
     bool denied;              /* not in --server-allow-from: told so once the front can read it */
+    bool too_many;            /* over --max-connections: likewise, with 53300 */
+    bool counted;             /* counted in the --max-connections total */
     bool watching;            /* start-up watch active (see struct watch) */
     bool sasl_offered;        /* upstream sent AuthenticationSASL */
     bool sasl_chosen;         /* client's SASLInitialResponse seen */
@@ -189,7 +207,16 @@ void conn_format_peer(uv_tcp_t *tcp, char *buf, size_t len);
 void front_on_data(struct conn *c, const uint8_t *buf, size_t len);
 void conn_hold(struct conn *c);
 void conn_release(struct conn *c);
-void worker_shutdown(struct worker *w);
+void conn_shutdown(struct conn *c, bool now);
+
+/* worker.c */
+int worker_init(struct worker *w, unsigned index, const struct runtime *rt, SSL_CTX *front,
+                SSL_CTX *back, uv_async_t *done);
+void worker_command(struct worker *w, unsigned cmds);
+void worker_offer_contexts(struct worker *w, SSL_CTX *front, SSL_CTX *back);
+void worker_conn_gone(struct worker *w);
+void worker_thread(void *arg);
+void worker_destroy(struct worker *w);
 
 /* upstream.c */
 void back_start(struct conn *c);

@@ -28,6 +28,26 @@ SSL_CTX *tlsctx_front(const char *cert_path, const char *key_path, char *summary
 SSL_CTX *tlsctx_back(const char *roots_path, char *summary, size_t summarylen, char *err,
                      size_t errlen);
 
+struct config;
+
+/* Both legs' contexts, built together from the configuration. */
+struct tls_contexts {
+    SSL_CTX *front;
+    SSL_CTX *back;
+    char front_summary[1024];    /* the certificate clients see */
+    char roots_summary[1024];    /* "N from FILE" of --client-ca-roots-path */
+    char client_ca_summary[512]; /* --server-client-ca-path, when set */
+};
+
+/*
+ * Build new front and back contexts from cfg: identities, CA roots, mTLS,
+ * client certificate, TLS versions and ciphers. All or nothing: returns 0,
+ * or -1 with err naming the flag and the file, and nothing allocated.
+ * Used at start-up, by --check and by every reload.
+ */
+int tlsctx_build(const struct config *cfg, struct tls_contexts *out, char *err, size_t errlen);
+void tlsctx_contexts_free(struct tls_contexts *c);
+
 /* Names the upstream's certificate must match; sets SNI for DNS names. */
 int tlsctx_back_session_setup(SSL *ssl, const char *verify_name, char *err, size_t errlen);
 

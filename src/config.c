@@ -32,6 +32,10 @@ enum opt_kind {
     OPT_STRING,  /* char * in struct config, heap copy */
     OPT_PORT,    /* uint16_t, decimal digits only, 1..65535 */
     OPT_WORKERS, /* unsigned, 0..CONFIG_MAX_WORKERS; 0 = one per CPU */
+    OPT_SECONDS, /* unsigned, 0..86400 */
+    OPT_COUNT,   /* unsigned, 1..1000000 */
+    OPT_LOGFMT,  /* bool log_json: "text" or "json" */
+    OPT_TLSVER,  /* int: "1.2" -> 12, "1.3" -> 13 */
     OPT_LOG,     /* int, via log_level_parse */
     OPT_BOOL,    /* bool; a flag without value, a 1/0-style word in the environment */
     OPT_HELP,    /* no field, no environment variable */
@@ -86,6 +90,57 @@ static const struct opt_def options[] = {
     {"client-direct-tls", 0, OPT_BOOL, NULL, FIELD(back_direct_tls), false, NULL, NULL,
      "Open the upstream leg with direct TLS (ALPN \"postgresql\", no SSLRequest), saving a "
      "round trip; needs PostgreSQL 17 or newer upstream."},
+    {"server-handshake-timeout", 0, OPT_SECONDS, "SECONDS", FIELD(handshake_timeout_s), false, "15",
+     NULL,
+     "Time a client has from connecting to a complete StartupMessage (TLS handshake "
+     "included); 0 = no limit."},
+    {"client-connect-timeout", 0, OPT_SECONDS, "SECONDS", FIELD(connect_timeout_s), false, "10",
+     NULL, "Time for the upstream leg: resolve, connect and verified TLS handshake."},
+    {"idle-timeout", 0, OPT_SECONDS, "SECONDS", FIELD(idle_timeout_s), false, "0", "0: off",
+     "Close a session after this long without a byte in either direction."},
+    {"tcp-keepalive", 0, OPT_SECONDS, "SECONDS", FIELD(keepalive_s), false, "60", NULL,
+     "TCP keepalive idle time on both legs; 0 turns keepalive off."},
+    {"shutdown-timeout", 0, OPT_SECONDS, "SECONDS", FIELD(shutdown_timeout_s), false, "30", NULL,
+     "On SIGTERM/SIGINT: how long open sessions may finish before they are ended "
+     "(57P01); a second signal ends them at once."},
+    {"max-connections", 0, OPT_COUNT, "N", FIELD(max_connections), false, "10000", NULL,
+     "Client connections at once; the next client is told FATAL 53300 after its TLS "
+     "handshake."},
+    {"server-proxy-protocol", 0, OPT_BOOL, NULL, FIELD(proxy_protocol), false, NULL, NULL,
+     "Expect a PROXY protocol v1 or v2 header (AWS NLB, HAProxy) before every client "
+     "connection; its source address is the one logged and allow-listed. Connections "
+     "without a valid header are refused."},
+    {"server-client-ca-path", 0, OPT_STRING, "PATH", FIELD(front_client_ca_path), false, NULL,
+     "off", "mTLS: require client certificates signed by these CAs (PEM file or directory)."},
+    {"server-min-tls-version", 0, OPT_TLSVER, "1.2|1.3", FIELD(front_min_tls), false, "1.2", NULL,
+     "Oldest TLS version clients may use."},
+    {"server-tls12-ciphers", 0, OPT_STRING, "LIST", FIELD(front_tls12_ciphers), false, NULL,
+     "OpenSSL's default", "OpenSSL cipher list for TLS 1.2 clients."},
+    {"server-tls13-ciphersuites", 0, OPT_STRING, "LIST", FIELD(front_tls13_suites), false, NULL,
+     "OpenSSL's default", "TLS 1.3 cipher suites offered to clients (colon-separated)."},
+    {"client-certificate-path", 0, OPT_STRING, "PATH", FIELD(back_cert_path), false, NULL, "none",
+     "Client certificate chain the proxy presents to the upstream (Cloud SQL trusted "
+     "client certificates, pg_hba clientcert=verify-full)."},
+    {"client-private-key-path", 0, OPT_STRING, "PATH", FIELD(back_key_path), false, NULL, "none",
+     "Private key for --client-certificate-path."},
+    {"client-min-tls-version", 0, OPT_TLSVER, "1.2|1.3", FIELD(back_min_tls), false, "1.2", NULL,
+     "Oldest TLS version accepted from the upstream."},
+    {"client-tls12-ciphers", 0, OPT_STRING, "LIST", FIELD(back_tls12_ciphers), false, NULL,
+     "OpenSSL's default", "OpenSSL cipher list offered to the upstream for TLS 1.2."},
+    {"client-tls13-ciphersuites", 0, OPT_STRING, "LIST", FIELD(back_tls13_suites), false, NULL,
+     "OpenSSL's default", "TLS 1.3 cipher suites offered to the upstream."},
+    {"watch-certificates", 0, OPT_BOOL, NULL, FIELD(watch_certificates), false, NULL, NULL,
+     "Reload (as on SIGHUP) when a certificate, key or CA file changes on disk, including "
+     "Kubernetes secret mounts that swap a symlink."},
+    {"admin-address", 0, OPT_STRING, "HOST:PORT", FIELD(admin_address), false, NULL, "off",
+     "Serve /metrics (Prometheus), /healthz and /readyz over plain HTTP; a bare port means "
+     "127.0.0.1."},
+    {"admin-ready-window", 0, OPT_SECONDS, "SECONDS", FIELD(admin_ready_window_s), false, "60",
+     NULL,
+     "/readyz answers 200 while an upstream TLS handshake succeeded within this window (the "
+     "proxy probes the upstream when idle)."},
+    {"log-format", 0, OPT_LOGFMT, "text|json", FIELD(log_json), false, "text", NULL,
+     "Log lines as key=value text or as JSON objects (one per line)."},
     {"workers", 0, OPT_WORKERS, "N", FIELD(workers), false, "0", "0: one per CPU",
      "Event-loop threads; each accepts on its own socket (SO_REUSEPORT) and keeps its "
      "sessions."},
@@ -269,6 +324,46 @@ static bool apply(struct config *cfg, const struct opt_def *o, const struct raw_
         }
         unsigned n = (unsigned)v;
         memcpy(field, &n, sizeof(n));
+        return true;
+    }
+    case OPT_SECONDS:
+    case OPT_COUNT: {
+        unsigned long v;
+        bool count = o->kind == OPT_COUNT;
+        unsigned long max = count ? 1000000UL : 86400UL;
+        if (!parse_uint(rv->value, max, &v) || (count && v == 0)) {
+            set_err(err, errlen, "%s: \"%s\" is not %s", origin, rv->value,
+                    count ? "a count (1-1000000)" : "a number of seconds (0-86400)");
+            return false;
+        }
+        unsigned n = (unsigned)v;
+        memcpy(field, &n, sizeof(n));
+        return true;
+    }
+    case OPT_LOGFMT: {
+        bool json;
+        if (strcmp(rv->value, "text") == 0) {
+            json = false;
+        } else if (strcmp(rv->value, "json") == 0) {
+            json = true;
+        } else {
+            set_err(err, errlen, "%s: \"%s\" is not a log format (text, json)", origin, rv->value);
+            return false;
+        }
+        memcpy(field, &json, sizeof(json));
+        return true;
+    }
+    case OPT_TLSVER: {
+        int ver;
+        if (strcmp(rv->value, "1.2") == 0) {
+            ver = 12;
+        } else if (strcmp(rv->value, "1.3") == 0) {
+            ver = 13;
+        } else {
+            set_err(err, errlen, "%s: \"%s\" is not a TLS version (1.2, 1.3)", origin, rv->value);
+            return false;
+        }
+        memcpy(field, &ver, sizeof(ver));
         return true;
     }
     case OPT_LOG: {
@@ -459,6 +554,14 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv, char 
         return CONFIG_ERROR;
     }
 
+    if ((cfg->back_cert_path == NULL) != (cfg->back_key_path == NULL)) {
+        set_err(err, errlen, "%s",
+                cfg->back_cert_path != NULL
+                    ? "--client-certificate-path needs --client-private-key-path"
+                    : "--client-private-key-path needs --client-certificate-path");
+        config_free(cfg);
+        return CONFIG_ERROR;
+    }
     if (cfg->upstream_verify_name == NULL) {
         cfg->upstream_verify_name = strdup(cfg->upstream_host);
         if (cfg->upstream_verify_name == NULL) {

@@ -21,6 +21,11 @@
 #include "proxy.h"
 #include "tlsctx.h"
 
+/* Connection ids are unique across workers, for the logs. */
+static atomic_ullong next_conn_id;
+/* Client connections open now, all workers (--max-connections). */
+static atomic_uint active_clients;
+
 static void conn_free(struct conn *c)
 {
     struct worker *w = c->w;
@@ -54,11 +59,11 @@ static void conn_free(struct conn *c)
     if (c->next != NULL)
         c->next->prev = c->prev;
     w->nconns--;
+    if (c->counted)
+        atomic_fetch_sub_explicit(&active_clients, 1, memory_order_relaxed);
     free(c);
+    worker_conn_gone(w);
 }
-
-/* Connection ids are unique across workers, for the logs. */
-static atomic_ullong next_conn_id;
 
 void conn_hold(struct conn *c)
 {
@@ -236,6 +241,13 @@ static void timer_cb(uv_timer_t *t)
         if (c->phase != PHASE_OPEN)
             return;
     }
+    if (c->fs == FRONT_RELAY && c->w->rt->idle_timeout_ms > 0 &&
+        now >= c->last_active + c->w->rt->idle_timeout_ms) {
+        log_info("event=idle_timeout conn=%llu front=%s idle_s=%u", (unsigned long long)c->id,
+                 c->front_addr, c->w->rt->idle_timeout_ms / 1000);
+        conn_end(c, "timeout", "idle for %u s (--idle-timeout)", c->w->rt->idle_timeout_ms / 1000);
+        return;
+    }
     if (!c->probe && c->fs < FRONT_WAIT && now >= c->front_deadline) {
         if (c->fs == FRONT_STARTUP)
             conn_fail_front(c, "08P01", "timeout",
@@ -267,6 +279,8 @@ void conn_arm_timer(struct conn *c)
         when = c->front_deadline;
     if (c->bs > BACK_IDLE && c->bs < BACK_READY && c->back_deadline < when)
         when = c->back_deadline;
+    if (c->fs == FRONT_RELAY && c->w->rt->idle_timeout_ms > 0)
+        when = c->last_active + c->w->rt->idle_timeout_ms;
     if (when == UINT64_MAX) {
         uv_timer_stop(&c->timer);
         return;
@@ -287,7 +301,8 @@ struct conn *conn_new(struct worker *w)
     c->timer.data = c;
     c->refs = 1; /* the timer */
     c->start_ms = uv_now(w->loop);
-    c->front_deadline = c->start_ms + w->rt->startup_timeout_ms;
+    c->front_deadline =
+        w->rt->startup_timeout_ms ? c->start_ms + w->rt->startup_timeout_ms : UINT64_MAX;
     snprintf(c->front_addr, sizeof(c->front_addr), "-");
     snprintf(c->back_addr, sizeof(c->back_addr), "-");
     c->next = w->conns;
@@ -361,12 +376,17 @@ void conn_accept(struct worker *w, uv_stream_t *listener)
         return;
     }
     uv_tcp_nodelay(&c->front.tcp, 1);
-    uv_tcp_keepalive(&c->front.tcp, 1, 60);
+    unsigned ka = w->rt->cfg->keepalive_s;
+    uv_tcp_keepalive(&c->front.tcp, ka > 0, ka);
+    c->counted = true;
+    unsigned open = atomic_fetch_add_explicit(&active_clients, 1, memory_order_relaxed) + 1;
+    c->too_many = open > w->rt->cfg->max_connections;
     conn_format_peer(&c->front.tcp, c->front_addr, sizeof(c->front_addr));
     /* Told once the client can read it: after its TLS handshake. */
     c->denied = w->rt->allow_from.n > 0 && !front_in(c, &w->rt->allow_from);
-    log_info("event=accepted conn=%llu front=%s%s", (unsigned long long)c->id, c->front_addr,
-             c->denied ? " denied=not_in_server_allow_from" : "");
+    log_info("event=accepted conn=%llu front=%s%s%s", (unsigned long long)c->id, c->front_addr,
+             c->denied ? " denied=not_in_server_allow_from" : "",
+             c->too_many ? " refused=max_connections" : "");
     conn_arm_timer(c);
     if (leg_read_start(&c->front) < 0)
         conn_close(c);
@@ -383,18 +403,36 @@ static void log_established(struct conn *c)
              tlsio_cipher(&c->back.tls), (unsigned long long)(uv_now(c->w->loop) - c->start_ms));
 }
 
+/*
+ * A client we will not serve (--max-connections, --server-allow-from) is
+ * told why once it can read it: after its TLS handshake and StartupMessage,
+ * or in reply to a plaintext StartupMessage. True if it was refused.
+ */
+static bool refuse(struct conn *c)
+{
+    char ip[64];
+    if (c->too_many) {
+        conn_fail_front(c, "53300", "too_many",
+                        "pg-tls-proxy: sorry, too many clients already (--max-connections %u)",
+                        c->w->rt->cfg->max_connections);
+        return true;
+    }
+    if (c->denied) {
+        conn_fail_front(c, "28000", "denied",
+                        "pg-tls-proxy: connections from %s are not allowed (--server-allow-from)",
+                        front_ip(c, ip, sizeof(ip)));
+        return true;
+    }
+    return false;
+}
+
 /* Both legs ready: forward the StartupMessage (and anything after it). */
 static void maybe_join(struct conn *c)
 {
     if (c->fs != FRONT_WAIT || c->phase != PHASE_OPEN)
         return;
-    if (c->denied) {
-        char ip[64];
-        conn_fail_front(c, "28000", "denied",
-                        "pg-tls-proxy: connections from %s are not allowed (--server-allow-from)",
-                        front_ip(c, ip, sizeof(ip)));
+    if (refuse(c))
         return;
-    }
     if (c->bs == BACK_FAILED) {
         conn_fail_front(c, c->err_state, "upstream_error", "%s", c->err_msg);
         return;
@@ -411,6 +449,7 @@ static void maybe_join(struct conn *c)
     c->fs = FRONT_RELAY;
     c->bs = BACK_RELAY;
     c->watching = true;
+    c->last_active = uv_now(c->w->loop);
     conn_arm_timer(c);
     log_established(c);
     /* Drain what OpenSSL already holds on either side, then read both. */
@@ -525,7 +564,7 @@ static void front_cancel(struct conn *c, size_t len)
 static bool front_tls_begin(struct conn *c, const uint8_t *pending, size_t n)
 {
     char err[200];
-    if (tlsio_init(&c->front.tls, c->w->rt->front_ctx, true, err, sizeof(err)) < 0) {
+    if (tlsio_init(&c->front.tls, c->w->front_ctx, true, err, sizeof(err)) < 0) {
         conn_end(c, "error", "%s", err);
         return false;
     }
@@ -534,7 +573,7 @@ static bool front_tls_begin(struct conn *c, const uint8_t *pending, size_t n)
         return false;
     }
     c->fs = FRONT_TLS;
-    if (!c->denied)
+    if (!c->denied && !c->too_many)
         back_start(c); /* in parallel with the front handshake */
     return c->phase == PHASE_OPEN;
 }
@@ -601,14 +640,8 @@ static void front_first(struct conn *c, const uint8_t *buf, size_t len)
         return;
     case PG_FIRST_STARTUP:
         c->info = p.startup;
-        if (c->denied) {
-            char ip[64];
-            conn_fail_front(c, "28000", "denied",
-                            "pg-tls-proxy: connections from %s are not allowed "
-                            "(--server-allow-from)",
-                            front_ip(c, ip, sizeof(ip)));
+        if (refuse(c))
             return;
-        }
         if (c->w->rt->allow_plain.n > 0 && front_in(c, &c->w->rt->allow_plain)) {
             /* Sidecar mode: plaintext to us, verify-full upstream. */
             c->front.plain = true;
@@ -758,16 +791,23 @@ void front_on_data(struct conn *c, const uint8_t *buf, size_t len)
         front_tls_step(c);
 }
 
-void worker_shutdown(struct worker *w)
+/*
+ * The proxy is stopping. now: close at once (second signal). Otherwise
+ * (shutdown timeout): a client that can still be told at a message boundary
+ * gets FATAL 57P01; a relaying session is ended with close_notify.
+ */
+void conn_shutdown(struct conn *c, bool now)
 {
-    for (size_t i = 0; i < w->nlisteners; i++)
-        if (!uv_is_closing((uv_handle_t *)&w->listeners[i]))
-            uv_close((uv_handle_t *)&w->listeners[i], NULL);
-    struct conn *c = w->conns;
-    while (c != NULL) {
-        struct conn *next = c->next;
-        conn_end(c, "shutdown", "proxy shutting down");
+    if (now) {
+        conn_end(c, "shutdown", "proxy stopped");
         conn_close(c);
-        c = next;
+        return;
     }
+    bool can_tell = c->front.open && (c->fs < FRONT_RELAY || c->watching) &&
+                    (c->front.tls_up || c->front.plain);
+    if (can_tell && c->cancel_pkt == NULL && !c->probe)
+        conn_fail_front(c, "57P01", "shutdown",
+                        "pg-tls-proxy: terminating connection due to proxy shutdown");
+    else
+        conn_end(c, "shutdown", "proxy shutdown timeout");
 }

@@ -1,8 +1,11 @@
 /*
- * main.c - start-up: options, TLS contexts, listeners, signals; then the
- * event loop until SIGINT or SIGTERM.
+ * main.c - start-up (options, TLS contexts, listeners), then the main
+ * thread's own loop: signals, reloads, the shutdown timer, while the
+ * workers serve connections on their threads.
  *
- * fatal() is allowed here and nowhere after the loop starts.
+ * Owns the configuration and the process's references to the TLS
+ * contexts. fatal() is allowed here before the workers start, and nowhere
+ * after: a failed reload logs and keeps the old contexts.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -36,52 +39,91 @@ static void raise_fd_limit(void)
 
 /* What the main thread owns while the workers run. */
 struct supervisor {
+    const struct config *cfg;
     struct worker *workers;
     unsigned nworkers;
+    unsigned finished;     /* workers that have stopped */
+    unsigned stop_signals; /* SIGINT/SIGTERM received */
     uv_signal_t sigs[NSIGNALS];
+    uv_async_t worker_done;
+    uv_timer_t shutdown_timer;
 };
+
+static void close_if_open(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void broadcast(struct supervisor *sv, unsigned cmds)
+{
+    for (unsigned i = 0; i < sv->nworkers; i++)
+        worker_command(&sv->workers[i], cmds);
+}
+
+/* Build new contexts and hand them to every worker; old sessions keep theirs. */
+static void reload(struct supervisor *sv, const char *why)
+{
+    struct tls_contexts ctx;
+    char err[1024];
+
+    if (tlsctx_build(sv->cfg, &ctx, err, sizeof(err)) < 0) {
+        char q[1100];
+        log_error("event=reload_failed trigger=%s reason=\"%s\" hint=\"the old certificates stay "
+                  "in use\"",
+                  why, log_escape(err, q, sizeof(q)));
+        return;
+    }
+    for (unsigned i = 0; i < sv->nworkers; i++)
+        worker_offer_contexts(&sv->workers[i], ctx.front, ctx.back);
+    log_info("event=reloaded trigger=%s ca_roots=\"%s\" front_certificate=[%s]", why,
+             ctx.roots_summary, ctx.front_summary);
+    tlsctx_contexts_free(&ctx); /* the workers hold their own references */
+}
+
+static void shutdown_timer_cb(uv_timer_t *t)
+{
+    struct supervisor *sv = t->data;
+    log_info("event=shutdown_timeout timeout_s=%u reason=\"ending the sessions still open\"",
+             sv->cfg->shutdown_timeout_s);
+    broadcast(sv, WORKER_FORCE);
+}
 
 static void signal_cb(uv_signal_t *h, int signum)
 {
     struct supervisor *sv = h->data;
-    log_info("event=shutdown signal=%s workers=%u", signum == SIGINT ? "SIGINT" : "SIGTERM",
-             sv->nworkers);
+    const char *name = signum == SIGINT ? "SIGINT" : signum == SIGTERM ? "SIGTERM" : "SIGHUP";
+
+    if (signum == SIGHUP) {
+        reload(sv, name);
+        return;
+    }
+    if (sv->stop_signals++ > 0) {
+        log_info("event=shutdown_now signal=%s", name);
+        broadcast(sv, WORKER_KILL);
+        return;
+    }
+    log_info("event=shutdown signal=%s drain_timeout_s=%u hint=\"send it again to stop at once\"",
+             name, sv->cfg->shutdown_timeout_s);
+    broadcast(sv, WORKER_DRAIN);
+    uv_timer_start(&sv->shutdown_timer, shutdown_timer_cb,
+                   (uint64_t)sv->cfg->shutdown_timeout_s * 1000, 0);
+}
+
+/* A worker has stopped; when all have, the main loop closes its handles. */
+static void worker_done_cb(uv_async_t *a)
+{
+    struct supervisor *sv = a->data;
+    unsigned n = 0;
     for (unsigned i = 0; i < sv->nworkers; i++)
-        uv_async_send(&sv->workers[i].stop);
+        n += sv->workers[i].finished; /* written by the worker before it signals */
+    sv->finished = n;
+    if (n < sv->nworkers)
+        return;
     for (int i = 0; i < NSIGNALS; i++)
-        if (!uv_is_closing((uv_handle_t *)&sv->sigs[i]))
-            uv_close((uv_handle_t *)&sv->sigs[i], NULL);
-}
-
-/* Runs on the worker's own thread: stop accepting, end its sessions. */
-static void worker_stop_cb(uv_async_t *a)
-{
-    struct worker *w = a->data;
-    log_info("event=worker_stopping worker=%u open_connections=%zu", w->index, w->nconns);
-    worker_shutdown(w);
-    uv_close((uv_handle_t *)a, NULL);
-}
-
-static void worker_thread(void *arg)
-{
-    struct worker *w = arg;
-    uv_run(w->loop, UV_RUN_DEFAULT);
-}
-
-static unsigned cpu_count(void)
-{
-    unsigned n = uv_available_parallelism();
-    return n > 0 ? n : 1;
-}
-
-/* Reloading comes with the operations work; until then SIGHUP (a closing
- * terminal, a reload habit) must not stop the proxy. */
-static void sighup_cb(uv_signal_t *h, int signum)
-{
-    (void)h;
-    (void)signum;
-    log_warn("event=sighup reason=\"reload is not supported yet; restart the proxy to load new "
-             "certificates\"");
+        close_if_open((uv_handle_t *)&sv->sigs[i]);
+    close_if_open((uv_handle_t *)&sv->shutdown_timer);
+    close_if_open((uv_handle_t *)&sv->worker_done);
 }
 
 static int run_check(struct worker *w)
@@ -98,9 +140,14 @@ static int run_check(struct worker *w)
     return w->probe_status;
 }
 
-/* Start the workers, wait for a stop signal, join them. Exit status. */
-static int run_workers(const struct config *cfg, struct runtime *rt, const char *front_summary,
-                       const char *roots_summary)
+static unsigned cpu_count(void)
+{
+    unsigned n = uv_available_parallelism();
+    return n > 0 ? n : 1;
+}
+
+/* Start the workers, serve until stopped, join them. Exit status. */
+static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_contexts *ctx)
 {
     struct supervisor sv;
     struct addrinfo *addrs = NULL;
@@ -108,20 +155,21 @@ static int run_workers(const struct config *cfg, struct runtime *rt, const char 
     uv_loop_t main_loop;
 
     memset(&sv, 0, sizeof(sv));
+    sv.cfg = cfg;
     sv.nworkers = cfg->workers > 0 ? cfg->workers : cpu_count();
     if (listener_resolve(cfg->listen_host, cfg->listen_port, &addrs, err, sizeof(err)) < 0)
         fatal("%s", err);
     sv.workers = calloc(sv.nworkers, sizeof(*sv.workers));
-    if (sv.workers == NULL || uv_loop_init(&main_loop) != 0)
+    if (sv.workers == NULL || uv_loop_init(&main_loop) != 0 ||
+        uv_async_init(&main_loop, &sv.worker_done, worker_done_cb) != 0 ||
+        uv_timer_init(&main_loop, &sv.shutdown_timer) != 0)
         fatal("out of memory");
+    sv.worker_done.data = &sv;
+    sv.shutdown_timer.data = &sv;
     for (unsigned i = 0; i < sv.nworkers; i++) {
         struct worker *w = &sv.workers[i];
-        w->index = i;
-        w->rt = rt;
-        w->loop = &w->loop_storage;
-        if (uv_loop_init(w->loop) != 0 || uv_async_init(w->loop, &w->stop, worker_stop_cb) != 0)
+        if (worker_init(w, i, rt, ctx->front, ctx->back, &sv.worker_done) != 0)
             fatal("cannot create the event loop of worker %u", i);
-        w->stop.data = w;
         if (listener_start(w, addrs, cfg->listen_host == NULL, bound, sizeof(bound), err,
                            sizeof(err)) < 0)
             fatal("%s", err);
@@ -130,11 +178,14 @@ static int run_workers(const struct config *cfg, struct runtime *rt, const char 
 
     log_info("event=started version=%s listen=%s workers=%u upstream=%s:%u verify_name=\"%s\" "
              "upstream_direct_tls=%s ca_roots=\"%s\" front_certificate=[%s] "
-             "allow_from=\"%s\" allow_plaintext_from=\"%s\"",
+             "client_certificates=\"%s\" allow_from=\"%s\" allow_plaintext_from=\"%s\" "
+             "max_connections=%u",
              PGTP_VERSION, bound, sv.nworkers, cfg->upstream_host, cfg->upstream_port,
-             cfg->upstream_verify_name, cfg->back_direct_tls ? "on" : "off", roots_summary,
-             front_summary, cfg->allow_from ? cfg->allow_from : "all",
-             cfg->allow_plaintext_from ? cfg->allow_plaintext_from : "none");
+             cfg->upstream_verify_name, cfg->back_direct_tls ? "on" : "off", ctx->roots_summary,
+             ctx->front_summary,
+             cfg->front_client_ca_path ? ctx->client_ca_summary : "not required",
+             cfg->allow_from ? cfg->allow_from : "all",
+             cfg->allow_plaintext_from ? cfg->allow_plaintext_from : "none", cfg->max_connections);
     if (cfg->allow_plaintext_from != NULL)
         log_warn("event=plaintext_allowed from=\"%s\" reason=\"sidecar mode: clients from "
                  "these addresses may connect without TLS\"",
@@ -144,7 +195,7 @@ static int run_workers(const struct config *cfg, struct runtime *rt, const char 
     for (int i = 0; i < NSIGNALS; i++) {
         uv_signal_init(&main_loop, &sv.sigs[i]);
         sv.sigs[i].data = &sv;
-        uv_signal_start(&sv.sigs[i], signums[i] == SIGHUP ? sighup_cb : signal_cb, signums[i]);
+        uv_signal_start(&sv.sigs[i], signal_cb, signums[i]);
     }
     for (unsigned i = 0; i < sv.nworkers; i++)
         if (uv_thread_create(&sv.workers[i].thread, worker_thread, &sv.workers[i]) != 0)
@@ -154,14 +205,8 @@ static int run_workers(const struct config *cfg, struct runtime *rt, const char 
 
     int status = 0;
     for (unsigned i = 0; i < sv.nworkers; i++) {
-        struct worker *w = &sv.workers[i];
-        uv_thread_join(&w->thread);
-        if (uv_loop_close(w->loop) != 0) {
-            log_error("event=loop_close_failed worker=%u", i);
-            status = 1;
-        }
-        chunk_cache_free(w);
-        free(w->listeners);
+        uv_thread_join(&sv.workers[i].thread);
+        worker_destroy(&sv.workers[i]);
     }
     if (uv_loop_close(&main_loop) != 0)
         status = 1;
@@ -173,7 +218,8 @@ static int run_workers(const struct config *cfg, struct runtime *rt, const char 
 int main(int argc, char **argv)
 {
     struct config cfg;
-    char err[1024], front_summary[1024], roots_summary[1024];
+    struct tls_contexts ctx;
+    char err[1024];
 
     switch (config_parse(&cfg, argc, argv, environ, stdout, err, sizeof(err))) {
     case CONFIG_EXIT:
@@ -190,8 +236,9 @@ int main(int argc, char **argv)
 
     struct runtime rt = {
         .cfg = &cfg,
-        .startup_timeout_ms = 15000,
-        .connect_timeout_ms = 10000,
+        .startup_timeout_ms = cfg.handshake_timeout_s * 1000,
+        .connect_timeout_ms = cfg.connect_timeout_s * 1000,
+        .idle_timeout_ms = cfg.idle_timeout_s * 1000,
     };
     if (cfg.allow_from != NULL &&
         cidr_list_parse(cfg.allow_from, &rt.allow_from, err, sizeof(err)) < 0)
@@ -199,38 +246,32 @@ int main(int argc, char **argv)
     if (cfg.allow_plaintext_from != NULL &&
         cidr_list_parse(cfg.allow_plaintext_from, &rt.allow_plain, err, sizeof(err)) < 0)
         fatal("--server-allow-plaintext-from: %s", err);
-    rt.back_ctx =
-        tlsctx_back(cfg.ca_roots_path, roots_summary, sizeof(roots_summary), err, sizeof(err));
-    if (rt.back_ctx == NULL)
-        fatal("%s", err);
-    rt.front_ctx = tlsctx_front(cfg.front_cert_path, cfg.front_key_path, front_summary,
-                                sizeof(front_summary), err, sizeof(err));
-    if (rt.front_ctx == NULL)
+    if (tlsctx_build(&cfg, &ctx, err, sizeof(err)) < 0)
         fatal("%s", err);
 
     int status = 0;
     if (cfg.check_only) {
         struct worker *w = calloc(1, sizeof(*w));
-        uv_loop_t loop;
-        if (w == NULL || uv_loop_init(&loop) != 0)
+        if (w == NULL || uv_loop_init(&w->loop_storage) != 0)
             fatal("cannot create the event loop");
-        w->loop = &loop;
+        w->loop = &w->loop_storage;
         w->rt = &rt;
-        printf("front certificate: %s\nCA roots: %s\n", front_summary, roots_summary);
+        w->front_ctx = ctx.front;
+        w->back_ctx = ctx.back;
+        printf("front certificate: %s\nCA roots: %s\n", ctx.front_summary, ctx.roots_summary);
         fflush(stdout);
         status = run_check(w);
-        if (uv_loop_close(&loop) != 0)
+        if (uv_loop_close(w->loop) != 0)
             log_error("event=loop_close_failed");
         chunk_cache_free(w);
         free(w);
     } else {
-        status = run_workers(&cfg, &rt, front_summary, roots_summary);
+        status = run_workers(&cfg, &rt, &ctx);
     }
 
+    tlsctx_contexts_free(&ctx);
     cidr_list_free(&rt.allow_from);
     cidr_list_free(&rt.allow_plain);
-    SSL_CTX_free(rt.front_ctx);
-    SSL_CTX_free(rt.back_ctx);
     config_free(&cfg);
     return status;
 }

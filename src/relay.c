@@ -195,6 +195,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         conn_leg_lost(l, what);
         return;
     }
+    c->last_active = uv_now(c->w->loop); /* --idle-timeout */
     if (l == &c->front)
         front_on_data(c, (const uint8_t *)buf->base, (size_t)nread);
     else

@@ -16,6 +16,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "config.h"
 #include "tlsctx.h"
 #include "tlsio.h"
 
@@ -110,22 +111,71 @@ static int alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *ou
     return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
-SSL_CTX *tlsctx_front(const char *cert_path, const char *key_path, char *summary, size_t summarylen,
-                      char *err, size_t errlen)
+/* Certificate chain + matching key into ctx; errors name the flags. */
+static int load_identity(SSL_CTX *ctx, const char *cert_path, const char *key_path,
+                         const char *cert_flag, const char *key_flag, char *err, size_t errlen)
 {
     char e[256];
     int f;
 
     if ((f = is_file(cert_path)) != 1) {
-        snprintf(err, errlen, "--server-certificate-path \"%s\": %s", cert_path,
+        snprintf(err, errlen, "%s \"%s\": %s", cert_flag, cert_path,
                  f < 0 ? strerror(-f) : "is a directory, expected a PEM file");
-        return NULL;
+        return -1;
     }
     if ((f = is_file(key_path)) != 1) {
-        snprintf(err, errlen, "--server-private-key-path \"%s\": %s", key_path,
+        snprintf(err, errlen, "%s \"%s\": %s", key_flag, key_path,
                  f < 0 ? strerror(-f) : "is a directory, expected a PEM file");
-        return NULL;
+        return -1;
     }
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_path) != 1) {
+        snprintf(err, errlen, "%s \"%s\": cannot load a PEM certificate chain: %s", cert_flag,
+                 cert_path, tlsio_error(e, sizeof(e)));
+        return -1;
+    }
+    BIO *kb = BIO_new_file(key_path, "r");
+    EVP_PKEY *key = kb != NULL ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
+    BIO_free(kb);
+    if (key == NULL) {
+        snprintf(err, errlen, "%s \"%s\": cannot load a PEM private key: %s", key_flag, key_path,
+                 tlsio_error(e, sizeof(e)));
+        return -1;
+    }
+    int ok = X509_check_private_key(SSL_CTX_get0_certificate(ctx), key) == 1 &&
+             SSL_CTX_use_PrivateKey(ctx, key) == 1 && SSL_CTX_check_private_key(ctx) == 1;
+    EVP_PKEY_free(key);
+    if (!ok) {
+        ERR_clear_error();
+        snprintf(err, errlen, "%s \"%s\" does not match the certificate in \"%s\"", key_flag,
+                 key_path, cert_path);
+        return -1;
+    }
+    return 0;
+}
+
+/* Minimum version and cipher lists; errors name the flags (side: "server"/"client"). */
+static int apply_policy(SSL_CTX *ctx, const char *side, int min_tls, const char *tls12,
+                        const char *tls13, char *err, size_t errlen)
+{
+    char e[256];
+    SSL_CTX_set_min_proto_version(ctx, min_tls == 13 ? TLS1_3_VERSION : TLS1_2_VERSION);
+    if (tls12 != NULL && SSL_CTX_set_cipher_list(ctx, tls12) != 1) {
+        snprintf(err, errlen, "--%s-tls12-ciphers \"%s\": %s", side, tls12,
+                 tlsio_error(e, sizeof(e)));
+        return -1;
+    }
+    if (tls13 != NULL && SSL_CTX_set_ciphersuites(ctx, tls13) != 1) {
+        snprintf(err, errlen, "--%s-tls13-ciphersuites \"%s\": %s", side, tls13,
+                 tlsio_error(e, sizeof(e)));
+        return -1;
+    }
+    return 0;
+}
+
+SSL_CTX *tlsctx_front(const char *cert_path, const char *key_path, char *summary, size_t summarylen,
+                      char *err, size_t errlen)
+{
+    char e[256];
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL) {
         snprintf(err, errlen, "cannot create TLS context: %s", tlsio_error(e, sizeof(e)));
@@ -139,36 +189,13 @@ SSL_CTX *tlsctx_front(const char *cert_path, const char *key_path, char *summary
      * does): tickets would cost CPU and memory on every handshake. */
     SSL_CTX_set_num_tickets(ctx, 0);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    if (SSL_CTX_use_certificate_chain_file(ctx, cert_path) != 1) {
-        snprintf(err, errlen,
-                 "--server-certificate-path \"%s\": cannot load a PEM certificate chain: %s",
-                 cert_path, tlsio_error(e, sizeof(e)));
-        goto fail;
+    if (load_identity(ctx, cert_path, key_path, "--server-certificate-path",
+                      "--server-private-key-path", err, errlen) < 0) {
+        SSL_CTX_free(ctx);
+        return NULL;
     }
-    BIO *kb = BIO_new_file(key_path, "r");
-    EVP_PKEY *key = kb != NULL ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
-    BIO_free(kb);
-    if (key == NULL) {
-        snprintf(err, errlen, "--server-private-key-path \"%s\": cannot load a PEM private key: %s",
-                 key_path, tlsio_error(e, sizeof(e)));
-        goto fail;
-    }
-    if (X509_check_private_key(SSL_CTX_get0_certificate(ctx), key) != 1 ||
-        SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-        ERR_clear_error();
-        EVP_PKEY_free(key);
-        snprintf(err, errlen,
-                 "--server-private-key-path \"%s\" does not match the certificate in \"%s\"",
-                 key_path, cert_path);
-        goto fail;
-    }
-    EVP_PKEY_free(key);
-    X509 *leaf = SSL_CTX_get0_certificate(ctx);
-    tlsctx_cert_summary(leaf, summary, summarylen);
+    tlsctx_cert_summary(SSL_CTX_get0_certificate(ctx), summary, summarylen);
     return ctx;
-fail:
-    SSL_CTX_free(ctx);
-    return NULL;
 }
 
 /* Add every certificate of one PEM file to the store; returns the count or -1. */
@@ -206,21 +233,21 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /* Loads roots_path into store; fills summary; returns total or -1. */
-static int load_roots(X509_STORE *store, const char *roots_path, char *summary, size_t summarylen,
-                      char *err, size_t errlen)
+static int load_roots(X509_STORE *store, const char *flag, const char *roots_path, char *summary,
+                      size_t summarylen, char *err, size_t errlen)
 {
     int f = is_file(roots_path);
     if (f < 0) {
-        snprintf(err, errlen, "--client-ca-roots-path \"%s\": %s", roots_path, strerror(-f));
+        snprintf(err, errlen, "%s \"%s\": %s", flag, roots_path, strerror(-f));
         return -1;
     }
     if (f == 1) {
         int n = load_pem_file(store, roots_path, err, errlen);
         if (n == 0)
             snprintf(err, errlen,
-                     "--client-ca-roots-path \"%s\": no PEM certificate found in the file "
+                     "%s \"%s\": no PEM certificate found in the file "
                      "(0 CA certificates loaded)",
-                     roots_path);
+                     flag, roots_path);
         if (n > 0)
             snprintf(summary, summarylen, "%d from %s", n, roots_path);
         return n > 0 ? n : -1;
@@ -228,7 +255,7 @@ static int load_roots(X509_STORE *store, const char *roots_path, char *summary, 
 
     DIR *d = opendir(roots_path);
     if (d == NULL) {
-        snprintf(err, errlen, "--client-ca-roots-path \"%s\": %s", roots_path, strerror(errno));
+        snprintf(err, errlen, "%s \"%s\": %s", flag, roots_path, strerror(errno));
         return -1;
     }
     char **names = NULL;
@@ -269,9 +296,9 @@ static int load_roots(X509_STORE *store, const char *roots_path, char *summary, 
     free(names);
     if (total == 0) {
         snprintf(err, errlen,
-                 "--client-ca-roots-path \"%s\": 0 CA certificates loaded from %zu *.pem/*.crt "
+                 "%s \"%s\": 0 CA certificates loaded from %zu *.pem/*.crt "
                  "file(s) in the directory (%s)",
-                 roots_path, nnames, summary);
+                 flag, roots_path, nnames, summary);
         return -1;
     }
     char tmp[1024];
@@ -309,7 +336,8 @@ SSL_CTX *tlsctx_back(const char *roots_path, char *summary, size_t summarylen, c
         return NULL;
     }
     X509_STORE *store = SSL_CTX_get_cert_store(ctx);
-    if (load_roots(store, roots_path, summary, summarylen, err, errlen) < 0) {
+    if (load_roots(store, "--client-ca-roots-path", roots_path, summary, summarylen, err, errlen) <
+        0) {
         SSL_CTX_free(ctx);
         return NULL;
     }
@@ -335,4 +363,51 @@ fail:
     snprintf(err, errlen, "cannot set the upstream name \"%s\": %s", verify_name,
              tlsio_error(e, sizeof(e)));
     return -1;
+}
+
+int tlsctx_build(const struct config *cfg, struct tls_contexts *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    out->back = tlsctx_back(cfg->ca_roots_path, out->roots_summary, sizeof(out->roots_summary), err,
+                            errlen);
+    if (out->back == NULL)
+        goto fail;
+    if (apply_policy(out->back, "client", cfg->back_min_tls, cfg->back_tls12_ciphers,
+                     cfg->back_tls13_suites, err, errlen) < 0)
+        goto fail;
+    if (cfg->back_cert_path != NULL &&
+        load_identity(out->back, cfg->back_cert_path, cfg->back_key_path,
+                      "--client-certificate-path", "--client-private-key-path", err, errlen) < 0)
+        goto fail;
+
+    out->front = tlsctx_front(cfg->front_cert_path, cfg->front_key_path, out->front_summary,
+                              sizeof(out->front_summary), err, errlen);
+    if (out->front == NULL)
+        goto fail;
+    if (apply_policy(out->front, "server", cfg->front_min_tls, cfg->front_tls12_ciphers,
+                     cfg->front_tls13_suites, err, errlen) < 0)
+        goto fail;
+    if (cfg->front_client_ca_path != NULL) {
+        char sum[512];
+        X509_STORE *store = X509_STORE_new();
+        if (store == NULL || load_roots(store, "--server-client-ca-path", cfg->front_client_ca_path,
+                                        sum, sizeof(sum), err, errlen) < 0) {
+            X509_STORE_free(store);
+            goto fail;
+        }
+        SSL_CTX_set_cert_store(out->front, store); /* ctx owns it now */
+        SSL_CTX_set_verify(out->front, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+        snprintf(out->client_ca_summary, sizeof(out->client_ca_summary), "%s", sum);
+    }
+    return 0;
+fail:
+    tlsctx_contexts_free(out);
+    return -1;
+}
+
+void tlsctx_contexts_free(struct tls_contexts *c)
+{
+    SSL_CTX_free(c->front);
+    SSL_CTX_free(c->back);
+    c->front = c->back = NULL;
 }

@@ -186,7 +186,9 @@ void back_start(struct conn *c)
     s->c = c;
     c->setup = s;
     c->bs = BACK_RESOLVE;
-    c->back_deadline = uv_now(c->w->loop) + c->w->rt->connect_timeout_ms;
+    c->back_deadline = c->w->rt->connect_timeout_ms
+                           ? uv_now(c->w->loop) + c->w->rt->connect_timeout_ms
+                           : UINT64_MAX;
     conn_arm_timer(c);
 
     struct addrinfo hints;
@@ -227,8 +229,9 @@ static void connect_cb(uv_connect_t *req, int status)
         return;
     }
     uv_tcp_nodelay(&c->back.tcp, 1);
-    uv_tcp_keepalive(&c->back.tcp, 1, 60);
-    if (tlsio_init(&c->back.tls, c->w->rt->back_ctx, false, err, sizeof(err)) < 0 ||
+    unsigned ka = c->w->rt->cfg->keepalive_s;
+    uv_tcp_keepalive(&c->back.tcp, ka > 0, ka);
+    if (tlsio_init(&c->back.tls, c->w->back_ctx, false, err, sizeof(err)) < 0 ||
         tlsctx_back_session_setup(c->back.tls.ssl, cfg_of(c)->upstream_verify_name, err,
                                   sizeof(err)) < 0) {
         fail(c, "XX000", "pg-tls-proxy: %s", err);

@@ -1,0 +1,144 @@
+/*
+ * worker.c - one event loop on its own thread: its listeners, its sessions,
+ * and the commands the main thread sends it (reload, drain, force, kill).
+ *
+ * Owns the worker's references to the TLS contexts: a reload offers new
+ * ones under a lock and the worker swaps them in on its own thread, so the
+ * hot path (SSL_new per session) takes no lock. Sessions keep the context
+ * they were made with (SSL objects hold a reference). Never frees a
+ * connection itself: it asks conn.c to end them.
+ */
+#include <stdlib.h>
+
+#include "log.h"
+#include "proxy.h"
+
+static void worker_finish(struct worker *w)
+{
+    if (w->finished)
+        return;
+    w->finished = true;
+    log_info("event=worker_stopped worker=%u", w->index);
+    uv_close((uv_handle_t *)&w->ctl, NULL);
+    if (w->done != NULL)
+        uv_async_send(w->done);
+}
+
+static void take_offer(struct worker *w)
+{
+    uv_mutex_lock(&w->offer_lock);
+    SSL_CTX *front = w->offered_front, *back = w->offered_back;
+    w->offered_front = w->offered_back = NULL;
+    uv_mutex_unlock(&w->offer_lock);
+    if (front == NULL || back == NULL) {
+        SSL_CTX_free(front);
+        SSL_CTX_free(back);
+        return;
+    }
+    SSL_CTX_free(w->front_ctx);
+    SSL_CTX_free(w->back_ctx);
+    w->front_ctx = front;
+    w->back_ctx = back;
+    log_debug("event=worker_reloaded worker=%u", w->index);
+}
+
+static void end_all(struct worker *w, bool now)
+{
+    struct conn *c = w->conns;
+    while (c != NULL) {
+        struct conn *next = c->next;
+        conn_shutdown(c, now);
+        c = next;
+    }
+}
+
+static void ctl_cb(uv_async_t *a)
+{
+    struct worker *w = a->data;
+    unsigned cmds = atomic_exchange(&w->ctl_cmds, 0);
+
+    if (w->finished)
+        return;
+    if (cmds & WORKER_RELOAD)
+        take_offer(w);
+    if ((cmds & (WORKER_DRAIN | WORKER_FORCE | WORKER_KILL)) && !w->draining) {
+        w->draining = true;
+        for (size_t i = 0; i < w->nlisteners; i++)
+            if (!uv_is_closing((uv_handle_t *)&w->listeners[i]))
+                uv_close((uv_handle_t *)&w->listeners[i], NULL);
+        log_info("event=worker_draining worker=%u open_connections=%zu", w->index, w->nconns);
+    }
+    if (cmds & WORKER_KILL)
+        end_all(w, true);
+    else if (cmds & WORKER_FORCE)
+        end_all(w, false);
+    if (w->draining && w->nconns == 0)
+        worker_finish(w);
+}
+
+int worker_init(struct worker *w, unsigned index, const struct runtime *rt, SSL_CTX *front,
+                SSL_CTX *back, uv_async_t *done)
+{
+    w->index = index;
+    w->rt = rt;
+    w->done = done;
+    w->loop = &w->loop_storage;
+    if (uv_loop_init(w->loop) != 0)
+        return -1;
+    if (uv_mutex_init(&w->offer_lock) != 0 || uv_async_init(w->loop, &w->ctl, ctl_cb) != 0)
+        return -1;
+    w->ctl.data = w;
+    atomic_init(&w->ctl_cmds, 0);
+    SSL_CTX_up_ref(front);
+    SSL_CTX_up_ref(back);
+    w->front_ctx = front;
+    w->back_ctx = back;
+    return 0;
+}
+
+void worker_command(struct worker *w, unsigned cmds)
+{
+    atomic_fetch_or(&w->ctl_cmds, cmds);
+    uv_async_send(&w->ctl);
+}
+
+void worker_offer_contexts(struct worker *w, SSL_CTX *front, SSL_CTX *back)
+{
+    SSL_CTX_up_ref(front);
+    SSL_CTX_up_ref(back);
+    uv_mutex_lock(&w->offer_lock);
+    SSL_CTX *old_front = w->offered_front, *old_back = w->offered_back;
+    w->offered_front = front;
+    w->offered_back = back;
+    uv_mutex_unlock(&w->offer_lock);
+    SSL_CTX_free(old_front); /* an offer not yet taken is replaced */
+    SSL_CTX_free(old_back);
+    worker_command(w, WORKER_RELOAD);
+}
+
+/* A connection was freed: a draining worker with none left is done. */
+void worker_conn_gone(struct worker *w)
+{
+    if (w->draining && w->nconns == 0)
+        worker_finish(w);
+}
+
+void worker_thread(void *arg)
+{
+    struct worker *w = arg;
+    uv_run(w->loop, UV_RUN_DEFAULT);
+}
+
+/* After the thread has been joined. */
+void worker_destroy(struct worker *w)
+{
+    if (uv_loop_close(w->loop) != 0)
+        log_error("event=loop_close_failed worker=%u", w->index);
+    chunk_cache_free(w);
+    free(w->listeners);
+    SSL_CTX_free(w->front_ctx);
+    SSL_CTX_free(w->back_ctx);
+    SSL_CTX_free(w->offered_front);
+    SSL_CTX_free(w->offered_back);
+    uv_mutex_destroy(&w->offer_lock);
+}

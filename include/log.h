@@ -5,11 +5,14 @@
 #define PGTP_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 extern enum log_level log_min_level;
+/* --log-format json: every line becomes one JSON object. */
+extern bool log_json;
 
 /* Parse "debug|info|warn|warning|error" (case-insensitive). -1 if unknown. */
 int log_level_parse(const char *s);

@@ -166,6 +166,7 @@ struct conn {
     struct back_setup *setup;
     char front_addr[64];
     char back_addr[64];
+    char lb_addr[64]; /* the load balancer's address when PROXY protocol gave front_addr */
     /* a back failure waiting to be told to the client */
     const char *err_state;
     char *err_msg;

@@ -35,13 +35,26 @@ static void conn_free(struct conn *c)
         log_info("event=cancel_closed conn=%llu upstream=%s outcome=%s reason=\"%s\"",
                  (unsigned long long)c->id, c->back_addr, c->outcome ? c->outcome : "closed",
                  c->reason);
-    else if (!c->probe)
-        log_info("event=closed conn=%llu front=%s user=\"%s\" database=\"%s\" "
-                 "bytes_from_client=%llu bytes_from_upstream=%llu duration_ms=%llu "
-                 "outcome=%s reason=\"%s\"",
-                 (unsigned long long)c->id, c->front_addr, c->info.user, c->info.database,
+    else if (!c->probe) {
+        /* The audit line: everything about the session in one place. */
+        const char *sni = c->front.tls.ssl != NULL
+                              ? SSL_get_servername(c->front.tls.ssl, TLSEXT_NAMETYPE_host_name)
+                              : NULL;
+        char sq[300];
+        log_info("event=closed conn=%llu front=%s%s%s sni=\"%s\" user=\"%s\" database=\"%s\" "
+                 "application_name=\"%s\" upstream=%s front_tls=%s front_cipher=%s "
+                 "back_tls=%s back_cipher=%s bytes_from_client=%llu bytes_from_upstream=%llu "
+                 "duration_ms=%llu outcome=%s reason=\"%s\"",
+                 (unsigned long long)c->id, c->front_addr, c->lb_addr[0] ? " via=" : "", c->lb_addr,
+                 sni != NULL ? log_escape(sni, sq, sizeof(sq)) : "", c->info.user, c->info.database,
+                 c->info.application_name, c->back_addr,
+                 c->front.tls_up ? tlsio_version(&c->front.tls) : "none",
+                 c->front.tls_up ? tlsio_cipher(&c->front.tls) : "none",
+                 c->back.tls_up ? tlsio_version(&c->back.tls) : "none",
+                 c->back.tls_up ? tlsio_cipher(&c->back.tls) : "none",
                  (unsigned long long)c->front.bytes_in, (unsigned long long)c->back.bytes_in,
                  (unsigned long long)ms, c->outcome ? c->outcome : "closed", c->reason);
+    }
     back_setup_free(c);
     keymap_remove(c->key);
     watch_free(c);

@@ -6,6 +6,7 @@
  * secrets (passwords, key material, parameter values) in the text.
  */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "log.h"
 
 enum log_level log_min_level = LOG_INFO;
+bool log_json;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -34,6 +36,98 @@ int log_level_parse(const char *s)
 const char *log_level_name(enum log_level l)
 {
     return (unsigned)l < 4 ? level_names[l] : "?";
+}
+
+/* Append s as a JSON string (quoted, escaped) to out; returns the new length. */
+static size_t json_str(char *out, size_t o, size_t cap, const char *s, size_t n)
+{
+    if (o + 2 >= cap)
+        return o;
+    out[o++] = '"';
+    for (size_t i = 0; i < n && o + 8 < cap; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)ch;
+        } else if (ch < 0x20) {
+            o += (size_t)snprintf(out + o, cap - o, "\\u%04x", ch);
+        } else {
+            out[o++] = (char)ch;
+        }
+    }
+    out[o++] = '"';
+    return o;
+}
+
+/*
+ * Our lines are `key=value ...`, values bare, "quoted" (with \" and \\
+ * escapes, see log_escape) or [bracketed]. Turn one into a JSON object,
+ * bare all-digit values as numbers. in is NUL-terminated.
+ */
+static size_t to_json(const char *in, char *out, size_t cap)
+{
+    size_t o = 0;
+    char val[2048];
+    out[o++] = '{';
+    const char *p = in;
+    while (*p != '\0' && o + 16 < cap) {
+        while (*p == ' ')
+            p++;
+        const char *k = p;
+        while (*p != '\0' && *p != '=' && *p != ' ')
+            p++;
+        size_t klen = (size_t)(p - k);
+        if (klen == 0 || *p != '=') {
+            while (*p != '\0' && *p != ' ')
+                p++;
+            continue;
+        }
+        p++; /* '=' */
+        size_t vlen = 0;
+        bool number = false;
+        if (*p == '"') {
+            for (p++; *p != '\0' && *p != '"'; p++) {
+                if (*p == '\\' && p[1] != '\0')
+                    p++;
+                if (vlen < sizeof(val))
+                    val[vlen++] = *p;
+            }
+            if (*p == '"')
+                p++;
+        } else if (*p == '[') {
+            int depth = 0;
+            for (p++; *p != '\0' && !(*p == ']' && depth == 0); p++) {
+                if (*p == '[')
+                    depth++;
+                else if (*p == ']')
+                    depth--;
+                if (vlen < sizeof(val))
+                    val[vlen++] = *p;
+            }
+            if (*p == ']')
+                p++;
+        } else {
+            number = *p >= '0' && *p <= '9';
+            for (; *p != '\0' && *p != ' '; p++) {
+                number = number && *p >= '0' && *p <= '9';
+                if (vlen < sizeof(val))
+                    val[vlen++] = *p;
+            }
+            number = number && vlen > 0 && vlen < 16;
+        }
+        if (o > 1)
+            out[o++] = ',';
+        o = json_str(out, o, cap, k, klen);
+        out[o++] = ':';
+        if (number) {
+            memcpy(out + o, val, vlen);
+            o += vlen;
+        } else {
+            o = json_str(out, o, cap, val, vlen);
+        }
+    }
+    out[o++] = '}';
+    return o;
 }
 
 void log_msg(enum log_level l, const char *fmt, ...)
@@ -56,6 +150,15 @@ void log_msg(enum log_level l, const char *fmt, ...)
     size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
     if (len > sizeof(line) - 2)
         len = sizeof(line) - 2;
+    if (log_json) {
+        char json[sizeof(line) * 2 + 64];
+        line[len] = '\0';
+        size_t jl = to_json(line, json, sizeof(json) - 1);
+        json[jl++] = '\n';
+        ssize_t wj = write(STDERR_FILENO, json, jl);
+        (void)wj;
+        return;
+    }
     line[len++] = '\n';
     /* A short write to stderr is not worth retrying or reporting. */
     ssize_t w = write(STDERR_FILENO, line, len);

@@ -231,6 +231,7 @@ int main(int argc, char **argv)
         break;
     }
     log_min_level = (enum log_level)cfg.log_level;
+    log_json = cfg.log_json;
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
 

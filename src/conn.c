@@ -749,14 +749,23 @@ static void front_tls_step(struct conn *c)
         }
         if (r != TLS_OK) {
             tlsio_error(e, sizeof(e));
+            long vr = SSL_get_verify_result(c->front.tls.ssl);
+            bool mtls = c->w->rt->cfg->front_client_ca_path != NULL;
             const char *hint = "the client did not complete a TLS handshake";
-            if (strstr(e, "certificate") != NULL || strstr(e, "unknown ca") != NULL)
+            if (mtls && vr != X509_V_OK) {
+                /* mTLS: say what was wrong with the client's certificate. */
+                snprintf(e, sizeof(e), "client certificate: %s", X509_verify_cert_error_string(vr));
+                hint = "the client's certificate must be signed by --server-client-ca-path";
+            } else if (strstr(e, "peer did not return a certificate") != NULL) {
+                hint = "mTLS is on (--server-client-ca-path): connect with sslcert and sslkey";
+            } else if (strstr(e, "certificate") != NULL || strstr(e, "unknown ca") != NULL) {
                 hint = "does the client trust the CA that signed --server-certificate-path?";
-            else if (strstr(e, "application protocol") != NULL)
+            } else if (strstr(e, "application protocol") != NULL) {
                 hint = "the client offered ALPN without \"postgresql\"";
-            else if (strstr(e, "version") != NULL || strstr(e, "protocol") != NULL)
+            } else if (strstr(e, "version") != NULL || strstr(e, "protocol") != NULL) {
                 hint = "the client sent something other than a TLS ClientHello, or only TLS "
                        "older than 1.2";
+            }
             log_warn("event=front_handshake_failed conn=%llu front=%s reason=\"%s\" hint=\"%s\"",
                      (unsigned long long)c->id, c->front_addr, e, hint);
             leg_flush(&c->front); /* the alert */

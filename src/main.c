@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <openssl/err.h>
 
@@ -47,7 +48,13 @@ struct supervisor {
     uv_signal_t sigs[NSIGNALS];
     uv_async_t worker_done;
     uv_timer_t shutdown_timer;
+    /* --watch-certificates: the directories of the certificate files */
+    uv_fs_event_t watches[6];
+    unsigned nwatches;
+    uv_timer_t watch_debounce;
 };
+
+#define WATCH_DEBOUNCE_MS 500 /* one reload for a burst of file events */
 
 static void close_if_open(uv_handle_t *h)
 {
@@ -79,6 +86,71 @@ static void reload(struct supervisor *sv, const char *why)
     log_info("event=reloaded trigger=%s ca_roots=\"%s\" front_certificate=[%s]", why,
              ctx.roots_summary, ctx.front_summary);
     tlsctx_contexts_free(&ctx); /* the workers hold their own references */
+}
+
+static void debounce_cb(uv_timer_t *t)
+{
+    reload(t->data, "file_change");
+}
+
+static void watch_cb(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+    struct supervisor *sv = h->data;
+    (void)events;
+    if (status < 0) {
+        log_warn("event=watch_failed reason=\"%s\"", uv_strerror(status));
+        return;
+    }
+    log_debug("event=file_changed name=\"%s\"", filename ? filename : "");
+    uv_timer_start(&sv->watch_debounce, debounce_cb, WATCH_DEBOUNCE_MS, 0);
+}
+
+/*
+ * Watch the directory of every certificate, key and CA path: Kubernetes
+ * updates a secret by swapping a symlink in that directory, which a watch
+ * on the file itself would miss.
+ */
+static void start_watches(struct supervisor *sv, uv_loop_t *loop)
+{
+    const struct config *cfg = sv->cfg;
+    const char *paths[] = {cfg->front_cert_path,      cfg->front_key_path, cfg->ca_roots_path,
+                           cfg->front_client_ca_path, cfg->back_cert_path, cfg->back_key_path};
+    char dirs[6][4096];
+    uv_timer_init(loop, &sv->watch_debounce);
+    sv->watch_debounce.data = sv;
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        if (paths[i] == NULL)
+            continue;
+        char dir[4096];
+        snprintf(dir, sizeof(dir), "%s", paths[i]);
+        struct stat st;
+        if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            char *slash = strrchr(dir, '/');
+            if (slash == NULL)
+                snprintf(dir, sizeof(dir), ".");
+            else if (slash == dir)
+                dir[1] = '\0';
+            else
+                *slash = '\0';
+        }
+        bool seen = false;
+        for (unsigned j = 0; j < sv->nwatches && !seen; j++)
+            seen = strcmp(dirs[j], dir) == 0;
+        if (seen)
+            continue;
+        uv_fs_event_t *h = &sv->watches[sv->nwatches];
+        uv_fs_event_init(loop, h);
+        h->data = sv;
+        int r = uv_fs_event_start(h, watch_cb, dir, 0);
+        if (r < 0) {
+            log_warn("event=watch_failed dir=\"%s\" reason=\"%s\"", dir, uv_strerror(r));
+            uv_close((uv_handle_t *)h, NULL);
+            continue;
+        }
+        snprintf(dirs[sv->nwatches], sizeof(dirs[0]), "%s", dir);
+        sv->nwatches++;
+        log_info("event=watching dir=\"%s\"", dir);
+    }
 }
 
 static void shutdown_timer_cb(uv_timer_t *t)
@@ -124,6 +196,10 @@ static void worker_done_cb(uv_async_t *a)
         close_if_open((uv_handle_t *)&sv->sigs[i]);
     close_if_open((uv_handle_t *)&sv->shutdown_timer);
     close_if_open((uv_handle_t *)&sv->worker_done);
+    for (unsigned i = 0; i < sv->nwatches; i++)
+        close_if_open((uv_handle_t *)&sv->watches[i]);
+    if (sv->cfg->watch_certificates)
+        close_if_open((uv_handle_t *)&sv->watch_debounce);
 }
 
 static int run_check(struct worker *w)
@@ -197,6 +273,8 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
         sv.sigs[i].data = &sv;
         uv_signal_start(&sv.sigs[i], signal_cb, signums[i]);
     }
+    if (cfg->watch_certificates)
+        start_watches(&sv, &main_loop);
     for (unsigned i = 0; i < sv.nworkers; i++)
         if (uv_thread_create(&sv.workers[i].thread, worker_thread, &sv.workers[i]) != 0)
             fatal("cannot start worker thread %u", i);

@@ -1,0 +1,635 @@
+/*
+ * admin.c - the admin HTTP endpoint (--admin-address): GET or HEAD of
+ * /metrics, /healthz and /readyz, one request per connection, served on the
+ * main thread's loop.
+ *
+ * Owns the admin listener and every admin connection (listed, so admin_stop
+ * can close them all and the loop can end). Memory of a connection is freed
+ * only in the close callback of its last handle. Everything is bounded: at
+ * most ADMIN_HEAD_MAX bytes of request head, ADMIN_MAX_CONNS connections at
+ * once, and ADMIN_TIMEOUT_MS per connection, so a slow or hostile client
+ * cannot hold the endpoint. Must never block the loop and never take the
+ * process down: every failure closes one connection and is logged.
+ */
+#include <errno.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "httpreq.h"
+#include "log.h"
+#include "metrics.h"
+
+#define ADMIN_HEAD_MAX 4096
+#define ADMIN_TIMEOUT_MS 10000
+#define ADMIN_LINGER_MS 2000
+#define ADMIN_MAX_CONNS 64
+#define ADMIN_BACKLOG 64
+
+/* ---- request head parser (pure) ------------------------------------------ */
+
+/* RFC 9110 tchar: the characters of a method or a field name. */
+static bool is_tchar(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/* Expect buf[*i] == ch: 1 matched (and advanced), 0 out of bytes, -1 not ch. */
+static int expect(const char *buf, size_t len, size_t *i, char ch)
+{
+    if (*i == len)
+        return 0;
+    if (buf[*i] != ch)
+        return -1;
+    (*i)++;
+    return 1;
+}
+
+#define EXPECT(ch)                                                                                 \
+    do {                                                                                           \
+        int e_ = expect(buf, len, &i, (ch));                                                       \
+        if (e_ <= 0)                                                                               \
+            return e_;                                                                             \
+    } while (0)
+
+/*
+ * Lines must end in CRLF: a bare LF (which RFC 9112 lets a server accept)
+ * is refused, as are obsolete line folding and whitespace before a header's
+ * colon. Every HTTP client sends CRLF, and a parser that accepts fewer
+ * spellings has fewer ways to disagree with a proxy in front of it about
+ * where a request ends (request smuggling).
+ */
+int httpreq_parse(const char *buf, size_t len, char *method, size_t mcap, char *path, size_t pcap)
+{
+    size_t i = 0, m = 0, p = 0;
+
+    for (; i < len && is_tchar((unsigned char)buf[i]); i++) {
+        if (m + 1 >= mcap)
+            return -1;
+        method[m++] = buf[i];
+    }
+    if (i == len)
+        return 0;
+    if (m == 0)
+        return -1;
+    EXPECT(' ');
+    /* request-target: visible ASCII; what it may be is the caller's call. */
+    for (; i < len && buf[i] > 0x20 && buf[i] < 0x7f; i++) {
+        if (p + 1 >= pcap)
+            return -1;
+        path[p++] = buf[i];
+    }
+    if (i == len)
+        return 0;
+    if (p == 0)
+        return -1;
+    EXPECT(' ');
+    for (const char *v = "HTTP/1."; *v != '\0'; v++)
+        EXPECT(*v);
+    if (i == len)
+        return 0;
+    if (buf[i] < '0' || buf[i] > '9')
+        return -1;
+    i++;
+    EXPECT('\r');
+    EXPECT('\n');
+
+    /* Header lines up to the empty one. Their content is not needed (the
+     * answer depends on the request line only) but must be well formed. */
+    for (;;) {
+        if (i == len)
+            return 0;
+        if (buf[i] == '\r')
+            break;
+        size_t name = 0;
+        for (; i < len && is_tchar((unsigned char)buf[i]); i++)
+            name++;
+        if (i == len)
+            return 0;
+        if (name == 0) /* also refuses folding: a line starting with SP/HT */
+            return -1;
+        EXPECT(':');
+        /* field-value: VCHAR, SP, HTAB and obs-text; no other control byte. */
+        for (; i < len; i++) {
+            unsigned char ch = (unsigned char)buf[i];
+            if (ch != '\t' && (ch < 0x20 || ch == 0x7f))
+                break;
+        }
+        EXPECT('\r');
+        EXPECT('\n');
+    }
+    EXPECT('\r');
+    EXPECT('\n');
+    method[m] = '\0';
+    path[p] = '\0';
+    return 1;
+}
+
+/* ---- address -------------------------------------------------------------- */
+
+/* "1-65535", digits only: no sign, space or suffix that strtoul would allow. */
+static int parse_port(const char *s, int *port)
+{
+    long v = 0;
+    if (*s == '\0' || strlen(s) > 5)
+        return -1;
+    for (; *s != '\0'; s++) {
+        if (*s < '0' || *s > '9')
+            return -1;
+        v = v * 10 + (*s - '0');
+    }
+    if (v < 1 || v > 65535)
+        return -1;
+    *port = (int)v;
+    return 0;
+}
+
+static int bad_port(const char *q, const char *portstr, char *err, size_t errlen)
+{
+    char pq[32];
+    snprintf(err, errlen, "--admin-address \"%s\": port \"%s\" is not a number from 1 to 65535", q,
+             log_escape(portstr, pq, sizeof(pq)));
+    return -1;
+}
+
+/*
+ * "host:port", "[v6]:port" or "port" (meaning 127.0.0.1:port). The host is
+ * a numeric address (or "localhost"): the admin endpoint is set up before
+ * the loop runs and should not wait on DNS, and a name that resolves to
+ * several addresses would leave it unclear which one is served.
+ */
+static int parse_address(const char *a, struct sockaddr_storage *ss, char *err, size_t errlen)
+{
+    char host[64], q[96];
+    const char *portstr;
+    int port;
+
+    log_escape(a, q, sizeof(q));
+    memset(ss, 0, sizeof(*ss));
+    if (a[0] == '\0') {
+        snprintf(err, errlen,
+                 "--admin-address \"\": empty; expected host:port, [ipv6]:port or a port");
+        return -1;
+    }
+    if (a[0] == '[') {
+        const char *end = strchr(a, ']');
+        if (end == NULL || end[1] != ':') {
+            snprintf(err, errlen, "--admin-address \"%s\": expected [ipv6]:port", q);
+            return -1;
+        }
+        size_t hl = (size_t)(end - a - 1);
+        if (hl == 0 || hl >= sizeof(host)) {
+            snprintf(err, errlen, "--admin-address \"%s\": not an IPv6 address in brackets", q);
+            return -1;
+        }
+        memcpy(host, a + 1, hl);
+        host[hl] = '\0';
+        portstr = end + 2;
+        if (parse_port(portstr, &port) < 0)
+            return bad_port(q, portstr, err, errlen);
+        if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) != 0) {
+            char hq[96];
+            snprintf(err, errlen, "--admin-address \"%s\": \"%s\" is not an IPv6 address", q,
+                     log_escape(host, hq, sizeof(hq)));
+            return -1;
+        }
+        return 0;
+    }
+
+    const char *colon = strchr(a, ':');
+    if (colon == NULL) {
+        snprintf(host, sizeof(host), "127.0.0.1");
+        portstr = a;
+    } else if (strchr(colon + 1, ':') != NULL) {
+        snprintf(err, errlen,
+                 "--admin-address \"%s\": an IPv6 address goes in brackets, as in [::1]:9187", q);
+        return -1;
+    } else {
+        size_t hl = (size_t)(colon - a);
+        if (hl == 0 || hl >= sizeof(host)) {
+            snprintf(err, errlen,
+                     "--admin-address \"%s\": expected host:port, [ipv6]:port or a port", q);
+            return -1;
+        }
+        memcpy(host, a, hl);
+        host[hl] = '\0';
+        portstr = colon + 1;
+    }
+    if (parse_port(portstr, &port) < 0)
+        return bad_port(q, portstr, err, errlen);
+    if (strcmp(host, "localhost") == 0)
+        snprintf(host, sizeof(host), "127.0.0.1");
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) != 0) {
+        char hq[96];
+        snprintf(err, errlen,
+                 "--admin-address \"%s\": \"%s\" is not a numeric IPv4 address (IPv6 goes in "
+                 "brackets)",
+                 q, log_escape(host, hq, sizeof(hq)));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- connections ----------------------------------------------------------- */
+
+enum ac_state {
+    AC_READING, /* collecting the request head */
+    AC_WRITING, /* response queued; further input is read and dropped */
+    AC_LINGER,  /* response sent, our side shut down; waiting for the client's EOF */
+};
+
+struct admin_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_write_t wreq;
+    uv_shutdown_t sreq;
+    enum ac_state state;
+    bool closing, peer_eof;
+    int open_handles; /* freed when the last close callback brings this to 0 */
+    struct admin_conn *prev, *next;
+    char *body; /* the /metrics text (malloc'd), else NULL */
+    size_t body_len, len;
+    char out[512];             /* response head, plus a small body */
+    char head[ADMIN_HEAD_MAX]; /* request head; later a sink for dropped input */
+};
+
+static uv_loop_t *a_loop;
+static uv_tcp_t a_listener;
+static bool a_listener_open, a_listener_closing, a_full_logged;
+static unsigned a_ready_window;
+static atomic_bool a_listening;
+static struct admin_conn *a_conns;
+static size_t a_nconns;
+
+void admin_set_listening(bool listening)
+{
+    atomic_store_explicit(&a_listening, listening, memory_order_relaxed);
+}
+
+static void conn_close_cb(uv_handle_t *h)
+{
+    struct admin_conn *c = h->data;
+    if (--c->open_handles > 0)
+        return;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        a_conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    a_nconns--;
+    free(c->body);
+    free(c);
+}
+
+/* The one way a connection ends; idempotent. A pending write or shutdown
+ * gets its callback (UV_ECANCELED) before the close callbacks, which free. */
+static void conn_close(struct admin_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    uv_close((uv_handle_t *)&c->timer, conn_close_cb);
+    uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
+}
+
+static void timeout_cb(uv_timer_t *t)
+{
+    struct admin_conn *c = t->data;
+    if (c->state == AC_READING)
+        log_debug("event=admin_timeout received=%zu", c->len);
+    conn_close(c);
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status)
+{
+    struct admin_conn *c = req->handle->data;
+    if (c->closing)
+        return;
+    if (status < 0 || c->peer_eof)
+        conn_close(c);
+    /* else the client's EOF (read_cb) or the timer closes */
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+    struct admin_conn *c = req->handle->data;
+    if (c->closing)
+        return;
+    if (status < 0 || c->peer_eof) {
+        conn_close(c);
+        return;
+    }
+    /*
+     * Lingering close: closing at once while request bytes are still
+     * unread (a 431, a body) makes the kernel send RST, which can destroy
+     * the response before the client reads it. So shut down our side and
+     * drop input until the client's EOF, for a bounded time.
+     */
+    c->state = AC_LINGER;
+    if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, shutdown_cb) < 0) {
+        conn_close(c);
+        return;
+    }
+    if (uv_timer_get_due_in(&c->timer) > ADMIN_LINGER_MS)
+        uv_timer_start(&c->timer, timeout_cb, ADMIN_LINGER_MS, 0);
+}
+
+static const char *status_text(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Internal Server Error";
+    }
+}
+
+/* The whole /metrics text in c->body. Counters may grow between measuring
+ * and rendering, so leave headroom and retry a few times. */
+static int render_metrics(struct admin_conn *c)
+{
+    size_t need = metrics_render(NULL, 0);
+    for (int tries = 0; tries < 4; tries++) {
+        size_t cap = need + need / 16 + 256;
+        char *b = malloc(cap);
+        if (b == NULL)
+            return -1;
+        size_t n = metrics_render(b, cap);
+        if (n < cap) {
+            c->body = b;
+            c->body_len = n;
+            return 0;
+        }
+        free(b);
+        need = n;
+    }
+    return -1;
+}
+
+/* Decide the response and queue it. parsed: httpreq_parse's result, where 0
+ * means the head filled ADMIN_HEAD_MAX without ending. */
+static void respond(struct admin_conn *c, int parsed, const char *method, const char *path)
+{
+    int status;
+    const char *text = "", *ctype = "text/plain; charset=utf-8", *extra = "";
+    char small[160];
+    bool head_only = false;
+
+    if (parsed < 0) {
+        status = 400;
+        text = "bad request\n";
+    } else if (parsed == 0) {
+        status = 431;
+        text = "request header fields too large\n";
+    } else if (strcmp(path, "/metrics") != 0 && strcmp(path, "/healthz") != 0 &&
+               strcmp(path, "/readyz") != 0) {
+        status = 404;
+        text = "not found\n";
+    } else if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        status = 405;
+        text = "method not allowed\n";
+        extra = "Allow: GET, HEAD\r\n";
+    } else {
+        head_only = strcmp(method, "HEAD") == 0;
+        if (strcmp(path, "/metrics") == 0) {
+            if (render_metrics(c) == 0) {
+                status = 200;
+                ctype = "text/plain; version=0.0.4; charset=utf-8";
+            } else {
+                status = 500;
+                text = "out of memory\n";
+            }
+        } else if (strcmp(path, "/healthz") == 0) {
+            bool up = atomic_load_explicit(&a_listening, memory_order_relaxed);
+            status = up ? 200 : 503;
+            text = up ? "ok\n" : "not listening\n";
+        } else {
+            int64_t last = metrics_last_upstream_ok();
+            int64_t now = (int64_t)time(NULL);
+            if (last != 0 && now - last <= (int64_t)a_ready_window) {
+                status = 200;
+                text = "ready\n";
+            } else {
+                snprintf(small, sizeof(small),
+                         "not ready: no upstream TLS handshake in the last %u s\n", a_ready_window);
+                status = 503;
+                text = small;
+            }
+        }
+    }
+
+    size_t blen = c->body != NULL ? c->body_len : strlen(text);
+    int n = snprintf(c->out, sizeof(c->out),
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s"
+                     "Connection: close\r\n\r\n%s",
+                     status, status_text(status), ctype, blen, extra,
+                     c->body == NULL && !head_only ? text : "");
+    /* out holds every fixed head and small body above; never truncated. */
+    size_t olen = n > 0 && (size_t)n < sizeof(c->out) ? (size_t)n : 0;
+
+    char mq[40], pq[80];
+    log_debug("event=admin_request method=\"%s\" path=\"%s\" status=%d",
+              parsed == 1 ? log_escape(method, mq, sizeof(mq)) : "",
+              parsed == 1 ? log_escape(path, pq, sizeof(pq)) : "", status);
+
+    uv_buf_t bufs[2];
+    unsigned nbufs = 1;
+    bufs[0] = uv_buf_init(c->out, (unsigned)olen);
+    if (c->body != NULL && !head_only)
+        bufs[nbufs++] = uv_buf_init(c->body, (unsigned)c->body_len);
+    c->state = AC_WRITING;
+    c->wreq.data = c;
+    if (olen == 0 || uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, nbufs, write_cb) < 0)
+        conn_close(c);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct admin_conn *c = h->data;
+    (void)suggested;
+    /* While reading the head, append; afterwards input is dropped, so the
+     * head buffer (no longer needed) serves as the sink. */
+    if (c->state == AC_READING)
+        *buf = uv_buf_init(c->head + c->len, (unsigned)(sizeof(c->head) - c->len));
+    else
+        *buf = uv_buf_init(c->head, sizeof(c->head));
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct admin_conn *c = s->data;
+    (void)buf;
+    if (c->closing || nread == 0)
+        return;
+    if (nread < 0) {
+        if (nread == UV_EOF && c->state == AC_WRITING) {
+            c->peer_eof = true; /* finish the write, then close */
+            uv_read_stop(s);
+            return;
+        }
+        conn_close(c);
+        return;
+    }
+    if (c->state != AC_READING)
+        return;
+    c->len += (size_t)nread;
+    char method[16], path[256];
+    int r = httpreq_parse(c->head, c->len, method, sizeof(method), path, sizeof(path));
+    if (r == 0 && c->len < sizeof(c->head))
+        return;
+    respond(c, r, method, path);
+}
+
+static void accept_cb(uv_stream_t *server, int status)
+{
+    if (status < 0) {
+        log_warn("event=admin_accept_failed reason=\"%s\"", uv_strerror(status));
+        return;
+    }
+    struct admin_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        log_warn("event=admin_accept_failed reason=\"out of memory\"");
+        return;
+    }
+    uv_tcp_init(a_loop, &c->tcp);
+    uv_timer_init(a_loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->open_handles = 2;
+    c->next = a_conns;
+    if (a_conns != NULL)
+        a_conns->prev = c;
+    a_conns = c;
+    a_nconns++;
+
+    int r = uv_accept(server, (uv_stream_t *)&c->tcp);
+    if (r < 0) {
+        log_warn("event=admin_accept_failed reason=\"%s\"", uv_strerror(r));
+        conn_close(c);
+        return;
+    }
+    if (a_nconns > ADMIN_MAX_CONNS) {
+        if (!a_full_logged)
+            log_warn("event=admin_busy max=%d reason=\"too many admin connections\"",
+                     ADMIN_MAX_CONNS);
+        a_full_logged = true;
+        conn_close(c);
+        return;
+    }
+    a_full_logged = false;
+    uv_timer_start(&c->timer, timeout_cb, ADMIN_TIMEOUT_MS, 0);
+    r = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+    if (r < 0)
+        conn_close(c);
+}
+
+/* "127.0.0.1:9187" or "[::1]:9187" */
+static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+        uv_ip6_name(s6, ip, sizeof(ip));
+        snprintf(buf, len, "[%s]:%u", ip, (unsigned)ntohs(s6->sin6_port));
+    } else {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+        uv_ip4_name(s4, ip, sizeof(ip));
+        snprintf(buf, len, "%s:%u", ip, (unsigned)ntohs(s4->sin_port));
+    }
+}
+
+/* ---- start / stop ------------------------------------------------------------- */
+
+static void listener_close_cb(uv_handle_t *h)
+{
+    (void)h;
+    a_listener_closing = false;
+}
+
+int admin_start(uv_loop_t *loop, const char *address, unsigned ready_window_s, char *err,
+                size_t errlen)
+{
+    struct sockaddr_storage ss;
+    char q[96];
+    int one = 1;
+
+    if (address == NULL)
+        address = "";
+    if (a_listener_open || a_listener_closing) {
+        snprintf(err, errlen, "--admin-address: the admin endpoint is already running");
+        return -1;
+    }
+    if (parse_address(address, &ss, err, errlen) < 0)
+        return -1;
+    log_escape(address, q, sizeof(q));
+
+    /* Bind by hand, so a bind error leaves no handle for the loop to close. */
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "--admin-address \"%s\": socket: %s", q, strerror(errno));
+        return -1;
+    }
+    socklen_t slen =
+        ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(fd, (const struct sockaddr *)&ss, slen) < 0) {
+        snprintf(err, errlen, "--admin-address \"%s\": cannot listen: %s", q, strerror(errno));
+        close(fd);
+        return -1;
+    }
+
+    uv_tcp_init(loop, &a_listener);
+    a_listener_open = true;
+    int r = uv_tcp_open(&a_listener, fd);
+    if (r < 0)
+        close(fd); /* not yet the handle's */
+    else
+        r = uv_listen((uv_stream_t *)&a_listener, ADMIN_BACKLOG, accept_cb);
+    if (r < 0) {
+        snprintf(err, errlen, "--admin-address \"%s\": cannot listen: %s", q, uv_strerror(r));
+        /* The loop must run once more for the close callback. */
+        a_listener_open = false;
+        a_listener_closing = true;
+        uv_close((uv_handle_t *)&a_listener, listener_close_cb);
+        return -1;
+    }
+    a_loop = loop;
+    a_ready_window = ready_window_s;
+    char where[INET6_ADDRSTRLEN + 8] = "?";
+    struct sockaddr_storage bound;
+    int blen = sizeof(bound);
+    if (uv_tcp_getsockname(&a_listener, (struct sockaddr *)&bound, &blen) == 0)
+        addr_text(&bound, where, sizeof(where));
+    log_info("event=admin_listening address=%s", where);
+    return 0;
+}
+
+void admin_stop(void)
+{
+    if (a_listener_open) {
+        a_listener_open = false;
+        a_listener_closing = true;
+        uv_close((uv_handle_t *)&a_listener, listener_close_cb);
+    }
+    for (struct admin_conn *c = a_conns; c != NULL; c = c->next)
+        conn_close(c);
+}

@@ -1,0 +1,506 @@
+/*
+ * metrics.c - process-wide counters, gauges and one histogram, rendered in
+ * the Prometheus text exposition format 0.0.4.
+ *
+ * Updated from every worker thread: plain counters are C11 atomics with
+ * relaxed ordering (no counter orders any other memory access; a scrape may
+ * see one counter a moment ahead of another, which Prometheus tolerates).
+ * Two small tables need a mutex: handshake-failure series are inserted under
+ * one (and then counted with atomics, lock-free), certificate gauges are
+ * replaced under another. Owns every byte of metric state; must never block a
+ * worker for longer than one table insertion, and never allocates on the
+ * counting paths.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <uv.h>
+
+#include "log.h"
+#include "metrics.h"
+
+#ifndef PGTP_VERSION
+#define PGTP_VERSION "unknown"
+#endif
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- outcomes ---------------------------------------------------------- */
+
+/* The label values are the outcome= words conn.c logs on event=closed. */
+static const char *const outcome_names[OUT_COUNT] = {
+    [OUT_CLOSED] = "closed",           [OUT_ERROR] = "error",
+    [OUT_REFUSED] = "refused",         [OUT_TIMEOUT] = "timeout",
+    [OUT_UPSTREAM] = "upstream_error", [OUT_PROTOCOL] = "protocol_error",
+    [OUT_DENIED] = "denied",           [OUT_CHANNEL_BINDING] = "channel_binding",
+    [OUT_CANCEL] = "cancel",           [OUT_FRONT_TLS] = "front_tls_failed",
+    [OUT_TOO_MANY] = "too_many",       [OUT_SHUTDOWN] = "shutdown",
+};
+
+enum metric_outcome metrics_outcome_of(const char *name)
+{
+    if (name == NULL)
+        return OUT_ERROR;
+    for (int i = 0; i < OUT_COUNT; i++)
+        if (strcmp(name, outcome_names[i]) == 0)
+            return (enum metric_outcome)i;
+    /* A cancel request's connection logs how it went; it is one outcome here. */
+    if (strcmp(name, "cancel_forwarded") == 0 || strcmp(name, "cancel_failed") == 0)
+        return OUT_CANCEL;
+    return OUT_ERROR;
+}
+
+const char *metrics_outcome_name(enum metric_outcome o)
+{
+    return (unsigned)o < OUT_COUNT ? outcome_names[o] : outcome_names[OUT_ERROR];
+}
+
+/* ---- plain counters ----------------------------------------------------- */
+
+static atomic_uint_least64_t sessions_total[OUT_COUNT];
+static atomic_int_least64_t sessions_active;
+static atomic_uint_least64_t bytes_from_client, bytes_from_upstream;
+static atomic_uint_least64_t cancels_forwarded, cancels_dropped;
+static atomic_uint_least64_t reloads_ok, reloads_failed;
+static atomic_int_least64_t last_upstream_ok;
+
+#define ADD(var, n) atomic_fetch_add_explicit(&(var), (n), memory_order_relaxed)
+#define LOAD(var) atomic_load_explicit(&(var), memory_order_relaxed)
+
+void metrics_session_opened(void)
+{
+    ADD(sessions_active, 1);
+}
+
+void metrics_session_closed(enum metric_outcome o, uint64_t from_client, uint64_t from_upstream)
+{
+    if ((unsigned)o >= OUT_COUNT)
+        o = OUT_ERROR;
+    ADD(sessions_active, -1);
+    ADD(sessions_total[o], 1);
+    ADD(bytes_from_client, from_client);
+    ADD(bytes_from_upstream, from_upstream);
+}
+
+void metrics_cancel(bool forwarded)
+{
+    if (forwarded)
+        ADD(cancels_forwarded, 1);
+    else
+        ADD(cancels_dropped, 1);
+}
+
+void metrics_reload(bool ok)
+{
+    if (ok)
+        ADD(reloads_ok, 1);
+    else
+        ADD(reloads_failed, 1);
+}
+
+int64_t metrics_active_sessions(void)
+{
+    return LOAD(sessions_active);
+}
+
+int64_t metrics_last_upstream_ok(void)
+{
+    return LOAD(last_upstream_ok);
+}
+
+/* ---- upstream connect latency histogram --------------------------------- */
+
+/* Upper bounds in microseconds, and as the le="..." text (seconds). */
+static const uint64_t bucket_us[] = {1000,   2500,   5000,    10000,   25000,   50000,   100000,
+                                     250000, 500000, 1000000, 2500000, 5000000, 10000000};
+static const char *const bucket_le[] = {"0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",
+                                        "0.25",  "0.5",    "1",     "2.5",  "5",     "10"};
+_Static_assert(NELEM(bucket_us) == NELEM(bucket_le), "bucket tables differ");
+
+/* Per-bucket (not cumulative) counts; the last slot is above the largest
+ * bound. _count is derived from these at render time, so the +Inf bucket and
+ * _count of one scrape always agree. */
+static atomic_uint_least64_t hist_counts[NELEM(bucket_us) + 1];
+static atomic_uint_least64_t hist_sum_us;
+
+void metrics_upstream_connected(double ms)
+{
+    uint64_t us = 0;
+    /* NaN, negative and absurd values (a clock step) clamp instead of
+     * overflowing the conversion, which would be undefined behaviour. */
+    if (ms > 0 && ms < 1e12)
+        us = (uint64_t)(ms * 1000.0 + 0.5);
+    size_t i = 0;
+    while (i < NELEM(bucket_us) && us > bucket_us[i])
+        i++;
+    ADD(hist_counts[i], 1);
+    ADD(hist_sum_us, us);
+    atomic_store_explicit(&last_upstream_ok, (int64_t)time(NULL), memory_order_relaxed);
+}
+
+/* ---- handshake failures: a small open set of (leg, reason) series -------- */
+
+#define HS_SLOTS 32
+#define HS_REASON_MAX 32 /* including the NUL */
+
+struct hs_slot {
+    int leg; /* 0 front, 1 back */
+    char reason[HS_REASON_MAX];
+    atomic_uint_least64_t count;
+};
+
+/* Slots [0, hs_used) are immutable once published (release store of
+ * hs_used), so readers scan them without the lock. Slots 0 and 1 are the
+ * "other" series that take whatever does not fit. */
+static struct hs_slot hs_table[HS_SLOTS] = {
+    {.leg = 0, .reason = "other"},
+    {.leg = 1, .reason = "other"},
+};
+static atomic_size_t hs_used = 2;
+static pthread_mutex_t hs_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct hs_slot *hs_find(int leg, const char *reason, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (hs_table[i].leg == leg && strcmp(hs_table[i].reason, reason) == 0)
+            return &hs_table[i];
+    return NULL;
+}
+
+/* A reason becomes a label value: short, printable ASCII, not empty. */
+static bool reason_ok(const char *reason)
+{
+    size_t n = 0;
+    for (; reason[n] != '\0'; n++)
+        if (n + 1 >= HS_REASON_MAX || reason[n] < 0x21 || reason[n] > 0x7e)
+            return false;
+    return n > 0;
+}
+
+void metrics_handshake_failed(int leg, const char *reason)
+{
+    leg = leg == 0 ? 0 : 1;
+    if (reason == NULL || !reason_ok(reason))
+        reason = "other";
+    struct hs_slot *s = hs_find(leg, reason, atomic_load_explicit(&hs_used, memory_order_acquire));
+    if (s == NULL) {
+        pthread_mutex_lock(&hs_lock);
+        size_t n = atomic_load_explicit(&hs_used, memory_order_relaxed);
+        s = hs_find(leg, reason, n); /* another thread may have added it */
+        if (s == NULL && n < HS_SLOTS) {
+            s = &hs_table[n];
+            s->leg = leg;
+            snprintf(s->reason, sizeof(s->reason), "%s", reason);
+            atomic_store_explicit(&hs_used, n + 1, memory_order_release);
+        } else if (s == NULL) {
+            s = &hs_table[leg]; /* table full: "other" of this leg */
+        }
+        pthread_mutex_unlock(&hs_lock);
+    }
+    ADD(s->count, 1);
+}
+
+/* ---- certificate expiry gauges ------------------------------------------ */
+
+struct cert_gauge {
+    char *which, *subject;
+    int64_t not_after;
+};
+
+/* A CA bundle may hold a few hundred roots; past this, a bundle is not worth
+ * a series per certificate (and the scrape stays bounded). */
+#define CERT_MAX 1024
+
+static struct cert_gauge *certs;
+static size_t ncerts, certs_cap;
+static bool certs_overflow_logged;
+static pthread_mutex_t cert_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void metrics_set_cert_expiry(const char *which, const char *subject, int64_t not_after)
+{
+    if (which == NULL)
+        return;
+    if (subject == NULL)
+        subject = "";
+    pthread_mutex_lock(&cert_lock);
+    for (size_t i = 0; i < ncerts; i++) {
+        if (strcmp(certs[i].which, which) == 0 && strcmp(certs[i].subject, subject) == 0) {
+            certs[i].not_after = not_after; /* same series: one sample, not two */
+            goto out;
+        }
+    }
+    if (ncerts == CERT_MAX) {
+        if (!certs_overflow_logged)
+            log_warn("event=metrics_cert_gauges_full max=%d", CERT_MAX);
+        certs_overflow_logged = true;
+        goto out;
+    }
+    if (ncerts == certs_cap) {
+        size_t cap = certs_cap ? certs_cap * 2 : 8;
+        struct cert_gauge *nc = realloc(certs, cap * sizeof(*nc));
+        if (nc == NULL)
+            goto out;
+        certs = nc;
+        certs_cap = cap;
+    }
+    char *w = strdup(which), *s = strdup(subject);
+    if (w == NULL || s == NULL) {
+        free(w);
+        free(s);
+        goto out;
+    }
+    certs[ncerts++] = (struct cert_gauge){.which = w, .subject = s, .not_after = not_after};
+out:
+    pthread_mutex_unlock(&cert_lock);
+}
+
+void metrics_clear_cert_expiry(void)
+{
+    pthread_mutex_lock(&cert_lock);
+    for (size_t i = 0; i < ncerts; i++) {
+        free(certs[i].which);
+        free(certs[i].subject);
+    }
+    free(certs);
+    certs = NULL;
+    ncerts = certs_cap = 0;
+    certs_overflow_logged = false;
+    pthread_mutex_unlock(&cert_lock);
+}
+
+/* ---- rendering ---------------------------------------------------------- */
+
+/* An snprintf-like writer: counts what it would write past cap, so one pass
+ * both fills the buffer and measures the whole output. */
+struct out {
+    char *buf;
+    size_t cap, len;
+};
+
+static void put(struct out *o, const char *s, size_t n)
+{
+    if (o->len < o->cap) {
+        size_t room = o->cap - o->len;
+        memcpy(o->buf + o->len, s, n < room ? n : room);
+    }
+    o->len += n;
+}
+
+static void puts_(struct out *o, const char *s)
+{
+    put(o, s, strlen(s));
+}
+
+static void putf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void putf(struct out *o, const char *fmt, ...)
+{
+    char tmp[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    /* Only numbers and our own metric and label names pass through here
+     * (label values from outside go through put_label_value); all fit. */
+    if (n > 0)
+        put(o, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if it is not one. */
+static size_t utf8_len(const unsigned char *s)
+{
+    if (s[0] < 0x80)
+        return 1;
+    size_t n;
+    unsigned min;
+    unsigned cp;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        n = 2;
+        cp = s[0] & 0x1fu;
+        min = 0x80;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        n = 3;
+        cp = s[0] & 0x0fu;
+        min = 0x800;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        n = 4;
+        cp = s[0] & 0x07u;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) /* also stops at the NUL */
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3fu);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+/*
+ * A label value: backslash, double quote and newline escaped as the format
+ * requires. Certificate subjects are not ours to trust, so other control
+ * characters and bytes that are not UTF-8 (the format requires UTF-8)
+ * become '?' rather than break the scrape.
+ */
+static void put_label_value(struct out *o, const char *v)
+{
+    const unsigned char *p = (const unsigned char *)v;
+    while (*p != '\0') {
+        if (*p == '\\') {
+            put(o, "\\\\", 2);
+        } else if (*p == '"') {
+            put(o, "\\\"", 2);
+        } else if (*p == '\n') {
+            put(o, "\\n", 2);
+        } else if (*p < 0x20 || *p == 0x7f) {
+            put(o, "?", 1);
+        } else {
+            size_t n = utf8_len(p);
+            if (n == 0) {
+                put(o, "?", 1);
+                n = 1;
+            } else {
+                put(o, (const char *)p, n);
+            }
+            p += n;
+            continue;
+        }
+        p++;
+    }
+}
+
+/* HELP texts are ours: no backslash or newline that would need escaping. */
+static void family(struct out *o, const char *name, const char *type, const char *help)
+{
+    puts_(o, "# HELP ");
+    puts_(o, name);
+    puts_(o, " ");
+    puts_(o, help);
+    puts_(o, "\n# TYPE ");
+    puts_(o, name);
+    puts_(o, " ");
+    puts_(o, type);
+    puts_(o, "\n");
+}
+
+static void render_sessions(struct out *o)
+{
+    family(o, "pg_tls_proxy_sessions_total", "counter", "Client sessions ended, by outcome.");
+    for (int i = 0; i < OUT_COUNT; i++)
+        putf(o, "pg_tls_proxy_sessions_total{outcome=\"%s\"} %" PRIuLEAST64 "\n", outcome_names[i],
+             LOAD(sessions_total[i]));
+
+    family(o, "pg_tls_proxy_active_sessions", "gauge", "Client sessions open now.");
+    putf(o, "pg_tls_proxy_active_sessions %" PRIdLEAST64 "\n", LOAD(sessions_active));
+
+    family(o, "pg_tls_proxy_bytes_total", "counter",
+           "Bytes relayed by ended sessions, by direction.");
+    putf(o, "pg_tls_proxy_bytes_total{direction=\"from_client\"} %" PRIuLEAST64 "\n",
+         LOAD(bytes_from_client));
+    putf(o, "pg_tls_proxy_bytes_total{direction=\"from_upstream\"} %" PRIuLEAST64 "\n",
+         LOAD(bytes_from_upstream));
+}
+
+static void render_handshakes(struct out *o)
+{
+    family(o, "pg_tls_proxy_handshake_failures_total", "counter",
+           "TLS handshakes that failed, by leg and reason.");
+    size_t n = atomic_load_explicit(&hs_used, memory_order_acquire);
+    for (size_t i = 0; i < n; i++) {
+        putf(o, "pg_tls_proxy_handshake_failures_total{leg=\"%s\",reason=\"",
+             hs_table[i].leg == 0 ? "front" : "back");
+        put_label_value(o, hs_table[i].reason);
+        putf(o, "\"} %" PRIuLEAST64 "\n", LOAD(hs_table[i].count));
+    }
+}
+
+static void render_upstream(struct out *o)
+{
+    const char *name = "pg_tls_proxy_upstream_connect_seconds";
+    family(o, name, "histogram",
+           "Time from starting to connect upstream to a verified TLS session.");
+    uint64_t cum = 0;
+    for (size_t i = 0; i < NELEM(bucket_us); i++) {
+        cum += LOAD(hist_counts[i]);
+        putf(o, "%s_bucket{le=\"%s\"} %" PRIu64 "\n", name, bucket_le[i], cum);
+    }
+    cum += LOAD(hist_counts[NELEM(bucket_us)]);
+    putf(o, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cum);
+    /* Microseconds as exact decimal seconds: no float formatting surprises. */
+    uint64_t sum = LOAD(hist_sum_us);
+    putf(o, "%s_sum %" PRIu64 ".%06" PRIu64 "\n", name, sum / 1000000, sum % 1000000);
+    putf(o, "%s_count %" PRIu64 "\n", name, cum);
+
+    family(o, "pg_tls_proxy_upstream_last_success_timestamp_seconds", "gauge",
+           "Unix time of the last verified upstream TLS handshake (0: never).");
+    putf(o, "pg_tls_proxy_upstream_last_success_timestamp_seconds %" PRIdLEAST64 "\n",
+         LOAD(last_upstream_ok));
+}
+
+static void render_events(struct out *o)
+{
+    family(o, "pg_tls_proxy_cancel_requests_total", "counter",
+           "Cancel requests, by whether they were forwarded upstream.");
+    putf(o, "pg_tls_proxy_cancel_requests_total{result=\"forwarded\"} %" PRIuLEAST64 "\n",
+         LOAD(cancels_forwarded));
+    putf(o, "pg_tls_proxy_cancel_requests_total{result=\"dropped\"} %" PRIuLEAST64 "\n",
+         LOAD(cancels_dropped));
+
+    family(o, "pg_tls_proxy_reloads_total", "counter", "Configuration reloads, by result.");
+    putf(o, "pg_tls_proxy_reloads_total{result=\"success\"} %" PRIuLEAST64 "\n", LOAD(reloads_ok));
+    putf(o, "pg_tls_proxy_reloads_total{result=\"failure\"} %" PRIuLEAST64 "\n",
+         LOAD(reloads_failed));
+}
+
+static void render_certs(struct out *o)
+{
+    family(o, "pg_tls_proxy_certificate_expiry_timestamp_seconds", "gauge",
+           "Unix time at which a loaded certificate expires (notAfter).");
+    pthread_mutex_lock(&cert_lock);
+    for (size_t i = 0; i < ncerts; i++) {
+        puts_(o, "pg_tls_proxy_certificate_expiry_timestamp_seconds{which=\"");
+        put_label_value(o, certs[i].which);
+        puts_(o, "\",subject=\"");
+        put_label_value(o, certs[i].subject);
+        putf(o, "\"} %" PRId64 "\n", certs[i].not_after);
+    }
+    pthread_mutex_unlock(&cert_lock);
+}
+
+static void render_build(struct out *o)
+{
+    family(o, "pg_tls_proxy_build_info", "gauge",
+           "Always 1; the labels say which build and libraries are running.");
+    puts_(o, "pg_tls_proxy_build_info{version=\"");
+    put_label_value(o, PGTP_VERSION);
+    puts_(o, "\",openssl=\"");
+    put_label_value(o, OpenSSL_version(OPENSSL_VERSION));
+    puts_(o, "\",libuv=\"");
+    put_label_value(o, uv_version_string());
+    puts_(o, "\"} 1\n");
+}
+
+size_t metrics_render(char *buf, size_t cap)
+{
+    struct out o = {.buf = buf, .cap = cap, .len = 0};
+    render_sessions(&o);
+    render_handshakes(&o);
+    render_upstream(&o);
+    render_events(&o);
+    render_certs(&o);
+    render_build(&o);
+    /* Like snprintf: NUL-terminated whenever cap > 0, truncated if short. */
+    if (cap > 0)
+        buf[o.len < cap ? o.len : cap - 1] = '\0';
+    return o.len;
+}

@@ -1,0 +1,497 @@
+#!/usr/bin/env bash
+# pg-tls-proxy's own benchmark: the proxy side by side with direct TLS and,
+# when installed, PgBouncer without pooling and stunnel, in one run.
+#
+#   scripts/bench.sh [PATH/TO/pg-tls-proxy]         (make bench does this)
+#   QUICK=1 scripts/bench.sh ...                     ~2-minute smoke run
+#
+# Starts a throw-away PostgreSQL 15 (TLS with a private CA, SCRAM, 127.0.0.1
+# only, as the postgres user when run as root), loads pgbench -i -s $SCALE,
+# then for each repetition and each target, in rotating order:
+#   a. select-only         pgbench -S -c $CLIENTS -j $THREADS -T $DURATION
+#   b. connect per txn     the same with -C
+#   c. bulk                \copy (select repeat('x',1000) from
+#                          generate_series(1,$BULK_ROWS)) to '/dev/null'
+#   d. serial connect      pgbench -C -c 1 -t $SERIAL_CONNS, script "select 1"
+# and samples the proxy's CPU (utime+stime of all its threads, from
+# /proc/PID/stat, around each workload) and RSS (/proc/PID/status: VmRSS in
+# the middle of (a), VmHWM at the end of the repetition). Each proxy is
+# started fresh for every repetition. Prints a Markdown table of medians with
+# ratios against direct TLS; raw values go to build/bench/<timestamp>/.
+#
+# Targets
+#   direct-tls        libpq -> PostgreSQL, verify-full against the db CA
+#   pg-tls-proxy      the binary given, verify-full on both legs;
+#                     clients use channel_binding=disable (a TLS-terminating
+#                     proxy cannot pass SCRAM channel binding)
+#   pgbouncer-nopool  PgBouncer, session mode, server_lifetime=0 (every server
+#                     connection used once: 1:1 like pg-tls-proxy), TLS both
+#                     sides, verify-full upstream (as the shared harness's
+#                     targets/pgbouncer-nopool.sh)
+#   stunnel           stunnel4, two chained services (protocol = pgsql server
+#                     -> loopback hop -> protocol = pgsql client, checkHost)
+# PgBouncer and stunnel are optional: skipped (and said so) when missing.
+#
+# Tunables (environment; QUICK=1 changes the defaults in brackets):
+#   REPS          repetitions, median reported                  3 [1]
+#   DURATION      pgbench -T seconds for (a) and (b)           15 [5]
+#   CLIENTS       pgbench -c                                    8
+#   THREADS       pgbench -j                                    2
+#   SCALE         pgbench -i -s                                10
+#   BULK_ROWS     rows of 1001 bytes for (c)              1000000 [200000]
+#   SERIAL_CONNS  sequential connections for (d)              200 [50]
+#   WARMUP        seconds of unrecorded direct pgbench first   10 [3]
+#   TARGETS       subset/order of the targets above        all four
+#   PROXY_ARGS    extra pg-tls-proxy flags, e.g. "--workers 1"
+#   BENCH_OUT     results directory          build/bench/<timestamp>
+# It is a benchmark, not a test: no number makes it fail. It exits non-zero
+# only when something cannot start (PostgreSQL, the proxy, the first
+# connection through direct TLS or the proxy). Loopback only; every process
+# it starts is stopped by PID and the temporary directory removed on exit.
+set -uo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+T_START=$SECONDS
+
+note() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# ---------------------------------------------------------------- tools
+need_tools() {
+    command -v pgbench >/dev/null && command -v psql >/dev/null &&
+        compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
+}
+if ! need_tools; then
+    note "PostgreSQL server or pgbench missing: running scripts/install-deps.sh"
+    "$REPO/scripts/install-deps.sh" || { note "install-deps failed"; exit 1; }
+    need_tools || { note "PostgreSQL/pgbench still missing"; exit 1; }
+fi
+for tool in ss openssl timeout awk; do
+    command -v "$tool" >/dev/null || { note "$tool not found (scripts/install-deps.sh)"; exit 1; }
+done
+
+# shellcheck source=tests/integration/lib.sh
+. "$REPO/tests/integration/lib.sh"
+
+BIN=${1:-$REPO/build/pg-tls-proxy}
+[ -x "$BIN" ] || it_die "proxy binary '$BIN' not found: run make first"
+BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+PGTP_BIN=$BIN # what it_proxy_start runs
+
+# Nothing from the caller's environment may steer libpq or the proxy.
+unset PGHOST PGHOSTADDR PGPORT PGDATABASE PGUSER PGPASSWORD PGSERVICE PGSERVICEFILE \
+    PGOPTIONS PGSSLMODE PGREQUIRESSL PGSSLROOTCERT PGSSLCERT PGSSLKEY PGSSLCRL \
+    PGCHANNELBINDING PGGSSENCMODE PGCONNECT_TIMEOUT PGTARGETSESSIONATTRS PGAPPNAME
+while read -r var; do unset "$var"; done < <(compgen -e | grep '^PG_TLS_PROXY_' || true)
+
+if [ "${QUICK:-0}" = 1 ]; then
+    : "${REPS:=1}" "${DURATION:=5}" "${BULK_ROWS:=200000}" "${SERIAL_CONNS:=50}" "${WARMUP:=3}"
+fi
+: "${REPS:=3}" "${DURATION:=15}" "${CLIENTS:=8}" "${THREADS:=2}" "${SCALE:=10}"
+: "${BULK_ROWS:=1000000}" "${SERIAL_CONNS:=200}" "${WARMUP:=10}"
+: "${TARGETS:=direct-tls pg-tls-proxy pgbouncer-nopool stunnel}"
+for v in REPS DURATION CLIENTS THREADS SCALE BULK_ROWS SERIAL_CONNS WARMUP; do
+    [[ ${!v} =~ ^[0-9]+$ ]] || it_die "$v must be a whole number (got '${!v}')"
+done
+if [ "$REPS" -lt 1 ] || [ "$DURATION" -lt 1 ]; then it_die "REPS and DURATION must be at least 1"; fi
+HZ=$(getconf CLK_TCK)
+
+STAMP=$(date +%Y%m%d-%H%M%S)
+OUT=${BENCH_OUT:-$REPO/build/bench/$STAMP}
+LOGS=$OUT/logs
+mkdir -p "$LOGS" || it_die "cannot create $OUT"
+OUT=$(cd "$OUT" && pwd) LOGS=$OUT/logs
+RAW=$OUT/raw.tsv
+printf 'target\trep\tmetric\tvalue\n' >"$RAW"
+
+TMP=$(mktemp -d /tmp/pgtp-bench.XXXXXX) || it_die "mktemp failed"
+chmod 755 "$TMP" # the postgres user must reach its data directory inside
+CERTS=$TMP/certs
+PGDATA_DIR=$TMP/pgdata
+ROLE=bench DB=bench
+CUR_NAME="" # the proxy currently running (an IT_PIDS name)
+RSS_SAMPLER="" # background VmRSS sampler during (a)
+
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+    trap - EXIT INT TERM
+    if [ -n "$RSS_SAMPLER" ]; then # the subshell and its sleep, by PID
+        pkill -P "$RSS_SAMPLER" 2>/dev/null
+        kill "$RSS_SAMPLER" 2>/dev/null
+    fi
+    it_stop_all
+    it_pg_stop "$PGDATA_DIR"
+    cp "$PGDATA_DIR/server.log" "$LOGS/postgresql.log" 2>/dev/null
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'note interrupted; exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------- helpers
+record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RAW"; }
+
+# utime+stime of every thread of PID, in clock ticks (empty if gone).
+cpu_ticks() {
+    local stat rest
+    local -a f
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    rest=${stat##*) } # after "pid (comm) "; the command may contain spaces
+    read -r -a f <<<"$rest"
+    echo $((f[11] + f[12]))
+}
+status_kb() { # PID FIELD (VmRSS, VmHWM)
+    awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null
+}
+# First number on the first pgbench output line starting with $2.
+pgb_field() {
+    grep -m1 -E "^$2" "$1" 2>/dev/null | grep -oE '[0-9]+(\.[0-9]+)?' | head -n 1
+}
+calc() { awk "BEGIN { printf \"$1\", $2 }"; }
+
+SVC_PREFIX=()
+if it_is_root; then
+    # PgBouncer refuses to run as root. setpriv execs, so $! is PgBouncer itself.
+    SVC_PREFIX=(setpriv "--reuid=$IT_SVC_USER" "--regid=$IT_SVC_USER" --init-groups)
+fi
+
+# ---------------------------------------------------------------- targets
+declare -A PORT=() CONNINFO=()
+have_target() {
+    case $1 in
+    direct-tls | pg-tls-proxy) return 0 ;;
+    pgbouncer-nopool) command -v pgbouncer >/dev/null ;;
+    stunnel) command -v stunnel >/dev/null ;;
+    *) return 1 ;;
+    esac
+}
+describe_target() {
+    case $1 in
+    direct-tls) echo "libpq -> PostgreSQL, TLS verify-full against the db CA" ;;
+    pg-tls-proxy) echo "$("$BIN" --version 2>&1 | head -n 1) ($BIN) ${PROXY_ARGS:-}" ;;
+    pgbouncer-nopool) echo "$(pgbouncer --version 2>/dev/null | head -n 1), session mode, server_lifetime=0" ;;
+    stunnel) echo "$(stunnel -version 2>&1 | awk '/^stunnel/ { print $1, $2; exit }'), two chained pgsql services" ;;
+    esac
+}
+
+read -r -a EXTRA_ARGS <<<"${PROXY_ARGS:-}"
+start_pgtp() { # LOG
+    it_proxy_start pgtp "$1" "${PORT[pg-tls-proxy]}" \
+        --server-host 127.0.0.1 --server-port "${PORT[pg-tls-proxy]}" \
+        --server-certificate-path "$CERTS/proxy.crt" --server-private-key-path "$CERTS/proxy.key" \
+        --client-connection-host-or-ip 127.0.0.1 --client-connection-port "$PG_PORT" \
+        --client-tls-validation-host localhost --client-ca-roots-path "$CERTS/db-ca.crt" \
+        "${EXTRA_ARGS[@]}"
+}
+
+start_pgbouncer() { # LOG
+    local d=$TMP/pgbouncer pool=$((CLIENTS + 20))
+    mkdir -p "$d"
+    (umask 077 && printf '"%s" "%s"\n' "$ROLE" "$SCRAM_SECRET" >"$d/userlist.txt")
+    cat >"$d/pgbouncer.ini" <<EOF
+[databases]
+$DB = host=localhost port=$PG_PORT dbname=$DB
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = ${PORT[pgbouncer-nopool]}
+unix_socket_dir =
+pidfile =
+log_connections = 0
+log_disconnections = 0
+log_pooler_errors = 1
+stats_period = 3600
+auth_type = scram-sha-256
+auth_file = $d/userlist.txt
+pool_mode = session
+max_client_conn = $((pool + 100))
+default_pool_size = $pool
+max_db_connections = 0
+server_lifetime = 0
+server_reset_query = DISCARD ALL
+client_tls_sslmode = require
+client_tls_cert_file = $CERTS/proxy.crt
+client_tls_key_file = $CERTS/proxy.key
+server_tls_sslmode = verify-full
+server_tls_ca_file = $CERTS/db-ca.crt
+EOF
+    it_is_root && chown -R "$IT_SVC_USER": "$d"
+    it_spawn pgbouncer "$1" "${SVC_PREFIX[@]}" pgbouncer "$d/pgbouncer.ini"
+    it_wait_port "${PORT[pgbouncer-nopool]}" 15 "${IT_PIDS[pgbouncer]}"
+}
+
+start_stunnel() { # LOG
+    local d=$TMP/stunnel
+    mkdir -p "$d"
+    cat >"$d/stunnel.conf" <<EOF
+foreground = yes
+pid =
+syslog = no
+debug = 4
+
+[pg-in]
+accept = 127.0.0.1:${PORT[stunnel]}
+connect = 127.0.0.1:$STUNNEL_HOP
+protocol = pgsql
+cert = $CERTS/proxy.crt
+key = $CERTS/proxy.key
+
+[pg-out]
+client = yes
+accept = 127.0.0.1:$STUNNEL_HOP
+connect = 127.0.0.1:$PG_PORT
+protocol = pgsql
+sni = localhost
+CAfile = $CERTS/db-ca.crt
+verifyChain = yes
+checkHost = localhost
+EOF
+    it_spawn stunnel "$1" stunnel "$d/stunnel.conf"
+    it_wait_port "${PORT[stunnel]}" 15 "${IT_PIDS[stunnel]}" &&
+        it_wait_port "$STUNNEL_HOP" 15 "${IT_PIDS[stunnel]}"
+}
+
+# start_target NAME LOG: sets CUR_NAME and CUR_PID (empty for direct-tls).
+start_target() {
+    CUR_NAME="" CUR_PID=""
+    case $1 in
+    direct-tls) return 0 ;;
+    pg-tls-proxy) CUR_NAME=pgtp && start_pgtp "$2" ;;
+    pgbouncer-nopool) CUR_NAME=pgbouncer && start_pgbouncer "$2" ;;
+    stunnel) CUR_NAME=stunnel && start_stunnel "$2" ;;
+    esac || {
+        note "$1 did not start; last lines of $2:"
+        tail -n 5 "$2" >&2
+        stop_target
+        return 1
+    }
+    CUR_PID=${IT_PIDS[$CUR_NAME]}
+}
+stop_target() {
+    [ -n "$CUR_NAME" ] && it_stop "$CUR_NAME"
+    CUR_NAME="" CUR_PID=""
+}
+
+# ---------------------------------------------------------------- set-up
+note "results -> $OUT"
+it_gen_certs "$CERTS"
+# PgBouncer, running as the service user, reads the front key.
+it_is_root && chown -R "$IT_SVC_USER": "$CERTS"
+it_free_port PG_PORT
+for t in pg-tls-proxy pgbouncer-nopool stunnel; do it_free_port "PORT[$t]"; done
+it_free_port STUNNEL_HOP
+PASSWORD=$(it_random_password)
+it_write_passfile "$TMP/pgpass" "$ROLE" "$PASSWORD"
+export PGPASSFILE=$TMP/pgpass
+note "PostgreSQL on 127.0.0.1:$PG_PORT"
+it_pg_start "$PGDATA_DIR" "$PG_PORT" "$CERTS" "$ROLE" "$DB" "$PASSWORD"
+SCRAM_SECRET=$(it_as_svc timeout 30 "$IT_PG_BINDIR/psql" -X -At -h "$PGDATA_DIR" -p "$PG_PORT" \
+    -U postgres -d postgres -c "select rolpassword from pg_authid where rolname = '$ROLE'")
+[ -n "$SCRAM_SECRET" ] || it_die "cannot read the SCRAM secret of $ROLE"
+
+COMMON="user=$ROLE dbname=$DB connect_timeout=10 gssencmode=disable"
+CONNINFO[direct-tls]="host=localhost hostaddr=127.0.0.1 port=$PG_PORT sslmode=verify-full sslrootcert=$CERTS/db-ca.crt $COMMON"
+for t in pg-tls-proxy pgbouncer-nopool stunnel; do
+    CONNINFO[$t]="host=localhost hostaddr=127.0.0.1 port=${PORT[$t]} sslmode=verify-full sslrootcert=$CERTS/public-ca.crt channel_binding=disable $COMMON"
+done
+
+note "pgbench -i -s $SCALE"
+timeout 900 pgbench -i -q -s "$SCALE" "${CONNINFO[direct-tls]}" >"$LOGS/pgbench-init.log" 2>&1 ||
+    it_die "pgbench -i failed (see $LOGS/pgbench-init.log)"
+printf 'select 1;\n' >"$TMP/select1.sql"
+
+# Which targets can run: each must answer one query (the TLS details of the
+# client-facing hop are kept in env.txt).
+AVAIL=()
+for t in $TARGETS; do
+    if ! have_target "$t"; then
+        case $t in
+        pgbouncer-nopool | stunnel)
+            pkg=pgbouncer
+            [ "$t" = stunnel ] && pkg=stunnel4
+            note "skip $t: not installed (apt-get install $pkg)"
+            record "$t" 0 skipped not-installed
+            continue
+            ;;
+        *) it_die "unknown target '$t' (known: direct-tls pg-tls-proxy pgbouncer-nopool stunnel)" ;;
+        esac
+    fi
+    if ! start_target "$t" "$LOGS/$t-probe.log"; then
+        [ "$t" = pg-tls-proxy ] && it_die "pg-tls-proxy did not start"
+        record "$t" 0 skipped start-failed
+        continue
+    fi
+    out=$(timeout 30 psql -X -At "${CONNINFO[$t]}" \
+        -c "select 'ok ' || coalesce((select version || ' ' || cipher from pg_stat_ssl where pid = pg_backend_pid()), '')" 2>&1)
+    stop_target
+    if [[ $out != ok* ]]; then
+        note "$t: first connection failed: $out"
+        case $t in direct-tls | pg-tls-proxy) it_die "cannot benchmark without $t" ;; esac
+        record "$t" 0 skipped connect-failed
+        continue
+    fi
+    AVAIL+=("$t")
+done
+[ ${#AVAIL[@]} -ge 1 ] || it_die "no target can run"
+
+{
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "cpus: $(nproc); memory: $(free -m | awk '/^Mem:/ { print $2 }') MiB; kernel: $(uname -r)"
+    echo "openssl: $(openssl version)"
+    echo "source: $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)"
+    echo "postgres: $("$IT_PG_BINDIR/postgres" --version); pgbench: $(pgbench --version)"
+    echo "reps=$REPS duration=$DURATION clients=$CLIENTS threads=$THREADS scale=$SCALE bulk_rows=$BULK_ROWS serial_conns=$SERIAL_CONNS warmup=$WARMUP"
+    echo "certificates: ECDSA P-256 (certs/gen-test-certs.sh); auth: scram-sha-256"
+    for t in "${AVAIL[@]}"; do echo "$t: $(describe_target "$t")"; done
+    for t in "${AVAIL[@]}"; do echo "conninfo $t: ${CONNINFO[$t]}"; done
+} >"$OUT/env.txt"
+
+# ---------------------------------------------------------------- workloads
+# run_rep TARGET REP: the four workloads against a freshly started target.
+run_rep() {
+    local t=$1 rep=$2 conn=${CONNINFO[$1]} f c0 c1 n s0 s1
+    local tag=$t-r$rep
+    # Other work on the machine skews everything: keep the load average.
+    record "$t" "$rep" load1 "$(cut -d' ' -f1 /proc/loadavg)"
+    start_target "$t" "$LOGS/$tag-proxy.log" || {
+        record "$t" "$rep" error start
+        return
+    }
+
+    # a. select-only; VmRSS sampled half-way, with the sessions open.
+    f=$LOGS/$tag-select.log
+    RSS_SAMPLER=""
+    if [ -n "$CUR_PID" ]; then
+        (sleep "$(calc %.1f "$DURATION / 2")" && status_kb "$CUR_PID" VmRSS >"$TMP/rss-mid") &
+        RSS_SAMPLER=$!
+    fi
+    c0=$(cpu_ticks "$CUR_PID")
+    timeout $((DURATION * 3 + 60)) pgbench -n -S -c "$CLIENTS" -j "$THREADS" -T "$DURATION" "$conn" >"$f" 2>&1 ||
+        note "$tag: select-only pgbench failed (see $f)"
+    c1=$(cpu_ticks "$CUR_PID")
+    [ -n "$RSS_SAMPLER" ] && wait "$RSS_SAMPLER"
+    RSS_SAMPLER=""
+    n=$(pgb_field "$f" 'number of transactions actually processed:')
+    record "$t" "$rep" sel_tps "$(pgb_field "$f" 'tps =')"
+    record "$t" "$rep" sel_lat_ms "$(pgb_field "$f" 'latency average =')"
+    if [ -n "$CUR_PID" ] && [ -n "$n" ] && [ "$n" -gt 0 ]; then
+        record "$t" "$rep" sel_cpu_us "$(calc %.1f "($c1 - $c0) * 1e6 / $HZ / $n")"
+        record "$t" "$rep" rss_select_kb "$(cat "$TMP/rss-mid" 2>/dev/null)"
+    fi
+
+    # b. a new connection per transaction.
+    f=$LOGS/$tag-connect.log
+    c0=$(cpu_ticks "$CUR_PID")
+    timeout $((DURATION * 3 + 60)) pgbench -n -S -C -c "$CLIENTS" -j "$THREADS" -T "$DURATION" "$conn" >"$f" 2>&1 ||
+        note "$tag: connect pgbench failed (see $f)"
+    c1=$(cpu_ticks "$CUR_PID")
+    n=$(pgb_field "$f" 'number of transactions actually processed:')
+    record "$t" "$rep" con_tps "$(pgb_field "$f" 'tps =')"
+    if [ -n "$CUR_PID" ] && [ -n "$n" ] && [ "$n" -gt 0 ]; then
+        record "$t" "$rep" con_cpu_us "$(calc %.0f "($c1 - $c0) * 1e6 / $HZ / $n")"
+    fi
+
+    # c. bulk COPY out: 1001 bytes of payload per row (1000 x + newline).
+    f=$LOGS/$tag-bulk.log
+    c0=$(cpu_ticks "$CUR_PID")
+    s0=$(date +%s%N)
+    if timeout 900 psql -X -q "$conn" \
+        -c "\\copy (select repeat('x',1000) from generate_series(1,$BULK_ROWS)) to '/dev/null'" >"$f" 2>&1; then
+        s1=$(date +%s%N)
+        c1=$(cpu_ticks "$CUR_PID")
+        record "$t" "$rep" bulk_mbs "$(calc %.1f "$BULK_ROWS * 1001 / 1e6 / (($s1 - $s0) / 1e9)")"
+        [ -n "$CUR_PID" ] &&
+            record "$t" "$rep" bulk_cpu_s_gb "$(calc %.2f "($c1 - $c0) / $HZ / ($BULK_ROWS * 1001 / 1e9)")"
+    else
+        note "$tag: bulk copy failed (see $f)"
+    fi
+
+    # d. serial connect latency: one client, a new connection per "select 1".
+    f=$LOGS/$tag-serial.log
+    timeout $((SERIAL_CONNS + 120)) pgbench -n -C -c 1 -j 1 -t "$SERIAL_CONNS" -f "$TMP/select1.sql" "$conn" >"$f" 2>&1 ||
+        note "$tag: serial connect pgbench failed (see $f)"
+    # "latency average" with -C is connect + select 1 + disconnect: the honest
+    # figure for PgBouncer, which answers the client's login before it even
+    # connects upstream (its "connection time" alone looks far too good).
+    record "$t" "$rep" serial_ms "$(pgb_field "$f" 'latency average =')"
+    record "$t" "$rep" serial_conn_ms "$(pgb_field "$f" 'average connection time =')"
+
+    if [ -n "$CUR_PID" ]; then
+        record "$t" "$rep" rss_peak_kb "$(status_kb "$CUR_PID" VmHWM)"
+    fi
+    stop_target
+}
+
+note "warm-up ${WARMUP}s (direct TLS, not recorded)"
+timeout $((WARMUP + 60)) pgbench -n -S -c "$CLIENTS" -j "$THREADS" -T "$WARMUP" "${CONNINFO[direct-tls]}" \
+    >"$LOGS/warmup.log" 2>&1 || note "warm-up pgbench failed (see $LOGS/warmup.log)"
+
+for ((rep = 1; rep <= REPS; rep++)); do
+    # Rotate the order each repetition so no target always runs first.
+    k=$(((rep - 1) % ${#AVAIL[@]}))
+    for t in "${AVAIL[@]:k}" "${AVAIL[@]:0:k}"; do
+        note "rep $rep/$REPS: $t"
+        run_rep "$t" "$rep"
+    done
+done
+
+# ---------------------------------------------------------------- summary
+# med TARGET METRIC: median over the repetitions ("" if none).
+med() {
+    awk -F'\t' -v t="$1" -v m="$2" '$1 == t && $3 == m && $4 != "" { print $4 }' "$RAW" | sort -g |
+        awk '{ a[NR] = $1 } END { if (NR) print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+# spread TARGET METRIC: (max - min) / median in %, when there are 2+ values.
+spread() {
+    awk -F'\t' -v t="$1" -v m="$2" '$1 == t && $3 == m && $4 != "" { print $4 }' "$RAW" | sort -g |
+        awk '{ a[NR] = $1 } END { if (NR < 2) exit; m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+              if (m > 0) printf " ±%.0f%%", 100 * (a[NR] - a[1]) / m }'
+}
+fmt() { # FORMAT VALUE: "-" when empty
+    if [ -n "$2" ]; then calc "$1" "$2"; else printf -- '-'; fi
+}
+ratio() { # VALUE BASE
+    if [ -n "$1" ] && [ -n "$2" ] && awk "BEGIN { exit !($2 > 0) }"; then calc '%.2f×' "$1 / $2"; else printf -- '-'; fi
+}
+delta() { # VALUE BASE (ms)
+    if [ -n "$1" ] && [ -n "$2" ]; then calc '%+.1f ms' "$1 - $2"; else printf -- '-'; fi
+}
+
+summary() {
+    local t b_sel b_con b_bulk b_ser sel con bulk ser
+    b_sel=$(med direct-tls sel_tps) b_con=$(med direct-tls con_tps)
+    b_bulk=$(med direct-tls bulk_mbs) b_ser=$(med direct-tls serial_ms)
+    echo "## pg-tls-proxy benchmark ($STAMP)"
+    echo
+    echo "$(nproc) CPUs, $(openssl version | awk '{ print $1, $2 }'), $("$IT_PG_BINDIR/postgres" --version | awk '{ print $1, $3 }'), ECDSA P-256, SCRAM."
+    echo "Median of $REPS run(s); pgbench -c $CLIENTS -j $THREADS -T $DURATION, bulk $BULK_ROWS rows ($(calc %.2f "$BULK_ROWS * 1001 / 1e9") GB), serial = $SERIAL_CONNS connections one after another."
+    echo
+    echo "| target | select TPS | vs direct | connect TPS (-C) | vs direct | bulk MB/s | vs direct | serial connect+select ms | vs direct | proxy CPU µs/select | proxy CPU µs/connection | proxy CPU s/GB | proxy RSS MB (select / peak) |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    for t in "${AVAIL[@]}"; do
+        sel=$(med "$t" sel_tps) con=$(med "$t" con_tps) bulk=$(med "$t" bulk_mbs) ser=$(med "$t" serial_ms)
+        local rss_s rss_p mem="n/a"
+        rss_s=$(med "$t" rss_select_kb) rss_p=$(med "$t" rss_peak_kb)
+        [ "$t" != direct-tls ] && mem="$(fmt %.1f "${rss_s:+$rss_s / 1024}") / $(fmt %.1f "${rss_p:+$rss_p / 1024}")"
+        printf '| %s | %s%s | %s | %s%s | %s | %s%s | %s | %s%s | %s | %s | %s | %s | %s |\n' "$t" \
+            "$(fmt %.0f "$sel")" "$(spread "$t" sel_tps)" "$(ratio "$sel" "$b_sel")" \
+            "$(fmt %.1f "$con")" "$(spread "$t" con_tps)" "$(ratio "$con" "$b_con")" \
+            "$(fmt %.0f "$bulk")" "$(spread "$t" bulk_mbs)" "$(ratio "$bulk" "$b_bulk")" \
+            "$(fmt %.1f "$ser")" "$(spread "$t" serial_ms)" "$(delta "$ser" "$b_ser")" \
+            "$(fmt %.1f "$(med "$t" sel_cpu_us)")" "$(fmt %.0f "$(med "$t" con_cpu_us)")" \
+            "$(fmt %.2f "$(med "$t" bulk_cpu_s_gb)")" "$mem"
+    done
+    echo
+    echo "\"vs direct\": ratio of medians to direct TLS (latency: difference). ±x% = (max-min)/median."
+    echo "Proxy CPU = utime+stime of the proxy process (all threads) during the workload, per transaction,"
+    echo "per new connection (-C) or per GB copied; clock ticks of $((1000 / HZ)) ms. On a small machine client,"
+    echo "PostgreSQL and proxy share the CPUs, so the proxy's own CPU is the fairer comparison."
+    local s
+    s=$(awk -F'\t' '$3 == "load1" { if (n++ == 0 || $4 < lo) lo = $4; if ($4 > hi) hi = $4 }
+                    END { if (n) printf "%s-%s", lo, hi }' "$RAW")
+    [ -z "$s" ] || echo "1-minute load average when each target started: $s on $(nproc) CPUs$(
+        awk -v h="${s#*-}" -v c="$(nproc)" 'BEGIN { if (h + 0 > c + 0) printf " (other processes competed for the CPU: expect noise)" }')."
+    s=$(awk -F'\t' '$3 == "skipped" { printf "%s%s (%s)", sep, $1, $4; sep = ", " }' "$RAW")
+    [ -z "$s" ] || echo "Skipped: $s."
+    echo "Raw values: $RAW; logs: $LOGS; took $((SECONDS - T_START)) s."
+}
+summary | tee "$OUT/summary.md"

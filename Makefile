@@ -92,7 +92,7 @@ asan: deps
 
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_TIME ?= 30
-FUZZ_LIB_SRCS := src/pgproto.c src/log.c src/config.c src/tlsio.c src/cidr.c
+FUZZ_LIB_SRCS := src/pgproto.c src/log.c src/config.c src/tlsio.c src/cidr.c src/proxyproto.c
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard include/*.h)
 	@mkdir -p $(BUILD)/fuzz
 	clang $(CSTD) -g -O1 -Iinclude -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_SRCS) \
@@ -111,7 +111,12 @@ demo: deps $(BIN)
 	scripts/demo.sh $(abspath $(BIN))
 
 bench: $(BIN)
-	@echo "make bench: see issue tracker (performance); for now run ../shared/bench/run-all.sh with PG_TLS_PROXY_BIN=$(abspath $(BIN))"
+	scripts/bench.sh $(abspath $(BIN))
+
+# make bench-conns N=10000 [HOLD=20]: proxy RSS per concurrent session.
+.PHONY: bench-conns
+bench-conns: $(BIN)
+	scripts/bench-conns.sh $(abspath $(BIN)) $(or $(N),1000)
 
 format:
 	clang-format -i src/*.c include/*.h tests/unit/*.c tests/integration/*.c tests/fuzz/*.c

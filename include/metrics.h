@@ -11,18 +11,18 @@
 
 /* Session outcomes, as logged in event=closed outcome=... */
 enum metric_outcome {
-    OUT_CLOSED = 0,   /* normal end */
-    OUT_ERROR,        /* socket or TLS error */
-    OUT_REFUSED,      /* TLS required, pipelined bytes, ... */
-    OUT_TIMEOUT,      /* start-up or idle timeout */
-    OUT_UPSTREAM,     /* upstream unreachable / unverifiable */
-    OUT_PROTOCOL,     /* protocol violation */
-    OUT_DENIED,       /* not in --server-allow-from */
+    OUT_CLOSED = 0, /* normal end */
+    OUT_ERROR,      /* socket or TLS error */
+    OUT_REFUSED,    /* TLS required, pipelined bytes, ... */
+    OUT_TIMEOUT,    /* start-up or idle timeout */
+    OUT_UPSTREAM,   /* upstream unreachable / unverifiable */
+    OUT_PROTOCOL,   /* protocol violation */
+    OUT_DENIED,     /* not in --server-allow-from */
     OUT_CHANNEL_BINDING,
-    OUT_CANCEL,       /* a cancel request's own connection */
-    OUT_FRONT_TLS,    /* front handshake failed */
-    OUT_TOO_MANY,     /* --max-connections */
-    OUT_SHUTDOWN,     /* ended by proxy shutdown */
+    OUT_CANCEL,    /* a cancel request's own connection */
+    OUT_FRONT_TLS, /* front handshake failed */
+    OUT_TOO_MANY,  /* --max-connections */
+    OUT_SHUTDOWN,  /* ended by proxy shutdown */
     OUT_COUNT
 };
 

@@ -91,6 +91,8 @@ struct worker {
     struct conn *conns; /* every live connection, for shutdown */
     size_t nconns;
     bool draining;
+    bool probing; /* probe_timer initialised (worker 0 with --admin-address) */
+    uv_timer_t probe_timer;
     atomic_bool finished; /* written by the worker, read by the main thread */
     struct chunk_cache small, large;
     uv_tcp_t *listeners;
@@ -159,8 +161,9 @@ struct conn {
     unsigned refs; /* open handles + pending requests that hold c */
     unsigned shutdowns;
     uint64_t start_ms, front_deadline, back_deadline;
-    uint64_t last_active; /* last read on either leg (--idle-timeout) */
-    uint8_t *startup;     /* plaintext start-up bytes (packet + anything after it) */
+    uint64_t last_active;   /* last read on either leg (--idle-timeout) */
+    uint64_t back_start_ms; /* back leg set-up began (metrics) */
+    uint8_t *startup;       /* plaintext start-up bytes (packet + anything after it) */
     size_t startup_len;
     struct pg_startup_info info;
     struct back_setup *setup;
@@ -172,18 +175,21 @@ struct conn {
     char *err_msg;
     const char *outcome;
     char reason[256];
-    bool probe; /* --check: no front leg */
+    bool probe;        /* --check or a readiness probe: no front leg */
+    bool health_probe; /* a quiet readiness probe (--admin-address) */
     bool draining_armed;
-    bool direct_tls;          /* front began with a TLS ClientHello (PG17 sslnegotiation=direct) */
-    bool denied;              /* not in --server-allow-from: told so once the front can read it */
-    bool too_many;            /* over --max-connections: likewise, with 53300 */
-    bool counted;             /* counted in the --max-connections total */
-    bool watching;            /* start-up watch active (see struct watch) */
-    bool sasl_offered;        /* upstream sent AuthenticationSASL */
-    bool sasl_chosen;         /* client's SASLInitialResponse seen */
-    struct watch wf, wb;      /* front->back and back->front bytes not yet framed */
-    struct keymap_entry *key; /* our session's cancel key, while it lives */
-    uint8_t *cancel_pkt;      /* forwarding conn: the CancelRequest to send upstream */
+    bool direct_tls; /* front began with a TLS ClientHello (PG17 sslnegotiation=direct) */
+    bool denied;     /* not in --server-allow-from: told so once the front can read it */
+    bool too_many;   /* over --max-connections: likewise, with 53300 */
+    bool counted;    /* counted in the --max-connections total */
+    bool pp_done;    /* PROXY protocol header read */
+    struct sockaddr_storage *pp_src; /* the client per that header, when it said */
+    bool watching;                   /* start-up watch active (see struct watch) */
+    bool sasl_offered;               /* upstream sent AuthenticationSASL */
+    bool sasl_chosen;                /* client's SASLInitialResponse seen */
+    struct watch wf, wb;             /* front->back and back->front bytes not yet framed */
+    struct keymap_entry *key;        /* our session's cancel key, while it lives */
+    uint8_t *cancel_pkt;             /* forwarding conn: the CancelRequest to send upstream */
     size_t cancel_len;
 };
 
@@ -205,6 +211,7 @@ void conn_back_ready(struct conn *c);
 void conn_back_failed(struct conn *c, const char *sqlstate, const char *msg);
 void conn_arm_timer(struct conn *c);
 void conn_format_peer(uv_tcp_t *tcp, char *buf, size_t len);
+void format_sockaddr(const struct sockaddr *sa, char *buf, size_t len);
 void front_on_data(struct conn *c, const uint8_t *buf, size_t len);
 void conn_hold(struct conn *c);
 void conn_release(struct conn *c);
@@ -217,6 +224,7 @@ void worker_command(struct worker *w, unsigned cmds);
 void worker_offer_contexts(struct worker *w, SSL_CTX *front, SSL_CTX *back);
 void worker_conn_gone(struct worker *w);
 void worker_thread(void *arg);
+void worker_start_probe(struct worker *w);
 void worker_destroy(struct worker *w);
 
 /* upstream.c */

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <openssl/ssl.h>
 
@@ -50,6 +51,9 @@ void tlsctx_contexts_free(struct tls_contexts *c);
 
 /* Names the upstream's certificate must match; sets SNI for DNS names. */
 int tlsctx_back_session_setup(SSL *ssl, const char *verify_name, char *err, size_t errlen);
+
+/* notAfter of cert in unix seconds (0 if unreadable). */
+int64_t tlsctx_not_after(X509 *cert);
 
 /* True if the handshake selected ALPN "postgresql". */
 bool tlsctx_alpn_postgresql(const SSL *ssl);

@@ -95,7 +95,9 @@ static const struct opt_def options[] = {
      "Time a client has from connecting to a complete StartupMessage (TLS handshake "
      "included); 0 = no limit."},
     {"client-connect-timeout", 0, OPT_SECONDS, "SECONDS", FIELD(connect_timeout_s), false, "10",
-     NULL, "Time for the upstream leg: resolve, connect and verified TLS handshake."},
+     NULL,
+     "Time for the upstream leg: resolve, connect and verified TLS handshake; 0 = no "
+     "limit."},
     {"idle-timeout", 0, OPT_SECONDS, "SECONDS", FIELD(idle_timeout_s), false, "0", "0: off",
      "Close a session after this long without a byte in either direction."},
     {"tcp-keepalive", 0, OPT_SECONDS, "SECONDS", FIELD(keepalive_s), false, "60", NULL,
@@ -104,8 +106,8 @@ static const struct opt_def options[] = {
      "On SIGTERM/SIGINT: how long open sessions may finish before they are ended "
      "(57P01); a second signal ends them at once."},
     {"max-connections", 0, OPT_COUNT, "N", FIELD(max_connections), false, "10000", NULL,
-     "Client connections at once; the next client is told FATAL 53300 after its TLS "
-     "handshake."},
+     "Client connections at once; the next client is told FATAL 53300 once it has sent its "
+     "StartupMessage (inside TLS when it asked for TLS)."},
     {"server-proxy-protocol", 0, OPT_BOOL, NULL, FIELD(proxy_protocol), false, NULL, NULL,
      "Expect a PROXY protocol v1 or v2 header (AWS NLB, HAProxy) before every client "
      "connection; its source address is the one logged and allow-listed. Connections "
@@ -342,9 +344,9 @@ static bool apply(struct config *cfg, const struct opt_def *o, const struct raw_
     }
     case OPT_LOGFMT: {
         bool json;
-        if (strcmp(rv->value, "text") == 0) {
+        if (strcasecmp(rv->value, "text") == 0) {
             json = false;
-        } else if (strcmp(rv->value, "json") == 0) {
+        } else if (strcasecmp(rv->value, "json") == 0) {
             json = true;
         } else {
             set_err(err, errlen, "%s: \"%s\" is not a log format (text, json)", origin, rv->value);

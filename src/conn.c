@@ -18,7 +18,9 @@
 
 #include "keymap.h"
 #include "log.h"
+#include "metrics.h"
 #include "proxy.h"
+#include "proxyproto.h"
 #include "tlsctx.h"
 
 /* Connection ids are unique across workers, for the logs. */
@@ -65,6 +67,7 @@ static void conn_free(struct conn *c)
     tlsio_free(&c->back.tls);
     free(c->startup);
     free(c->err_msg);
+    free(c->pp_src);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else if (w->conns == c)
@@ -72,8 +75,11 @@ static void conn_free(struct conn *c)
     if (c->next != NULL)
         c->next->prev = c->prev;
     w->nconns--;
-    if (c->counted)
+    if (c->counted) {
         atomic_fetch_sub_explicit(&active_clients, 1, memory_order_relaxed);
+        metrics_session_closed(metrics_outcome_of(c->outcome ? c->outcome : "closed"),
+                               c->front.bytes_in, c->back.bytes_in);
+    }
     free(c);
     worker_conn_gone(w);
 }
@@ -326,6 +332,22 @@ struct conn *conn_new(struct worker *w)
     return c;
 }
 
+void format_sockaddr(const struct sockaddr *sa, char *buf, size_t len)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+        uv_ip4_name(a, ip, sizeof(ip));
+        snprintf(buf, len, "%s:%d", ip, ntohs(a->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+        uv_ip6_name(a, ip, sizeof(ip));
+        snprintf(buf, len, "[%s]:%d", ip, ntohs(a->sin6_port));
+    } else {
+        snprintf(buf, len, "?");
+    }
+}
+
 static void format_peer(uv_tcp_t *tcp, char *buf, size_t len, int peer)
 {
     struct sockaddr_storage ss;
@@ -369,9 +391,50 @@ static bool front_in(struct conn *c, const struct cidr_list *list)
 {
     struct sockaddr_storage ss;
     int sl = sizeof(ss);
+    if (c->pp_src != NULL)
+        return cidr_list_match(list, (const struct sockaddr *)c->pp_src);
     if (uv_tcp_getpeername(&c->front.tcp, (struct sockaddr *)&ss, &sl) != 0)
         return false;
     return cidr_list_match(list, (const struct sockaddr *)&ss);
+}
+
+/*
+ * --server-proxy-protocol: the first bytes are a PROXY v1/v2 header from
+ * the load balancer. Its source address becomes the client's, for the logs
+ * and the allow-lists. Returns true when the header is done and c->startup
+ * holds only the client's own bytes; false if more is needed or the
+ * connection was refused (then it is ending).
+ */
+static bool front_proxy_header(struct conn *c)
+{
+    struct proxyproto pp;
+    char err[160];
+    int n = proxyproto_parse(c->startup, c->startup_len, &pp, err, sizeof(err));
+    if (n == 0)
+        return false;
+    if (n < 0) {
+        /* No ErrorResponse: the client may be waiting for an answer to its
+         * SSLRequest, which must never be one (CVE-2024-10977). */
+        log_warn("event=refused conn=%llu front=%s reason=\"PROXY protocol header missing or "
+                 "invalid: %s\" hint=\"is the load balancer set to send PROXY protocol "
+                 "headers? (--server-proxy-protocol is on)\"",
+                 (unsigned long long)c->id, c->front_addr, err);
+        conn_end(c, "refused", "PROXY protocol header missing or invalid: %s", err);
+        return false;
+    }
+    c->pp_done = true;
+    if (pp.has_addr && (c->pp_src = malloc(sizeof(*c->pp_src))) != NULL) {
+        memcpy(c->pp_src, &pp.src, sizeof(pp.src));
+        snprintf(c->lb_addr, sizeof(c->lb_addr), "%s", c->front_addr);
+        format_sockaddr((const struct sockaddr *)&pp.src, c->front_addr, sizeof(c->front_addr));
+    }
+    memmove(c->startup, c->startup + n, c->startup_len - (size_t)n);
+    c->startup_len -= (size_t)n;
+    c->denied = c->w->rt->allow_from.n > 0 && !front_in(c, &c->w->rt->allow_from);
+    log_info("event=proxy_protocol conn=%llu front=%s via=%s version=%d%s",
+             (unsigned long long)c->id, c->front_addr, c->lb_addr[0] ? c->lb_addr : "-", pp.version,
+             c->denied ? " denied=not_in_server_allow_from" : "");
+    return true;
 }
 
 void conn_accept(struct worker *w, uv_stream_t *listener)
@@ -392,11 +455,15 @@ void conn_accept(struct worker *w, uv_stream_t *listener)
     unsigned ka = w->rt->cfg->keepalive_s;
     uv_tcp_keepalive(&c->front.tcp, ka > 0, ka);
     c->counted = true;
+    metrics_session_opened();
     unsigned open = atomic_fetch_add_explicit(&active_clients, 1, memory_order_relaxed) + 1;
     c->too_many = open > w->rt->cfg->max_connections;
     conn_format_peer(&c->front.tcp, c->front_addr, sizeof(c->front_addr));
     /* Told once the client can read it: after its TLS handshake. */
-    c->denied = w->rt->allow_from.n > 0 && !front_in(c, &w->rt->allow_from);
+    /* Behind a PROXY-protocol load balancer, the client's address is in
+     * the header: decided there. */
+    c->denied =
+        !w->rt->cfg->proxy_protocol && w->rt->allow_from.n > 0 && !front_in(c, &w->rt->allow_from);
     log_info("event=accepted conn=%llu front=%s%s%s", (unsigned long long)c->id, c->front_addr,
              c->denied ? " denied=not_in_server_allow_from" : "",
              c->too_many ? " refused=max_connections" : "");
@@ -507,10 +574,14 @@ void conn_back_failed(struct conn *c, const char *sqlstate, const char *msg)
     back_setup_free(c);
     leg_read_stop(&c->back);
     conn_close_leg(&c->back);
-    if (c->probe) {
+    if (c->probe && !c->health_probe) {
         fprintf(stderr, "check failed: %s\n",
                 strncmp(msg, "pg-tls-proxy: ", 14) == 0 ? msg + 14 : msg);
         c->w->probe_status = 1;
+        conn_close(c);
+        return;
+    }
+    if (c->health_probe) {
         conn_close(c);
         return;
     }
@@ -541,6 +612,7 @@ void conn_cancel_forward(struct worker *w, const uint8_t *pkt, size_t len, const
     size_t keylen;
 
     if (pg_parse_cancel(pkt, len, &pid, key, &keylen) != 0 || !keymap_contains(pid, key, keylen)) {
+        metrics_cancel(false);
         log_warn("event=cancel_dropped front=%s pid=%u reason=\"no live session with this "
                  "backend key\"",
                  from, pg_parse_cancel(pkt, len, &pid, key, &keylen) == 0 ? pid : 0);
@@ -556,6 +628,7 @@ void conn_cancel_forward(struct worker *w, const uint8_t *pkt, size_t len, const
     memcpy(c->cancel_pkt, pkt, len);
     c->cancel_len = len;
     snprintf(c->front_addr, sizeof(c->front_addr), "%s", from);
+    metrics_cancel(true);
     log_info("event=cancel_forward conn=%llu front=%s pid=%u", (unsigned long long)c->id, from,
              pid);
     back_start(c);
@@ -586,8 +659,11 @@ static bool front_tls_begin(struct conn *c, const uint8_t *pending, size_t n)
         return false;
     }
     c->fs = FRONT_TLS;
-    if (!c->denied && !c->too_many)
-        back_start(c); /* in parallel with the front handshake */
+    /* In parallel with the front handshake, unless the client must first
+     * prove who it is (mTLS): then unauthenticated clients cost the
+     * database nothing. */
+    if (!c->denied && !c->too_many && c->w->rt->cfg->front_client_ca_path == NULL)
+        back_start(c);
     return c->phase == PHASE_OPEN;
 }
 
@@ -607,6 +683,9 @@ static void front_first(struct conn *c, const uint8_t *buf, size_t len)
         len = PG_STARTUP_MAX - c->startup_len; /* the parser rejects it below */
     memcpy(c->startup + c->startup_len, buf, len);
     c->startup_len += len;
+    if (c->w->rt->cfg->proxy_protocol && !c->pp_done &&
+        (!front_proxy_header(c) || c->startup_len == 0))
+        return;
 
     switch (pg_parse_first(c->startup, c->startup_len, &p, err, sizeof(err))) {
     case PG_FIRST_INCOMPLETE:
@@ -763,9 +842,12 @@ static void front_tls_step(struct conn *c)
             } else if (strstr(e, "application protocol") != NULL) {
                 hint = "the client offered ALPN without \"postgresql\"";
             } else if (strstr(e, "version") != NULL || strstr(e, "protocol") != NULL) {
-                hint = "the client sent something other than a TLS ClientHello, or only TLS "
-                       "older than 1.2";
+                hint = "the client sent something other than a TLS ClientHello, or a TLS "
+                       "version older than --server-min-tls-version";
             }
+            metrics_handshake_failed(0, mtls && vr != X509_V_OK             ? "client_certificate"
+                                        : strstr(e, "application protocol") ? "alpn"
+                                                                            : "handshake");
             log_warn("event=front_handshake_failed conn=%llu front=%s reason=\"%s\" hint=\"%s\"",
                      (unsigned long long)c->id, c->front_addr, e, hint);
             leg_flush(&c->front); /* the alert */
@@ -774,6 +856,12 @@ static void front_tls_step(struct conn *c)
         }
         c->front.tls_up = true;
         c->fs = FRONT_STARTUP;
+        if (c->w->rt->cfg->front_client_ca_path != NULL && !c->denied && !c->too_many &&
+            c->bs == BACK_IDLE) {
+            back_start(c); /* the client's certificate is verified */
+            if (c->phase != PHASE_OPEN)
+                return;
+        }
         log_debug("event=front_tls_up conn=%llu tls=%s cipher=%s direct=%d",
                   (unsigned long long)c->id, tlsio_version(&c->front.tls),
                   tlsio_cipher(&c->front.tls), (int)c->direct_tls);

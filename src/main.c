@@ -17,8 +17,10 @@
 #include <openssl/err.h>
 
 #include "config.h"
+#include "admin.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
 #include "proxy.h"
 #include "tlsctx.h"
 
@@ -68,6 +70,26 @@ static void broadcast(struct supervisor *sv, unsigned cmds)
         worker_command(&sv->workers[i], cmds);
 }
 
+/* Expiry gauges: the front certificate and every CA root, as now loaded. */
+static void publish_expiry(const struct tls_contexts *ctx)
+{
+    char subj[256];
+    metrics_clear_cert_expiry();
+    X509 *leaf = SSL_CTX_get0_certificate(ctx->front);
+    if (leaf != NULL) {
+        X509_NAME_oneline(X509_get_subject_name(leaf), subj, sizeof(subj));
+        metrics_set_cert_expiry("front", subj, tlsctx_not_after(leaf));
+    }
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx->back));
+    for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+        X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+        if (x == NULL)
+            continue;
+        X509_NAME_oneline(X509_get_subject_name(x), subj, sizeof(subj));
+        metrics_set_cert_expiry("ca_root", subj, tlsctx_not_after(x));
+    }
+}
+
 /* Build new contexts and hand them to every worker; old sessions keep theirs. */
 static void reload(struct supervisor *sv, const char *why)
 {
@@ -79,8 +101,11 @@ static void reload(struct supervisor *sv, const char *why)
         log_error("event=reload_failed trigger=%s reason=\"%s\" hint=\"the old certificates stay "
                   "in use\"",
                   why, log_escape(err, q, sizeof(q)));
+        metrics_reload(false);
         return;
     }
+    metrics_reload(true);
+    publish_expiry(&ctx);
     for (unsigned i = 0; i < sv->nworkers; i++)
         worker_offer_contexts(&sv->workers[i], ctx.front, ctx.back);
     log_info("event=reloaded trigger=%s ca_roots=\"%s\" front_certificate=[%s]", why,
@@ -178,6 +203,7 @@ static void signal_cb(uv_signal_t *h, int signum)
     log_info("event=shutdown signal=%s drain_timeout_s=%u hint=\"send it again to stop at once\"",
              name, sv->cfg->shutdown_timeout_s);
     broadcast(sv, WORKER_DRAIN);
+    admin_set_listening(false);
     uv_timer_start(&sv->shutdown_timer, shutdown_timer_cb,
                    (uint64_t)sv->cfg->shutdown_timeout_s * 1000, 0);
 }
@@ -200,6 +226,7 @@ static void worker_done_cb(uv_async_t *a)
         close_if_open((uv_handle_t *)&sv->watches[i]);
     if (sv->cfg->watch_certificates)
         close_if_open((uv_handle_t *)&sv->watch_debounce);
+    admin_stop();
 }
 
 static int run_check(struct worker *w)
@@ -275,6 +302,17 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
     }
     if (cfg->watch_certificates)
         start_watches(&sv, &main_loop);
+    publish_expiry(ctx);
+    if (cfg->admin_address != NULL) {
+        if (admin_start(&main_loop, cfg->admin_address, cfg->admin_ready_window_s, err,
+                        sizeof(err)) < 0)
+            fatal("%s", err);
+        log_info("event=admin_listening address=%s paths=\"/metrics /healthz /readyz\"",
+                 cfg->admin_address);
+    }
+    admin_set_listening(true);
+    if (cfg->admin_address != NULL)
+        worker_start_probe(&sv.workers[0]);
     for (unsigned i = 0; i < sv.nworkers; i++)
         if (uv_thread_create(&sv.workers[i].thread, worker_thread, &sv.workers[i]) != 0)
             fatal("cannot start worker thread %u", i);

@@ -187,7 +187,8 @@ SSL_CTX *tlsctx_front(const char *cert_path, const char *key_path, char *summary
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select_cb, NULL);
     /* Clients of a database proxy do not resume sessions (libpq never
      * does): tickets would cost CPU and memory on every handshake. */
-    SSL_CTX_set_num_tickets(ctx, 0);
+    SSL_CTX_set_num_tickets(ctx, 0);            /* TLS 1.3 */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET); /* TLS 1.2 */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     if (load_identity(ctx, cert_path, key_path, "--server-certificate-path",
                       "--server-private-key-path", err, errlen) < 0) {
@@ -395,6 +396,8 @@ int tlsctx_build(const struct config *cfg, struct tls_contexts *out, char *err, 
             X509_STORE_free(store);
             goto fail;
         }
+        /* As for the upstream's roots: an intermediate may be the anchor. */
+        X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN);
         SSL_CTX_set_cert_store(out->front, store); /* ctx owns it now */
         SSL_CTX_set_verify(out->front, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
         snprintf(out->client_ca_summary, sizeof(out->client_ca_summary), "%s", sum);
@@ -410,4 +413,12 @@ void tlsctx_contexts_free(struct tls_contexts *c)
     SSL_CTX_free(c->front);
     SSL_CTX_free(c->back);
     c->front = c->back = NULL;
+}
+
+int64_t tlsctx_not_after(X509 *cert)
+{
+    struct tm tm;
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1)
+        return 0;
+    return (int64_t)timegm(&tm);
 }

@@ -15,6 +15,7 @@
 #include <openssl/x509v3.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "proxy.h"
 #include "tlsctx.h"
 
@@ -56,15 +57,17 @@ static const struct config *cfg_of(struct conn *c)
     return c->w->rt->cfg;
 }
 
-static void fail(struct conn *c, const char *sqlstate, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void fail(struct conn *c, const char *sqlstate, const char *fmt, ...)
+/* The back leg failed: label is the metrics reason, msg what the client reads. */
+static void fail(struct conn *c, const char *sqlstate, const char *label, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void fail(struct conn *c, const char *sqlstate, const char *label, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    metrics_handshake_failed(1, label);
     conn_back_failed(c, sqlstate, msg);
 }
 
@@ -76,22 +79,6 @@ static void note_error(struct back_setup *s, const char *what, const char *addr)
                      s->errs_len ? "; " : "", what, addr);
     if (n > 0)
         s->errs_len += (size_t)n;
-}
-
-static void addr_name(const struct sockaddr *sa, char *buf, size_t len)
-{
-    char ip[INET6_ADDRSTRLEN] = "?";
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
-        uv_ip4_name(a, ip, sizeof(ip));
-        snprintf(buf, len, "%s:%d", ip, ntohs(a->sin_port));
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
-        uv_ip6_name(a, ip, sizeof(ip));
-        snprintf(buf, len, "[%s]:%d", ip, ntohs(a->sin6_port));
-    } else {
-        snprintf(buf, len, "?");
-    }
 }
 
 static void connect_cb(uv_connect_t *req, int status);
@@ -106,7 +93,7 @@ static void try_connect(struct conn *c)
     while (s->cur != NULL) {
         struct addrinfo *ai = s->cur;
         s->cur = ai->ai_next;
-        addr_name(ai->ai_addr, c->back_addr, sizeof(c->back_addr));
+        format_sockaddr(ai->ai_addr, c->back_addr, sizeof(c->back_addr));
         uv_tcp_init(c->w->loop, &c->back.tcp);
         c->back.tcp.data = &c->back;
         c->back.open = true;
@@ -122,7 +109,7 @@ static void try_connect(struct conn *c)
             /* Our limit, not the upstream's fault: say so, with 53300. */
             conn_close_leg(&c->back);
             c->setup->cur = NULL;
-            fail(c, "53300",
+            fail(c, "53300", "fd_exhausted",
                  "pg-tls-proxy: too many connections: the proxy is out of file descriptors (%s) "
                  "— raise its open-files limit (ulimit -n / LimitNOFILE) or lower the load",
                  uv_strerror(r));
@@ -133,7 +120,7 @@ static void try_connect(struct conn *c)
         conn_close_leg(&c->back); /* back_on_close() continues with the next */
         return;
     }
-    fail(c, "08001",
+    fail(c, "08001", "unreachable",
          "pg-tls-proxy: upstream %s:%u is unreachable: %s — is the database running, and are "
          "--client-connection-host-or-ip and --client-connection-port right?",
          cfg->upstream_host, cfg->upstream_port, s->errs_len ? s->errs : "no address");
@@ -162,7 +149,7 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     }
     if (status < 0) {
         const struct config *cfg = cfg_of(c);
-        fail(c, "08001",
+        fail(c, "08001", "dns",
              "pg-tls-proxy: could not resolve upstream host \"%s\": %s — check "
              "--client-connection-host-or-ip and this host's DNS",
              cfg->upstream_host, uv_strerror(status));
@@ -180,12 +167,13 @@ void back_start(struct conn *c)
     char port[8];
 
     if (s == NULL) {
-        fail(c, "XX000", "pg-tls-proxy: out of memory");
+        fail(c, "XX000", "internal", "pg-tls-proxy: out of memory");
         return;
     }
     s->c = c;
     c->setup = s;
     c->bs = BACK_RESOLVE;
+    c->back_start_ms = uv_now(c->w->loop);
     c->back_deadline = c->w->rt->connect_timeout_ms
                            ? uv_now(c->w->loop) + c->w->rt->connect_timeout_ms
                            : UINT64_MAX;
@@ -200,7 +188,7 @@ void back_start(struct conn *c)
     s->gai.data = s;
     int r = uv_getaddrinfo(c->w->loop, &s->gai, gai_cb, cfg->upstream_host, port, &hints);
     if (r < 0) {
-        fail(c, "08001", "pg-tls-proxy: could not resolve upstream host \"%s\": %s",
+        fail(c, "08001", "dns", "pg-tls-proxy: could not resolve upstream host \"%s\": %s",
              cfg->upstream_host, uv_strerror(r));
         return;
     }
@@ -234,7 +222,7 @@ static void connect_cb(uv_connect_t *req, int status)
     if (tlsio_init(&c->back.tls, c->w->back_ctx, false, err, sizeof(err)) < 0 ||
         tlsctx_back_session_setup(c->back.tls.ssl, cfg_of(c)->upstream_verify_name, err,
                                   sizeof(err)) < 0) {
-        fail(c, "XX000", "pg-tls-proxy: %s", err);
+        fail(c, "XX000", "internal", "pg-tls-proxy: %s", err);
         return;
     }
     if (cfg_of(c)->back_direct_tls) {
@@ -277,7 +265,7 @@ static void handshake_failed(struct conn *c)
             tlsctx_cert_names(peer, names, sizeof(names));
         else
             snprintf(names, sizeof(names), "unknown names");
-        fail(c, "08001",
+        fail(c, "08001", "name",
              "pg-tls-proxy: upstream certificate does not match the name \"%s\" (the "
              "certificate has %s) — set --client-tls-validation-host to a name the "
              "certificate carries",
@@ -289,11 +277,11 @@ static void handshake_failed(struct conn *c)
             fix = "the upstream's certificate has expired; renew it";
         else if (vr == X509_V_ERR_CERT_NOT_YET_VALID)
             fix = "the upstream's certificate is not valid yet; check the clocks";
-        fail(c, "08001",
+        fail(c, "08001", "verify",
              "pg-tls-proxy: upstream certificate verification failed for \"%s\": %s — %s",
              cfg->upstream_verify_name, X509_verify_cert_error_string(vr), fix);
     } else {
-        fail(c, "08001", "pg-tls-proxy: TLS handshake with upstream %s failed: %s — %s",
+        fail(c, "08001", "tls", "pg-tls-proxy: TLS handshake with upstream %s failed: %s — %s",
              c->back_addr, e[0] ? e : "unknown error",
              cfg->back_direct_tls ? "--client-direct-tls needs PostgreSQL 17 or newer upstream; "
                                     "remove it for older servers"
@@ -319,7 +307,7 @@ void back_on_data(struct conn *c, const uint8_t *buf, size_t len)
     if (c->bs == BACK_SSLREQ) {
         if (buf[0] == 'S' && len > 1) {
             /* CVE-2021-23222: bytes after 'S' were not encrypted. */
-            fail(c, "08001",
+            fail(c, "08001", "bytes_after_s",
                  "pg-tls-proxy: upstream %s sent %zu unexpected bytes after agreeing to TLS "
                  "(possible man-in-the-middle, CVE-2021-23222); connection refused",
                  c->back_addr, len - 1);
@@ -330,20 +318,20 @@ void back_on_data(struct conn *c, const uint8_t *buf, size_t len)
                 return;
             }
             if (leg_flush(&c->back) < 0)
-                fail(c, "08001", "pg-tls-proxy: lost the upstream %s", c->back_addr);
+                fail(c, "08001", "closed", "pg-tls-proxy: lost the upstream %s", c->back_addr);
         } else if (buf[0] == 'N') {
-            fail(c, "08001",
+            fail(c, "08001", "refused_tls",
                  "pg-tls-proxy: upstream %s refused TLS (it answered 'N' to SSLRequest) — "
                  "turn ssl on in the database server; pg-tls-proxy never falls back to "
                  "plaintext",
                  c->back_addr);
         } else if (buf[0] == 'E') {
-            fail(c, "08001",
+            fail(c, "08001", "refused_tls",
                  "pg-tls-proxy: upstream %s answered the TLS request with an error — see the "
                  "database server's log",
                  c->back_addr);
         } else {
-            fail(c, "08001",
+            fail(c, "08001", "protocol",
                  "pg-tls-proxy: upstream %s does not speak the PostgreSQL protocol (it "
                  "answered 0x%02x to SSLRequest) — check --client-connection-port",
                  c->back_addr, buf[0]);
@@ -358,7 +346,7 @@ void back_on_data(struct conn *c, const uint8_t *buf, size_t len)
         enum tls_res r = tlsio_handshake(&c->back.tls);
         if (r == TLS_WANT) {
             if (leg_flush(&c->back) < 0)
-                fail(c, "08001", "pg-tls-proxy: lost the upstream %s", c->back_addr);
+                fail(c, "08001", "closed", "pg-tls-proxy: lost the upstream %s", c->back_addr);
             return;
         }
         if (r != TLS_OK) {
@@ -366,7 +354,7 @@ void back_on_data(struct conn *c, const uint8_t *buf, size_t len)
             return;
         }
         if (cfg_of(c)->back_direct_tls && !tlsctx_alpn_postgresql(c->back.tls.ssl)) {
-            fail(c, "08001",
+            fail(c, "08001", "alpn",
                  "pg-tls-proxy: upstream %s accepted direct TLS without ALPN \"postgresql\" — "
                  "is it PostgreSQL 17 or newer? If not, remove --client-direct-tls",
                  c->back_addr);
@@ -381,10 +369,11 @@ void back_on_data(struct conn *c, const uint8_t *buf, size_t len)
                   (unsigned long long)c->id, c->back_addr, tlsio_version(&c->back.tls),
                   tlsio_cipher(&c->back.tls));
         if (leg_flush(&c->back) < 0) {
-            fail(c, "08001", "pg-tls-proxy: lost the upstream %s", c->back_addr);
+            fail(c, "08001", "closed", "pg-tls-proxy: lost the upstream %s", c->back_addr);
             return;
         }
-        if (c->probe)
+        metrics_upstream_connected((double)(uv_now(c->w->loop) - c->back_start_ms));
+        if (c->probe && !c->health_probe)
             print_chain(c);
         conn_back_ready(c);
         return;
@@ -403,7 +392,7 @@ void back_timeout(struct conn *c)
         [BACK_TLS] = "in the TLS handshake",
     };
     const char *w = c->bs <= BACK_TLS && what[c->bs] ? what[c->bs] : "connecting";
-    fail(c, "08001",
+    fail(c, "08001", "timeout",
          "pg-tls-proxy: timed out after %u s %s with upstream %s:%u — is the database "
          "reachable from the proxy host, and are --client-connection-host-or-ip and "
          "--client-connection-port right?",

@@ -9,14 +9,18 @@
  * connection itself: it asks conn.c to end them.
  */
 #include <stdlib.h>
+#include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "proxy.h"
 
 static void worker_finish(struct worker *w)
 {
     if (w->finished)
         return;
+    if (w->probing)
+        uv_close((uv_handle_t *)&w->probe_timer, NULL);
     w->finished = true;
     log_info("event=worker_stopped worker=%u", w->index);
     uv_close((uv_handle_t *)&w->ctl, NULL);
@@ -74,6 +78,37 @@ static void ctl_cb(uv_async_t *a)
         end_all(w, false);
     if (w->draining && w->nconns == 0)
         worker_finish(w);
+}
+
+/*
+ * --admin-address: /readyz reports whether an upstream handshake succeeded
+ * recently. With no traffic, worker 0 makes one itself when the last
+ * success is getting old, so an idle proxy in front of a healthy database
+ * stays ready (and one in front of a dead one does not).
+ */
+static void probe_cb(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+    unsigned window = w->rt->cfg->admin_ready_window_s;
+    int64_t age = (int64_t)time(NULL) - metrics_last_upstream_ok();
+    if (w->draining || age < (int64_t)(window / 2))
+        return;
+    struct conn *c = conn_new(w);
+    if (c == NULL)
+        return;
+    c->probe = true;
+    c->health_probe = true;
+    back_start(c);
+}
+
+void worker_start_probe(struct worker *w)
+{
+    unsigned window = w->rt->cfg->admin_ready_window_s;
+    uint64_t every = window >= 6 ? (uint64_t)window / 3 * 1000 : 1000;
+    uv_timer_init(w->loop, &w->probe_timer);
+    w->probe_timer.data = w;
+    uv_timer_start(&w->probe_timer, probe_cb, 0, every);
+    w->probing = true;
 }
 
 int worker_init(struct worker *w, unsigned index, const struct runtime *rt, SSL_CTX *front,

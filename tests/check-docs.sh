@@ -28,10 +28,10 @@ help=$("$bin" --help) || {
 }
 
 # Both a flag and its own prefix could be printed (--log, --log-format); match
-# whole names only. Flags are [a-z-] and variables [A-Z_], so neither holds a
-# regex metacharacter.
-flags=$(printf '%s\n' "$help" | grep -oE -- '--[a-z-]+' | sort -u)
-vars=$(printf '%s\n' "$help" | grep -oE 'PG_TLS_PROXY_[A-Z_]+' | sort -u)
+# whole names only. Flags are [a-z0-9-] and variables [A-Z0-9_] (digits as in
+# --server-tls12-ciphers), so neither holds a regex metacharacter.
+flags=$(printf '%s\n' "$help" | grep -oE -- '--[a-z0-9-]+' | sort -u)
+vars=$(printf '%s\n' "$help" | grep -oE 'PG_TLS_PROXY_[A-Z0-9_]+' | sort -u)
 
 if [ -z "$flags" ] || [ -z "$vars" ]; then
     echo "check-docs: found no flags or no variables in \"$bin --help\"" >&2

@@ -35,6 +35,7 @@
 #define READ_BUF_SIZE ((size_t)64 * 1024)     /* per worker, not per connection */
 #define RELAY_HIGH_WATER ((size_t)256 * 1024) /* stop reading the other leg above this */
 #define RELAY_LOW_WATER ((size_t)64 * 1024)   /* resume below this */
+#define IDLE_RELEASE_MS 1000                  /* quiet this long: record buffers freed */
 #define DRAIN_TIMEOUT_MS 5000                 /* flush + linger, at most */
 #define CHUNK_SMALL ((size_t)4 * 1024)        /* most writes: a query, a row, a reply */
 #define CHUNK_CACHE_SMALL 256                 /* free chunks kept per worker, per class */
@@ -177,6 +178,7 @@ struct conn {
     char reason[256];
     bool probe;        /* --check or a readiness probe: no front leg */
     bool health_probe; /* a quiet readiness probe (--admin-address) */
+    bool buffers_held; /* OpenSSL record buffers may be allocated (relay.c) */
     bool draining_armed;
     bool direct_tls; /* front began with a TLS ClientHello (PG17 sslnegotiation=direct) */
     bool denied;     /* not in --server-allow-from: told so once the front can read it */
@@ -248,6 +250,7 @@ void watch_free(struct conn *c);
 /* watch.c */
 int watch_input(struct conn *c, struct leg *from, const uint8_t *buf, size_t len);
 void relay_check_drained(struct conn *c);
+void relay_release_idle(struct conn *c);
 struct leg *leg_peer(struct leg *l);
 void chunk_cache_free(struct worker *w);
 

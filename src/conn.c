@@ -260,6 +260,8 @@ static void timer_cb(uv_timer_t *t)
         if (c->phase != PHASE_OPEN)
             return;
     }
+    if (c->fs == FRONT_RELAY && c->buffers_held && now >= c->last_active + IDLE_RELEASE_MS)
+        relay_release_idle(c);
     if (c->fs == FRONT_RELAY && c->w->rt->idle_timeout_ms > 0 &&
         now >= c->last_active + c->w->rt->idle_timeout_ms) {
         log_info("event=idle_timeout conn=%llu front=%s idle_s=%u", (unsigned long long)c->id,
@@ -300,6 +302,8 @@ void conn_arm_timer(struct conn *c)
         when = c->back_deadline;
     if (c->fs == FRONT_RELAY && c->w->rt->idle_timeout_ms > 0)
         when = c->last_active + c->w->rt->idle_timeout_ms;
+    if (c->fs == FRONT_RELAY && c->buffers_held && c->last_active + IDLE_RELEASE_MS < when)
+        when = c->last_active + IDLE_RELEASE_MS;
     if (when == UINT64_MAX) {
         uv_timer_stop(&c->timer);
         return;
@@ -793,6 +797,7 @@ static void front_startup(struct conn *c)
             c->fs = FRONT_WAIT;
             /* Hold further client bytes until the back leg is ready. */
             leg_read_stop(&c->front);
+            tlsio_release(&c->front.tls);
             conn_arm_timer(c);
             leg_flush(&c->front);
             maybe_join(c);

@@ -257,10 +257,22 @@ static void relay_after(struct conn *c, struct leg *from)
         from->paused = true;
         leg_read_stop(from);
     }
-    if (!from->plain)
-        tlsio_release(&from->tls);
-    if (!to->plain)
-        tlsio_release(&to->tls);
+    /* Record buffers are kept while the session is busy and given back
+     * once it has been quiet for IDLE_RELEASE_MS (conn.c's timer). */
+    if (!c->buffers_held) {
+        c->buffers_held = true;
+        conn_arm_timer(c);
+    }
+}
+
+/* The session has been quiet: give OpenSSL's record buffers back. */
+void relay_release_idle(struct conn *c)
+{
+    if (!c->front.plain)
+        tlsio_release(&c->front.tls);
+    if (!c->back.plain)
+        tlsio_release(&c->back.tls);
+    c->buffers_held = false;
 }
 
 /*

@@ -364,6 +364,7 @@ void back_on_data(struct conn *c, const uint8_t *buf, size_t len)
         c->bs = BACK_READY;
         /* Nothing should come before our StartupMessage; read again when relaying. */
         leg_read_stop(&c->back);
+        tlsio_release(&c->back.tls);
         conn_arm_timer(c);
         log_debug("event=back_tls_up conn=%llu upstream=%s tls=%s cipher=%s",
                   (unsigned long long)c->id, c->back_addr, tlsio_version(&c->back.tls),

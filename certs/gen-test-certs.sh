@@ -8,9 +8,16 @@
 # DIR/other-ca.{crt,key}     an unrelated CA (wrong-CA tests)
 # DIR/public-ca.{crt,key}    the CA that clients of the proxy trust
 # DIR/proxy.{crt,key}        the proxy's certificate, signed by public-ca
+# DIR/proxy2.{crt,key}       a second proxy certificate from public-ca (reload tests)
+# DIR/client-ca.{crt,key}    the CA of client certificates (mTLS, PostgreSQL's ssl_ca_file)
+# DIR/client.{crt,key}       client certificate CN=app, signed by client-ca
+# DIR/client-certuser.{crt,key} client certificate CN=certuser, signed by client-ca
+# DIR/other-client.{crt,key} client certificate CN=app, signed by other-ca (refused)
 # DIR/db-roots/db-ca.pem     copy of db-ca.crt   } CA roots given as a directory
 # DIR/db-roots/other.crt     copy of other-ca.crt}
-# Both leaf certificates carry SAN DNS:localhost, IP:127.0.0.1.
+# The server leaves carry SAN DNS:localhost, IP:127.0.0.1; the client
+# certificates carry only their CN (PostgreSQL's cert auth maps CN to user)
+# and extendedKeyUsage clientAuth.
 #
 # Idempotent: does nothing when DIR/db-ca.crt exists, unless --force.
 # Keys are 0600, certificates 0644. Nothing generated here is ever committed.
@@ -68,9 +75,18 @@ EOT
         -extfile "$ext" -out "$WORK/$1.crt" 2>/dev/null
 }
 
-make_leaf() { # NAME CN CA
+make_leaf() { # NAME CN CA [client]
     local ext=$WORK/$1.ext
-    cat >"$ext" <<EOT
+    if [ "${4:-}" = client ]; then
+        cat >"$ext" <<EOT
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+EOT
+    else
+        cat >"$ext" <<EOT
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = serverAuth
@@ -78,6 +94,7 @@ subjectAltName = DNS:localhost, IP:127.0.0.1
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 EOT
+    fi
     new_key "$WORK/$1.key"
     openssl req -new -key "$WORK/$1.key" -subj "/O=pg-tls-proxy tests/CN=$2" \
         -config "$REQ_CNF" -out "$WORK/$1.csr"
@@ -91,11 +108,20 @@ make_leaf db-server localhost db-ca
 make_ca other-ca "pg-tls-proxy test unrelated CA"
 make_ca public-ca "pg-tls-proxy test public CA"
 make_leaf proxy localhost public-ca
+make_leaf proxy2 localhost public-ca
+make_ca client-ca "pg-tls-proxy test client CA"
+make_leaf client app client-ca client
+make_leaf client-certuser certuser client-ca client
+make_leaf other-client app other-ca client
 
 # Sanity: each leaf chains to its own CA and not to the others.
 openssl verify -CAfile "$WORK/db-ca.crt" "$WORK/db-server.crt" >/dev/null
-openssl verify -CAfile "$WORK/public-ca.crt" "$WORK/proxy.crt" >/dev/null
-for pair in other-ca:db-server public-ca:db-server db-ca:proxy; do
+openssl verify -CAfile "$WORK/public-ca.crt" "$WORK/proxy.crt" "$WORK/proxy2.crt" >/dev/null
+openssl verify -CAfile "$WORK/client-ca.crt" "$WORK/client.crt" "$WORK/client-certuser.crt" \
+    >/dev/null
+openssl verify -CAfile "$WORK/other-ca.crt" "$WORK/other-client.crt" >/dev/null
+for pair in other-ca:db-server public-ca:db-server db-ca:proxy client-ca:other-client \
+    client-ca:proxy public-ca:client; do
     if openssl verify -CAfile "$WORK/${pair%%:*}.crt" "$WORK/${pair#*:}.crt" >/dev/null 2>&1; then
         echo "$0: ${pair#*:}.crt unexpectedly verifies against ${pair%%:*}.crt" >&2
         exit 1
@@ -110,7 +136,8 @@ chmod 0600 "$WORK"/*.key
 chmod 0644 "$WORK"/*.crt "$WORK"/db-roots/*
 chmod 0755 "$WORK/db-roots"
 rm -rf "$DIR/db-roots"
-for name in db-ca db-server other-ca public-ca proxy; do
+for name in db-ca db-server other-ca public-ca proxy proxy2 client-ca client client-certuser \
+    other-client; do
     mv -f "$WORK/$name.key" "$WORK/$name.crt" "$DIR/"
 done
 mv "$WORK/db-roots" "$DIR/db-roots"

@@ -80,6 +80,10 @@ it_gen_certs() {
 # server (pg_ctl -w) and creates ROLE with PASSWORD and database DB. ROLE
 # may also open replication connections (replication=database), so that a
 # walsender session can be tested through the proxy.
+# When CERTDIR/client-ca.crt exists it is PostgreSQL's ssl_ca_file, and role
+# "certuser" (no password) logs in only with a client certificate for
+# CN=certuser from that CA (pg_hba "cert", before the generic lines): what
+# the proxy's --client-certificate-path is tested against.
 # The server log is DATADIR/server.log.
 it_pg_start() {
     local dir=$1 port=$2 certs=$3 role=$4 db=$5 password=$6
@@ -95,6 +99,14 @@ it_pg_start() {
     # The key must belong to the server user with 0600 or PostgreSQL refuses it.
     install -m 600 "$certs/db-server.key" "$dir/server.key"
     install -m 644 "$certs/db-server.crt" "$dir/server.crt"
+    local ca_line="" cert_hba="" cert_role=""
+    if [ -f "$certs/client-ca.crt" ]; then
+        install -m 644 "$certs/client-ca.crt" "$dir/client-ca.crt"
+        it_is_root && chown "$IT_SVC_USER": "$dir/client-ca.crt"
+        ca_line="ssl_ca_file = 'client-ca.crt'"
+        cert_hba="hostssl  all       certuser 127.0.0.1/32 cert clientcert=verify-full"
+        cert_role="CREATE ROLE certuser LOGIN;"
+    fi
     cat >>"$dir/postgresql.conf" <<EOF
 
 # --- pg-tls-proxy test settings ---
@@ -105,6 +117,7 @@ max_connections = 300
 ssl = on
 ssl_cert_file = 'server.crt'
 ssl_key_file = 'server.key'
+$ca_line
 password_encryption = scram-sha-256
 fsync = off
 synchronous_commit = off
@@ -115,6 +128,7 @@ EOF
     cat >"$dir/pg_hba.conf" <<EOF
 # TYPE   DATABASE  USER  ADDRESS        METHOD
 local    all       all                  trust
+$cert_hba
 hostssl  all       all   127.0.0.1/32   scram-sha-256
 host     all       all   127.0.0.1/32   scram-sha-256
 hostssl  replication all 127.0.0.1/32   scram-sha-256
@@ -133,6 +147,7 @@ EOF
         -d postgres -v ON_ERROR_STOP=1 >/dev/null <<EOF || it_die "could not create role $role"
 CREATE ROLE "$role" LOGIN REPLICATION PASSWORD '$password';
 CREATE DATABASE "$db" OWNER "$role";
+$cert_role
 EOF
 }
 

@@ -6,32 +6,15 @@
 # versions, GSSENCRequest and replication connections.
 #
 # Sourced by run.sh while proxy 'main' runs, never executed: it uses run.sh's
-# reporting (pass, fail, expect, oneline), clients (ci, pgc, raw), proxies
+# reporting (pass, fail, expect, oneline) and helpers (now_ms, lt,
+# wait_line, count), clients (ci, pgc, raw), proxies
 # (start_proxy, stop_proxy) and variables (CERTS, LOGS, TMP, PGPORT,
 # PGDATA_DIR, MAIN_PORT, CI_MAIN), so that there is one numbering and one
 # closing line. Every client is bounded by timeout; loopback only. Proxies
 # and fakes started here are stopped here (their exit status is judged by
 # run.sh's "every proxy exits 0 on SIGTERM").
 
-# ---- helpers ----
-
-now_ms() { date +%s%3N; }
-
-# lt A B: true if the number A is below B (A may be a decimal).
-lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && a + 0 < b + 0) }'; }
-
-# wait_line FILE REGEX SECONDS: until a line of FILE matches REGEX.
-wait_line() {
-    local i
-    for ((i = 0; i < $3 * 20; i++)); do
-        grep -Eq "$2" "$1" 2>/dev/null && return 0
-        sleep 0.05
-    done
-    return 1
-}
-
-# count FILE REGEX: number of lines of FILE matching REGEX (0 if none).
-count() { grep -c -E -- "$2" "$1" 2>/dev/null || true; }
+# ---- helpers (now_ms, lt, wait_line and count are run.sh's) ----
 
 # backend_active SQL_CONDITION: until one backend matching it is running a
 # query (a cancel that arrives before the query starts would be ignored by

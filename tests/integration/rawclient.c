@@ -9,7 +9,7 @@
  * and exits. It links only OpenSSL. Every socket has a receive and send
  * timeout, so no subcommand can hang.
  *
- *   rawclient error HOST PORT [CONNECT-OPTIONS] [--malformed] [--minor N]
+ *   rawclient error HOST PORT [CONNECT-OPTIONS] [--malformed] [--minor N] [--no-startup]
  *                                             SQLSTATE/auth code after start-up
  *   rawclient session HOST PORT [CONNECT-OPTIONS] [--plus] [--query SQL]
  *                                             SCRAM login, BackendKeyData, one query
@@ -20,6 +20,7 @@
  *   rawclient half HOST PORT                  half a StartupMessage, close
  *   rawclient vanish HOST PORT                half a ClientHello, close
  *   rawclient idle HOST PORT SECONDS          connect, send nothing, await close
+ *   rawclient stall HOST PORT NBYTES SECONDS  first NBYTES (1..7) of an SSLRequest, await close
  *   rawclient fake-upstream PORT MODE [CERT KEY]
  *             MODE: refuse-tls|bytes-after-s|silent, or direct-tls (needs CERT KEY)
  *
@@ -27,8 +28,14 @@
  * first, ALPN "postgresql" unless --alpn/--no-alpn), --alpn P1[,P2...],
  * --no-alpn, --pipeline-hello (SSLRequest and ClientHello in one write),
  * --gssenc (GSSENCRequest first, then SSLRequest), --from ADDR (source
- * address). With any of --direct, --alpn, --no-alpn, --pipeline-hello or
- * --gssenc, each negotiation step is printed on its own line first.
+ * address), --proxy-v1 SRC / --proxy-v2 SRC (a PROXY protocol header that
+ * claims the client is SRC, port 40001, sent before anything else). With
+ * any of --direct, --alpn, --no-alpn, --pipeline-hello or --gssenc, each
+ * negotiation step is printed on its own line first.
+ *
+ * error --no-startup: negotiate (TLS) but send no StartupMessage; print
+ * "tls-up" (or "connected" with --plaintext), then what the proxy says or
+ * "eof"/"reset", then "after=<seconds since connect>".
  *
  * session reads the password for user "app" from $PGPASSFILE (never argv)
  * and prints the backend key it was given, for the cancel tests.
@@ -71,7 +78,8 @@
 #define CANCELREQUEST_CODE 80877102u
 #define GSSENCREQUEST_CODE 80877104u
 #define TLS_HANDSHAKE_BYTE 0x16
-#define CANCEL_KEY_MAX 256 /* protocol 3.2 */
+#define CANCEL_KEY_MAX 256   /* protocol 3.2 */
+#define PROXY_SRC_PORT 40001 /* the source port PROXY protocol headers claim */
 
 enum rd_result { RD_OK = 0, RD_EOF, RD_RESET, RD_TIMEOUT, RD_ERR };
 
@@ -408,13 +416,15 @@ static SSL_CTX *client_ctx(void)
 
 /* How to open a connection: the options every connecting subcommand takes. */
 struct conn_opts {
-    int plaintext;      /* no TLS at all */
-    int direct;         /* PG17 sslnegotiation=direct: ClientHello first */
-    const char *alpn;   /* comma-separated ALPN list; NULL: none */
-    int pipeline_hello; /* SSLRequest and ClientHello in one write */
-    int gssenc;         /* GSSENCRequest first, expect 'N', then SSLRequest */
-    int steps;          /* print each negotiation step */
-    const char *from;   /* source address, or NULL */
+    int plaintext;         /* no TLS at all */
+    int direct;            /* PG17 sslnegotiation=direct: ClientHello first */
+    const char *alpn;      /* comma-separated ALPN list; NULL: none */
+    int pipeline_hello;    /* SSLRequest and ClientHello in one write */
+    int gssenc;            /* GSSENCRequest first, expect 'N', then SSLRequest */
+    int steps;             /* print each negotiation step */
+    const char *from;      /* source address, or NULL */
+    int proxy_version;     /* 1 or 2: send a PROXY protocol header first; 0: none */
+    const char *proxy_src; /* the client address that header claims */
 };
 
 /* Parse a CONNECT-OPTION at argv[*i]; returns 0 if it is not one. */
@@ -439,10 +449,73 @@ static int parse_conn_opt(struct conn_opts *o, int argc, char **argv, int *i)
         o->gssenc = o->steps = 1;
     } else if (strcmp(a, "--from") == 0 && *i + 1 < argc) {
         o->from = argv[++*i];
+    } else if ((strcmp(a, "--proxy-v1") == 0 || strcmp(a, "--proxy-v2") == 0) && *i + 1 < argc) {
+        o->proxy_version = a[9] - '0';
+        o->proxy_src = argv[++*i];
     } else {
         return 0;
     }
     return 1;
+}
+
+/*
+ * Send a PROXY protocol header (HAProxy's spec, v1 text or v2 binary) as a
+ * load balancer would: the claimed client SRC:40001, and as destination
+ * the address and port this socket is connected to. SRC must be of the
+ * same family as that destination.
+ */
+static void send_proxy_header(int fd, int version, const char *src)
+{
+    struct sockaddr_storage peer;
+    socklen_t pl = sizeof peer;
+    if (getpeername(fd, (struct sockaddr *)&peer, &pl) != 0)
+        die("getpeername: %s", strerror(errno));
+    int v6 = peer.ss_family == AF_INET6;
+    uint8_t srcaddr[16], dstaddr[16];
+    size_t alen = v6 ? 16 : 4;
+    uint16_t dport;
+    if (v6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&peer;
+        memcpy(dstaddr, &sin6->sin6_addr, 16);
+        dport = ntohs(sin6->sin6_port);
+    } else {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)&peer;
+        memcpy(dstaddr, &sin->sin_addr, 4);
+        dport = ntohs(sin->sin_port);
+    }
+    if (inet_pton(v6 ? AF_INET6 : AF_INET, src, srcaddr) != 1)
+        die("--proxy-v%d %s: not an %s address (the target is %s)", version, src,
+            v6 ? "IPv6" : "IPv4", v6 ? "IPv6" : "IPv4");
+    uint8_t hdr[128];
+    size_t n;
+    if (version == 1) {
+        char dst[INET6_ADDRSTRLEN];
+        inet_ntop(v6 ? AF_INET6 : AF_INET, dstaddr, dst, sizeof dst);
+        int w = snprintf((char *)hdr, sizeof hdr, "PROXY %s %s %s %d %u\r\n", v6 ? "TCP6" : "TCP4",
+                         src, dst, PROXY_SRC_PORT, dport);
+        if (w < 0 || (size_t)w >= sizeof hdr)
+            die("PROXY v1 header too long");
+        n = (size_t)w;
+    } else {
+        static const uint8_t sig[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
+                                        0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};
+        memcpy(hdr, sig, sizeof sig);
+        hdr[12] = 0x21;             /* version 2, PROXY */
+        hdr[13] = v6 ? 0x21 : 0x11; /* AF_INET6 / AF_INET over STREAM */
+        size_t blen = 2 * alen + 4;
+        hdr[14] = (uint8_t)(blen >> 8);
+        hdr[15] = (uint8_t)blen;
+        memcpy(hdr + 16, srcaddr, alen);
+        memcpy(hdr + 16 + alen, dstaddr, alen);
+        uint8_t *p = hdr + 16 + 2 * alen;
+        p[0] = (uint8_t)(PROXY_SRC_PORT >> 8);
+        p[1] = (uint8_t)PROXY_SRC_PORT;
+        p[2] = (uint8_t)(dport >> 8);
+        p[3] = (uint8_t)dport;
+        n = 16 + blen;
+    }
+    if (send_all(fd, hdr, n) != RD_OK)
+        die("sending the PROXY header failed");
 }
 
 /* Offer the comma-separated ALPN list (empty or NULL: no ALPN extension). */
@@ -530,6 +603,8 @@ static int open_conn(const char *host, const char *port, const struct conn_opts 
     s->fd = tcp_connect_from(host, port, o->from);
     s->ssl = NULL;
     *ctxp = NULL;
+    if (o->proxy_version != 0)
+        send_proxy_header(s->fd, o->proxy_version, o->proxy_src);
     if (o->plaintext)
         return 0;
     if (o->gssenc) {
@@ -630,15 +705,32 @@ static enum rd_result stream_write(struct stream *s, const void *buf, size_t len
     return RD_OK;
 }
 
+static double now_sec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static int cmd_error(const char *host, const char *port, const struct conn_opts *o, int malformed,
-                     uint32_t minor)
+                     uint32_t minor, int no_startup)
 {
     struct stream s;
     SSL_CTX *ctx = NULL;
     uint8_t buf[512];
 
+    double t0 = now_sec();
     int rc = open_conn(host, port, o, &s, &ctx);
     if (rc != 0) {
+        close_conn(&s, ctx);
+        return rc;
+    }
+    if (no_startup) {
+        /* What a client that never sends its StartupMessage is told. The
+         * first line says the handshake is done (tests wait for it). */
+        printf("%s\n", s.ssl != NULL ? "tls-up" : "connected");
+        rc = read_until_error_or_auth(&s);
+        printf("after=%.1f\n", now_sec() - t0);
         close_conn(&s, ctx);
         return rc;
     }
@@ -819,13 +911,6 @@ static int cmd_cancel(const char *host, const char *port, const char *pidstr, co
     return rc;
 }
 
-static double now_sec(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /*
  * Connect and send nothing: a proxy must not keep such a connection (and
  * its slot) forever. Prints "... end=<eof|reset|timeout> after=<seconds>".
@@ -838,6 +923,31 @@ static int cmd_idle(const char *host, const char *port, const char *secstr)
         die("idle: SECONDS must be 1..3600");
     int fd = tcp_connect(host, port);
     double t0 = now_sec();
+    size_t total = 0;
+    enum rd_result r = drain_and_report(fd, (int)secs, &total);
+    close(fd);
+    printf("after=%.1f\n", now_sec() - t0);
+    return r == RD_TIMEOUT ? 1 : 0;
+}
+
+/*
+ * Send the first NBYTES of an SSLRequest and stall: the start-up timeout
+ * must close the connection. Prints "bytes=N end=... after=<seconds>".
+ */
+static int cmd_stall(const char *host, const char *port, const char *nstr, const char *secstr)
+{
+    char *end = NULL, *end2 = NULL;
+    long nbytes = strtol(nstr, &end, 10), secs = strtol(secstr, &end2, 10);
+    if (end == nstr || *end != '\0' || nbytes < 1 || nbytes > 7)
+        die("stall: NBYTES must be 1..7");
+    if (end2 == secstr || *end2 != '\0' || secs < 1 || secs > 3600)
+        die("stall: SECONDS must be 1..3600");
+    uint8_t req[8];
+    build_sslrequest(req);
+    int fd = tcp_connect(host, port);
+    double t0 = now_sec();
+    if (send_all(fd, req, (size_t)nbytes) != RD_OK)
+        die("send failed");
     size_t total = 0;
     enum rd_result r = drain_and_report(fd, (int)secs, &total);
     close(fd);
@@ -1485,6 +1595,7 @@ static int cmd_fake_upstream(const char *port, const char *mode, const char *cer
 static void usage(void)
 {
     fputs("usage: rawclient error HOST PORT [CONNECT-OPTIONS] [--malformed] [--minor N]\n"
+          "                      [--no-startup]\n"
           "       rawclient session HOST PORT [CONNECT-OPTIONS] [--plus] [--query SQL]\n"
           "       rawclient cancel HOST PORT PID KEYHEX [--tls|--direct] [--from ADDR]\n"
           "       rawclient inject HOST PORT\n"
@@ -1492,10 +1603,11 @@ static void usage(void)
           "       rawclient half HOST PORT\n"
           "       rawclient vanish HOST PORT\n"
           "       rawclient idle HOST PORT SECONDS\n"
+          "       rawclient stall HOST PORT NBYTES SECONDS\n"
           "       rawclient fake-upstream PORT refuse-tls|bytes-after-s|silent\n"
           "       rawclient fake-upstream PORT direct-tls CERT KEY\n"
           "CONNECT-OPTIONS: --plaintext --direct --alpn P1[,P2] --no-alpn --pipeline-hello\n"
-          "                 --gssenc --from ADDR\n",
+          "                 --gssenc --from ADDR --proxy-v1 SRC --proxy-v2 SRC\n",
           stderr);
     exit(2);
 }
@@ -1509,7 +1621,7 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     struct conn_opts o = {0};
     if (strcmp(cmd, "error") == 0 && argc >= 4) {
-        int malformed = 0;
+        int malformed = 0, no_startup = 0;
         long minor = 0;
         for (int i = 4; i < argc; i++) {
             char *end = NULL;
@@ -1517,13 +1629,15 @@ int main(int argc, char **argv)
                 continue;
             if (strcmp(argv[i], "--malformed") == 0)
                 malformed = 1;
+            else if (strcmp(argv[i], "--no-startup") == 0)
+                no_startup = 1;
             else if (strcmp(argv[i], "--minor") == 0 && i + 1 < argc &&
                      (minor = strtol(argv[++i], &end, 0)) >= 0 && minor <= 0xffff && *end == '\0')
                 continue;
             else
                 usage();
         }
-        return cmd_error(argv[2], argv[3], &o, malformed, (uint32_t)minor);
+        return cmd_error(argv[2], argv[3], &o, malformed, (uint32_t)minor, no_startup);
     }
     if (strcmp(cmd, "session") == 0 && argc >= 4) {
         int plus = 0;
@@ -1564,6 +1678,8 @@ int main(int argc, char **argv)
         return cmd_vanish(argv[2], argv[3]);
     if (strcmp(cmd, "idle") == 0 && argc == 5)
         return cmd_idle(argv[2], argv[3], argv[4]);
+    if (strcmp(cmd, "stall") == 0 && argc == 6)
+        return cmd_stall(argv[2], argv[3], argv[4], argv[5]);
     if (strcmp(cmd, "fake-upstream") == 0 && (argc == 4 || argc == 6))
         return cmd_fake_upstream(argv[2], argv[3], argc == 6 ? argv[4] : NULL,
                                  argc == 6 ? argv[5] : NULL);

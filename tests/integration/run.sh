@@ -9,8 +9,10 @@
 # TLS or inject bytes), and checks what clients see: libpq and psql results
 # and error texts, and, through rawclient, SQLSTATEs and raw protocol
 # behaviour. The start-up protocol cases (cancel, direct TLS, channel
-# binding, sidecar, allow-lists, protocol versions) are in protocol.sh,
-# which this script sources. Prints "ok N - name" / "not ok N - name:
+# binding, sidecar, allow-lists, protocol versions) are in protocol.sh, and
+# the operational ones (reload, drain, timeouts, limits, audit log, mTLS,
+# TLS policy, admin endpoint, PROXY protocol) in operations.sh; this script
+# sources both. Prints "ok N - name" / "not ok N - name:
 # reason" per check and one closing line "integration: N passed, M failed".
 # Exits 1 if any failed.
 #
@@ -29,7 +31,7 @@ for var in PGTP_BIN PGCLIENT RAWCLIENT; do
         exit 1
     fi
 done
-for tool in ss openssl timeout sha256sum base64 psql; do
+for tool in ss openssl timeout sha256sum base64 psql python3 curl; do
     command -v "$tool" >/dev/null || {
         echo "run.sh: $tool not found (scripts/install-deps.sh installs it)" >&2
         echo "integration: 0 passed, 1 failed"
@@ -104,6 +106,24 @@ expect() {
     fi
 }
 
+now_ms() { date +%s%3N; }
+
+# lt A B: true if the number A is below B (A may be a decimal).
+lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && a + 0 < b + 0) }'; }
+
+# wait_line FILE REGEX SECONDS: until a line of FILE matches REGEX.
+wait_line() {
+    local i
+    for ((i = 0; i < $3 * 20; i++)); do
+        grep -Eq "$2" "$1" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+# count FILE REGEX: number of lines of FILE matching REGEX (0 if none).
+count() { grep -c -E -- "$2" "$1" 2>/dev/null || true; }
+
 # ---- clients (every invocation bounded by timeout) ----
 
 # ci PORT [KEY=VALUE...]: the conninfo clients use; later keywords win.
@@ -120,9 +140,12 @@ raw() { timeout -k 5 40 "$RAWCLIENT" "$@" 2>&1; }
 # ---- proxies ----
 
 # start_proxy NAME LISTEN_PORT UPSTREAM_HOST UPSTREAM_PORT VALIDATION_HOST ROOTS [ARGS...]
+# The front certificate is $CERTS/proxy.{crt,key} unless PROXY_CRT and
+# PROXY_KEY name others.
 start_proxy() {
     local name=$1 port=$2
-    PARGS=(--server-certificate-path "$CERTS/proxy.crt" --server-private-key-path "$CERTS/proxy.key"
+    PARGS=(--server-certificate-path "${PROXY_CRT:-$CERTS/proxy.crt}"
+        --server-private-key-path "${PROXY_KEY:-$CERTS/proxy.key}"
         --server-host 127.0.0.1 --server-port "$2"
         --client-connection-host-or-ip "$3" --client-connection-port "$4"
         --client-tls-validation-host "$5" --client-ca-roots-path "$6" "${@:7}")
@@ -481,6 +504,13 @@ stop_proxy upstream-by-name
 # ======================================================================
 # shellcheck source=tests/integration/protocol.sh
 . "$HERE/protocol.sh"
+
+# ======================================================================
+# Operations: reload, drain, timeouts, limits, audit log, mTLS, client
+# certificates upstream, TLS policy, admin endpoint, PROXY protocol
+# ======================================================================
+# shellcheck source=tests/integration/operations.sh
+. "$HERE/operations.sh"
 
 # ======================================================================
 # Collect the slow background checks started at the top

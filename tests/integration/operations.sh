@@ -299,6 +299,17 @@ fi
 expect "failed reload: new clients are still shown proxy2.crt" "$(fp_seen "$P_RELOAD")" "^$FP2\$"
 out=$(pgc query "$(ci "$P_RELOAD")" "SELECT 'still serving'")
 expect "failed reload: new sessions still work" "$out" '^still serving$'
+# A certificate that does not match its key (the certificate was updated,
+# the key not yet): refused as a whole, nothing changes.
+cp "$CERTS/proxy2.key" "$RDIR/server.key"
+cp "$CERTS/proxy.crt" "$RDIR/server.crt"
+n=$(count "$LOG_RELOAD" 'event=reload_failed')
+kill -HUP "$RELOAD_PID"
+wait_count "$LOG_RELOAD" 'event=reload_failed' "$n" 5
+expect "failed reload (certificate and key do not match): reload_failed says so" \
+    "$(grep 'event=reload_failed' "$LOG_RELOAD" | tail -n 1)" 'does not match'
+expect "failed reload (mismatch): new clients are still shown proxy2.crt" \
+    "$(fp_seen "$P_RELOAD")" "^$FP2\$"
 if kill -0 "$RELOAD_PID" 2>/dev/null; then
     pass "failed reload: the proxy keeps running"
 else
@@ -417,6 +428,12 @@ LOG_JSON=$LOGS/proxy-json.log
 CUR_LOG=$LOG_JSON
 out=$(psqlc "$(ci "$P_JSON" application_name=audit-test)" -c "SELECT 'audited'")
 expect "--log-format json: psql application_name=audit-test works" "$out" '^audited$'
+# A client-chosen value made to break out of its quotes: a double quote,
+# a backslash, a forged key, a control character, a byte that is not UTF-8.
+HOSTILE=$'evil" outcome=forged \\ \x01 \xff end'
+out=$(PGAPPNAME=$HOSTILE psqlc "$(ci "$P_JSON")" -c "SELECT 'hostile'")
+expect "--log-format json: a session whose application_name has quotes, a forged key, bad UTF-8" \
+    "$out" '^hostile$'
 # Lines of other kinds too: a refused plaintext client, a failed reload.
 raw error 127.0.0.1 "$P_JSON" --plaintext >/dev/null
 raw garbage 127.0.0.1 "$P_JSON" 64 >/dev/null
@@ -427,12 +444,25 @@ stop_proxy json
 out=$(python3 - "$LOG_JSON" "$PASSWORD" <<'PY'
 import json, sys
 path, password = sys.argv[1], sys.argv[2]
-text = open(path, encoding="utf-8").read()
+raw = open(path, "rb").read()
+try:
+    text = raw.decode("utf-8")
+except UnicodeDecodeError as e:
+    print("lines=? objects=0 bad=1 not UTF-8: %s" % e)
+    text = raw.decode("utf-8", "replace")
 lines = [l for l in text.splitlines() if not l.startswith("# started:")]
 bad, objs = [], []
+
+def no_dup_keys(pairs):
+    keys = [k for k, _ in pairs]
+    dups = sorted({k for k in keys if keys.count(k) > 1})
+    if dups:
+        raise ValueError("duplicate keys " + ",".join(dups))
+    return dict(pairs)
+
 for i, line in enumerate(lines, 1):
     try:
-        o = json.loads(line)
+        o = json.loads(line, object_pairs_hook=no_dup_keys)
         if not isinstance(o, dict):
             raise ValueError("not an object")
         objs.append(o)
@@ -453,6 +483,9 @@ else:
               c.get("front_tls"), c.get("back_tls"), c.get("bytes_from_client"),
               c.get("bytes_from_upstream"), c.get("duration_ms"), c.get("outcome"),
               c.get("upstream")))
+hostile = [o for o in objs if o.get("event") == "closed"
+           and str(o.get("application_name", "")).startswith("evil")]
+print("hostile: %s" % ("outcome=%s" % hostile[-1].get("outcome") if hostile else "no closed line"))
 print("password-in-log=%s" % (password in text))
 PY
 )
@@ -460,8 +493,20 @@ expect "--log-format json: every line of the log is one JSON object" "$out" \
     '^lines=[1-9][0-9]* objects=[1-9][0-9]* bad=0 '
 expect "--log-format json: the audit-test closed line has every field, typed" "$out" \
     $'\naudit: missing=none sni=localhost user=app database=app front_tls=TLSv1\\.[23] back_tls=TLSv1\\.[23] bytes_from_client=[1-9][0-9]* bytes_from_upstream=[1-9][0-9]* duration_ms=[0-9]+ outcome=closed upstream=127\\.0\\.0\\.1:[0-9]+\n'
+expect "--log-format json: the hostile application_name stays inside its string (one outcome, closed)" \
+    "$out" $'\nhostile: outcome=closed\n'
 expect "--log-format json: the password appears nowhere in the log" "$out" \
     $'\npassword-in-log=False$'
+
+# The same value in the text log (proxy 'main'): outside quoted values the
+# closed line has one outcome=, and it is the real one.
+CUR_LOG=$LOGS/proxy-main.log
+out=$(PGAPPNAME=$HOSTILE psqlc "$CI_MAIN" -c "SELECT 'hostile'")
+wait_line "$LOGS/proxy-main.log" 'event=closed .*application_name="evil' 2
+line=$(closed_line "$LOGS/proxy-main.log" 'application_name="evil')
+unquoted=$(sed -E 's/"([^"\\]|\\.)*"/""/g' <<<"$line")
+expect "text log: the hostile application_name cannot forge a key (one outcome=, =closed)" \
+    "$out $(grep -o ' outcome=[a-z_]*' <<<"$unquoted" | tr '\n' ' ')" '^hostile  outcome=closed $'
 
 # ======================================================================
 # 6. mTLS on the front leg (--server-client-ca-path)
@@ -491,6 +536,11 @@ expect "mTLS: psql with a certificate from other-ca fails (libpq: unknown ca)" "
 wait_count "$LOG_MTLS" 'event=front_handshake_failed' "$n" 2
 expect "mTLS: the log names the client certificate as the problem" \
     "$(grep 'event=front_handshake_failed' "$LOG_MTLS" | tail -n 1)" 'reason="client certificate'
+# psql's Ctrl-C: libpq sends its CancelRequest in plaintext, without a
+# certificate; the key is its credential, so it must still work.
+out=$(pgc cancel "$(ci "$P_MTLS" sslcert="$CERTS/client.crt" sslkey="$CERTS/client.key")" 500)
+expect "mTLS: PQcancel (plaintext CancelRequest, no certificate) still cancels: 57014" "$out" \
+    '^cancel sent=1 sqlstate=57014 '
 stop_proxy mtls
 
 # ======================================================================
@@ -574,6 +624,15 @@ for v in 1 2; do
         "$(count "$LOG_PP" 'event=closed .*front=203\.0\.113\.7:') $(closed_line "$LOG_PP" 'front=203\.0\.113\.7:')" \
         "^$((n + 1)) .*front=203\\.0\\.113\\.7:40001 via=127\\.0\\.0\\.1:[0-9]+ .*outcome=closed"
 done
+out=$(raw error localhost "$P_PP" --proxy-v1 203.0.113.7 --proxy-split)
+expect "PROXY v1 header in two writes 50 ms apart, SSLRequest after: reaches PostgreSQL" "$out" \
+    '^auth=10$'
+n=$(count "$LOG_PP" 'event=closed ')
+out=$(raw error localhost "$P_PP" --proxy-v2 LOCAL)
+expect "PROXY v2 LOCAL (a health check's header): reaches PostgreSQL" "$out" '^auth=10$'
+wait_count "$LOG_PP" 'event=closed ' "$n" 2
+expect "PROXY v2 LOCAL: the closed line has the connection's own address, no via=" \
+    "$(closed_line "$LOG_PP" 'application_name="rawclient"')" 'front=127\.0\.0\.1:[0-9]+ sni='
 n=$(count "$LOG_PP" 'event=(back_tls_up|established)')
 out=$(raw error localhost "$P_PP")
 expect "--server-proxy-protocol: an SSLRequest without a header is closed unanswered" "$out" \
@@ -748,8 +807,10 @@ fi
 CUR_LOG=$LOGS/proxy-admin.log
 expect "admin: GET /healthz is 200" "$(http_code "$ADMIN/healthz")" '^200$'
 bg_wait readyz
-expect "admin: GET /readyz turns 200 within 5 s of start (the proxy probes the upstream when idle)" \
+expect "admin: GET /readyz turns 200 within 5 s of start, the proxy probing when idle ($(head -n 1 <<<"$BG_OUT"))" \
     "$BG_OUT" '^first=(200|503) ready_after_ms=[0-9]+'$'\n'
+# A failed front handshake (only ALPN http/1.1 offered), for the counters.
+raw error localhost "$P_ADM" --direct --alpn http/1.1 >/dev/null
 out=$(metrics_get "$TMP/metrics-1.txt")
 expect "admin: /metrics is valid Prometheus text (strict parser)" "$out" '^valid '
 S0=$(metric "$TMP/metrics-1.txt" 'pg_tls_proxy_sessions_total{outcome="closed"}')
@@ -769,6 +830,12 @@ expect "admin: pg_tls_proxy_sessions_total{outcome=\"closed\"} grows after a ses
 expect "admin: pg_tls_proxy_bytes_total, both directions > 0" \
     "from_client=$(metric "$TMP/metrics-2.txt" 'pg_tls_proxy_bytes_total{direction="from_client"}') from_upstream=$(metric "$TMP/metrics-2.txt" 'pg_tls_proxy_bytes_total{direction="from_upstream"}')" \
     '^from_client=[1-9][0-9]* from_upstream=[1-9][0-9]*$'
+expect "admin: a failed front handshake is counted in pg_tls_proxy_handshake_failures_total" \
+    "$(awk '/^pg_tls_proxy_handshake_failures_total\{leg="front",/ { s += $2 } END { print "front=" s + 0 }' \
+        "$TMP/metrics-2.txt")" '^front=[1-9][0-9]*$'
+expect "admin: the front certificate's expiry is exported, in the future" \
+    "$(awk -v now="$(date +%s)" '/^pg_tls_proxy_certificate_expiry_timestamp_seconds\{which="front",/ {
+        print ($2 > now ? "future" : "past") }' "$TMP/metrics-2.txt")" '^future$'
 expect "admin: pg_tls_proxy_build_info is present and 1" \
     "$(grep -E '^pg_tls_proxy_build_info\{' "$TMP/metrics-2.txt" 2>/dev/null)" \
     '^pg_tls_proxy_build_info\{version="[^"]+",.*\} 1$'

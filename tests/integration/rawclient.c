@@ -29,7 +29,11 @@
  * --no-alpn, --pipeline-hello (SSLRequest and ClientHello in one write),
  * --gssenc (GSSENCRequest first, then SSLRequest), --from ADDR (source
  * address), --proxy-v1 SRC / --proxy-v2 SRC (a PROXY protocol header that
- * claims the client is SRC, port 40001, sent before anything else). With
+ * claims the client is SRC, port 40001, sent before anything else and, as
+ * a load balancer does, in the same segment as the first message; SRC
+ * LOCAL with --proxy-v2: a LOCAL header, as health checks send),
+ * --proxy-split (the header in two writes 50 ms apart, then the first
+ * message on its own). With
  * any of --direct, --alpn, --no-alpn, --pipeline-hello or --gssenc, each
  * negotiation step is printed on its own line first.
  *
@@ -425,6 +429,7 @@ struct conn_opts {
     const char *from;      /* source address, or NULL */
     int proxy_version;     /* 1 or 2: send a PROXY protocol header first; 0: none */
     const char *proxy_src; /* the client address that header claims */
+    int proxy_split;       /* header in two writes, apart from the first message */
 };
 
 /* Parse a CONNECT-OPTION at argv[*i]; returns 0 if it is not one. */
@@ -452,6 +457,8 @@ static int parse_conn_opt(struct conn_opts *o, int argc, char **argv, int *i)
     } else if ((strcmp(a, "--proxy-v1") == 0 || strcmp(a, "--proxy-v2") == 0) && *i + 1 < argc) {
         o->proxy_version = a[9] - '0';
         o->proxy_src = argv[++*i];
+    } else if (strcmp(a, "--proxy-split") == 0) {
+        o->proxy_split = 1;
     } else {
         return 0;
     }
@@ -462,9 +469,13 @@ static int parse_conn_opt(struct conn_opts *o, int argc, char **argv, int *i)
  * Send a PROXY protocol header (HAProxy's spec, v1 text or v2 binary) as a
  * load balancer would: the claimed client SRC:40001, and as destination
  * the address and port this socket is connected to. SRC must be of the
- * same family as that destination.
+ * same family as that destination; "LOCAL" (v2 only) sends the LOCAL
+ * command without addresses. Unless split, MSG_MORE holds the header back
+ * until the first message is sent: both leave in one segment, as from AWS
+ * NLB, so the proxy must hand the bytes after the header to the start-up.
+ * Split: the first 5 bytes, 50 ms, the rest, 50 ms.
  */
-static void send_proxy_header(int fd, int version, const char *src)
+static void send_proxy_header(int fd, int version, const char *src, int split)
 {
     struct sockaddr_storage peer;
     socklen_t pl = sizeof peer;
@@ -483,7 +494,8 @@ static void send_proxy_header(int fd, int version, const char *src)
         memcpy(dstaddr, &sin->sin_addr, 4);
         dport = ntohs(sin->sin_port);
     }
-    if (inet_pton(v6 ? AF_INET6 : AF_INET, src, srcaddr) != 1)
+    int local = version == 2 && strcmp(src, "LOCAL") == 0;
+    if (!local && inet_pton(v6 ? AF_INET6 : AF_INET, src, srcaddr) != 1)
         die("--proxy-v%d %s: not an %s address (the target is %s)", version, src,
             v6 ? "IPv6" : "IPv4", v6 ? "IPv6" : "IPv4");
     uint8_t hdr[128];
@@ -500,9 +512,9 @@ static void send_proxy_header(int fd, int version, const char *src)
         static const uint8_t sig[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
                                         0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};
         memcpy(hdr, sig, sizeof sig);
-        hdr[12] = 0x21;             /* version 2, PROXY */
-        hdr[13] = v6 ? 0x21 : 0x11; /* AF_INET6 / AF_INET over STREAM */
-        size_t blen = 2 * alen + 4;
+        hdr[12] = local ? 0x20 : 0x21;             /* version 2, LOCAL or PROXY */
+        hdr[13] = local ? 0x00 : v6 ? 0x21 : 0x11; /* UNSPEC, AF_INET6 / AF_INET over STREAM */
+        size_t blen = local ? 0 : 2 * alen + 4;
         hdr[14] = (uint8_t)(blen >> 8);
         hdr[15] = (uint8_t)blen;
         memcpy(hdr + 16, srcaddr, alen);
@@ -514,8 +526,18 @@ static void send_proxy_header(int fd, int version, const char *src)
         p[3] = (uint8_t)dport;
         n = 16 + blen;
     }
-    if (send_all(fd, hdr, n) != RD_OK)
-        die("sending the PROXY header failed");
+    if (split) {
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = 50 * 1000 * 1000};
+        if (send_all(fd, hdr, 5) != RD_OK)
+            die("sending the PROXY header failed");
+        nanosleep(&pause, NULL);
+        if (send_all(fd, hdr + 5, n - 5) != RD_OK)
+            die("sending the PROXY header failed");
+        nanosleep(&pause, NULL);
+        return;
+    }
+    if (send(fd, hdr, n, MSG_MORE | MSG_NOSIGNAL) != (ssize_t)n)
+        die("sending the PROXY header failed: %s", strerror(errno));
 }
 
 /* Offer the comma-separated ALPN list (empty or NULL: no ALPN extension). */
@@ -604,7 +626,7 @@ static int open_conn(const char *host, const char *port, const struct conn_opts 
     s->ssl = NULL;
     *ctxp = NULL;
     if (o->proxy_version != 0)
-        send_proxy_header(s->fd, o->proxy_version, o->proxy_src);
+        send_proxy_header(s->fd, o->proxy_version, o->proxy_src, o->proxy_split);
     if (o->plaintext)
         return 0;
     if (o->gssenc) {
@@ -1607,7 +1629,8 @@ static void usage(void)
           "       rawclient fake-upstream PORT refuse-tls|bytes-after-s|silent\n"
           "       rawclient fake-upstream PORT direct-tls CERT KEY\n"
           "CONNECT-OPTIONS: --plaintext --direct --alpn P1[,P2] --no-alpn --pipeline-hello\n"
-          "                 --gssenc --from ADDR --proxy-v1 SRC --proxy-v2 SRC\n",
+          "                 --gssenc --from ADDR --proxy-v1 SRC --proxy-v2 SRC|LOCAL\n"
+          "                 --proxy-split\n",
           stderr);
     exit(2);
 }

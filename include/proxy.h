@@ -111,6 +111,7 @@ struct leg {
     size_t queued;      /* ciphertext handed to uv_write, not yet written */
     uint64_t bytes_in;  /* plaintext received from this leg's peer */
     uint64_t bytes_out; /* plaintext sent to this leg's peer */
+    uint64_t last_read; /* loop time of the last read (--idle-timeout) */
     bool open;          /* tcp handle initialised: needs uv_close */
     bool reading;
     bool paused; /* reading stopped by backpressure */

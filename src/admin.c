@@ -387,13 +387,17 @@ static int render_metrics(struct admin_conn *c)
 
 /* Decide the response and queue it. parsed: httpreq_parse's result, where 0
  * means the head filled ADMIN_HEAD_MAX without ending. */
-static void respond(struct admin_conn *c, int parsed, const char *method, const char *path)
+static void respond(struct admin_conn *c, int parsed, const char *method, char *path)
 {
     int status;
     const char *text = "", *ctype = "text/plain; charset=utf-8", *extra = "";
     char small[160];
     bool head_only = false;
 
+    /* Scrapers and probes may add a query string; it selects nothing here. */
+    char *query = strchr(path, '?');
+    if (query != NULL)
+        *query = '\0';
     if (parsed < 0) {
         status = 400;
         text = "bad request\n";

@@ -99,7 +99,8 @@ static const struct opt_def options[] = {
      "Time for the upstream leg: resolve, connect and verified TLS handshake; 0 = no "
      "limit."},
     {"idle-timeout", 0, OPT_SECONDS, "SECONDS", FIELD(idle_timeout_s), false, "0", "0: off",
-     "Close a session after this long without a byte in either direction."},
+     "Close a session after this long without a byte in either direction, counted while the "
+     "database spoke last (a running query is not idle)."},
     {"tcp-keepalive", 0, OPT_SECONDS, "SECONDS", FIELD(keepalive_s), false, "60", NULL,
      "TCP keepalive idle time on both legs; 0 turns keepalive off."},
     {"shutdown-timeout", 0, OPT_SECONDS, "SECONDS", FIELD(shutdown_timeout_s), false, "30", NULL,

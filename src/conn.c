@@ -262,8 +262,11 @@ static void timer_cb(uv_timer_t *t)
     }
     if (c->fs == FRONT_RELAY && c->buffers_held && now >= c->last_active + IDLE_RELEASE_MS)
         relay_release_idle(c);
+    /* Idle means the upstream spoke last: a client waiting for a long
+     * query's answer is not idle (PgBouncer's client_idle_timeout too). */
     if (c->fs == FRONT_RELAY && c->w->rt->idle_timeout_ms > 0 &&
-        now >= c->last_active + c->w->rt->idle_timeout_ms) {
+        now >= c->last_active + c->w->rt->idle_timeout_ms &&
+        c->back.last_read >= c->front.last_read) {
         log_info("event=idle_timeout conn=%llu front=%s idle_s=%u", (unsigned long long)c->id,
                  c->front_addr, c->w->rt->idle_timeout_ms / 1000);
         conn_end(c, "timeout", "idle for %u s (--idle-timeout)", c->w->rt->idle_timeout_ms / 1000);
@@ -300,8 +303,11 @@ void conn_arm_timer(struct conn *c)
         when = c->front_deadline;
     if (c->bs > BACK_IDLE && c->bs < BACK_READY && c->back_deadline < when)
         when = c->back_deadline;
-    if (c->fs == FRONT_RELAY && c->w->rt->idle_timeout_ms > 0)
+    if (c->fs == FRONT_RELAY && c->w->rt->idle_timeout_ms > 0) {
         when = c->last_active + c->w->rt->idle_timeout_ms;
+        if (when <= now) /* a query is running: look again in a while */
+            when = now + c->w->rt->idle_timeout_ms;
+    }
     if (c->fs == FRONT_RELAY && c->buffers_held && c->last_active + IDLE_RELEASE_MS < when)
         when = c->last_active + IDLE_RELEASE_MS;
     if (when == UINT64_MAX) {
@@ -534,6 +540,7 @@ static void maybe_join(struct conn *c)
     c->bs = BACK_RELAY;
     c->watching = true;
     c->last_active = uv_now(c->w->loop);
+    c->front.last_read = c->back.last_read = c->last_active;
     conn_arm_timer(c);
     log_established(c);
     /* Drain what OpenSSL already holds on either side, then read both. */

@@ -196,6 +196,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->last_active = uv_now(c->w->loop); /* --idle-timeout */
+    l->last_read = c->last_active;
     if (l == &c->front)
         front_on_data(c, (const uint8_t *)buf->base, (size_t)nread);
     else

@@ -395,7 +395,7 @@ static void respond(struct admin_conn *c, int parsed, const char *method, char *
     bool head_only = false;
 
     /* Scrapers and probes may add a query string; it selects nothing here. */
-    char *query = strchr(path, '?');
+    char *query = parsed > 0 ? strchr(path, '?') : NULL;
     if (query != NULL)
         *query = '\0';
     if (parsed < 0) {

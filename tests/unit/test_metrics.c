@@ -1212,7 +1212,10 @@ START_TEST(test_admin_endpoints)
 
     exchange(&g_loop, port, &g_cl, REQ("GET /nope HTTP/1.1\r\n\r\n"));
     check_response(&g_cl, 404, false);
-    exchange(&g_loop, port, &g_cl, REQ("GET /metrics?x=1 HTTP/1.1\r\n\r\n"));
+    /* A query string selects nothing: the path alone decides. */
+    exchange(&g_loop, port, &g_cl, REQ("GET /readyz?probe=kubelet HTTP/1.1\r\n\r\n"));
+    ck_assert_str_eq(check_response(&g_cl, 200, false), "ready\n");
+    exchange(&g_loop, port, &g_cl, REQ("GET /nope?x=1 HTTP/1.1\r\n\r\n"));
     check_response(&g_cl, 404, false);
     exchange(&g_loop, port, &g_cl, REQ("GET /metrics/ HTTP/1.1\r\n\r\n"));
     check_response(&g_cl, 404, false);

@@ -32,7 +32,8 @@ COPY --from=build /staging/usr/local/bin/pg-tls-proxy /usr/local/bin/pg-tls-prox
 COPY --from=build /staging/usr/local/share/man/man1/pg-tls-proxy.1 /usr/local/share/man/man1/pg-tls-proxy.1
 USER pgtp
 EXPOSE 5432
-# "docker stop" sends SIGTERM: the proxy closes its connections and exits 0.
+# "docker stop" sends SIGTERM: the proxy stops accepting, lets sessions finish
+# for --shutdown-timeout (default 30 s; give docker stop -t that long), exits 0.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["pg-tls-proxy"]
 CMD ["--help"]

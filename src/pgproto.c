@@ -18,6 +18,7 @@
  * arrived and passed the bounds check (what the caller is waiting for), else
  * 0; on INVALID it is 0.
  */
+#include "cursor.h"
 #include "pgproto.h"
 
 #include <inttypes.h>
@@ -39,58 +40,7 @@
 /* Offset of the first parameter name in a StartupMessage. */
 #define PG_STARTUP_PARAMS 8u
 
-/* ---- cursor: the only code that touches input bytes ---------------------- */
-
-/* A read-only window on buf[0..end). end never exceeds the bytes received;
- * pos <= end always holds. */
-struct cursor {
-    const uint8_t *buf;
-    size_t end;
-    size_t pos;
-};
-
-static bool cur_u8(struct cursor *c, uint8_t *v)
-{
-    if (c->pos >= c->end)
-        return false;
-    *v = c->buf[c->pos++];
-    return true;
-}
-
-static bool cur_be32(struct cursor *c, uint32_t *v)
-{
-    if (c->end - c->pos < 4)
-        return false;
-    const uint8_t *p = &c->buf[c->pos];
-    *v = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
-    c->pos += 4;
-    return true;
-}
-
-/* Length of the NUL-terminated string at pos, without moving. False if there
- * is no NUL before end. */
-static bool cur_strlen(const struct cursor *c, size_t *n)
-{
-    const void *nul = memchr(&c->buf[c->pos], 0, c->end - c->pos);
-    if (nul == NULL)
-        return false;
-    *n = (size_t)((const uint8_t *)nul - &c->buf[c->pos]);
-    return true;
-}
-
-static bool cur_skip(struct cursor *c, size_t n)
-{
-    if (c->end - c->pos < n)
-        return false;
-    c->pos += n;
-    return true;
-}
-
-/* Do the n bytes at pos equal the C string s? */
-static bool cur_equals(const struct cursor *c, size_t n, const char *s)
-{
-    return c->end - c->pos >= n && strlen(s) == n && memcmp(&c->buf[c->pos], s, n) == 0;
-}
+/* ---- cursor (cursor.h): the only code that touches input bytes ---------- */
 
 /* Copy up to n bytes at pos into dst for logging: printable ASCII except '"'
  * and '\\' (so the value can sit inside a quoted key=value log field), every
@@ -413,22 +363,6 @@ size_t pg_build_error(uint8_t *out, size_t cap, const char *severity, const char
 
 static const char plus_suffix[] = "-PLUS";
 #define PG_PLUS_SUFFIX_LEN (sizeof(plus_suffix) - 1)
-
-/* Copy n bytes at pos into dst and advance. */
-static bool cur_copy(struct cursor *c, uint8_t *dst, size_t n)
-{
-    if (c->end - c->pos < n)
-        return false;
-    if (n > 0)
-        memcpy(dst, &c->buf[c->pos], n);
-    c->pos += n;
-    return true;
-}
-
-static size_t cur_left(const struct cursor *c)
-{
-    return c->end - c->pos;
-}
 
 /*
  * Open a whole message of the given type: msg[0..len) must be exactly one

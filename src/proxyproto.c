@@ -22,6 +22,7 @@
  * length only when byte 107 arrives without its CRLF, not when the missing
  * fields could no longer fit (at most a few bytes earlier).
  */
+#include "cursor.h"
 #include "proxyproto.h"
 
 #include <arpa/inet.h>
@@ -32,66 +33,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* ---- cursor: the only code that touches input bytes ---------------------- */
-
-/* A read-only window on buf[0..end). end never exceeds the bytes received;
- * pos <= end always holds. */
-struct cursor {
-    const uint8_t *buf;
-    size_t end;
-    size_t pos;
-};
-
-static bool cur_u8(struct cursor *c, uint8_t *v)
-{
-    if (c->pos >= c->end)
-        return false;
-    *v = c->buf[c->pos++];
-    return true;
-}
-
-static bool cur_peek(const struct cursor *c, uint8_t *v)
-{
-    if (c->pos >= c->end)
-        return false;
-    *v = c->buf[c->pos];
-    return true;
-}
-
-static bool cur_be16(struct cursor *c, uint16_t *v)
-{
-    if (c->end - c->pos < 2)
-        return false;
-    *v = (uint16_t)(c->buf[c->pos] << 8 | c->buf[c->pos + 1]);
-    c->pos += 2;
-    return true;
-}
-
-static bool cur_copy(struct cursor *c, void *dst, size_t n)
-{
-    if (c->end - c->pos < n)
-        return false;
-    if (n > 0)
-        memcpy(dst, &c->buf[c->pos], n);
-    c->pos += n;
-    return true;
-}
-
-static size_t cur_left(const struct cursor *c)
-{
-    return c->end - c->pos;
-}
-
-/* Split the next n bytes off c into *sub (a window on just those bytes) and
- * move c past them. False, and nothing moved, if fewer than n are there. */
-static bool cur_sub(struct cursor *c, size_t n, struct cursor *sub)
-{
-    if (c->end - c->pos < n)
-        return false;
-    *sub = (struct cursor){.buf = c->buf, .end = c->pos + n, .pos = c->pos};
-    c->pos += n;
-    return true;
-}
+/* ---- cursor (cursor.h): the only code that touches input bytes ---------- */
 
 /* ---- results -------------------------------------------------------------- */
 

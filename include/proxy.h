@@ -204,8 +204,9 @@ void conn_close_leg(struct leg *l);
 void conn_leg_lost(struct leg *l, const char *what);
 void conn_end(struct conn *c, const char *outcome, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void conn_fail_front(struct conn *c, const char *sqlstate, const char *outcome, const char *fmt,
-                     ...) __attribute__((format(printf, 4, 5)));
+/* conn_fail_front_hint without a hint. */
+#define conn_fail_front(c, sqlstate, outcome, ...)                                                 \
+    conn_fail_front_hint((c), (sqlstate), (outcome), NULL, __VA_ARGS__)
 void conn_fail_front_hint(struct conn *c, const char *sqlstate, const char *outcome,
                           const char *hint, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));

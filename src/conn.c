@@ -222,17 +222,6 @@ static void front_error(struct conn *c, const char *sqlstate, const char *outcom
     conn_end(c, outcome, "%s: %s", sqlstate, msg);
 }
 
-void conn_fail_front(struct conn *c, const char *sqlstate, const char *outcome, const char *fmt,
-                     ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    front_error(c, sqlstate, outcome, NULL, msg);
-}
-
 void conn_fail_front_hint(struct conn *c, const char *sqlstate, const char *outcome,
                           const char *hint, const char *fmt, ...)
 {

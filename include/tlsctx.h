@@ -58,6 +58,9 @@ int64_t tlsctx_not_after(X509 *cert);
 /* True if the handshake selected ALPN "postgresql". */
 bool tlsctx_alpn_postgresql(const SSL *ssl);
 
+/* True if s looks like Cloud SQL's "project:instance" (checked against the CN). */
+bool tlsctx_is_cloudsql_name(const char *s);
+
 /* True if s is an IPv4 or IPv6 literal. */
 bool tlsctx_is_ip(const char *s);
 

@@ -75,7 +75,8 @@ static const struct opt_def options[] = {
     {"client-tls-validation-host", 0, OPT_STRING, "NAME", FIELD(upstream_verify_name), false, NULL,
      "the value of --client-connection-host-or-ip",
      "DNS name or IP address the upstream certificate must match; also sent as SNI when it "
-     "is a DNS name."},
+     "is a DNS name. PROJECT:INSTANCE (Google Cloud SQL) is checked against the "
+     "certificate's CN exactly instead."},
     {"client-ca-roots-path", 0, OPT_STRING, "PATH", FIELD(ca_roots_path), true, NULL, NULL,
      "CA certificates that sign the upstream certificate: a PEM file, or a directory whose "
      "*.pem and *.crt files are all loaded."},

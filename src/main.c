@@ -289,6 +289,11 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
              cfg->front_client_ca_path ? ctx->client_ca_summary : "not required",
              cfg->allow_from ? cfg->allow_from : "all",
              cfg->allow_plaintext_from ? cfg->allow_plaintext_from : "none", cfg->max_connections);
+    if (tlsctx_is_cloudsql_name(cfg->upstream_verify_name))
+        log_info("event=verify_mode mode=cloudsql_cn name=\"%s\" reason=\"the validation host "
+                 "looks like PROJECT:INSTANCE: the upstream certificate's CN must equal it "
+                 "exactly (no SAN check, no SNI)\"",
+                 cfg->upstream_verify_name);
     if (cfg->allow_plaintext_from != NULL)
         log_warn("event=plaintext_allowed from=\"%s\" reason=\"sidecar mode: clients from "
                  "these addresses may connect without TLS\"",

@@ -351,9 +351,45 @@ SSL_CTX *tlsctx_back(const char *roots_path, char *summary, size_t summarylen, c
     return ctx;
 }
 
+bool tlsctx_is_cloudsql_name(const char *s)
+{
+    /* "project:instance" (Cloud SQL's CN): one colon, not an IPv6 literal. */
+    const char *colon = strchr(s, ':');
+    return colon != NULL && colon != s && colon[1] != '\0' && strchr(colon + 1, ':') == NULL &&
+           !tlsctx_is_ip(s);
+}
+
+/*
+ * Cloud SQL mode: the leaf's CN must equal the validation name exactly
+ * (Google's own connectors check the same); chain verification is
+ * OpenSSL's as always. The name is the SSL's app data.
+ */
+static int cloudsql_verify_cb(int ok, X509_STORE_CTX *store)
+{
+    if (!ok || X509_STORE_CTX_get_error_depth(store) != 0)
+        return ok;
+    SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+    const char *want = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
+    X509 *leaf = X509_STORE_CTX_get_current_cert(store);
+    char cn[256] = "";
+    int n = leaf != NULL ? X509_NAME_get_text_by_NID(X509_get_subject_name(leaf), NID_commonName,
+                                                     cn, sizeof(cn))
+                         : -1;
+    if (want != NULL && n > 0 && (size_t)n == strlen(want) && strcmp(cn, want) == 0)
+        return 1;
+    X509_STORE_CTX_set_error(store, X509_V_ERR_HOSTNAME_MISMATCH);
+    return 0;
+}
+
 int tlsctx_back_session_setup(SSL *ssl, const char *verify_name, char *err, size_t errlen)
 {
     char e[256];
+    if (tlsctx_is_cloudsql_name(verify_name)) {
+        /* No SNI: "project:instance" is not a host name. */
+        SSL_set_app_data(ssl, (void *)(uintptr_t)verify_name);
+        SSL_set_verify(ssl, SSL_VERIFY_PEER, cloudsql_verify_cb);
+        return 0;
+    }
     if (tlsctx_is_ip(verify_name)) {
         /* RFC 6066: no SNI for IP literals; check the IP SAN instead. */
         if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), verify_name) != 1)

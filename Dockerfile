@@ -1,17 +1,35 @@
 # pg-tls-proxy container image.
 #
 #   docker build -t pg-tls-proxy .
-#   docker run --rm -p 5432:5432 -v /path/to/tls:/tls:ro pg-tls-proxy \
+#
+# Configure it with PG_TLS_PROXY_* environment variables or with flags after
+# the image name (the CMD); a flag wins over its variable. Every option and its
+# variable: pg-tls-proxy --help, or README.md "Options".
+#
+#   docker run --rm -p 5432:5432 -v /path/to/tls:/tls:ro \
+#       -e PG_TLS_PROXY_ADMIN_ADDRESS=127.0.0.1:9187 \
+#       pg-tls-proxy \
 #       --server-certificate-path /tls/proxy.crt --server-private-key-path /tls/proxy.key \
-#       --client-connection-host-or-ip db.example.internal --client-ca-roots-path /tls/db-ca.pem
+#       --client-connection-host-or-ip mydb.abcdefghijkl.eu-west-1.rds.amazonaws.com \
+#       --client-ca-roots-path /etc/pg-tls-proxy/ca-bundles/aws-rds
+#
+# CA bundles for the upstream leg (--client-ca-roots-path), none of them a default:
+#   /etc/pg-tls-proxy/ca-bundles/aws-rds/   AWS RDS and Aurora
+#   /etc/pg-tls-proxy/ca-bundles/mozilla/   Debian's Mozilla roots (Azure and other public CAs)
+#   /etc/pg-tls-proxy/ca-bundles/custom/    empty: mount your own CA here (Cloud SQL server-ca.pem)
+# The CA stays a required setting on purpose: trusting a bundle nobody chose
+# would quietly widen who may impersonate the database.
 #
 # The image holds no key material: mount certificates and keys at run time.
 
 # ---- build: the same Makefile as everywhere else ----
 FROM debian:bookworm AS build
 ARG DEBIAN_FRONTEND=noninteractive
+# ca-certificates: make install copies /etc/ssl/certs/ca-certificates.crt
+# into the mozilla bundle.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends build-essential pkg-config libuv1-dev libssl-dev \
+    && apt-get install -y --no-install-recommends \
+        build-essential pkg-config libuv1-dev libssl-dev ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -27,13 +45,30 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends libuv1 libssl3 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --user-group --no-create-home --home-dir /nonexistent \
-        --shell /usr/sbin/nologin pgtp
+        --shell /usr/sbin/nologin pgtp \
+    && install -d -o root -g root -m 755 /etc/pg-tls-proxy/ca-bundles/custom
 COPY --from=build /staging/usr/local/bin/pg-tls-proxy /usr/local/bin/pg-tls-proxy
 COPY --from=build /staging/usr/local/share/man/man1/pg-tls-proxy.1 /usr/local/share/man/man1/pg-tls-proxy.1
+# COPY makes these root-owned; the modes (0644 files, 0755 directories) are
+# make install's, so the non-root user can read but not change them.
+COPY --from=build /staging/usr/local/share/pg-tls-proxy/ca-bundles/README.md /etc/pg-tls-proxy/ca-bundles/README.md
+COPY --from=build /staging/usr/local/share/pg-tls-proxy/ca-bundles/aws-rds/ /etc/pg-tls-proxy/ca-bundles/aws-rds/
+COPY --from=build /staging/usr/local/share/pg-tls-proxy/ca-bundles/mozilla/ /etc/pg-tls-proxy/ca-bundles/mozilla/
 USER pgtp
 EXPOSE 5432
 # "docker stop" sends SIGTERM: the proxy stops accepting, lets sessions finish
 # for --shutdown-timeout (default 30 s; give docker stop -t that long), exits 0.
 STOPSIGNAL SIGTERM
+# Health check: GET /healthz on the admin endpoint (200 while the proxy is
+# listening), using bash's /dev/tcp because the slim image has no curl. It
+# reads PG_TLS_PROXY_ADMIN_ADDRESS (0.0.0.0 and :: are probed on loopback), so
+# set the admin address through that variable, not the --admin-address flag.
+# Without the variable there is nothing to probe and the check reports healthy.
+# Not chosen: "pg-tls-proxy --check" (a full verified upstream handshake every
+# interval, and "unhealthy" whenever the database is down, which is readiness,
+# not liveness: orchestrators would restart a healthy proxy); /readyz for the
+# same reason; a connection to port 5432 (a log line per probe).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["bash", "-c", "a=${PG_TLS_PROXY_ADMIN_ADDRESS:-}; [ -n \"$a\" ] || exit 0; case $a in *:*) h=${a%:*} p=${a##*:} ;; *) h=127.0.0.1 p=$a ;; esac; h=${h#[}; h=${h%]}; case $h in 0.0.0.0) h=127.0.0.1 ;; ::) h=::1 ;; esac; exec 3<>\"/dev/tcp/$h/$p\" && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && read -r -t 4 _ code _ <&3 && [ \"$code\" = 200 ]"]
 ENTRYPOINT ["pg-tls-proxy"]
 CMD ["--help"]

@@ -513,6 +513,12 @@ stop_proxy upstream-by-name
 . "$HERE/operations.sh"
 
 # ======================================================================
+# Packaging: Cloud SQL CN mode, make install / uninstall
+# ======================================================================
+# shellcheck source=tests/integration/packaging.sh
+. "$HERE/packaging.sh"
+
+# ======================================================================
 # Collect the slow background checks started at the top
 # ======================================================================
 CUR_LOG=$LOGS/proxy-main.log

@@ -32,8 +32,8 @@ UNIT_OBJS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%.o)
 UNIT_BIN := $(BUILD)/unit-tests
 PGCLIENT_BIN := $(BUILD)/pgclient
 
-.PHONY: all test check check-unit check-docs check-integration asan fuzz bench certs demo \
-        format format-check lint install deps clean
+.PHONY: all test check check-unit check-docs check-integration check-bundles check-dockerfile asan fuzz bench certs \
+        demo format format-check lint install uninstall deps clean
 
 all: $(BIN)
 
@@ -75,12 +75,18 @@ check-unit: $(UNIT_BIN)
 check-docs: $(BIN)
 	tests/check-docs.sh $(BIN)
 
+check-bundles:
+	tests/check-bundles.sh
+
+check-dockerfile:
+	tests/check-dockerfile.sh
+
 check-integration: $(BIN) $(PGCLIENT_BIN) $(RAWCLIENT_BIN)
 	PGTP_BIN=$(abspath $(BIN)) PGCLIENT=$(abspath $(PGCLIENT_BIN)) RAWCLIENT=$(abspath $(RAWCLIENT_BIN)) tests/integration/run.sh
 
 check: deps
 	$(MAKE) WERROR=1 all $(UNIT_BIN) $(PGCLIENT_BIN) $(RAWCLIENT_BIN)
-	$(MAKE) WERROR=1 check-unit check-docs check-integration
+	$(MAKE) WERROR=1 check-unit check-docs check-bundles check-integration
 
 # The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -129,9 +135,26 @@ lint:
 	clang-tidy --quiet src/*.c -- $(CSTD) -Iinclude -DPGTP_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS))
 
 PREFIX ?= /usr/local
+DATADIR = $(PREFIX)/share/pg-tls-proxy
+SYSTEM_CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
+# The binary, the man page and the CA bundles: aws-rds (committed), mozilla
+# (the system's ca-certificates roots, copied at install time, not committed)
+# and an empty custom/ for per-instance CAs such as Cloud SQL's.
 install: $(BIN)
 	install -D -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/pg-tls-proxy
 	install -D -m 644 man/pg-tls-proxy.1 $(DESTDIR)$(PREFIX)/share/man/man1/pg-tls-proxy.1
+	install -d $(DESTDIR)$(DATADIR)/ca-bundles/aws-rds $(DESTDIR)$(DATADIR)/ca-bundles/mozilla \
+	    $(DESTDIR)$(DATADIR)/ca-bundles/custom
+	install -m 644 ca-bundles/aws-rds/global-bundle.pem ca-bundles/aws-rds/PROVENANCE.md \
+	    $(DESTDIR)$(DATADIR)/ca-bundles/aws-rds/
+	install -m 644 ca-bundles/README.md $(DESTDIR)$(DATADIR)/ca-bundles/
+	if [ -f $(SYSTEM_CA_BUNDLE) ]; then \
+	    install -m 644 $(SYSTEM_CA_BUNDLE) $(DESTDIR)$(DATADIR)/ca-bundles/mozilla/ca-certificates.pem; \
+	else echo "install: no $(SYSTEM_CA_BUNDLE) (ca-certificates package): mozilla bundle left empty"; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/pg-tls-proxy $(DESTDIR)$(PREFIX)/share/man/man1/pg-tls-proxy.1
+	rm -rf $(DESTDIR)$(DATADIR)
 
 clean:
 	rm -rf build

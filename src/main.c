@@ -64,10 +64,12 @@ static void close_if_open(uv_handle_t *h)
         uv_close(h, NULL);
 }
 
+/* Only workers still running: a finished one has closed its ctl handle. */
 static void broadcast(struct supervisor *sv, unsigned cmds)
 {
     for (unsigned i = 0; i < sv->nworkers; i++)
-        worker_command(&sv->workers[i], cmds);
+        if (!atomic_load(&sv->workers[i].finished))
+            worker_command(&sv->workers[i], cmds);
 }
 
 /* Expiry gauges: the front certificate and every CA root, as now loaded. */
@@ -107,7 +109,8 @@ static void reload(struct supervisor *sv, const char *why)
     metrics_reload(true);
     publish_expiry(&ctx);
     for (unsigned i = 0; i < sv->nworkers; i++)
-        worker_offer_contexts(&sv->workers[i], ctx.front, ctx.back);
+        if (!atomic_load(&sv->workers[i].finished))
+            worker_offer_contexts(&sv->workers[i], ctx.front, ctx.back);
     log_info("event=reloaded trigger=%s ca_roots=\"%s\" front_certificate=[%s]", why,
              ctx.roots_summary, ctx.front_summary);
     tlsctx_contexts_free(&ctx); /* the workers hold their own references */

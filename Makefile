@@ -124,6 +124,12 @@ bench: $(BIN)
 bench-conns: $(BIN)
 	scripts/bench-conns.sh $(abspath $(BIN)) $(or $(N),1000)
 
+# make soak [SOAK_SECONDS=600]: pgbench through the proxy, select-only and
+# connect-per-transaction alternating; reports errors and RSS drift.
+.PHONY: soak
+soak: $(BIN)
+	scripts/soak.sh $(abspath $(BIN))
+
 format:
 	clang-format -i src/*.c include/*.h tests/unit/*.c tests/integration/*.c tests/fuzz/*.c
 format-check:

@@ -162,6 +162,7 @@ stop_proxy() {
 }
 
 fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # ======================================================================
 # Set-up: PKI, PostgreSQL, password (passfile only: never on argv or stdout)
@@ -197,6 +198,13 @@ out=$(timeout -k 5 30 psql -X -A -t -q "$CI_MAIN" \
     -c "SELECT 'psql ok', ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()" 2>&1)
 expect "psql through the proxy: query works, back leg TLS" "$out" '^psql ok\|t$'
 
+# want SECTION: true unless IT_ONLY (a comma-separated list of sections:
+# core protocol operations packaging faults certs abuse load) leaves it out.
+# IT_ONLY=faults runs the set-up, the main proxy's first checks, the faults
+# section and the hygiene checks: for working on one section at a time.
+want() { [ -z "${IT_ONLY:-}" ] || [[ ",$IT_ONLY," == *",$1,"* ]]; }
+
+if want core; then
 # Slow checks run in the background from here and are collected at the end:
 # a client that connects and sends nothing, and an upstream that never
 # answers. Either must end with the proxy closing / reporting, not hanging.
@@ -313,7 +321,6 @@ done
 # Backpressure: a client that stops reading a 300 MB result. The proxy must
 # stop reading the upstream, not buffer the result (nginx's "don't read into
 # a full buffer"); then the client closes with all that data pending.
-rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 RSS0=$(rss_kb "$MAIN_PID") RSS_MAX=$RSS0
 pgc stall "$CI_MAIN" "SELECT repeat('x', 1000) FROM generate_series(1, 300000)" 4 \
     >"$TMP/stall.out" &
@@ -498,25 +505,55 @@ out=$(pgc query "$(ci "$P")" "SELECT 'by name'")
 expect "upstream given as 'localhost' (resolved by the proxy)" "$out" '^by name$'
 stop_proxy upstream-by-name
 
+fi # want core
+
 # ======================================================================
 # Start-up as PostgreSQL speaks it: cancel requests, direct TLS, channel
 # binding, sidecar mode, --server-allow-from, protocol versions, replication
 # ======================================================================
 # shellcheck source=tests/integration/protocol.sh
-. "$HERE/protocol.sh"
+want protocol && . "$HERE/protocol.sh"
 
 # ======================================================================
 # Operations: reload, drain, timeouts, limits, audit log, mTLS, client
 # certificates upstream, TLS policy, admin endpoint, PROXY protocol
 # ======================================================================
 # shellcheck source=tests/integration/operations.sh
-. "$HERE/operations.sh"
+want operations && . "$HERE/operations.sh"
 
 # ======================================================================
 # Packaging: Cloud SQL CN mode, make install / uninstall
 # ======================================================================
 # shellcheck source=tests/integration/packaging.sh
-. "$HERE/packaging.sh"
+want packaging && . "$HERE/packaging.sh"
+
+# ======================================================================
+# Faults: backends killed mid-COPY, PostgreSQL restarted under load,
+# upstreams that never answer, a client that stops reading 1 GB
+# ======================================================================
+# shellcheck source=tests/integration/faults.sh
+want faults && . "$HERE/faults.sh"
+
+# ======================================================================
+# Upstream certificates: expired, not yet valid, self-signed, missing
+# intermediate, wrong name, wrong CA
+# ======================================================================
+# shellcheck source=tests/integration/certs.sh
+want certs && . "$HERE/certs.sh"
+
+# ======================================================================
+# Abuse: slowloris, 10,000 garbage connections, descriptor exhaustion
+# ======================================================================
+# shellcheck source=tests/integration/abuse.sh
+want abuse && . "$HERE/abuse.sh"
+
+# ======================================================================
+# Load: 10,000 concurrent sessions held, RSS sampled every second
+# ======================================================================
+# shellcheck source=tests/integration/load.sh
+want load && . "$HERE/load.sh"
+
+if want core; then
 
 # ======================================================================
 # Collect the slow background checks started at the top
@@ -563,6 +600,8 @@ DEMO_SMOKE=1 timeout -k 5 120 "$IT_REPO/scripts/demo.sh" "$PGTP_BIN" </dev/null 
 rc=$?
 expect "scripts/demo.sh (DEMO_SMOKE=1) prints 'demo ok' and exits 0" \
     "rc=$rc $(grep -x 'demo ok' "$CUR_LOG")" '^rc=0 demo ok$'
+
+fi # want core
 
 # ======================================================================
 # Hygiene: shutdown, sanitizers, secrets

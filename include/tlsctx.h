@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <openssl/ssl.h>
 
@@ -68,5 +69,31 @@ bool tlsctx_is_ip(const char *s);
 void tlsctx_cert_names(X509 *cert, char *buf, size_t len);
 /* "subject=... issuer=... not_after=..." one-line summary. */
 void tlsctx_cert_summary(X509 *cert, char *buf, size_t len);
+
+/*
+ * The first failure of the upstream's chain verification, as the back
+ * context's verify callback saw it: the code, which certificate (depth 0 is
+ * the server's own) and what it says. Lives in the SSL's ex data, freed
+ * with it; NULL if verification did not fail (or memory ran out).
+ */
+struct tlsctx_verify_failure {
+    int err;                            /* X509_V_ERR_* */
+    int depth;                          /* of the failing certificate in the chain being built */
+    int sent;                           /* certificates the server sent, its own included */
+    char subject[256], issuer[256];     /* RFC 2253 */
+    char names[512];                    /* tlsctx_cert_names() of the certificate */
+    char not_before[32], not_after[32]; /* "2026-01-31T12:00:00Z" */
+};
+const struct tlsctx_verify_failure *tlsctx_verify_failure(const SSL *ssl);
+
+/*
+ * The client's FATAL message for a failed verification of the upstream
+ * named name: the cause (which certificate, its dates against the proxy's
+ * clock now) and the fix for that cause. Pure, for unit tests. Returns the
+ * short reason for metrics: "name", "expired", "not_yet_valid",
+ * "self_signed", "untrusted_root", "unknown_issuer" or "verify".
+ */
+const char *tlsctx_verify_message(const struct tlsctx_verify_failure *f, const char *name,
+                                  time_t now, char *buf, size_t len);
 
 #endif

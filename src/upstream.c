@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/x509v3.h>
 
@@ -252,34 +253,25 @@ static void handshake_failed(struct conn *c)
     const struct config *cfg = cfg_of(c);
     SSL *ssl = c->back.tls.ssl;
     long vr = SSL_get_verify_result(ssl);
-    char e[200], names[512];
+    char e[200];
 
     tlsio_error(e, sizeof(e));
     leg_flush(&c->back); /* our alert, so the server logs why */
-    if (vr == X509_V_ERR_HOSTNAME_MISMATCH || vr == X509_V_ERR_IP_ADDRESS_MISMATCH) {
-        STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
-        X509 *peer = SSL_get0_peer_certificate(ssl);
-        if (peer == NULL && chain != NULL && sk_X509_num(chain) > 0)
-            peer = sk_X509_value(chain, 0);
-        if (peer != NULL)
-            tlsctx_cert_names(peer, names, sizeof(names));
-        else
-            snprintf(names, sizeof(names), "unknown names");
-        fail(c, "08001", "name",
-             "pg-tls-proxy: upstream certificate does not match the name \"%s\" (the "
-             "certificate has %s) — set --client-tls-validation-host to a name the "
-             "certificate carries",
-             cfg->upstream_verify_name, names);
-    } else if (vr != X509_V_OK) {
-        const char *fix = "is --client-ca-roots-path the CA that signed the upstream's "
-                          "certificate?";
-        if (vr == X509_V_ERR_CERT_HAS_EXPIRED)
-            fix = "the upstream's certificate has expired; renew it";
-        else if (vr == X509_V_ERR_CERT_NOT_YET_VALID)
-            fix = "the upstream's certificate is not valid yet; check the clocks";
-        fail(c, "08001", "verify",
-             "pg-tls-proxy: upstream certificate verification failed for \"%s\": %s — %s",
-             cfg->upstream_verify_name, X509_verify_cert_error_string(vr), fix);
+    if (vr != X509_V_OK) {
+        /* Which certificate failed and why, as the verify callback saw it
+         * (tlsctx.c); without it (no memory), the bare code and the leaf. */
+        const struct tlsctx_verify_failure *seen = tlsctx_verify_failure(ssl);
+        struct tlsctx_verify_failure bare = {.err = (int)vr};
+        if (seen == NULL) {
+            X509 *peer = SSL_get0_peer_certificate(ssl);
+            if (peer != NULL)
+                tlsctx_cert_names(peer, bare.names, sizeof(bare.names));
+            seen = &bare;
+        }
+        char msg[1024];
+        const char *label =
+            tlsctx_verify_message(seen, cfg->upstream_verify_name, time(NULL), msg, sizeof(msg));
+        fail(c, "08001", label, "%s", msg);
     } else {
         fail(c, "08001", "tls", "pg-tls-proxy: TLS handshake with upstream %s failed: %s — %s",
              c->back_addr, e[0] ? e : "unknown error",

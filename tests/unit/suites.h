@@ -10,5 +10,6 @@ Suite *tlsio_suite(void);
 Suite *cidr_suite(void);
 Suite *metrics_suite(void);
 Suite *proxyproto_suite(void);
+Suite *verifymsg_suite(void);
 
 #endif

@@ -122,9 +122,9 @@ static int chunk_write(struct leg *l, struct chunk *ch)
     return 0;
 }
 
-int leg_send(struct leg *l, const void *buf, size_t len)
+/* Queue len bytes on l in chunks (copied: buf may be reused at once). */
+static int leg_queue(struct leg *l, const uint8_t *p, size_t len)
 {
-    const uint8_t *p = buf;
     while (len > 0) {
         struct chunk *ch = chunk_get(l->conn->w, len);
         if (ch == NULL)
@@ -140,12 +140,49 @@ int leg_send(struct leg *l, const void *buf, size_t len)
     return 0;
 }
 
+/*
+ * Send len bytes on l. With nothing in flight the socket gets them at once
+ * (uv_try_write: no request, no callback, and no epoll_ctl round trip that a
+ * completed uv_write costs on the next loop iteration); whatever it does not
+ * take, and every write behind a queued one, is queued in chunks. An error
+ * other than EAGAIN is left to uv_write to report, through write_cb, like
+ * any other write failure.
+ */
+static int leg_write(struct leg *l, const uint8_t *p, size_t len)
+{
+    if (l->queued == 0 && len > 0) {
+        uv_buf_t b = uv_buf_init((char *)p, (unsigned)len);
+        int n = uv_try_write((uv_stream_t *)&l->tcp, &b, 1);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+        }
+    }
+    return leg_queue(l, p, len);
+}
+
+int leg_send(struct leg *l, const void *buf, size_t len)
+{
+    return leg_write(l, buf, len);
+}
+
 int leg_flush(struct leg *l)
 {
     if (!l->open)
         return 0;
     size_t pending;
     while ((pending = tlsio_pending(&l->tls)) > 0) {
+        if (l->queued == 0) {
+            /* Through the worker's buffer, straight to the socket. */
+            uint8_t *out = l->conn->w->outbuf;
+            size_t n = tlsio_take(&l->tls, out, sizeof(l->conn->w->outbuf));
+            if (n == 0)
+                break;
+            int r = leg_write(l, out, n);
+            if (r < 0)
+                return r;
+            continue;
+        }
         struct chunk *ch = chunk_get(l->conn->w, pending);
         if (ch == NULL)
             return UV_ENOMEM;

@@ -139,6 +139,20 @@ cpu_ticks() {
     read -r -a f <<<"$rest"
     echo $((f[11] + f[12]))
 }
+# stime alone (kernel time: system calls, the loopback TCP stack).
+sys_ticks() {
+    local stat rest
+    local -a f
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    rest=${stat##*) }
+    read -r -a f <<<"$rest"
+    echo "${f[12]}"
+}
+# sys_share METRIC C0 C1 K0 K1: record the kernel's share of the proxy's CPU in %.
+sys_share() {
+    [ -n "$2" ] && [ -n "$3" ] && [ -n "$4" ] && [ -n "$5" ] && [ "$3" -gt "$2" ] || return 0
+    record "$t" "$rep" "$1" "$(calc %.0f "100 * ($5 - $4) / ($3 - $2)")"
+}
 status_kb() { # PID FIELD (VmRSS, VmHWM)
     awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null
 }
@@ -364,10 +378,11 @@ run_rep() {
         (sleep "$(calc %.1f "$DURATION / 2")" && status_kb "$CUR_PID" VmRSS >"$TMP/rss-mid") &
         RSS_SAMPLER=$!
     fi
-    c0=$(cpu_ticks "$CUR_PID")
+    c0=$(cpu_ticks "$CUR_PID") k0=$(sys_ticks "$CUR_PID")
     timeout $((DURATION * 3 + 60)) pgbench -n -S -c "$CLIENTS" -j "$THREADS" -T "$DURATION" "$conn" >"$f" 2>&1 ||
         note "$tag: select-only pgbench failed (see $f)"
-    c1=$(cpu_ticks "$CUR_PID")
+    c1=$(cpu_ticks "$CUR_PID") k1=$(sys_ticks "$CUR_PID")
+    sys_share sel_sys_pct "$c0" "$c1" "$k0" "$k1"
     [ -n "$RSS_SAMPLER" ] && wait "$RSS_SAMPLER"
     RSS_SAMPLER=""
     n=$(pgb_field "$f" 'number of transactions actually processed:')
@@ -380,10 +395,11 @@ run_rep() {
 
     # b. a new connection per transaction.
     f=$LOGS/$tag-connect.log
-    c0=$(cpu_ticks "$CUR_PID")
+    c0=$(cpu_ticks "$CUR_PID") k0=$(sys_ticks "$CUR_PID")
     timeout $((DURATION * 3 + 60)) pgbench -n -S -C -c "$CLIENTS" -j "$THREADS" -T "$DURATION" "$conn" >"$f" 2>&1 ||
         note "$tag: connect pgbench failed (see $f)"
-    c1=$(cpu_ticks "$CUR_PID")
+    c1=$(cpu_ticks "$CUR_PID") k1=$(sys_ticks "$CUR_PID")
+    sys_share con_sys_pct "$c0" "$c1" "$k0" "$k1"
     n=$(pgb_field "$f" 'number of transactions actually processed:')
     record "$t" "$rep" con_tps "$(pgb_field "$f" 'tps =')"
     if [ -n "$CUR_PID" ] && [ -n "$n" ] && [ "$n" -gt 0 ]; then
@@ -392,12 +408,13 @@ run_rep() {
 
     # c. bulk COPY out: 1001 bytes of payload per row (1000 x + newline).
     f=$LOGS/$tag-bulk.log
-    c0=$(cpu_ticks "$CUR_PID")
+    c0=$(cpu_ticks "$CUR_PID") k0=$(sys_ticks "$CUR_PID")
     s0=$(date +%s%N)
     if timeout 900 psql -X -q "$conn" \
         -c "\\copy (select repeat('x',1000) from generate_series(1,$BULK_ROWS)) to '/dev/null'" >"$f" 2>&1; then
         s1=$(date +%s%N)
-        c1=$(cpu_ticks "$CUR_PID")
+        c1=$(cpu_ticks "$CUR_PID") k1=$(sys_ticks "$CUR_PID")
+        sys_share bulk_sys_pct "$c0" "$c1" "$k0" "$k1"
         record "$t" "$rep" bulk_mbs "$(calc %.1f "$BULK_ROWS * 1001 / 1e6 / (($s1 - $s0) / 1e9)")"
         [ -n "$CUR_PID" ] &&
             record "$t" "$rep" bulk_cpu_s_gb "$(calc %.2f "($c1 - $c0) / $HZ / ($BULK_ROWS * 1001 / 1e9)")"
@@ -465,26 +482,29 @@ summary() {
     echo "$(nproc) CPUs, $(openssl version | awk '{ print $1, $2 }'), $("$IT_PG_BINDIR/postgres" --version | awk '{ print $1, $3 }'), ECDSA P-256, SCRAM."
     echo "Median of $REPS run(s); pgbench -c $CLIENTS -j $THREADS -T $DURATION, bulk $BULK_ROWS rows ($(calc %.2f "$BULK_ROWS * 1001 / 1e9") GB), serial = $SERIAL_CONNS connections one after another."
     echo
-    echo "| target | select TPS | vs direct | connect TPS (-C) | vs direct | bulk MB/s | vs direct | serial connect+select ms | vs direct | proxy CPU µs/select | proxy CPU µs/connection | proxy CPU s/GB | proxy RSS MB (select / peak) |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| target | select TPS | vs direct | connect TPS (-C) | vs direct | bulk MB/s | vs direct | serial connect+select ms | vs direct | proxy CPU µs/select | proxy CPU µs/connection | proxy CPU s/GB | kernel % of proxy CPU (select / connect / bulk) | proxy RSS MB (select / peak) |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for t in "${AVAIL[@]}"; do
         sel=$(med "$t" sel_tps) con=$(med "$t" con_tps) bulk=$(med "$t" bulk_mbs) ser=$(med "$t" serial_ms)
         local rss_s rss_p mem="n/a"
         rss_s=$(med "$t" rss_select_kb) rss_p=$(med "$t" rss_peak_kb)
         [ "$t" != direct-tls ] && mem="$(fmt %.1f "${rss_s:+$rss_s / 1024}") / $(fmt %.1f "${rss_p:+$rss_p / 1024}")"
-        printf '| %s | %s%s | %s | %s%s | %s | %s%s | %s | %s%s | %s | %s | %s | %s | %s |\n' "$t" \
+        local kern="n/a"
+        [ "$t" != direct-tls ] && kern="$(fmt %.0f "$(med "$t" sel_sys_pct)") / $(fmt %.0f "$(med "$t" con_sys_pct)") / $(fmt %.0f "$(med "$t" bulk_sys_pct)")"
+        printf '| %s | %s%s | %s | %s%s | %s | %s%s | %s | %s%s | %s | %s | %s | %s | %s | %s |\n' "$t" \
             "$(fmt %.0f "$sel")" "$(spread "$t" sel_tps)" "$(ratio "$sel" "$b_sel")" \
             "$(fmt %.1f "$con")" "$(spread "$t" con_tps)" "$(ratio "$con" "$b_con")" \
             "$(fmt %.0f "$bulk")" "$(spread "$t" bulk_mbs)" "$(ratio "$bulk" "$b_bulk")" \
             "$(fmt %.1f "$ser")" "$(spread "$t" serial_ms)" "$(delta "$ser" "$b_ser")" \
             "$(fmt %.1f "$(med "$t" sel_cpu_us)")" "$(fmt %.0f "$(med "$t" con_cpu_us)")" \
-            "$(fmt %.2f "$(med "$t" bulk_cpu_s_gb)")" "$mem"
+            "$(fmt %.2f "$(med "$t" bulk_cpu_s_gb)")" "$kern" "$mem"
     done
     echo
     echo "\"vs direct\": ratio of medians to direct TLS (latency: difference). ±x% = (max-min)/median."
     echo "Proxy CPU = utime+stime of the proxy process (all threads) during the workload, per transaction,"
     echo "per new connection (-C) or per GB copied; clock ticks of $((1000 / HZ)) ms. On a small machine client,"
-    echo "PostgreSQL and proxy share the CPUs, so the proxy's own CPU is the fairer comparison."
+    echo "PostgreSQL and proxy share the CPUs, so the proxy's own CPU is the fairer comparison. Kernel % ="
+    echo "stime / (utime + stime): the part spent in system calls and the loopback TCP stack."
     local s
     s=$(awk -F'\t' '$3 == "load1" { if (n++ == 0 || $4 < lo) lo = $4; if ($4 > hi) hi = $4 }
                     END { if (n) printf "%s-%s", lo, hi }' "$RAW")

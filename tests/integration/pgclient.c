@@ -16,6 +16,14 @@
  *   pgclient hold CONNINFO SECONDS            one session, a query every 100 ms
  *   pgclient stall CONNINFO SQL SECONDS       send SQL, read nothing for SECONDS
  *   pgclient cancel CONNINFO DELAY_MS         cancel a pg_sleep(30) after DELAY_MS
+ *   pgclient sessions CONNINFO N SECONDS      N sessions, each a query every 100 ms until
+ *                                             it fails or SECONDS pass; SQLSTATEs counted
+ *   pgclient wait-gone CONNINFO APPNAME SECONDS
+ *                                             poll pg_stat_activity every 10 ms until no
+ *                                             session has APPNAME; print the wall-clock ms
+ *   pgclient pause-copy-out CONNINFO SQL SECONDS
+ *                                             start COPY ... TO STDOUT, read nothing for
+ *                                             SECONDS, then read it all; count bytes, lines
  *
  * Exit status: 0 success, 1 connection failed, 2 usage, 3 query failed.
  */
@@ -410,6 +418,245 @@ static int cmd_cancel(const char *conninfo, const char *delaystr)
     return sent && strcmp(statebuf, "57014") == 0 ? 0 : EXIT_QUERY;
 }
 
+/* ---- faults: many sessions through a server restart ---- */
+
+struct watcher {
+    pthread_t tid;
+    const char *conninfo;
+    pthread_barrier_t *barrier;
+    int seconds;
+    int connected;
+    long queries;
+    char state[8]; /* first SQLSTATE seen, "-" for an error without one */
+    char msg[200];
+    char notice[200]; /* last notice or warning before the end (57P02 comes as one) */
+};
+
+static void copy_oneline(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src);
+    for (char *c = dst; *c != '\0'; c++)
+        if (*c == '\n' || *c == '\t')
+            *c = ' ';
+}
+
+static void watcher_notice(void *arg, const PGresult *res)
+{
+    struct watcher *w = arg;
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    char buf[200];
+    snprintf(buf, sizeof buf, "%s %s", state != NULL ? state : "-", msg != NULL ? msg : "");
+    copy_oneline(w->notice, sizeof w->notice, buf);
+}
+
+/*
+ * One query with every result looked at: the first SQLSTATE of an error
+ * goes to state/msg. Returns 1 if the query returned exactly `want`.
+ */
+static int query_expect(PGconn *conn, const char *sql, const char *want, char *state,
+                        size_t state_cap, char *msg, size_t msg_cap)
+{
+    int good = 0, failed = 0;
+    if (PQsendQuery(conn, sql) != 1) {
+        snprintf(state, state_cap, "-");
+        copy_oneline(msg, msg_cap, PQerrorMessage(conn));
+        return 0;
+    }
+    PGresult *res;
+    while ((res = PQgetResult(conn)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+            strcmp(PQgetvalue(res, 0, 0), want) == 0) {
+            good = 1;
+        } else if (!failed) {
+            const char *s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+            snprintf(state, state_cap, "%s", s != NULL ? s : "-");
+            copy_oneline(msg, msg_cap, PQresultErrorMessage(res));
+            failed = 1;
+        }
+        PQclear(res);
+        if (PQstatus(conn) == CONNECTION_BAD)
+            break;
+    }
+    if (!failed && PQstatus(conn) == CONNECTION_BAD) {
+        snprintf(state, state_cap, "-");
+        copy_oneline(msg, msg_cap, PQerrorMessage(conn));
+        failed = 1;
+    }
+    return good && !failed;
+}
+
+static void *watcher_main(void *arg)
+{
+    struct watcher *w = arg;
+    PGconn *conn = PQconnectdb(w->conninfo);
+    w->connected = conn != NULL && PQstatus(conn) == CONNECTION_OK;
+    if (!w->connected) {
+        snprintf(w->state, sizeof w->state, "connect");
+        copy_oneline(w->msg, sizeof w->msg, conn != NULL ? PQerrorMessage(conn) : "out of memory");
+    } else {
+        PQsetNoticeReceiver(conn, watcher_notice, w);
+    }
+    pthread_barrier_wait(w->barrier);
+    double end = now_sec() + w->seconds;
+    while (w->connected && now_sec() < end) {
+        char sql[32], want[32];
+        snprintf(sql, sizeof sql, "SELECT %ld", w->queries);
+        snprintf(want, sizeof want, "%ld", w->queries);
+        if (!query_expect(conn, sql, want, w->state, sizeof w->state, w->msg, sizeof w->msg))
+            break;
+        w->queries++;
+        usleep(100 * 1000);
+    }
+    PQfinish(conn);
+    return NULL;
+}
+
+/*
+ * N sessions open at once ("open=N" is printed when all are), each running
+ * a query every 100 ms until one fails or SECONDS pass. Then one line per
+ * outcome: "sqlstate=S count=C message=..." (S "-" when libpq saw no
+ * SQLSTATE, "none" for sessions that never failed), and a summary line.
+ */
+static int cmd_sessions(const char *conninfo, const char *nstr, const char *secstr)
+{
+    int n = parse_count(nstr, 1, 2000), seconds = parse_count(secstr, 1, 3600);
+    struct watcher *w = calloc((size_t)n, sizeof *w);
+    pthread_barrier_t barrier;
+    pthread_attr_t attr;
+    if (w == NULL || pthread_barrier_init(&barrier, NULL, (unsigned)n + 1) != 0 ||
+        pthread_attr_init(&attr) != 0) {
+        fprintf(stderr, "pgclient: cannot set up %d sessions\n", n);
+        return EXIT_USAGE;
+    }
+    pthread_attr_setstacksize(&attr, 512 * 1024);
+    for (int i = 0; i < n; i++) {
+        w[i] = (struct watcher){.conninfo = conninfo, .barrier = &barrier, .seconds = seconds};
+        snprintf(w[i].state, sizeof w[i].state, "none");
+        if (pthread_create(&w[i].tid, &attr, watcher_main, &w[i]) != 0) {
+            fprintf(stderr, "pgclient: pthread_create failed at %d\n", i);
+            exit(EXIT_USAGE);
+        }
+    }
+    pthread_barrier_wait(&barrier);
+    int opened = 0;
+    for (int i = 0; i < n; i++)
+        opened += w[i].connected;
+    printf("open=%d\n", opened);
+    for (int i = 0; i < n; i++)
+        pthread_join(w[i].tid, NULL);
+    /* Group by SQLSTATE, in order of first appearance. */
+    int errors = 0;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(w[i].state, "none") != 0)
+            errors++;
+        int first = 1;
+        for (int j = 0; j < i && first; j++)
+            first = strcmp(w[j].state, w[i].state) != 0;
+        if (!first)
+            continue;
+        int count = 0;
+        for (int j = i; j < n; j++)
+            count += strcmp(w[j].state, w[i].state) == 0;
+        printf("sqlstate=%s count=%d message=%s notice=%s\n", w[i].state, count, w[i].msg,
+               w[i].notice);
+    }
+    printf("sessions=%d opened=%d errors=%d\n", n, opened, errors);
+    pthread_attr_destroy(&attr);
+    pthread_barrier_destroy(&barrier);
+    free(w);
+    return 0;
+}
+
+static long long wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * One session that polls pg_stat_activity every 10 ms until no session
+ * has application_name APPNAME; prints "gone at_ms=<wall-clock ms>" (the
+ * test compares it with when it killed a client), or "still count=N"
+ * after SECONDS. "polling" is printed once the first poll has run.
+ */
+static int cmd_wait_gone(const char *conninfo, const char *appname, const char *secstr)
+{
+    int seconds = parse_count(secstr, 1, 3600);
+    PGconn *conn = connect_or_report(conninfo);
+    const char *params[1] = {appname};
+    double end = now_sec() + seconds;
+    int printed = 0, rc = EXIT_QUERY;
+    long count = -1;
+    while (now_sec() < end) {
+        PGresult *res =
+            PQexecParams(conn, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                         1, NULL, params, NULL, NULL, 0);
+        long long at = wall_ms();
+        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+            report_result_error(res, conn);
+            PQclear(res);
+            break;
+        }
+        count = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+        PQclear(res);
+        if (!printed) {
+            printf("polling count=%ld\n", count);
+            printed = 1;
+        } else if (count == 0) {
+            printf("gone at_ms=%lld\n", at);
+            rc = 0;
+            break;
+        }
+        usleep(10 * 1000);
+    }
+    if (rc != 0)
+        printf("still count=%ld\n", count);
+    PQfinish(conn);
+    return rc;
+}
+
+/*
+ * COPY ... TO STDOUT from a client that stops reading: the result piles up
+ * against the proxy, which must stop reading the upstream (backpressure)
+ * instead of buffering it. After SECONDS the client reads everything and
+ * prints what arrived: "pause-copy-out bytes=B lines=L" and the server's
+ * row count ("copy-out bytes=B rows=R").
+ */
+static int cmd_pause_copy_out(const char *conninfo, const char *sql, const char *secstr)
+{
+    int seconds = parse_count(secstr, 0, 3600);
+    PGconn *conn = connect_or_report(conninfo);
+    PGresult *res = PQexec(conn, sql);
+    if (PQresultStatus(res) != PGRES_COPY_OUT) {
+        report_result_error(res, conn);
+        PQclear(res);
+        PQfinish(conn);
+        return EXIT_QUERY;
+    }
+    PQclear(res);
+    printf("paused for %d s\n", seconds);
+    sleep((unsigned)seconds);
+    printf("resumed\n");
+    unsigned long long total = 0, lines = 0;
+    int n;
+    char *row = NULL;
+    while ((n = PQgetCopyData(conn, &row, 0)) > 0) {
+        total += (unsigned long long)n;
+        for (const char *p = row; (p = memchr(p, '\n', (size_t)(row + n - p))) != NULL; p++)
+            lines++;
+        PQfreemem(row);
+    }
+    if (n == -2)
+        print_oneline(stdout, "query-error: PQgetCopyData: ", PQerrorMessage(conn));
+    printf("pause-copy-out bytes=%llu lines=%llu\n", total, lines);
+    int rc = finish_copy(conn, "copy-out", total);
+    PQfinish(conn);
+    return n == -2 ? EXIT_QUERY : rc;
+}
+
 static void usage(void)
 {
     fputs("usage: pgclient query CONNINFO SQL\n"
@@ -419,7 +666,10 @@ static void usage(void)
           "       pgclient concurrent CONNINFO SESSIONS QUERIES\n"
           "       pgclient hold CONNINFO SECONDS\n"
           "       pgclient stall CONNINFO SQL SECONDS\n"
-          "       pgclient cancel CONNINFO DELAY_MS\n",
+          "       pgclient cancel CONNINFO DELAY_MS\n"
+          "       pgclient sessions CONNINFO SESSIONS SECONDS\n"
+          "       pgclient wait-gone CONNINFO APPNAME SECONDS\n"
+          "       pgclient pause-copy-out CONNINFO SQL SECONDS\n",
           stderr);
     exit(EXIT_USAGE);
 }
@@ -446,5 +696,11 @@ int main(int argc, char **argv)
         return cmd_stall(conninfo, argv[3], argv[4]);
     if (strcmp(cmd, "cancel") == 0 && argc == 4)
         return cmd_cancel(conninfo, argv[3]);
+    if (strcmp(cmd, "sessions") == 0 && argc == 5)
+        return cmd_sessions(conninfo, argv[3], argv[4]);
+    if (strcmp(cmd, "wait-gone") == 0 && argc == 5)
+        return cmd_wait_gone(conninfo, argv[3], argv[4]);
+    if (strcmp(cmd, "pause-copy-out") == 0 && argc == 5)
+        return cmd_pause_copy_out(conninfo, argv[3], argv[4]);
     usage();
 }

@@ -205,24 +205,11 @@ expect "psql through the proxy: query works, back leg TLS" "$out" '^psql ok\|t$'
 want() { [ -z "${IT_ONLY:-}" ] || [[ ",$IT_ONLY," == *",$1,"* ]]; }
 
 if want core; then
-# Slow checks run in the background from here and are collected at the end:
-# a client that connects and sends nothing, and an upstream that never
-# answers. Either must end with the proxy closing / reporting, not hanging.
+# A slow check runs in the background from here and is collected at the end:
+# a client that connects and sends nothing must be disconnected, not hang.
+# (The upstream that never answers is in faults.sh.)
 timeout -k 5 75 "$RAWCLIENT" idle 127.0.0.1 "$MAIN_PORT" 60 >"$TMP/idle.out" 2>&1 &
 IDLE_PID=$!
-it_free_port SILENT_FAKE_PORT
-it_free_port SILENT_PORT
-it_spawn fake-silent "$LOGS/fake-upstream-silent.log" "$RAWCLIENT" fake-upstream \
-    "$SILENT_FAKE_PORT" silent
-if it_wait_port "$SILENT_FAKE_PORT" 10 "${IT_PIDS[fake-silent]}"; then
-    pass "fake upstream (silent) listens"
-else
-    fail "fake upstream (silent) listens" "$(oneline "$(cat "$LOGS/fake-upstream-silent.log")")"
-fi
-start_proxy upstream-silent "$SILENT_PORT" 127.0.0.1 "$SILENT_FAKE_PORT" localhost "$CERTS/db-ca.crt"
-timeout -k 5 75 "$RAWCLIENT" error localhost "$SILENT_PORT" >"$TMP/silent.out" 2>&1 &
-SILENT_CLIENT_PID=$!
-SILENT_T0=$SECONDS
 CUR_LOG=$LOGS/proxy-main.log
 
 # ======================================================================
@@ -318,27 +305,6 @@ for ((i = 0; i < 20 && BASE_FDS != prev; i++)); do # wait until the count is ste
     prev=$BASE_FDS BASE_FDS=$(fd_count "$MAIN_PID")
 done
 
-# Backpressure: a client that stops reading a 300 MB result. The proxy must
-# stop reading the upstream, not buffer the result (nginx's "don't read into
-# a full buffer"); then the client closes with all that data pending.
-RSS0=$(rss_kb "$MAIN_PID") RSS_MAX=$RSS0
-pgc stall "$CI_MAIN" "SELECT repeat('x', 1000) FROM generate_series(1, 300000)" 4 \
-    >"$TMP/stall.out" &
-STALL_PID=$!
-while kill -0 "$STALL_PID" 2>/dev/null; do
-    r=$(rss_kb "$MAIN_PID")
-    [ "$r" -gt "$RSS_MAX" ] && RSS_MAX=$r
-    sleep 0.2
-done
-wait "$STALL_PID"
-rc=$?
-if [ "$rc" = 0 ] && [ $((RSS_MAX - RSS0)) -lt 65536 ]; then
-    pass "client stops reading a 300 MB result: proxy RSS grew $(((RSS_MAX - RSS0) / 1024)) MB (< 64)"
-else
-    fail "client stops reading a 300 MB result: proxy RSS grows < 64 MB" \
-        "grew $(((RSS_MAX - RSS0) / 1024)) MB; client rc=$rc $(oneline "$(cat "$TMP/stall.out")")"
-fi
-
 out=$(raw inject 127.0.0.1 "$MAIN_PORT")
 expect "SSLRequest + pipelined bytes: closed without 'S' (CVE-2021-23214)" "$out" \
     $'(^|\n)(eof|reset)$'
@@ -365,32 +331,8 @@ else
     fail "garbage, half packets, vanishing handshakes: proxy closes every one" "${abuse_bad:0:400}"
 fi
 
-# Every close path of a relaying connection with data in flight: clients
-# killed mid-COPY in both directions, backends terminated mid-COPY. The
-# checks that follow (still up, fds, new sessions, sanitizers) judge it.
-head -c $((8 * 1024 * 1024)) /dev/urandom | base64 -w 100 >"$TMP/chaos-in.txt"
-pgc query "$CI_MAIN" "CREATE TABLE chaos (line text)" >/dev/null
-(
-    for ((round = 0; round < 3; round++)); do
-        pids=()
-        for ((j = 0; j < 2; j++)); do
-            "$PGCLIENT" copy-out "$CI_MAIN" \
-                "COPY (SELECT repeat('y', 500) FROM generate_series(1, 100000)) TO STDOUT" \
-                /dev/null &
-            pids+=($!)
-            "$PGCLIENT" copy-in "$CI_MAIN" "COPY chaos FROM STDIN" "$TMP/chaos-in.txt" &
-            pids+=($!)
-        done
-        sleep 0.4
-        kill -KILL "${pids[0]}" "${pids[1]}" # a reader and a writer vanish
-        pgc query "$CI_MAIN" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-            WHERE query LIKE 'COPY%' AND pid <> pg_backend_pid()"
-        sleep 0.4
-        kill -KILL "${pids[@]}" # whatever is left: every child is bounded
-        wait "${pids[@]}"
-    done
-) >/dev/null 2>&1 # (the shell's own "Killed" notices included)
-pgc query "$CI_MAIN" "DROP TABLE chaos" >/dev/null
+# (Clients killed and backends terminated mid-COPY, and the backpressure
+# checks, are in faults.sh.)
 if wait "$HOLD_PID"; then
     pass "a concurrent session keeps working during the abuse ($(oneline "$(cat "$TMP/hold.out")"))"
 else
@@ -451,43 +393,6 @@ expect "upstream unreachable: libpq sees 'unreachable'" "$out" 'unreachable'
 out=$(raw error localhost "$P")
 expect "upstream unreachable: FATAL 08001" "$out" '^sqlstate=08001 severity=FATAL '
 stop_proxy unreachable
-
-# ======================================================================
-# Upstream that refuses TLS ('N'), and one that sends bytes after 'S'
-# (CVE-2021-23222)
-# ======================================================================
-for mode in refuse-tls bytes-after-s; do
-    it_free_port FAKE_PORT
-    it_free_port P
-    it_spawn "fake-$mode" "$LOGS/fake-upstream-$mode.log" "$RAWCLIENT" fake-upstream "$FAKE_PORT" "$mode"
-    if it_wait_port "$FAKE_PORT" 10 "${IT_PIDS[fake-$mode]}"; then
-        pass "fake upstream ($mode) listens"
-    else
-        fail "fake upstream ($mode) listens" "$(oneline "$(cat "$LOGS/fake-upstream-$mode.log")")"
-    fi
-    start_proxy "upstream-$mode" "$P" 127.0.0.1 "$FAKE_PORT" localhost "$CERTS/db-ca.crt"
-    out=$(pgc query "$(ci "$P")" "SELECT 1")
-    if [ "$mode" = refuse-tls ]; then
-        expect "upstream answers 'N': libpq sees 'refused TLS'" "$out" 'refused TLS'
-    else
-        expect "upstream sends bytes after 'S': libpq connection fails" "$out" '^error: '
-    fi
-    out=$(raw error localhost "$P")
-    expect "upstream $mode: FATAL 08001" "$out" '^sqlstate=08001 severity=FATAL '
-    stop_proxy "upstream-$mode"
-    it_stop "fake-$mode"
-    if [ "$mode" = refuse-tls ]; then
-        # After 'N' a proxy that requires TLS must not go on in plaintext.
-        leaked=$(grep -E 'bytes-after-answer=[1-9]' "$LOGS/fake-upstream-$mode.log")
-        answered=$(grep -c 'answered mode=' "$LOGS/fake-upstream-$mode.log")
-        if [ -z "$leaked" ] && [ "$answered" -ge 1 ]; then
-            pass "upstream answers 'N': proxy sends nothing in plaintext ($answered connections)"
-        else
-            fail "upstream answers 'N': proxy sends nothing in plaintext" \
-                "connections $answered; $(oneline "$leaked")"
-        fi
-    fi
-done
 
 # ======================================================================
 # 10. CA roots from a directory; upstream given by name
@@ -556,20 +461,13 @@ want load && . "$HERE/load.sh"
 if want core; then
 
 # ======================================================================
-# Collect the slow background checks started at the top
+# Collect the slow background check started at the top
 # ======================================================================
 CUR_LOG=$LOGS/proxy-main.log
 wait "$IDLE_PID"
 out=$(cat "$TMP/idle.out")
 expect "a client that sends nothing is disconnected within 60 s (start-up timeout)" "$out" \
     'end=(eof|reset)'$'\n''after='
-CUR_LOG=$LOGS/proxy-upstream-silent.log
-wait "$SILENT_CLIENT_PID"
-out=$(cat "$TMP/silent.out")
-expect "upstream never answers: FATAL 08001 within 60 s (took about $((SECONDS - SILENT_T0)) s)" \
-    "$out" '^sqlstate=08001 severity=FATAL '
-stop_proxy upstream-silent
-it_stop fake-silent
 
 # ======================================================================
 # --check: verify the upstream and exit

@@ -274,7 +274,7 @@ fi
     echo
     echo "| # | cycle | kind | transactions | tps | pgbench exit | failed | RSS start MB | RSS end MB | fds start | fds end |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|"
-    awk -F'\t' 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s | %.1f | %.1f | %s | %s |\n", $1, $2, $3, $7, $15, $6, $8, $11 / 1024, $12 / 1024, $13, $14 }' "$PHASES"
+    awk -F'\t' 'NR > 1 { printf "| %s | %s | %s | %s | %.1f | %s | %s | %.1f | %.1f | %s | %s |\n", $1, $2, $3, $7, $15, $6, $8, $11 / 1024, $12 / 1024, $13, $14 }' "$PHASES"
     echo
     echo "Samples every second: $SAMPLES; phases: $PHASES; logs: $LOGS. Took $((SECONDS - T_START)) s."
 } | tee "$OUT/summary.md"

@@ -66,9 +66,16 @@ load_wait_fds() {
     done
     return 1
 }
+# load_cpu PID: CPU seconds (user + system, all threads) PID has used so far.
+load_cpu() {
+    local st
+    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    st=${st##*) } # after "pid (comm) "
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f", ($12 + $13) / hz }' <<<"$st"
+}
 load_sample() { # PHASE
     printf '%s\t%s\t%s\t%s\t%s\n' "$((SECONDS - LOAD_T0))" "$1" "$(rss_kb "$L_PID")" \
-        "$(fd_count "$L_PID")" "$(tr '\n' ' ' <"$L_CTL/status" 2>/dev/null)" >>"$L_TSV"
+        "$(fd_count "$L_PID")" "$({ tr '\n' ' ' <"$L_CTL/status"; } 2>/dev/null)" >>"$L_TSV"
 }
 
 for v in IT_LOAD_SESSIONS IT_LOAD_HOLD IT_LOAD_FULL IT_LOAD_PENDING IT_LOAD_KB_MAX; do
@@ -142,6 +149,7 @@ if [ "$L_OK" = 1 ]; then
         touch "$L_CTL/$kind.go"
     done
     L_OPEN_S=$((SECONDS - LOAD_T0))
+    L_CPU="proxy $(load_cpu "$L_PID") s, client $(load_cpu "${IT_PIDS[load-client]:-0}") s, stub $(load_cpu "${IT_PIDS[load-stub]:-0}") s"
     if [ "$L_OPENED" = "$L_N" ]; then
         pass "load: $L_N concurrent sessions open ($L_DETAIL )"
     else
@@ -224,7 +232,13 @@ if [ "$L_OK" = 1 ]; then
         fail "load: every pending session finishes its start-up and answers a query" \
             "no report from the client: $(oneline "$(tail -n 3 "$LOGS/load-client.log")")"
     fi
+    # The client closes everything and exits by itself; SIGTERM only if it hangs.
+    for ((i = 0; i < 300; i++)); do
+        kill -0 "${IT_PIDS[load-client]:-0}" 2>/dev/null || break
+        sleep 0.1
+    done
     it_stop load-client
+    expect "load: the client exits 0" "exit=${IT_EXIT[load-client]:-?}" '^exit=0$'
     if load_wait_fds "$L_FDS0" 60; then
         pass "load: all sessions closed: proxy back to its $L_FDS0 baseline fds"
     else
@@ -237,7 +251,7 @@ if [ "$L_OK" = 1 ]; then
     else
         fail "load: the proxy is still running" "it exited"
     fi
-    it_note "load: $L_N sessions ($L_STUB stub, $L_FULL PostgreSQL, $L_PRE pending) opened in $L_OPEN_S s; held $L_HOLD s: RSS $L_RSS0 -> $L_RMIN..$L_RMAX KB ($L_KB KB/session), fds $L_FMIN..$L_FMAX; after closing: RSS $(rss_kb "$L_PID") KB, $(fd_count "$L_PID") fds; warn/error log lines: $(count "$LOGS/proxy-load.log" 'level=(warn|error)'); client peak RSS $(awk '/^VmHWM:/ { print $2 }' "/proc/${IT_PIDS[load-stub]:-0}/status" 2>/dev/null) KB (stub); section took $((SECONDS - LOAD_T0)) s"
+    it_note "load: $L_N sessions ($L_STUB stub, $L_FULL PostgreSQL, $L_PRE pending) opened in $L_OPEN_S s (CPU used: $L_CPU); held $L_HOLD s: RSS $L_RSS0 -> $L_RMIN..$L_RMAX KB ($L_KB KB/session), fds $L_FMIN..$L_FMAX; after closing: RSS $(rss_kb "$L_PID") KB, $(fd_count "$L_PID") fds; warn/error log lines: $(count "$LOGS/proxy-load.log" 'level=(warn|error)'); stub upstream RSS $(rss_kb "${IT_PIDS[load-stub]:-0}") KB; section took $((SECONDS - LOAD_T0)) s"
 fi
 it_stop load-client
 stop_proxy load

@@ -25,6 +25,12 @@ mkdir -p "$FAULTS_TMP"
 # freed memory around; a leak of one session's buffers per test is smaller
 # than this, so the fd check and the sanitizers are what catch those).
 F_RSS_SLACK_KB=16384
+# Under ASan (make asan) RSS says little: freed memory sits in ASan's
+# quarantine (tens of MB after the 1 GiB stream, ~70 MB after the restart).
+# There the fd checks still judge, LeakSanitizer judges leaks at exit, and
+# RSS is printed but not judged.
+F_ASAN=0
+grep -qa __asan_init "$PGTP_BIN" && F_ASAN=1
 
 # f_mark NAME: note how long the previous part took (for the time budget).
 f_mark() {
@@ -66,6 +72,8 @@ f_check_baseline() {
     rss=$(rss_kb "$F_PID")
     if ! kill -0 "$F_PID" 2>/dev/null; then
         fail "$label: proxy still running, fds and RSS back to baseline" "process $F_PID is gone"
+    elif [ "$F_ASAN" = 1 ] && [ "$fds" -le "$F_FDS" ] && [ "$F_FDS" -gt 0 ]; then
+        pass "$label: proxy fds back to baseline ($fds <= $F_FDS); ASan build: RSS $rss KB (baseline $F_RSS KB) not judged"
     elif [ "$fds" -le "$F_FDS" ] && [ "$F_FDS" -gt 0 ] && [ $((rss - F_RSS)) -lt "$F_RSS_SLACK_KB" ]; then
         pass "$label: proxy fds back to baseline ($fds <= $F_FDS), RSS $rss KB (baseline $F_RSS KB)"
     else
@@ -74,17 +82,22 @@ f_check_baseline() {
     fi
 }
 
-# f_bystander_start SECONDS: an unrelated session on the main proxy with a
-# query every 100 ms; f_bystander_check LABEL: it completed all of them.
+# f_bystander_start: an unrelated session on the main proxy with a query
+# every 100 ms, until f_bystander_check LABEL stops it and checks that it
+# completed every one (so it spans exactly the fault in between).
 f_bystander_start() {
-    pgc hold "$(ci "$MAIN_PORT" application_name=fault-bystander)" "$1" >"$FAULTS_TMP/bystander.out" &
+    rm -f "$FAULTS_TMP/bystander.stop"
+    PGC_TIMEOUT=200 pgc hold-until "$(ci "$MAIN_PORT" application_name=fault-bystander)" \
+        "$FAULTS_TMP/bystander.stop" 180 >"$FAULTS_TMP/bystander.out" &
     F_BYSTANDER=$!
+    wait_line "$FAULTS_TMP/bystander.out" '^connected$' 30
 }
 f_bystander_check() {
+    : >"$FAULTS_TMP/bystander.stop"
     wait "$F_BYSTANDER"
     local rc=$?
     expect "$1: an unrelated session on the same proxy keeps completing queries" \
-        "rc=$rc $(oneline "$(cat "$FAULTS_TMP/bystander.out")")" '^rc=0 hold queries=[1-9][0-9]* ok$'
+        "rc=$rc $(oneline "$(cat "$FAULTS_TMP/bystander.out")")" '^rc=0 connected hold queries=[1-9][0-9]* ok$'
 }
 
 # f_cpu_ms PID: user + system CPU time the process has used, in ms.
@@ -229,6 +242,7 @@ to TLS (possible man-in-the-middle, CVE-2021-23222); connection refused"
         fi
     fi
 done
+# shellcheck disable=SC2034 # read by run.sh's fail()
 CUR_LOG=$LOGS/proxy-main.log
 
 # ======================================================================
@@ -241,7 +255,7 @@ CUR_LOG=$LOGS/proxy-main.log
 # ======================================================================
 f_mark "1a pg_terminate_backend"
 f_baseline
-f_bystander_start 6
+f_bystander_start
 # SRFs in the select list stream (one in FROM would be materialized first).
 SLOW_COPY="COPY (SELECT repeat('s', 100), pg_sleep(0.001), generate_series(1, 1000000000)) TO STDOUT"
 ENDLESS_COPY="COPY (SELECT repeat('y', 500), generate_series(1, 1000000000)) TO STDOUT"
@@ -294,7 +308,7 @@ f_check_baseline "pg_terminate_backend mid-COPY"
 # ======================================================================
 f_mark "2 client killed mid-COPY FROM"
 f_baseline
-f_bystander_start 5
+f_bystander_start
 f_sql "CREATE UNLOGGED TABLE fault_copy_in (line text)" >/dev/null
 # In a subshell that outlives the client, so the shell's "Killed" notice
 # goes to /dev/null: subshell -> timeout -> pgclient.
@@ -345,7 +359,7 @@ f_check_baseline "client SIGKILLed mid-COPY FROM STDIN"
 f_mark "10 1 GiB paused"
 f_baseline
 F_PAUSE=4
-f_bystander_start $((F_PAUSE + 2))
+f_bystander_start
 STREAM_ROWS=1048576 # 1024-byte lines: 1 GiB
 PGC_TIMEOUT=240 pgc pause-copy-out "$(ci "$MAIN_PORT" application_name=fault-stall)" \
     "COPY (SELECT lpad(generate_series(1, $STREAM_ROWS)::text, 1023, 'x')) TO STDOUT" "$F_PAUSE" \
@@ -371,10 +385,14 @@ wait "$spid"
 rc=$? ms=$(($(now_ms) - t)) cpu=$(($(f_cpu_ms "$F_PID") - cpu0))
 expect "client stops reading a 1 GiB COPY: PostgreSQL waits in ClientWrite (the proxy stopped reading)" \
     "${wait_event:-none}" '^ClientWrite$'
-if [ "$rc" = 0 ] && [ $((rss_max - F_RSS)) -lt 32768 ]; then
-    pass "client stops reading 1 GiB for ${F_PAUSE} s: proxy RSS peak +$((rss_max - F_RSS)) KB over baseline ${F_RSS} KB (< 32 MB; +$((${rss_paused:-0} - F_RSS)) KB while paused)"
+# Without backpressure the proxy would hold most of the 1 GiB. Under ASan
+# its allocator's quarantine adds tens of MB: a wider bound, still far below.
+rss_bound=32768
+[ "$F_ASAN" = 1 ] && rss_bound=131072
+if [ "$rc" = 0 ] && [ $((rss_max - F_RSS)) -lt "$rss_bound" ]; then
+    pass "client stops reading 1 GiB for ${F_PAUSE} s: proxy RSS peak +$((rss_max - F_RSS)) KB over baseline ${F_RSS} KB (< $((rss_bound / 1024)) MB; +$((${rss_paused:-0} - F_RSS)) KB while paused)"
 else
-    fail "client stops reading 1 GiB: proxy RSS grows < 32 MB" \
+    fail "client stops reading 1 GiB: proxy RSS grows < $((rss_bound / 1024)) MB" \
         "grew $((rss_max - F_RSS)) KB; client rc=$rc $(oneline "$(cat "$FAULTS_TMP/stall.out")")"
 fi
 expect "client resumes: all 1 GiB arrives ($STREAM_ROWS lines, $ms ms in all, proxy CPU $cpu ms)" \
@@ -390,7 +408,7 @@ f_check_baseline "1 GiB to a client that stops reading"
 # ======================================================================
 f_mark "chaos"
 f_baseline
-f_bystander_start 4
+f_bystander_start
 head -c $((8 * 1024 * 1024)) /dev/urandom | base64 -w 100 >"$FAULTS_TMP/chaos-in.txt"
 f_sql "CREATE UNLOGGED TABLE chaos (line text)" >/dev/null
 (
@@ -442,7 +460,11 @@ out=$(cat "$FAULTS_TMP/restart.out")
 expect "restart: all 50 sessions get an error" "$out" $'\nsessions=50 opened=50 errors=50$'
 expect "restart: every one is the server's FATAL 57P01, relayed by the proxy" "$out" \
     $'\nsqlstate=57P01 count=50 message=FATAL: +terminating connection due to administrator command'
-n=$(count "$LOGS/proxy-main.log" 'event=closed .*application_name="fault-restart" .*reason="back ')
+for ((i = 0; i < 100; i++)); do # (the client may read the FATAL before the proxy logs)
+    n=$(count "$LOGS/proxy-main.log" 'event=closed .*application_name="fault-restart" .*reason="back ')
+    [ "$n" -ge 50 ] && break
+    sleep 0.1
+done
 expect "restart: the proxy logs 50 sessions closed by the upstream ($(oneline "$(f_closed_line fault-restart | grep -o 'outcome=.*')"))" \
     "$n" '^50$'
 if f_wait_pg 30; then
@@ -463,7 +485,7 @@ f_check_baseline "restart with 50 sessions"
 # ======================================================================
 f_mark "1b kill -9"
 f_baseline
-f_bystander_start 30
+f_bystander_start
 PGC_TIMEOUT=40 pgc copy-out "$(ci "$MAIN_PORT" application_name=fault-kill9)" "$ENDLESS_COPY" \
     /dev/null >"$FAULTS_TMP/kill9.out" &
 cpid=$!
@@ -490,6 +512,7 @@ else
     fail "kill -9 of the backend mid-COPY TO STDOUT" \
         "the COPY never showed up in pg_stat_activity: $(oneline "$out")"
 fi
+: >"$FAULTS_TMP/bystander.stop"
 wait "$F_BYSTANDER"
 out=$(cat "$FAULTS_TMP/bystander.out")
 expect "kill -9: the bystander is ended by PostgreSQL's crash recovery, its WARNING relayed" \

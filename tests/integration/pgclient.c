@@ -14,6 +14,8 @@
  *   pgclient copy-out CONNINFO SQL FILE       run COPY ... TO STDOUT into FILE
  *   pgclient concurrent CONNINFO N Q          N sessions open at once, Q queries each
  *   pgclient hold CONNINFO SECONDS            one session, a query every 100 ms
+ *   pgclient hold-until CONNINFO FILE SECONDS the same until FILE exists (fails after SECONDS);
+ *                                             prints "connected" first
  *   pgclient stall CONNINFO SQL SECONDS       send SQL, read nothing for SECONDS
  *   pgclient cancel CONNINFO DELAY_MS         cancel a pg_sleep(30) after DELAY_MS
  *   pgclient sessions CONNINFO N SECONDS      N sessions, each a query every 100 ms until
@@ -43,6 +45,9 @@
 #define COPY_CHUNK (64 * 1024)
 
 /* Print a libpq message on one line (libpq's own messages end in '\n'). */
+static int query_expect(PGconn *conn, const char *sql, const char *want, char *state,
+                        size_t state_cap, char *msg, size_t msg_cap);
+
 static void print_oneline(FILE *out, const char *prefix, const char *msg)
 {
     fputs(prefix, out);
@@ -349,6 +354,37 @@ static int cmd_hold(const char *conninfo, const char *secstr)
         }
         n++;
         usleep(100 * 1000);
+    }
+    printf("hold queries=%ld %s\n", n, rc == 0 ? "ok" : "failed");
+    PQfinish(conn);
+    return rc;
+}
+
+/* hold, until the test creates STOPFILE: the session spans exactly the
+ * fault it watches. Fails if STOPFILE has not appeared after SECONDS. */
+static int cmd_hold_until(const char *conninfo, const char *stopfile, const char *secstr)
+{
+    int seconds = parse_count(secstr, 1, 3600);
+    PGconn *conn = connect_or_report(conninfo);
+    double end = now_sec() + seconds;
+    long n = 0;
+    int rc = 0, stopped = 0;
+    printf("connected\n"); /* the test starts its fault now */
+    while (!(stopped = access(stopfile, F_OK) == 0) && now_sec() < end) {
+        char sql[64], want[32], state[8] = "", msg[200] = "";
+        snprintf(sql, sizeof sql, "SELECT %ld", n);
+        snprintf(want, sizeof want, "%ld", n);
+        if (!query_expect(conn, sql, want, state, sizeof state, msg, sizeof msg)) {
+            printf("query-error: sqlstate=%s %s\n", state, msg);
+            rc = EXIT_QUERY;
+            break;
+        }
+        n++;
+        usleep(100 * 1000);
+    }
+    if (rc == 0 && !stopped) {
+        printf("stop file never appeared\n");
+        rc = EXIT_QUERY;
     }
     printf("hold queries=%ld %s\n", n, rc == 0 ? "ok" : "failed");
     PQfinish(conn);
@@ -665,6 +701,7 @@ static void usage(void)
           "       pgclient copy-out CONNINFO SQL FILE\n"
           "       pgclient concurrent CONNINFO SESSIONS QUERIES\n"
           "       pgclient hold CONNINFO SECONDS\n"
+          "       pgclient hold-until CONNINFO STOPFILE SECONDS\n"
           "       pgclient stall CONNINFO SQL SECONDS\n"
           "       pgclient cancel CONNINFO DELAY_MS\n"
           "       pgclient sessions CONNINFO SESSIONS SECONDS\n"
@@ -692,6 +729,8 @@ int main(int argc, char **argv)
         return cmd_concurrent(conninfo, argv[3], argv[4]);
     if (strcmp(cmd, "hold") == 0 && argc == 4)
         return cmd_hold(conninfo, argv[3]);
+    if (strcmp(cmd, "hold-until") == 0 && argc == 5)
+        return cmd_hold_until(conninfo, argv[3], argv[4]);
     if (strcmp(cmd, "stall") == 0 && argc == 5)
         return cmd_stall(conninfo, argv[3], argv[4]);
     if (strcmp(cmd, "cancel") == 0 && argc == 4)

@@ -14,6 +14,29 @@ IT_PORTS_TAKEN=" "      # ports handed out in this run, so two helpers never col
 declare -gA IT_PIDS=()  # name -> pid of background processes we started
 declare -gA IT_EXIT=()  # name -> exit status once stopped
 
+# PGTP_WRAP: a command prefix that it_proxy_start puts before $PGTP_BIN (split
+# on blanks), e.g. "valgrind --tool=memcheck --error-exitcode=99 ..." (make
+# valgrind). Each wrapped proxy finds PGTP_WRAP_LOG in its environment: its
+# own log's path without ".log" plus ".wrap", for the wrapper's report next to
+# the proxy's log (valgrind: --log-file=%q{PGTP_WRAP_LOG}-%p.log). Unset or
+# empty: the proxy runs as before and nothing else changes.
+# IT_TIME_SCALE: factor (an integer) on the waits below: for the port and for
+# a proxy to exit after SIGTERM. A wrapped proxy starts and stops much more
+# slowly (memcheck: 20-50x and a leak check at exit), so it defaults to 10
+# when PGTP_WRAP is set, 1 otherwise. Sections may scale their own bounds by
+# it too.
+IT_WRAP=()
+read -r -a IT_WRAP <<<"${PGTP_WRAP:-}"
+if [ ${#IT_WRAP[@]} -gt 0 ]; then
+    IT_TIME_SCALE=${IT_TIME_SCALE:-10}
+else
+    IT_TIME_SCALE=${IT_TIME_SCALE:-1}
+fi
+[[ $IT_TIME_SCALE =~ ^[1-9][0-9]*$ ]] || {
+    printf '# FATAL: IT_TIME_SCALE must be a positive integer (got %s)\n' "$IT_TIME_SCALE" >&2
+    exit 1
+}
+
 it_note() { printf '# %s\n' "$*" >&2; }
 it_die() {
     it_note "FATAL: $*"
@@ -40,12 +63,26 @@ it_port_listening() {
     ss -Hltn "sport = :$1" 2>/dev/null | grep -q .
 }
 
-# it_free_port VAR: store a currently unused port in 20000..60000 in VAR.
-# (A variable, not stdout, so the record of taken ports survives.)
+# The kernel's ephemeral range (the local ports of outgoing connections).
+# A port in it that is free now may be taken by any client's connect() before
+# our listener binds it (EADDRINUSE): likelier the more connections run at
+# once (load tests, other suites on the machine) and the slower the proxy
+# starts (valgrind), so it_free_port avoids it.
+IT_EPHEMERAL_LO=32768 IT_EPHEMERAL_HI=60999
+read -r IT_EPHEMERAL_LO IT_EPHEMERAL_HI </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null ||
+    true
+
+# it_free_port VAR: store a currently unused port in 20000..60000 in VAR,
+# outside the ephemeral range if that leaves any (it does by default:
+# 20000..32767). (A variable, not stdout, so the record of taken ports survives.)
 it_free_port() {
-    local _p _i
+    local _p _i _avoid=1
+    [ "$IT_EPHEMERAL_LO" -le 20000 ] && [ "$IT_EPHEMERAL_HI" -ge 60000 ] && _avoid=0
     for ((_i = 0; _i < 500; _i++)); do
         _p=$((20000 + (RANDOM * 32768 + RANDOM) % 40001))
+        if [ "$_avoid" = 1 ] && [ "$_p" -ge "$IT_EPHEMERAL_LO" ] && [ "$_p" -le "$IT_EPHEMERAL_HI" ]; then
+            continue
+        fi
         case $IT_PORTS_TAKEN in *" $_p "*) continue ;; esac
         it_port_used "$_p" && continue
         IT_PORTS_TAKEN+="$_p "
@@ -56,8 +93,9 @@ it_free_port() {
 }
 
 # it_wait_port PORT SECONDS [PID]: until PORT listens; fails early if PID dies.
+# SECONDS is multiplied by IT_TIME_SCALE.
 it_wait_port() {
-    local port=$1 secs=$2 pid=${3:-} i
+    local port=$1 secs=$(($2 * IT_TIME_SCALE)) pid=${3:-} i
     for ((i = 0; i < secs * 20; i++)); do
         it_port_listening "$port" && return 0
         if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
@@ -172,26 +210,32 @@ it_spawn() {
 }
 
 # it_proxy_start NAME LOG LISTEN_PORT PROXY_ARGS...: start the proxy
-# ($PGTP_BIN) and wait up to 10 s for LISTEN_PORT. Fails if it exits first.
+# ($PGTP_BIN, behind $PGTP_WRAP if set) and wait up to 10 s (times
+# IT_TIME_SCALE) for LISTEN_PORT. Fails if it exits first. IT_PIDS[NAME] is
+# the proxy's own pid either way (valgrind runs the program in its process).
 it_proxy_start() {
     local name=$1 log=$2 port=$3
     shift 3
-    it_spawn "$name" "$log" "$PGTP_BIN" "$@"
+    if [ ${#IT_WRAP[@]} -gt 0 ]; then
+        PGTP_WRAP_LOG=${log%.log}.wrap it_spawn "$name" "$log" "${IT_WRAP[@]}" "$PGTP_BIN" "$@"
+    else
+        it_spawn "$name" "$log" "$PGTP_BIN" "$@"
+    fi
     it_wait_port "$port" 10 "${IT_PIDS[$name]}"
 }
 
-# it_stop NAME: SIGTERM, up to 10 s, then SIGKILL. Only our own child's pid
-# is signalled. Records the exit status in IT_EXIT[NAME].
+# it_stop NAME: SIGTERM, up to 10 s (times IT_TIME_SCALE), then SIGKILL. Only
+# our own child's pid is signalled. Records the exit status in IT_EXIT[NAME].
 it_stop() {
     local name=$1 pid=${IT_PIDS[$1]:-} i rc
     [ -n "$pid" ] || return 0
     kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 200; i++)); do
+    for ((i = 0; i < 200 * IT_TIME_SCALE; i++)); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.05
     done
     if kill -0 "$pid" 2>/dev/null; then
-        it_note "$name (pid $pid) ignored SIGTERM for 10 s; sending SIGKILL"
+        it_note "$name (pid $pid) ignored SIGTERM for $((10 * IT_TIME_SCALE)) s; sending SIGKILL"
         kill -KILL "$pid" 2>/dev/null || true
     fi
     rc=0

@@ -521,6 +521,16 @@ def client_main(a):
                 f.write("%s=%s\n" % (k, v))
         os.replace(path + ".tmp", path)
 
+    def wait_until(deadline, cond):
+        """Run the loop until cond() or the deadline. cond walks every
+        session, so it is checked every 0.1 s, not after every event."""
+        while time.monotonic() < deadline:
+            if cond():
+                return
+            until = time.monotonic() + 0.1
+            while time.monotonic() < until:
+                tick(0.05)
+
     def wait_file(name):
         deadline = time.monotonic() + a.max_wait
         while not a.auto and not os.path.exists(os.path.join(a.ctl, name)):
@@ -577,8 +587,7 @@ def client_main(a):
             except (OSError, ssl.SSLError):
                 pass
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and any(st.ping and not st.pong and st.state == "open" for st in live):
-            tick()
+        wait_until(deadline, lambda: not any(st.ping and not st.pong and st.state == "open" for st in live))
         for kind in ("full", "stub"):
             final[kind + "_answered_ping"] = sum(1 for st in live if st.kind == kind and st.pong)
     closed = [st for st in sessions if st.state == "closed"]
@@ -601,8 +610,7 @@ def client_main(a):
         for st in pre:
             loop.resume(st.gen, RESUME)
         deadline = time.monotonic() + max(60.0, len(pre) / 20.0)
-        while time.monotonic() < deadline and any(st.state == "open" and not st.pong for st in pre):
-            tick()
+        wait_until(deadline, lambda: not any(st.state == "open" and not st.pong for st in pre))
         errs = sorted({st.err for st in pre if st.err})
         fin = {"pre_resumed": len(pre), "pre_answered": sum(1 for st in pre if st.pong),
                "pre_first_error": (errs[0] if errs else "").replace("\n", " ")[:300]}

@@ -11,7 +11,7 @@ set -euo pipefail
 PACKAGES=(
     build-essential pkg-config libuv1-dev libssl-dev check libpq-dev
     postgresql postgresql-client openssl clang iproute2 procps
-    cppcheck clang-tidy clang-format python3 curl ca-certificates
+    cppcheck clang-tidy clang-format python3 curl ca-certificates valgrind
 )
 
 missing=()

@@ -16,6 +16,9 @@
 #   1. kill -9 of a backend mid-COPY TO STDOUT (last: PostgreSQL's crash
 #      recovery ends every session; the server is back before the next section)
 #
+# 4 and 5 run dedicated proxies in front of fake upstreams (no session can
+# work there): for them the baseline judged is that proxy's. Each part
+# notes its duration ("# faults: ... took N ms") for the time budget.
 # PostgreSQL is left running on the same port with the same configuration.
 
 FAULTS_T0=$SECONDS

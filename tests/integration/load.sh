@@ -30,9 +30,15 @@
 # it; every pending session then finishes its start-up and answers a query;
 # once all are closed the proxy is back to its baseline descriptors.
 # The Makefile's asan target scales this down (IT_LOAD_* variables): an
-# ASan build costs several times the CPU and memory per session.
+# ASan build costs several times the CPU and memory per session. Behind
+# PGTP_WRAP (make valgrind) the defaults are smaller still: memcheck runs
+# the proxy some 20-50 times slower.
 
 LOAD_T0=$SECONDS
+if [ -n "${PGTP_WRAP:-}" ]; then
+    : "${IT_LOAD_SESSIONS:=300}" "${IT_LOAD_HOLD:=10}" "${IT_LOAD_FULL:=20}" \
+        "${IT_LOAD_PENDING:=50}" "${IT_LOAD_KB_MAX:=1024}"
+fi
 : "${IT_LOAD_SESSIONS:=10000}" "${IT_LOAD_HOLD:=60}" "${IT_LOAD_FULL:=50}" \
     "${IT_LOAD_PENDING:=500}" "${IT_LOAD_KB_MAX:=64}"
 L_N=$IT_LOAD_SESSIONS L_FULL=$IT_LOAD_FULL L_PRE=$IT_LOAD_PENDING L_HOLD=$IT_LOAD_HOLD

@@ -29,11 +29,16 @@ mkdir -p "$FAULTS_TMP"
 # than this, so the fd check and the sanitizers are what catch those).
 F_RSS_SLACK_KB=16384
 # Under ASan (make asan) RSS says little: freed memory sits in ASan's
-# quarantine (tens of MB after the 1 GiB stream, ~70 MB after the restart).
-# There the fd checks still judge, LeakSanitizer judges leaks at exit, and
-# RSS is printed but not judged.
+# quarantine (tens of MB after the 1 GiB stream, ~70 MB after the restart);
+# under valgrind (PGTP_WRAP) even less. There the fd checks still judge, the
+# sanitizer or memcheck judges leaks at exit, and RSS is printed, not judged.
+# A wrapped proxy is also 20-50x slower: the time bounds are multiplied by
+# IT_TIME_SCALE (lib.sh: 10 when wrapped, else 1) and the stream is 64 MiB.
 F_ASAN=0
 grep -qa __asan_init "$PGTP_BIN" && F_ASAN=1
+F_WRAPPED=0
+[ ${#IT_WRAP[@]} -gt 0 ] && F_WRAPPED=1
+F_SCALE=$IT_TIME_SCALE
 
 # f_mark NAME: note how long the previous part took (for the time budget).
 f_mark() {
@@ -67,7 +72,7 @@ f_baseline() {
 # at the baseline within 10 s and its RSS within F_RSS_SLACK_KB of it.
 f_check_baseline() {
     local label=$1 fds rss i
-    for ((i = 0; i < 100; i++)); do
+    for ((i = 0; i < 100 * F_SCALE; i++)); do
         fds=$(fd_count "$F_PID")
         [ "$fds" -le "$F_FDS" ] && break
         sleep 0.1
@@ -75,8 +80,8 @@ f_check_baseline() {
     rss=$(rss_kb "$F_PID")
     if ! kill -0 "$F_PID" 2>/dev/null; then
         fail "$label: proxy still running, fds and RSS back to baseline" "process $F_PID is gone"
-    elif [ "$F_ASAN" = 1 ] && [ "$fds" -le "$F_FDS" ] && [ "$F_FDS" -gt 0 ]; then
-        pass "$label: proxy fds back to baseline ($fds <= $F_FDS); ASan build: RSS $rss KB (baseline $F_RSS KB) not judged"
+    elif [ "$F_ASAN$F_WRAPPED" != 00 ] && [ "$fds" -le "$F_FDS" ] && [ "$F_FDS" -gt 0 ]; then
+        pass "$label: proxy fds back to baseline ($fds <= $F_FDS); ASan or valgrind: RSS $rss KB (baseline $F_RSS KB) not judged"
     elif [ "$fds" -le "$F_FDS" ] && [ "$F_FDS" -gt 0 ] && [ $((rss - F_RSS)) -lt "$F_RSS_SLACK_KB" ]; then
         pass "$label: proxy fds back to baseline ($fds <= $F_FDS), RSS $rss KB (baseline $F_RSS KB)"
     else
@@ -90,10 +95,10 @@ f_check_baseline() {
 # completed every one (so it spans exactly the fault in between).
 f_bystander_start() {
     rm -f "$FAULTS_TMP/bystander.stop"
-    PGC_TIMEOUT=200 pgc hold-until "$(ci "$MAIN_PORT" application_name=fault-bystander)" \
-        "$FAULTS_TMP/bystander.stop" 180 >"$FAULTS_TMP/bystander.out" &
+    PGC_TIMEOUT=$((200 * F_SCALE)) pgc hold-until "$(ci "$MAIN_PORT" application_name=fault-bystander)" \
+        "$FAULTS_TMP/bystander.stop" $((180 * F_SCALE)) >"$FAULTS_TMP/bystander.out" &
     F_BYSTANDER=$!
-    wait_line "$FAULTS_TMP/bystander.out" '^connected$' 30
+    wait_line "$FAULTS_TMP/bystander.out" '^connected$' $((30 * F_SCALE))
 }
 f_bystander_check() {
     : >"$FAULTS_TMP/bystander.stop"
@@ -110,7 +115,7 @@ f_cpu_ms() {
 }
 
 # f_sql SQL: one query through the main proxy (for pg_stat_activity).
-f_sql() { PGC_TIMEOUT=30 pgc query "$CI_MAIN" "$1"; }
+f_sql() { PGC_TIMEOUT=$((30 * F_SCALE)) pgc query "$CI_MAIN" "$1"; }
 
 # f_wait_active APPNAME SECONDS: until a session with that application_name
 # is running a COPY; prints its backend pid.
@@ -137,7 +142,7 @@ f_closed_line() {
 f_wait_pg() {
     local end=$((SECONDS + $1))
     while [ "$SECONDS" -lt "$end" ]; do
-        [ "$(PGC_TIMEOUT=20 pgc query "$CI_MAIN" "SELECT 'up'")" = up ] && return 0
+        [ "$(PGC_TIMEOUT=$((20 * F_SCALE)) pgc query "$CI_MAIN" "SELECT 'up'")" = up ] && return 0
         sleep 0.25
     done
     return 1
@@ -179,7 +184,7 @@ for ((i = 0; i < 5; i++)); do
     out=$(cat "$FAULTS_TMP/silent-$i.out")
     [ "$out" = "sqlstate=08001 severity=FATAL message=$SILENT_MSG" ] || bad+=" $i: $(oneline "$out");"
 done
-if [ -z "$bad" ] && lt "$ms" 8000 && ! lt "$ms" 1500; then
+if [ -z "$bad" ] && lt "$ms" $((8000 * F_SCALE)) && ! lt "$ms" 1500; then
     pass "upstream never answers: 5 clients each get FATAL 08001 '${SILENT_MSG:0:70}...' in ${ms} ms"
 else
     fail "upstream never answers: 5 clients each get the exact FATAL 08001 after 2-8 s" \
@@ -266,10 +271,10 @@ for kind in slow fast; do
     app=fault-terminate-$kind
     sql=$SLOW_COPY
     [ "$kind" = fast ] && sql=$ENDLESS_COPY
-    PGC_TIMEOUT=40 pgc copy-out "$(ci "$MAIN_PORT" application_name=$app)" "$sql" /dev/null \
+    PGC_TIMEOUT=$((40 * F_SCALE)) pgc copy-out "$(ci "$MAIN_PORT" application_name=$app)" "$sql" /dev/null \
         >"$FAULTS_TMP/$app.out" &
     cpid=$!
-    if ! bpid=$(f_wait_active "$app" 20); then
+    if ! bpid=$(f_wait_active "$app" $((20 * F_SCALE))); then
         kill -KILL "$cpid" 2>/dev/null
         { wait "$cpid"; } 2>/dev/null
         fail "pg_terminate_backend mid-COPY TO STDOUT ($kind)" \
@@ -283,7 +288,7 @@ for kind in slow fast; do
     rc=$? ms=$(($(now_ms) - t))
     got=$(cat "$FAULTS_TMP/$app.out")
     if [ "$kind" = slow ]; then
-        if [ "$out" = t ] && [ "$rc" = 3 ] && lt "$ms" 10000 &&
+        if [ "$out" = t ] && [ "$rc" = 3 ] && lt "$ms" $((10000 * F_SCALE)) &&
             [[ $got =~ ^query-error:\ sqlstate=57P01\ FATAL:\ +terminating\ connection\ due\ to\ administrator\ command ]]; then
             pass "pg_terminate_backend mid-COPY TO STDOUT (between rows): the client gets the server's FATAL 57P01 ($ms ms)"
         else
@@ -293,7 +298,7 @@ for kind in slow fast; do
         expect "pg_terminate_backend mid-COPY: the proxy logs the session closed by the upstream" \
             "$(f_closed_line "$app")" 'bytes_from_upstream=[1-9][0-9]{4,} .*reason="back '
     else
-        if [ "$out" = t ] && [ "$rc" = 3 ] && lt "$ms" 10000 &&
+        if [ "$out" = t ] && [ "$rc" = 3 ] && lt "$ms" $((10000 * F_SCALE)) &&
             [[ $got =~ ^query-error:\ (sqlstate=57P01\ |PQgetCopyData:\ ) ]]; then
             pass "pg_terminate_backend mid-COPY TO STDOUT (full speed): the client ends with an error after $ms ms ($(oneline "${got:0:80}"))"
         else
@@ -322,10 +327,10 @@ f_sql "CREATE UNLOGGED TABLE fault_copy_in (line text)" >/dev/null
     echo "rc=$?" >>"$FAULTS_TMP/copy-in.out"
 ) 2>/dev/null &
 spid=$!
-if bpid=$(f_wait_active fault-copy-in 20); then
-    pgc wait-gone "$CI_MAIN" fault-copy-in 20 >"$FAULTS_TMP/gone.out" &
+if bpid=$(f_wait_active fault-copy-in $((20 * F_SCALE))); then
+    pgc wait-gone "$CI_MAIN" fault-copy-in $((20 * F_SCALE)) >"$FAULTS_TMP/gone.out" &
     gpid=$!
-    wait_line "$FAULTS_TMP/gone.out" '^polling count=1$' 20
+    wait_line "$FAULTS_TMP/gone.out" '^polling count=1$' $((20 * F_SCALE))
     sleep 0.3 # rows are flowing
     cpid=$(pgrep -P "$(pgrep -P "$spid" -x timeout)" -x pgclient)
     t=$(date +%s%3N)
@@ -334,10 +339,10 @@ if bpid=$(f_wait_active fault-copy-in 20); then
     wait "$spid"
     gone=$(sed -n 's/^gone at_ms=//p' "$FAULTS_TMP/gone.out")
     ms=$((${gone:-999999999999999} - t))
-    if [ -n "$gone" ] && lt "$ms" 1000; then
-        pass "client SIGKILLed mid-COPY FROM STDIN: backend $bpid gone from pg_stat_activity after $ms ms"
+    if [ -n "$gone" ] && lt "$ms" $((1000 * F_SCALE)); then
+        pass "client SIGKILLed mid-COPY FROM STDIN: backend $bpid gone from pg_stat_activity after $ms ms (< $F_SCALE s)"
     else
-        fail "client SIGKILLed mid-COPY FROM STDIN: backend gone from pg_stat_activity within 1 s" \
+        fail "client SIGKILLed mid-COPY FROM STDIN: backend gone from pg_stat_activity within $F_SCALE s" \
             "after ${ms} ms: $(oneline "$(cat "$FAULTS_TMP/gone.out")")"
     fi
     expect "client SIGKILLed mid-COPY: the proxy logs the front leg lost" \
@@ -364,7 +369,9 @@ f_baseline
 F_PAUSE=4
 f_bystander_start
 STREAM_ROWS=1048576 # 1024-byte lines: 1 GiB
-PGC_TIMEOUT=240 pgc pause-copy-out "$(ci "$MAIN_PORT" application_name=fault-stall)" \
+[ "$F_WRAPPED" = 1 ] && STREAM_ROWS=65536
+GIB="$((STREAM_ROWS / 1024)) MiB"
+PGC_TIMEOUT=$((240 * F_SCALE)) pgc pause-copy-out "$(ci "$MAIN_PORT" application_name=fault-stall)" \
     "COPY (SELECT lpad(generate_series(1, $STREAM_ROWS)::text, 1023, 'x')) TO STDOUT" "$F_PAUSE" \
     >"$FAULTS_TMP/stall.out" &
 spid=$!
@@ -386,23 +393,23 @@ while kill -0 "$spid" 2>/dev/null; do
 done
 wait "$spid"
 rc=$? ms=$(($(now_ms) - t)) cpu=$(($(f_cpu_ms "$F_PID") - cpu0))
-expect "client stops reading a 1 GiB COPY: PostgreSQL waits in ClientWrite (the proxy stopped reading)" \
+expect "client stops reading a $GIB COPY: PostgreSQL waits in ClientWrite (the proxy stopped reading)" \
     "${wait_event:-none}" '^ClientWrite$'
 # Without backpressure the proxy would hold most of the 1 GiB. Under ASan
 # its allocator's quarantine adds tens of MB: a wider bound, still far below.
 rss_bound=32768
-[ "$F_ASAN" = 1 ] && rss_bound=131072
+[ "$F_ASAN$F_WRAPPED" != 00 ] && rss_bound=131072
 if [ "$rc" = 0 ] && [ $((rss_max - F_RSS)) -lt "$rss_bound" ]; then
-    pass "client stops reading 1 GiB for ${F_PAUSE} s: proxy RSS peak +$((rss_max - F_RSS)) KB over baseline ${F_RSS} KB (< $((rss_bound / 1024)) MB; +$((${rss_paused:-0} - F_RSS)) KB while paused)"
+    pass "client stops reading $GIB for ${F_PAUSE} s: proxy RSS peak +$((rss_max - F_RSS)) KB over baseline ${F_RSS} KB (< $((rss_bound / 1024)) MB; +$((${rss_paused:-0} - F_RSS)) KB while paused)"
 else
-    fail "client stops reading 1 GiB: proxy RSS grows < $((rss_bound / 1024)) MB" \
+    fail "client stops reading $GIB: proxy RSS grows < $((rss_bound / 1024)) MB" \
         "grew $((rss_max - F_RSS)) KB; client rc=$rc $(oneline "$(cat "$FAULTS_TMP/stall.out")")"
 fi
-expect "client resumes: all 1 GiB arrives ($STREAM_ROWS lines, $ms ms in all, proxy CPU $cpu ms)" \
+expect "client resumes: all $GIB arrives ($STREAM_ROWS lines, $ms ms in all, proxy CPU $cpu ms)" \
     "$(oneline "$(grep -E 'copy-out' "$FAULTS_TMP/stall.out")")" \
     "^pause-copy-out bytes=$((STREAM_ROWS * 1024)) lines=$STREAM_ROWS copy-out bytes=$((STREAM_ROWS * 1024)) rows=$STREAM_ROWS$"
-f_bystander_check "1 GiB to a client that stops reading"
-f_check_baseline "1 GiB to a client that stops reading"
+f_bystander_check "$GIB to a client that stops reading"
+f_check_baseline "$GIB to a client that stops reading"
 
 # ======================================================================
 # Chaos: every close path of a relaying connection with data in flight,
@@ -447,10 +454,10 @@ f_check_baseline "chaos mid-COPY"
 # ======================================================================
 f_mark "3 restart"
 f_baseline
-PGC_TIMEOUT=90 pgc sessions "$(ci "$MAIN_PORT" application_name=fault-restart connect_timeout=60)" \
-    50 40 >"$FAULTS_TMP/restart.out" &
+PGC_TIMEOUT=$((90 * F_SCALE)) pgc sessions "$(ci "$MAIN_PORT" application_name=fault-restart connect_timeout=60)" \
+    50 $((40 * F_SCALE)) >"$FAULTS_TMP/restart.out" &
 rpid=$!
-wait_line "$FAULTS_TMP/restart.out" '^open=' 60
+wait_line "$FAULTS_TMP/restart.out" '^open=' $((60 * F_SCALE))
 expect "restart: 50 sessions open through the proxy" "$(head -n 1 "$FAULTS_TMP/restart.out")" '^open=50$'
 t=$(now_ms)
 it_as_svc "$IT_PG_BINDIR/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/server.log" -m fast -w -t 60 \
@@ -463,19 +470,19 @@ out=$(cat "$FAULTS_TMP/restart.out")
 expect "restart: all 50 sessions get an error" "$out" $'\nsessions=50 opened=50 errors=50$'
 expect "restart: every one is the server's FATAL 57P01, relayed by the proxy" "$out" \
     $'\nsqlstate=57P01 count=50 message=FATAL: +terminating connection due to administrator command'
-for ((i = 0; i < 100; i++)); do # (the client may read the FATAL before the proxy logs)
+for ((i = 0; i < 100 * F_SCALE; i++)); do # (the client may read the FATAL before the proxy logs)
     n=$(count "$LOGS/proxy-main.log" 'event=closed .*application_name="fault-restart" .*reason="back ')
     [ "$n" -ge 50 ] && break
     sleep 0.1
 done
 expect "restart: the proxy logs 50 sessions closed by the upstream ($(oneline "$(f_closed_line fault-restart | grep -o 'outcome=.*')"))" \
     "$n" '^50$'
-if f_wait_pg 30; then
+if f_wait_pg $((30 * F_SCALE)); then
     pass "restart: a new session through the proxy works once PostgreSQL is back"
 else
     fail "restart: a new session through the proxy works once PostgreSQL is back" "not within 30 s"
 fi
-out=$(PGC_TIMEOUT=120 pgc concurrent "$(ci "$MAIN_PORT" connect_timeout=60)" 50 3)
+out=$(PGC_TIMEOUT=$((120 * F_SCALE)) pgc concurrent "$(ci "$MAIN_PORT" connect_timeout=60)" 50 3)
 expect "restart: 50 new sessions afterwards, 3 queries each" "$out" 'sessions=50 ok=50 failed=0'
 f_check_baseline "restart with 50 sessions"
 
@@ -489,17 +496,17 @@ f_check_baseline "restart with 50 sessions"
 f_mark "1b kill -9"
 f_baseline
 f_bystander_start
-PGC_TIMEOUT=40 pgc copy-out "$(ci "$MAIN_PORT" application_name=fault-kill9)" "$ENDLESS_COPY" \
+PGC_TIMEOUT=$((40 * F_SCALE)) pgc copy-out "$(ci "$MAIN_PORT" application_name=fault-kill9)" "$ENDLESS_COPY" \
     /dev/null >"$FAULTS_TMP/kill9.out" &
 cpid=$!
-if bpid=$(f_wait_active fault-kill9 20); then
+if bpid=$(f_wait_active fault-kill9 $((20 * F_SCALE))); then
     sleep 0.5
     t=$(now_ms)
     it_as_svc kill -KILL "$bpid"
     wait "$cpid"
     rc=$? ms=$(($(now_ms) - t))
     out=$(cat "$FAULTS_TMP/kill9.out")
-    if [ "$rc" = 3 ] && lt "$ms" 10000 && [[ $out =~ ^query-error:\ PQgetCopyData:\ .*(server\ closed\ the\ connection\ unexpectedly|SSL) ]]; then
+    if [ "$rc" = 3 ] && lt "$ms" $((10000 * F_SCALE)) && [[ $out =~ ^query-error:\ PQgetCopyData:\ .*(server\ closed\ the\ connection\ unexpectedly|SSL) ]]; then
         pass "kill -9 of the backend mid-COPY TO STDOUT: the client ends with an error after $ms ms ($(oneline "${out:0:90}"))"
     else
         fail "kill -9 of the backend mid-COPY TO STDOUT: the client ends with an error within 10 s" \
@@ -520,7 +527,7 @@ wait "$F_BYSTANDER"
 out=$(cat "$FAULTS_TMP/bystander.out")
 expect "kill -9: the bystander is ended by PostgreSQL's crash recovery, its WARNING relayed" \
     "$(tr '\n' ' ' <<<"$out")" 'WARNING: +terminating connection because of crash of another server process.*hold queries=[0-9]+ failed'
-if f_wait_pg 60; then
+if f_wait_pg $((60 * F_SCALE)); then
     pass "kill -9: new sessions through the proxy work once PostgreSQL has recovered"
 else
     fail "kill -9: new sessions through the proxy work once PostgreSQL has recovered" "not within 60 s"

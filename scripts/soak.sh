@@ -239,7 +239,7 @@ fi
 WARN_LINES=$(grep -c 'level=warn' "$LOGS/proxy.log" 2>/dev/null || true)
 ERR_LINES=$(grep -c 'level=error' "$LOGS/proxy.log" 2>/dev/null || true)
 NCYC=${#CYCLE_END_RSS[@]}
-DRIFT="" DRIFT_FROM=""
+DRIFT="" DRIFT_FROM="needs 2 cycles"
 if [ "$NCYC" -ge 3 ]; then
     DRIFT=$((CYCLE_END_RSS[NCYC - 1] - CYCLE_END_RSS[1])) DRIFT_FROM="end of cycle 2 -> end of cycle $NCYC"
 elif [ "$NCYC" -ge 2 ]; then

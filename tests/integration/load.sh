@@ -257,7 +257,7 @@ if [ "$L_OK" = 1 ]; then
     else
         fail "load: the proxy is still running" "it exited"
     fi
-    it_note "load: $L_N sessions ($L_STUB stub, $L_FULL PostgreSQL, $L_PRE pending) opened in $L_OPEN_S s (CPU used: $L_CPU); held $L_HOLD s: RSS $L_RSS0 -> $L_RMIN..$L_RMAX KB ($L_KB KB/session), fds $L_FMIN..$L_FMAX; after closing: RSS $(rss_kb "$L_PID") KB, $(fd_count "$L_PID") fds; warn/error log lines: $(count "$LOGS/proxy-load.log" 'level=(warn|error)'); stub upstream RSS $(rss_kb "${IT_PIDS[load-stub]:-0}") KB; section took $((SECONDS - LOAD_T0)) s"
+    it_note "load: $L_N sessions ($L_STUB stub, $L_FULL PostgreSQL, $L_PRE pending) opened in $L_OPEN_S s (CPU used: $L_CPU); held $L_HOLD s: RSS $L_RSS0 -> $L_RMIN..$L_RMAX KB ($L_KB KB/session), fds $L_FMIN..$L_FMAX; after closing: RSS $(rss_kb "$L_PID") KB (peak $(awk '/^VmHWM:/ { print $2 }' "/proc/$L_PID/status" 2>/dev/null) KB), $(fd_count "$L_PID") fds; warn/error log lines: $(count "$LOGS/proxy-load.log" 'level=(warn|error)'); stub upstream RSS $(rss_kb "${IT_PIDS[load-stub]:-0}") KB; section took $((SECONDS - LOAD_T0)) s"
 fi
 it_stop load-client
 stop_proxy load

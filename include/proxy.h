@@ -94,7 +94,9 @@ struct worker {
     bool draining;
     bool probing; /* probe_timer initialised (worker 0 with --admin-address) */
     uv_timer_t probe_timer;
-    atomic_bool finished; /* written by the worker, read by the main thread */
+    uv_timer_t trim_timer; /* malloc_trim after a wave of closes */
+    size_t trim_peak;      /* most connections since the last trim */
+    atomic_bool finished;  /* written by the worker, read by the main thread */
     struct chunk_cache small, large;
     uv_tcp_t *listeners;
     size_t nlisteners;

@@ -14,39 +14,8 @@
 # and fakes started here are stopped here (their exit status is judged by
 # run.sh's "every proxy exits 0 on SIGTERM").
 
-# ---- helpers (now_ms, lt, wait_line and count are run.sh's) ----
-
-# backend_active SQL_CONDITION: until one backend matching it is running a
-# query (a cancel that arrives before the query starts would be ignored by
-# PostgreSQL, and the test would prove nothing). Prints its pid.
-backend_active() {
-    local i pid
-    for ((i = 0; i < 100; i++)); do
-        pid=$(pgc query "$CI_MAIN" "SELECT pid FROM pg_stat_activity WHERE $1
-            AND state = 'active' AND pid <> pg_backend_pid()")
-        if [[ $pid =~ ^[0-9]+$ ]]; then
-            echo "$pid"
-            return 0
-        fi
-        sleep 0.05
-    done
-    return 1
-}
-
-# start_session NAME PORT SQL [OPTIONS...]: rawclient logs in (SCRAM) in the
-# background and runs SQL; output in $TMP/NAME.out. Sets SESS_PID (the
-# client), SESS_BPID and SESS_KEY (its BackendKeyData) once the query runs.
-start_session() {
-    local name=$1 port=$2 sql=$3
-    shift 3
-    timeout -k 5 45 "$RAWCLIENT" session localhost "$port" --query "$sql" "$@" \
-        >"$TMP/$name.out" 2>&1 &
-    SESS_PID=$! SESS_BPID='' SESS_KEY=''
-    wait_line "$TMP/$name.out" '^query-sent$' 10 || return 1
-    read -r SESS_BPID SESS_KEY < <(sed -n \
-        's/^login=ok pid=\([0-9]*\) key=\([0-9a-f]*\)$/\1 \2/p' "$TMP/$name.out")
-    [ -n "$SESS_BPID" ] && backend_active "pid = $SESS_BPID" >/dev/null
-}
+# ---- helpers (now_ms, lt, wait_line, count, backend_active and
+# start_session are run.sh's) ----
 
 # A key that differs from $1 (hex) in its last digit.
 wrong_key() {

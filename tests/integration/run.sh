@@ -164,6 +164,38 @@ stop_proxy() {
 fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
+# backend_active SQL_CONDITION: until one backend matching it is running a
+# query (a cancel that arrives before the query starts would be ignored by
+# PostgreSQL, and the test would prove nothing). Prints its pid.
+backend_active() {
+    local pid deadline=$((SECONDS + 30))
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        pid=$(pgc query "$CI_MAIN" "SELECT pid FROM pg_stat_activity WHERE $1
+            AND state = 'active' AND pid <> pg_backend_pid()")
+        if [[ $pid =~ ^[0-9]+$ ]]; then
+            echo "$pid"
+            return 0
+        fi
+        sleep 0.05
+    done
+    return 1
+}
+
+# start_session NAME PORT SQL [OPTIONS...]: rawclient logs in (SCRAM) in the
+# background and runs SQL; output in $TMP/NAME.out. Sets SESS_PID (the
+# client), SESS_BPID and SESS_KEY (its BackendKeyData) once the query runs.
+start_session() {
+    local name=$1 port=$2 sql=$3
+    shift 3
+    timeout -k 5 45 "$RAWCLIENT" session localhost "$port" --query "$sql" "$@" \
+        >"$TMP/$name.out" 2>&1 &
+    SESS_PID=$! SESS_BPID='' SESS_KEY=''
+    wait_line "$TMP/$name.out" '^query-sent$' 10 || return 1
+    read -r SESS_BPID SESS_KEY < <(sed -n \
+        's/^login=ok pid=\([0-9]*\) key=\([0-9a-f]*\)$/\1 \2/p' "$TMP/$name.out")
+    [ -n "$SESS_BPID" ] && backend_active "pid = $SESS_BPID" >/dev/null
+}
+
 # ======================================================================
 # Set-up: PKI, PostgreSQL, password (passfile only: never on argv or stdout)
 # ======================================================================

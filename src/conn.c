@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 
@@ -27,11 +29,101 @@
 static atomic_ullong next_conn_id;
 /* Client connections open now, all workers (--max-connections). */
 static atomic_uint active_clients;
+/*
+ * Upstream legs opened early, before the client's StartupMessage, so that
+ * the two handshakes overlap. Each costs the database a backend process and
+ * a TLS handshake on behalf of a client that has proved nothing but an
+ * SSLRequest (tests/integration/abuse.sh): 1,000 clients sending half a
+ * ClientHello held that many upstream connections for the whole handshake
+ * timeout, and 10,000 sending an SSLRequest and then junk made PostgreSQL
+ * fork 400 backends a second; either starved real clients of the database.
+ * So at most EARLY_BACK_MAX at once and EARLY_BACK_PER_S started a second,
+ * all workers; past that the upstream leg waits for the StartupMessage,
+ * which costs that client the upstream's set-up time, nothing more.
+ */
+#define EARLY_BACK_MAX 64u
+#define EARLY_BACK_PER_S 32u
+static atomic_uint early_backs;
+static atomic_llong early_second; /* time() of the current one-second window */
+static atomic_uint early_started; /* early legs started in that window */
+
+/*
+ * Descriptors can run out before anything else (a low ulimit -n). A client
+ * accepted at the very limit gets nothing: libuv's EMFILE trick accepts and
+ * closes it unanswered, and its upstream leg could not be opened anyway.
+ * So once the table is nearly full, a new client is still accepted but
+ * refused with 53300 after its handshake, never connected upstream: it is
+ * told why, and the reserve keeps room for those refusals. Descriptors are
+ * allocated lowest first: an accepted fd of N means at least N+1 are open.
+ */
+#define FD_RESERVE_MIN 8
+#define FD_RESERVE_MAX 1024
+static atomic_llong fd_warned_at; /* time() of the last fd_limit line */
+static atomic_uint fd_refused;    /* refused since then */
+
+static bool fd_nearly_out(int fd, unsigned long long *limit)
+{
+    struct rlimit rl;
+    if (fd < 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return false;
+    rlim_t reserve = rl.rlim_cur / 16;
+    if (reserve < FD_RESERVE_MIN)
+        reserve = FD_RESERVE_MIN;
+    if (reserve > FD_RESERVE_MAX)
+        reserve = FD_RESERVE_MAX;
+    *limit = (unsigned long long)rl.rlim_cur;
+    return (rlim_t)fd + reserve >= rl.rlim_cur;
+}
+
+/* One line a second at most, however many clients are refused. */
+static void fd_limit_log(int fd, unsigned long long limit)
+{
+    atomic_fetch_add_explicit(&fd_refused, 1, memory_order_relaxed);
+    long long now = (long long)time(NULL), last = atomic_load(&fd_warned_at);
+    if (now == last || !atomic_compare_exchange_strong(&fd_warned_at, &last, now))
+        return;
+    unsigned n = atomic_exchange(&fd_refused, 0);
+    log_warn("event=fd_limit open_fds=%d limit=%llu refused=%u reason=\"out of file descriptors: "
+             "new clients are refused with 53300\" hint=\"raise the open-files limit (ulimit -n, "
+             "systemd LimitNOFILE=) or lower --max-connections\"",
+             fd + 1, limit, n);
+}
+
+/* Does c hold one of the early_backs? (Cancel and probe connections have
+ * no client start-up; a sidecar session starts its leg after it.) */
+static bool holds_early_back(const struct conn *c)
+{
+    return !c->probe && c->cancel_pkt == NULL && c->fs < FRONT_WAIT && c->bs != BACK_IDLE;
+}
+
+/* Open the upstream leg now if an early slot is free; else it waits for
+ * the StartupMessage (front_startup). */
+static void back_start_early(struct conn *c)
+{
+    long long now = (long long)time(NULL), then = atomic_load(&early_second);
+    if (now != then && atomic_compare_exchange_strong(&early_second, &then, now))
+        atomic_store(&early_started, 0);
+    if (atomic_fetch_add_explicit(&early_started, 1, memory_order_relaxed) >= EARLY_BACK_PER_S) {
+        log_debug("event=upstream_deferred conn=%llu reason=\"%u early upstream legs this second\"",
+                  (unsigned long long)c->id, EARLY_BACK_PER_S);
+        return;
+    }
+    if (atomic_fetch_add_explicit(&early_backs, 1, memory_order_relaxed) >= EARLY_BACK_MAX) {
+        atomic_fetch_sub_explicit(&early_backs, 1, memory_order_relaxed);
+        log_debug("event=upstream_deferred conn=%llu reason=\"%u early upstream legs open\"",
+                  (unsigned long long)c->id, EARLY_BACK_MAX);
+        return;
+    }
+    back_start(c); /* leaves bs != BACK_IDLE, even when it fails */
+}
 
 static void conn_free(struct conn *c)
 {
     struct worker *w = c->w;
     uint64_t ms = uv_now(w->loop) - c->start_ms;
+
+    if (holds_early_back(c))
+        atomic_fetch_sub_explicit(&early_backs, 1, memory_order_relaxed);
 
     if (c->cancel_pkt != NULL)
         log_info("event=cancel_closed conn=%llu upstream=%s outcome=%s reason=\"%s\"",
@@ -457,6 +549,20 @@ void conn_accept(struct worker *w, uv_stream_t *listener)
     metrics_session_opened();
     unsigned open = atomic_fetch_add_explicit(&active_clients, 1, memory_order_relaxed) + 1;
     c->too_many = open > w->rt->cfg->max_connections;
+    int fd = -1;
+    unsigned long long limit = 0;
+    if (!c->too_many && uv_fileno((uv_handle_t *)&c->front.tcp, &fd) == 0 &&
+        fd_nearly_out(fd, &limit)) {
+        char msg[300];
+        snprintf(msg, sizeof(msg),
+                 "pg-tls-proxy: too many connections: the proxy is nearly out of file "
+                 "descriptors (%d open, limit %llu) — raise its open-files limit (ulimit -n / "
+                 "LimitNOFILE) or lower the load",
+                 fd + 1, limit);
+        c->err_msg = strdup(msg); /* told by refuse() */
+        c->too_many = true;
+        fd_limit_log(fd, limit);
+    }
     conn_format_peer(&c->front.tcp, c->front_addr, sizeof(c->front_addr));
     /* Told once the client can read it: after its TLS handshake. */
     /* Behind a PROXY-protocol load balancer, the client's address is in
@@ -465,7 +571,9 @@ void conn_accept(struct worker *w, uv_stream_t *listener)
         !w->rt->cfg->proxy_protocol && w->rt->allow_from.n > 0 && !front_in(c, &w->rt->allow_from);
     log_info("event=accepted conn=%llu front=%s%s%s", (unsigned long long)c->id, c->front_addr,
              c->denied ? " denied=not_in_server_allow_from" : "",
-             c->too_many ? " refused=max_connections" : "");
+             c->err_msg != NULL ? " refused=fd_limit"
+             : c->too_many      ? " refused=max_connections"
+                                : "");
     conn_arm_timer(c);
     if (leg_read_start(&c->front) < 0)
         conn_close(c);
@@ -490,6 +598,10 @@ static void log_established(struct conn *c)
 static bool refuse(struct conn *c)
 {
     char ip[64];
+    if (c->too_many && c->err_msg != NULL) { /* nearly out of descriptors */
+        conn_fail_front(c, "53300", "too_many", "%s", c->err_msg);
+        return true;
+    }
     if (c->too_many) {
         conn_fail_front(c, "53300", "too_many",
                         "pg-tls-proxy: sorry, too many clients already (--max-connections %u)",
@@ -663,7 +775,7 @@ static bool front_tls_begin(struct conn *c, const uint8_t *pending, size_t n)
      * prove who it is (mTLS): then unauthenticated clients cost the
      * database nothing. */
     if (!c->denied && !c->too_many && c->w->rt->cfg->front_client_ca_path == NULL)
-        back_start(c);
+        back_start_early(c);
     return c->phase == PHASE_OPEN;
 }
 
@@ -790,12 +902,19 @@ static void front_startup(struct conn *c)
             return;
         case PG_FIRST_STARTUP:
             c->info = p.startup;
+            if (holds_early_back(c))
+                atomic_fetch_sub_explicit(&early_backs, 1, memory_order_relaxed);
             c->fs = FRONT_WAIT;
             /* Hold further client bytes until the back leg is ready. */
             leg_read_stop(&c->front);
             tlsio_release(&c->front.tls);
             conn_arm_timer(c);
             leg_flush(&c->front);
+            if (c->bs == BACK_IDLE && !c->denied && !c->too_many) {
+                back_start(c); /* no early slot was free */
+                if (c->phase != PHASE_OPEN)
+                    return;
+            }
             maybe_join(c);
             return;
         case PG_FIRST_CANCEL:
@@ -859,7 +978,7 @@ static void front_tls_step(struct conn *c)
         c->fs = FRONT_STARTUP;
         if (c->w->rt->cfg->front_client_ca_path != NULL && !c->denied && !c->too_many &&
             c->bs == BACK_IDLE) {
-            back_start(c); /* the client's certificate is verified */
+            back_start_early(c); /* the client's certificate is verified */
             if (c->phase != PHASE_OPEN)
                 return;
         }

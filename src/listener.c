@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "listener.h"
@@ -22,7 +23,26 @@ static void connection_cb(uv_stream_t *server, int status)
 {
     struct worker *w = server->data;
     if (status < 0) {
-        log_warn("event=accept_failed reason=\"%s\"", uv_strerror(status));
+        /* Out of descriptors, libuv calls this for every connection it
+         * could not accept: one line a second per worker, with a count. */
+        static _Thread_local time_t last;
+        static _Thread_local unsigned suppressed;
+        time_t now = time(NULL);
+        if (now == last) {
+            suppressed++;
+            return;
+        }
+        last = now;
+        if (status == UV_EMFILE || status == UV_ENFILE)
+            log_warn("event=accept_failed worker=%u reason=\"%s\" suppressed=%u hint=\"out of "
+                     "file descriptors: clients wait in the listen queue or are closed unanswered; "
+                     "raise the open-files limit (ulimit -n, systemd LimitNOFILE=) or lower "
+                     "--max-connections\"",
+                     w->index, uv_strerror(status), suppressed);
+        else
+            log_warn("event=accept_failed worker=%u reason=\"%s\" suppressed=%u", w->index,
+                     uv_strerror(status), suppressed);
+        suppressed = 0;
         return;
     }
     conn_accept(w, server);

@@ -21,6 +21,11 @@
  *   rawclient vanish HOST PORT                half a ClientHello, close
  *   rawclient idle HOST PORT SECONDS          connect, send nothing, await close
  *   rawclient stall HOST PORT NBYTES SECONDS  first NBYTES (1..7) of an SSLRequest, await close
+ *   rawclient flood HOST PORT TOTAL CONCURRENCY KIND[,KIND...] WAIT
+ *                                             many misbehaving connections at once
+ *                                             (epoll); per kind: how and when closed
+ *   rawclient good HOST PORT N SECONDS        N well-behaved clients (SCRAM, a query
+ *                                             every 100 ms, re-login every 20), timed
  *   rawclient fake-upstream PORT MODE [CERT KEY]
  *             MODE: refuse-tls|bytes-after-s|silent, or direct-tls (needs CERT KEY)
  *
@@ -57,11 +62,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -308,15 +315,9 @@ static void build_sslrequest(uint8_t out[8])
     put_u32(out + 4, SSLREQUEST_CODE);
 }
 
-static void print_oneline(const char *s)
-{
-    for (const char *c = s; *c != '\0'; c++)
-        putchar(*c == '\n' || *c == '\r' ? ' ' : *c);
-}
-
-/* Print an ErrorResponse body as "sqlstate=... message=... [hint=...]" on
- * one line. */
-static void print_error_fields(const uint8_t *body, size_t len)
+/* An ErrorResponse body as "sqlstate=... severity=... message=... [hint=...]"
+ * on one line, into out. */
+static void format_error_fields(const uint8_t *body, size_t len, char *out, size_t cap)
 {
     const char *sqlstate = "", *message = "", *severity = "", *hint = NULL;
     size_t i = 0;
@@ -336,13 +337,20 @@ static void print_error_fields(const uint8_t *body, size_t len)
         else if (field == 'H')
             hint = val;
     }
-    printf("sqlstate=%s severity=%s message=", sqlstate, severity);
-    print_oneline(message);
-    if (hint != NULL) {
-        printf(" hint=");
-        print_oneline(hint);
-    }
-    putchar('\n');
+    snprintf(out, cap, "sqlstate=%s severity=%s message=%s%s%s", sqlstate, severity, message,
+             hint != NULL ? " hint=" : "", hint != NULL ? hint : "");
+    for (char *c = out; *c != '\0'; c++)
+        if (*c == '\n' || *c == '\r')
+            *c = ' ';
+}
+
+/* Print an ErrorResponse body as "sqlstate=... message=... [hint=...]" on
+ * one line. */
+static void print_error_fields(const uint8_t *body, size_t len)
+{
+    char line[2048];
+    format_error_fields(body, len, line, sizeof line);
+    puts(line);
 }
 
 /* NegotiateProtocolVersion: the newest minor version the server speaks and
@@ -1309,6 +1317,60 @@ static int run_query(struct stream *s, const char *sql, uint8_t *body)
  * the cancel tests), then run one query if asked. Any ErrorResponse during
  * start-up is printed as by "error", with its SQLSTATE and hint.
  */
+/*
+ * After the StartupMessage: answer SCRAM until ReadyForQuery. Prints what
+ * cmd_session shows (unless quiet); an ErrorResponse's fields also go to
+ * err. Returns 0 once logged in, else the exit code.
+ */
+static int session_login(struct stream *s, struct scram *sc, int plus, uint8_t *body, uint32_t *pid,
+                         uint8_t *key, size_t *keylen, char *err, size_t errlen)
+{
+    int rc = 0;
+    for (;;) {
+        uint8_t type = 0;
+        size_t len = 0;
+        if (read_msg(s, &type, body, &len) != RD_OK) {
+            snprintf(err, errlen, "connection lost during login");
+            return 6;
+        }
+        if (type == 'E') {
+            format_error_fields(body, len, err, errlen);
+            print_error_fields(body, len);
+            return 1;
+        } else if (type == 'v') {
+            print_negotiate(body, len);
+        } else if (type == 'K' && len >= 8 && len - 4 <= CANCEL_KEY_MAX) {
+            *pid = get_u32(body);
+            *keylen = len - 4;
+            memcpy(key, body + 4, *keylen);
+        } else if (type == 'R' && len >= 4) {
+            uint32_t code = get_u32(body);
+            if (code == 10)
+                rc = scram_start(s, sc, body, len, plus);
+            else if (code == 11)
+                rc = scram_continue(s, sc, body, len);
+            else if (code == 12)
+                rc = scram_final(sc, body, len);
+            else if (code != 0) {
+                printf("auth=%u unsupported\n", code);
+                rc = 1;
+            }
+            if (rc != 0) {
+                snprintf(err, errlen, "authentication failed (request %u)", code);
+                return rc;
+            }
+        } else if (type == 'Z') {
+            return 0;
+        } /* S (ParameterStatus), N (notice): nothing to show */
+    }
+}
+
+/*
+ * Log in as app/app with SCRAM-SHA-256 (or -PLUS with --plus), print the
+ * offered mechanisms and "login=ok pid=N key=HEX" (the BackendKeyData, for
+ * the cancel tests), then run one query if asked. Any ErrorResponse during
+ * start-up is printed as by "error", with its SQLSTATE and hint.
+ */
 static int cmd_session(const char *host, const char *port, const struct conn_opts *o, int plus,
                        const char *sql)
 {
@@ -1329,41 +1391,15 @@ static int cmd_session(const char *host, const char *port, const struct conn_opt
     uint32_t pid = 0;
     uint8_t key[CANCEL_KEY_MAX];
     size_t keylen = 0;
-    while (rc == 0) {
-        uint8_t type = 0;
-        size_t len = 0;
-        if (read_msg(&s, &type, body, &len) != RD_OK) {
-            rc = 6;
-            break;
-        }
-        if (type == 'E') {
-            print_error_fields(body, len);
-            rc = 1;
-        } else if (type == 'v') {
-            print_negotiate(body, len);
-        } else if (type == 'K' && len >= 8 && len - 4 <= sizeof key) {
-            pid = get_u32(body);
-            keylen = len - 4;
-            memcpy(key, body + 4, keylen);
-        } else if (type == 'R' && len >= 4) {
-            uint32_t code = get_u32(body);
-            if (code == 10)
-                rc = scram_start(&s, &sc, body, len, plus);
-            else if (code == 11)
-                rc = scram_continue(&s, &sc, body, len);
-            else if (code == 12)
-                rc = scram_final(&sc, body, len);
-            else if (code != 0) {
-                printf("auth=%u unsupported\n", code);
-                rc = 1;
-            }
-        } else if (type == 'Z') {
+    char err[512];
+    if (rc == 0) {
+        rc = session_login(&s, &sc, plus, body, &pid, key, &keylen, err, sizeof err);
+        if (rc == 0) {
             printf("login=ok pid=%u key=", pid);
             for (size_t i = 0; i < keylen; i++)
                 printf("%02x", key[i]);
             putchar('\n');
-            break;
-        } /* S (ParameterStatus), N (notice): nothing to show */
+        }
     }
     OPENSSL_cleanse(&sc, sizeof sc);
     if (rc == 0 && sql != NULL)
@@ -1614,6 +1650,668 @@ static int cmd_fake_upstream(const char *port, const char *mode, const char *cer
     }
 }
 
+/* ---- flood: many misbehaving connections at once (slowloris, garbage) ---- */
+
+/*
+ * Each connection behaves one way (its kind). The "slow" kinds stop part
+ * way through the start-up and wait for the proxy to close them; the others
+ * send something broken and wait for the close (or vanish with a reset).
+ */
+enum fkind {
+    FK_NONE,         /* connect, send nothing */
+    FK_HALF_SSLREQ,  /* 4 of the 8 bytes of an SSLRequest */
+    FK_HALF_STARTUP, /* half a plaintext StartupMessage */
+    FK_HALF_HELLO,   /* SSLRequest, 'S', half a ClientHello */
+    FK_TLS_IDLE,     /* a whole TLS handshake, then nothing */
+    FK_TLS_HALF,     /* TLS, then half a StartupMessage inside it */
+    FK_RANDOM,       /* 8..2047 random bytes (never a plausible first packet) */
+    FK_OVERSIZED,    /* a start-up length word of 2^31-1, 10001 or 7 */
+    FK_TRUNC,        /* SSLRequest, 'S', a TLS record header promising 16 KB, 100 bytes, FIN */
+    FK_ALERT,        /* SSLRequest, 'S', a TLS fatal alert record */
+    FK_HELLO_RST,    /* SSLRequest, 'S', a whole ClientHello, then RST */
+    FK_DIRECT_JUNK,  /* direct TLS: a handshake record of random bytes */
+    FK_TLS_JUNK,     /* SSLRequest, 'S', ClientHello, the server's answer, random records */
+    FK_COUNT
+};
+
+static const char *const fkind_names[FK_COUNT] = {
+    "none",      "half-sslrequest", "half-startup", "half-hello",       "tls-idle",
+    "tls-half",  "random",          "oversized",    "truncated-record", "alert",
+    "hello-rst", "direct-junk",     "tls-junk"};
+
+enum fstep { FS_CONNECTING, FS_WANT_S, FS_TLS, FS_WAIT_CLOSE, FS_SERVER_HELLO, FS_DONE };
+
+struct fconn {
+    int fd;
+    enum fkind kind;
+    enum fstep step;
+    SSL *ssl;
+    double t0;
+    uint8_t got[512]; /* the first bytes received (plaintext once TLS is up) */
+    size_t ngot;
+    size_t total;
+};
+
+struct fstats {
+    unsigned n, eof, reset, timeout, failed, errors, answered;
+    double min_s, max_s, sum_s;
+    char first_error[600];
+};
+
+static uint8_t flood_hello[4096]; /* a real ClientHello, replayed */
+static size_t flood_hello_len;
+
+static void flood_make_hello(SSL_CTX *ctx)
+{
+    SSL *ssl = SSL_new(ctx);
+    BIO *rbio = BIO_new(BIO_s_mem()), *wbio = BIO_new(BIO_s_mem());
+    if (ssl == NULL || rbio == NULL || wbio == NULL)
+        die("SSL/BIO allocation failed");
+    SSL_set_bio(ssl, rbio, wbio);
+    SSL_set_tlsext_host_name(ssl, "localhost");
+    SSL_set_connect_state(ssl);
+    (void)SSL_do_handshake(ssl);
+    char *hello = NULL;
+    long n = BIO_get_mem_data(wbio, &hello);
+    if (n <= 1 || (size_t)n > sizeof flood_hello)
+        die("no ClientHello produced");
+    memcpy(flood_hello, hello, (size_t)n);
+    flood_hello_len = (size_t)n;
+    SSL_free(ssl);
+}
+
+static void fsend(struct fconn *fc, const void *buf, size_t len)
+{
+    /* Small writes into an empty socket buffer: they go whole or the peer
+     * is gone (then the read side reports it). */
+    (void)send(fc->fd, buf, len, MSG_NOSIGNAL);
+}
+
+static void flood_random(struct fconn *fc, size_t len)
+{
+    uint8_t buf[2048];
+    if (len > sizeof buf)
+        len = sizeof buf;
+    if (RAND_bytes(buf, (int)len) != 1)
+        die("RAND_bytes failed");
+    buf[0] |= 0x80; /* a length word that is never plausible */
+    fsend(fc, buf, len);
+}
+
+static void flood_close(int ep, struct fconn *fc, struct fstats *st, enum rd_result r, double now)
+{
+    (void)ep;
+    if (fc->step == FS_DONE)
+        return;
+    struct fstats *k = &st[fc->kind];
+    if (r == RD_EOF)
+        k->eof++;
+    else if (r == RD_RESET)
+        k->reset++;
+    else if (r == RD_TIMEOUT)
+        k->timeout++;
+    else
+        k->failed++;
+    double d = now - fc->t0;
+    if (r == RD_EOF || r == RD_RESET) {
+        if (k->min_s == 0 || d < k->min_s)
+            k->min_s = d;
+        if (d > k->max_s)
+            k->max_s = d;
+        k->sum_s += d;
+    }
+    /* answered: the proxy sent something besides 'S' (a TLS record, or an
+     * ErrorResponse: plaintext, or inside TLS once it is up). */
+    size_t off =
+        fc->ngot > 0 && fc->got[0] == 'S' && fc->ssl == NULL && fc->kind >= FK_HALF_HELLO ? 1 : 0;
+    if (fc->total > off)
+        k->answered++;
+    if (fc->ngot >= off + 5 && fc->got[off] == 'E') {
+        uint32_t len = get_u32(fc->got + off + 1);
+        k->errors++;
+        if (k->first_error[0] == '\0' && len >= 4 && len - 4 <= fc->ngot - off - 5)
+            format_error_fields(fc->got + off + 5, len - 4, k->first_error, sizeof k->first_error);
+    }
+    if (fc->ssl != NULL)
+        SSL_free(fc->ssl);
+    fc->ssl = NULL;
+    close(fc->fd);
+    fc->fd = -1;
+    fc->step = FS_DONE;
+}
+
+static void flood_keep(struct fconn *fc, const uint8_t *buf, size_t n)
+{
+    for (size_t i = 0; i < n && fc->ngot < sizeof fc->got; i++)
+        fc->got[fc->ngot++] = buf[i];
+    fc->total += n;
+}
+
+/* Drive the TLS handshake (and then reads) of a tls-* connection. */
+static enum rd_result flood_tls(struct fconn *fc)
+{
+    if (fc->step == FS_TLS) {
+        ERR_clear_error();
+        int r = SSL_connect(fc->ssl);
+        if (r != 1) {
+            int e = SSL_get_error(fc->ssl, r);
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+                return RD_OK;
+            return RD_ERR;
+        }
+        fc->step = FS_WAIT_CLOSE;
+        fc->ngot = fc->total = 0; /* count what comes inside TLS */
+        if (fc->kind == FK_TLS_HALF) {
+            uint8_t buf[512];
+            size_t len = build_startup(buf, sizeof buf, 0), w = 0;
+            (void)SSL_write_ex(fc->ssl, buf, len / 2, &w);
+        }
+    }
+    for (;;) {
+        uint8_t buf[4096];
+        size_t n = 0;
+        ERR_clear_error();
+        if (SSL_read_ex(fc->ssl, buf, sizeof buf, &n) == 1) {
+            flood_keep(fc, buf, n);
+            continue;
+        }
+        int e = SSL_get_error(fc->ssl, 0);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+            return RD_OK;
+        if (e == SSL_ERROR_ZERO_RETURN)
+            return RD_EOF;
+        if (e == SSL_ERROR_SYSCALL)
+            return errno == 0 ? RD_EOF : errno_result(errno);
+        return RD_EOF; /* e.g. a truncated close: the proxy closed */
+    }
+}
+
+/* The socket is connected: send what this kind sends first. */
+static void flood_start(struct fconn *fc)
+{
+    uint8_t buf[512];
+    size_t len;
+    switch (fc->kind) {
+    case FK_NONE:
+        break;
+    case FK_HALF_SSLREQ:
+        build_sslrequest(buf);
+        fsend(fc, buf, 4);
+        break;
+    case FK_HALF_STARTUP:
+        len = build_startup(buf, sizeof buf, 0);
+        fsend(fc, buf, len / 2);
+        break;
+    case FK_RANDOM: {
+        uint8_t l[2];
+        if (RAND_bytes(l, 2) != 1)
+            die("RAND_bytes failed");
+        /* At least 8 bytes: fewer would be an incomplete packet, for which
+         * the proxy rightly waits (the slowloris kinds cover that). */
+        flood_random(fc, 8 + ((size_t)l[0] << 8 | l[1]) % 2040);
+        break;
+    }
+    case FK_OVERSIZED: {
+        static const uint32_t lens[] = {0x7fffffffu, 10001, 7};
+        static unsigned next;
+        put_u32(buf, lens[next++ % 3]);
+        put_u32(buf + 4, 3u << 16);
+        memset(buf + 8, 'x', 100);
+        fsend(fc, buf, 108);
+        break;
+    }
+    case FK_DIRECT_JUNK: {
+        /* A whole handshake record (so the proxy need not wait for more)
+         * of random contents. */
+        uint8_t rec[300] = {TLS_HANDSHAKE_BYTE, 0x03, 0x01, 0x01, 0x27};
+        if (RAND_bytes(rec + 5, sizeof rec - 5) != 1)
+            die("RAND_bytes failed");
+        fsend(fc, rec, sizeof rec);
+        break;
+    }
+    default: /* every other kind starts with an SSLRequest */
+        build_sslrequest(buf);
+        fsend(fc, buf, 8);
+        fc->step = FS_WANT_S;
+        return;
+    }
+    fc->step = FS_WAIT_CLOSE;
+}
+
+/* 'S' arrived: the TLS part of this kind. Returns RD_OK to keep waiting. */
+static enum rd_result flood_after_s(struct fconn *fc, SSL_CTX *ctx)
+{
+    static const uint8_t alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28};
+    uint8_t rec[105] = {0x16, 0x03, 0x01, 0x40, 0x00};
+    fc->step = FS_WAIT_CLOSE;
+    switch (fc->kind) {
+    case FK_HALF_HELLO:
+        fsend(fc, flood_hello, flood_hello_len / 2);
+        break;
+    case FK_TLS_IDLE:
+    case FK_TLS_HALF:
+        fc->ssl = SSL_new(ctx);
+        if (fc->ssl == NULL || SSL_set_fd(fc->ssl, fc->fd) != 1)
+            die("SSL_new failed");
+        SSL_set_tlsext_host_name(fc->ssl, "localhost");
+        fc->step = FS_TLS;
+        return flood_tls(fc);
+    case FK_TRUNC:
+        if (RAND_bytes(rec + 5, 100) != 1)
+            die("RAND_bytes failed");
+        fsend(fc, rec, sizeof rec);
+        shutdown(fc->fd, SHUT_WR);
+        break;
+    case FK_ALERT:
+        fsend(fc, alert, sizeof alert);
+        break;
+    case FK_HELLO_RST: {
+        fsend(fc, flood_hello, flood_hello_len);
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(fc->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        return RD_RESET; /* we reset it: counted as closed by us */
+    }
+    case FK_TLS_JUNK:
+        fsend(fc, flood_hello, flood_hello_len);
+        fc->step = FS_SERVER_HELLO;
+        break;
+    default:
+        break;
+    }
+    return RD_OK;
+}
+
+static int flood_open(int ep, struct fconn *fc, const struct sockaddr_in *sin, double now)
+{
+    fc->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fc->fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fc->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    fc->t0 = now;
+    fc->ssl = NULL;
+    fc->ngot = fc->total = 0;
+    fc->step = FS_CONNECTING;
+    if (connect(fc->fd, (const struct sockaddr *)sin, sizeof *sin) != 0 && errno != EINPROGRESS) {
+        int e = errno;
+        close(fc->fd);
+        fc->fd = -1;
+        return -e;
+    }
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP, .data.ptr = fc};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, fc->fd, &ev) != 0)
+        die("epoll_ctl: %s", strerror(errno));
+    return 0;
+}
+
+/* One event on fc. */
+static void flood_event(int ep, struct fconn *fc, uint32_t events, SSL_CTX *ctx, struct fstats *st,
+                        double now)
+{
+    if (fc->step == FS_CONNECTING) {
+        int err = 0;
+        socklen_t el = sizeof err;
+        getsockopt(fc->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+        if (err != 0) {
+            st[fc->kind].failed++;
+            if (st[fc->kind].first_error[0] == '\0')
+                snprintf(st[fc->kind].first_error, sizeof st[fc->kind].first_error, "connect: %s",
+                         strerror(err));
+            close(fc->fd);
+            fc->fd = -1;
+            fc->step = FS_DONE;
+            return;
+        }
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = fc};
+        epoll_ctl(ep, EPOLL_CTL_MOD, fc->fd, &ev);
+        flood_start(fc);
+        return;
+    }
+    if (fc->ssl != NULL) {
+        enum rd_result r = flood_tls(fc);
+        if (r != RD_OK)
+            flood_close(ep, fc, st, r, now);
+        return;
+    }
+    if (!(events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+        return;
+    for (;;) {
+        uint8_t buf[4096];
+        ssize_t n = recv(fc->fd, buf, sizeof buf, 0);
+        if (n == 0) {
+            flood_close(ep, fc, st, RD_EOF, now);
+            return;
+        }
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                flood_close(ep, fc, st, errno_result(errno), now);
+            return;
+        }
+        flood_keep(fc, buf, (size_t)n);
+        if (fc->step == FS_WANT_S) {
+            if (buf[0] != 'S') {
+                flood_close(ep, fc, st, RD_ERR, now);
+                return;
+            }
+            enum rd_result r = flood_after_s(fc, ctx);
+            if (r != RD_OK) {
+                flood_close(ep, fc, st, r, now);
+                return;
+            }
+            if (fc->ssl != NULL)
+                return;
+            continue;
+        }
+        if (fc->step == FS_SERVER_HELLO) {
+            /* The server answered our ClientHello: now junk records. */
+            uint8_t junk[200] = {0x17, 0x03, 0x03, 0x00, 0xc3};
+            if (RAND_bytes(junk + 5, sizeof junk - 5) != 1)
+                die("RAND_bytes failed");
+            fsend(fc, junk, sizeof junk);
+            fc->step = FS_WAIT_CLOSE;
+        }
+    }
+}
+
+/*
+ * rawclient flood HOST PORT TOTAL CONCURRENCY KINDS WAIT: TOTAL connections
+ * to an IPv4 HOST, at most CONCURRENCY open at once, kinds round-robin from
+ * the comma-separated KINDS; each waits up to WAIT seconds for the proxy to
+ * close it. Prints per kind "kind=K n= eof= reset= timeout= failed=
+ * answered= errors= min_s= avg_s= max_s=" (close times from connect),
+ * "kind=K error=<first ErrorResponse>", and a last line "flood total=
+ * closed= timeout= failed= elapsed_s= per_s=".
+ */
+static int cmd_flood(const char *host, const char *port, const char *totals, const char *concs,
+                     const char *kinds, const char *waits)
+{
+    char *end = NULL;
+    long total = strtol(totals, &end, 10);
+    if (end == totals || *end != '\0' || total < 1 || total > 1000000)
+        die("flood: TOTAL must be 1..1000000");
+    long conc = strtol(concs, &end, 10);
+    if (end == concs || *end != '\0' || conc < 1 || conc > 100000)
+        die("flood: CONCURRENCY must be 1..100000");
+    double wait = strtod(waits, &end);
+    if (end == waits || *end != '\0' || wait <= 0 || wait > 3600)
+        die("flood: WAIT must be a number of seconds");
+    enum fkind list[64];
+    size_t nlist = 0;
+    for (const char *p = kinds; *p != '\0' && nlist < 64;) {
+        size_t len = strcspn(p, ",");
+        int found = 0;
+        for (int k = 0; k < FK_COUNT; k++)
+            if (strlen(fkind_names[k]) == len && strncmp(p, fkind_names[k], len) == 0) {
+                list[nlist++] = (enum fkind)k;
+                found = 1;
+            }
+        if (!found)
+            die("flood: unknown kind '%.*s'", (int)len, p);
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    if (nlist == 0)
+        die("flood: no kinds");
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    long pn = strtol(port, &end, 10);
+    if (inet_pton(AF_INET, host, &sin.sin_addr) != 1 || *end != '\0' || pn < 1 || pn > 65535)
+        die("flood: HOST must be an IPv4 address and PORT a port");
+    sin.sin_port = htons((uint16_t)pn);
+    SSL_CTX *ctx = client_ctx();
+    flood_make_hello(ctx);
+    struct fconn *fcs = calloc((size_t)conc, sizeof *fcs);
+    struct fstats st[FK_COUNT];
+    memset(st, 0, sizeof st);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (fcs == NULL || ep < 0)
+        die("flood: cannot set up");
+    for (long i = 0; i < conc; i++) {
+        fcs[i].fd = -1;
+        fcs[i].step = FS_DONE;
+    }
+    long started = 0, open_now = 0;
+    double t0 = now_sec();
+    struct epoll_event evs[256];
+    for (;;) {
+        double now = now_sec();
+        /* Reap connections past their wait; start new ones in free slots
+         * (at most 64 per round, so that events are served in between). */
+        int budget = 64;
+        for (long i = 0; i < conc; i++) {
+            struct fconn *fc = &fcs[i];
+            if (fc->step != FS_DONE && now - fc->t0 > wait) {
+                flood_close(ep, fc, st, RD_TIMEOUT, now);
+                open_now--;
+            }
+            if (fc->step == FS_DONE && started < total && budget > 0) {
+                fc->kind = list[started % (long)nlist];
+                st[fc->kind].n++;
+                started++;
+                budget--;
+                int r = flood_open(ep, fc, &sin, now);
+                if (r < 0) {
+                    st[fc->kind].failed++;
+                    if (st[fc->kind].first_error[0] == '\0')
+                        snprintf(st[fc->kind].first_error, sizeof st[fc->kind].first_error,
+                                 "socket/connect: %s", strerror(-r));
+                } else {
+                    open_now++;
+                }
+            }
+        }
+        if (started >= total && open_now == 0)
+            break;
+        int n = epoll_wait(ep, evs, 256, 20);
+        now = now_sec();
+        for (int i = 0; i < n; i++) {
+            struct fconn *fc = evs[i].data.ptr;
+            if (fc->step == FS_DONE)
+                continue;
+            flood_event(ep, fc, evs[i].events, ctx, st, now);
+            if (fc->step == FS_DONE)
+                open_now--;
+        }
+    }
+    double elapsed = now_sec() - t0;
+    unsigned closed = 0, timeouts = 0, failed = 0;
+    for (int k = 0; k < FK_COUNT; k++) {
+        struct fstats *s = &st[k];
+        if (s->n == 0)
+            continue;
+        unsigned done = s->eof + s->reset;
+        printf("kind=%s n=%u eof=%u reset=%u timeout=%u failed=%u answered=%u errors=%u "
+               "min_s=%.2f avg_s=%.2f max_s=%.2f\n",
+               fkind_names[k], s->n, s->eof, s->reset, s->timeout, s->failed, s->answered,
+               s->errors, s->min_s, done ? s->sum_s / done : 0.0, s->max_s);
+        if (s->first_error[0] != '\0')
+            printf("kind=%s error=%s\n", fkind_names[k], s->first_error);
+        closed += done;
+        timeouts += s->timeout;
+        failed += s->failed;
+    }
+    printf("flood total=%ld closed=%u timeout=%u failed=%u elapsed_s=%.1f per_s=%.0f\n", total,
+           closed, timeouts, failed, elapsed, (double)total / elapsed);
+    close(ep);
+    free(fcs);
+    SSL_CTX_free(ctx);
+    return timeouts == 0 && failed == 0 ? 0 : 1;
+}
+
+/* ---- good: well-behaved clients, timed, while others misbehave ---- */
+
+struct good_report {
+    int failed;
+    unsigned sessions, queries;
+    double max_login_ms, max_query_ms;
+    char err[512];
+};
+
+/* "SELECT k": true if the one row says k. */
+static int good_query(struct stream *s, long k, uint8_t *body, char *err, size_t errlen)
+{
+    char sql[64], want[32];
+    snprintf(sql, sizeof sql, "SELECT %ld", k);
+    snprintf(want, sizeof want, "%ld", k);
+    if (send_msg(s, 'Q', sql, strlen(sql) + 1) != RD_OK) {
+        snprintf(err, errlen, "sending a query failed");
+        return 0;
+    }
+    int rows_ok = 0;
+    for (;;) {
+        uint8_t type = 0;
+        size_t len = 0;
+        if (read_msg(s, &type, body, &len) != RD_OK) {
+            snprintf(err, errlen, "connection lost during a query");
+            return 0;
+        }
+        if (type == 'E') {
+            format_error_fields(body, len, err, errlen);
+            rows_ok = -1;
+        } else if (type == 'D' && len >= 6 && rows_ok == 0) {
+            uint32_t n = get_u32(body + 2);
+            rows_ok = n == strlen(want) && n <= len - 6 && memcmp(body + 6, want, n) == 0;
+            if (!rows_ok)
+                snprintf(err, errlen, "SELECT %ld returned something else", k);
+        } else if (type == 'Z') {
+            if (rows_ok == 0 && err[0] == '\0')
+                snprintf(err, errlen, "SELECT %ld returned no row", k);
+            return rows_ok == 1;
+        }
+    }
+}
+
+/* One client: log in, 20 queries 100 ms apart, log out, again, until the
+ * deadline. The report goes to fd out in one write. */
+static void good_client(const char *host, const char *port, double deadline, int out)
+{
+    struct good_report rep;
+    memset(&rep, 0, sizeof rep);
+    uint8_t *body = malloc(MAX_MSG);
+    if (body == NULL)
+        die("out of memory");
+    struct conn_opts o;
+    memset(&o, 0, sizeof o);
+    long k = 0;
+    while (!rep.failed && now_sec() < deadline) {
+        struct scram sc;
+        memset(&sc, 0, sizeof sc);
+        read_password("app", sc.password, sizeof sc.password);
+        struct stream s;
+        SSL_CTX *ctx = NULL;
+        double t = now_sec();
+        int rc = open_conn(host, port, &o, &s, &ctx);
+        if (rc != 0) {
+            snprintf(rep.err, sizeof rep.err, "TLS set-up failed (rc=%d)", rc);
+        } else {
+            size_t len = build_startup(body, MAX_MSG, 0);
+            if (stream_write(&s, body, len) != RD_OK) {
+                snprintf(rep.err, sizeof rep.err, "sending the StartupMessage failed");
+                rc = 6;
+            }
+        }
+        uint32_t pid = 0;
+        uint8_t key[CANCEL_KEY_MAX];
+        size_t keylen = 0;
+        if (rc == 0)
+            rc = session_login(&s, &sc, 0, body, &pid, key, &keylen, rep.err, sizeof rep.err);
+        OPENSSL_cleanse(&sc, sizeof sc);
+        double ms = (now_sec() - t) * 1000;
+        if (ms > rep.max_login_ms)
+            rep.max_login_ms = ms;
+        if (rc != 0) {
+            rep.failed = 1;
+            close_conn(&s, ctx);
+            break;
+        }
+        rep.sessions++;
+        for (int q = 0; q < 20 && now_sec() < deadline; q++) {
+            t = now_sec();
+            if (!good_query(&s, k++, body, rep.err, sizeof rep.err)) {
+                rep.failed = 1;
+                break;
+            }
+            ms = (now_sec() - t) * 1000;
+            if (ms > rep.max_query_ms)
+                rep.max_query_ms = ms;
+            rep.queries++;
+            struct timespec pause = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
+            nanosleep(&pause, NULL);
+        }
+        if (!rep.failed)
+            send_msg(&s, 'X', NULL, 0);
+        close_conn(&s, ctx);
+    }
+    free(body);
+    if (write(out, &rep, sizeof rep) != (ssize_t)sizeof rep)
+        _exit(4);
+}
+
+/*
+ * rawclient good HOST PORT N SECONDS: N well-behaved clients (processes)
+ * for SECONDS: each logs in over TLS with SCRAM, runs "SELECT k" every
+ * 100 ms checking the answer, and after 20 queries logs out and in again.
+ * Prints "good clients=N ok= sessions= queries= max_login_ms=
+ * max_query_ms=" and the first failure. Exit 0 if no client failed.
+ */
+static int cmd_good(const char *host, const char *port, const char *ns, const char *secs)
+{
+    char *end = NULL;
+    long n = strtol(ns, &end, 10);
+    if (end == ns || *end != '\0' || n < 1 || n > 1000)
+        die("good: N must be 1..1000");
+    double seconds = strtod(secs, &end);
+    if (end == secs || *end != '\0' || seconds <= 0 || seconds > 3600)
+        die("good: SECONDS must be a number of seconds");
+    int pfd[2];
+    if (pipe(pfd) != 0)
+        die("pipe: %s", strerror(errno));
+    fflush(stdout);
+    double deadline = now_sec() + seconds;
+    for (long i = 0; i < n; i++) {
+        pid_t pid = fork();
+        if (pid < 0)
+            die("fork: %s", strerror(errno));
+        if (pid == 0) {
+            close(pfd[0]);
+            /* What session_login prints is not for the test's eyes. */
+            if (freopen("/dev/null", "w", stdout) == NULL)
+                _exit(4);
+            good_client(host, port, deadline, pfd[1]);
+            _exit(0);
+        }
+    }
+    close(pfd[1]);
+    struct good_report sum;
+    memset(&sum, 0, sizeof sum);
+    long reports = 0, ok = 0;
+    struct good_report rep;
+    while (read(pfd[0], &rep, sizeof rep) == (ssize_t)sizeof rep) {
+        reports++;
+        ok += !rep.failed;
+        sum.sessions += rep.sessions;
+        sum.queries += rep.queries;
+        if (rep.max_login_ms > sum.max_login_ms)
+            sum.max_login_ms = rep.max_login_ms;
+        if (rep.max_query_ms > sum.max_query_ms)
+            sum.max_query_ms = rep.max_query_ms;
+        if (rep.failed && sum.err[0] == '\0')
+            snprintf(sum.err, sizeof sum.err, "%s", rep.err);
+    }
+    close(pfd[0]);
+    while (wait(NULL) > 0)
+        ;
+    printf("good clients=%ld ok=%ld sessions=%u queries=%u max_login_ms=%.0f max_query_ms=%.0f\n",
+           n, ok, sum.sessions, sum.queries, sum.max_login_ms, sum.max_query_ms);
+    if (reports < n)
+        printf("good-error %ld clients exited without a report\n", n - reports);
+    if (sum.err[0] != '\0')
+        printf("good-error %s\n", sum.err);
+    return ok == n ? 0 : 1;
+}
+
 static void usage(void)
 {
     fputs("usage: rawclient error HOST PORT [CONNECT-OPTIONS] [--malformed] [--minor N]\n"
@@ -1626,6 +2324,8 @@ static void usage(void)
           "       rawclient vanish HOST PORT\n"
           "       rawclient idle HOST PORT SECONDS\n"
           "       rawclient stall HOST PORT NBYTES SECONDS\n"
+          "       rawclient flood HOST PORT TOTAL CONCURRENCY KIND[,KIND...] WAIT\n"
+          "       rawclient good HOST PORT N SECONDS\n"
           "       rawclient fake-upstream PORT refuse-tls|bytes-after-s|silent\n"
           "       rawclient fake-upstream PORT direct-tls CERT KEY\n"
           "CONNECT-OPTIONS: --plaintext --direct --alpn P1[,P2] --no-alpn --pipeline-hello\n"
@@ -1703,6 +2403,10 @@ int main(int argc, char **argv)
         return cmd_idle(argv[2], argv[3], argv[4]);
     if (strcmp(cmd, "stall") == 0 && argc == 6)
         return cmd_stall(argv[2], argv[3], argv[4], argv[5]);
+    if (strcmp(cmd, "flood") == 0 && argc == 8)
+        return cmd_flood(argv[2], argv[3], argv[4], argv[5], argv[6], argv[7]);
+    if (strcmp(cmd, "good") == 0 && argc == 6)
+        return cmd_good(argv[2], argv[3], argv[4], argv[5]);
     if (strcmp(cmd, "fake-upstream") == 0 && (argc == 4 || argc == 6))
         return cmd_fake_upstream(argv[2], argv[3], argc == 6 ? argv[4] : NULL,
                                  argc == 6 ? argv[5] : NULL);

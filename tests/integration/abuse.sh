@@ -15,10 +15,15 @@
 # its RSS back near it. Counts scale down (ABUSE_SCALE, default 1; 4 for an
 # ASan build) so that make asan stays within its time budget.
 
+# Under ASan freed memory sits in its quarantine (256 MB by default), so RSS
+# says little there: the RSS slack is widened, and LeakSanitizer judges
+# leaks when each proxy exits (the sanitizer check at the end).
+ABUSE_ASAN=0
+grep -q __asan_init "$PGTP_BIN" 2>/dev/null && ABUSE_ASAN=1
 if [ -z "${ABUSE_SCALE:-}" ]; then
     ABUSE_SCALE=1
     # An ASan build is 2-4x slower: a quarter of the connections.
-    grep -q __asan_init "$PGTP_BIN" 2>/dev/null && ABUSE_SCALE=4
+    [ "$ABUSE_ASAN" = 1 ] && ABUSE_SCALE=4
 fi
 ABUSE_T0=$SECONDS
 
@@ -70,6 +75,7 @@ abuse_after() {
         fail "$name: open fds back to baseline" "baseline $AB_FDS, now $fds"
     fi
     rss=$(rss_kb "$pid")
+    [ "$ABUSE_ASAN" = 1 ] && slack=$((512 * 1024)) # the quarantine, see above
     if [ $((rss - AB_RSS)) -lt "$slack" ]; then
         pass "$name: RSS back near baseline (${AB_RSS} -> ${rss} kB, slack $((slack / 1024)) MB)"
     else
@@ -241,20 +247,36 @@ for ((i = 0; i < 30; i++)); do
     PGC_TIMEOUT=40 pgc hold "$LOWFD_CI" 8 >"$TMP/lowfd-hold.$i" &
     hold_pids+=($!)
 done
-for ((i = 0; i < 150; i++)); do # until the table is (nearly) full
-    [ "$(fd_count "$LOWFD_PID")" -ge 56 ] && break
-    sleep 0.1
+# Until the table is (nearly) full and the storm of handshakes has settled.
+prev=-1
+for ((i = 0; i < 60; i++)); do
+    fds=$(fd_count "$LOWFD_PID")
+    [ "$fds" -ge 56 ] && [ "$fds" = "$prev" ] && break
+    prev=$fds
+    sleep 0.25
 done
-out=$(raw error localhost "$LOWFD_PORT")
-expect "fd exhaustion: a new client is told FATAL 53300 'nearly out of file descriptors'" "$out" \
-    '^sqlstate=53300 severity=FATAL message=pg-tls-proxy: too many connections: the proxy is nearly out of file descriptors \([0-9]+ open, limit 64\) — raise its open-files limit'
-wait "${hold_pids[@]}"
+# Descriptors are handed out lowest first: sessions refused in the storm
+# leave holes, and a client that lands in one is served. So, until one is
+# refused: a probe, and if it was served, one more session holding 2 fds.
+fillers=()
+for ((i = 0; i < 8; i++)); do
+    out=$(raw error localhost "$LOWFD_PORT")
+    [[ $out == sqlstate=53300* ]] && break
+    PGC_TIMEOUT=20 pgc hold "$LOWFD_CI" 5 >/dev/null &
+    fillers+=($!)
+    sleep 0.5
+done
+expect "fd exhaustion: a new client is told FATAL 53300 'out of file descriptors' (${#fillers[@]} more sessions first)" "$out" \
+    '^sqlstate=53300 severity=FATAL message=pg-tls-proxy: too many connections: the proxy is (nearly )?out of file descriptors .* raise its open-files limit'
+wait "${hold_pids[@]}" "${fillers[@]}"
 ok=0 told=0 silent=0 other=""
 for ((i = 0; i < 30; i++)); do
     o=$(cat "$TMP/lowfd-hold.$i")
     if [[ $o =~ ^hold\ queries=[0-9]+\ ok$ ]]; then
         ok=$((ok + 1))
-    elif [[ $o == *"FATAL:  pg-tls-proxy: too many connections: the proxy is nearly out of file descriptors"* ]]; then
+    elif [[ $o =~ FATAL:\ \ pg-tls-proxy:\ too\ many\ connections:\ the\ proxy\ is\ (nearly\ )?out\ of\ file\ descriptors ]]; then
+        # "nearly out": refused at accept; "out": accepted, but no
+        # descriptor was left for its upstream leg (upstream.c)
         told=$((told + 1))
     elif [[ $o == *"server closed the connection unexpectedly"* ]]; then
         silent=$((silent + 1)) # accepted at the very limit: libuv closes it unanswered
@@ -262,10 +284,13 @@ for ((i = 0; i < 30; i++)); do
         other+=" $(oneline "$o");"
     fi
 done
-if [ "$ok" -ge 10 ] && [ "$told" -ge 1 ] && [ "$told" -ge "$silent" ] && [ -z "$other" ]; then
+# Those accepted at the very limit (more refusals in their handshakes at once
+# than the reserve holds) are closed unanswered by libuv: there is no
+# descriptor left to answer them with.
+if [ "$ok" -ge 10 ] && [ "$told" -ge 1 ] && [ -z "$other" ]; then
     pass "fd exhaustion: 30 sessions at once: $ok held 8 s of queries, $told told 53300, $silent closed unanswered"
 else
-    fail "fd exhaustion: >= 10 sessions work, the rest are refused (mostly with 53300)" \
+    fail "fd exhaustion: >= 10 sessions work, the rest are refused (53300, or unanswered at the limit)" \
         "ok=$ok told=$told silent=$silent other:${other:0:300}"
 fi
 line=$(grep -E 'event=fd_limit ' "$LOWFD_LOG" | head -n 1)

@@ -37,15 +37,29 @@ static atomic_uint active_clients;
  * ClientHello held that many upstream connections for the whole handshake
  * timeout, and 10,000 sending an SSLRequest and then junk made PostgreSQL
  * fork 400 backends a second; either starved real clients of the database.
- * So at most EARLY_BACK_MAX at once and EARLY_BACK_PER_S started a second,
- * all workers; past that the upstream leg waits for the StartupMessage,
- * which costs that client the upstream's set-up time, nothing more.
+ * So at most EARLY_BACK_MAX are open at once (all workers), and once more
+ * than EARLY_WASTE_MAX of them were wasted within about two seconds (their
+ * client went away before its StartupMessage) no more are started early.
+ * Real clients reach their StartupMessage, so a burst of them keeps the
+ * overlap; past either bound a client's upstream leg waits for its
+ * StartupMessage, which costs it the upstream's set-up time, nothing more.
  */
 #define EARLY_BACK_MAX 64u
-#define EARLY_BACK_PER_S 32u
+#define EARLY_WASTE_MAX 32u
 static atomic_uint early_backs;
-static atomic_llong early_second; /* time() of the current one-second window */
-static atomic_uint early_started; /* early legs started in that window */
+static atomic_llong waste_second; /* time() of the current one-second window */
+static atomic_uint waste_now;     /* early legs wasted in that window */
+static atomic_uint waste_before;  /* ... and in the window before it */
+
+/* Roll the waste window forward to now. */
+static void waste_roll(void)
+{
+    long long now = (long long)time(NULL), then = atomic_load(&waste_second);
+    if (now == then || !atomic_compare_exchange_strong(&waste_second, &then, now))
+        return;
+    unsigned last = atomic_exchange(&waste_now, 0);
+    atomic_store(&waste_before, now == then + 1 ? last : 0);
+}
 
 /*
  * Descriptors can run out before anything else (a low ulimit -n). A client
@@ -100,12 +114,12 @@ static bool holds_early_back(const struct conn *c)
  * the StartupMessage (front_startup). */
 static void back_start_early(struct conn *c)
 {
-    long long now = (long long)time(NULL), then = atomic_load(&early_second);
-    if (now != then && atomic_compare_exchange_strong(&early_second, &then, now))
-        atomic_store(&early_started, 0);
-    if (atomic_fetch_add_explicit(&early_started, 1, memory_order_relaxed) >= EARLY_BACK_PER_S) {
-        log_debug("event=upstream_deferred conn=%llu reason=\"%u early upstream legs this second\"",
-                  (unsigned long long)c->id, EARLY_BACK_PER_S);
+    waste_roll();
+    unsigned wasted = atomic_load(&waste_now) + atomic_load(&waste_before);
+    if (wasted > EARLY_WASTE_MAX) {
+        log_debug(
+            "event=upstream_deferred conn=%llu reason=\"%u early upstream legs wasted in 2 s\"",
+            (unsigned long long)c->id, wasted);
         return;
     }
     if (atomic_fetch_add_explicit(&early_backs, 1, memory_order_relaxed) >= EARLY_BACK_MAX) {
@@ -122,8 +136,11 @@ static void conn_free(struct conn *c)
     struct worker *w = c->w;
     uint64_t ms = uv_now(w->loop) - c->start_ms;
 
-    if (holds_early_back(c))
+    if (holds_early_back(c)) { /* its client never sent a StartupMessage */
         atomic_fetch_sub_explicit(&early_backs, 1, memory_order_relaxed);
+        waste_roll();
+        atomic_fetch_add_explicit(&waste_now, 1, memory_order_relaxed);
+    }
 
     if (c->cancel_pkt != NULL)
         log_info("event=cancel_closed conn=%llu upstream=%s outcome=%s reason=\"%s\"",

@@ -193,6 +193,7 @@ struct conn {
     bool watching;                   /* start-up watch active (see struct watch) */
     bool sasl_offered;               /* upstream sent AuthenticationSASL */
     bool sasl_chosen;                /* client's SASLInitialResponse seen */
+    bool back_error_seen;            /* the watch passed on an ErrorResponse from upstream */
     struct watch wf, wb;             /* front->back and back->front bytes not yet framed */
     struct keymap_entry *key;        /* our session's cancel key, while it lives */
     uint8_t *cancel_pkt;             /* forwarding conn: the CancelRequest to send upstream */

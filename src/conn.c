@@ -249,6 +249,17 @@ void conn_leg_lost(struct leg *l, const char *what)
         conn_back_failed(c, "08001", msg);
         return;
     }
+    /* The upstream went away during the client's login (a restart or a
+     * crash between our TLS set-up and its ReadyForQuery): everything the
+     * watch passed on was whole messages, so the client can still be told
+     * why, unless the server has already said so itself. */
+    if (l == &c->back && c->watching && !c->back_error_seen) {
+        conn_fail_front(c, "08006", "upstream_error",
+                        "pg-tls-proxy: the upstream %s went away during the login "
+                        "(%s) — is the database restarting? Connect again",
+                        c->back_addr, what);
+        return;
+    }
     conn_end(c, strncmp(what, "closed", 6) == 0 ? "closed" : "error", "%s %s",
              l == &c->front ? "front" : "back", what);
 }

@@ -85,6 +85,9 @@ static int back_msg(struct conn *c, const uint8_t *m, size_t n)
         }
         break;
     }
+    case 'E':
+        c->back_error_seen = true; /* its FATAL says why it ends the session */
+        break;
     case 'Z': {
         int r = relay_emit(c, &c->front, m, n);
         c->watching = false; /* start-up is over; the rest is relayed as is */

@@ -459,6 +459,15 @@ PGC_TIMEOUT=$((90 * F_SCALE)) pgc sessions "$(ci "$MAIN_PORT" application_name=f
 rpid=$!
 wait_line "$FAULTS_TMP/restart.out" '^open=' $((60 * F_SCALE))
 expect "restart: 50 sessions open through the proxy" "$(head -n 1 "$FAULTS_TMP/restart.out")" '^open=50$'
+# One more client is between its TLS handshake and its StartupMessage when
+# the server goes: its upstream leg is already up (opened in parallel), and
+# the server's end of it dies in the restart before the login starts.
+rm -f "$FAULTS_TMP/late-go"
+timeout -k 5 $((90 * F_SCALE)) "$RAWCLIENT" error localhost "$MAIN_PORT" \
+    --startup-after "$FAULTS_TMP/late-go" >"$FAULTS_TMP/late.out" 2>&1 &
+late_pid=$!
+wait_line "$FAULTS_TMP/late.out" '^tls-up$' $((20 * F_SCALE))
+sleep 0.5 # its upstream leg's handshake completes meanwhile
 t=$(now_ms)
 it_as_svc "$IT_PG_BINDIR/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/server.log" -m fast -w -t 60 \
     restart >"$FAULTS_TMP/pg-restart.out" 2>&1
@@ -466,6 +475,11 @@ prc=$?
 restart_ms=$(($(now_ms) - t))
 wait "$rpid"
 expect "restart: pg_ctl restart -m fast succeeded ($restart_ms ms)" "rc=$prc" '^rc=0$'
+touch "$FAULTS_TMP/late-go"
+wait "$late_pid"
+expect "restart: a client whose login starts after the restart is told FATAL 08006 (upstream went away during the login)" \
+    "$(cat "$FAULTS_TMP/late.out")" \
+    $'\nsqlstate=08006 severity=FATAL message=pg-tls-proxy: the upstream 127\\.0\\.0\\.1:[0-9]+ went away during the login .* is the database restarting\\? Connect again'
 out=$(cat "$FAULTS_TMP/restart.out")
 expect "restart: all 50 sessions get an error" "$out" $'\nsessions=50 opened=50 errors=50$'
 expect "restart: every one is the server's FATAL 57P01, relayed by the proxy" "$out" \

@@ -10,7 +10,8 @@
  * timeout, so no subcommand can hang.
  *
  *   rawclient error HOST PORT [CONNECT-OPTIONS] [--malformed] [--minor N] [--no-startup]
- *                                             SQLSTATE/auth code after start-up
+ *                    [--startup-after FILE]   SQLSTATE/auth code after start-up (the
+ *                                             StartupMessage waits for FILE to exist)
  *   rawclient session HOST PORT [CONNECT-OPTIONS] [--plus] [--query SQL]
  *                                             SCRAM login, BackendKeyData, one query
  *   rawclient cancel HOST PORT PID KEYHEX [--tls|--direct] [--from ADDR]
@@ -743,7 +744,7 @@ static double now_sec(void)
 }
 
 static int cmd_error(const char *host, const char *port, const struct conn_opts *o, int malformed,
-                     uint32_t minor, int no_startup)
+                     uint32_t minor, int no_startup, const char *startup_after)
 {
     struct stream s;
     SSL_CTX *ctx = NULL;
@@ -767,6 +768,13 @@ static int cmd_error(const char *host, const char *port, const struct conn_opts 
     /* Direct TLS without ALPN "postgresql": PostgreSQL 17 (and the proxy)
      * answer with an error straight after the handshake; read it rather
      * than race it with our StartupMessage. */
+    if (startup_after != NULL) {
+        /* Handshake done ("tls-up"); the StartupMessage waits until the
+         * test creates the file (e.g. once it has restarted the database). */
+        printf("%s\n", s.ssl != NULL ? "tls-up" : "connected");
+        for (int i = 0; i < 1200 && access(startup_after, F_OK) != 0; i++)
+            usleep(50 * 1000);
+    }
     char alpn[64] = "none";
     if (s.ssl != NULL)
         alpn_selected(s.ssl, alpn, sizeof alpn);
@@ -2315,7 +2323,7 @@ static int cmd_good(const char *host, const char *port, const char *ns, const ch
 static void usage(void)
 {
     fputs("usage: rawclient error HOST PORT [CONNECT-OPTIONS] [--malformed] [--minor N]\n"
-          "                      [--no-startup]\n"
+          "                      [--no-startup] [--startup-after FILE]\n"
           "       rawclient session HOST PORT [CONNECT-OPTIONS] [--plus] [--query SQL]\n"
           "       rawclient cancel HOST PORT PID KEYHEX [--tls|--direct] [--from ADDR]\n"
           "       rawclient inject HOST PORT\n"
@@ -2345,6 +2353,7 @@ int main(int argc, char **argv)
     struct conn_opts o = {0};
     if (strcmp(cmd, "error") == 0 && argc >= 4) {
         int malformed = 0, no_startup = 0;
+        const char *startup_after = NULL;
         long minor = 0;
         for (int i = 4; i < argc; i++) {
             char *end = NULL;
@@ -2354,13 +2363,16 @@ int main(int argc, char **argv)
                 malformed = 1;
             else if (strcmp(argv[i], "--no-startup") == 0)
                 no_startup = 1;
+            else if (strcmp(argv[i], "--startup-after") == 0 && i + 1 < argc)
+                startup_after = argv[++i];
             else if (strcmp(argv[i], "--minor") == 0 && i + 1 < argc &&
                      (minor = strtol(argv[++i], &end, 0)) >= 0 && minor <= 0xffff && *end == '\0')
                 continue;
             else
                 usage();
         }
-        return cmd_error(argv[2], argv[3], &o, malformed, (uint32_t)minor, no_startup);
+        return cmd_error(argv[2], argv[3], &o, malformed, (uint32_t)minor, no_startup,
+                         startup_after);
     }
     if (strcmp(cmd, "session") == 0 && argc >= 4) {
         int plus = 0;

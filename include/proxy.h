@@ -3,7 +3,9 @@
  * lifecycle), upstream.c (back leg set-up) and relay.c (byte pump).
  *
  * A connection has two legs that start in parallel once the client has sent
- * an SSLRequest:
+ * an SSLRequest (at most 64 such early back legs at once, and none while
+ * clients have been wasting them; then the back leg starts once the
+ * StartupMessage is in, conn.c):
  *
  *   front: FIRST --SSLRequest/'S'--> TLS --handshake--> STARTUP --packet--> WAIT --+
  *   back:  IDLE --> RESOLVE --> CONNECT --> SSLREQ --'S'--> TLS --verified--> READY -+

@@ -213,11 +213,17 @@ it_spawn() {
 # ($PGTP_BIN, behind $PGTP_WRAP if set) and wait up to 10 s (times
 # IT_TIME_SCALE) for LISTEN_PORT. Fails if it exits first. IT_PIDS[NAME] is
 # the proxy's own pid either way (valgrind runs the program in its process).
+# IT_NOWRAP=1 (for one call) leaves the prefix out but still sets
+# PGTP_WRAP_LOG: for a PGTP_BIN that is a script which must act before the
+# wrapper starts (e.g. "ulimit -n 64", then exec $PGTP_WRAP and the proxy;
+# memcheck keeps 12 descriptors of the limit for itself).
 it_proxy_start() {
     local name=$1 log=$2 port=$3
     shift 3
-    if [ ${#IT_WRAP[@]} -gt 0 ]; then
+    if [ ${#IT_WRAP[@]} -gt 0 ] && [ -z "${IT_NOWRAP:-}" ]; then
         PGTP_WRAP_LOG=${log%.log}.wrap it_spawn "$name" "$log" "${IT_WRAP[@]}" "$PGTP_BIN" "$@"
+    elif [ ${#IT_WRAP[@]} -gt 0 ]; then
+        PGTP_WRAP_LOG=${log%.log}.wrap it_spawn "$name" "$log" "$PGTP_BIN" "$@"
     else
         it_spawn "$name" "$log" "$PGTP_BIN" "$@"
     fi

@@ -96,6 +96,7 @@ asan: deps
 	$(MAKE) BUILD=build/asan OPT="-O1 -g" SANFLAGS="$(ASAN_FLAGS)" WERROR=1 \
 	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    IT_LOAD_SESSIONS=2000 IT_LOAD_HOLD=30 IT_LOAD_PENDING=200 IT_LOAD_KB_MAX=1024 \
 	    check-unit check-integration
 
 # The unit tests and the integration suite under valgrind's memcheck, with the

@@ -116,8 +116,8 @@ asan: deps
 # spends ~40 ms of CPU on each session's two handshakes, and the proxy's own
 # 10 s handshake timeouts would end a longer queue), and 200 KB per session
 # allowed for memcheck's redzones and shadow memory (76 KB measured at 10,000).
-# Measured on 2 busy cores: unit tests 13 s; VALGRIND_SECTIONS=protocol (CI's
-# short pass) 1.3-2.7 min in all.
+# Measured on 2 cores: unit tests 13 s; VALGRIND_SECTIONS=protocol (CI's short
+# pass) 42 s quiet, up to 2.7 min when busy; all sections about 5 min quiet.
 VALGRIND ?= valgrind
 VALGRIND_SECTIONS ?=
 VALGRIND_FLAGS := --tool=memcheck --leak-check=full --show-leak-kinds=definite,indirect \

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -101,6 +102,30 @@ static void fd_limit_log(int fd, unsigned long long limit)
              "new clients are refused with 53300\" hint=\"raise the open-files limit (ulimit -n, "
              "systemd LimitNOFILE=) or lower --max-connections\"",
              fd + 1, limit, n);
+}
+
+/*
+ * A client accepted nearly out of descriptors is refused only if they are
+ * still nearly out when its StartupMessage arrives: others may have closed
+ * meanwhile (the lowest free descriptor, which dup returns, says so).
+ */
+static void fd_recheck(struct conn *c)
+{
+    int fd = -1;
+    unsigned long long limit = 0;
+    if (!c->too_many || c->err_msg == NULL || uv_fileno((uv_handle_t *)&c->front.tcp, &fd) != 0)
+        return;
+    int probe = dup(fd);
+    if (probe < 0)
+        return;
+    bool still = fd_nearly_out(probe, &limit);
+    close(probe);
+    if (still)
+        return;
+    log_debug("event=fd_limit_cleared conn=%llu", (unsigned long long)c->id);
+    free(c->err_msg);
+    c->err_msg = NULL;
+    c->too_many = false;
 }
 
 /* Does c hold one of the early_backs? (Cancel and probe connections have
@@ -872,6 +897,7 @@ static void front_first(struct conn *c, const uint8_t *buf, size_t len)
         return;
     case PG_FIRST_STARTUP:
         c->info = p.startup;
+        fd_recheck(c);
         if (refuse(c))
             return;
         if (c->w->rt->allow_plain.n > 0 && front_in(c, &c->w->rt->allow_plain)) {
@@ -933,6 +959,7 @@ static void front_startup(struct conn *c)
             if (holds_early_back(c))
                 atomic_fetch_sub_explicit(&early_backs, 1, memory_order_relaxed);
             c->fs = FRONT_WAIT;
+            fd_recheck(c);
             /* Hold further client bytes until the back leg is ready. */
             leg_read_stop(&c->front);
             tlsio_release(&c->front.tls);

@@ -105,7 +105,6 @@ struct worker {
     int probe_status; /* --check: 0 ok, 1 failed */
     uint8_t readbuf[READ_BUF_SIZE];
     uint8_t scratch[CHUNK_SIZE]; /* plaintext between SSL_read and SSL_write */
-    uint8_t outbuf[CHUNK_SIZE];  /* TLS records on their way to a socket */
 };
 
 struct leg {

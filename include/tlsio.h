@@ -1,8 +1,10 @@
 /*
- * tlsio.h - one TLS leg over memory BIOs.
+ * tlsio.h - one TLS leg over two byte queues of our own (a small BIO method:
+ * no zero-filling on every write as OpenSSL's memory BIO does).
  *
  * The socket side is the caller's: ciphertext read from the network is fed
- * in with tlsio_feed(), ciphertext to send is taken out with tlsio_take().
+ * in with tlsio_feed(), ciphertext to send is taken out with tlsio_take(),
+ * or written straight from tlsio_peek() and then tlsio_consume()d.
  * No sockets, no event loop: two tlsio objects can be wired together in a
  * unit test.
  */
@@ -21,10 +23,18 @@ enum tls_res {
     TLS_ERR     /* fatal; see tlsio_error() */
 };
 
+/* Bytes data[off, off + len) of a heap buffer of cap bytes (NULL when idle). */
+struct tlsbuf {
+    unsigned char *data;
+    size_t off, len, cap;
+};
+
 struct tlsio {
     SSL *ssl;
-    BIO *in;  /* network -> OpenSSL (owned by ssl) */
-    BIO *out; /* OpenSSL -> network (owned by ssl) */
+    BIO *in;          /* network -> OpenSSL (owned by ssl), reads rx */
+    BIO *out;         /* OpenSSL -> network (owned by ssl), appends to tx */
+    struct tlsbuf rx; /* ciphertext fed, not yet read by OpenSSL */
+    struct tlsbuf tx; /* ciphertext written by OpenSSL, not yet taken */
 };
 
 /* sni may be NULL. Returns 0, or -1 with err filled. */
@@ -35,16 +45,20 @@ int tlsio_feed(struct tlsio *t, const void *buf, size_t len);
 enum tls_res tlsio_handshake(struct tlsio *t);
 /* Decrypt up to cap bytes into buf; *n receives the count on TLS_OK. */
 enum tls_res tlsio_read(struct tlsio *t, void *buf, size_t cap, size_t *n);
-/* Encrypt all of buf (memory BIOs never refuse). 0 or -1. */
+/* Encrypt all of buf (the queues never refuse, short of memory). 0 or -1. */
 int tlsio_write(struct tlsio *t, const void *buf, size_t len);
 /* Queue a close_notify. */
 void tlsio_shutdown(struct tlsio *t);
 
-/* Give OpenSSL's record buffers back when nothing is in them. */
+/* Give OpenSSL's record buffers, and our queues, back when nothing is in them. */
 void tlsio_release(struct tlsio *t);
 
 size_t tlsio_pending(const struct tlsio *t);
 size_t tlsio_take(struct tlsio *t, void *buf, size_t cap);
+/* The ciphertext waiting to be sent, in place (*p; returns its length), and
+ * how much of it has gone (n <= that length). */
+size_t tlsio_peek(const struct tlsio *t, const unsigned char **p);
+void tlsio_consume(struct tlsio *t, size_t n);
 
 /* Last OpenSSL error of this thread, as text ("" if none); clears the queue. */
 const char *tlsio_error(char *buf, size_t len);

@@ -173,12 +173,12 @@ int leg_flush(struct leg *l)
     size_t pending;
     while ((pending = tlsio_pending(&l->tls)) > 0) {
         if (l->queued == 0) {
-            /* Through the worker's buffer, straight to the socket. */
-            uint8_t *out = l->conn->w->outbuf;
-            size_t n = tlsio_take(&l->tls, out, sizeof(l->conn->w->outbuf));
-            if (n == 0)
-                break;
-            int r = leg_write(l, out, n);
+            /* Straight from the TLS queue to the socket; only what the
+             * socket does not take is copied into chunks. */
+            const unsigned char *p = NULL;
+            size_t n = tlsio_peek(&l->tls, &p);
+            int r = leg_write(l, p, n);
+            tlsio_consume(&l->tls, n);
             if (r < 0)
                 return r;
             continue;

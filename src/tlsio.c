@@ -1,16 +1,144 @@
 /*
- * tlsio.c - a TLS session driven through two memory BIOs.
+ * tlsio.c - a TLS session driven through two byte queues.
  *
- * Owns the SSL object and its BIOs. Never touches a socket: the caller moves
- * ciphertext between the network and the BIOs. SSL_read is drained by the
- * caller until TLS_WANT, because plaintext already inside OpenSSL produces
- * no further socket event.
+ * Owns the SSL object, its BIOs and the queues behind them. Never touches a
+ * socket: the caller moves ciphertext between the network and the queues.
+ * SSL_read is drained by the caller until TLS_WANT, because plaintext
+ * already inside OpenSSL produces no further socket event.
+ *
+ * The BIOs are a minimal method over struct tlsbuf rather than OpenSSL's
+ * memory BIO, which zero-fills every byte it is about to copy in
+ * (BUF_MEM_grow_clean): callgrind put that memset at 16 % of the proxy's
+ * instructions on a bulk COPY, and the memory BIO's copies at another 16 %.
  */
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/err.h>
 
 #include "tlsio.h"
+
+/* ---- the byte queue ---------------------------------------------------- */
+
+#define TLSBUF_MIN 4096
+
+static int tlsbuf_append(struct tlsbuf *b, const void *p, size_t n)
+{
+    if (n > b->cap - b->off - b->len) {
+        if (b->len + n <= b->cap) {
+            memmove(b->data, b->data + b->off, b->len); /* room at the front */
+        } else {
+            size_t cap = b->cap > 0 ? b->cap : TLSBUF_MIN;
+            while (cap < b->len + n)
+                cap *= 2;
+            unsigned char *d = malloc(cap);
+            if (d == NULL)
+                return -1;
+            if (b->len > 0)
+                memcpy(d, b->data + b->off, b->len);
+            free(b->data);
+            b->data = d;
+            b->cap = cap;
+        }
+        b->off = 0;
+    }
+    memcpy(b->data + b->off + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+static void tlsbuf_consume(struct tlsbuf *b, size_t n)
+{
+    b->off += n;
+    b->len -= n;
+    if (b->len == 0)
+        b->off = 0;
+}
+
+static void tlsbuf_free(struct tlsbuf *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof(*b));
+}
+
+/* ---- the BIO method over it ----------------------------------------------
+ * An empty queue means "retry", never EOF: more bytes may come. */
+
+static int qbio_write(BIO *bio, const char *p, size_t n, size_t *done)
+{
+    struct tlsbuf *b = BIO_get_data(bio);
+    BIO_clear_retry_flags(bio);
+    if (tlsbuf_append(b, p, n) < 0)
+        return 0;
+    *done = n;
+    return 1;
+}
+
+static int qbio_read(BIO *bio, char *p, size_t cap, size_t *done)
+{
+    struct tlsbuf *b = BIO_get_data(bio);
+    BIO_clear_retry_flags(bio);
+    if (b->len == 0) {
+        BIO_set_retry_read(bio);
+        return 0;
+    }
+    size_t n = cap < b->len ? cap : b->len;
+    memcpy(p, b->data + b->off, n);
+    tlsbuf_consume(b, n);
+    *done = n;
+    return 1;
+}
+
+static long qbio_ctrl(BIO *bio, int cmd, long num, void *ptr)
+{
+    struct tlsbuf *b = BIO_get_data(bio);
+    (void)num;
+    (void)ptr;
+    switch (cmd) {
+    case BIO_CTRL_PENDING:
+        return (long)b->len;
+    case BIO_CTRL_WPENDING:
+        return 0;
+    case BIO_CTRL_FLUSH:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int qbio_create(BIO *bio)
+{
+    BIO_set_init(bio, 1);
+    return 1;
+}
+
+static BIO_METHOD *qbio_method;
+static pthread_once_t qbio_once = PTHREAD_ONCE_INIT;
+
+static void qbio_setup(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "pgtp queue");
+    if (m == NULL || !BIO_meth_set_write_ex(m, qbio_write) || !BIO_meth_set_read_ex(m, qbio_read) ||
+        !BIO_meth_set_ctrl(m, qbio_ctrl) || !BIO_meth_set_create(m, qbio_create)) {
+        BIO_meth_free(m);
+        return;
+    }
+    qbio_method = m; /* lives as long as the process */
+}
+
+static BIO *qbio_new(struct tlsbuf *b)
+{
+    pthread_once(&qbio_once, qbio_setup);
+    if (qbio_method == NULL)
+        return NULL;
+    BIO *bio = BIO_new(qbio_method);
+    if (bio != NULL)
+        BIO_set_data(bio, b);
+    return bio;
+}
+
+/* ---- the session --------------------------------------------------------- */
 
 const char *tlsio_error(char *buf, size_t len)
 {
@@ -34,8 +162,8 @@ int tlsio_init(struct tlsio *t, SSL_CTX *ctx, bool accept, char *err, size_t err
 {
     memset(t, 0, sizeof(*t));
     t->ssl = SSL_new(ctx);
-    t->in = BIO_new(BIO_s_mem());
-    t->out = BIO_new(BIO_s_mem());
+    t->in = qbio_new(&t->rx);
+    t->out = qbio_new(&t->tx);
     if (t->ssl == NULL || t->in == NULL || t->out == NULL) {
         char e[160];
         snprintf(err, errlen, "cannot create TLS session: %s", tlsio_error(e, sizeof(e)));
@@ -45,9 +173,6 @@ int tlsio_init(struct tlsio *t, SSL_CTX *ctx, bool accept, char *err, size_t err
         memset(t, 0, sizeof(*t));
         return -1;
     }
-    /* An empty memory BIO reports "retry", not EOF. */
-    BIO_set_mem_eof_return(t->in, -1);
-    BIO_set_mem_eof_return(t->out, -1);
     SSL_set_bio(t->ssl, t->in, t->out);
     if (accept)
         SSL_set_accept_state(t->ssl);
@@ -60,6 +185,8 @@ void tlsio_free(struct tlsio *t)
 {
     if (t->ssl != NULL)
         SSL_free(t->ssl); /* frees both BIOs */
+    tlsbuf_free(&t->rx);
+    tlsbuf_free(&t->tx);
     memset(t, 0, sizeof(*t));
 }
 
@@ -67,9 +194,7 @@ int tlsio_feed(struct tlsio *t, const void *buf, size_t len)
 {
     if (len == 0)
         return 0;
-    if (len > 0x7fffffff)
-        return -1;
-    return BIO_write(t->in, buf, (int)len) == (int)len ? 0 : -1;
+    return t->in != NULL ? tlsbuf_append(&t->rx, buf, len) : -1;
 }
 
 static enum tls_res classify(struct tlsio *t, int r)
@@ -97,7 +222,7 @@ enum tls_res tlsio_read(struct tlsio *t, void *buf, size_t cap, size_t *n)
     /* Nothing fed and nothing buffered: don't ask. SSL_read would set up a
      * fresh 16 KB read buffer just to find no record, and keep it, undoing
      * SSL_MODE_RELEASE_BUFFERS for every idle session. */
-    if (BIO_ctrl_pending(t->in) == 0 && !SSL_has_pending(t->ssl)) {
+    if (t->rx.len == 0 && !SSL_has_pending(t->ssl)) {
         *n = 0;
         return SSL_get_shutdown(t->ssl) & SSL_RECEIVED_SHUTDOWN ? TLS_EOF : TLS_WANT;
     }
@@ -125,22 +250,39 @@ void tlsio_shutdown(struct tlsio *t)
 void tlsio_release(struct tlsio *t)
 {
     /* Frees OpenSSL's record buffers when they hold nothing; a no-op
-     * otherwise. Idle sessions then cost no 16 KB buffers. */
+     * otherwise. Idle sessions then cost no 16 KB buffers, nor queues. */
     if (t->ssl != NULL)
         (void)SSL_free_buffers(t->ssl);
+    if (t->rx.len == 0)
+        tlsbuf_free(&t->rx);
+    if (t->tx.len == 0)
+        tlsbuf_free(&t->tx);
 }
 
 size_t tlsio_pending(const struct tlsio *t)
 {
-    return t->out != NULL ? BIO_ctrl_pending(t->out) : 0;
+    return t->tx.len;
 }
 
 size_t tlsio_take(struct tlsio *t, void *buf, size_t cap)
 {
-    size_t got = 0;
-    if (BIO_read_ex(t->out, buf, cap, &got) != 1)
-        return 0;
-    return got;
+    size_t n = cap < t->tx.len ? cap : t->tx.len;
+    if (n > 0) {
+        memcpy(buf, t->tx.data + t->tx.off, n);
+        tlsbuf_consume(&t->tx, n);
+    }
+    return n;
+}
+
+size_t tlsio_peek(const struct tlsio *t, const unsigned char **p)
+{
+    *p = t->tx.len > 0 ? t->tx.data + t->tx.off : NULL;
+    return t->tx.len;
+}
+
+void tlsio_consume(struct tlsio *t, size_t n)
+{
+    tlsbuf_consume(&t->tx, n < t->tx.len ? n : t->tx.len);
 }
 
 const char *tlsio_version(const struct tlsio *t)

@@ -102,6 +102,64 @@ START_TEST(test_handshake_and_data)
 }
 END_TEST
 
+/*
+ * The byte queues: ciphertext taken in place in uneven slices (peek +
+ * consume, as the relay writes it) and fed one byte at a time must carry
+ * the stream intact; idle queues are given back by tlsio_release.
+ */
+START_TEST(test_queues_peek_consume_and_release)
+{
+    struct tlsio s, c;
+    char err[128];
+    static unsigned char big[200000], out[200000];
+    size_t got = 0, n;
+
+    ck_assert_int_eq(tlsio_init(&s, srv_ctx, true, err, sizeof(err)), 0);
+    ck_assert_int_eq(tlsio_init(&c, cli_ctx, false, err, sizeof(err)), 0);
+    handshake(&s, &c);
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (unsigned char)(i * 13 + 5);
+    ck_assert_int_eq(tlsio_write(&c, big, sizeof(big)), 0);
+    size_t slice = 1;
+    for (;;) {
+        const unsigned char *p = NULL;
+        size_t avail = tlsio_peek(&c, &p);
+        if (avail == 0) {
+            ck_assert_ptr_null(p);
+            break;
+        }
+        ck_assert_uint_eq(avail, tlsio_pending(&c));
+        size_t k = slice < avail ? slice : avail;
+        if (k < 64) { /* small slices: byte by byte into the peer */
+            for (size_t i = 0; i < k; i++)
+                ck_assert_int_eq(tlsio_feed(&s, p + i, 1), 0);
+        } else {
+            ck_assert_int_eq(tlsio_feed(&s, p, k), 0);
+        }
+        tlsio_consume(&c, k);
+        ck_assert_uint_eq(tlsio_pending(&c), avail - k);
+        slice = slice * 3 + 1; /* 1, 4, 13, 40, 121, ... */
+        while (tlsio_read(&s, out + got, sizeof(out) - got, &n) == TLS_OK)
+            got += n;
+    }
+    ck_assert_uint_eq(got, sizeof(big));
+    ck_assert_mem_eq(out, big, sizeof(big));
+    /* Everything consumed: the queues and OpenSSL's buffers go. */
+    tlsio_release(&s);
+    tlsio_release(&c);
+    ck_assert_ptr_null(s.rx.data);
+    ck_assert_ptr_null(c.tx.data);
+    /* ... and come back when needed. */
+    ck_assert_int_eq(tlsio_write(&s, "pong", 4), 0);
+    shuttle(&s, &c);
+    ck_assert_int_eq(tlsio_read(&c, out, sizeof(out), &n), TLS_OK);
+    ck_assert_uint_eq(n, 4);
+    ck_assert_mem_eq(out, "pong", 4);
+    tlsio_free(&s);
+    tlsio_free(&c);
+}
+END_TEST
+
 START_TEST(test_garbage_is_error)
 {
     struct tlsio s;
@@ -147,6 +205,7 @@ Suite *tlsio_suite(void)
     TCase *tc = tcase_create("memory-bio");
     tcase_add_unchecked_fixture(tc, make_ctx, free_ctx);
     tcase_add_test(tc, test_handshake_and_data);
+    tcase_add_test(tc, test_queues_peek_consume_and_release);
     tcase_add_test(tc, test_garbage_is_error);
     tcase_add_test(tc, test_untrusted_server_fails_verification);
     suite_add_tcase(s, tc);

@@ -130,23 +130,23 @@ trap 'exit 143' TERM
 # ---------------------------------------------------------------- helpers
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RAW"; }
 
-# utime+stime of every thread of PID, in clock ticks (empty if gone).
-cpu_ticks() {
+# "utime stime" of every thread of PID, in clock ticks (empty if gone).
+proc_times() {
     local stat rest
     local -a f
     stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
     rest=${stat##*) } # after "pid (comm) "; the command may contain spaces
     read -r -a f <<<"$rest"
-    echo $((f[11] + f[12]))
+    echo "${f[11]} ${f[12]}"
 }
-# stime alone (kernel time: system calls, the loopback TCP stack).
+# utime+stime, and stime alone (kernel time: system calls, the loopback TCP stack).
+cpu_ticks() {
+    local u s
+    read -r u s < <(proc_times "$1") && echo $((u + s))
+}
 sys_ticks() {
-    local stat rest
-    local -a f
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-    rest=${stat##*) }
-    read -r -a f <<<"$rest"
-    echo "${f[12]}"
+    local u s
+    read -r u s < <(proc_times "$1") && echo "$s"
 }
 # sys_share METRIC C0 C1 K0 K1: record the kernel's share of the proxy's CPU in %.
 sys_share() {

@@ -1869,10 +1869,13 @@ static void flood_start(struct fconn *fc)
         break;
     }
     case FK_DIRECT_JUNK: {
-        /* A whole handshake record (so the proxy need not wait for more)
-         * of random contents. */
-        uint8_t rec[300] = {TLS_HANDSHAKE_BYTE, 0x03, 0x01, 0x01, 0x27};
-        if (RAND_bytes(rec + 5, sizeof rec - 5) != 1)
+        /* A whole record holding a whole ClientHello of random contents,
+         * so the proxy need not wait for more. The handshake header is
+         * fixed: a random one says "ClientHello of up to 128 KB" about once
+         * in 33,000 tries, and then the proxy rightly waits for the rest
+         * until its handshake timeout (CI saw it: one flood timed out). */
+        uint8_t rec[300] = {TLS_HANDSHAKE_BYTE, 0x03, 0x01, 0x01, 0x27, 0x01, 0x00, 0x01, 0x23};
+        if (RAND_bytes(rec + 9, sizeof rec - 9) != 1)
             die("RAND_bytes failed");
         fsend(fc, rec, sizeof rec);
         break;

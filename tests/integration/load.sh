@@ -12,14 +12,18 @@
 #          verified TLS, StartupMessage answered by the stub, then idle;
 #          both TLS legs up: 2 descriptors in the proxy
 #   full   IT_LOAD_FULL (50): the same, SCRAM with PostgreSQL, SELECT 1, idle
-#   pre    IT_LOAD_PENDING (500): held at the start-up stage: TCP up and 4
+#   pre    IT_LOAD_PENDING (1500): held at the start-up stage: TCP up and 4
 #          of the 8 bytes of SSLRequest sent; 1 descriptor, no upstream leg
 #          (the handshake timeout of this proxy is raised past the hold)
 # Why some are held at the start-up stage: with every one of 10,000 sessions
 # established the proxy needs 20,000 descriptors plus its own, and the hard
 # limit in our containers is 20,000 and cannot be raised (root without
-# CAP_SYS_RESOURCE). The hard limit is raised when it is too low for the mix
-# and that is possible; otherwise the section fails and says why.
+# CAP_SYS_RESOURCE). Besides, the proxy keeps a reserve of descriptors
+# (limit/16, at most 1,024) for telling clients it is nearly out of them:
+# a session accepted into it is refused with 53300. So the mix must fit in
+# limit - 1,024: 2 x 8,500 + 1,500 + its own ~25 = 18,525 of 18,976. The
+# hard limit is raised when it is too low for the mix and that is possible;
+# otherwise the section fails and says why.
 #
 # Asserted: every session opens; while all are held (IT_LOAD_HOLD s, samples
 # every second in load-samples.tsv) the proxy's descriptors equal its
@@ -40,7 +44,7 @@ if [ -n "${PGTP_WRAP:-}" ]; then
         "${IT_LOAD_PENDING:=50}" "${IT_LOAD_KB_MAX:=1024}"
 fi
 : "${IT_LOAD_SESSIONS:=10000}" "${IT_LOAD_HOLD:=60}" "${IT_LOAD_FULL:=50}" \
-    "${IT_LOAD_PENDING:=500}" "${IT_LOAD_KB_MAX:=64}"
+    "${IT_LOAD_PENDING:=1500}" "${IT_LOAD_KB_MAX:=64}"
 L_N=$IT_LOAD_SESSIONS L_FULL=$IT_LOAD_FULL L_PRE=$IT_LOAD_PENDING L_HOLD=$IT_LOAD_HOLD
 L_STUB=$((L_N - L_FULL - L_PRE))
 L_EST=$((L_STUB + L_FULL))
@@ -96,9 +100,10 @@ if [ "$L_OK" = 1 ] && { [ "$L_STUB" -lt 1 ] || [ "$L_FULL" -gt 200 ]; }; then
 fi
 
 # Descriptors: the proxy needs 2 per established session, 1 per pending one,
-# plus its own; the client one per session. It raises its soft limit itself.
+# plus its own and its reserve (FD_RESERVE_MAX in src/conn.c); the client
+# one per session. The proxy raises its soft limit to the hard one itself.
 if [ "$L_OK" = 1 ]; then
-    L_NEED=$((2 * L_EST + L_PRE + 256))
+    L_NEED=$((2 * L_EST + L_PRE + 256 + 1024))
     L_HARD=$(ulimit -Hn)
     if [ "$L_HARD" != unlimited ] && [ "$L_HARD" -lt "$L_NEED" ]; then
         if it_is_root && ulimit -Hn "$L_NEED" 2>/dev/null; then

@@ -225,6 +225,10 @@ void front_on_data(struct conn *c, const uint8_t *buf, size_t len);
 void conn_hold(struct conn *c);
 void conn_release(struct conn *c);
 void conn_shutdown(struct conn *c, bool now);
+/* Is descriptor number fd within the reserve kept for refusing clients? */
+bool conn_fd_nearly_out(int fd, unsigned long long *limit);
+/* event=fd_limit, at most once a second: a client refused for it. */
+void conn_fd_limit_log(int fd, unsigned long long limit);
 
 /* worker.c */
 int worker_init(struct worker *w, unsigned index, const struct runtime *rt, SSL_CTX *front,

@@ -68,7 +68,9 @@ static void waste_roll(void)
  * closes it unanswered, and its upstream leg could not be opened anyway.
  * So once the table is nearly full, a new client is still accepted but
  * refused with 53300 after its handshake, never connected upstream: it is
- * told why, and the reserve keeps room for those refusals. Descriptors are
+ * told why, and the reserve keeps room for those refusals. An upstream leg
+ * may not take a reserved descriptor either (upstream.c), or sessions
+ * would fill the table and leave nothing to refuse with. Descriptors are
  * allocated lowest first: an accepted fd of N means at least N+1 are open.
  */
 #define FD_RESERVE_MIN 8
@@ -76,7 +78,7 @@ static void waste_roll(void)
 static atomic_llong fd_warned_at; /* time() of the last fd_limit line */
 static atomic_uint fd_refused;    /* refused since then */
 
-static bool fd_nearly_out(int fd, unsigned long long *limit)
+bool conn_fd_nearly_out(int fd, unsigned long long *limit)
 {
     struct rlimit rl;
     if (fd < 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
@@ -91,7 +93,7 @@ static bool fd_nearly_out(int fd, unsigned long long *limit)
 }
 
 /* One line a second at most, however many clients are refused. */
-static void fd_limit_log(int fd, unsigned long long limit)
+void conn_fd_limit_log(int fd, unsigned long long limit)
 {
     atomic_fetch_add_explicit(&fd_refused, 1, memory_order_relaxed);
     long long now = (long long)time(NULL), last = atomic_load(&fd_warned_at);
@@ -118,7 +120,7 @@ static void fd_recheck(struct conn *c)
     int probe = dup(fd);
     if (probe < 0)
         return;
-    bool still = fd_nearly_out(probe, &limit);
+    bool still = conn_fd_nearly_out(probe, &limit);
     close(probe);
     if (still)
         return;
@@ -605,7 +607,7 @@ void conn_accept(struct worker *w, uv_stream_t *listener)
     int fd = -1;
     unsigned long long limit = 0;
     if (!c->too_many && uv_fileno((uv_handle_t *)&c->front.tcp, &fd) == 0 &&
-        fd_nearly_out(fd, &limit)) {
+        conn_fd_nearly_out(fd, &limit)) {
         char msg[300];
         snprintf(msg, sizeof(msg),
                  "pg-tls-proxy: too many connections: the proxy is nearly out of file "
@@ -614,7 +616,7 @@ void conn_accept(struct worker *w, uv_stream_t *listener)
                  fd + 1, limit);
         c->err_msg = strdup(msg); /* told by refuse() */
         c->too_many = true;
-        fd_limit_log(fd, limit);
+        conn_fd_limit_log(fd, limit);
     }
     conn_format_peer(&c->front.tcp, c->front_addr, sizeof(c->front_addr));
     /* Told once the client can read it: after its TLS handshake. */

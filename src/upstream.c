@@ -8,10 +8,13 @@
  * plaintext. Every failure becomes one message for the client that names
  * the cause and the fix; conn.c decides when to send it.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/x509v3.h>
 
@@ -85,6 +88,29 @@ static void note_error(struct back_setup *s, const char *what, const char *addr)
 static void connect_cb(uv_connect_t *req, int status);
 static void handshake_failed(struct conn *c);
 
+/*
+ * The leg's socket is made here rather than by uv_tcp_connect, so that its
+ * number can be checked: a leg may not take one of the descriptors kept in
+ * reserve for refusing clients (conn_fd_nearly_out). Returns 0, a libuv
+ * error, or 1 (with *fdno and *limit set) when only reserved ones are left.
+ */
+static int back_socket(struct conn *c, int family, int *fdno, unsigned long long *limit)
+{
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return uv_translate_sys_error(errno);
+    if (conn_fd_nearly_out(fd, limit)) {
+        *fdno = fd;
+        close(fd);
+        conn_fd_limit_log(fd, *limit);
+        return 1;
+    }
+    int r = uv_tcp_open(&c->back.tcp, fd);
+    if (r != 0)
+        close(fd);
+    return r;
+}
+
 /* Try the next resolved address, or report that none worked. */
 static void try_connect(struct conn *c)
 {
@@ -100,20 +126,32 @@ static void try_connect(struct conn *c)
         c->back.open = true;
         conn_hold(c);
         s->connect_req.data = s;
-        int r = uv_tcp_connect(&s->connect_req, &c->back.tcp, ai->ai_addr, connect_cb);
+        int fdno = -1;
+        unsigned long long limit = 0;
+        int r = back_socket(c, ai->ai_family, &fdno, &limit);
+        if (r == 0)
+            r = uv_tcp_connect(&s->connect_req, &c->back.tcp, ai->ai_addr, connect_cb);
         if (r == 0) {
             s->connect_pending = true;
             c->bs = BACK_CONNECT;
             return;
         }
-        if (r == UV_EMFILE || r == UV_ENFILE) {
+        if (r == 1 || r == UV_EMFILE || r == UV_ENFILE) {
             /* Our limit, not the upstream's fault: say so, with 53300. */
             conn_close_leg(&c->back);
             c->setup->cur = NULL;
-            fail(c, "53300", "fd_exhausted",
-                 "pg-tls-proxy: too many connections: the proxy is out of file descriptors (%s) "
-                 "— raise its open-files limit (ulimit -n / LimitNOFILE) or lower the load",
-                 uv_strerror(r));
+            if (r == 1)
+                fail(c, "53300", "fd_exhausted",
+                     "pg-tls-proxy: too many connections: the proxy is nearly out of file "
+                     "descriptors (%d open, limit %llu) — raise its open-files limit (ulimit -n / "
+                     "LimitNOFILE) or lower the load",
+                     fdno + 1, limit);
+            else
+                fail(
+                    c, "53300", "fd_exhausted",
+                    "pg-tls-proxy: too many connections: the proxy is out of file descriptors "
+                    "(%s) — raise its open-files limit (ulimit -n / LimitNOFILE) or lower the load",
+                    uv_strerror(r));
             return;
         }
         note_error(s, uv_strerror(r), c->back_addr);

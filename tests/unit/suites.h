@@ -11,5 +11,6 @@ Suite *cidr_suite(void);
 Suite *metrics_suite(void);
 Suite *proxyproto_suite(void);
 Suite *verifymsg_suite(void);
+Suite *fdreserve_suite(void);
 
 #endif

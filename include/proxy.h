@@ -225,7 +225,10 @@ void front_on_data(struct conn *c, const uint8_t *buf, size_t len);
 void conn_hold(struct conn *c);
 void conn_release(struct conn *c);
 void conn_shutdown(struct conn *c, bool now);
-/* Is descriptor number fd within the reserve kept for refusing clients? */
+/* How many descriptors are kept for refusing clients at an open-files
+ * limit of limit; is descriptor number fd one of them (at the current
+ * limit, stored in *limit)? */
+unsigned long long conn_fd_reserve(unsigned long long limit);
 bool conn_fd_nearly_out(int fd, unsigned long long *limit);
 /* event=fd_limit, at most once a second: a client refused for it. */
 void conn_fd_limit_log(int fd, unsigned long long limit);

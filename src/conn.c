@@ -78,18 +78,23 @@ static void waste_roll(void)
 static atomic_llong fd_warned_at; /* time() of the last fd_limit line */
 static atomic_uint fd_refused;    /* refused since then */
 
+unsigned long long conn_fd_reserve(unsigned long long limit)
+{
+    unsigned long long reserve = limit / 16;
+    if (reserve < FD_RESERVE_MIN)
+        reserve = FD_RESERVE_MIN;
+    if (reserve > FD_RESERVE_MAX)
+        reserve = FD_RESERVE_MAX;
+    return reserve;
+}
+
 bool conn_fd_nearly_out(int fd, unsigned long long *limit)
 {
     struct rlimit rl;
     if (fd < 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
         return false;
-    rlim_t reserve = rl.rlim_cur / 16;
-    if (reserve < FD_RESERVE_MIN)
-        reserve = FD_RESERVE_MIN;
-    if (reserve > FD_RESERVE_MAX)
-        reserve = FD_RESERVE_MAX;
     *limit = (unsigned long long)rl.rlim_cur;
-    return (rlim_t)fd + reserve >= rl.rlim_cur;
+    return (unsigned long long)fd + conn_fd_reserve(*limit) >= *limit;
 }
 
 /* One line a second at most, however many clients are refused. */

@@ -231,7 +231,8 @@ out=$(timeout -k 5 30 psql -X -A -t -q "$CI_MAIN" \
 expect "psql through the proxy: query works, back leg TLS" "$out" '^psql ok\|t$'
 
 # want SECTION: true unless IT_ONLY (a comma-separated list of sections:
-# core protocol operations packaging faults certs abuse load) leaves it out.
+# core protocol operations packaging faults certs abuse load flood memory
+# cancels certfiles logs) leaves it out.
 # IT_ONLY=faults runs the set-up, the main proxy's first checks, the faults
 # section and the hygiene checks: for working on one section at a time.
 want() { [ -z "${IT_ONLY:-}" ] || [[ ",$IT_ONLY," == *",$1,"* ]]; }
@@ -491,6 +492,19 @@ want abuse && . "$HERE/abuse.sh"
 # ======================================================================
 # shellcheck source=tests/integration/load.sh
 want load && . "$HERE/load.sh"
+
+# ======================================================================
+# Issue 11: hostile patterns bounded, and what a new user trips on.
+# flood: descriptor flood, silent clients, admin endpoint starvation;
+# memory: KeyUpdate storm, tiny writes, large first reads, idle timeout;
+# cancels: cancel bounds and guessing, half-done upstream handshakes;
+# certfiles: name constraints, front certificate and file mistakes;
+# logs: JSON logs, login audit, unknown variables, signals, metrics
+# ======================================================================
+for _sec in flood memory cancels certfiles logs; do
+    # shellcheck disable=SC1090
+    want "$_sec" && . "$HERE/$_sec.sh"
+done
 
 if want core; then
 

@@ -204,9 +204,20 @@ install: $(BIN)
 	    install -m 644 $(SYSTEM_CA_BUNDLE) $(DESTDIR)$(DATADIR)/ca-bundles/mozilla/ca-certificates.pem; \
 	else echo "install: no $(SYSTEM_CA_BUNDLE) (ca-certificates package): mozilla bundle left empty"; fi
 
+# Removes exactly what install put there. ca-bundles/custom/ is where users
+# put their own CAs (Cloud SQL's server-ca.pem): never deleted; its
+# directories are removed only when they are empty.
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/pg-tls-proxy $(DESTDIR)$(PREFIX)/share/man/man1/pg-tls-proxy.1
-	rm -rf $(DESTDIR)$(DATADIR)
+	rm -f $(DESTDIR)$(DATADIR)/ca-bundles/aws-rds/global-bundle.pem \
+	    $(DESTDIR)$(DATADIR)/ca-bundles/aws-rds/PROVENANCE.md \
+	    $(DESTDIR)$(DATADIR)/ca-bundles/mozilla/ca-certificates.pem \
+	    $(DESTDIR)$(DATADIR)/ca-bundles/README.md
+	-rmdir $(DESTDIR)$(DATADIR)/ca-bundles/aws-rds $(DESTDIR)$(DATADIR)/ca-bundles/mozilla \
+	    $(DESTDIR)$(DATADIR)/ca-bundles/custom $(DESTDIR)$(DATADIR)/ca-bundles \
+	    $(DESTDIR)$(DATADIR) 2>/dev/null || true
+	@if [ -d $(DESTDIR)$(DATADIR)/ca-bundles/custom ]; then \
+	    echo "uninstall: kept $(DESTDIR)$(DATADIR)/ca-bundles/custom/ (your own CA files)"; fi
 
 clean:
 	rm -rf build

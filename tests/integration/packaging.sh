@@ -94,6 +94,100 @@ out=$(timeout -k 5 30 "$DEST/usr/local/bin/pg-tls-proxy" --check \
     --client-ca-roots-path "$SHARE/ca-bundles/aws-rds/global-bundle.pem" 2>&1)
 expect "installed aws-rds bundle loads, and does not vouch for the test database (exit 1)" \
     "$out"$'\n'"rc=$?" 'CA roots: [0-9]+ from .*global-bundle.pem.*check failed: upstream certificate verification failed.*rc=1$'
+un_out=$(make -s -C "$ROOT" uninstall DESTDIR="$DEST" PREFIX=/usr/local 2>&1)
+expect "make uninstall removes what install put there, and keeps the user's CA in custom/" \
+    "$(cd "$DEST" && find . -type f | sort | tr '\n' ' ')" \
+    '^\./usr/local/share/pg-tls-proxy/ca-bundles/custom/db-ca\.pem $'
+expect "make uninstall says it kept custom/" "$un_out" 'kept .*ca-bundles/custom/'
+rm -f "$SHARE/ca-bundles/custom/db-ca.pem"
 make -s -C "$ROOT" uninstall DESTDIR="$DEST" PREFIX=/usr/local >/dev/null 2>&1
-expect "make uninstall removes what install put there" \
-    "$(find "$DEST" -type f | wc -l)" '^0$'
+expect "make uninstall with an empty custom/ leaves no directory of ours behind" \
+    "$(find "$DEST/usr/local/share" -path '*pg-tls-proxy*' | wc -l)" '^0$'
+
+# ======================================================================
+# The Docker image as a container runs it (no engine here): the runtime
+# stage's ENTRYPOINT and CMD, its numeric USER, and only the variables of
+# README.md's "docker run" (paths and the upstream mapped onto this
+# harness), then psql with verify-full through it, the HEALTHCHECK command,
+# PG_TLS_PROXY_CHECK=1, and SIGTERM.
+# ======================================================================
+DF=$ROOT/Dockerfile
+# The last stage's instructions, continuation lines joined.
+df_runtime=$(awk '/\\$/ { sub(/\\$/, ""); line = line $0; next }
+    { line = line $0; if (line ~ /^FROM /) stage = ""; stage = stage line "\n"; line = "" }
+    END { printf "%s", stage }' "$DF")
+df_json() { # df_json INSTRUCTION: its JSON array, one element per line
+    printf '%s\n' "$df_runtime" | grep -E "^$1 " | tail -n 1 | sed -E "s/^$1 +//" |
+        python3 -c 'import json,sys; t=sys.stdin.read().strip(); [print(a) for a in (json.loads(t) if t else [])]'
+}
+mapfile -t df_cmd < <(df_json ENTRYPOINT; df_json CMD)
+df_user=$(printf '%s\n' "$df_runtime" | awk '$1 == "USER" { u = $2 } END { print u }')
+expect "Dockerfile: the container's command is the proxy alone (ENTRYPOINT, no CMD)" \
+    "${df_cmd[*]}" '^pg-tls-proxy$'
+expect "Dockerfile: USER is numeric uid:gid" "$df_user" '^[1-9][0-9]*:[0-9]+$'
+uid=${df_user%%:*} gid=${df_user##*:}
+# README.md's docker run: its -e NAME=VALUE pairs.
+mapfile -t readme_env < <(awk '/^docker run/ { on = 1 } on && /-e PG_TLS_PROXY_/ {
+        for (i = 1; i <= NF; i++) if ($i == "-e") print $(i + 1) }
+    on && !/\\$/ { on = 0 }' "$ROOT/README.md")
+expect "README.md's docker run sets the four required variables and the admin address" \
+    "$(printf '%s\n' "${readme_env[@]%%=*}" | sort | tr '\n' ' ')" \
+    '^PG_TLS_PROXY_ADMIN_ADDRESS PG_TLS_PROXY_CLIENT_CA_ROOTS_PATH PG_TLS_PROXY_CLIENT_CONNECTION_HOST_OR_IP PG_TLS_PROXY_SERVER_CERTIFICATE_PATH PG_TLS_PROXY_SERVER_PRIVATE_KEY_PATH $'
+# The mounted /tls directory: owned by the image's user, key 0600.
+CT=$TMP/container
+mkdir -p "$CT/tls"
+cp "$CERTS/proxy.crt" "$CT/tls/db.example.com.crt"
+cp "$CERTS/proxy.key" "$CT/tls/db.example.com.key"
+chmod 600 "$CT/tls/db.example.com.key"
+chmod 755 "$CT" "$CT/tls"
+as_image_user=()
+if it_is_root; then
+    chown -R "$uid:$gid" "$CT/tls"
+    as_image_user=(setpriv --reuid="$uid" --regid="$gid" --clear-groups)
+    ct_who="uid $uid"
+else
+    ct_who="uid $(id -u) (not root here: cannot switch to $uid)"
+fi
+it_free_port CT_PORT
+it_free_port CT_ADMIN
+ct_env=(env -i PATH=/usr/bin:/bin)
+for kv in "${readme_env[@]}"; do
+    k=${kv%%=*} v=${kv#*=}
+    case $k in
+    PG_TLS_PROXY_SERVER_CERTIFICATE_PATH | PG_TLS_PROXY_SERVER_PRIVATE_KEY_PATH) v=$CT$v ;;
+    PG_TLS_PROXY_CLIENT_CONNECTION_HOST_OR_IP) v=127.0.0.1 ;;
+    PG_TLS_PROXY_CLIENT_CA_ROOTS_PATH) v=$CERTS/db-ca.crt ;;
+    PG_TLS_PROXY_ADMIN_ADDRESS) v=127.0.0.1:$CT_ADMIN ;; # loopback only in tests
+    esac
+    ct_env+=("$k=$v")
+done
+# What only this harness needs: loopback, its ports, its upstream's name.
+ct_env+=(PG_TLS_PROXY_SERVER_HOST=127.0.0.1 PG_TLS_PROXY_SERVER_PORT="$CT_PORT"
+    PG_TLS_PROXY_CLIENT_CONNECTION_PORT="$PGPORT" PG_TLS_PROXY_CLIENT_TLS_VALIDATION_HOST=localhost)
+ct_bin=("$PGTP_BIN" "${df_cmd[@]:1}")
+CUR_LOG=$LOGS/container-check.log
+out=$("${as_image_user[@]}" "${ct_env[@]}" PG_TLS_PROXY_CHECK=1 timeout -k 5 30 "${ct_bin[@]}" 2>&1)
+rc=$?
+printf '%s\n' "$out" >"$CUR_LOG"
+expect "container ($ct_who), README variables + PG_TLS_PROXY_CHECK=1: check ok, exit 0" \
+    "$out"$'\n'"rc=$rc" $'check ok\nrc=0$'
+CUR_LOG=$LOGS/container.log
+it_spawn container "$CUR_LOG" "${as_image_user[@]}" "${ct_env[@]}" "${ct_bin[@]}"
+if it_wait_port "$CT_PORT" 10 "${IT_PIDS[container]}"; then
+    pass "container ($ct_who) from README variables alone: serving on 127.0.0.1:$CT_PORT"
+else
+    fail "container ($ct_who) from README variables alone: serving" "$(oneline "$(tail -n 5 "$CUR_LOG")")"
+fi
+out=$(timeout -k 5 30 psql -X -A -t -q "$(ci "$CT_PORT")" \
+    -c "SELECT 'via container', ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()" 2>&1)
+expect "container: psql verify-full through it, TLS upstream" "$out" '^via container\|t$'
+hc=$(printf '%s\n' "$df_runtime" | grep -E '^HEALTHCHECK ' | sed -E 's/.* CMD +//')
+mapfile -t hc_cmd < <(printf '%s\n' "$hc" | python3 -c 'import json,sys; [print(a) for a in json.load(sys.stdin)]')
+"${as_image_user[@]}" env -i PATH=/usr/bin:/bin PG_TLS_PROXY_ADMIN_ADDRESS="127.0.0.1:$CT_ADMIN" \
+    timeout -k 2 10 "${hc_cmd[@]}" >/dev/null 2>&1
+rc=$?
+expect "container: the image's HEALTHCHECK command reports healthy (exit 0)" "rc=$rc" '^rc=0$'
+expect "container: its first log line says it started, where and for which upstream" \
+    "$(grep -m1 -v '^# started' "$CUR_LOG")" 'event=started .*127\.0\.0\.1'
+it_stop container
+expect "container: SIGTERM (docker stop) ends it with exit 0" "rc=${IT_EXIT[container]:-?}" '^rc=0$'

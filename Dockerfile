@@ -2,16 +2,18 @@
 #
 #   docker build -t pg-tls-proxy .
 #
-# Configure it with PG_TLS_PROXY_* environment variables or with flags after
-# the image name (the CMD); a flag wins over its variable. Every option and its
-# variable: pg-tls-proxy --help, or README.md "Options".
+# Configure it with PG_TLS_PROXY_* environment variables alone (README.md
+# "Docker"), or add flags after the image name; a flag wins over its
+# variable. Every option and its variable: pg-tls-proxy --help, or README.md
+# "Options". There is no CMD: the image serves from its variables, and tells
+# what is missing when a required one is not set.
 #
 #   docker run --rm -p 5432:5432 -v /path/to/tls:/tls:ro \
-#       -e PG_TLS_PROXY_ADMIN_ADDRESS=127.0.0.1:9187 \
-#       pg-tls-proxy \
-#       --server-certificate-path /tls/proxy.crt --server-private-key-path /tls/proxy.key \
-#       --client-connection-host-or-ip mydb.abcdefghijkl.eu-west-1.rds.amazonaws.com \
-#       --client-ca-roots-path /etc/pg-tls-proxy/ca-bundles/aws-rds
+#       -e PG_TLS_PROXY_SERVER_CERTIFICATE_PATH=/tls/proxy.crt \
+#       -e PG_TLS_PROXY_SERVER_PRIVATE_KEY_PATH=/tls/proxy.key \
+#       -e PG_TLS_PROXY_CLIENT_CONNECTION_HOST_OR_IP=mydb.abcdefghijkl.eu-west-1.rds.amazonaws.com \
+#       -e PG_TLS_PROXY_CLIENT_CA_ROOTS_PATH=/etc/pg-tls-proxy/ca-bundles/aws-rds \
+#       pg-tls-proxy
 #
 # CA bundles for the upstream leg (--client-ca-roots-path), none of them a default:
 #   /etc/pg-tls-proxy/ca-bundles/aws-rds/   AWS RDS and Aurora
@@ -44,7 +46,8 @@ ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libuv1 libssl3 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --user-group --no-create-home --home-dir /nonexistent \
+    && groupadd --system --gid 10001 pgtp \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin pgtp \
     && install -d -o root -g root -m 755 /etc/pg-tls-proxy/ca-bundles/custom
 COPY --from=build /staging/usr/local/bin/pg-tls-proxy /usr/local/bin/pg-tls-proxy
@@ -54,7 +57,9 @@ COPY --from=build /staging/usr/local/share/man/man1/pg-tls-proxy.1 /usr/local/sh
 COPY --from=build /staging/usr/local/share/pg-tls-proxy/ca-bundles/README.md /etc/pg-tls-proxy/ca-bundles/README.md
 COPY --from=build /staging/usr/local/share/pg-tls-proxy/ca-bundles/aws-rds/ /etc/pg-tls-proxy/ca-bundles/aws-rds/
 COPY --from=build /staging/usr/local/share/pg-tls-proxy/ca-bundles/mozilla/ /etc/pg-tls-proxy/ca-bundles/mozilla/
-USER pgtp
+# Numeric, so that Kubernetes' runAsNonRoot can verify it without reading
+# the image's /etc/passwd. Mounted keys must be readable by uid 10001.
+USER 10001:10001
 EXPOSE 5432
 # "docker stop" sends SIGTERM: the proxy stops accepting, lets sessions finish
 # for --shutdown-timeout (default 30 s; give docker stop -t that long), exits 0.
@@ -71,4 +76,3 @@ STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
     CMD ["bash", "-c", "a=${PG_TLS_PROXY_ADMIN_ADDRESS:-}; [ -n \"$a\" ] || exit 0; case $a in *:*) h=${a%:*} p=${a##*:} ;; *) h=127.0.0.1 p=$a ;; esac; h=${h#[}; h=${h%]}; case $h in 0.0.0.0) h=127.0.0.1 ;; ::) h=::1 ;; esac; exec 3<>\"/dev/tcp/$h/$p\" && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && read -r -t 4 _ code _ <&3 && [ \"$code\" = 200 ]"]
 ENTRYPOINT ["pg-tls-proxy"]
-CMD ["--help"]

@@ -12,7 +12,8 @@
 #   - the staged binary runs (--version) and its shared libraries come from the
 #     runtime stage's packages or the base system;
 #   - the build stage installs ca-certificates (make install copies its roots);
-#   - the runtime stage has a non-root USER, ENTRYPOINT ["pg-tls-proxy"],
+#   - the runtime stage has a numeric non-root USER, no help-printing CMD,
+#     ENTRYPOINT ["pg-tls-proxy"],
 #     STOPSIGNAL SIGTERM, a HEALTHCHECK, and copies no key material;
 #   - hadolint, when installed, has no complaint (skipped with a note if not).
 # Prints "dockerfile: N passed, M failed" last; exits 1 if anything failed,
@@ -74,6 +75,12 @@ check "multi-stage: build stage is 'FROM ... AS build', runtime is a later stage
 user=$(printf '%s\n' "$RUNTIME_LINES" | grep -Ei '^USER[[:space:]]' | tail -n 1 | awk '{ print $2 }')
 non_root() { [ -n "$user" ] && case ${user%%:*} in root | 0) false ;; *) true ;; esac; }
 check "runtime stage: USER is set and not root ($user)" non_root
+numeric_user() { [[ $user =~ ^[1-9][0-9]*(:[0-9]+)?$ ]]; }
+check "runtime stage: USER is numeric, so Kubernetes runAsNonRoot can check it ($user)" \
+    numeric_user
+# A CMD of "--help" made "docker run -e PG_TLS_PROXY_..." print help and exit 0.
+no_help_cmd() { ! has "$RUNTIME_LINES" '^CMD .*(--help|-h\b|--version)'; }
+check "runtime stage: no CMD that prints help instead of serving" no_help_cmd
 check 'runtime stage: ENTRYPOINT ["pg-tls-proxy"]' \
     has "$RUNTIME_LINES" '^ENTRYPOINT \[ *"pg-tls-proxy" *\]$'
 check "runtime stage: STOPSIGNAL SIGTERM" has "$RUNTIME_LINES" '^STOPSIGNAL SIGTERM$'

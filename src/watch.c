@@ -22,8 +22,12 @@
 #include "log.h"
 #include "proxy.h"
 
+/* Each client family spells the setting its own way: pgJDBC ignores
+ * libpq's channel_binding and reads channelBinding. */
 #define CHANNEL_BINDING_HINT                                                                       \
-    "Connect with channel_binding=disable. pg-tls-proxy verifies the server's certificate "        \
+    "Connect with channel_binding=disable (libpq: psql, pg_dump, psycopg; pgx), "                  \
+    "channelBinding=disable (pgJDBC), Channel Binding=Disable (Npgsql), or your driver's own "     \
+    "channel-binding setting turned off. pg-tls-proxy verifies the server's certificate "          \
     "(verify-full against its CA) on your behalf, and your client verifies the proxy's."
 
 void watch_free(struct conn *c)

@@ -63,5 +63,36 @@ for item in $flags $vars; do
     done
 done
 
+# A newcomer's walk through the README's commands (issue 11, item 20).
+doc_check() { # doc_check NAME CONDITION...
+    name=$1
+    shift
+    if "$@"; then
+        passed=$((passed + 1))
+    else
+        echo "README: $name"
+        failed=$((failed + 1))
+    fi
+}
+# Each shell block that downloads into a directory creates it first.
+curl_without_mkdir() {
+    awk '/^```sh/ { blk = 1; made = ""; next } /^```/ { blk = 0; next }
+        blk && /mkdir -p/ { for (i = 1; i <= NF; i++) if ($i ~ /^\//) made = made " " $i }
+        blk && /curl .*-[a-zA-Z]*o / { for (i = 1; i <= NF; i++) if ($i ~ /^\// ) {
+            d = $i; sub(/\/[^\/]*$/, "", d); if (index(made " ", " " d " ") == 0) bad = 1 } }
+        END { exit bad ? 0 : 1 }' "$readme"
+}
+doc_check "a curl -o into a directory that the same block does not mkdir -p" \
+    eval '! curl_without_mkdir'
+# sslrootcert=system is libpq 16+: Debian 12's psql (libpq 15) needs a file.
+doc_check "sslrootcert=system is given without the libpq 15 form (a CA file)" \
+    grep -q 'sslrootcert=/etc/ssl/certs/ca-certificates.crt' "$readme"
+doc_check "the libpq 16 requirement of sslrootcert=system is not stated" \
+    grep -q 'root certificate file "system" does not exist' "$readme"
+# pgJDBC ignores libpq's channel_binding: both spellings are named.
+for spelling in channel_binding=disable channelBinding=disable; do
+    doc_check "channel binding: $spelling is not named" grep -q "$spelling" "$readme"
+done
+
 echo "docs: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

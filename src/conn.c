@@ -747,8 +747,8 @@ void conn_back_failed(struct conn *c, const char *sqlstate, const char *msg)
     leg_read_stop(&c->back);
     conn_close_leg(&c->back);
     if (c->probe && !c->health_probe) {
-        fprintf(stderr, "check failed: %s\n",
-                strncmp(msg, "pg-tls-proxy: ", 14) == 0 ? msg + 14 : msg);
+        log_report("check failed: ", "check_failed", "%s",
+                   strncmp(msg, "pg-tls-proxy: ", 14) == 0 ? msg + 14 : msg);
         c->w->probe_status = 1;
         conn_close(c);
         return;

@@ -272,6 +272,15 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
         fatal("out of memory");
     sv.worker_done.data = &sv;
     sv.shutdown_timer.data = &sv;
+    /* The admin endpoint first: if its address cannot be bound, nothing
+     * has listened for clients and no event=started was logged. */
+    if (cfg->admin_address != NULL) {
+        if (admin_start(&main_loop, cfg->admin_address, cfg->admin_ready_window_s, err,
+                        sizeof(err)) < 0)
+            fatal("%s", err);
+        log_info("event=admin_listening address=%s paths=\"/metrics /healthz /readyz\"",
+                 cfg->admin_address);
+    }
     for (unsigned i = 0; i < sv.nworkers; i++) {
         struct worker *w = &sv.workers[i];
         if (worker_init(w, i, rt, ctx->front, ctx->back, &sv.worker_done) != 0)
@@ -311,13 +320,6 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
     if (cfg->watch_certificates)
         start_watches(&sv, &main_loop);
     publish_expiry(ctx);
-    if (cfg->admin_address != NULL) {
-        if (admin_start(&main_loop, cfg->admin_address, cfg->admin_ready_window_s, err,
-                        sizeof(err)) < 0)
-            fatal("%s", err);
-        log_info("event=admin_listening address=%s paths=\"/metrics /healthz /readyz\"",
-                 cfg->admin_address);
-    }
     admin_set_listening(true);
     if (cfg->admin_address != NULL)
         worker_start_probe(&sv.workers[0]);
@@ -345,12 +347,14 @@ int main(int argc, char **argv)
     struct tls_contexts ctx;
     char err[1024];
 
+    /* Known before the first error can be printed: usage errors are JSON
+     * too when JSON was asked for. */
+    log_json = config_log_json_early(argc, argv, environ);
     switch (config_parse(&cfg, argc, argv, environ, stdout, err, sizeof(err))) {
     case CONFIG_EXIT:
         return 0;
     case CONFIG_ERROR:
-        fprintf(stderr, "pg-tls-proxy: %s\n", err);
-        return 2;
+        fatal("%s", err); /* exit status 2 */
     case CONFIG_OK:
         break;
     }
@@ -371,6 +375,11 @@ int main(int argc, char **argv)
     if (cfg.allow_plaintext_from != NULL &&
         cidr_list_parse(cfg.allow_plaintext_from, &rt.allow_plain, err, sizeof(err)) < 0)
         fatal("--server-allow-plaintext-from: %s", err);
+    /* Every option is checked before anything is bound or logged as
+     * started (the admin address used to be checked only after the front
+     * port was listening). */
+    if (cfg.admin_address != NULL && admin_check_address(cfg.admin_address, err, sizeof(err)) < 0)
+        fatal("%s", err);
     if (tlsctx_build(&cfg, &ctx, err, sizeof(err)) < 0)
         fatal("%s", err);
 

@@ -96,7 +96,8 @@ struct worker {
     bool draining;
     bool probing; /* probe_timer initialised (worker 0 with --admin-address) */
     uv_timer_t probe_timer;
-    uv_timer_t trim_timer; /* malloc_trim after a wave of closes */
+    uv_timer_t trim_timer;  /* malloc_trim after a wave of closes */
+    uv_timer_t bytes_timer; /* open sessions' bytes to the metrics, every second */
     size_t trim_peak;      /* most connections since the last trim */
     atomic_bool finished;  /* written by the worker, read by the main thread */
     struct chunk_cache small, large;
@@ -199,6 +200,13 @@ struct conn {
     struct keymap_entry *key;        /* our session's cancel key, while it lives */
     uint8_t *cancel_pkt;             /* forwarding conn: the CancelRequest to send upstream */
     size_t cancel_len;
+    /* front.bytes_in / back.bytes_in already added to the byte metrics
+     * (worker.c reports open sessions every second) */
+    uint64_t reported_from_client, reported_from_upstream;
+    /* the upstream refused the login: its ErrorResponse's SQLSTATE and
+     * severity (watch.c), for the closed line and the metric */
+    char login_sqlstate[6];
+    char login_severity[12];
 };
 
 /* conn.c */

@@ -219,7 +219,8 @@ static void conn_free(struct conn *c)
     if (c->counted) {
         atomic_fetch_sub_explicit(&active_clients, 1, memory_order_relaxed);
         metrics_session_closed(metrics_outcome_of(c->outcome ? c->outcome : "closed"),
-                               c->front.bytes_in, c->back.bytes_in);
+                               c->front.bytes_in - c->reported_from_client,
+                               c->back.bytes_in - c->reported_from_upstream);
     }
     free(c);
     worker_conn_gone(w);

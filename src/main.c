@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <openssl/err.h>
 
@@ -21,6 +22,7 @@
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
+#include "procstats.h"
 #include "proxy.h"
 #include "tlsctx.h"
 
@@ -38,7 +40,7 @@ static void raise_fd_limit(void)
     }
 }
 
-#define NSIGNALS 3 /* SIGINT, SIGTERM, SIGHUP */
+#define NSIGNALS 5 /* SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2 */
 
 /* What the main thread owns while the workers run. */
 struct supervisor {
@@ -189,11 +191,41 @@ static void shutdown_timer_cb(uv_timer_t *t)
     broadcast(sv, WORKER_FORCE);
 }
 
+/*
+ * SIGUSR1: one status line, for an operator without the admin endpoint.
+ * SIGUSR2: no meaning; logged and ignored. Either used to kill the process
+ * (the default action) without a word, which an operator who meant
+ * "reopen the logs" (there is no file to reopen: the log is stderr) did
+ * not expect.
+ */
+static void status_signal(struct supervisor *sv, int signum)
+{
+    if (signum == SIGUSR2) {
+        log_info("event=signal_ignored signal=SIGUSR2 reason=\"SIGUSR2 has no meaning here; "
+                 "SIGUSR1 logs a status line, SIGHUP reloads the certificates\"");
+        return;
+    }
+    struct process_stats ps;
+    process_stats_read(&ps);
+    log_info("event=status signal=SIGUSR1 version=%s active_sessions=%lld workers=%u "
+             "workers_running=%u draining=%s uptime_s=%lld open_fds=%lld max_fds=%lld "
+             "rss_bytes=%lld cpu_ms=%lld upstream_last_success_unix=%lld",
+             PGTP_VERSION, (long long)metrics_active_sessions(), sv->nworkers,
+             sv->nworkers - sv->finished, sv->stop_signals > 0 ? "yes" : "no",
+             (long long)(time(NULL) - ps.start_time), (long long)ps.open_fds,
+             (long long)ps.max_fds, (long long)ps.rss_bytes, (long long)(ps.cpu_seconds * 1000),
+             (long long)metrics_last_upstream_ok());
+}
+
 static void signal_cb(uv_signal_t *h, int signum)
 {
     struct supervisor *sv = h->data;
     const char *name = signum == SIGINT ? "SIGINT" : signum == SIGTERM ? "SIGTERM" : "SIGHUP";
 
+    if (signum == SIGUSR1 || signum == SIGUSR2) {
+        status_signal(sv, signum);
+        return;
+    }
     if (signum == SIGHUP) {
         reload(sv, name);
         return;
@@ -311,7 +343,7 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
                  "these addresses may connect without TLS\"",
                  cfg->allow_plaintext_from);
 
-    const int signums[NSIGNALS] = {SIGINT, SIGTERM, SIGHUP};
+    const int signums[NSIGNALS] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2};
     for (int i = 0; i < NSIGNALS; i++) {
         uv_signal_init(&main_loop, &sv.sigs[i]);
         sv.sigs[i].data = &sv;
@@ -359,6 +391,8 @@ int main(int argc, char **argv)
         break;
     }
     log_min_level = (enum log_level)cfg.log_level;
+    struct process_stats started;
+    process_stats_read(&started); /* remembers the start time */
     log_json = cfg.log_json;
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();

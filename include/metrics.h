@@ -23,6 +23,7 @@ enum metric_outcome {
     OUT_FRONT_TLS, /* front handshake failed */
     OUT_TOO_MANY,  /* --max-connections */
     OUT_SHUTDOWN,  /* ended by proxy shutdown */
+    OUT_LOGIN_FAILED, /* the upstream refused the login (ErrorResponse before ReadyForQuery) */
     OUT_COUNT
 };
 

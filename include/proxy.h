@@ -206,7 +206,10 @@ struct conn {
     /* the upstream refused the login: its ErrorResponse's SQLSTATE and
      * severity (watch.c), for the closed line and the metric */
     char login_sqlstate[6];
-    char login_severity[12];
+    char login_severity[16];
+    uint64_t join_ms;         /* loop time the legs were joined (login_ms) */
+    bool established_logged;  /* event=established written (at the end of the watch) */
+    bool login_ok;            /* the watch saw the upstream's ReadyForQuery */
 };
 
 /* conn.c */
@@ -233,6 +236,9 @@ void front_on_data(struct conn *c, const uint8_t *buf, size_t len);
 void conn_hold(struct conn *c);
 void conn_release(struct conn *c);
 void conn_shutdown(struct conn *c, bool now);
+/* event=established: the login succeeded (ReadyForQuery), or verified is
+ * false when the start-up watch stopped before it could tell. Once. */
+void conn_log_established(struct conn *c, bool verified);
 /* How many descriptors are kept for refusing clients at an open-files
  * limit of limit; is descriptor number fd one of them (at the current
  * limit, stored in *limit)? */

@@ -44,6 +44,7 @@ static const char *const outcome_names[OUT_COUNT] = {
     [OUT_DENIED] = "denied",           [OUT_CHANNEL_BINDING] = "channel_binding",
     [OUT_CANCEL] = "cancel",           [OUT_FRONT_TLS] = "front_tls_failed",
     [OUT_TOO_MANY] = "too_many",       [OUT_SHUTDOWN] = "shutdown",
+    [OUT_LOGIN_FAILED] = "login_failed",
 };
 
 enum metric_outcome metrics_outcome_of(const char *name)

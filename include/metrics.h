@@ -19,10 +19,10 @@ enum metric_outcome {
     OUT_PROTOCOL,   /* protocol violation */
     OUT_DENIED,     /* not in --server-allow-from */
     OUT_CHANNEL_BINDING,
-    OUT_CANCEL,    /* a cancel request's own connection */
-    OUT_FRONT_TLS, /* front handshake failed */
-    OUT_TOO_MANY,  /* --max-connections */
-    OUT_SHUTDOWN,  /* ended by proxy shutdown */
+    OUT_CANCEL,       /* a cancel request's own connection */
+    OUT_FRONT_TLS,    /* front handshake failed */
+    OUT_TOO_MANY,     /* --max-connections */
+    OUT_SHUTDOWN,     /* ended by proxy shutdown */
     OUT_LOGIN_FAILED, /* the upstream refused the login (ErrorResponse before ReadyForQuery) */
     OUT_COUNT
 };

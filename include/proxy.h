@@ -98,8 +98,8 @@ struct worker {
     uv_timer_t probe_timer;
     uv_timer_t trim_timer;  /* malloc_trim after a wave of closes */
     uv_timer_t bytes_timer; /* open sessions' bytes to the metrics, every second */
-    size_t trim_peak;      /* most connections since the last trim */
-    atomic_bool finished;  /* written by the worker, read by the main thread */
+    size_t trim_peak;       /* most connections since the last trim */
+    atomic_bool finished;   /* written by the worker, read by the main thread */
     struct chunk_cache small, large;
     uv_tcp_t *listeners;
     size_t nlisteners;
@@ -207,9 +207,9 @@ struct conn {
      * severity (watch.c), for the closed line and the metric */
     char login_sqlstate[6];
     char login_severity[16];
-    uint64_t join_ms;         /* loop time the legs were joined (login_ms) */
-    bool established_logged;  /* event=established written (at the end of the watch) */
-    bool login_ok;            /* the watch saw the upstream's ReadyForQuery */
+    uint64_t join_ms;        /* loop time the legs were joined (login_ms) */
+    bool established_logged; /* event=established written (at the end of the watch) */
+    bool login_ok;           /* the watch saw the upstream's ReadyForQuery */
 };
 
 /* conn.c */

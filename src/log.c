@@ -100,10 +100,12 @@ static size_t json_str(char *out, size_t o, size_t cap, const char *s, size_t n)
             if (o + 6 > lim)
                 break;
             static const char hex[] = "0123456789abcdef";
-            memcpy(out + o, "\\u00", 4);
-            out[o + 4] = hex[ch >> 4];
-            out[o + 5] = hex[ch & 15];
-            o += 6;
+            out[o++] = '\\';
+            out[o++] = 'u';
+            out[o++] = '0';
+            out[o++] = '0';
+            out[o++] = hex[ch >> 4];
+            out[o++] = hex[ch & 15];
             i++;
         } else {
             if (o + k > lim)

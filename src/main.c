@@ -212,8 +212,8 @@ static void status_signal(struct supervisor *sv, int signum)
              "rss_bytes=%lld cpu_ms=%lld upstream_last_success_unix=%lld",
              PGTP_VERSION, (long long)metrics_active_sessions(), sv->nworkers,
              sv->nworkers - sv->finished, sv->stop_signals > 0 ? "yes" : "no",
-             (long long)(time(NULL) - ps.start_time), (long long)ps.open_fds,
-             (long long)ps.max_fds, (long long)ps.rss_bytes, (long long)(ps.cpu_seconds * 1000),
+             (long long)(time(NULL) - ps.start_time), (long long)ps.open_fds, (long long)ps.max_fds,
+             (long long)ps.rss_bytes, (long long)(ps.cpu_seconds * 1000),
              (long long)metrics_last_upstream_ok());
 }
 
@@ -395,6 +395,10 @@ int main(int argc, char **argv)
     process_stats_read(&started); /* remembers the start time */
     log_json = cfg.log_json;
     signal(SIGPIPE, SIG_IGN);
+    /* Until the main loop's handlers are installed (and in --check), the
+     * default action of SIGUSR1/SIGUSR2 would kill the process unlogged. */
+    signal(SIGUSR1, SIG_IGN);
+    signal(SIGUSR2, SIG_IGN);
     raise_fd_limit();
 
     struct runtime rt = {

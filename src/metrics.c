@@ -38,12 +38,18 @@
 
 /* The label values are the outcome= words conn.c logs on event=closed. */
 static const char *const outcome_names[OUT_COUNT] = {
-    [OUT_CLOSED] = "closed",           [OUT_ERROR] = "error",
-    [OUT_REFUSED] = "refused",         [OUT_TIMEOUT] = "timeout",
-    [OUT_UPSTREAM] = "upstream_error", [OUT_PROTOCOL] = "protocol_error",
-    [OUT_DENIED] = "denied",           [OUT_CHANNEL_BINDING] = "channel_binding",
-    [OUT_CANCEL] = "cancel",           [OUT_FRONT_TLS] = "front_tls_failed",
-    [OUT_TOO_MANY] = "too_many",       [OUT_SHUTDOWN] = "shutdown",
+    [OUT_CLOSED] = "closed",
+    [OUT_ERROR] = "error",
+    [OUT_REFUSED] = "refused",
+    [OUT_TIMEOUT] = "timeout",
+    [OUT_UPSTREAM] = "upstream_error",
+    [OUT_PROTOCOL] = "protocol_error",
+    [OUT_DENIED] = "denied",
+    [OUT_CHANNEL_BINDING] = "channel_binding",
+    [OUT_CANCEL] = "cancel",
+    [OUT_FRONT_TLS] = "front_tls_failed",
+    [OUT_TOO_MANY] = "too_many",
+    [OUT_SHUTDOWN] = "shutdown",
     [OUT_LOGIN_FAILED] = "login_failed",
 };
 
@@ -571,8 +577,7 @@ static void render_logins(struct out *o)
     family(o, "pg_tls_proxy_readiness_probe_failures_total", "counter",
            "The proxy's own upstream probes (for /readyz) that failed; not in "
            "pg_tls_proxy_handshake_failures_total.");
-    putf(o, "pg_tls_proxy_readiness_probe_failures_total %" PRIuLEAST64 "\n",
-         LOAD(probe_failures));
+    putf(o, "pg_tls_proxy_readiness_probe_failures_total %" PRIuLEAST64 "\n", LOAD(probe_failures));
 }
 
 static struct process_stats frozen_ps;
@@ -593,7 +598,8 @@ static void render_process(struct out *o)
         ps = frozen_ps;
     else
         process_stats_read(&ps);
-    family(o, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+    family(o, "process_cpu_seconds_total", "counter",
+           "Total user and system CPU time spent in seconds.");
     putf(o, "process_cpu_seconds_total %.3f\n", ps.cpu_seconds);
     if (ps.open_fds >= 0) {
         family(o, "process_open_fds", "gauge", "Number of open file descriptors.");

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/time.h>
@@ -44,8 +45,10 @@ static int64_t read_start_time(void)
     FILE *f = fopen("/proc/stat", "re");
     if (f != NULL) {
         while (fgets(buf, sizeof(buf), f) != NULL)
-            if (sscanf(buf, "btime %lld", &btime) == 1)
+            if (strncmp(buf, "btime ", 6) == 0) {
+                btime = strtoll(buf + 6, NULL, 10);
                 break;
+            }
         fclose(f);
     }
     f = fopen("/proc/self/stat", "re");
@@ -63,7 +66,11 @@ static int64_t read_start_time(void)
     for (int field = 3; field < 22 && p != NULL; field++)
         p = strchr(p + 1, ' ');
     long hz = sysconf(_SC_CLK_TCK);
-    if (p == NULL || hz <= 0 || sscanf(p, " %llu", &ticks) != 1)
+    if (p == NULL || hz <= 0)
+        return -1;
+    char *end;
+    ticks = strtoull(p, &end, 10);
+    if (end == p)
         return -1;
     return (int64_t)btime + (int64_t)(ticks / (unsigned long long)hz);
 }
@@ -89,11 +96,16 @@ void process_stats_read(struct process_stats *ps)
     ps->rss_bytes = ps->virtual_bytes = -1;
     FILE *f = fopen("/proc/self/statm", "re");
     if (f != NULL) {
-        unsigned long long size, resident;
+        char line[128];
         long page = sysconf(_SC_PAGESIZE);
-        if (fscanf(f, "%llu %llu", &size, &resident) == 2 && page > 0) {
-            ps->virtual_bytes = (int64_t)(size * (unsigned long long)page);
-            ps->rss_bytes = (int64_t)(resident * (unsigned long long)page);
+        if (fgets(line, sizeof(line), f) != NULL && page > 0) {
+            char *end, *end2;
+            unsigned long long size = strtoull(line, &end, 10);
+            unsigned long long resident = strtoull(end, &end2, 10);
+            if (end != line && end2 != end) {
+                ps->virtual_bytes = (int64_t)(size * (unsigned long long)page);
+                ps->rss_bytes = (int64_t)(resident * (unsigned long long)page);
+            }
         }
         fclose(f);
     }

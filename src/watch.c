@@ -81,8 +81,7 @@ static void login_refused(struct conn *c, const uint8_t *m, size_t n)
         c->outcome = "login_failed";
         snprintf(c->reason, sizeof(c->reason), "%s", ef.message);
     }
-    log_debug("event=login_refused conn=%llu sqlstate=%s", (unsigned long long)c->id,
-              ef.sqlstate);
+    log_debug("event=login_refused conn=%llu sqlstate=%s", (unsigned long long)c->id, ef.sqlstate);
 }
 
 /* One whole message from the upstream. */

@@ -50,7 +50,7 @@ static bool v_string(const char *s, size_t n, size_t *i)
 {
     if (*i >= n || s[*i] != '"')
         return false;
-    for ((*i)++; *i < n; ) {
+    for ((*i)++; *i < n;) {
         unsigned char ch = (unsigned char)s[*i];
         if (ch == '"') {
             (*i)++;
@@ -156,8 +156,7 @@ START_TEST(test_ipv6_keeps_its_port)
 {
     ck_assert_str_eq(conv("event=accepted conn=1 front=[::1]:5432 x=1"),
                      "{\"event\":\"accepted\",\"conn\":1,\"front\":\"[::1]:5432\",\"x\":1}");
-    ck_assert_str_eq(conv("upstream=[2001:db8::1]:6432"),
-                     "{\"upstream\":\"[2001:db8::1]:6432\"}");
+    ck_assert_str_eq(conv("upstream=[2001:db8::1]:6432"), "{\"upstream\":\"[2001:db8::1]:6432\"}");
     /* A bracketed list: the brackets go, the spaces stay inside the value. */
     ck_assert_str_eq(conv("front_certificate=[subject=\"CN=a\" not_after=x] n=2"),
                      "{\"front_certificate\":\"subject=\\\"CN=a\\\" not_after=x\",\"n\":2}");
@@ -168,7 +167,9 @@ END_TEST
 START_TEST(test_bytes_escaped)
 {
     /* Not UTF-8 (an SNI may hold anything): \u00XX, the line stays UTF-8. */
-    ck_assert_str_eq(conv("sni=\"\xff\xfe" "a\""), "{\"sni\":\"\\u00ff\\u00fea\"}");
+    ck_assert_str_eq(conv("sni=\"\xff\xfe"
+                          "a\""),
+                     "{\"sni\":\"\\u00ff\\u00fea\"}");
     /* Valid UTF-8 passes as it is; a truncated sequence does not. */
     ck_assert_str_eq(conv("n=\"caf\xc3\xa9\""), "{\"n\":\"caf\xc3\xa9\"}");
     ck_assert_str_eq(conv("n=\"x\xc3\""), "{\"n\":\"x\\u00c3\"}");
@@ -176,7 +177,8 @@ START_TEST(test_bytes_escaped)
     ck_assert_str_eq(conv("n=\"\xc0\xaf\""), "{\"n\":\"\\u00c0\\u00af\"}");
     ck_assert_str_eq(conv("n=\"\xed\xa0\x80\""), "{\"n\":\"\\u00ed\\u00a0\\u0080\"}");
     /* Control characters and DEL, bare or quoted. */
-    ck_assert_str_eq(conv("n=\"a\x01\x7f\" m=b\tc"), "{\"n\":\"a\\u0001\\u007f\",\"m\":\"b\\u0009c\"}");
+    ck_assert_str_eq(conv("n=\"a\x01\x7f\" m=b\tc"),
+                     "{\"n\":\"a\\u0001\\u007f\",\"m\":\"b\\u0009c\"}");
     /* Quotes and backslashes, as log_escape wrote them. */
     ck_assert_str_eq(conv("n=\"a\\\"b\\\\c\""), "{\"n\":\"a\\\"b\\\\c\"}");
 }

@@ -442,9 +442,12 @@ static const char *const families[] = {
 };
 
 /* Fixed process_* values: renders that must be byte-identical use them. */
-static const struct process_stats fixed_ps = {
-    .open_fds = 12, .max_fds = 1024, .rss_bytes = 4096, .virtual_bytes = 8192,
-    .cpu_seconds = 1.5, .start_time = 1700000000};
+static const struct process_stats fixed_ps = {.open_fds = 12,
+                                              .max_fds = 1024,
+                                              .rss_bytes = 4096,
+                                              .virtual_bytes = 8192,
+                                              .cpu_seconds = 1.5,
+                                              .start_time = 1700000000};
 
 START_TEST(test_render_valid_and_complete)
 {

@@ -991,8 +991,10 @@ static const struct err_case err_cases[] = {
     {"localised S, V wins whatever the order", STR("VFATAL\0SSCHWERWIEGEND\0C28000\0\0"), 0,
      "28000", "FATAL", ""},
     {"S only (before 9.6)", STR("SFATAL\0C53300\0Msorry\0\0"), 0, "53300", "FATAL", "sorry"},
-    {"control bytes and non-ASCII sanitised", STR("SFATAL\0C28P01\0Ma\x01\xff" "b\0\0"), 0,
-     "28P01", "FATAL", "a??b"},
+    {"control bytes and non-ASCII sanitised",
+     STR("SFATAL\0C28P01\0Ma\x01\xff"
+         "b\0\0"),
+     0, "28P01", "FATAL", "a??b"},
     {"no SQLSTATE", STR("SFATAL\0Mx\0\0"), -1, NULL, NULL, NULL},
     {"SQLSTATE too short", STR("SFATAL\0C2800\0\0"), -1, NULL, NULL, NULL},
     {"SQLSTATE too long", STR("SFATAL\0C28P011\0\0"), -1, NULL, NULL, NULL},

@@ -18,6 +18,9 @@
  */
 int admin_start(uv_loop_t *loop, const char *address, unsigned ready_window_s, char *err,
                 size_t errlen);
+/* Check the syntax of an --admin-address value without binding anything
+ * (start-up validates every option before it listens). 0, or -1 and err. */
+int admin_check_address(const char *address, char *err, size_t errlen);
 /* /healthz answers 200 while true (the proxy is listening), else 503. */
 void admin_set_listening(bool listening);
 /* Close the listener and every admin connection (handles closed via uv_close). */

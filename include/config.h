@@ -73,6 +73,13 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv, char 
                                 char *err, size_t errlen);
 void config_free(struct config *cfg);
 
+/*
+ * Whether --log-format json (or PG_TLS_PROXY_LOG_FORMAT=json, a flag
+ * winning) was asked for, read before config_parse so that the errors of
+ * config_parse itself are JSON too. Validates nothing.
+ */
+bool config_log_json_early(int argc, char **argv, char **envp);
+
 /* --help text, generated from the option table. */
 void config_usage(FILE *out);
 

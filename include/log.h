@@ -34,7 +34,29 @@ void log_msg(enum log_level l, const char *fmt, ...) __attribute__((format(print
  * characters as '?'. Returns buf. */
 const char *log_escape(const char *s, char *buf, size_t len);
 
-/* Print "pg-tls-proxy: <msg>" to stderr and exit(2). Start-up only. */
+/*
+ * A message for a person at the terminal: "<prefix><msg>" on stderr as it
+ * is in text mode; with --log-format json, a log line at error level
+ * {"event":"<event>","message":"<msg>"} so that every line on stderr is
+ * JSON (usage errors, fatal start-up errors, --check failures).
+ */
+void log_report(const char *prefix, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void log_reportv(const char *prefix, const char *event, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+/*
+ * One key=value line (without the newline, NUL-terminated) as a JSON
+ * object: quoted and [bracketed] values become strings, bare unsigned
+ * decimals numbers (except under keys ending in "sqlstate", always
+ * strings), other bare values strings; bytes that are not UTF-8 and
+ * control characters are escaped as \u00XX. Writes at most cap bytes (no
+ * NUL); returns the length. Pure, for log_msg and the unit tests.
+ */
+size_t log_to_json(const char *in, char *out, size_t cap);
+
+/* "pg-tls-proxy: <msg>" to stderr (a JSON line with --log-format json, see
+ * log_report) and exit(2). Start-up only. */
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 #endif

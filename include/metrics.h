@@ -19,10 +19,11 @@ enum metric_outcome {
     OUT_PROTOCOL,   /* protocol violation */
     OUT_DENIED,     /* not in --server-allow-from */
     OUT_CHANNEL_BINDING,
-    OUT_CANCEL,    /* a cancel request's own connection */
-    OUT_FRONT_TLS, /* front handshake failed */
-    OUT_TOO_MANY,  /* --max-connections */
-    OUT_SHUTDOWN,  /* ended by proxy shutdown */
+    OUT_CANCEL,       /* a cancel request's own connection */
+    OUT_FRONT_TLS,    /* front handshake failed */
+    OUT_TOO_MANY,     /* --max-connections */
+    OUT_SHUTDOWN,     /* ended by proxy shutdown */
+    OUT_LOGIN_FAILED, /* the upstream refused the login (ErrorResponse before ReadyForQuery) */
     OUT_COUNT
 };
 
@@ -33,6 +34,15 @@ const char *metrics_outcome_name(enum metric_outcome o);
 void metrics_session_opened(void);
 void metrics_session_closed(enum metric_outcome o, uint64_t bytes_from_client,
                             uint64_t bytes_from_upstream);
+/* Bytes relayed since the last report (open sessions report every second,
+ * worker.c; a closing session reports the rest via metrics_session_closed). */
+void metrics_bytes_relayed(uint64_t bytes_from_client, uint64_t bytes_from_upstream);
+/* The upstream refused a login (its ErrorResponse before ReadyForQuery);
+ * sqlstate: its 'C' field ("other" if not a valid SQLSTATE). */
+void metrics_login_failed(const char *sqlstate);
+/* A readiness probe's upstream handshake failed (not a client's: not a
+ * handshake failure). */
+void metrics_probe_failed(void);
 /* leg: 0 front, 1 back; reason: a short label such as "verify", "name",
  * "refused_tls", "timeout", "unreachable", "alert", "protocol". */
 void metrics_handshake_failed(int leg, const char *reason);
@@ -48,6 +58,11 @@ void metrics_clear_cert_expiry(void);
 int64_t metrics_active_sessions(void);
 /* Unix seconds of the last upstream handshake success, 0 if never. */
 int64_t metrics_last_upstream_ok(void);
+
+/* Unit tests: render these process_* values instead of reading them (so
+ * that two renders are byte-identical); NULL reads them again. */
+struct process_stats;
+void metrics_freeze_process_stats(const struct process_stats *ps);
 
 /*
  * Prometheus text exposition format (version 0.0.4): HELP and TYPE lines,

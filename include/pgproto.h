@@ -112,6 +112,22 @@ int pg_parse_cancel(const uint8_t *pkt, size_t len, uint32_t *pid, uint8_t *key,
 /* Build a CancelRequest for pid/key into out (cap >= 12 + keylen). Returns length or 0. */
 size_t pg_build_cancel(uint8_t *out, size_t cap, uint32_t pid, const uint8_t *key, size_t keylen);
 
+/* What the proxy logs of an upstream ErrorResponse. */
+struct pg_error_fields {
+    char sqlstate[6];  /* 'C': five characters [0-9A-Z] */
+    char severity[16]; /* 'V' (not localised), else 'S'; sanitised like log values */
+    char message[160]; /* 'M', sanitised and truncated; empty if absent */
+};
+
+/*
+ * ErrorResponse ('E'): msg is the whole message, len its size (the length
+ * word must equal len - 1). Fields are a code byte and a NUL-terminated
+ * string each, ended by a single NUL that must be the message's last byte.
+ * Returns 0 with out filled, or -1 if malformed or without a valid 'C'
+ * field (out is then zeroed or partly filled: do not use it).
+ */
+int pg_parse_error(const uint8_t *msg, size_t len, struct pg_error_fields *out);
+
 /*
  * Authentication ('R') message: returns its int32 code (0 ok, 10 SASL, ...)
  * or -1 if msg is not a well-formed 'R' message.

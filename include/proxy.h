@@ -96,9 +96,10 @@ struct worker {
     bool draining;
     bool probing; /* probe_timer initialised (worker 0 with --admin-address) */
     uv_timer_t probe_timer;
-    uv_timer_t trim_timer; /* malloc_trim after a wave of closes */
-    size_t trim_peak;      /* most connections since the last trim */
-    atomic_bool finished;  /* written by the worker, read by the main thread */
+    uv_timer_t trim_timer;  /* malloc_trim after a wave of closes */
+    uv_timer_t bytes_timer; /* open sessions' bytes to the metrics, every second */
+    size_t trim_peak;       /* most connections since the last trim */
+    atomic_bool finished;   /* written by the worker, read by the main thread */
     struct chunk_cache small, large;
     uv_tcp_t *listeners;
     size_t nlisteners;
@@ -199,6 +200,16 @@ struct conn {
     struct keymap_entry *key;        /* our session's cancel key, while it lives */
     uint8_t *cancel_pkt;             /* forwarding conn: the CancelRequest to send upstream */
     size_t cancel_len;
+    /* front.bytes_in / back.bytes_in already added to the byte metrics
+     * (worker.c reports open sessions every second) */
+    uint64_t reported_from_client, reported_from_upstream;
+    /* the upstream refused the login: its ErrorResponse's SQLSTATE and
+     * severity (watch.c), for the closed line and the metric */
+    char login_sqlstate[6];
+    char login_severity[16];
+    uint64_t join_ms;        /* loop time the legs were joined (login_ms) */
+    bool established_logged; /* event=established written (at the end of the watch) */
+    bool login_ok;           /* the watch saw the upstream's ReadyForQuery */
 };
 
 /* conn.c */
@@ -225,6 +236,9 @@ void front_on_data(struct conn *c, const uint8_t *buf, size_t len);
 void conn_hold(struct conn *c);
 void conn_release(struct conn *c);
 void conn_shutdown(struct conn *c, bool now);
+/* event=established: the login succeeded (ReadyForQuery), or verified is
+ * false when the start-up watch stopped before it could tell. Once. */
+void conn_log_established(struct conn *c, bool verified);
 /* How many descriptors are kept for refusing clients at an open-files
  * limit of limit; is descriptor number fd one of them (at the current
  * limit, stored in *limit)? */

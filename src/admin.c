@@ -563,6 +563,12 @@ static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
 
 /* ---- start / stop ------------------------------------------------------------- */
 
+int admin_check_address(const char *address, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    return parse_address(address != NULL ? address : "", &ss, err, errlen);
+}
+
 static void listener_close_cb(uv_handle_t *h)
 {
     (void)h;

@@ -15,6 +15,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -234,6 +235,130 @@ static const struct opt_def *find_short(char c)
     return NULL;
 }
 
+/* Edit distance (insertions, deletions, substitutions) between a and b,
+ * both shorter than 128 bytes; larger inputs count as far apart. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    size_t row[128];
+    if (la >= 128 || lb >= 128)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* The option whose spelling (its env name if env, else its long name) is
+ * closest to what was typed, if close enough to be a likely typo: at most
+ * a third of the length, and 3, edits away. NULL otherwise. */
+static const struct opt_def *closest(const char *typed, bool env)
+{
+    const struct opt_def *best = NULL;
+    size_t best_d = SIZE_MAX;
+    for (size_t i = 0; i < NOPTS; i++) {
+        char name[ENV_NAME_MAX];
+        if (env && !has_env(&options[i]))
+            continue;
+        if (env)
+            env_name(&options[i], name, sizeof(name));
+        else
+            snprintf(name, sizeof(name), "%s", options[i].name);
+        size_t d = edit_distance(typed, name);
+        if (d < best_d) {
+            best_d = d;
+            best = &options[i];
+        }
+    }
+    /* The length that counts is the part after the common prefix. */
+    size_t len = strlen(typed) - (env ? strlen(ENV_PREFIX) : 0);
+    size_t max = len / 3 < 3 ? len / 3 : 3;
+    if (best != NULL && best_d <= (max > 0 ? max : 1))
+        return best;
+    /* A word too many, as in PG_TLS_PROXY_LOG_LEVEL for PG_TLS_PROXY_LOG. */
+    for (size_t i = 0; i < NOPTS; i++) {
+        char name[ENV_NAME_MAX];
+        if (env && !has_env(&options[i]))
+            continue;
+        if (env)
+            env_name(&options[i], name, sizeof(name));
+        else
+            snprintf(name, sizeof(name), "%s", options[i].name);
+        size_t n = strlen(name);
+        if (strncmp(typed, name, n) == 0 && (typed[n] == '_' || typed[n] == '-'))
+            return &options[i];
+    }
+    return NULL;
+}
+
+/*
+ * Every PG_TLS_PROXY_* variable must be one of ours: a typo such as
+ * PG_TLS_PROXY_SERVER_PORTT would otherwise be ignored and the default
+ * used without a word. (Lower-case names are not ours: environment names
+ * are case-sensitive.)
+ */
+static bool check_env_names(char **envp, char *err, size_t errlen)
+{
+    size_t plen = strlen(ENV_PREFIX);
+    for (char **e = envp; e != NULL && *e != NULL; e++) {
+        if (strncmp(*e, ENV_PREFIX, plen) != 0)
+            continue;
+        size_t n = strcspn(*e, "=");
+        char name[ENV_NAME_MAX + 32];
+        snprintf(name, sizeof(name), "%.*s", (int)n, *e);
+        bool known = false;
+        for (size_t i = 0; i < NOPTS && !known; i++) {
+            char env[ENV_NAME_MAX];
+            if (!has_env(&options[i]))
+                continue;
+            env_name(&options[i], env, sizeof(env));
+            known = n == strlen(env) && strncmp(*e, env, n) == 0;
+        }
+        if (known)
+            continue;
+        const struct opt_def *o = closest(name, true);
+        char env[ENV_NAME_MAX] = "";
+        if (o != NULL)
+            env_name(o, env, sizeof(env));
+        set_err(err, errlen, "unknown environment variable %s%s%s%s", name,
+                o != NULL ? " (did you mean " : " (see --help for the variables)",
+                o != NULL ? env : "", o != NULL ? "?)" : "");
+        return false;
+    }
+    return true;
+}
+
+bool config_log_json_early(int argc, char **argv, char **envp)
+{
+    const char *v = env_lookup(envp, ENV_PREFIX "LOG_FORMAT");
+    static const char flag[] = "--log-format";
+    size_t fl = sizeof(flag) - 1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (strncmp(argv[i], flag, fl) != 0)
+            continue;
+        if (argv[i][fl] == '=')
+            v = argv[i] + fl + 1;
+        else if (argv[i][fl] == '\0' && i + 1 < argc)
+            v = argv[++i];
+    }
+    return v != NULL && strcasecmp(v, "json") == 0;
+}
+
 /* Decimal digits only (no sign, no spaces, no "0x"), 1..65535. Stops
  * accumulating once past the limit so long inputs cannot overflow. */
 /* Decimal digits only, at most max. */
@@ -430,7 +555,15 @@ static enum config_result scan_argv(struct raw_value *raw, int argc, char **argv
              * option later can never change what an existing command means. */
             o = find_long(name, len);
             if (o == NULL) {
-                set_err(err, errlen, "unknown option \"%.*s\" (see --help)", (int)(len + 2), arg);
+                char typed[128];
+                snprintf(typed, sizeof(typed), "%.*s", (int)len, name);
+                const struct opt_def *near = closest(typed, false);
+                if (near != NULL)
+                    set_err(err, errlen, "unknown option \"%.*s\" (did you mean --%s?)",
+                            (int)(len + 2), arg, near->name);
+                else
+                    set_err(err, errlen, "unknown option \"%.*s\" (see --help)", (int)(len + 2),
+                            arg);
                 return CONFIG_ERROR;
             }
             if (eq != NULL) {
@@ -516,6 +649,8 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv, char 
     enum config_result r = scan_argv(raw, argc, argv, out, err, errlen);
     if (r != CONFIG_OK)
         return r;
+    if (!check_env_names(envp, err, errlen))
+        return CONFIG_ERROR;
 
     /* Values the user gave are checked before anything missing is reported:
      * a typo is the more specific mistake. */

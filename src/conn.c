@@ -184,10 +184,15 @@ static void conn_free(struct conn *c)
                               ? SSL_get_servername(c->front.tls.ssl, TLSEXT_NAMETYPE_host_name)
                               : NULL;
         char sq[300];
+        /* A refused login: the server's own SQLSTATE and severity. */
+        char login[64] = "";
+        if (c->login_sqlstate[0] != '\0')
+            snprintf(login, sizeof(login), " sqlstate=%s severity=\"%s\"", c->login_sqlstate,
+                     c->login_severity);
         log_info("event=closed conn=%llu front=%s%s%s sni=\"%s\" user=\"%s\" database=\"%s\" "
                  "application_name=\"%s\" upstream=%s front_tls=%s front_cipher=%s "
                  "back_tls=%s back_cipher=%s bytes_from_client=%llu bytes_from_upstream=%llu "
-                 "duration_ms=%llu outcome=%s reason=\"%s\"",
+                 "duration_ms=%llu outcome=%s%s reason=\"%s\"",
                  (unsigned long long)c->id, c->front_addr, c->lb_addr[0] ? " via=" : "", c->lb_addr,
                  sni != NULL ? log_escape(sni, sq, sizeof(sq)) : "", c->info.user, c->info.database,
                  c->info.application_name, c->back_addr,
@@ -196,7 +201,7 @@ static void conn_free(struct conn *c)
                  c->back.tls_up ? tlsio_version(&c->back.tls) : "none",
                  c->back.tls_up ? tlsio_cipher(&c->back.tls) : "none",
                  (unsigned long long)c->front.bytes_in, (unsigned long long)c->back.bytes_in,
-                 (unsigned long long)ms, c->outcome ? c->outcome : "closed", c->reason);
+                 (unsigned long long)ms, c->outcome ? c->outcome : "closed", login, c->reason);
     }
     back_setup_free(c);
     keymap_remove(c->key);
@@ -219,7 +224,8 @@ static void conn_free(struct conn *c)
     if (c->counted) {
         atomic_fetch_sub_explicit(&active_clients, 1, memory_order_relaxed);
         metrics_session_closed(metrics_outcome_of(c->outcome ? c->outcome : "closed"),
-                               c->front.bytes_in, c->back.bytes_in);
+                               c->front.bytes_in - c->reported_from_client,
+                               c->back.bytes_in - c->reported_from_upstream);
     }
     free(c);
     worker_conn_gone(w);
@@ -639,15 +645,26 @@ void conn_accept(struct worker *w, uv_stream_t *listener)
         conn_close(c);
 }
 
-static void log_established(struct conn *c)
+/*
+ * Logged when the login is over (the upstream's ReadyForQuery, watch.c),
+ * not when the legs join: a wrong password or an unknown database is then
+ * one event=closed outcome=login_failed line, never "established" first.
+ * setup_ms runs from accept to the join, login_ms from the join to here.
+ */
+void conn_log_established(struct conn *c, bool verified)
 {
+    if (c->established_logged)
+        return;
+    c->established_logged = true;
+    uint64_t now = uv_now(c->w->loop);
     log_info("event=established conn=%llu front=%s upstream=%s user=\"%s\" database=\"%s\" "
              "application_name=\"%s\" front_tls=%s front_cipher=%s back_tls=%s back_cipher=%s "
-             "setup_ms=%llu",
+             "setup_ms=%llu login_ms=%llu%s",
              (unsigned long long)c->id, c->front_addr, c->back_addr, c->info.user, c->info.database,
              c->info.application_name, c->front.plain ? "none" : tlsio_version(&c->front.tls),
              c->front.plain ? "none" : tlsio_cipher(&c->front.tls), tlsio_version(&c->back.tls),
-             tlsio_cipher(&c->back.tls), (unsigned long long)(uv_now(c->w->loop) - c->start_ms));
+             tlsio_cipher(&c->back.tls), (unsigned long long)(c->join_ms - c->start_ms),
+             (unsigned long long)(now - c->join_ms), verified ? "" : " login=unverified");
 }
 
 /*
@@ -703,7 +720,9 @@ static void maybe_join(struct conn *c)
     c->last_active = uv_now(c->w->loop);
     c->front.last_read = c->back.last_read = c->last_active;
     conn_arm_timer(c);
-    log_established(c);
+    c->join_ms = c->last_active;
+    log_debug("event=login_started conn=%llu front=%s upstream=%s", (unsigned long long)c->id,
+              c->front_addr, c->back_addr);
     /* Drain what OpenSSL already holds on either side, then read both. */
     if (!c->front.plain)
         relay_pump(c, &c->front);
@@ -747,8 +766,8 @@ void conn_back_failed(struct conn *c, const char *sqlstate, const char *msg)
     leg_read_stop(&c->back);
     conn_close_leg(&c->back);
     if (c->probe && !c->health_probe) {
-        fprintf(stderr, "check failed: %s\n",
-                strncmp(msg, "pg-tls-proxy: ", 14) == 0 ? msg + 14 : msg);
+        log_report("check failed: ", "check_failed", "%s",
+                   strncmp(msg, "pg-tls-proxy: ", 14) == 0 ? msg + 14 : msg);
         c->w->probe_status = 1;
         conn_close(c);
         return;

@@ -38,38 +38,125 @@ const char *log_level_name(enum log_level l)
     return (unsigned)l < 4 ? level_names[l] : "?";
 }
 
-/* Append s as a JSON string (quoted, escaped) to out; returns the new length. */
+/* Length of the valid UTF-8 sequence at s[0..n) (1..4), or 0 if there is
+ * none (an invalid or truncated sequence, an overlong form, a surrogate). */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    size_t len;
+    unsigned cp, min;
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        len = 2;
+        cp = s[0] & 0x1fu;
+        min = 0x80;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        len = 3;
+        cp = s[0] & 0x0fu;
+        min = 0x800;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        len = 4;
+        cp = s[0] & 0x07u;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3fu);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+/*
+ * Append s[0..n) as a JSON string (quoted) to out[o..], truncated so that
+ * nothing goes past cap; the caller guarantees o + 2 <= cap. '"' and '\\' are
+ * escaped, control characters and DEL become \u00XX, valid UTF-8 passes as
+ * it is, and every byte that is not part of valid UTF-8 (a client's SNI or
+ * a certificate subject may hold anything) becomes \u00XX too: the line
+ * stays valid UTF-8 and so valid JSON, and the byte's value can still be
+ * read. Returns the new length.
+ */
 static size_t json_str(char *out, size_t o, size_t cap, const char *s, size_t n)
 {
-    if (o + 2 >= cap)
-        return o;
+    const unsigned char *u = (const unsigned char *)s;
+    size_t lim = cap - 1; /* the closing quote */
     out[o++] = '"';
-    for (size_t i = 0; i < n && o + 8 < cap; i++) {
-        unsigned char ch = (unsigned char)s[i];
+    for (size_t i = 0; i < n;) {
+        unsigned char ch = u[i];
+        size_t k = ch < 0x20 || ch == 0x7f ? 0 : utf8_seq(u + i, n - i);
         if (ch == '"' || ch == '\\') {
+            if (o + 2 > lim)
+                break;
             out[o++] = '\\';
             out[o++] = (char)ch;
-        } else if (ch < 0x20) {
-            o += (size_t)snprintf(out + o, cap - o, "\\u%04x", ch);
+            i++;
+        } else if (k == 0) {
+            if (o + 6 > lim)
+                break;
+            static const char hex[] = "0123456789abcdef";
+            out[o++] = '\\';
+            out[o++] = 'u';
+            out[o++] = '0';
+            out[o++] = '0';
+            out[o++] = hex[ch >> 4];
+            out[o++] = hex[ch & 15];
+            i++;
         } else {
-            out[o++] = (char)ch;
+            if (o + k > lim)
+                break;
+            memcpy(out + o, u + i, k);
+            o += k;
+            i += k;
         }
     }
     out[o++] = '"';
     return o;
 }
 
+/* Keys whose values are codes, strings whatever they look like: a SQLSTATE
+ * such as 08001 or 53300 must not become the number 8001 or 53300. */
+static bool key_is_code(const char *k, size_t klen)
+{
+    static const char suffix[] = "sqlstate";
+    size_t sl = sizeof(suffix) - 1;
+    return klen >= sl && memcmp(k + klen - sl, suffix, sl) == 0;
+}
+
+/* A JSON number as we write them: 0 or a decimal without a leading zero,
+ * no sign, at most 15 digits (exact in a double, so every reader agrees). */
+static bool json_uint(const char *v, size_t n)
+{
+    if (n == 0 || n > 15 || (v[0] == '0' && n > 1))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (v[i] < '0' || v[i] > '9')
+            return false;
+    return true;
+}
+
 /*
- * Our lines are `key=value ...`, values bare, "quoted" (with \" and \\
- * escapes, see log_escape) or [bracketed]. Turn one into a JSON object,
- * bare all-digit values as numbers. in is NUL-terminated.
+ * Our lines are `key=value ...` with values bare, "quoted" (with \" and \\
+ * escapes, see log_escape) or [bracketed] (a list with spaces inside). A
+ * token like [::1]:5432 (an IPv6 address and port) starts with a bracket
+ * but goes on after it: it is one bare value, brackets and port included.
+ * Values become JSON strings, except bare unsigned decimals, which are
+ * numbers unless their key names a code (sqlstate). Pure: no I/O.
  */
-static size_t to_json(const char *in, char *out, size_t cap)
+size_t log_to_json(const char *in, char *out, size_t cap)
 {
     size_t o = 0;
     char val[2048];
+    if (cap < 3)
+        return 0;
     out[o++] = '{';
     const char *p = in;
+    /* Room for the rest of a member: ',' '"' ... '":' and the closing '}'. */
     while (*p != '\0' && o + 16 < cap) {
         while (*p == ' ')
             p++;
@@ -84,7 +171,7 @@ static size_t to_json(const char *in, char *out, size_t cap)
         }
         p++; /* '=' */
         size_t vlen = 0;
-        bool number = false;
+        bool bare = false;
         if (*p == '"') {
             for (p++; *p != '\0' && *p != '"'; p++) {
                 if (*p == '\\' && p[1] != '\0')
@@ -95,6 +182,7 @@ static size_t to_json(const char *in, char *out, size_t cap)
             if (*p == '"')
                 p++;
         } else if (*p == '[') {
+            const char *open = p;
             int depth = 0;
             for (p++; *p != '\0' && !(*p == ']' && depth == 0); p++) {
                 if (*p == '[')
@@ -106,24 +194,29 @@ static size_t to_json(const char *in, char *out, size_t cap)
             }
             if (*p == ']')
                 p++;
+            if (*p != '\0' && *p != ' ') {
+                /* [v6]:port: the whole token, as written. */
+                while (*p != '\0' && *p != ' ')
+                    p++;
+                vlen = (size_t)(p - open) < sizeof(val) ? (size_t)(p - open) : sizeof(val);
+                memcpy(val, open, vlen);
+            }
         } else {
-            number = *p >= '0' && *p <= '9';
-            for (; *p != '\0' && *p != ' '; p++) {
-                number = number && *p >= '0' && *p <= '9';
+            bare = true;
+            for (; *p != '\0' && *p != ' '; p++)
                 if (vlen < sizeof(val))
                     val[vlen++] = *p;
-            }
-            number = number && vlen > 0 && vlen < 16;
         }
         if (o > 1)
             out[o++] = ',';
-        o = json_str(out, o, cap, k, klen);
+        /* Room after the key for ':""}' whatever its length. */
+        o = json_str(out, o, cap - 4, k, klen);
         out[o++] = ':';
-        if (number) {
+        if (bare && !key_is_code(k, klen) && json_uint(val, vlen) && o + vlen < cap) {
             memcpy(out + o, val, vlen);
             o += vlen;
         } else {
-            o = json_str(out, o, cap, val, vlen);
+            o = json_str(out, o, cap - 1, val, vlen);
         }
     }
     out[o++] = '}';
@@ -151,9 +244,10 @@ void log_msg(enum log_level l, const char *fmt, ...)
     if (len > sizeof(line) - 2)
         len = sizeof(line) - 2;
     if (log_json) {
-        char json[sizeof(line) * 2 + 64];
+        /* Worst case six bytes out per byte in (\u00XX). */
+        char json[sizeof(line) * 6 + 64];
         line[len] = '\0';
-        size_t jl = to_json(line, json, sizeof(json) - 1);
+        size_t jl = log_to_json(line, json, sizeof(json) - 1);
         json[jl++] = '\n';
         ssize_t wj = write(STDERR_FILENO, json, jl);
         (void)wj;
@@ -180,13 +274,33 @@ const char *log_escape(const char *s, char *buf, size_t len)
     return buf;
 }
 
+void log_reportv(const char *prefix, const char *event, const char *fmt, va_list ap)
+{
+    char msg[1536];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (!log_json) {
+        fprintf(stderr, "%s%s\n", prefix, msg);
+        fflush(stderr);
+        return;
+    }
+    /* As a log line, so that a JSON reader sees one object like any other. */
+    char q[sizeof(msg) + 8];
+    log_msg(LOG_ERROR, "event=%s message=\"%s\"", event, log_escape(msg, q, sizeof(q)));
+}
+
+void log_report(const char *prefix, const char *event, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_reportv(prefix, event, fmt, ap);
+    va_end(ap);
+}
+
 void fatal(const char *fmt, ...)
 {
     va_list ap;
-    fputs("pg-tls-proxy: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    log_reportv("pg-tls-proxy: ", "fatal", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     exit(2);
 }

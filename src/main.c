@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <openssl/err.h>
 
@@ -21,6 +22,7 @@
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
+#include "procstats.h"
 #include "proxy.h"
 #include "tlsctx.h"
 
@@ -38,7 +40,7 @@ static void raise_fd_limit(void)
     }
 }
 
-#define NSIGNALS 3 /* SIGINT, SIGTERM, SIGHUP */
+#define NSIGNALS 5 /* SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2 */
 
 /* What the main thread owns while the workers run. */
 struct supervisor {
@@ -189,11 +191,41 @@ static void shutdown_timer_cb(uv_timer_t *t)
     broadcast(sv, WORKER_FORCE);
 }
 
+/*
+ * SIGUSR1: one status line, for an operator without the admin endpoint.
+ * SIGUSR2: no meaning; logged and ignored. Either used to kill the process
+ * (the default action) without a word, which an operator who meant
+ * "reopen the logs" (there is no file to reopen: the log is stderr) did
+ * not expect.
+ */
+static void status_signal(struct supervisor *sv, int signum)
+{
+    if (signum == SIGUSR2) {
+        log_info("event=signal_ignored signal=SIGUSR2 reason=\"SIGUSR2 has no meaning here; "
+                 "SIGUSR1 logs a status line, SIGHUP reloads the certificates\"");
+        return;
+    }
+    struct process_stats ps;
+    process_stats_read(&ps);
+    log_info("event=status signal=SIGUSR1 version=%s active_sessions=%lld workers=%u "
+             "workers_running=%u draining=%s uptime_s=%lld open_fds=%lld max_fds=%lld "
+             "rss_bytes=%lld cpu_ms=%lld upstream_last_success_unix=%lld",
+             PGTP_VERSION, (long long)metrics_active_sessions(), sv->nworkers,
+             sv->nworkers - sv->finished, sv->stop_signals > 0 ? "yes" : "no",
+             (long long)(time(NULL) - ps.start_time), (long long)ps.open_fds, (long long)ps.max_fds,
+             (long long)ps.rss_bytes, (long long)(ps.cpu_seconds * 1000),
+             (long long)metrics_last_upstream_ok());
+}
+
 static void signal_cb(uv_signal_t *h, int signum)
 {
     struct supervisor *sv = h->data;
     const char *name = signum == SIGINT ? "SIGINT" : signum == SIGTERM ? "SIGTERM" : "SIGHUP";
 
+    if (signum == SIGUSR1 || signum == SIGUSR2) {
+        status_signal(sv, signum);
+        return;
+    }
     if (signum == SIGHUP) {
         reload(sv, name);
         return;
@@ -272,6 +304,15 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
         fatal("out of memory");
     sv.worker_done.data = &sv;
     sv.shutdown_timer.data = &sv;
+    /* The admin endpoint first: if its address cannot be bound, nothing
+     * has listened for clients and no event=started was logged. */
+    if (cfg->admin_address != NULL) {
+        if (admin_start(&main_loop, cfg->admin_address, cfg->admin_ready_window_s, err,
+                        sizeof(err)) < 0)
+            fatal("%s", err);
+        log_info("event=admin_listening address=%s paths=\"/metrics /healthz /readyz\"",
+                 cfg->admin_address);
+    }
     for (unsigned i = 0; i < sv.nworkers; i++) {
         struct worker *w = &sv.workers[i];
         if (worker_init(w, i, rt, ctx->front, ctx->back, &sv.worker_done) != 0)
@@ -302,7 +343,7 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
                  "these addresses may connect without TLS\"",
                  cfg->allow_plaintext_from);
 
-    const int signums[NSIGNALS] = {SIGINT, SIGTERM, SIGHUP};
+    const int signums[NSIGNALS] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2};
     for (int i = 0; i < NSIGNALS; i++) {
         uv_signal_init(&main_loop, &sv.sigs[i]);
         sv.sigs[i].data = &sv;
@@ -311,13 +352,6 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
     if (cfg->watch_certificates)
         start_watches(&sv, &main_loop);
     publish_expiry(ctx);
-    if (cfg->admin_address != NULL) {
-        if (admin_start(&main_loop, cfg->admin_address, cfg->admin_ready_window_s, err,
-                        sizeof(err)) < 0)
-            fatal("%s", err);
-        log_info("event=admin_listening address=%s paths=\"/metrics /healthz /readyz\"",
-                 cfg->admin_address);
-    }
     admin_set_listening(true);
     if (cfg->admin_address != NULL)
         worker_start_probe(&sv.workers[0]);
@@ -345,18 +379,26 @@ int main(int argc, char **argv)
     struct tls_contexts ctx;
     char err[1024];
 
+    /* Known before the first error can be printed: usage errors are JSON
+     * too when JSON was asked for. */
+    log_json = config_log_json_early(argc, argv, environ);
     switch (config_parse(&cfg, argc, argv, environ, stdout, err, sizeof(err))) {
     case CONFIG_EXIT:
         return 0;
     case CONFIG_ERROR:
-        fprintf(stderr, "pg-tls-proxy: %s\n", err);
-        return 2;
+        fatal("%s", err); /* exit status 2 */
     case CONFIG_OK:
         break;
     }
     log_min_level = (enum log_level)cfg.log_level;
+    struct process_stats started;
+    process_stats_read(&started); /* remembers the start time */
     log_json = cfg.log_json;
     signal(SIGPIPE, SIG_IGN);
+    /* Until the main loop's handlers are installed (and in --check), the
+     * default action of SIGUSR1/SIGUSR2 would kill the process unlogged. */
+    signal(SIGUSR1, SIG_IGN);
+    signal(SIGUSR2, SIG_IGN);
     raise_fd_limit();
 
     struct runtime rt = {
@@ -371,6 +413,11 @@ int main(int argc, char **argv)
     if (cfg.allow_plaintext_from != NULL &&
         cidr_list_parse(cfg.allow_plaintext_from, &rt.allow_plain, err, sizeof(err)) < 0)
         fatal("--server-allow-plaintext-from: %s", err);
+    /* Every option is checked before anything is bound or logged as
+     * started (the admin address used to be checked only after the front
+     * port was listening). */
+    if (cfg.admin_address != NULL && admin_check_address(cfg.admin_address, err, sizeof(err)) < 0)
+        fatal("%s", err);
     if (tlsctx_build(&cfg, &ctx, err, sizeof(err)) < 0)
         fatal("%s", err);
 

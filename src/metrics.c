@@ -26,6 +26,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "procstats.h"
 
 #ifndef PGTP_VERSION
 #define PGTP_VERSION "unknown"
@@ -37,12 +38,19 @@
 
 /* The label values are the outcome= words conn.c logs on event=closed. */
 static const char *const outcome_names[OUT_COUNT] = {
-    [OUT_CLOSED] = "closed",           [OUT_ERROR] = "error",
-    [OUT_REFUSED] = "refused",         [OUT_TIMEOUT] = "timeout",
-    [OUT_UPSTREAM] = "upstream_error", [OUT_PROTOCOL] = "protocol_error",
-    [OUT_DENIED] = "denied",           [OUT_CHANNEL_BINDING] = "channel_binding",
-    [OUT_CANCEL] = "cancel",           [OUT_FRONT_TLS] = "front_tls_failed",
-    [OUT_TOO_MANY] = "too_many",       [OUT_SHUTDOWN] = "shutdown",
+    [OUT_CLOSED] = "closed",
+    [OUT_ERROR] = "error",
+    [OUT_REFUSED] = "refused",
+    [OUT_TIMEOUT] = "timeout",
+    [OUT_UPSTREAM] = "upstream_error",
+    [OUT_PROTOCOL] = "protocol_error",
+    [OUT_DENIED] = "denied",
+    [OUT_CHANNEL_BINDING] = "channel_binding",
+    [OUT_CANCEL] = "cancel",
+    [OUT_FRONT_TLS] = "front_tls_failed",
+    [OUT_TOO_MANY] = "too_many",
+    [OUT_SHUTDOWN] = "shutdown",
+    [OUT_LOGIN_FAILED] = "login_failed",
 };
 
 enum metric_outcome metrics_outcome_of(const char *name)
@@ -71,6 +79,7 @@ static atomic_uint_least64_t bytes_from_client, bytes_from_upstream;
 static atomic_uint_least64_t cancels_forwarded, cancels_dropped;
 static atomic_uint_least64_t reloads_ok, reloads_failed;
 static atomic_int_least64_t last_upstream_ok;
+static atomic_uint_least64_t probe_failures;
 
 #define ADD(var, n) atomic_fetch_add_explicit(&(var), (n), memory_order_relaxed)
 #define LOAD(var) atomic_load_explicit(&(var), memory_order_relaxed)
@@ -86,8 +95,15 @@ void metrics_session_closed(enum metric_outcome o, uint64_t from_client, uint64_
         o = OUT_ERROR;
     ADD(sessions_active, -1);
     ADD(sessions_total[o], 1);
-    ADD(bytes_from_client, from_client);
-    ADD(bytes_from_upstream, from_upstream);
+    metrics_bytes_relayed(from_client, from_upstream);
+}
+
+void metrics_bytes_relayed(uint64_t from_client, uint64_t from_upstream)
+{
+    if (from_client > 0)
+        ADD(bytes_from_client, from_client);
+    if (from_upstream > 0)
+        ADD(bytes_from_upstream, from_upstream);
 }
 
 void metrics_cancel(bool forwarded)
@@ -204,6 +220,64 @@ void metrics_handshake_failed(int leg, const char *reason)
             s = &hs_table[leg]; /* table full: "other" of this leg */
         }
         pthread_mutex_unlock(&hs_lock);
+    }
+    ADD(s->count, 1);
+}
+
+void metrics_probe_failed(void)
+{
+    ADD(probe_failures, 1);
+}
+
+/* ---- login failures: a small open set of SQLSTATE series ------------------ */
+
+#define LF_SLOTS 32
+
+/* Slots [0, lf_used) are immutable once published, as for hs_table; slot 0
+ * ("other") takes malformed codes and whatever does not fit. */
+struct lf_slot {
+    char sqlstate[6];
+    atomic_uint_least64_t count;
+};
+static struct lf_slot lf_table[LF_SLOTS] = {{.sqlstate = "other"}};
+static atomic_size_t lf_used = 1;
+static pthread_mutex_t lf_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct lf_slot *lf_find(const char *code, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(lf_table[i].sqlstate, code) == 0)
+            return &lf_table[i];
+    return NULL;
+}
+
+/* Five characters from [0-9A-Z], as every SQLSTATE is. */
+static bool sqlstate_ok(const char *s)
+{
+    size_t n = 0;
+    for (; s[n] != '\0'; n++)
+        if (n >= 5 || !((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'A' && s[n] <= 'Z')))
+            return false;
+    return n == 5;
+}
+
+void metrics_login_failed(const char *sqlstate)
+{
+    if (sqlstate == NULL || !sqlstate_ok(sqlstate))
+        sqlstate = "other";
+    struct lf_slot *s = lf_find(sqlstate, atomic_load_explicit(&lf_used, memory_order_acquire));
+    if (s == NULL) {
+        pthread_mutex_lock(&lf_lock);
+        size_t n = atomic_load_explicit(&lf_used, memory_order_relaxed);
+        s = lf_find(sqlstate, n);
+        if (s == NULL && n < LF_SLOTS) {
+            s = &lf_table[n];
+            snprintf(s->sqlstate, sizeof(s->sqlstate), "%s", sqlstate);
+            atomic_store_explicit(&lf_used, n + 1, memory_order_release);
+        } else if (s == NULL) {
+            s = &lf_table[0];
+        }
+        pthread_mutex_unlock(&lf_lock);
     }
     ADD(s->count, 1);
 }
@@ -404,7 +478,8 @@ static void render_sessions(struct out *o)
     putf(o, "pg_tls_proxy_active_sessions %" PRIdLEAST64 "\n", LOAD(sessions_active));
 
     family(o, "pg_tls_proxy_bytes_total", "counter",
-           "Bytes relayed by ended sessions, by direction.");
+           "Plaintext bytes relayed, by direction (open sessions' bytes are added every "
+           "second).");
     putf(o, "pg_tls_proxy_bytes_total{direction=\"from_client\"} %" PRIuLEAST64 "\n",
          LOAD(bytes_from_client));
     putf(o, "pg_tls_proxy_bytes_total{direction=\"from_upstream\"} %" PRIuLEAST64 "\n",
@@ -490,15 +565,72 @@ static void render_build(struct out *o)
     puts_(o, "\"} 1\n");
 }
 
+static void render_logins(struct out *o)
+{
+    family(o, "pg_tls_proxy_login_failures_total", "counter",
+           "Logins the upstream refused (an ErrorResponse before ReadyForQuery), by SQLSTATE.");
+    size_t n = atomic_load_explicit(&lf_used, memory_order_acquire);
+    for (size_t i = 0; i < n; i++)
+        putf(o, "pg_tls_proxy_login_failures_total{sqlstate=\"%s\"} %" PRIuLEAST64 "\n",
+             lf_table[i].sqlstate, LOAD(lf_table[i].count));
+
+    family(o, "pg_tls_proxy_readiness_probe_failures_total", "counter",
+           "The proxy's own upstream probes (for /readyz) that failed; not in "
+           "pg_tls_proxy_handshake_failures_total.");
+    putf(o, "pg_tls_proxy_readiness_probe_failures_total %" PRIuLEAST64 "\n", LOAD(probe_failures));
+}
+
+static struct process_stats frozen_ps;
+static bool frozen;
+
+void metrics_freeze_process_stats(const struct process_stats *ps)
+{
+    frozen = ps != NULL;
+    if (ps != NULL)
+        frozen_ps = *ps;
+}
+
+/* The process_* metrics every Prometheus client library exports. */
+static void render_process(struct out *o)
+{
+    struct process_stats ps;
+    if (frozen)
+        ps = frozen_ps;
+    else
+        process_stats_read(&ps);
+    family(o, "process_cpu_seconds_total", "counter",
+           "Total user and system CPU time spent in seconds.");
+    putf(o, "process_cpu_seconds_total %.3f\n", ps.cpu_seconds);
+    if (ps.open_fds >= 0) {
+        family(o, "process_open_fds", "gauge", "Number of open file descriptors.");
+        putf(o, "process_open_fds %" PRId64 "\n", ps.open_fds);
+    }
+    if (ps.max_fds >= 0) {
+        family(o, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+        putf(o, "process_max_fds %" PRId64 "\n", ps.max_fds);
+    }
+    if (ps.rss_bytes >= 0) {
+        family(o, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+        putf(o, "process_resident_memory_bytes %" PRId64 "\n", ps.rss_bytes);
+        family(o, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+        putf(o, "process_virtual_memory_bytes %" PRId64 "\n", ps.virtual_bytes);
+    }
+    family(o, "process_start_time_seconds", "gauge",
+           "Start time of the process since unix epoch in seconds.");
+    putf(o, "process_start_time_seconds %" PRId64 "\n", ps.start_time);
+}
+
 size_t metrics_render(char *buf, size_t cap)
 {
     struct out o = {.buf = buf, .cap = cap, .len = 0};
     render_sessions(&o);
     render_handshakes(&o);
+    render_logins(&o);
     render_upstream(&o);
     render_events(&o);
     render_certs(&o);
     render_build(&o);
+    render_process(&o);
     /* Like snprintf: NUL-terminated whenever cap > 0, truncated if short. */
     if (cap > 0)
         buf[o.len < cap ? o.len : cap - 1] = '\0';

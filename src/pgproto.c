@@ -497,6 +497,46 @@ int pg_auth_code(const uint8_t *msg, size_t len)
     return (int)code;
 }
 
+int pg_parse_error(const uint8_t *msg, size_t len, struct pg_error_fields *out)
+{
+    struct cursor c;
+    bool have_v = false;
+    memset(out, 0, sizeof(*out));
+    if (!open_msg(msg, len, 'E', &c))
+        return -1;
+    for (;;) {
+        uint8_t code;
+        size_t n;
+        if (!cur_u8(&c, &code))
+            return -1; /* no terminating NUL */
+        if (code == 0)
+            break;
+        if (!cur_strlen(&c, &n))
+            return -1;
+        if (code == 'C') {
+            if (n != 5)
+                return -1;
+            for (size_t i = 0; i < 5; i++) {
+                uint8_t b = c.buf[c.pos + i];
+                if (!((b >= '0' && b <= '9') || (b >= 'A' && b <= 'Z')))
+                    return -1;
+                out->sqlstate[i] = (char)b;
+            }
+            out->sqlstate[5] = '\0';
+        } else if (code == 'V' || (code == 'S' && !have_v)) {
+            /* V is never localised (PostgreSQL 9.6+); S may be. */
+            cur_copy_sanitised(&c, n, out->severity, sizeof(out->severity));
+            have_v = have_v || code == 'V';
+        } else if (code == 'M') {
+            cur_copy_sanitised(&c, n, out->message, sizeof(out->message));
+        }
+        if (!cur_skip(&c, n + 1))
+            return -1;
+    }
+    /* The terminator is the last byte, and a SQLSTATE was there. */
+    return cur_left(&c) == 0 && out->sqlstate[0] != '\0' ? 0 : -1;
+}
+
 /* Do the n bytes at pos end with the suffix (sfxlen bytes)? */
 static bool cur_ends_with(const struct cursor *c, size_t n, const char *sfx, size_t sfxlen)
 {

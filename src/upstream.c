@@ -71,7 +71,13 @@ static void fail(struct conn *c, const char *sqlstate, const char *label, const 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    metrics_handshake_failed(1, label);
+    /* The proxy's own readiness probes are not clients' handshakes: in
+     * front of a dead upstream they would raise the failure counter by one
+     * every probe interval and bury the real failures (issue 11). */
+    if (c->health_probe)
+        metrics_probe_failed();
+    else
+        metrics_handshake_failed(1, label);
     conn_back_failed(c, sqlstate, msg);
 }
 

@@ -20,6 +20,7 @@
 
 #include "keymap.h"
 #include "log.h"
+#include "metrics.h"
 #include "proxy.h"
 
 /* Each client family spells the setting its own way: pgJDBC ignores
@@ -42,6 +43,9 @@ void watch_free(struct conn *c)
 static int watch_end(struct conn *c)
 {
     int r = 0;
+    /* verified: the upstream's ReadyForQuery ended the watch (back_msg);
+     * otherwise it stopped looking and cannot say how the login went. */
+    conn_log_established(c, c->login_ok);
     c->watching = false;
     if (c->wb.len > 0)
         r = relay_emit(c, &c->front, c->wb.buf, c->wb.len);
@@ -55,6 +59,33 @@ static bool ends_with(const char *s, const char *suffix)
 {
     size_t a = strlen(s), b = strlen(suffix);
     return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/*
+ * An ErrorResponse before ReadyForQuery: the upstream refused the login
+ * (wrong password 28P01, unknown database 3D000, too many connections
+ * 53300...). PostgreSQL ends the session after it; the audit line then
+ * says outcome=login_failed with the server's SQLSTATE instead of an
+ * ordinary close, and the metric counts it. The message is sanitised by
+ * the parser (printable ASCII, no quotes): it names the user or database,
+ * which the audit line logs anyway, and never a password.
+ */
+static void login_refused(struct conn *c, const uint8_t *m, size_t n)
+{
+    struct pg_error_fields ef;
+    if (c->login_sqlstate[0] != '\0' || pg_parse_error(m, n, &ef) < 0)
+        return;
+    /* Only an error that ends the session ends the login. */
+    if (strcmp(ef.severity, "FATAL") != 0 && strcmp(ef.severity, "PANIC") != 0)
+        return;
+    memcpy(c->login_sqlstate, ef.sqlstate, sizeof(c->login_sqlstate));
+    snprintf(c->login_severity, sizeof(c->login_severity), "%s", ef.severity);
+    metrics_login_failed(ef.sqlstate);
+    if (c->outcome == NULL) { /* the first cause wins, as in conn_end */
+        c->outcome = "login_failed";
+        snprintf(c->reason, sizeof(c->reason), "%s", ef.message);
+    }
+    log_debug("event=login_refused conn=%llu sqlstate=%s", (unsigned long long)c->id, ef.sqlstate);
 }
 
 /* One whole message from the upstream. */
@@ -91,9 +122,11 @@ static int back_msg(struct conn *c, const uint8_t *m, size_t n)
     }
     case 'E':
         c->back_error_seen = true; /* its FATAL says why it ends the session */
+        login_refused(c, m, n);
         break;
     case 'Z': {
         int r = relay_emit(c, &c->front, m, n);
+        c->login_ok = true;
         c->watching = false; /* start-up is over; the rest is relayed as is */
         return r;
     }

@@ -25,6 +25,7 @@ static void worker_finish(struct worker *w)
     if (w->probing)
         uv_close((uv_handle_t *)&w->probe_timer, NULL);
     uv_close((uv_handle_t *)&w->trim_timer, NULL);
+    uv_close((uv_handle_t *)&w->bytes_timer, NULL);
     w->finished = true;
     log_info("event=worker_stopped worker=%u", w->index);
     uv_close((uv_handle_t *)&w->ctl, NULL);
@@ -115,6 +116,30 @@ void worker_start_probe(struct worker *w)
     w->probing = true;
 }
 
+/*
+ * Byte counters that move while sessions are open: a 50 MB COPY used to show
+ * in pg_tls_proxy_bytes_total only once it ended. The relay counts bytes in
+ * plain per-leg fields (no atomics per read); once a second each worker
+ * adds what its sessions relayed since the last report, two atomic adds per
+ * worker. The closing session reports its remainder (conn.c).
+ */
+#define BYTES_REPORT_MS 1000
+
+static void bytes_cb(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+    uint64_t fc = 0, fu = 0;
+    for (struct conn *c = w->conns; c != NULL; c = c->next) {
+        if (!c->counted)
+            continue;
+        fc += c->front.bytes_in - c->reported_from_client;
+        fu += c->back.bytes_in - c->reported_from_upstream;
+        c->reported_from_client = c->front.bytes_in;
+        c->reported_from_upstream = c->back.bytes_in;
+    }
+    metrics_bytes_relayed(fc, fu);
+}
+
 int worker_init(struct worker *w, unsigned index, const struct runtime *rt, SSL_CTX *front,
                 SSL_CTX *back, uv_async_t *done)
 {
@@ -129,6 +154,9 @@ int worker_init(struct worker *w, unsigned index, const struct runtime *rt, SSL_
     w->ctl.data = w;
     uv_timer_init(w->loop, &w->trim_timer);
     w->trim_timer.data = w;
+    uv_timer_init(w->loop, &w->bytes_timer);
+    w->bytes_timer.data = w;
+    uv_timer_start(&w->bytes_timer, bytes_cb, BYTES_REPORT_MS, BYTES_REPORT_MS);
     atomic_init(&w->ctl_cmds, 0);
     SSL_CTX_up_ref(front);
     SSL_CTX_up_ref(back);

@@ -1,8 +1,8 @@
 /*
  * fuzz_backend.c - libFuzzer target for the readers of messages after the
  * StartupMessage: pg_msg_header framing, pg_parse_backend_key (with a
- * CancelRequest round trip), pg_auth_code, pg_sasl_strip_plus and
- * pg_sasl_initial_mechanism.
+ * CancelRequest round trip), pg_auth_code, pg_parse_error,
+ * pg_sasl_strip_plus and pg_sasl_initial_mechanism.
  *
  * The input is a byte stream as it would arrive on a connection. It is
  * framed message by message; each framed message (and the same bytes cut
@@ -257,6 +257,73 @@ static void check_sasl_initial(const uint8_t *m, size_t len, size_t namecap)
 /* ---- driver -------------------------------------------------------------- */
 
 /* Every reader on m[0..len), with len bytes in a buffer of their own. */
+/* ---- ErrorResponse fields ----------------------------------------------- */
+
+static bool ref_sanitised(const char *got, const uint8_t *src, size_t n, size_t cap)
+{
+    size_t want = n < cap - 1 ? n : cap - 1;
+    if (strlen(got) != want)
+        return false;
+    for (size_t i = 0; i < want; i++) {
+        uint8_t b = src[i];
+        char c = (b >= 0x20 && b <= 0x7e && b != '"' && b != '\\') ? (char)b : '?';
+        if (got[i] != c)
+            return false;
+    }
+    return true;
+}
+
+static void check_error(const uint8_t *m, size_t len)
+{
+    struct pg_error_fields ef;
+    int r = pg_parse_error(m, len, &ef);
+    /* Reference: walk the fields the plainest way. */
+    bool ok = ref_whole(m, len, 'E');
+    const uint8_t *c = NULL, *sev = NULL, *msg = NULL;
+    size_t sevn = 0, msgn = 0;
+    bool have_v = false;
+    size_t i = 5;
+    while (ok) {
+        if (i >= len) {
+            ok = false;
+            break;
+        }
+        uint8_t code = m[i++];
+        if (code == 0)
+            break;
+        size_t j = i;
+        while (j < len && m[j] != 0)
+            j++;
+        if (j >= len) {
+            ok = false;
+            break;
+        }
+        if (code == 'C') {
+            ok = j - i == 5;
+            for (size_t k = i; ok && k < j; k++)
+                ok = (m[k] >= '0' && m[k] <= '9') || (m[k] >= 'A' && m[k] <= 'Z');
+            c = m + i;
+        } else if (code == 'V' || (code == 'S' && !have_v)) {
+            sev = m + i;
+            sevn = j - i;
+            have_v = have_v || code == 'V';
+        } else if (code == 'M') {
+            msg = m + i;
+            msgn = j - i;
+        }
+        i = j + 1;
+    }
+    ok = ok && i == len && c != NULL;
+    require(r == (ok ? 0 : -1));
+    if (r == 0) {
+        require(memcmp(ef.sqlstate, c, 5) == 0 && ef.sqlstate[5] == '\0');
+        require(sev == NULL ? ef.severity[0] == '\0'
+                            : ref_sanitised(ef.severity, sev, sevn, sizeof(ef.severity)));
+        require(msg == NULL ? ef.message[0] == '\0'
+                            : ref_sanitised(ef.message, msg, msgn, sizeof(ef.message)));
+    }
+}
+
 static void check_all(const uint8_t *src, size_t len, size_t sel)
 {
     uint8_t *m = malloc(len > 0 ? len : 1);
@@ -266,6 +333,7 @@ static void check_all(const uint8_t *src, size_t len, size_t sel)
     check_backend_key(m, len);
     check_cancel(m, len);
     check_auth(m, len);
+    check_error(m, len);
     check_sasl_strip(m, len, sel);
     check_sasl_initial(m, len, sel % 3 == 0 ? PG_LOGVAL_MAX : sel % 3 == 1 ? 5 : 0);
     free(m);

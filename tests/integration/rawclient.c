@@ -439,6 +439,7 @@ struct conn_opts {
     int proxy_version;     /* 1 or 2: send a PROXY protocol header first; 0: none */
     const char *proxy_src; /* the client address that header claims */
     int proxy_split;       /* header in two writes, apart from the first message */
+    char sni[256];         /* --sni HEX: the SNI bytes to send instead of HOST */
 };
 
 /* Parse a CONNECT-OPTION at argv[*i]; returns 0 if it is not one. */
@@ -468,6 +469,19 @@ static int parse_conn_opt(struct conn_opts *o, int argc, char **argv, int *i)
         o->proxy_src = argv[++*i];
     } else if (strcmp(a, "--proxy-split") == 0) {
         o->proxy_split = 1;
+    } else if (strcmp(a, "--sni") == 0 && *i + 1 < argc) {
+        /* Hex, so that any byte but NUL can be sent (hostile SNIs). */
+        const char *hex = argv[++*i];
+        size_t n = strlen(hex);
+        if (n == 0 || n % 2 != 0 || n / 2 >= sizeof(o->sni))
+            die("--sni %s: expected an even number of hex digits, at most 510", hex);
+        for (size_t k = 0; k < n / 2; k++) {
+            unsigned v;
+            if (sscanf(hex + 2 * k, "%2x", &v) != 1 || v == 0)
+                die("--sni %s: not hex, or a NUL byte", hex);
+            o->sni[k] = (char)v;
+        }
+        o->sni[n / 2] = '\0';
     } else {
         return 0;
     }
@@ -654,7 +668,8 @@ static int open_conn(const char *host, const char *port, const struct conn_opts 
     s->ssl = SSL_new(ctx);
     if (s->ssl == NULL)
         die("SSL_new failed");
-    SSL_set_tlsext_host_name(s->ssl, host);
+    char *sni = (char *)(o->sni[0] != '\0' ? o->sni : host); /* the macro casts, unparenthesised */
+    SSL_set_tlsext_host_name(s->ssl, sni);
     set_alpn(s->ssl, o->alpn);
     if (o->pipeline_hello) {
         /* Produce the ClientHello through memory BIOs, send it in the same
@@ -2341,7 +2356,7 @@ static void usage(void)
           "       rawclient fake-upstream PORT direct-tls CERT KEY\n"
           "CONNECT-OPTIONS: --plaintext --direct --alpn P1[,P2] --no-alpn --pipeline-hello\n"
           "                 --gssenc --from ADDR --proxy-v1 SRC --proxy-v2 SRC|LOCAL\n"
-          "                 --proxy-split\n",
+          "                 --proxy-split --sni HEX\n",
           stderr);
     exit(2);
 }

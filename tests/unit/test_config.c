@@ -201,15 +201,64 @@ END_TEST
 
 START_TEST(test_env_lookalikes_ignored)
 {
-    /* A longer name sharing the prefix, or a lower-case one, is not ours; an
-     * empty variable counts as unset. */
-    ck_assert_int_eq(
-        parse(NOARGS, ENV(REQ_ENV, "PG_TLS_PROXY_SERVER_PORTX=1", "pg_tls_proxy_server_port=2",
-                          "PG_TLS_PROXY_SERVER_HOST=", "PG_TLS_PROXY_LOG=")),
-        CONFIG_OK);
+    /* A lower-case name is not ours (environment names are case-sensitive);
+     * an empty variable counts as unset. */
+    ck_assert_int_eq(parse(NOARGS, ENV(REQ_ENV, "pg_tls_proxy_server_port=2",
+                                       "PG_TLS_PROXY_SERVER_HOST=", "PG_TLS_PROXY_LOG=")),
+                     CONFIG_OK);
     ck_assert_uint_eq(cfg.listen_port, 5432);
     ck_assert_ptr_null(cfg.listen_host);
     ck_assert_int_eq(cfg.log_level, LOG_INFO);
+}
+END_TEST
+
+START_TEST(test_env_unknown_refused)
+{
+    /* Issue 11 item 17: a typo used to be ignored and the default used. */
+    assert_error(parse(NOARGS, ENV(REQ_ENV, "PG_TLS_PROXY_SERVER_PORTT=6432")),
+                 "unknown environment variable PG_TLS_PROXY_SERVER_PORTT (did you mean "
+                 "PG_TLS_PROXY_SERVER_PORT?)");
+    assert_error(parse(NOARGS, ENV(REQ_ENV, "PG_TLS_PROXY_SERVER_PORTX=1")),
+                 "unknown environment variable PG_TLS_PROXY_SERVER_PORTX (did you mean "
+                 "PG_TLS_PROXY_SERVER_PORT?)");
+    assert_error(parse(NOARGS, ENV(REQ_ENV, "PG_TLS_PROXY_ADMIN_ADRESS=9187")),
+                 "unknown environment variable PG_TLS_PROXY_ADMIN_ADRESS (did you mean "
+                 "PG_TLS_PROXY_ADMIN_ADDRESS?)");
+    /* Even empty: it is still a mistake in the deployment. */
+    assert_error(parse(NOARGS, ENV(REQ_ENV, "PG_TLS_PROXY_LOG_LEVEL=")),
+                 "unknown environment variable PG_TLS_PROXY_LOG_LEVEL (did you mean "
+                 "PG_TLS_PROXY_LOG?)");
+    /* Far from every option: no guess. */
+    assert_error(parse(NOARGS, ENV(REQ_ENV, "PG_TLS_PROXY_SOMETHING_ELSE_ENTIRELY=1")),
+                 "unknown environment variable PG_TLS_PROXY_SOMETHING_ELSE_ENTIRELY (see --help "
+                 "for the variables)");
+    /* --help and --version have no variable. */
+    assert_error(parse(NOARGS, ENV(REQ_ENV, "PG_TLS_PROXY_HELP=1")),
+                 "unknown environment variable PG_TLS_PROXY_HELP (see --help for the "
+                 "variables)");
+    /* Every real variable is accepted, the ones the Dockerfile's HEALTHCHECK
+     * and the README's docker run use included. */
+    ck_assert_int_eq(parse(NOARGS, ENV(REQ_ENV, "PG_TLS_PROXY_ADMIN_ADDRESS=9187",
+                                       "PG_TLS_PROXY_CHECK=0", "PG_TLS_PROXY_LOG_FORMAT=json")),
+                     CONFIG_OK);
+}
+END_TEST
+
+START_TEST(test_log_json_early)
+{
+    char a0[] = "pg-tls-proxy", a1[] = "--log-format", a2[] = "json", a3[] = "--log-format=text";
+    char e1[] = "PG_TLS_PROXY_LOG_FORMAT=JSON", e2[] = "PG_TLS_PROXY_LOG_FORMAT=text";
+    char *argv_flag[] = {a0, a1, a2, NULL};
+    char *argv_both[] = {a0, a1, a2, a3, NULL};
+    char *argv_none[] = {a0, NULL};
+    char *env_json[] = {e1, NULL};
+    char *env_text[] = {e2, NULL};
+    ck_assert(config_log_json_early(3, argv_flag, NULL));
+    ck_assert(!config_log_json_early(4, argv_both, NULL)); /* the last flag wins */
+    ck_assert(config_log_json_early(1, argv_none, env_json));
+    ck_assert(!config_log_json_early(1, argv_none, env_text));
+    ck_assert(config_log_json_early(3, argv_flag, env_text)); /* a flag beats the variable */
+    ck_assert(!config_log_json_early(1, argv_none, NULL));
 }
 END_TEST
 
@@ -369,7 +418,11 @@ START_TEST(test_unknown_option)
     assert_error(parse(ARGS(REQ_FLAGS, "-x"), NULL), "unknown option \"-x\" (see --help)");
     /* No getopt-style abbreviations. */
     assert_error(parse(ARGS(REQ_FLAGS, "--server-po", "1"), NULL),
-                 "unknown option \"--server-po\" (see --help)");
+                 "unknown option \"--server-po\" (did you mean --server-port?)");
+    assert_error(parse(ARGS(REQ_FLAGS, "--server-portt", "1"), NULL),
+                 "unknown option \"--server-portt\" (did you mean --server-port?)");
+    assert_error(parse(ARGS(REQ_FLAGS, "--admin-adress=1"), NULL),
+                 "unknown option \"--admin-adress\" (did you mean --admin-address?)");
     /* No bundled short flags. */
     assert_error(parse(ARGS(REQ_FLAGS, "-hV"), NULL), "unknown option \"-hV\" (see --help)");
     assert_error(parse(ARGS(REQ_FLAGS, "stray"), NULL),
@@ -554,6 +607,8 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_port_edge_cases);
     tcase_add_test(tc, test_bad_log_level);
     tcase_add_test(tc, test_unknown_option);
+    tcase_add_test(tc, test_env_unknown_refused);
+    tcase_add_test(tc, test_log_json_early);
     tcase_add_test(tc, test_missing_value);
     tcase_add_test(tc, test_help);
     tcase_add_test(tc, test_version);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@
 #include "admin.h"
 #include "httpreq.h"
 #include "metrics.h"
+#include "procstats.h"
 #include "suites.h"
 
 #define NELEM(a) (int)(sizeof(a) / sizeof((a)[0]))
@@ -423,17 +425,35 @@ static const char *const families[] = {
     "pg_tls_proxy_active_sessions",
     "pg_tls_proxy_bytes_total",
     "pg_tls_proxy_handshake_failures_total",
+    "pg_tls_proxy_login_failures_total",
+    "pg_tls_proxy_readiness_probe_failures_total",
     "pg_tls_proxy_upstream_connect_seconds",
     "pg_tls_proxy_upstream_last_success_timestamp_seconds",
     "pg_tls_proxy_cancel_requests_total",
     "pg_tls_proxy_reloads_total",
     "pg_tls_proxy_certificate_expiry_timestamp_seconds",
     "pg_tls_proxy_build_info",
+    "process_cpu_seconds_total",
+    "process_open_fds",
+    "process_max_fds",
+    "process_resident_memory_bytes",
+    "process_virtual_memory_bytes",
+    "process_start_time_seconds",
 };
+
+/* Fixed process_* values: renders that must be byte-identical use them. */
+static const struct process_stats fixed_ps = {.open_fds = 12,
+                                              .max_fds = 1024,
+                                              .rss_bytes = 4096,
+                                              .virtual_bytes = 8192,
+                                              .cpu_seconds = 1.5,
+                                              .start_time = 1700000000};
 
 START_TEST(test_render_valid_and_complete)
 {
+    metrics_freeze_process_stats(&fixed_ps);
     char *t = render();
+    metrics_freeze_process_stats(NULL);
     assert_valid(t);
     ck_assert_int_eq(ex.nfams, NELEM(families));
     for (int i = 0; i < NELEM(families); i++)
@@ -720,6 +740,7 @@ END_TEST
 
 START_TEST(test_buffer_too_small)
 {
+    metrics_freeze_process_stats(&fixed_ps);
     size_t n = metrics_render(NULL, 0);
     ck_assert_uint_gt(n, 1000);
     char *full = malloc(n + 1), *b = malloc(n + 1);
@@ -756,6 +777,57 @@ START_TEST(test_buffer_too_small)
     free(big);
     free(full);
     free(b);
+    metrics_freeze_process_stats(NULL);
+}
+END_TEST
+
+/* The real process_* values: plausible, and as the kernel says. */
+START_TEST(test_process_metrics)
+{
+    int cnt;
+    struct rlimit rl;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    char *t = render();
+    assert_valid(t);
+    double fds = sum_prefix(t, "process_open_fds", &cnt);
+    double max = sum_prefix(t, "process_max_fds", &cnt);
+    double rss = sum_prefix(t, "process_resident_memory_bytes", &cnt);
+    double start = sum_prefix(t, "process_start_time_seconds", &cnt);
+    ck_assert_msg(fds >= 3 && fds < 1000, "open fds %g", fds); /* stdin, stdout, stderr */
+    ck_assert_msg(max == (double)rl.rlim_cur, "max fds %g, limit %llu", max,
+                  (unsigned long long)rl.rlim_cur);
+    ck_assert_msg(rss > 100000, "rss %g", rss);
+    ck_assert_msg(start > 1.6e9 && start <= (double)time(NULL), "start %g", start);
+    ck_assert_ptr_nonnull(strstr(t, "\nprocess_cpu_seconds_total "));
+    free(t);
+}
+END_TEST
+
+/* Login failures by SQLSTATE; probe failures apart from handshake failures. */
+START_TEST(test_login_and_probe_failures)
+{
+    int cnt;
+    char *t = render();
+    double l0 = sum_prefix(t, "pg_tls_proxy_login_failures_total{sqlstate=\"28P01\"}", &cnt);
+    double o0 = sum_prefix(t, "pg_tls_proxy_login_failures_total{sqlstate=\"other\"}", &cnt);
+    double p0 = sum_prefix(t, "pg_tls_proxy_readiness_probe_failures_total", &cnt);
+    double h0 = sum_prefix(t, "pg_tls_proxy_handshake_failures_total", &cnt);
+    free(t);
+    metrics_login_failed("28P01");
+    metrics_login_failed("28P01");
+    metrics_login_failed("bad\"code"); /* never a label value */
+    metrics_login_failed(NULL);
+    metrics_probe_failed();
+    t = render();
+    assert_valid(t);
+    ck_assert(sum_prefix(t, "pg_tls_proxy_login_failures_total{sqlstate=\"28P01\"}", &cnt) ==
+              l0 + 2);
+    ck_assert(sum_prefix(t, "pg_tls_proxy_login_failures_total{sqlstate=\"other\"}", &cnt) ==
+              o0 + 2);
+    ck_assert(sum_prefix(t, "pg_tls_proxy_readiness_probe_failures_total", &cnt) == p0 + 1);
+    ck_assert(sum_prefix(t, "pg_tls_proxy_handshake_failures_total", &cnt) == h0);
+    ck_assert_ptr_null(strstr(t, "bad"));
+    free(t);
 }
 END_TEST
 
@@ -1353,6 +1425,8 @@ Suite *metrics_suite(void)
     tcase_add_test(m, test_handshake_table_full);
     tcase_add_test(m, test_label_escaping);
     tcase_add_test(m, test_buffer_too_small);
+    tcase_add_test(m, test_process_metrics);
+    tcase_add_test(m, test_login_and_probe_failures);
     tcase_add_loop_test(m, test_checker_rejects, 0, NELEM(bad_expositions));
     tcase_add_test(m, test_checker_accepts);
     suite_add_tcase(s, m);

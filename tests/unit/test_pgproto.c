@@ -971,6 +971,97 @@ START_TEST(test_auth_code)
 }
 END_TEST
 
+/* ---- ErrorResponse fields (the login audit) ----------------------------- */
+
+struct err_case {
+    const char *name;
+    const char *body; /* fields after the header, terminator included */
+    size_t bodylen;
+    int want;
+    const char *sqlstate, *severity, *message;
+};
+
+static const struct err_case err_cases[] = {
+    {"wrong password (PostgreSQL 16)",
+     STR("SFATAL\0VFATAL\0C28P01\0Mpassword authentication failed for user \"app\"\0"
+         "Fauth.c\0L323\0Rauth_failed\0\0"),
+     0, "28P01", "FATAL", "password authentication failed for user ?app?"},
+    {"unknown database", STR("SFATAL\0VFATAL\0C3D000\0Mdatabase \"nope\" does not exist\0\0"), 0,
+     "3D000", "FATAL", "database ?nope? does not exist"},
+    {"localised S, V wins whatever the order", STR("VFATAL\0SSCHWERWIEGEND\0C28000\0\0"), 0,
+     "28000", "FATAL", ""},
+    {"S only (before 9.6)", STR("SFATAL\0C53300\0Msorry\0\0"), 0, "53300", "FATAL", "sorry"},
+    {"control bytes and non-ASCII sanitised",
+     STR("SFATAL\0C28P01\0Ma\x01\xff"
+         "b\0\0"),
+     0, "28P01", "FATAL", "a??b"},
+    {"no SQLSTATE", STR("SFATAL\0Mx\0\0"), -1, NULL, NULL, NULL},
+    {"SQLSTATE too short", STR("SFATAL\0C2800\0\0"), -1, NULL, NULL, NULL},
+    {"SQLSTATE too long", STR("SFATAL\0C28P011\0\0"), -1, NULL, NULL, NULL},
+    {"SQLSTATE lower case", STR("SFATAL\0C28p01\0\0"), -1, NULL, NULL, NULL},
+    {"SQLSTATE with a quote", STR("SFATAL\0C28\"01\0\0"), -1, NULL, NULL, NULL},
+    {"no terminator", STR("SFATAL\0C28P01\0"), -1, NULL, NULL, NULL},
+    {"unterminated field", STR("SFATAL\0C28P01"), -1, NULL, NULL, NULL},
+    {"bytes after the terminator", STR("SFATAL\0C28P01\0\0X"), -1, NULL, NULL, NULL},
+    {"empty body", STR(""), -1, NULL, NULL, NULL},
+    {"terminator only", STR("\0"), -1, NULL, NULL, NULL},
+};
+
+static size_t err_msg(const struct err_case *tc, uint8_t *out, size_t cap)
+{
+    size_t n = 5 + tc->bodylen;
+    ck_assert_uint_le(n, cap);
+    out[0] = 'E';
+    uint32_t w = (uint32_t)(n - 1);
+    out[1] = (uint8_t)(w >> 24);
+    out[2] = (uint8_t)(w >> 16);
+    out[3] = (uint8_t)(w >> 8);
+    out[4] = (uint8_t)w;
+    memcpy(out + 5, tc->body, tc->bodylen);
+    return n;
+}
+
+START_TEST(test_parse_error)
+{
+    const struct err_case *tc = &err_cases[_i];
+    uint8_t m[512];
+    struct pg_error_fields ef;
+    size_t n = err_msg(tc, m, sizeof(m));
+    int got = pg_parse_error(m, n, &ef);
+    ck_assert_msg(got == tc->want, "%s: got %d, want %d", tc->name, got, tc->want);
+    if (got == 0) {
+        ck_assert_str_eq(ef.sqlstate, tc->sqlstate);
+        ck_assert_str_eq(ef.severity, tc->severity);
+        ck_assert_str_eq(ef.message, tc->message);
+    }
+    /* Every shorter prefix, and a wrong type byte, is refused. */
+    for (size_t cut = 0; cut < n; cut++)
+        ck_assert_int_eq(pg_parse_error(m, cut, &ef), -1);
+    m[0] = 'N';
+    ck_assert_int_eq(pg_parse_error(m, n, &ef), -1);
+    ck_assert_int_eq(pg_parse_error(NULL, 0, &ef), -1);
+}
+END_TEST
+
+START_TEST(test_parse_error_long_message)
+{
+    /* A message longer than the field: truncated, NUL-terminated. */
+    uint8_t m[600];
+    char body[560];
+    size_t b = 0;
+    b += (size_t)snprintf(body + b, sizeof(body) - b, "SFATAL%cC28P01%cM", 0, 0);
+    memset(body + b, 'x', 500);
+    b += 500;
+    body[b++] = 0;
+    body[b++] = 0;
+    struct err_case tc = {"long", body, b, 0, NULL, NULL, NULL};
+    size_t n = err_msg(&tc, m, sizeof(m));
+    struct pg_error_fields ef;
+    ck_assert_int_eq(pg_parse_error(m, n, &ef), 0);
+    ck_assert_uint_eq(strlen(ef.message), sizeof(ef.message) - 1);
+}
+END_TEST
+
 /* ---- AuthenticationSASL: stripping -PLUS -------------------------------- */
 
 struct sasl_case {
@@ -1237,6 +1328,8 @@ Suite *pgproto_suite(void)
     tcase_add_loop_test(msgs, test_parse_cancel_bad, 0, NELEM(cancel_parse_bad));
     tcase_add_test(msgs, test_parse_cancel_257);
     tcase_add_loop_test(msgs, test_auth_code, 0, NELEM(auth_cases));
+    tcase_add_loop_test(msgs, test_parse_error, 0, NELEM(err_cases));
+    tcase_add_test(msgs, test_parse_error_long_message);
     tcase_add_loop_test(msgs, test_sasl_strip, 0, NELEM(sasl_cases));
     tcase_add_test(msgs, test_sasl_strip_golden);
     tcase_add_loop_test(msgs, test_sasl_strip_raw_bad, 0, NELEM(sasl_raw_bad));

@@ -1,0 +1,231 @@
+/*
+ * test_log.c - log_to_json, the key=value -> JSON conversion behind
+ * --log-format json: types (SQLSTATE always a string), IPv6 addresses with
+ * their port, bytes that are not UTF-8, and truncation at every capacity
+ * (checked by a strict validator of the JSON subset it writes).
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "suites.h"
+
+static char out[16384];
+
+static const char *conv(const char *in)
+{
+    size_t n = log_to_json(in, out, sizeof(out) - 1);
+    out[n] = '\0';
+    return out;
+}
+
+/* ---- a strict validator of what log_to_json may write --------------------- */
+
+static bool utf8_ok(const unsigned char *s, size_t n, size_t *used)
+{
+    size_t len;
+    if (s[0] < 0x80)
+        len = 1;
+    else if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        len = 2;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef)
+        len = 3;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        len = 4;
+    else
+        return false;
+    if (len > n)
+        return false;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return false;
+    *used = len;
+    return true;
+}
+
+/* A JSON string at s[*i]: quotes, escapes \" \\ \uXXXX only, no raw control
+ * character, valid UTF-8. */
+static bool v_string(const char *s, size_t n, size_t *i)
+{
+    if (*i >= n || s[*i] != '"')
+        return false;
+    for ((*i)++; *i < n;) {
+        unsigned char ch = (unsigned char)s[*i];
+        if (ch == '"') {
+            (*i)++;
+            return true;
+        }
+        if (ch < 0x20)
+            return false;
+        if (ch == '\\') {
+            if (*i + 1 >= n)
+                return false;
+            char e = s[*i + 1];
+            if (e == '"' || e == '\\') {
+                *i += 2;
+            } else if (e == 'u') {
+                if (*i + 6 > n)
+                    return false;
+                for (size_t k = 2; k < 6; k++)
+                    if (strchr("0123456789abcdef", s[*i + k]) == NULL || s[*i + k] == '\0')
+                        return false;
+                *i += 6;
+            } else {
+                return false;
+            }
+            continue;
+        }
+        size_t used;
+        if (!utf8_ok((const unsigned char *)s + *i, n - *i, &used))
+            return false;
+        *i += used;
+    }
+    return false;
+}
+
+/* {"k":"v"|digits,...} and nothing after it. */
+static bool valid_json(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (n < 2 || s[i++] != '{')
+        return false;
+    if (s[i] == '}')
+        return i + 1 == n;
+    for (;;) {
+        if (!v_string(s, n, &i) || i >= n || s[i++] != ':')
+            return false;
+        if (i < n && s[i] == '"') {
+            if (!v_string(s, n, &i))
+                return false;
+        } else {
+            size_t start = i;
+            while (i < n && s[i] >= '0' && s[i] <= '9')
+                i++;
+            if (i == start || (s[start] == '0' && i - start > 1))
+                return false;
+        }
+        if (i >= n)
+            return false;
+        if (s[i] == '}')
+            return i + 1 == n;
+        if (s[i++] != ',')
+            return false;
+    }
+}
+
+START_TEST(test_validator_itself)
+{
+    ck_assert(valid_json("{}", 2));
+    ck_assert(valid_json("{\"a\":1,\"b\":\"x\"}", 15));
+    ck_assert(!valid_json("{\"a\":08001}", 11));
+    ck_assert(!valid_json("{\"a\":\"\xff\"}", 9));
+    ck_assert(!valid_json("{\"a\":\"x}", 8));
+    ck_assert(!valid_json("{\"a\":}", 6));
+}
+END_TEST
+
+/* ---- types ------------------------------------------------------------------- */
+
+START_TEST(test_sqlstate_is_a_string)
+{
+    /* Issue 11: "sqlstate":08001 was invalid JSON, and 53300 a number. */
+    ck_assert_str_eq(conv("event=upstream_failed conn=7 sqlstate=08001 message=\"x\""),
+                     "{\"event\":\"upstream_failed\",\"conn\":7,\"sqlstate\":\"08001\","
+                     "\"message\":\"x\"}");
+    ck_assert_str_eq(conv("sqlstate=53300"), "{\"sqlstate\":\"53300\"}");
+    ck_assert_str_eq(conv("login_sqlstate=28000"), "{\"login_sqlstate\":\"28000\"}");
+    ck_assert_str_eq(conv("sqlstate=\"28P01\""), "{\"sqlstate\":\"28P01\"}");
+}
+END_TEST
+
+START_TEST(test_numbers)
+{
+    ck_assert_str_eq(conv("conn=12 bytes_from_client=0 duration_ms=1500"),
+                     "{\"conn\":12,\"bytes_from_client\":0,\"duration_ms\":1500}");
+    /* Not valid JSON numbers, or not exact in a double: strings. */
+    ck_assert_str_eq(conv("a=0123 b=-1 c=1.5 d=1234567890123456 e=12ab"),
+                     "{\"a\":\"0123\",\"b\":\"-1\",\"c\":\"1.5\",\"d\":\"1234567890123456\","
+                     "\"e\":\"12ab\"}");
+    /* Quoted digits stay strings: the writer of the line said so. */
+    ck_assert_str_eq(conv("user=\"123\""), "{\"user\":\"123\"}");
+}
+END_TEST
+
+START_TEST(test_ipv6_keeps_its_port)
+{
+    ck_assert_str_eq(conv("event=accepted conn=1 front=[::1]:5432 x=1"),
+                     "{\"event\":\"accepted\",\"conn\":1,\"front\":\"[::1]:5432\",\"x\":1}");
+    ck_assert_str_eq(conv("upstream=[2001:db8::1]:6432"), "{\"upstream\":\"[2001:db8::1]:6432\"}");
+    /* A bracketed list: the brackets go, the spaces stay inside the value. */
+    ck_assert_str_eq(conv("front_certificate=[subject=\"CN=a\" not_after=x] n=2"),
+                     "{\"front_certificate\":\"subject=\\\"CN=a\\\" not_after=x\",\"n\":2}");
+    ck_assert_str_eq(conv("l=[a [b] c] z=1"), "{\"l\":\"a [b] c\",\"z\":1}");
+}
+END_TEST
+
+START_TEST(test_bytes_escaped)
+{
+    /* Not UTF-8 (an SNI may hold anything): \u00XX, the line stays UTF-8. */
+    ck_assert_str_eq(conv("sni=\"\xff\xfe"
+                          "a\""),
+                     "{\"sni\":\"\\u00ff\\u00fea\"}");
+    /* Valid UTF-8 passes as it is; a truncated sequence does not. */
+    ck_assert_str_eq(conv("n=\"caf\xc3\xa9\""), "{\"n\":\"caf\xc3\xa9\"}");
+    ck_assert_str_eq(conv("n=\"x\xc3\""), "{\"n\":\"x\\u00c3\"}");
+    /* Overlong and surrogate forms are not UTF-8. */
+    ck_assert_str_eq(conv("n=\"\xc0\xaf\""), "{\"n\":\"\\u00c0\\u00af\"}");
+    ck_assert_str_eq(conv("n=\"\xed\xa0\x80\""), "{\"n\":\"\\u00ed\\u00a0\\u0080\"}");
+    /* Control characters and DEL, bare or quoted. */
+    ck_assert_str_eq(conv("n=\"a\x01\x7f\" m=b\tc"),
+                     "{\"n\":\"a\\u0001\\u007f\",\"m\":\"b\\u0009c\"}");
+    /* Quotes and backslashes, as log_escape wrote them. */
+    ck_assert_str_eq(conv("n=\"a\\\"b\\\\c\""), "{\"n\":\"a\\\"b\\\\c\"}");
+}
+END_TEST
+
+START_TEST(test_not_key_value)
+{
+    /* Words without '=' are dropped; the object stays valid. */
+    ck_assert_str_eq(conv("hello world k=v"), "{\"k\":\"v\"}");
+    ck_assert_str_eq(conv(""), "{}");
+    ck_assert_str_eq(conv("k="), "{\"k\":\"\"}");
+    ck_assert_str_eq(conv("k=\"unterminated"), "{\"k\":\"unterminated\"}");
+}
+END_TEST
+
+START_TEST(test_every_capacity_valid)
+{
+    const char *lines[] = {
+        "ts=2026-01-01T00:00:00.000Z level=info event=closed conn=123 front=[::1]:5432 "
+        "sni=\"\xff\xfe\x01\" user=\"a\\\"b\" sqlstate=08001 bytes_from_client=4096 "
+        "front_certificate=[subject=\"x\" n=1] reason=\"caf\xc3\xa9 \\\\ done\"",
+        "k=\"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\" m=1",
+    };
+    char buf[1024];
+    for (size_t l = 0; l < sizeof(lines) / sizeof(lines[0]); l++) {
+        for (size_t cap = 3; cap < sizeof(buf); cap++) {
+            memset(buf, 'X', sizeof(buf));
+            size_t n = log_to_json(lines[l], buf, cap);
+            ck_assert_uint_le(n, cap);
+            ck_assert_msg(valid_json(buf, n), "line %zu cap %zu: %.*s", l, cap, (int)n, buf);
+            ck_assert_int_eq(buf[cap], 'X'); /* nothing past cap */
+        }
+    }
+}
+END_TEST
+
+Suite *log_suite(void)
+{
+    Suite *s = suite_create("log");
+    TCase *tc = tcase_create("json");
+    tcase_add_test(tc, test_validator_itself);
+    tcase_add_test(tc, test_sqlstate_is_a_string);
+    tcase_add_test(tc, test_numbers);
+    tcase_add_test(tc, test_ipv6_keeps_its_port);
+    tcase_add_test(tc, test_bytes_escaped);
+    tcase_add_test(tc, test_not_key_value);
+    tcase_add_test(tc, test_every_capacity_valid);
+    suite_add_tcase(s, tc);
+    return s;
+}

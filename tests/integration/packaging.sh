@@ -187,7 +187,8 @@ mapfile -t hc_cmd < <(printf '%s\n' "$hc" | python3 -c 'import json,sys; [print(
     timeout -k 2 10 "${hc_cmd[@]}" >/dev/null 2>&1
 rc=$?
 expect "container: the image's HEALTHCHECK command reports healthy (exit 0)" "rc=$rc" '^rc=0$'
-expect "container: its first log line says it started, where and for which upstream" \
-    "$(grep -m1 -v '^# started' "$CUR_LOG")" 'event=started .*127\.0\.0\.1'
+expect "container: its log says it started, where and for which upstream, with no warning" \
+    "$(grep -m1 'event=started' "$CUR_LOG") $(grep -c 'level=\(warn\|error\)' "$CUR_LOG")" \
+    'event=started .*127\.0\.0\.1.* 0$'
 it_stop container
 expect "container: SIGTERM (docker stop) ends it with exit 0" "rc=${IT_EXIT[container]:-?}" '^rc=0$'

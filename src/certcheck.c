@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/err.h>
 #include <openssl/x509v3.h>
 
 #include "tlsctx.h"
@@ -59,8 +60,13 @@ int tlsctx_front_check(X509 *leaf, STACK_OF(X509) *extra, const char *path, time
                  path, subj, when, clock);
         return -1;
     }
-    if (X509_check_issued(leaf, leaf) == X509_V_OK)
-        return 0; /* self-signed: clients trust it as it is, or not at all */
+    /* Self-signed (its own name as issuer, its own key's signature; a
+     * self-signed leaf has no keyCertSign, so not X509_check_issued): clients
+     * trust it as it is, or not at all. */
+    if (X509_NAME_cmp(X509_get_subject_name(leaf), X509_get_issuer_name(leaf)) == 0 &&
+        X509_verify(leaf, X509_get0_pubkey(leaf)) == 1)
+        return 0;
+    ERR_clear_error();
     for (int i = 0; extra != NULL && i < sk_X509_num(extra); i++)
         if (X509_check_issued(sk_X509_value(extra, i), leaf) == X509_V_OK)
             return 0;

@@ -84,6 +84,28 @@ static void classify(struct pem_scan *s, const uint8_t *lab, size_t n, const uin
         snprintf(s->other, sizeof(s->other), "%.*s", (int)n, (const char *)lab);
 }
 
+/*
+ * DER: one ASN.1 SEQUENCE (0x30) whose length, short or long form, is the
+ * whole file, as certificates and keys are. Text that starts with '0'
+ * (also 0x30) does not pass.
+ */
+static bool der_like(const uint8_t *buf, size_t len)
+{
+    if (len < 2 || buf[0] != 0x30)
+        return false;
+    size_t hdr = 2, body = buf[1];
+    if (buf[1] & 0x80) {
+        size_t n = buf[1] & 0x7fu;
+        if (n == 0 || n > 4 || len < 2 + n)
+            return false;
+        body = 0;
+        for (size_t i = 0; i < n; i++)
+            body = body << 8 | buf[2 + i];
+        hdr += n;
+    }
+    return body == len - hdr;
+}
+
 void pemfile_scan(const uint8_t *buf, size_t len, struct pem_scan *out)
 {
     memset(out, 0, sizeof(*out));
@@ -110,9 +132,7 @@ void pemfile_scan(const uint8_t *buf, size_t len, struct pem_scan *out)
         classify(out, lab, (size_t)(close - lab), close + strlen(DASHES), end);
         p = close + strlen(DASHES);
     }
-    /* DER: an ASN.1 SEQUENCE (0x30) with a length byte; PEM never starts so. */
-    out->der = out->certs + out->keys + out->encrypted_keys + out->others == 0 && len >= 2 &&
-               buf[0] == 0x30;
+    out->der = out->certs + out->keys + out->encrypted_keys + out->others == 0 && der_like(buf, len);
 }
 
 const char *pemfile_problem(const struct pem_scan *s, enum pem_want want, const char *path,

@@ -12,5 +12,7 @@ Suite *metrics_suite(void);
 Suite *proxyproto_suite(void);
 Suite *verifymsg_suite(void);
 Suite *fdreserve_suite(void);
+Suite *pemfile_suite(void);
+Suite *certcheck_suite(void);
 
 #endif

@@ -46,9 +46,8 @@ void pemfile_open_error(int errnum, char *buf, size_t len);
  * Read path (its first PEMFILE_MAX bytes) and check it for want. Returns 0,
  * or -1 with err = "FLAG \"PATH\": cause — fix" (open errors included).
  */
-#define PEMFILE_MAX (16u * 1024 * 1024)
-int pemfile_check(const char *flag, const char *path, enum pem_want want, char *err,
-                  size_t errlen);
+#define PEMFILE_MAX ((size_t)16 * 1024 * 1024)
+int pemfile_check(const char *flag, const char *path, enum pem_want want, char *err, size_t errlen);
 
 /* A passphrase callback that never prompts: every SSL_CTX and PEM read gets it. */
 int pemfile_no_passphrase_cb(char *buf, int size, int rwflag, void *u);

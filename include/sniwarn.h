@@ -11,10 +11,10 @@
 
 #include <openssl/ssl.h>
 
-#define SNI_SLOTS 32          /* names remembered for their own rate limit */
-#define SNI_NAME_MAX 64       /* of each name, for matching (longer: truncated) */
-#define SNI_PER_NAME_S 60     /* one line per name per this many seconds */
-#define SNI_LINES_PER_MIN 20  /* and at most this many lines a minute in all */
+#define SNI_SLOTS 32         /* names remembered for their own rate limit */
+#define SNI_NAME_MAX 64      /* of each name, for matching (longer: truncated) */
+#define SNI_PER_NAME_S 60    /* one line per name per this many seconds */
+#define SNI_LINES_PER_MIN 20 /* and at most this many lines a minute in all */
 
 struct sni_limiter {
     struct {

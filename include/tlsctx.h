@@ -64,7 +64,7 @@ void tlsctx_contexts_free(struct tls_contexts *c);
  * the file (certbot's cert.pem given for fullchain.pem), else warn = "".
  * Only a warning: a leaf issued by a root the clients have needs no chain.
  */
-int tlsctx_front_check(X509 *leaf, STACK_OF(X509) *extra, const char *path, time_t now, char *err,
+int tlsctx_front_check(X509 *leaf, STACK_OF(X509) * extra, const char *path, time_t now, char *err,
                        size_t errlen, char *warn, size_t warnlen);
 
 /*
@@ -75,7 +75,7 @@ int tlsctx_front_check(X509 *leaf, STACK_OF(X509) *extra, const char *path, time
  * limited to example.com would pass. Returns X509_V_OK, or the violation
  * with ca (RFC 2253) and cons ("permitted DNS:...") of the refusing CA.
  */
-int tlsctx_cn_constraints(STACK_OF(X509) *chain, char *ca, size_t calen, char *cons,
+int tlsctx_cn_constraints(STACK_OF(X509) * chain, char *ca, size_t calen, char *cons,
                           size_t conslen);
 /* True if x has a subjectAltName dNSName (then the host check ignores the CN). */
 bool tlsctx_has_dns_san(X509 *x);

@@ -33,7 +33,7 @@ static void now_str(time_t now, char *buf, size_t len)
         snprintf(buf, len, "?");
 }
 
-int tlsctx_front_check(X509 *leaf, STACK_OF(X509) *extra, const char *path, time_t now, char *err,
+int tlsctx_front_check(X509 *leaf, STACK_OF(X509) * extra, const char *path, time_t now, char *err,
                        size_t errlen, char *warn, size_t warnlen)
 {
     char subj[256], when[32], clock[32];
@@ -95,7 +95,7 @@ bool tlsctx_sni_covered(SSL *ssl, const char **sni)
 }
 
 /* "DNS:a, IP:10.0.0.0/8" of the subtrees' bases (DNS, IP, email, URI). */
-static size_t subtrees_str(STACK_OF(GENERAL_SUBTREE) *st, char *buf, size_t len)
+static size_t subtrees_str(STACK_OF(GENERAL_SUBTREE) * st, char *buf, size_t len)
 {
     size_t off = 0;
     for (int i = 0; st != NULL && i < sk_GENERAL_SUBTREE_num(st) && off < len; i++) {
@@ -180,7 +180,7 @@ static int dns_constraints(const char *name, const NAME_CONSTRAINTS *nc)
 }
 
 /* X509_V_OK, or the first violation of a CA's constraints by cn. */
-static int cn_against_chain(STACK_OF(X509) *chain, const char *cn, char *ca, size_t calen,
+static int cn_against_chain(STACK_OF(X509) * chain, const char *cn, char *ca, size_t calen,
                             char *cons, size_t conslen)
 {
     for (int i = 1; i < sk_X509_num(chain); i++) {
@@ -202,7 +202,7 @@ static int cn_against_chain(STACK_OF(X509) *chain, const char *cn, char *ca, siz
     return X509_V_OK;
 }
 
-int tlsctx_cn_constraints(STACK_OF(X509) *chain, char *ca, size_t calen, char *cons,
+int tlsctx_cn_constraints(STACK_OF(X509) * chain, char *ca, size_t calen, char *cons,
                           size_t conslen)
 {
     ca[0] = cons[0] = '\0';
@@ -212,8 +212,8 @@ int tlsctx_cn_constraints(STACK_OF(X509) *chain, char *ca, size_t calen, char *c
     /* Every CN: the host check accepts a match on any of them. */
     const X509_NAME *subj = X509_get_subject_name(leaf);
     int r = X509_V_OK;
-    for (int j = -1; r == X509_V_OK &&
-                     (j = X509_NAME_get_index_by_NID(subj, NID_commonName, j)) >= 0;) {
+    for (int j = -1;
+         r == X509_V_OK && (j = X509_NAME_get_index_by_NID(subj, NID_commonName, j)) >= 0;) {
         unsigned char *utf8 = NULL;
         const ASN1_STRING *v = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, j));
         int n = ASN1_STRING_to_UTF8(&utf8, v);
@@ -221,8 +221,7 @@ int tlsctx_cn_constraints(STACK_OF(X509) *chain, char *ca, size_t calen, char *c
             return X509_V_ERR_OUT_OF_MEM; /* refuse what cannot be checked */
         /* A CN with a NUL in it matches no host name (X509_check_host refuses it). */
         if ((size_t)n == strlen((const char *)utf8))
-            r = cn_against_chain(chain, (const char *)utf8, ca, calen, cons,
-                                 conslen);
+            r = cn_against_chain(chain, (const char *)utf8, ca, calen, cons, conslen);
         OPENSSL_free(utf8);
     }
     return r;

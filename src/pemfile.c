@@ -132,7 +132,8 @@ void pemfile_scan(const uint8_t *buf, size_t len, struct pem_scan *out)
         classify(out, lab, (size_t)(close - lab), close + strlen(DASHES), end);
         p = close + strlen(DASHES);
     }
-    out->der = out->certs + out->keys + out->encrypted_keys + out->others == 0 && der_like(buf, len);
+    out->der =
+        out->certs + out->keys + out->encrypted_keys + out->others == 0 && der_like(buf, len);
 }
 
 const char *pemfile_problem(const struct pem_scan *s, enum pem_want want, const char *path,
@@ -223,8 +224,9 @@ void pemfile_open_error(int errnum, char *buf, size_t len)
                  (unsigned)geteuid());
         break;
     case ENOENT:
-        snprintf(buf, len, "no such file — check the path (a relative path starts from the "
-                           "proxy's working directory)");
+        snprintf(buf, len,
+                 "no such file — check the path (a relative path starts from the "
+                 "proxy's working directory)");
         break;
     case ENOTDIR:
         snprintf(buf, len, "a component of the path is not a directory");
@@ -241,7 +243,7 @@ void pemfile_open_error(int errnum, char *buf, size_t len)
 /* The whole file (up to PEMFILE_MAX) in a malloc'd buffer; -errno on failure. */
 static int read_all(int fd, uint8_t **out, size_t *outlen)
 {
-    size_t cap = 64 * 1024, n = 0;
+    size_t cap = (size_t)64 * 1024, n = 0;
     uint8_t *buf = malloc(cap);
     if (buf == NULL)
         return -ENOMEM;
@@ -274,8 +276,7 @@ static int read_all(int fd, uint8_t **out, size_t *outlen)
     return 0;
 }
 
-int pemfile_check(const char *flag, const char *path, enum pem_want want, char *err,
-                  size_t errlen)
+int pemfile_check(const char *flag, const char *path, enum pem_want want, char *err, size_t errlen)
 {
     char why[600];
     struct stat st;

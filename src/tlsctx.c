@@ -592,8 +592,8 @@ bool tlsctx_is_cloudsql_name(const char *s)
 static int cn_constraints_cb(X509_STORE_CTX *store)
 {
     char ca[256], cons[256];
-    int r = tlsctx_cn_constraints(X509_STORE_CTX_get0_chain(store), ca, sizeof(ca), cons,
-                                  sizeof(cons));
+    int r =
+        tlsctx_cn_constraints(X509_STORE_CTX_get0_chain(store), ca, sizeof(ca), cons, sizeof(cons));
     if (r == X509_V_OK)
         return 1;
     X509_STORE_CTX_set_error(store, r);

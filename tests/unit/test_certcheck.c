@@ -130,8 +130,7 @@ START_TEST(test_cn_constraints)
     /* The leaf alone (a trust anchor itself): no CA above it, nothing to check. */
     STACK_OF(X509) *alone = sk_X509_new_null();
     sk_X509_push(alone, leaf);
-    ck_assert_int_eq(tlsctx_cn_constraints(alone, who, sizeof(who), cons, sizeof(cons)),
-                     X509_V_OK);
+    ck_assert_int_eq(tlsctx_cn_constraints(alone, who, sizeof(who), cons, sizeof(cons)), X509_V_OK);
     sk_X509_free(alone);
     sk_X509_free(chain);
     X509_free(leaf);
@@ -275,26 +274,24 @@ START_TEST(test_front_check)
     STACK_OF(X509) *extra = sk_X509_new_null();
 
     X509 *expired = make("old", key_b, NULL, NULL, -10 * DAY, -DAY, 0, "DNS:old", NULL);
-    ck_assert_int_eq(tlsctx_front_check(expired, NULL, "/f.crt", now, err, sizeof(err), warn,
-                                        sizeof(warn)),
-                     -1);
+    ck_assert_int_eq(
+        tlsctx_front_check(expired, NULL, "/f.crt", now, err, sizeof(err), warn, sizeof(warn)), -1);
     ck_assert_msg(strstr(err, "--server-certificate-path \"/f.crt\": the certificate "
                               "\"CN=old,O=t\" expired on ") != NULL &&
                       strstr(err, "renew it") != NULL,
                   "%s", err);
 
     X509 *notyet = make("new", key_b, NULL, NULL, 2 * DAY, 10 * DAY, 0, NULL, NULL);
-    ck_assert_int_eq(tlsctx_front_check(notyet, NULL, "/f.crt", now, err, sizeof(err), warn,
-                                        sizeof(warn)),
-                     -1);
+    ck_assert_int_eq(
+        tlsctx_front_check(notyet, NULL, "/f.crt", now, err, sizeof(err), warn, sizeof(warn)), -1);
     ck_assert_msg(strstr(err, "is not valid before ") != NULL &&
                       strstr(err, "check this host's clock") != NULL,
                   "%s", err);
 
     X509 *selfsigned = make("self", key_b, NULL, NULL, -DAY, 10 * DAY, 0, NULL, NULL);
-    ck_assert_int_eq(tlsctx_front_check(selfsigned, NULL, "/f.crt", now, err, sizeof(err), warn,
-                                        sizeof(warn)),
-                     0);
+    ck_assert_int_eq(
+        tlsctx_front_check(selfsigned, NULL, "/f.crt", now, err, sizeof(err), warn, sizeof(warn)),
+        0);
     ck_assert_str_eq(warn, "");
 
     X509 *leaf = make("leaf", key_b, inter, key_a, -DAY, 10 * DAY, 0, "DNS:leaf", NULL);

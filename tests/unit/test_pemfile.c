@@ -27,7 +27,7 @@
 #define KEYEC "-----BEGIN EC PRIVATE KEY-----\nMHcC\n-----END EC PRIVATE KEY-----\n"
 #define ENC8 "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIHs\n-----END ENCRYPTED PRIVATE KEY-----\n"
 #define ENCTRAD                                                                                    \
-    "-----BEGIN RSA PRIVATE KEY-----\r\nProc-Type: 4,ENCRYPTED\r\nDEK-Info: AES-256-CBC,00\r\n"   \
+    "-----BEGIN RSA PRIVATE KEY-----\r\nProc-Type: 4,ENCRYPTED\r\nDEK-Info: AES-256-CBC,00\r\n"    \
     "\r\nabcd\r\n-----END RSA PRIVATE KEY-----\r\n"
 #define CSR "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n"
 #define SSHKEY "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n-----END OPENSSH PRIVATE KEY-----\n"
@@ -46,8 +46,9 @@ static const struct scan_case {
     {"bundle of 3", CERT CERT "\n" CERT, 0, 3, 0, 0, 0, 0, 0, NULL, "holds a certificate", NULL},
     {"pkcs8 key", KEY8, 0, 0, 1, 0, 0, 0, 0, "this file holds a private key, not a certificate",
      NULL, "this file holds a private key, not a certificate"},
-    {"ec key with params", "-----BEGIN EC PARAMETERS-----\nBggq\n-----END EC PARAMETERS-----\n" KEYEC,
-     0, 0, 1, 0, 1, 0, 0, "holds a private key, not a certificate", NULL, "holds a private key"},
+    {"ec key with params",
+     "-----BEGIN EC PARAMETERS-----\nBggq\n-----END EC PARAMETERS-----\n" KEYEC, 0, 0, 1, 0, 1, 0,
+     0, "holds a private key, not a certificate", NULL, "holds a private key"},
     {"cert + key in one file", CERT KEY8, 0, 1, 1, 0, 0, 0, 0, NULL, NULL, NULL},
     {"encrypted pkcs8", ENC8, 0, 0, 0, 1, 0, 0, 0, "holds a private key, not a certificate",
      "encrypted keys are not supported (the proxy never asks for a passphrase) — decrypt it with "
@@ -70,8 +71,7 @@ static const struct scan_case {
     {"csr", CSR, 0, 0, 0, 0, 1, 0, 0,
      "this file holds a PEM \"CERTIFICATE REQUEST\", not a certificate — a certificate request is "
      "what a CA signs",
-     "this file holds a PEM \"CERTIFICATE REQUEST\", not a private key",
-     "not CA certificates"},
+     "this file holds a PEM \"CERTIFICATE REQUEST\", not a private key", "not CA certificates"},
     {"openssh key", SSHKEY, 0, 0, 0, 0, 1, 0, 0, "holds a PEM \"OPENSSH PRIVATE KEY\"",
      "OpenSSH's key format is not read", "OPENSSH PRIVATE KEY"},
     {"empty label", "-----BEGIN -----\n", 0, 0, 0, 0, 0, 0, 0, "no PEM certificate found",
@@ -80,8 +80,9 @@ static const struct scan_case {
      "no PEM certificate found", "no PEM private key found", "no PEM certificate found"},
     {"binary label", "-----BEGIN CERT\x01IFICATE-----\n", 0, 0, 0, 0, 0, 0, 0, "no PEM certificate",
      "no PEM private key", "no PEM certificate"},
-    {"cert after a NUL", "\0\0" CERT, sizeof("\0\0" CERT) - 1, 1, 0, 0, 0, 0, 0, NULL, "holds a "
-                                                                                  "certificate",
+    {"cert after a NUL", "\0\0" CERT, sizeof("\0\0" CERT) - 1, 1, 0, 0, 0, 0, 0, NULL,
+     "holds a "
+     "certificate",
      NULL},
     {"der-like text is not der", "0x30", 0, 0, 0, 0, 0, 0, 0, "no PEM certificate", "no PEM",
      "no PEM"},
@@ -195,9 +196,9 @@ START_TEST(test_no_passphrase_prompt)
     EVP_PKEY *k = EVP_EC_gen("P-256");
     ck_assert_ptr_nonnull(k);
     BIO *b = BIO_new(BIO_s_mem());
-    ck_assert_int_eq(PEM_write_bio_PrivateKey(b, k, EVP_aes_256_cbc(), NULL, 0, NULL,
-                                              (void *)"not-a-secret"),
-                     1);
+    ck_assert_int_eq(
+        PEM_write_bio_PrivateKey(b, k, EVP_aes_256_cbc(), NULL, 0, NULL, (void *)"not-a-secret"),
+        1);
     ck_assert_ptr_null(PEM_read_bio_PrivateKey(b, NULL, pemfile_no_passphrase_cb, NULL));
     ERR_clear_error();
     char buf[8] = "xxxxxxx";

@@ -427,7 +427,9 @@ static int load_pem_file(X509_STORE *store, const char *path, char *err, size_t 
 
     if (bio == NULL) {
         ERR_clear_error();
-        snprintf(err, errlen, "cannot open \"%s\": %s", path, strerror(errno));
+        char why[300];
+        pemfile_open_error(errno, why, sizeof(why));
+        snprintf(err, errlen, "cannot open \"%s\": %s", path, why);
         return -1;
     }
     while ((x = PEM_read_bio_X509(bio, NULL, pemfile_no_passphrase_cb, NULL)) != NULL) {
@@ -506,6 +508,7 @@ static int load_roots(X509_STORE *store, const char *flag, const char *roots_pat
         qsort(names, nnames, sizeof(*names), cmp_str);
 
     int total = 0;
+    char first_problem[700] = "";
     size_t off = (size_t)snprintf(summary, summarylen, "from %s:", roots_path);
     for (size_t i = 0; i < nnames; i++) {
         char path[4096], e[256];
@@ -513,6 +516,8 @@ static int load_roots(X509_STORE *store, const char *flag, const char *roots_pat
         int n = load_pem_file(store, path, e, sizeof(e));
         if (n > 0)
             total += n;
+        else if (first_problem[0] == '\0') /* why, in words: unreadable, DER, a key... */
+            pemfile_check("file", path, PEM_WANT_CA, first_problem, sizeof(first_problem));
         if (off < summarylen)
             off += (size_t)snprintf(summary + off, summarylen - off, " %s=%d", names[i],
                                     n < 0 ? 0 : n);
@@ -522,8 +527,8 @@ static int load_roots(X509_STORE *store, const char *flag, const char *roots_pat
     if (total == 0) {
         snprintf(err, errlen,
                  "%s \"%s\": 0 CA certificates loaded from %zu *.pem/*.crt "
-                 "file(s) in the directory (%s)",
-                 flag, roots_path, nnames, summary);
+                 "file(s) in the directory (%s)%s%s",
+                 flag, roots_path, nnames, summary, first_problem[0] ? "; " : "", first_problem);
         return -1;
     }
     char tmp[1024];

@@ -341,6 +341,12 @@ cf_args "$C" "$K" --client-ca-roots-path "$CERTS/db-ca.key"
 cf_fails "a key as the CA roots" \
     '--client-ca-roots-path ".*db-ca\.key": this file holds a private key, not a certificate' \
     "${CF_ARGS[@]}"
+mkdir -p "$CF/der-roots"
+cp "$CF/db-ca.der" "$CF/der-roots/db-ca.crt"
+cf_args "$C" "$K" --client-ca-roots-path "$CF/der-roots"
+cf_fails "CA roots directory holding only a DER file" \
+    '--client-ca-roots-path ".*der-roots": 0 CA certificates loaded .*; file ".*der-roots/db-ca\.crt": this file is DER, not PEM' \
+    "${CF_ARGS[@]}"
 cf_args "$C" "$K" --server-client-ca-path "$CF/db-ca.der"
 cf_fails "DER mTLS CA" '--server-client-ca-path ".*db-ca\.der": this file is DER, not PEM' \
     "${CF_ARGS[@]}"

@@ -54,6 +54,8 @@ void metrics_reload(bool ok);
 /* Certificate expiry gauges (unix seconds), replaced on every (re)load. */
 void metrics_set_cert_expiry(const char *which, const char *subject, int64_t not_after);
 void metrics_clear_cert_expiry(void);
+/* A front handshake whose SNI the certificate does not cover (sniwarn.c). */
+void metrics_sni_mismatch(void);
 
 int64_t metrics_active_sessions(void);
 /* Unix seconds of the last upstream handshake success, 0 if never. */

@@ -39,6 +39,12 @@ struct tls_contexts {
     char front_summary[1024];    /* the certificate clients see */
     char roots_summary[1024];    /* "N from FILE" of --client-ca-roots-path */
     char client_ca_summary[512]; /* --server-client-ca-path, when set */
+    /* The front certificate, for the start-up and reload log lines. */
+    char front_names[512];                          /* tlsctx_cert_names() of the leaf */
+    char front_not_before[32], front_not_after[32]; /* "2026-01-31T12:00:00Z" */
+    int64_t front_expiry;                           /* notAfter, unix seconds */
+    int front_chain_len;                            /* certificates in the file, leaf included */
+    char front_warning[768]; /* a problem that does not stop the proxy ("" if none) */
 };
 
 /*
@@ -49,6 +55,39 @@ struct tls_contexts {
  */
 int tlsctx_build(const struct config *cfg, struct tls_contexts *out, char *err, size_t errlen);
 void tlsctx_contexts_free(struct tls_contexts *c);
+
+/*
+ * The front certificate's dates and chain, as found in the file at path, at
+ * time now. Returns -1 with err naming the file, the date and the fix when
+ * it is expired or not yet valid (clients would refuse it); otherwise 0,
+ * with warn set when the leaf is not self-signed and its issuer is not in
+ * the file (certbot's cert.pem given for fullchain.pem), else warn = "".
+ * Only a warning: a leaf issued by a root the clients have needs no chain.
+ */
+int tlsctx_front_check(X509 *leaf, STACK_OF(X509) * extra, const char *path, time_t now, char *err,
+                       size_t errlen, char *warn, size_t warnlen);
+
+/*
+ * The leaf's (chain[0]) every CN, read as a DNS name, against the
+ * nameConstraints of every CA above it. OpenSSL applies constraints to a CN
+ * only when it looks like a host name with a dot, yet X509_check_host falls
+ * back to any CN when there is no DNS SAN: "CN=localhost" under a CA
+ * limited to example.com would pass. Returns X509_V_OK, or the violation
+ * with ca (RFC 2253) and cons ("permitted DNS:...") of the refusing CA.
+ */
+int tlsctx_cn_constraints(STACK_OF(X509) * chain, char *ca, size_t calen, char *cons,
+                          size_t conslen);
+/* True if x has a subjectAltName dNSName (then the host check ignores the CN). */
+bool tlsctx_has_dns_san(X509 *x);
+
+/* Whole days from now to not_after (negative once expired). */
+int64_t tlsctx_days_left(int64_t not_after, time_t now);
+
+/*
+ * True if the server SSL's certificate covers the SNI the client sent (or
+ * it sent none); sni receives the name, or NULL.
+ */
+bool tlsctx_sni_covered(SSL *ssl, const char **sni);
 
 /* Names the upstream's certificate must match; sets SNI for DNS names. */
 int tlsctx_back_session_setup(SSL *ssl, const char *verify_name, char *err, size_t errlen);
@@ -67,6 +106,10 @@ bool tlsctx_is_ip(const char *s);
 
 /* "CN=..., SAN DNS:a, IP:b" of a certificate, for error messages and logs. */
 void tlsctx_cert_names(X509 *cert, char *buf, size_t len);
+/* "2026-01-31T12:00:00Z" ("?" if unreadable). */
+void tlsctx_time_str(const ASN1_TIME *t, char *buf, size_t len);
+/* RFC 2253 text of a name ("CN=x,O=y"), truncated to len. */
+void tlsctx_name_str(const X509_NAME *name, char *buf, size_t len);
 /* "subject=... issuer=... not_after=..." one-line summary. */
 void tlsctx_cert_summary(X509 *cert, char *buf, size_t len);
 
@@ -83,6 +126,12 @@ struct tlsctx_verify_failure {
     char subject[256], issuer[256];     /* RFC 2253 */
     char names[512];                    /* tlsctx_cert_names() of the certificate */
     char not_before[32], not_after[32]; /* "2026-01-31T12:00:00Z" */
+    /* X509_V_ERR_PERMITTED/EXCLUDED_VIOLATION found by the proxy's own check
+     * of the leaf's CN (which OpenSSL skips when it has no dot, yet the host
+     * check falls back to): the CA whose constraints refuse it, and them. */
+    bool cn_constraint;
+    char constraint_ca[256];
+    char constraints[256]; /* "permitted DNS:example.com; excluded DNS:x" */
 };
 const struct tlsctx_verify_failure *tlsctx_verify_failure(const SSL *ssl);
 
@@ -91,7 +140,8 @@ const struct tlsctx_verify_failure *tlsctx_verify_failure(const SSL *ssl);
  * named name: the cause (which certificate, its dates against the proxy's
  * clock now) and the fix for that cause. Pure, for unit tests. Returns the
  * short reason for metrics: "name", "expired", "not_yet_valid",
- * "self_signed", "untrusted_root", "unknown_issuer" or "verify".
+ * "self_signed", "untrusted_root", "unknown_issuer", "name_constraints" or
+ * "verify".
  */
 const char *tlsctx_verify_message(const struct tlsctx_verify_failure *f, const char *name,
                                   time_t now, char *buf, size_t len);

@@ -24,6 +24,7 @@
 #include "metrics.h"
 #include "proxy.h"
 #include "proxyproto.h"
+#include "sniwarn.h"
 #include "tlsctx.h"
 
 /* Connection ids are unique across workers, for the logs. */
@@ -1057,6 +1058,7 @@ static void front_tls_step(struct conn *c)
         }
         c->front.tls_up = true;
         c->fs = FRONT_STARTUP;
+        sniwarn_check(c->front.tls.ssl, (unsigned long long)c->id, c->front_addr);
         if (c->w->rt->cfg->front_client_ca_path != NULL && !c->denied && !c->too_many &&
             c->bs == BACK_IDLE) {
             back_start_early(c); /* the client's certificate is verified */

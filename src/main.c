@@ -56,6 +56,10 @@ struct supervisor {
     uv_fs_event_t watches[6];
     unsigned nwatches;
     uv_timer_t watch_debounce;
+    /* the daily look at the front certificate's expiry */
+    uv_timer_t expiry_timer;
+    int64_t front_expiry;
+    char front_not_after[32];
 };
 
 #define WATCH_DEBOUNCE_MS 500 /* one reload for a burst of file events */
@@ -94,6 +98,71 @@ static void publish_expiry(const struct tls_contexts *ctx)
     }
 }
 
+/* ---- the front certificate: names, chain, expiry (start-up, reload, daily) ---- */
+
+#define EXPIRY_WARN_DAYS 14
+#define EXPIRY_CHECK_MS (24ull * 3600 * 1000)
+
+/* Warn when the front certificate expires within EXPIRY_WARN_DAYS. */
+static void front_expiry_check(const char *path, int64_t not_after, const char *not_after_str)
+{
+    time_t now = time(NULL);
+    int64_t days = tlsctx_days_left(not_after, now);
+    char q[4200];
+    if (not_after <= 0 || days >= EXPIRY_WARN_DAYS)
+        return;
+    if (not_after <= (int64_t)now)
+        log_error("event=front_certificate_expired file=\"%s\" not_after=%s hint=\"clients "
+                  "refuse it now: renew it and reload (SIGHUP, or --watch-certificates)\"",
+                  log_escape(path, q, sizeof(q)), not_after_str);
+    else
+        log_warn("event=front_certificate_expiring file=\"%s\" not_after=%s days_left=%lld "
+                 "hint=\"renew it before then and reload (SIGHUP, or --watch-certificates)\"",
+                 log_escape(path, q, sizeof(q)), not_after_str, (long long)days);
+}
+
+/* Its names, dates and chain warning, as now loaded; remembered for the daily check. */
+static void front_certificate_log(struct supervisor *sv, const struct config *cfg,
+                                  const struct tls_contexts *ctx, const char *trigger)
+{
+    char qp[4200], qn[1100], qw[1600];
+    log_escape(cfg->front_cert_path, qp, sizeof(qp));
+    log_info("event=front_certificate trigger=%s file=\"%s\" names=\"%s\" not_before=%s "
+             "not_after=%s days_left=%lld certificates_in_file=%d",
+             trigger, qp, log_escape(ctx->front_names, qn, sizeof(qn)), ctx->front_not_before,
+             ctx->front_not_after, (long long)tlsctx_days_left(ctx->front_expiry, time(NULL)),
+             ctx->front_chain_len);
+    if (ctx->front_warning[0] != '\0')
+        log_warn("event=front_certificate_chain file=\"%s\" reason=\"%s\"", qp,
+                 log_escape(ctx->front_warning, qw, sizeof(qw)));
+    front_expiry_check(cfg->front_cert_path, ctx->front_expiry, ctx->front_not_after);
+    if (sv != NULL) {
+        sv->front_expiry = ctx->front_expiry;
+        snprintf(sv->front_not_after, sizeof(sv->front_not_after), "%s", ctx->front_not_after);
+    }
+}
+
+static void expiry_timer_cb(uv_timer_t *t)
+{
+    struct supervisor *sv = t->data;
+    front_expiry_check(sv->cfg->front_cert_path, sv->front_expiry, sv->front_not_after);
+}
+
+/* --check: the same facts on stdout. */
+static void front_certificate_print(const struct tls_contexts *ctx)
+{
+    int64_t days = tlsctx_days_left(ctx->front_expiry, time(NULL));
+    printf("front certificate names: %s\nfront certificate valid: %s to %s (%lld days left), "
+           "%d certificate(s) in the file\n",
+           ctx->front_names, ctx->front_not_before, ctx->front_not_after, (long long)days,
+           ctx->front_chain_len);
+    if (ctx->front_warning[0] != '\0')
+        printf("warning: front certificate: %s\n", ctx->front_warning);
+    if (days < EXPIRY_WARN_DAYS)
+        printf("warning: front certificate expires in %lld days (%s): renew it\n", (long long)days,
+               ctx->front_not_after);
+}
+
 /* Build new contexts and hand them to every worker; old sessions keep theirs. */
 static void reload(struct supervisor *sv, const char *why)
 {
@@ -115,6 +184,7 @@ static void reload(struct supervisor *sv, const char *why)
             worker_offer_contexts(&sv->workers[i], ctx.front, ctx.back);
     log_info("event=reloaded trigger=%s ca_roots=\"%s\" front_certificate=[%s]", why,
              ctx.roots_summary, ctx.front_summary);
+    front_certificate_log(sv, sv->cfg, &ctx, why);
     tlsctx_contexts_free(&ctx); /* the workers hold their own references */
 }
 
@@ -261,6 +331,7 @@ static void worker_done_cb(uv_async_t *a)
         close_if_open((uv_handle_t *)&sv->watches[i]);
     if (sv->cfg->watch_certificates)
         close_if_open((uv_handle_t *)&sv->watch_debounce);
+    close_if_open((uv_handle_t *)&sv->expiry_timer);
     admin_stop();
 }
 
@@ -300,8 +371,10 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
     sv.workers = calloc(sv.nworkers, sizeof(*sv.workers));
     if (sv.workers == NULL || uv_loop_init(&main_loop) != 0 ||
         uv_async_init(&main_loop, &sv.worker_done, worker_done_cb) != 0 ||
-        uv_timer_init(&main_loop, &sv.shutdown_timer) != 0)
+        uv_timer_init(&main_loop, &sv.shutdown_timer) != 0 ||
+        uv_timer_init(&main_loop, &sv.expiry_timer) != 0)
         fatal("out of memory");
+    sv.expiry_timer.data = &sv;
     sv.worker_done.data = &sv;
     sv.shutdown_timer.data = &sv;
     /* The admin endpoint first: if its address cannot be bound, nothing
@@ -333,6 +406,8 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
              cfg->front_client_ca_path ? ctx->client_ca_summary : "not required",
              cfg->allow_from ? cfg->allow_from : "all",
              cfg->allow_plaintext_from ? cfg->allow_plaintext_from : "none", cfg->max_connections);
+    front_certificate_log(&sv, cfg, ctx, "start");
+    uv_timer_start(&sv.expiry_timer, expiry_timer_cb, EXPIRY_CHECK_MS, EXPIRY_CHECK_MS);
     if (tlsctx_is_cloudsql_name(cfg->upstream_verify_name))
         log_info("event=verify_mode mode=cloudsql_cn name=\"%s\" reason=\"the validation host "
                  "looks like PROJECT:INSTANCE: the upstream certificate's CN must equal it "
@@ -431,6 +506,7 @@ int main(int argc, char **argv)
         w->front_ctx = ctx.front;
         w->back_ctx = ctx.back;
         printf("front certificate: %s\nCA roots: %s\n", ctx.front_summary, ctx.roots_summary);
+        front_certificate_print(&ctx);
         fflush(stdout);
         status = run_check(w);
         if (uv_loop_close(w->loop) != 0)

@@ -350,6 +350,15 @@ void metrics_clear_cert_expiry(void)
     pthread_mutex_unlock(&cert_lock);
 }
 
+/* ---- front certificate names ---------------------------------------------- */
+
+static atomic_uint_least64_t sni_mismatches;
+
+void metrics_sni_mismatch(void)
+{
+    ADD(sni_mismatches, 1);
+}
+
 /* ---- rendering ---------------------------------------------------------- */
 
 /* An snprintf-like writer: counts what it would write past cap, so one pass
@@ -537,6 +546,27 @@ static void render_events(struct out *o)
          LOAD(reloads_failed));
 }
 
+/* The same certificates as seconds left (negative once expired): what an
+ * alert compares with a threshold, without the query doing the arithmetic. */
+static void render_cert_remaining(struct out *o)
+{
+    int64_t now = (int64_t)time(NULL);
+    family(o, "pg_tls_proxy_certificate_expiry_seconds", "gauge",
+           "Seconds until a loaded certificate expires (negative once expired).");
+    pthread_mutex_lock(&cert_lock);
+    for (size_t i = 0; i < ncerts; i++) {
+        puts_(o, "pg_tls_proxy_certificate_expiry_seconds{which=\"");
+        put_label_value(o, certs[i].which);
+        puts_(o, "\",subject=\"");
+        put_label_value(o, certs[i].subject);
+        putf(o, "\"} %" PRId64 "\n", certs[i].not_after - now);
+    }
+    pthread_mutex_unlock(&cert_lock);
+    family(o, "pg_tls_proxy_front_sni_mismatch_total", "counter",
+           "Front handshakes whose SNI is not among the certificate's names.");
+    putf(o, "pg_tls_proxy_front_sni_mismatch_total %" PRIuLEAST64 "\n", LOAD(sni_mismatches));
+}
+
 static void render_certs(struct out *o)
 {
     family(o, "pg_tls_proxy_certificate_expiry_timestamp_seconds", "gauge",
@@ -550,6 +580,7 @@ static void render_certs(struct out *o)
         putf(o, "\"} %" PRId64 "\n", certs[i].not_after);
     }
     pthread_mutex_unlock(&cert_lock);
+    render_cert_remaining(o);
 }
 
 static void render_build(struct out *o)

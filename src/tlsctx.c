@@ -18,6 +18,7 @@
 #include <openssl/x509v3.h>
 
 #include "config.h"
+#include "pemfile.h"
 #include "tlsctx.h"
 #include "tlsio.h"
 
@@ -27,7 +28,7 @@ bool tlsctx_is_ip(const char *s)
     return inet_pton(AF_INET, s, b) == 1 || inet_pton(AF_INET6, s, b) == 1;
 }
 
-static void asn1_time_str(const ASN1_TIME *t, char *buf, size_t len)
+void tlsctx_time_str(const ASN1_TIME *t, char *buf, size_t len)
 {
     struct tm tm;
     if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1) {
@@ -70,7 +71,7 @@ void tlsctx_cert_summary(X509 *cert, char *buf, size_t len)
     char subj[256], iss[256], exp[32];
     X509_NAME_oneline(X509_get_subject_name(cert), subj, sizeof(subj));
     X509_NAME_oneline(X509_get_issuer_name(cert), iss, sizeof(iss));
-    asn1_time_str(X509_get0_notAfter(cert), exp, sizeof(exp));
+    tlsctx_time_str(X509_get0_notAfter(cert), exp, sizeof(exp));
     snprintf(buf, len, "subject=\"%s\" issuer=\"%s\" not_after=%s", subj, iss, exp);
 }
 
@@ -102,8 +103,7 @@ static void failure_index_init(void)
     failure_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, failure_free_cb);
 }
 
-/* RFC 2253 text of a name ("CN=x,O=y"), truncated to len. */
-static void name_str(const X509_NAME *name, char *buf, size_t len)
+void tlsctx_name_str(const X509_NAME *name, char *buf, size_t len)
 {
     buf[0] = '\0';
     BIO *b = BIO_new(BIO_s_mem());
@@ -129,11 +129,11 @@ static void record_failure(X509_STORE_CTX *store)
     f->sent = sent != NULL ? sk_X509_num(sent) : 0;
     X509 *cert = X509_STORE_CTX_get_current_cert(store);
     if (cert != NULL) {
-        name_str(X509_get_subject_name(cert), f->subject, sizeof(f->subject));
-        name_str(X509_get_issuer_name(cert), f->issuer, sizeof(f->issuer));
+        tlsctx_name_str(X509_get_subject_name(cert), f->subject, sizeof(f->subject));
+        tlsctx_name_str(X509_get_issuer_name(cert), f->issuer, sizeof(f->issuer));
         tlsctx_cert_names(cert, f->names, sizeof(f->names));
-        asn1_time_str(X509_get0_notBefore(cert), f->not_before, sizeof(f->not_before));
-        asn1_time_str(X509_get0_notAfter(cert), f->not_after, sizeof(f->not_after));
+        tlsctx_time_str(X509_get0_notBefore(cert), f->not_before, sizeof(f->not_before));
+        tlsctx_time_str(X509_get0_notAfter(cert), f->not_after, sizeof(f->not_after));
     }
     if (SSL_set_ex_data(ssl, failure_idx, f) != 1)
         free(f);
@@ -215,6 +215,24 @@ const char *tlsctx_verify_message(const struct tlsctx_verify_failure *f, const c
                  "reissue the certificate with a start date in the past",
                  what, subj, f->not_before, nowstr);
         return "not_yet_valid";
+    case X509_V_ERR_PERMITTED_VIOLATION:
+    case X509_V_ERR_EXCLUDED_VIOLATION:
+        if (f->cn_constraint)
+            snprintf(buf, len,
+                     "the server's certificate%s has no DNS subjectAltName, and its name (%s) is "
+                     "not permitted by the name constraints of its CA \"%s\" (%s) — a name its "
+                     "CA may not certify is refused: give the database server a certificate "
+                     "whose subjectAltName has a DNS name inside those constraints, and set "
+                     "--client-tls-validation-host to that name",
+                     subj, f->names[0] ? f->names : "its CN", f->constraint_ca,
+                     f->constraints[0] ? f->constraints : "see the CA certificate");
+        else
+            snprintf(buf, len,
+                     "the server's certificate%s has a name (%s) that the name constraints of a "
+                     "CA in its chain do not permit (%s) — give the database server a "
+                     "certificate whose names are inside its CA's constraints",
+                     subj, f->names[0] ? f->names : "?", X509_verify_cert_error_string(f->err));
+        return "name_constraints";
     case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
         snprintf(buf, len,
                  "the server's certificate%s is self-signed (no CA issued it) — give the "
@@ -310,30 +328,29 @@ static int alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *ou
     return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
-/* Certificate chain + matching key into ctx; errors name the flags. */
+/*
+ * Certificate chain + matching key into ctx; errors name the flags. Each
+ * file is checked first (pemfile.c): OpenSSL's own errors ("PEM lib",
+ * "system lib") do not say which mistake it is, and with no callback it
+ * would prompt on the terminal for an encrypted key's passphrase.
+ */
 static int load_identity(SSL_CTX *ctx, const char *cert_path, const char *key_path,
                          const char *cert_flag, const char *key_flag, char *err, size_t errlen)
 {
     char e[256];
-    int f;
 
-    if ((f = is_file(cert_path)) != 1) {
-        snprintf(err, errlen, "%s \"%s\": %s", cert_flag, cert_path,
-                 f < 0 ? strerror(-f) : "is a directory, expected a PEM file");
+    if (pemfile_check(cert_flag, cert_path, PEM_WANT_CERT, err, errlen) < 0 ||
+        pemfile_check(key_flag, key_path, PEM_WANT_KEY, err, errlen) < 0)
         return -1;
-    }
-    if ((f = is_file(key_path)) != 1) {
-        snprintf(err, errlen, "%s \"%s\": %s", key_flag, key_path,
-                 f < 0 ? strerror(-f) : "is a directory, expected a PEM file");
-        return -1;
-    }
+    SSL_CTX_set_default_passwd_cb(ctx, pemfile_no_passphrase_cb);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_path) != 1) {
         snprintf(err, errlen, "%s \"%s\": cannot load a PEM certificate chain: %s", cert_flag,
                  cert_path, tlsio_error(e, sizeof(e)));
         return -1;
     }
     BIO *kb = BIO_new_file(key_path, "r");
-    EVP_PKEY *key = kb != NULL ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
+    EVP_PKEY *key =
+        kb != NULL ? PEM_read_bio_PrivateKey(kb, NULL, pemfile_no_passphrase_cb, NULL) : NULL;
     BIO_free(kb);
     if (key == NULL) {
         snprintf(err, errlen, "%s \"%s\": cannot load a PEM private key: %s", key_flag, key_path,
@@ -381,6 +398,7 @@ SSL_CTX *tlsctx_front(const char *cert_path, const char *key_path, char *summary
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_default_passwd_cb(ctx, pemfile_no_passphrase_cb); /* never a prompt */
     /* No SSL_MODE_RELEASE_BUFFERS: freeing and reallocating 16 KB record
      * buffers on every record cost ~10% of a small query's CPU. Buffers
      * are given back when a session goes idle instead (relay.c). */
@@ -409,10 +427,12 @@ static int load_pem_file(X509_STORE *store, const char *path, char *err, size_t 
 
     if (bio == NULL) {
         ERR_clear_error();
-        snprintf(err, errlen, "cannot open \"%s\": %s", path, strerror(errno));
+        char why[300];
+        pemfile_open_error(errno, why, sizeof(why));
+        snprintf(err, errlen, "cannot open \"%s\": %s", path, why);
         return -1;
     }
-    while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+    while ((x = PEM_read_bio_X509(bio, NULL, pemfile_no_passphrase_cb, NULL)) != NULL) {
         /* A duplicate is not an error: bundles often repeat roots. */
         if (X509_STORE_add_cert(store, x) == 1)
             n++;
@@ -438,12 +458,16 @@ static int cmp_str(const void *a, const void *b)
 static int load_roots(X509_STORE *store, const char *flag, const char *roots_path, char *summary,
                       size_t summarylen, char *err, size_t errlen)
 {
+    char why[300];
     int f = is_file(roots_path);
     if (f < 0) {
-        snprintf(err, errlen, "%s \"%s\": %s", flag, roots_path, strerror(-f));
+        pemfile_open_error(-f, why, sizeof(why));
+        snprintf(err, errlen, "%s \"%s\": %s", flag, roots_path, why);
         return -1;
     }
     if (f == 1) {
+        if (pemfile_check(flag, roots_path, PEM_WANT_CA, err, errlen) < 0)
+            return -1;
         int n = load_pem_file(store, roots_path, err, errlen);
         if (n == 0)
             snprintf(err, errlen,
@@ -457,7 +481,8 @@ static int load_roots(X509_STORE *store, const char *flag, const char *roots_pat
 
     DIR *d = opendir(roots_path);
     if (d == NULL) {
-        snprintf(err, errlen, "%s \"%s\": %s", flag, roots_path, strerror(errno));
+        pemfile_open_error(errno, why, sizeof(why));
+        snprintf(err, errlen, "%s \"%s\": %s", flag, roots_path, why);
         return -1;
     }
     char **names = NULL;
@@ -483,6 +508,7 @@ static int load_roots(X509_STORE *store, const char *flag, const char *roots_pat
         qsort(names, nnames, sizeof(*names), cmp_str);
 
     int total = 0;
+    char first_problem[700] = "";
     size_t off = (size_t)snprintf(summary, summarylen, "from %s:", roots_path);
     for (size_t i = 0; i < nnames; i++) {
         char path[4096], e[256];
@@ -490,6 +516,8 @@ static int load_roots(X509_STORE *store, const char *flag, const char *roots_pat
         int n = load_pem_file(store, path, e, sizeof(e));
         if (n > 0)
             total += n;
+        else if (first_problem[0] == '\0') /* why, in words: unreadable, DER, a key... */
+            pemfile_check("file", path, PEM_WANT_CA, first_problem, sizeof(first_problem));
         if (off < summarylen)
             off += (size_t)snprintf(summary + off, summarylen - off, " %s=%d", names[i],
                                     n < 0 ? 0 : n);
@@ -499,8 +527,8 @@ static int load_roots(X509_STORE *store, const char *flag, const char *roots_pat
     if (total == 0) {
         snprintf(err, errlen,
                  "%s \"%s\": 0 CA certificates loaded from %zu *.pem/*.crt "
-                 "file(s) in the directory (%s)",
-                 flag, roots_path, nnames, summary);
+                 "file(s) in the directory (%s)%s%s",
+                 flag, roots_path, nnames, summary, first_problem[0] ? "; " : "", first_problem);
         return -1;
     }
     char tmp[1024];
@@ -519,6 +547,7 @@ SSL_CTX *tlsctx_back(const char *roots_path, char *summary, size_t summarylen, c
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_default_passwd_cb(ctx, pemfile_no_passphrase_cb); /* never a prompt */
     /* No SSL_MODE_RELEASE_BUFFERS: freeing and reallocating 16 KB record
      * buffers on every record cost ~10% of a small query's CPU. Buffers
      * are given back when a session goes idle instead (relay.c). */
@@ -560,9 +589,50 @@ bool tlsctx_is_cloudsql_name(const char *s)
 }
 
 /*
+ * At depth 0 once the chain verified (the host check is done by then): the
+ * leaf's CN against the name constraints of its CAs, which OpenSSL skips
+ * for a dotless CN. Refuses through the verify result, so the handshake
+ * fails as for any other verification error and the failure says why.
+ */
+static int cn_constraints_cb(X509_STORE_CTX *store)
+{
+    char ca[256], cons[256];
+    int r =
+        tlsctx_cn_constraints(X509_STORE_CTX_get0_chain(store), ca, sizeof(ca), cons, sizeof(cons));
+    if (r == X509_V_OK)
+        return 1;
+    X509_STORE_CTX_set_error(store, r);
+    back_verify_cb(0, store);
+    SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+    struct tlsctx_verify_failure *f =
+        ssl != NULL && failure_idx >= 0 ? SSL_get_ex_data(ssl, failure_idx) : NULL;
+    if (f != NULL && f->err == r && f->depth == 0) {
+        f->cn_constraint = true;
+        snprintf(f->constraint_ca, sizeof(f->constraint_ca), "%s", ca);
+        snprintf(f->constraints, sizeof(f->constraints), "%s", cons);
+    }
+    return 0;
+}
+
+/*
+ * A DNS validation host: OpenSSL's host check falls back to the CN when the
+ * leaf has no DNS SAN, so the CN must then pass the name constraints too.
+ */
+static int host_verify_cb(int ok, X509_STORE_CTX *store)
+{
+    if (!ok || X509_STORE_CTX_get_error_depth(store) != 0)
+        return back_verify_cb(ok, store);
+    X509 *leaf = X509_STORE_CTX_get_current_cert(store);
+    if (leaf == NULL || tlsctx_has_dns_san(leaf))
+        return 1;
+    return cn_constraints_cb(store);
+}
+
+/*
  * Cloud SQL mode: the leaf's CN must equal the validation name exactly
  * (Google's own connectors check the same); chain verification is
- * OpenSSL's as always. The name is the SSL's app data.
+ * OpenSSL's as always, and the CN must pass its CAs' name constraints.
+ * The name is the SSL's app data.
  */
 static int cloudsql_verify_cb(int ok, X509_STORE_CTX *store)
 {
@@ -576,7 +646,7 @@ static int cloudsql_verify_cb(int ok, X509_STORE_CTX *store)
                                                      cn, sizeof(cn))
                          : -1;
     if (want != NULL && n > 0 && (size_t)n == strlen(want) && strcmp(cn, want) == 0)
-        return 1;
+        return cn_constraints_cb(store);
     X509_STORE_CTX_set_error(store, X509_V_ERR_HOSTNAME_MISMATCH);
     return back_verify_cb(0, store);
 }
@@ -599,11 +669,32 @@ int tlsctx_back_session_setup(SSL *ssl, const char *verify_name, char *err, size
     if (SSL_set1_host(ssl, verify_name) != 1 || SSL_set_tlsext_host_name(ssl, verify_name) != 1)
         goto fail;
     SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    SSL_set_verify(ssl, SSL_VERIFY_PEER, host_verify_cb);
     return 0;
 fail:
     snprintf(err, errlen, "cannot set the upstream name \"%s\": %s", verify_name,
              tlsio_error(e, sizeof(e)));
     return -1;
+}
+
+/* The front certificate's names, dates and chain into out; -1 if expired or not yet valid. */
+static int front_describe(struct tls_contexts *out, const char *path, char *err, size_t errlen)
+{
+    X509 *leaf = SSL_CTX_get0_certificate(out->front);
+    STACK_OF(X509) *extra = NULL;
+    SSL_CTX_get0_chain_certs(out->front, &extra);
+    if (leaf == NULL)
+        return 0;
+    if (tlsctx_front_check(leaf, extra, path, time(NULL), err, errlen, out->front_warning,
+                           sizeof(out->front_warning)) < 0)
+        return -1;
+    tlsctx_cert_names(leaf, out->front_names, sizeof(out->front_names));
+    tlsctx_time_str(X509_get0_notBefore(leaf), out->front_not_before,
+                    sizeof(out->front_not_before));
+    tlsctx_time_str(X509_get0_notAfter(leaf), out->front_not_after, sizeof(out->front_not_after));
+    out->front_expiry = tlsctx_not_after(leaf);
+    out->front_chain_len = 1 + (extra != NULL ? sk_X509_num(extra) : 0);
+    return 0;
 }
 
 int tlsctx_build(const struct config *cfg, struct tls_contexts *out, char *err, size_t errlen)
@@ -623,7 +714,7 @@ int tlsctx_build(const struct config *cfg, struct tls_contexts *out, char *err, 
 
     out->front = tlsctx_front(cfg->front_cert_path, cfg->front_key_path, out->front_summary,
                               sizeof(out->front_summary), err, errlen);
-    if (out->front == NULL)
+    if (out->front == NULL || front_describe(out, cfg->front_cert_path, err, errlen) < 0)
         goto fail;
     if (apply_policy(out->front, "server", cfg->front_min_tls, cfg->front_tls12_ciphers,
                      cfg->front_tls13_suites, err, errlen) < 0)

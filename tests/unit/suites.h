@@ -13,5 +13,7 @@ Suite *proxyproto_suite(void);
 Suite *verifymsg_suite(void);
 Suite *fdreserve_suite(void);
 Suite *log_suite(void);
+Suite *pemfile_suite(void);
+Suite *certcheck_suite(void);
 
 #endif

@@ -432,6 +432,8 @@ static const char *const families[] = {
     "pg_tls_proxy_cancel_requests_total",
     "pg_tls_proxy_reloads_total",
     "pg_tls_proxy_certificate_expiry_timestamp_seconds",
+    "pg_tls_proxy_certificate_expiry_seconds",
+    "pg_tls_proxy_front_sni_mismatch_total",
     "pg_tls_proxy_build_info",
     "process_cpu_seconds_total",
     "process_open_fds",

@@ -45,6 +45,12 @@ struct tls_contexts {
     int64_t front_expiry;                           /* notAfter, unix seconds */
     int front_chain_len;                            /* certificates in the file, leaf included */
     char front_warning[768]; /* a problem that does not stop the proxy ("" if none) */
+    /* The leaf names where to fetch its issuer (authorityInfoAccess caIssuers),
+     * as every leaf of a public CA does, whose issuer is then an intermediate
+     * that clients lack: the warning is likely a real mistake (certbot's
+     * cert.pem). Without it (a private root signing leaves directly, as most
+     * self-run CAs do), the same text is only informational. */
+    bool front_warning_likely;
 };
 
 /*

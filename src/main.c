@@ -132,8 +132,11 @@ static void front_certificate_log(struct supervisor *sv, const struct config *cf
              trigger, qp, log_escape(ctx->front_names, qn, sizeof(qn)), ctx->front_not_before,
              ctx->front_not_after, (long long)tlsctx_days_left(ctx->front_expiry, time(NULL)),
              ctx->front_chain_len);
-    if (ctx->front_warning[0] != '\0')
+    if (ctx->front_warning[0] != '\0' && ctx->front_warning_likely)
         log_warn("event=front_certificate_chain file=\"%s\" reason=\"%s\"", qp,
+                 log_escape(ctx->front_warning, qw, sizeof(qw)));
+    else if (ctx->front_warning[0] != '\0')
+        log_info("event=front_certificate_chain file=\"%s\" reason=\"%s\"", qp,
                  log_escape(ctx->front_warning, qw, sizeof(qw)));
     front_expiry_check(cfg->front_cert_path, ctx->front_expiry, ctx->front_not_after);
     if (sv != NULL) {

@@ -688,6 +688,13 @@ static int front_describe(struct tls_contexts *out, const char *path, char *err,
     if (tlsctx_front_check(leaf, extra, path, time(NULL), err, errlen, out->front_warning,
                            sizeof(out->front_warning)) < 0)
         return -1;
+    if (out->front_warning[0] != '\0') {
+        AUTHORITY_INFO_ACCESS *aia = X509_get_ext_d2i(leaf, NID_info_access, NULL, NULL);
+        for (int i = 0; aia != NULL && i < sk_ACCESS_DESCRIPTION_num(aia); i++)
+            if (OBJ_obj2nid(sk_ACCESS_DESCRIPTION_value(aia, i)->method) == NID_ad_ca_issuers)
+                out->front_warning_likely = true;
+        AUTHORITY_INFO_ACCESS_free(aia);
+    }
     tlsctx_cert_names(leaf, out->front_names, sizeof(out->front_names));
     tlsctx_time_str(X509_get0_notBefore(leaf), out->front_not_before,
                     sizeof(out->front_not_before));

@@ -197,6 +197,22 @@ rc=$?
 expect "--check with a leaf whose intermediate is not in the file: warns, names the fix, still checks ok" \
     "rc=$rc $(tr '\n' ' ' <"$CUR_LOG")" \
     '^rc=0 .*warning: front certificate: the file holds the certificate "CN=localhost,O=pg-tls-proxy tests" without its issuer "CN=pg-tls-proxy test upstream intermediate CA,O=pg-tls-proxy tests".*fullchain\.pem, not cert\.pem.*check ok'
+# The log's level says how likely a mistake it is: a leaf that names where to
+# fetch its issuer (authorityInfoAccess caIssuers, as every public CA's leaf
+# does) has an intermediate that clients lack: warn. A leaf signed straight by
+# a private root (this harness's proxy.crt, most self-run CAs): info only.
+cf_leaf aia-leaf localhost certs:db-inter-ca 30 "DNS:localhost
+authorityInfoAccess=caIssuers;URI:http://ca.example.invalid/inter.crt"
+it_free_port P
+PROXY_CRT=$CF/aia-leaf.crt PROXY_KEY=$CF/aia-leaf.key start_proxy cf-aia "$P" 127.0.0.1 \
+    "$PGPORT" localhost "$CERTS/db-ca.crt"
+expect "a leaf with caIssuers and without its intermediate: the chain line is a warning" \
+    "$(grep -o 'level=[a-z]* event=front_certificate_chain' "$LOGS/proxy-cf-aia.log")" \
+    '^level=warn event=front_certificate_chain$'
+stop_proxy cf-aia
+expect "a leaf signed straight by a private root (the harness's proxy.crt): no warning, info only" \
+    "$(grep -o 'level=[a-z]* event=front_certificate_chain' "$LOGS/proxy-main.log")" \
+    '^level=info event=front_certificate_chain$'
 cf_args "$CERTS/good-inter-chain.crt" "$CERTS/bad-nointer.key"
 CUR_LOG=$LOGS/certfiles-check-chain.log
 timeout -k 2 30 "$PGTP_BIN" --check "${CF_ARGS[@]}" </dev/null >"$CUR_LOG" 2>&1

@@ -70,6 +70,7 @@ static atomic_int_least64_t sessions_active;
 static atomic_uint_least64_t bytes_from_client, bytes_from_upstream;
 static atomic_uint_least64_t cancels_forwarded, cancels_dropped;
 static atomic_uint_least64_t reloads_ok, reloads_failed;
+static atomic_uint_least64_t accept_pauses;
 static atomic_int_least64_t last_upstream_ok;
 
 #define ADD(var, n) atomic_fetch_add_explicit(&(var), (n), memory_order_relaxed)
@@ -104,6 +105,11 @@ void metrics_reload(bool ok)
         ADD(reloads_ok, 1);
     else
         ADD(reloads_failed, 1);
+}
+
+void metrics_accept_paused(void)
+{
+    ADD(accept_pauses, 1);
 }
 
 int64_t metrics_active_sessions(void)
@@ -460,6 +466,10 @@ static void render_events(struct out *o)
     putf(o, "pg_tls_proxy_reloads_total{result=\"success\"} %" PRIuLEAST64 "\n", LOAD(reloads_ok));
     putf(o, "pg_tls_proxy_reloads_total{result=\"failure\"} %" PRIuLEAST64 "\n",
          LOAD(reloads_failed));
+
+    family(o, "pg_tls_proxy_accept_pauses_total", "counter",
+           "Times a listener stopped accepting for 200 ms, out of file descriptors.");
+    putf(o, "pg_tls_proxy_accept_pauses_total %" PRIuLEAST64 "\n", LOAD(accept_pauses));
 }
 
 static void render_certs(struct out *o)

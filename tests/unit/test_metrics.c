@@ -427,6 +427,7 @@ static const char *const families[] = {
     "pg_tls_proxy_upstream_last_success_timestamp_seconds",
     "pg_tls_proxy_cancel_requests_total",
     "pg_tls_proxy_reloads_total",
+    "pg_tls_proxy_accept_pauses_total",
     "pg_tls_proxy_certificate_expiry_timestamp_seconds",
     "pg_tls_proxy_build_info",
 };

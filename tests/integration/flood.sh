@@ -165,8 +165,7 @@ start_proxy silent "$SILENT_PORT" 127.0.0.1 "$PGPORT" localhost "$CERTS/db-ca.cr
     --server-handshake-timeout 2
 SILENT_PID=${IT_PIDS[silent]:-0}
 SILENT_LOG=$CUR_LOG
-# The baseline: once each worker's loop has had a connection (libuv opens a
-# spare descriptor per loop at its first TCP handle), and steady.
+# The baseline: after a few connections on each worker, once steady.
 raw hold 127.0.0.1 "$SILENT_PORT" 16 0.1 >/dev/null
 prev=-1 base=$(fd_count "$SILENT_PID")
 for ((i = 0; i < 40 && base != prev; i++)); do

@@ -556,8 +556,7 @@ static bool make_room(void)
     for (struct admin_conn *c = oldest; c != NULL; c = c->prev) {
         if (c->closing || c->state != AC_READING || read_now(c))
             continue;
-        log_debug("event=admin_evicted received=%zu reason=\"no request yet, table full\"",
-                  c->len);
+        log_debug("event=admin_evicted received=%zu reason=\"no request yet, table full\"", c->len);
         conn_close(c);
         return true;
     }

@@ -51,8 +51,7 @@ static void accept_failed_log(const struct listener *l, int err)
                  "open-files limit (ulimit -n, systemd LimitNOFILE=) or lower --max-connections\"",
                  l->name, strerror(err), n);
     else
-        log_warn("event=accept_failed %s reason=\"%s\" suppressed=%u", l->name, strerror(err),
-                 n);
+        log_warn("event=accept_failed %s reason=\"%s\" suppressed=%u", l->name, strerror(err), n);
 }
 
 static void poll_cb(uv_poll_t *p, int status, int events);

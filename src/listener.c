@@ -49,9 +49,10 @@ static void accept_failed_log(const struct listener *l, int err)
         log_warn("event=accept_failed %s reason=\"%s\" suppressed=%u hint=\"out of file "
                  "descriptors: clients wait in the listen queue until some are free; raise the "
                  "open-files limit (ulimit -n, systemd LimitNOFILE=) or lower --max-connections\"",
-                 l->name, strerror(err), n);
+                 l->name, uv_strerror(-err), n);
     else
-        log_warn("event=accept_failed %s reason=\"%s\" suppressed=%u", l->name, strerror(err), n);
+        log_warn("event=accept_failed %s reason=\"%s\" suppressed=%u", l->name, uv_strerror(-err),
+                 n);
 }
 
 static void poll_cb(uv_poll_t *p, int status, int events);

@@ -96,7 +96,7 @@ expect "descriptor flood: its timers run: silent clients closed at the 2 s hands
     "n=$n" '^n=([2-9][0-9]|[1-9][0-9][0-9]+)$'
 line=$(grep -E 'event=accept_failed ' "$FLOOD_LOG" | head -n 1)
 expect "descriptor flood: logged: event=accept_failed 'out of file descriptors: clients wait in the listen queue'" \
-    "$line" 'level=warn event=accept_failed worker=[01] reason="Too many open files" suppressed=[0-9]+ hint="out of file descriptors: clients wait in the listen queue until some are free; raise the open-files limit'
+    "$line" 'level=warn event=accept_failed worker=[01] reason="too many open files" suppressed=[0-9]+ hint="out of file descriptors: clients wait in the listen queue until some are free; raise the open-files limit'
 wait "$HOLD1"
 out=$(cat "$TMP/fdflood1.out")
 printf '%s\n' "$out" >"$LOGS/flood-fdflood1.out"

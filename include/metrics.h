@@ -51,6 +51,8 @@ void metrics_handshake_failed(int leg, const char *reason);
 void metrics_upstream_connected(double ms);
 void metrics_cancel(bool forwarded);
 void metrics_reload(bool ok);
+/* A listener stopped accepting for a moment (out of descriptors, listener.c). */
+void metrics_accept_paused(void);
 /* Certificate expiry gauges (unix seconds), replaced on every (re)load. */
 void metrics_set_cert_expiry(const char *which, const char *subject, int64_t not_after);
 void metrics_clear_cert_expiry(void);

@@ -70,6 +70,7 @@ struct chunk_cache {
 };
 
 struct conn;
+struct listener;
 
 /* Commands the main thread sends a worker (bits, coalesced by uv_async). */
 #define WORKER_RELOAD 1u /* take the contexts offered by worker_offer_contexts */
@@ -101,7 +102,7 @@ struct worker {
     size_t trim_peak;       /* most connections since the last trim */
     atomic_bool finished;   /* written by the worker, read by the main thread */
     struct chunk_cache small, large;
-    uv_tcp_t *listeners;
+    struct listener *listeners; /* listener.h */
     size_t nlisteners;
     int probe_status; /* --check: 0 ok, 1 failed */
     uint8_t readbuf[READ_BUF_SIZE];
@@ -116,6 +117,7 @@ struct leg {
     size_t queued;      /* ciphertext handed to uv_write, not yet written */
     uint64_t bytes_in;  /* plaintext received from this leg's peer */
     uint64_t bytes_out; /* plaintext sent to this leg's peer */
+    uint64_t sent;      /* bytes of any kind handed to the socket ('S', TLS, errors) */
     uint64_t last_read; /* loop time of the last read (--idle-timeout) */
     bool open;          /* tcp handle initialised: needs uv_close */
     bool reading;
@@ -213,7 +215,8 @@ struct conn {
 };
 
 /* conn.c */
-void conn_accept(struct worker *w, uv_stream_t *listener);
+/* A new client's socket (non-blocking); conn_accept owns it, even on failure. */
+void conn_accept(struct worker *w, int fd);
 struct conn *conn_new(struct worker *w);
 void conn_close(struct conn *c);
 void conn_close_leg(struct leg *l);

@@ -6,9 +6,12 @@
  * Owns the admin listener and every admin connection (listed, so admin_stop
  * can close them all and the loop can end). Memory of a connection is freed
  * only in the close callback of its last handle. Everything is bounded: at
- * most ADMIN_HEAD_MAX bytes of request head, ADMIN_MAX_CONNS connections at
- * once, and ADMIN_TIMEOUT_MS per connection, so a slow or hostile client
- * cannot hold the endpoint. Must never block the loop and never take the
+ * most ADMIN_HEAD_MAX bytes of request head, sent within ADMIN_HEAD_MS,
+ * ADMIN_MAX_CONNS connections at once, and ADMIN_TIMEOUT_MS to send the
+ * response. Probes must keep answering whatever idle clients do (a
+ * Kubernetes liveness probe that fails restarts a healthy proxy): when the
+ * table is full, the oldest connection that has not sent its request yet
+ * makes room for the new one. Must never block the loop and never take the
  * process down: every failure closes one connection and is logged.
  */
 #include <errno.h>
@@ -24,14 +27,15 @@
 
 #include "admin.h"
 #include "httpreq.h"
+#include "listener.h"
 #include "log.h"
 #include "metrics.h"
 
 #define ADMIN_HEAD_MAX 4096
-#define ADMIN_TIMEOUT_MS 10000
+#define ADMIN_HEAD_MS 2000     /* connect -> complete request head; probes take a few ms */
+#define ADMIN_TIMEOUT_MS 10000 /* request head -> response written */
 #define ADMIN_LINGER_MS 2000
 #define ADMIN_MAX_CONNS 64
-#define ADMIN_BACKLOG 64
 
 /* ---- request head parser (pure) ------------------------------------------ */
 
@@ -262,12 +266,13 @@ struct admin_conn {
 };
 
 static uv_loop_t *a_loop;
-static uv_tcp_t a_listener;
-static bool a_listener_open, a_listener_closing, a_full_logged;
+static struct listener a_listener;
+static bool a_full_logged;
 static unsigned a_ready_window;
 static atomic_bool a_listening;
-static struct admin_conn *a_conns;
-static size_t a_nconns;
+static struct admin_conn *a_conns; /* newest first */
+static size_t a_nconns;            /* listed: until the last close callback */
+static size_t a_live;              /* listed and not closing: what ADMIN_MAX_CONNS bounds */
 
 void admin_set_listening(bool listening)
 {
@@ -297,6 +302,7 @@ static void conn_close(struct admin_conn *c)
     if (c->closing)
         return;
     c->closing = true;
+    a_live--;
     uv_close((uv_handle_t *)&c->timer, conn_close_cb);
     uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
 }
@@ -461,6 +467,7 @@ static void respond(struct admin_conn *c, int parsed, const char *method, char *
     if (c->body != NULL && !head_only)
         bufs[nbufs++] = uv_buf_init(c->body, (unsigned)c->body_len);
     c->state = AC_WRITING;
+    uv_timer_start(&c->timer, timeout_cb, ADMIN_TIMEOUT_MS, 0);
     c->wreq.data = c;
     if (olen == 0 || uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, nbufs, write_cb) < 0)
         conn_close(c);
@@ -478,6 +485,17 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         *buf = uv_buf_init(c->head, sizeof(c->head));
 }
 
+/* n more bytes of request head are in c->head: answer once it is whole. */
+static void head_input(struct admin_conn *c, size_t n)
+{
+    c->len += n;
+    char method[16], path[256];
+    int r = httpreq_parse(c->head, c->len, method, sizeof(method), path, sizeof(path));
+    if (r == 0 && c->len < sizeof(c->head))
+        return;
+    respond(c, r, method, path);
+}
+
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct admin_conn *c = s->data;
@@ -493,25 +511,89 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         conn_close(c);
         return;
     }
-    if (c->state != AC_READING)
-        return;
-    c->len += (size_t)nread;
-    char method[16], path[256];
-    int r = httpreq_parse(c->head, c->len, method, sizeof(method), path, sizeof(path));
-    if (r == 0 && c->len < sizeof(c->head))
-        return;
-    respond(c, r, method, path);
+    if (c->state == AC_READING)
+        head_input(c, (size_t)nread);
 }
 
-static void accept_cb(uv_stream_t *server, int status)
+/*
+ * Take what c's client has sent already, without waiting for the loop to
+ * get to it: a probe accepted in the same burst as many idle connections
+ * has its request in by now. True if c no longer waits for its head
+ * (answered, or closed).
+ */
+static bool read_now(struct admin_conn *c)
 {
-    if (status < 0) {
-        log_warn("event=admin_accept_failed reason=\"%s\"", uv_strerror(status));
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
+        return false;
+    while (!c->closing && c->state == AC_READING && c->len < sizeof(c->head)) {
+        ssize_t n = recv(fd, c->head + c->len, sizeof(c->head) - c->len, MSG_DONTWAIT);
+        if (n > 0)
+            head_input(c, (size_t)n);
+        else if (n < 0 && errno == EINTR)
+            continue;
+        else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        else
+            conn_close(c); /* EOF or error before a whole request */
+    }
+    return c->closing || c->state != AC_READING;
+}
+
+/*
+ * The table is full: close one connection to make room for a new one. First
+ * the oldest that has not sent a whole request head (an idle or slow client:
+ * a real probe sends its request at once), then the oldest that has its
+ * response and is only waiting for the client's EOF. False if every slot is
+ * writing a response: the new connection is refused.
+ */
+static bool make_room(void)
+{
+    struct admin_conn *oldest = a_conns;
+    while (oldest != NULL && oldest->next != NULL)
+        oldest = oldest->next;
+    /* Closing leaves c listed until its close callbacks: the walk is safe. */
+    for (struct admin_conn *c = oldest; c != NULL; c = c->prev) {
+        if (c->closing || c->state != AC_READING || read_now(c))
+            continue;
+        log_debug("event=admin_evicted received=%zu reason=\"no request yet, table full\"", c->len);
+        conn_close(c);
+        return true;
+    }
+    for (struct admin_conn *c = oldest; c != NULL; c = c->prev) {
+        if (!c->closing && c->state == AC_LINGER) {
+            conn_close(c);
+            return true;
+        }
+    }
+    return false;
+}
+
+static void admin_accept(void *arg, int fd)
+{
+    (void)arg;
+    bool full = a_live >= ADMIN_MAX_CONNS;
+    if (full && !make_room()) {
+        if (!a_full_logged)
+            log_warn("event=admin_busy max=%d reason=\"too many admin connections, all "
+                     "answering\"",
+                     ADMIN_MAX_CONNS);
+        a_full_logged = true;
+        close(fd);
         return;
+    }
+    if (full && !a_full_logged) {
+        log_warn("event=admin_busy max=%d reason=\"too many admin connections: the oldest "
+                 "that have not sent a request are closed to make room\"",
+                 ADMIN_MAX_CONNS);
+        a_full_logged = true;
+    } else if (!full) {
+        a_full_logged = false;
     }
     struct admin_conn *c = calloc(1, sizeof(*c));
     if (c == NULL) {
         log_warn("event=admin_accept_failed reason=\"out of memory\"");
+        close(fd);
         return;
     }
     uv_tcp_init(a_loop, &c->tcp);
@@ -524,23 +606,16 @@ static void accept_cb(uv_stream_t *server, int status)
         a_conns->prev = c;
     a_conns = c;
     a_nconns++;
+    a_live++;
 
-    int r = uv_accept(server, (uv_stream_t *)&c->tcp);
+    int r = uv_tcp_open(&c->tcp, fd);
     if (r < 0) {
         log_warn("event=admin_accept_failed reason=\"%s\"", uv_strerror(r));
+        close(fd); /* not the handle's yet */
         conn_close(c);
         return;
     }
-    if (a_nconns > ADMIN_MAX_CONNS) {
-        if (!a_full_logged)
-            log_warn("event=admin_busy max=%d reason=\"too many admin connections\"",
-                     ADMIN_MAX_CONNS);
-        a_full_logged = true;
-        conn_close(c);
-        return;
-    }
-    a_full_logged = false;
-    uv_timer_start(&c->timer, timeout_cb, ADMIN_TIMEOUT_MS, 0);
+    uv_timer_start(&c->timer, timeout_cb, ADMIN_HEAD_MS, 0);
     r = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
     if (r < 0)
         conn_close(c);
@@ -569,12 +644,6 @@ int admin_check_address(const char *address, char *err, size_t errlen)
     return parse_address(address != NULL ? address : "", &ss, err, errlen);
 }
 
-static void listener_close_cb(uv_handle_t *h)
-{
-    (void)h;
-    a_listener_closing = false;
-}
-
 int admin_start(uv_loop_t *loop, const char *address, unsigned ready_window_s, char *err,
                 size_t errlen)
 {
@@ -584,7 +653,7 @@ int admin_start(uv_loop_t *loop, const char *address, unsigned ready_window_s, c
 
     if (address == NULL)
         address = "";
-    if (a_listener_open || a_listener_closing) {
+    if (a_listener.open || a_listener.closing > 0) {
         snprintf(err, errlen, "--admin-address: the admin endpoint is already running");
         return -1;
     }
@@ -593,7 +662,7 @@ int admin_start(uv_loop_t *loop, const char *address, unsigned ready_window_s, c
     log_escape(address, q, sizeof(q));
 
     /* Bind by hand, so a bind error leaves no handle for the loop to close. */
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         snprintf(err, errlen, "--admin-address \"%s\": socket: %s", q, strerror(errno));
         return -1;
@@ -606,40 +675,28 @@ int admin_start(uv_loop_t *loop, const char *address, unsigned ready_window_s, c
         close(fd);
         return -1;
     }
-
-    uv_tcp_init(loop, &a_listener);
-    a_listener_open = true;
-    int r = uv_tcp_open(&a_listener, fd);
-    if (r < 0)
-        close(fd); /* not yet the handle's */
-    else
-        r = uv_listen((uv_stream_t *)&a_listener, ADMIN_BACKLOG, accept_cb);
-    if (r < 0) {
-        snprintf(err, errlen, "--admin-address \"%s\": cannot listen: %s", q, uv_strerror(r));
-        /* The loop must run once more for the close callback. */
-        a_listener_open = false;
-        a_listener_closing = true;
-        uv_close((uv_handle_t *)&a_listener, listener_close_cb);
-        return -1;
-    }
-    a_loop = loop;
-    a_ready_window = ready_window_s;
     char where[INET6_ADDRSTRLEN + 8] = "?";
     struct sockaddr_storage bound;
-    int blen = sizeof(bound);
-    if (uv_tcp_getsockname(&a_listener, (struct sockaddr *)&bound, &blen) == 0)
+    socklen_t blen = sizeof(bound);
+    if (getsockname(fd, (struct sockaddr *)&bound, &blen) == 0)
         addr_text(&bound, where, sizeof(where));
+
+    a_loop = loop;
+    a_ready_window = ready_window_s;
+    snprintf(a_listener.name, sizeof(a_listener.name), "listener=admin");
+    int r = listener_open(loop, &a_listener, fd, admin_accept, NULL);
+    if (r < 0) {
+        /* listener_open closed fd; the loop must run once more for its handles. */
+        snprintf(err, errlen, "--admin-address \"%s\": cannot listen: %s", q, uv_strerror(r));
+        return -1;
+    }
     log_info("event=admin_listening address=%s", where);
     return 0;
 }
 
 void admin_stop(void)
 {
-    if (a_listener_open) {
-        a_listener_open = false;
-        a_listener_closing = true;
-        uv_close((uv_handle_t *)&a_listener, listener_close_cb);
-    }
+    listener_close(&a_listener);
     for (struct admin_conn *c = a_conns; c != NULL; c = c->next)
         conn_close(c);
 }

@@ -64,9 +64,9 @@ static void waste_roll(void)
 }
 
 /*
- * Descriptors can run out before anything else (a low ulimit -n). A client
- * accepted at the very limit gets nothing: libuv's EMFILE trick accepts and
- * closes it unanswered, and its upstream leg could not be opened anyway.
+ * Descriptors can run out before anything else (a low ulimit -n). At the
+ * very limit no client can be accepted (listener.c pauses: clients wait in
+ * the listen queue), and a client's upstream leg could not be opened anyway.
  * So once the table is nearly full, a new client is still accepted but
  * refused with 53300 after its handshake, never connected upstream: it is
  * told why, and the reserve keeps room for those refusals. An upstream leg
@@ -595,17 +595,19 @@ static bool front_proxy_header(struct conn *c)
     return true;
 }
 
-void conn_accept(struct worker *w, uv_stream_t *listener)
+void conn_accept(struct worker *w, int sock)
 {
     struct conn *c = conn_new(w);
     if (c == NULL) {
+        close(sock);
         log_error("event=accept_failed reason=\"out of memory\"");
         return;
     }
     uv_tcp_init(w->loop, &c->front.tcp);
     c->front.open = true;
     conn_hold(c);
-    if (uv_accept(listener, (uv_stream_t *)&c->front.tcp) != 0) {
+    if (uv_tcp_open(&c->front.tcp, sock) != 0) {
+        close(sock); /* not the handle's yet */
         conn_close(c);
         return;
     }

@@ -3,12 +3,22 @@
  *
  * Every worker has its own listening socket per address, all bound with
  * SO_REUSEPORT, so the kernel spreads new connections over the workers and
- * a connection never crosses threads. Owns the workers' listening handles.
- * Never exits on an accept error: a full descriptor table (EMFILE) or a
- * client that reset before accept is logged and the loop goes on.
+ * a connection never crosses threads. Owns the listening sockets (the
+ * workers' and the admin endpoint's) and their accept loops.
+ *
+ * The accept loop is ours, not uv_listen's: out of descriptors, libuv's
+ * accept path closes a spare descriptor to accept and drop the client, and
+ * when another thread takes that descriptor first it retries forever inside
+ * one callback (150-195% CPU, timers and SIGTERM dead: issue 11). Here a
+ * readable listener gets at most ACCEPT_BATCH accepts per callback, and
+ * EMFILE/ENFILE pause it for ACCEPT_PAUSE_MS: clients wait in the kernel's
+ * listen queue and are served once descriptors are free, while the loop
+ * keeps running timers and commands. Never exits on an accept error.
  */
+#define _GNU_SOURCE /* accept4 */
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,34 +28,164 @@
 
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
+#include "proxy.h"
 
-static void connection_cb(uv_stream_t *server, int status)
+#define ACCEPT_BATCH 64     /* accepts per callback, then timers and commands run */
+#define ACCEPT_PAUSE_MS 200 /* out of descriptors: stop accepting this long */
+
+static atomic_llong warned_at; /* time() of the last accept_failed line, any listener */
+static atomic_uint suppressed; /* failures since then */
+
+/* One line a second at most for the whole process, with a count. */
+static void accept_failed_log(const struct listener *l, int err)
 {
-    struct worker *w = server->data;
+    atomic_fetch_add_explicit(&suppressed, 1, memory_order_relaxed);
+    long long now = (long long)time(NULL), last = atomic_load(&warned_at);
+    if (now == last || !atomic_compare_exchange_strong(&warned_at, &last, now))
+        return;
+    unsigned n = atomic_exchange(&suppressed, 0) - 1;
+    if (err == EMFILE || err == ENFILE)
+        log_warn("event=accept_failed %s reason=\"%s\" suppressed=%u hint=\"out of file "
+                 "descriptors: clients wait in the listen queue until some are free; raise the "
+                 "open-files limit (ulimit -n, systemd LimitNOFILE=) or lower --max-connections\"",
+                 l->name, uv_strerror(-err), n);
+    else
+        log_warn("event=accept_failed %s reason=\"%s\" suppressed=%u", l->name, uv_strerror(-err),
+                 n);
+}
+
+static void poll_cb(uv_poll_t *p, int status, int events);
+
+static void pause_cb(uv_timer_t *t)
+{
+    struct listener *l = t->data;
+    if (l->fd >= 0 && uv_poll_start(&l->poll, UV_READABLE, poll_cb) < 0)
+        uv_timer_start(&l->pause, pause_cb, ACCEPT_PAUSE_MS, 0);
+}
+
+/* Stop polling for a while: retrying at once would find the same error. */
+static void accept_pause(struct listener *l, int err)
+{
+    accept_failed_log(l, err);
+    metrics_accept_paused();
+    uv_poll_stop(&l->poll);
+    uv_timer_start(&l->pause, pause_cb, ACCEPT_PAUSE_MS, 0);
+}
+
+static void poll_cb(uv_poll_t *p, int status, int events)
+{
+    struct listener *l = p->data;
+    (void)events;
     if (status < 0) {
-        /* Out of descriptors, libuv calls this for every connection it
-         * could not accept: one line a second per worker, with a count. */
-        static _Thread_local time_t last;
-        static _Thread_local unsigned suppressed;
-        time_t now = time(NULL);
-        if (now == last) {
-            suppressed++;
-            return;
-        }
-        last = now;
-        if (status == UV_EMFILE || status == UV_ENFILE)
-            log_warn("event=accept_failed worker=%u reason=\"%s\" suppressed=%u hint=\"out of "
-                     "file descriptors: clients wait in the listen queue or are closed unanswered; "
-                     "raise the open-files limit (ulimit -n, systemd LimitNOFILE=) or lower "
-                     "--max-connections\"",
-                     w->index, uv_strerror(status), suppressed);
-        else
-            log_warn("event=accept_failed worker=%u reason=\"%s\" suppressed=%u", w->index,
-                     uv_strerror(status), suppressed);
-        suppressed = 0;
+        accept_pause(l, -status);
         return;
     }
-    conn_accept(w, server);
+    for (int i = 0; i < ACCEPT_BATCH && l->fd >= 0; i++) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            l->on_accept(l->arg, fd); /* owns fd now; may not close l */
+            continue;
+        }
+        switch (errno) {
+        case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+        case EWOULDBLOCK:
+#endif
+            return; /* the queue is empty */
+        /* That client is gone, or (accept(2), Linux) a network error on
+         * its connection: the next one may be fine. */
+        case EINTR:
+        case ECONNABORTED:
+        case EPROTO:
+        case EPERM:
+        case ENETDOWN:
+        case ENOPROTOOPT:
+        case EHOSTDOWN:
+        case ENONET:
+        case EHOSTUNREACH:
+        case EOPNOTSUPP:
+        case ENETUNREACH:
+        case ETIMEDOUT:
+            continue;
+        default: /* EMFILE, ENFILE, ENOBUFS, ENOMEM, ...: it would fail again */
+            accept_pause(l, errno);
+            return;
+        }
+    }
+}
+
+static void handle_closed_cb(uv_handle_t *h)
+{
+    struct listener *l = h->data;
+    l->closing--;
+}
+
+int listener_open(uv_loop_t *loop, struct listener *l, int fd, listener_accept_fn cb, void *arg)
+{
+    l->fd = -1;
+    l->on_accept = cb;
+    l->arg = arg;
+    uv_timer_init(loop, &l->pause);
+    l->pause.data = l;
+    int r = uv_poll_init_socket(loop, &l->poll, fd);
+    if (r < 0) {
+        l->closing = 1;
+        uv_close((uv_handle_t *)&l->pause, handle_closed_cb);
+        close(fd);
+        return r;
+    }
+    l->poll.data = l;
+    l->open = true;
+    l->fd = fd;
+    if (listen(fd, LISTEN_BACKLOG) < 0)
+        r = -errno;
+    else
+        r = uv_poll_start(&l->poll, UV_READABLE, poll_cb);
+    if (r < 0)
+        listener_close(l);
+    return r;
+}
+
+void listener_close(struct listener *l)
+{
+    if (!l->open)
+        return;
+    l->open = false;
+    l->closing = 2;
+    uv_close((uv_handle_t *)&l->poll, handle_closed_cb);
+    uv_close((uv_handle_t *)&l->pause, handle_closed_cb);
+    /* Safe right after uv_close (libuv's uv_poll documentation); clients
+     * still in the listen queue get a reset. */
+    close(l->fd);
+    l->fd = -1;
+}
+
+static void free_cb(uv_handle_t *h)
+{
+    free(h);
+}
+
+/*
+ * libuv keeps one spare descriptor per loop (its EMFILE trick's, unused
+ * here), opened at the loop's first TCP handle. Have it opened now, as
+ * uv_listen did, so that the process's descriptor count does not move at
+ * each worker's first client (tests and dashboards compare it to a
+ * baseline).
+ */
+static void open_spare(uv_loop_t *loop)
+{
+    uv_tcp_t *t = malloc(sizeof(*t));
+    if (t == NULL || uv_tcp_init(loop, t) != 0) {
+        free(t);
+        return;
+    }
+    uv_close((uv_handle_t *)t, free_cb);
+}
+
+static void worker_accept(void *arg, int fd)
+{
+    conn_accept(arg, fd);
 }
 
 static void addr_str(const struct sockaddr *sa, char *buf, size_t len)
@@ -64,7 +204,7 @@ static void addr_str(const struct sockaddr *sa, char *buf, size_t len)
 static int bound_socket(const struct addrinfo *ai, bool reuseport)
 {
     int one = 1;
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
@@ -134,13 +274,10 @@ int listener_start(struct worker *w, const struct addrinfo *res, bool all_addrs,
             snprintf(err, errlen, "cannot listen on %s: %s", where, strerror(-fd));
             return -1;
         }
-        uv_tcp_t *t = &w->listeners[w->nlisteners];
-        uv_tcp_init(w->loop, t);
-        t->data = w;
-        int r = uv_tcp_open(t, fd);
-        if (r == 0)
-            r = uv_listen((uv_stream_t *)t, 511, connection_cb);
-        w->nlisteners++; /* closed by worker_shutdown even on failure */
+        struct listener *l = &w->listeners[w->nlisteners];
+        snprintf(l->name, sizeof(l->name), "worker=%u", w->index);
+        int r = listener_open(w->loop, l, fd, worker_accept, w);
+        w->nlisteners++; /* its handles are closed (uv_close) even on failure */
         if (r < 0) {
             snprintf(err, errlen, "cannot listen on %s: %s", where, uv_strerror(r));
             return -1;
@@ -152,5 +289,12 @@ int listener_start(struct worker *w, const struct addrinfo *res, bool all_addrs,
         snprintf(err, errlen, "no address to listen on");
         return -1;
     }
+    open_spare(w->loop);
     return 0;
+}
+
+void listener_stop(struct worker *w)
+{
+    for (size_t i = 0; i < w->nlisteners; i++)
+        listener_close(&w->listeners[i]);
 }

@@ -78,6 +78,7 @@ static atomic_int_least64_t sessions_active;
 static atomic_uint_least64_t bytes_from_client, bytes_from_upstream;
 static atomic_uint_least64_t cancels_forwarded, cancels_dropped;
 static atomic_uint_least64_t reloads_ok, reloads_failed;
+static atomic_uint_least64_t accept_pauses;
 static atomic_int_least64_t last_upstream_ok;
 static atomic_uint_least64_t probe_failures;
 
@@ -120,6 +121,11 @@ void metrics_reload(bool ok)
         ADD(reloads_ok, 1);
     else
         ADD(reloads_failed, 1);
+}
+
+void metrics_accept_paused(void)
+{
+    ADD(accept_pauses, 1);
 }
 
 int64_t metrics_active_sessions(void)
@@ -544,6 +550,10 @@ static void render_events(struct out *o)
     putf(o, "pg_tls_proxy_reloads_total{result=\"success\"} %" PRIuLEAST64 "\n", LOAD(reloads_ok));
     putf(o, "pg_tls_proxy_reloads_total{result=\"failure\"} %" PRIuLEAST64 "\n",
          LOAD(reloads_failed));
+
+    family(o, "pg_tls_proxy_accept_pauses_total", "counter",
+           "Times a listener stopped accepting for 200 ms, out of file descriptors.");
+    putf(o, "pg_tls_proxy_accept_pauses_total %" PRIuLEAST64 "\n", LOAD(accept_pauses));
 }
 
 /* The same certificates as seconds left (negative once expired): what an

@@ -119,6 +119,7 @@ static int chunk_write(struct leg *l, struct chunk *ch)
         return r;
     }
     l->queued += ch->len;
+    l->sent += ch->len;
     return 0;
 }
 
@@ -154,6 +155,7 @@ static int leg_write(struct leg *l, const uint8_t *p, size_t len)
         uv_buf_t b = uv_buf_init((char *)p, (unsigned)len);
         int n = uv_try_write((uv_stream_t *)&l->tcp, &b, 1);
         if (n > 0) {
+            l->sent += (size_t)n;
             p += n;
             len -= (size_t)n;
         }
@@ -365,8 +367,10 @@ static void shutdown_cb(uv_shutdown_t *req, int status)
     if (c->phase != PHASE_DRAIN || c->shutdowns > 0)
         return;
     /* FIN sent on every leg. Wait for the client's EOF so that it reads our
-     * last bytes (an ErrorResponse) instead of a reset. */
-    if (c->front.open && !c->front.eof) {
+     * last bytes (an ErrorResponse) instead of a reset; to a client that was
+     * never sent a byte (silent, timed out) there is nothing to lose, and
+     * waiting held its descriptor 5 s more (issue 11). */
+    if (c->front.open && !c->front.eof && c->front.sent > 0) {
         c->phase = PHASE_LINGER;
         c->front.paused = false;
         if (leg_read_start(&c->front) == 0)

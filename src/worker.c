@@ -14,6 +14,7 @@
 #include <malloc.h>
 #endif
 
+#include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "proxy.h"
@@ -72,9 +73,7 @@ static void ctl_cb(uv_async_t *a)
         take_offer(w);
     if ((cmds & (WORKER_DRAIN | WORKER_FORCE | WORKER_KILL)) && !w->draining) {
         w->draining = true;
-        for (size_t i = 0; i < w->nlisteners; i++)
-            if (!uv_is_closing((uv_handle_t *)&w->listeners[i]))
-                uv_close((uv_handle_t *)&w->listeners[i], NULL);
+        listener_stop(w);
         log_info("event=worker_draining worker=%u open_connections=%zu", w->index, w->nconns);
     }
     if (cmds & WORKER_KILL)

@@ -27,6 +27,10 @@
  *                                             (epoll); per kind: how and when closed
  *   rawclient good HOST PORT N SECONDS        N well-behaved clients (SCRAM, a query
  *                                             every 100 ms, re-login every 20), timed
+ *   rawclient hold HOST PORT N SECONDS [PER_SECOND]
+ *                                             N silent connections that never read,
+ *                                             PER_SECOND more each second; how many
+ *                                             the server closed
  *   rawclient fake-upstream PORT MODE [CERT KEY]
  *             MODE: refuse-tls|bytes-after-s|silent, or direct-tls (needs CERT KEY)
  *
@@ -71,6 +75,8 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <poll.h>
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -2166,6 +2172,129 @@ static int cmd_flood(const char *host, const char *port, const char *totals, con
     return timeouts == 0 && failed == 0 ? 0 : 1;
 }
 
+/* ---- hold: silent connections that are never read ---- */
+
+/* Is fd still open at the other end? We never read, so a FIN or a reset is
+ * all there is to see. */
+static int hold_open(int fd)
+{
+    char b;
+    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR));
+}
+
+static int hold_connect(const struct sockaddr_in *sin)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (const struct sockaddr *)sin, sizeof *sin) != 0 && errno != EINPROGRESS) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Until every fd of fds[0..n) has connected or failed (10 s at most); a
+ * failed one is closed and set to -1. Returns how many connected. */
+static long hold_wait(int *fds, long n)
+{
+    struct pollfd *p = calloc((size_t)n, sizeof *p);
+    if (p == NULL)
+        die("out of memory");
+    long pending = 0, ok = 0;
+    for (long i = 0; i < n; i++) {
+        p[i].fd = fds[i];
+        p[i].events = POLLOUT;
+        pending += fds[i] >= 0;
+    }
+    double deadline = now_sec() + 10;
+    while (pending > 0 && now_sec() < deadline) {
+        if (poll(p, (nfds_t)n, 100) < 0 && errno != EINTR)
+            die("poll: %s", strerror(errno));
+        for (long i = 0; i < n; i++) {
+            if (p[i].fd < 0 || p[i].revents == 0)
+                continue;
+            int err = 0;
+            socklen_t el = sizeof err;
+            getsockopt(p[i].fd, SOL_SOCKET, SO_ERROR, &err, &el);
+            if (err == 0) {
+                ok++;
+            } else {
+                close(fds[i]);
+                fds[i] = -1;
+            }
+            p[i].fd = -1; /* poll ignores negative descriptors */
+            pending--;
+        }
+    }
+    free(p);
+    return ok;
+}
+
+/*
+ * rawclient hold HOST PORT N SECONDS [PER_SECOND]: N connections to an IPv4
+ * HOST that send nothing and never read, PER_SECOND more opened each second
+ * (a trickle), all kept for SECONDS. Prints "held=N" once the first N are
+ * connected, then "hold opened= connected= closed_by_peer= still_open=": a
+ * server that times silent clients out closes them; one that leaves them
+ * open does not.
+ */
+static int cmd_hold(const char *host, const char *port, const char *ns, const char *secs,
+                    const char *rates)
+{
+    char *end = NULL;
+    long n = strtol(ns, &end, 10);
+    if (end == ns || *end != '\0' || n < 1 || n > 100000)
+        die("hold: N must be 1..100000");
+    double dur = strtod(secs, &end);
+    if (end == secs || *end != '\0' || dur <= 0 || dur > 3600)
+        die("hold: SECONDS must be a number of seconds");
+    long rate = 0;
+    if (rates != NULL && ((rate = strtol(rates, &end, 10)) < 0 || rate > 10000 || *end != '\0'))
+        die("hold: PER_SECOND must be 0..10000");
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    long pn = strtol(port, &end, 10);
+    if (inet_pton(AF_INET, host, &sin.sin_addr) != 1 || *end != '\0' || pn < 1 || pn > 65535)
+        die("hold: HOST must be an IPv4 address and PORT a port");
+    sin.sin_port = htons((uint16_t)pn);
+    long cap = n + (long)(rate * (dur + 1)) + 1;
+    int *fds = calloc((size_t)cap, sizeof *fds);
+    if (fds == NULL)
+        die("out of memory");
+    long opened = 0;
+    for (; opened < n; opened++)
+        fds[opened] = hold_connect(&sin);
+    long connected = hold_wait(fds, n);
+    printf("held=%ld\n", connected);
+    double t0 = now_sec(), next = t0;
+    while (now_sec() < t0 + dur) {
+        if (rate > 0 && now_sec() >= next && opened < cap) {
+            fds[opened++] = hold_connect(&sin);
+            next += 1.0 / (double)rate;
+            continue;
+        }
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = 2 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    if (opened > n)
+        connected += hold_wait(fds + n, opened - n);
+    long closed = 0, open_now = 0;
+    for (long i = 0; i < opened; i++) {
+        if (fds[i] < 0)
+            continue;
+        if (hold_open(fds[i]))
+            open_now++;
+        else
+            closed++;
+        close(fds[i]);
+    }
+    printf("hold opened=%ld connected=%ld closed_by_peer=%ld still_open=%ld\n", opened, connected,
+           closed, open_now);
+    free(fds);
+    return 0;
+}
+
 /* ---- good: well-behaved clients, timed, while others misbehave ---- */
 
 struct good_report {
@@ -2352,6 +2481,7 @@ static void usage(void)
           "       rawclient stall HOST PORT NBYTES SECONDS\n"
           "       rawclient flood HOST PORT TOTAL CONCURRENCY KIND[,KIND...] WAIT\n"
           "       rawclient good HOST PORT N SECONDS\n"
+          "       rawclient hold HOST PORT N SECONDS [PER_SECOND]\n"
           "       rawclient fake-upstream PORT refuse-tls|bytes-after-s|silent\n"
           "       rawclient fake-upstream PORT direct-tls CERT KEY\n"
           "CONNECT-OPTIONS: --plaintext --direct --alpn P1[,P2] --no-alpn --pipeline-hello\n"
@@ -2435,6 +2565,8 @@ int main(int argc, char **argv)
         return cmd_stall(argv[2], argv[3], argv[4], argv[5]);
     if (strcmp(cmd, "flood") == 0 && argc == 8)
         return cmd_flood(argv[2], argv[3], argv[4], argv[5], argv[6], argv[7]);
+    if (strcmp(cmd, "hold") == 0 && (argc == 6 || argc == 7))
+        return cmd_hold(argv[2], argv[3], argv[4], argv[5], argc == 7 ? argv[6] : NULL);
     if (strcmp(cmd, "good") == 0 && argc == 6)
         return cmd_good(argv[2], argv[3], argv[4], argv[5]);
     if (strcmp(cmd, "fake-upstream") == 0 && (argc == 4 || argc == 6))

@@ -431,6 +431,7 @@ static const char *const families[] = {
     "pg_tls_proxy_upstream_last_success_timestamp_seconds",
     "pg_tls_proxy_cancel_requests_total",
     "pg_tls_proxy_reloads_total",
+    "pg_tls_proxy_accept_pauses_total",
     "pg_tls_proxy_certificate_expiry_timestamp_seconds",
     "pg_tls_proxy_certificate_expiry_seconds",
     "pg_tls_proxy_front_sni_mismatch_total",
@@ -1377,6 +1378,58 @@ START_TEST(test_admin_stop_closes_idle)
 }
 END_TEST
 
+static void closed_cb(uv_handle_t *h)
+{
+    *(bool *)h->data = false;
+}
+
+/* Run the loop for ms milliseconds. */
+static void run_for(uint64_t ms)
+{
+    uv_timer_t t;
+    bool fired = false;
+    uv_timer_init(&g_loop, &t);
+    t.data = &fired;
+    uv_timer_start(&t, tick_cb, ms, 0);
+    while (!fired)
+        uv_run(&g_loop, UV_RUN_ONCE);
+    t.data = &fired;
+    uv_close((uv_handle_t *)&t, closed_cb);
+    while (fired) /* t lives on this stack: until its close callback */
+        uv_run(&g_loop, UV_RUN_ONCE);
+}
+
+/* A full table of clients that never finish their request does not starve
+ * a probe (issue 11): the oldest of them makes room, the others stay. */
+START_TEST(test_admin_full_evicts_oldest_idle)
+{
+    enum { N = 64 };
+    int port = start_admin(30);
+    struct client *idle = calloc(N, sizeof(*idle));
+    ck_assert_ptr_nonnull(idle);
+    cl_start(&g_loop, port, &idle[0], REQ("GET /heal"));
+    run_for(50);
+    for (int i = 1; i < N; i++)
+        cl_start(&g_loop, port, &idle[i], REQ("G"));
+    run_for(200);
+    for (int i = 0; i < N; i++)
+        ck_assert_msg(idle[i].written && !idle[i].done, "idle client %d", i);
+
+    admin_set_listening(true);
+    exchange(&g_loop, port, &g_cl, REQ("GET /healthz HTTP/1.1\r\n\r\n"));
+    ck_assert_str_eq(check_response(&g_cl, 200, false), "ok\n");
+    run_for(50);
+    ck_assert(idle[0].done && idle[0].rlen == 0); /* evicted, unanswered */
+    for (int i = 1; i < N; i++)
+        ck_assert_msg(!idle[i].done, "idle client %d closed too", i);
+
+    admin_stop();
+    ck_assert_int_eq(uv_run(&g_loop, UV_RUN_DEFAULT), 0);
+    ck_assert_int_eq(uv_loop_close(&g_loop), 0);
+    free(idle);
+}
+END_TEST
+
 START_TEST(test_admin_start_errors)
 {
     char err[256], addr[32];
@@ -1445,6 +1498,7 @@ Suite *metrics_suite(void)
     tcase_add_loop_test(a, test_admin_bad_address, 0, NELEM(bad_addrs));
     tcase_add_test(a, test_admin_endpoints);
     tcase_add_test(a, test_admin_stop_closes_idle);
+    tcase_add_test(a, test_admin_full_evicts_oldest_idle);
     tcase_add_test(a, test_admin_start_errors);
     suite_add_tcase(s, a);
 

@@ -411,6 +411,12 @@ void conn_end(struct conn *c, const char *outcome, const char *fmt, ...)
         return;
     }
     c->phase = PHASE_DRAIN;
+    if (c->bs == BACK_RESOLVE || c->bs == BACK_CONNECT) {
+        /* Not connected yet: the upstream has seen no byte, so closing now
+         * costs it nothing, and a shutdown queued on a libuv stream that
+         * is still connecting never runs (the drain would wait its 5 s). */
+        conn_close_leg(&c->back);
+    }
     struct leg *legs[2] = {&c->front, &c->back};
     for (int i = 0; i < 2; i++) {
         leg_read_stop(legs[i]);

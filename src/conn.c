@@ -169,7 +169,8 @@ static void back_start_early(struct conn *c)
 static void log_accepted(struct conn *c)
 {
     c->accept_logged = true;
-    log_info("event=accepted conn=%llu front=%s%s%s", (unsigned long long)c->id, c->front_addr,
+    log_info("event=accepted conn=%llu front=%s%s%s%s%s", (unsigned long long)c->id,
+             c->front_addr, c->lb_addr[0] ? " via=" : "", c->lb_addr,
              c->denied ? " denied=not_in_server_allow_from" : "",
              c->accept_note != NULL ? c->accept_note : "");
 }
@@ -208,6 +209,10 @@ static void conn_free(struct conn *c)
                  c->reason);
     /* A plaintext CancelRequest is no session: it has no audit lines (a
      * flood of them would be a flood of lines); cancel.c counts them. */
+    /* The audit line says "cancel" for every cancel; cancel_closed says how it went. */
+    const char *outcome = c->outcome ? c->outcome : "closed";
+    if (strncmp(outcome, "cancel_", 7) == 0)
+        outcome = "cancel";
     if (!c->probe && !c->plain_cancel) {
         if (!c->accept_logged)
             log_accepted(c);
@@ -228,7 +233,7 @@ static void conn_free(struct conn *c)
                  c->back.tls_up ? tlsio_version(&c->back.tls) : "none",
                  c->back.tls_up ? tlsio_cipher(&c->back.tls) : "none",
                  (unsigned long long)c->front.bytes_in, (unsigned long long)c->back.bytes_in,
-                 (unsigned long long)ms, c->outcome ? c->outcome : "closed", c->reason);
+                 (unsigned long long)ms, outcome, c->reason);
     }
     back_setup_free(c);
     keymap_remove(c->key);

@@ -59,10 +59,10 @@ const char *cancel_outcome_name(enum cancel_outcome o);
 
 struct cancel_rl_slot {
     uint8_t addr[16];
-    uint8_t len;        /* 0: empty */
-    int32_t milli;      /* tokens x 1000 (may go below 0 after a miss) */
-    uint64_t seen_ms;   /* last refill */
-    uint32_t refused;   /* requests dropped for this address since the last summary */
+    uint8_t len;      /* 0: empty */
+    int32_t milli;    /* tokens x 1000 (may go below 0 after a miss) */
+    uint64_t seen_ms; /* last refill */
+    uint32_t refused; /* requests dropped for this address since the last summary */
 };
 
 struct cancel_rl {

@@ -36,7 +36,6 @@ enum keymap_cancel keymap_cancel_begin(uint32_t pid, const uint8_t *key, size_t 
                                        uint64_t now_ms, uint64_t coalesce_ms);
 /* The forward begun for pid/key is over: sent (delivered at now_ms) or not.
  * Nothing happens if the session has ended meanwhile. */
-void keymap_cancel_end(uint32_t pid, const uint8_t *key, size_t keylen, uint64_t now_ms,
-                       bool sent);
+void keymap_cancel_end(uint32_t pid, const uint8_t *key, size_t keylen, uint64_t now_ms, bool sent);
 
 #endif

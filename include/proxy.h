@@ -102,10 +102,10 @@ struct worker {
     bool draining;
     bool probing; /* probe_timer initialised (worker 0 with --admin-address) */
     uv_timer_t probe_timer;
-    uv_timer_t trim_timer; /* malloc_trim after a wave of closes */
+    uv_timer_t trim_timer;   /* malloc_trim after a wave of closes */
     uv_timer_t cancel_timer; /* worker 0: event=cancel_summary, once a second at most */
-    size_t trim_peak;      /* most connections since the last trim */
-    atomic_bool finished;  /* written by the worker, read by the main thread */
+    size_t trim_peak;        /* most connections since the last trim */
+    atomic_bool finished;    /* written by the worker, read by the main thread */
     struct chunk_cache small, large;
     uv_tcp_t *listeners;
     size_t nlisteners;
@@ -206,10 +206,10 @@ struct conn {
     struct keymap_entry *key;        /* our session's cancel key, while it lives */
     uint8_t *cancel_pkt;             /* the client's CancelRequest, to send upstream */
     size_t cancel_len;
-    bool cancel_slot;   /* holds one of the CANCEL_FORWARDS_MAX (cancel.h) */
-    bool cancel_marked; /* its key is marked in flight in the keymap */
-    bool plain_cancel;  /* a plaintext CancelRequest: no accepted/closed lines */
-    bool accept_logged; /* event=accepted written (at the first packet, or at the end) */
+    bool cancel_slot;        /* holds one of the CANCEL_FORWARDS_MAX (cancel.h) */
+    bool cancel_marked;      /* its key is marked in flight in the keymap */
+    bool plain_cancel;       /* a plaintext CancelRequest: no accepted/closed lines */
+    bool accept_logged;      /* event=accepted written (at the first packet, or at the end) */
     const char *accept_note; /* " refused=..." on that line, as decided at accept */
     /* The client is done (gone, refused, or its cancel taken) while the back
      * leg is part-way through its TLS set-up: the back leg finishes it and

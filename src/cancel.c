@@ -21,9 +21,12 @@
 #include "metrics.h"
 
 static const char *const outcome_names[CANCEL_OUTCOMES] = {
-    [CANCEL_FORWARDED] = "forwarded",       [CANCEL_COALESCED] = "coalesced",
-    [CANCEL_RATE_LIMITED] = "rate_limited", [CANCEL_UNKNOWN_KEY] = "unknown_key",
-    [CANCEL_OVER_LIMIT] = "over_limit",     [CANCEL_DENIED] = "denied",
+    [CANCEL_FORWARDED] = "forwarded",
+    [CANCEL_COALESCED] = "coalesced",
+    [CANCEL_RATE_LIMITED] = "rate_limited",
+    [CANCEL_UNKNOWN_KEY] = "unknown_key",
+    [CANCEL_OVER_LIMIT] = "over_limit",
+    [CANCEL_DENIED] = "denied",
     [CANCEL_FAILED] = "failed",
 };
 
@@ -69,7 +72,8 @@ static int32_t tokens_at(const struct cancel_rl_slot *s, uint64_t now_ms)
     if (now_ms > s->seen_ms)
         m += (int64_t)((now_ms - s->seen_ms) < 3600000u ? now_ms - s->seen_ms : 3600000u) *
              CANCEL_RATE_PER_S;
-    return m < CANCEL_RATE_BURST * 1000 ? (int32_t)m : CANCEL_RATE_BURST * 1000;
+    const int64_t full = (int64_t)CANCEL_RATE_BURST * 1000;
+    return (int32_t)(m < full ? m : full);
 }
 
 /*

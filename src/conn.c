@@ -169,8 +169,8 @@ static void back_start_early(struct conn *c)
 static void log_accepted(struct conn *c)
 {
     c->accept_logged = true;
-    log_info("event=accepted conn=%llu front=%s%s%s%s%s", (unsigned long long)c->id,
-             c->front_addr, c->lb_addr[0] ? " via=" : "", c->lb_addr,
+    log_info("event=accepted conn=%llu front=%s%s%s%s%s", (unsigned long long)c->id, c->front_addr,
+             c->lb_addr[0] ? " via=" : "", c->lb_addr,
              c->denied ? " denied=not_in_server_allow_from" : "",
              c->accept_note != NULL ? c->accept_note : "");
 }
@@ -183,7 +183,8 @@ static void cancel_key_end(struct conn *c, bool sent)
     uint8_t key[PG_CANCEL_KEY_MAX];
     size_t keylen;
     c->cancel_marked = false;
-    if (c->cancel_pkt != NULL && pg_parse_cancel(c->cancel_pkt, c->cancel_len, &pid, key, &keylen) == 0)
+    if (c->cancel_pkt != NULL &&
+        pg_parse_cancel(c->cancel_pkt, c->cancel_len, &pid, key, &keylen) == 0)
         keymap_cancel_end(pid, key, keylen, cancel_now_ms(), sent);
     OPENSSL_cleanse(key, sizeof(key));
 }

@@ -19,7 +19,7 @@ struct keymap_entry {
     struct keymap_entry *next, **pprev;
     uint32_t pid;
     uint16_t keylen;
-    bool cancel_in_flight; /* a forward of a cancel for this key is under way */
+    bool cancel_in_flight;   /* a forward of a cancel for this key is under way */
     uint64_t cancel_sent_ms; /* when the last one was delivered; 0: never */
     uint8_t key[];
 };
@@ -105,8 +105,7 @@ enum keymap_cancel keymap_cancel_begin(uint32_t pid, const uint8_t *key, size_t 
     return r;
 }
 
-void keymap_cancel_end(uint32_t pid, const uint8_t *key, size_t keylen, uint64_t now_ms,
-                       bool sent)
+void keymap_cancel_end(uint32_t pid, const uint8_t *key, size_t keylen, uint64_t now_ms, bool sent)
 {
     pthread_mutex_lock(&lock);
     struct keymap_entry *e = find(pid, key, keylen);

@@ -11,7 +11,8 @@
 #   b. key guessing: random keys for 3 s from one address: a handful of log
 #      lines a second, the rest counted as rate_limited / unknown_key.
 #   c. meanwhile a cancel with the right key from another address
-#      (127.0.0.2) still cancels; the same from the guesser's address does not.
+#      (127.0.0.2) still cancels. (The same from the guesser's address is
+#      refused unless it comes just as a token refills: not asserted.)
 #   d. TLS probes (openssl s_client -starttls postgres) and cancels inside
 #      TLS: PostgreSQL logs no handshake cut off ("could not accept SSL
 #      connection", "EOF detected"), a TLS cancel costs one upstream
@@ -117,15 +118,6 @@ if start_session guessed "$GUESS_PORT" "SELECT pg_sleep(30)"; then
     raw cancel-storm 127.0.0.1 "$GUESS_PORT" "$SESS_BPID" "$SESS_KEY" 1000000 3 --random >"$TMP/guess.txt" &
     GUESSER=$!
     sleep 1
-    # The right key from the guesser's own address: its budget is spent.
-    raw cancel 127.0.0.1 "$GUESS_PORT" "$SESS_BPID" "$SESS_KEY" >/dev/null
-    sleep 0.5
-    if kill -0 "$GUESSED_PID" 2>/dev/null && ! grep -q '^query-end' "$TMP/guessed.out"; then
-        pass "guessing: a cancel from the guesser's address (127.0.0.1) is rate-limited too"
-    else
-        fail "guessing: a cancel from the guesser's address is rate-limited" \
-            "$(oneline "$(cat "$TMP/guessed.out")")"
-    fi
     # The right key from another address goes through at once.
     t1=$(now_ms)
     raw cancel 127.0.0.1 "$GUESS_PORT" "$SESS_BPID" "$SESS_KEY" --from 127.0.0.2 >/dev/null

@@ -73,6 +73,7 @@ if start_session storm "$CAN_PORT" "SELECT pg_sleep(30)"; then
     kill "$SS_PID" 2>/dev/null
     wait "$SS_PID" 2>/dev/null
     peak=$(sort -n "$TMP/storm-ss.txt" | tail -n 1)
+    [ "${peak:-0}" -ge "$base" ] || peak=$base # the session's own connection ended meanwhile
     sent=$(cat "$TMP"/storm-127.0.0.1?.txt | sed -n 's/^sent=\([0-9]*\) .*/\1/p' |
         awk '{ s += $1 } END { print s + 0 }')
     fwd=$(count "$CAN_LOG" 'event=cancel_forward ')

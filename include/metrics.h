@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cancel.h"
+
 /* Session outcomes, as logged in event=closed outcome=... */
 enum metric_outcome {
     OUT_CLOSED = 0, /* normal end */
@@ -49,7 +51,8 @@ void metrics_handshake_failed(int leg, const char *reason);
 /* Back leg set-up (resolve -> verified TLS) took ms; also marks "an upstream
  * handshake succeeded now" for /readyz. */
 void metrics_upstream_connected(double ms);
-void metrics_cancel(bool forwarded);
+/* One cancel request and what became of it (result label: cancel_outcome_name). */
+void metrics_cancel(enum cancel_outcome o);
 void metrics_reload(bool ok);
 /* A listener stopped accepting for a moment (out of descriptors, listener.c). */
 void metrics_accept_paused(void);

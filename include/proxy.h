@@ -17,7 +17,13 @@
  * ErrorResponse. Ending a connection goes OPEN -> DRAIN (flush, close_notify,
  * FIN) -> LINGER (read and discard until the client's EOF) -> CLOSING
  * (uv_close on every handle); memory is freed only when the last close
- * callback has run (refs == 0).
+ * callback has run (refs == 0). A connection that ends while its back leg
+ * is part-way through the upstream's TLS handshake stays OPEN, with the
+ * front no longer read, until that handshake is done (then close_notify)
+ * or has failed: a handshake cut off costs the database a log line
+ * ("could not accept SSL connection: EOF detected"). A CancelRequest
+ * travels on the client's own connection: on its early back leg if it has
+ * one, else on a back leg opened for it.
  */
 #ifndef PGTP_PROXY_H
 #define PGTP_PROXY_H
@@ -97,10 +103,11 @@ struct worker {
     bool draining;
     bool probing; /* probe_timer initialised (worker 0 with --admin-address) */
     uv_timer_t probe_timer;
-    uv_timer_t trim_timer;  /* malloc_trim after a wave of closes */
-    uv_timer_t bytes_timer; /* open sessions' bytes to the metrics, every second */
-    size_t trim_peak;       /* most connections since the last trim */
-    atomic_bool finished;   /* written by the worker, read by the main thread */
+    uv_timer_t trim_timer;   /* malloc_trim after a wave of closes */
+    uv_timer_t bytes_timer;  /* open sessions' bytes to the metrics, every second */
+    uv_timer_t cancel_timer; /* worker 0: event=cancel_summary, once a second at most */
+    size_t trim_peak;        /* most connections since the last trim */
+    atomic_bool finished;    /* written by the worker, read by the main thread */
     struct chunk_cache small, large;
     struct listener *listeners; /* listener.h */
     size_t nlisteners;
@@ -200,7 +207,7 @@ struct conn {
     bool back_error_seen;            /* the watch passed on an ErrorResponse from upstream */
     struct watch wf, wb;             /* front->back and back->front bytes not yet framed */
     struct keymap_entry *key;        /* our session's cancel key, while it lives */
-    uint8_t *cancel_pkt;             /* forwarding conn: the CancelRequest to send upstream */
+    uint8_t *cancel_pkt;             /* the client's CancelRequest, to send upstream */
     size_t cancel_len;
     /* front.bytes_in / back.bytes_in already added to the byte metrics
      * (worker.c reports open sessions every second) */
@@ -212,6 +219,16 @@ struct conn {
     uint64_t join_ms;        /* loop time the legs were joined (login_ms) */
     bool established_logged; /* event=established written (at the end of the watch) */
     bool login_ok;           /* the watch saw the upstream's ReadyForQuery */
+    bool cancel_slot;        /* holds one of the CANCEL_FORWARDS_MAX (cancel.h) */
+    bool cancel_marked;      /* its key is marked in flight in the keymap */
+    bool plain_cancel;       /* a plaintext CancelRequest: no accepted/closed lines */
+    bool accept_logged;      /* event=accepted written (at the first packet, or at the end) */
+    const char *accept_note; /* " refused=..." on that line, as decided at accept */
+    /* The client is done (gone, refused, or its cancel taken) while the back
+     * leg is part-way through its TLS set-up: the back leg finishes it and
+     * closes with close_notify, so the database never sees a handshake cut
+     * off (conn_end). The front is no longer read. */
+    bool front_done;
 };
 
 /* conn.c */
@@ -229,7 +246,6 @@ void conn_end(struct conn *c, const char *outcome, const char *fmt, ...)
 void conn_fail_front_hint(struct conn *c, const char *sqlstate, const char *outcome,
                           const char *hint, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-void conn_cancel_forward(struct worker *w, const uint8_t *pkt, size_t len, const char *from);
 void conn_back_ready(struct conn *c);
 void conn_back_failed(struct conn *c, const char *sqlstate, const char *msg);
 void conn_arm_timer(struct conn *c);

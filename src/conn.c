@@ -19,6 +19,7 @@
 
 #include <openssl/crypto.h>
 
+#include "cancel.h"
 #include "keymap.h"
 #include "log.h"
 #include "metrics.h"
@@ -164,6 +165,31 @@ static void back_start_early(struct conn *c)
     back_start(c); /* leaves bs != BACK_IDLE, even when it fails */
 }
 
+/* event=accepted: written once the first packet shows this is not a
+ * plaintext CancelRequest, or when the connection ends without one. */
+static void log_accepted(struct conn *c)
+{
+    c->accept_logged = true;
+    log_info("event=accepted conn=%llu front=%s%s%s%s%s", (unsigned long long)c->id, c->front_addr,
+             c->lb_addr[0] ? " via=" : "", c->lb_addr,
+             c->denied ? " denied=not_in_server_allow_from" : "",
+             c->accept_note != NULL ? c->accept_note : "");
+}
+
+/* The forward of c's cancel is over: its key may be forwarded again (at
+ * once if it was not sent, after CANCEL_COALESCE_MS if it was). */
+static void cancel_key_end(struct conn *c, bool sent)
+{
+    uint32_t pid;
+    uint8_t key[PG_CANCEL_KEY_MAX];
+    size_t keylen;
+    c->cancel_marked = false;
+    if (c->cancel_pkt != NULL &&
+        pg_parse_cancel(c->cancel_pkt, c->cancel_len, &pid, key, &keylen) == 0)
+        keymap_cancel_end(pid, key, keylen, cancel_now_ms(), sent);
+    OPENSSL_cleanse(key, sizeof(key));
+}
+
 static void conn_free(struct conn *c)
 {
     struct worker *w = c->w;
@@ -175,11 +201,23 @@ static void conn_free(struct conn *c)
         atomic_fetch_add_explicit(&waste_now, 1, memory_order_relaxed);
     }
 
+    if (c->cancel_marked)
+        cancel_key_end(c, false);
+    if (c->cancel_slot)
+        cancel_slot_put();
     if (c->cancel_pkt != NULL)
         log_info("event=cancel_closed conn=%llu upstream=%s outcome=%s reason=\"%s\"",
                  (unsigned long long)c->id, c->back_addr, c->outcome ? c->outcome : "closed",
                  c->reason);
-    else if (!c->probe) {
+    /* A plaintext CancelRequest is no session: it has no audit lines (a
+     * flood of them would be a flood of lines); cancel.c counts them. */
+    /* The audit line says "cancel" for every cancel; cancel_closed says how it went. */
+    const char *outcome = c->outcome ? c->outcome : "closed";
+    if (strncmp(outcome, "cancel_", 7) == 0)
+        outcome = "cancel";
+    if (!c->probe && !c->plain_cancel) {
+        if (!c->accept_logged)
+            log_accepted(c);
         /* The audit line: everything about the session in one place. */
         const char *sni = c->front.tls.ssl != NULL
                               ? SSL_get_servername(c->front.tls.ssl, TLSEXT_NAMETYPE_host_name)
@@ -202,7 +240,7 @@ static void conn_free(struct conn *c)
                  c->back.tls_up ? tlsio_version(&c->back.tls) : "none",
                  c->back.tls_up ? tlsio_cipher(&c->back.tls) : "none",
                  (unsigned long long)c->front.bytes_in, (unsigned long long)c->back.bytes_in,
-                 (unsigned long long)ms, c->outcome ? c->outcome : "closed", login, c->reason);
+                 (unsigned long long)ms, outcome, login, c->reason);
     }
     back_setup_free(c);
     keymap_remove(c->key);
@@ -327,6 +365,51 @@ static void set_reason(struct conn *c, const char *outcome, const char *fmt, va_
     log_escape(raw, c->reason, sizeof(c->reason));
 }
 
+/*
+ * Is the back leg part-way through its set-up with the upstream, such that
+ * closing it now would cut a TLS handshake off? (From the SSLRequest on;
+ * before, the upstream has seen no byte and logs nothing.) A leg that will
+ * carry a cancel is waited for from the start.
+ */
+static bool back_midway(const struct conn *c)
+{
+    if (c->probe || c->phase != PHASE_OPEN)
+        return false;
+    if (c->bs == BACK_SSLREQ || c->bs == BACK_TLS)
+        return true;
+    return c->cancel_pkt != NULL && (c->bs == BACK_RESOLVE || c->bs == BACK_CONNECT);
+}
+
+/* Without --client-connect-timeout, a back leg kept for a client that is
+ * done still ends: DRAIN_TIMEOUT_MS at most. */
+static void back_deadline_cap(struct conn *c)
+{
+    uint64_t cap = uv_now(c->w->loop) + DRAIN_TIMEOUT_MS;
+    if (c->w->rt->connect_timeout_ms == 0 && c->back_deadline > cap) {
+        c->back_deadline = cap;
+        conn_arm_timer(c);
+    }
+}
+
+/*
+ * The client is done but the back leg is midway: stop reading the client
+ * and let the back leg finish (bounded by --client-connect-timeout, or
+ * DRAIN_TIMEOUT_MS without one). Whatever is queued for the client still
+ * goes out; its close comes with the back leg's.
+ */
+static void front_park(struct conn *c)
+{
+    if (c->front_done)
+        return;
+    c->front_done = true;
+    leg_read_stop(&c->front);
+    back_deadline_cap(c);
+    log_debug("event=upstream_finish conn=%llu upstream=%s reason=\"client done during the "
+              "upstream TLS set-up: finishing it, then close_notify\"",
+              (unsigned long long)c->id, c->back_addr);
+    conn_arm_timer(c);
+}
+
 /* Flush what is queued, send close_notify and FIN, then close. */
 void conn_end(struct conn *c, const char *outcome, const char *fmt, ...)
 {
@@ -336,7 +419,17 @@ void conn_end(struct conn *c, const char *outcome, const char *fmt, ...)
     va_end(ap);
     if (c->phase != PHASE_OPEN)
         return;
+    if (back_midway(c)) {
+        front_park(c); /* conn_back_ready / conn_back_failed end it */
+        return;
+    }
     c->phase = PHASE_DRAIN;
+    if (c->bs == BACK_RESOLVE || c->bs == BACK_CONNECT) {
+        /* Not connected yet: the upstream has seen no byte, so closing now
+         * costs it nothing, and a shutdown queued on a libuv stream that
+         * is still connecting never runs (the drain would wait its 5 s). */
+        conn_close_leg(&c->back);
+    }
     struct leg *legs[2] = {&c->front, &c->back};
     for (int i = 0; i < 2; i++) {
         leg_read_stop(legs[i]);
@@ -420,7 +513,7 @@ static void timer_cb(uv_timer_t *t)
         conn_end(c, "timeout", "idle for %u s (--idle-timeout)", c->w->rt->idle_timeout_ms / 1000);
         return;
     }
-    if (!c->probe && c->fs < FRONT_WAIT && now >= c->front_deadline) {
+    if (!c->probe && !c->front_done && c->fs < FRONT_WAIT && now >= c->front_deadline) {
         if (c->fs == FRONT_STARTUP)
             conn_fail_front(c, "08P01", "timeout",
                             "pg-tls-proxy: timed out after %u s waiting for the start-up packet",
@@ -447,7 +540,7 @@ void conn_arm_timer(struct conn *c)
         }
         return;
     }
-    if (!c->probe && c->fs < FRONT_WAIT)
+    if (!c->probe && !c->front_done && c->fs < FRONT_WAIT)
         when = c->front_deadline;
     if (c->bs > BACK_IDLE && c->bs < BACK_READY && c->back_deadline < when)
         when = c->back_deadline;
@@ -638,11 +731,10 @@ void conn_accept(struct worker *w, int sock)
      * the header: decided there. */
     c->denied =
         !w->rt->cfg->proxy_protocol && w->rt->allow_from.n > 0 && !front_in(c, &w->rt->allow_from);
-    log_info("event=accepted conn=%llu front=%s%s%s", (unsigned long long)c->id, c->front_addr,
-             c->denied ? " denied=not_in_server_allow_from" : "",
-             c->err_msg != NULL ? " refused=fd_limit"
-             : c->too_many      ? " refused=max_connections"
-                                : "");
+    /* Logged with the first packet (log_accepted): a plaintext cancel has none. */
+    c->accept_note = c->err_msg != NULL ? " refused=fd_limit"
+                     : c->too_many      ? " refused=max_connections"
+                                        : "";
     conn_arm_timer(c);
     if (leg_read_start(&c->front) < 0)
         conn_close(c);
@@ -749,10 +841,18 @@ void conn_back_ready(struct conn *c)
         /* The upstream answers a cancel with nothing and closes. */
         if (tlsio_write(&c->back.tls, c->cancel_pkt, c->cancel_len) < 0 ||
             leg_flush(&c->back) < 0) {
+            cancel_count(CANCEL_FAILED, NULL);
             conn_end(c, "error", "could not send the cancel request");
             return;
         }
+        cancel_key_end(c, true);
+        cancel_count(CANCEL_FORWARDED, NULL);
         conn_end(c, "cancel_forwarded", "cancel request forwarded over verified TLS");
+        return;
+    }
+    if (c->front_done) {
+        /* The early leg's client went away: a clean close_notify now. */
+        conn_end(c, "closed", "client done before its start-up packet");
         return;
     }
     maybe_join(c);
@@ -780,7 +880,12 @@ void conn_back_failed(struct conn *c, const char *sqlstate, const char *msg)
         return;
     }
     if (c->cancel_pkt != NULL) {
+        cancel_count(CANCEL_FAILED, NULL);
         conn_end(c, "cancel_failed", "%s", msg);
+        return;
+    }
+    if (c->front_done) {
+        conn_end(c, "closed", "client done before its start-up packet");
         return;
     }
     free(c->err_msg);
@@ -794,50 +899,119 @@ void conn_back_failed(struct conn *c, const char *sqlstate, const char *msg)
     maybe_join(c);
 }
 
-/*
- * A CancelRequest (plaintext, or inside TLS as libpq 17 sends it). Only keys
- * of our own live sessions go upstream, and only over a new verified TLS
- * connection; the client gets no answer, as from PostgreSQL.
- */
-void conn_cancel_forward(struct worker *w, const uint8_t *pkt, size_t len, const char *from)
+/* The client's address (from the PROXY header when there was one). */
+static const struct sockaddr *front_sockaddr(struct conn *c, struct sockaddr_storage *ss)
 {
-    uint32_t pid;
-    uint8_t key[PG_CANCEL_KEY_MAX];
-    size_t keylen;
-
-    if (pg_parse_cancel(pkt, len, &pid, key, &keylen) != 0 || !keymap_contains(pid, key, keylen)) {
-        metrics_cancel(false);
-        log_warn("event=cancel_dropped front=%s pid=%u reason=\"no live session with this "
-                 "backend key\"",
-                 from, pg_parse_cancel(pkt, len, &pid, key, &keylen) == 0 ? pid : 0);
-        return;
-    }
-    struct conn *c = conn_new(w);
-    if (c == NULL || (c->cancel_pkt = malloc(len)) == NULL) {
-        if (c != NULL)
-            conn_close(c);
-        log_error("event=cancel_dropped front=%s reason=\"out of memory\"", from);
-        return;
-    }
-    memcpy(c->cancel_pkt, pkt, len);
-    c->cancel_len = len;
-    snprintf(c->front_addr, sizeof(c->front_addr), "%s", from);
-    metrics_cancel(true);
-    log_info("event=cancel_forward conn=%llu front=%s pid=%u", (unsigned long long)c->id, from,
-             pid);
-    back_start(c);
+    int sl = sizeof(*ss);
+    if (c->pp_src != NULL)
+        return (const struct sockaddr *)c->pp_src;
+    if (uv_tcp_getpeername(&c->front.tcp, (struct sockaddr *)ss, &sl) != 0)
+        return NULL;
+    return (const struct sockaddr *)ss;
 }
 
-/* The client's CancelRequest is in c->startup: forward it, then wipe it. */
+/*
+ * May this cancel go upstream? In order: the client's address must be
+ * allowed and within its rate (cancel.h), the key must be a live session's
+ * with no forward of it in flight or just done (keymap.h), and fewer than
+ * CANCEL_FORWARDS_MAX forwards may be in flight. On CANCEL_FORWARDED the
+ * key is marked in flight and a slot is held: the caller owns both.
+ */
+static enum cancel_outcome cancel_decide(struct conn *c, const struct sockaddr *sa,
+                                         const uint8_t *pkt, size_t len, uint32_t *pid)
+{
+    uint8_t key[PG_CANCEL_KEY_MAX];
+    size_t keylen;
+    enum cancel_outcome o = CANCEL_FORWARDED;
+
+    *pid = 0;
+    if (c->denied)
+        return CANCEL_DENIED;
+    if (!cancel_admit(sa))
+        return CANCEL_RATE_LIMITED;
+    if (pg_parse_cancel(pkt, len, pid, key, &keylen) != 0) {
+        cancel_penalize(sa);
+        return CANCEL_UNKNOWN_KEY;
+    }
+    switch (keymap_cancel_begin(*pid, key, keylen, cancel_now_ms(), CANCEL_COALESCE_MS)) {
+    case KEYMAP_UNKNOWN:
+        cancel_penalize(sa);
+        o = CANCEL_UNKNOWN_KEY;
+        break;
+    case KEYMAP_COALESCED:
+        o = CANCEL_COALESCED;
+        break;
+    case KEYMAP_FORWARD:
+    default:
+        if (!cancel_slot_take()) {
+            keymap_cancel_end(*pid, key, keylen, 0, false);
+            o = CANCEL_OVER_LIMIT;
+        }
+        break;
+    }
+    OPENSSL_cleanse(key, sizeof(key));
+    return o;
+}
+
+/*
+ * The client's CancelRequest is in c->startup (plaintext, or inside TLS as
+ * libpq 17 and postgres.js send it). The client gets no answer, as from
+ * PostgreSQL; a refused cancel is counted (cancel.c logs a summary), never
+ * logged one by one. An admitted one goes upstream on this connection: on
+ * the back leg opened early at its SSLRequest if there is one (no second
+ * upstream connection), else on one opened now, over verified TLS.
+ */
 static void front_cancel(struct conn *c, size_t len)
 {
-    if (c->denied)
-        log_warn("event=cancel_dropped conn=%llu front=%s reason=\"not in --server-allow-from\"",
-                 (unsigned long long)c->id, c->front_addr);
-    else
-        conn_cancel_forward(c->w, c->startup, len, c->front_addr);
+    struct sockaddr_storage ss;
+    const struct sockaddr *sa = front_sockaddr(c, &ss);
+    uint32_t pid = 0;
+    uint8_t *pkt = malloc(len);
+    enum cancel_outcome o = CANCEL_FAILED;
+
+    if (pkt != NULL) {
+        memcpy(pkt, c->startup, len);
+        o = cancel_decide(c, sa, pkt, len, &pid);
+    } else {
+        log_error("event=cancel_dropped conn=%llu front=%s reason=\"out of memory\"",
+                  (unsigned long long)c->id, c->front_addr);
+    }
     OPENSSL_cleanse(c->startup, c->startup_len);
     c->startup_len = 0;
+    if (o != CANCEL_FORWARDED) {
+        cancel_count(o, sa); /* a forwarded one is counted once sent */
+        if (pkt != NULL)
+            OPENSSL_cleanse(pkt, len);
+        free(pkt);
+        conn_end(c, "cancel", "cancel request not forwarded: %s", cancel_outcome_name(o));
+        return;
+    }
+    if (holds_early_back(c)) /* it will carry a cancel: not a wasted early leg */
+        atomic_fetch_sub_explicit(&early_backs, 1, memory_order_relaxed);
+    c->cancel_pkt = pkt;
+    c->cancel_len = len;
+    c->cancel_slot = c->cancel_marked = true;
+    bool early = c->bs != BACK_IDLE;
+    log_info("event=cancel_forward conn=%llu front=%s pid=%u leg=%s", (unsigned long long)c->id,
+             c->front_addr, pid, early ? "early" : "new");
+    front_park(c);
+    switch (c->bs) {
+    case BACK_IDLE:
+        back_start(c);
+        if (c->phase == PHASE_OPEN)
+            back_deadline_cap(c);
+        break;
+    case BACK_READY:
+        conn_back_ready(c);
+        break;
+    case BACK_FAILED:
+        cancel_count(CANCEL_FAILED, NULL);
+        conn_end(c, "cancel_failed", "the upstream leg had failed: %s",
+                 c->err_msg != NULL ? c->err_msg : "unknown");
+        break;
+    default:
+        break; /* midway: conn_back_ready sends it */
+    }
 }
 
 /* Start the front TLS handshake; pending holds bytes already received. */
@@ -881,7 +1055,12 @@ static void front_first(struct conn *c, const uint8_t *buf, size_t len)
         (!front_proxy_header(c) || c->startup_len == 0))
         return;
 
-    switch (pg_parse_first(c->startup, c->startup_len, &p, err, sizeof(err))) {
+    enum pg_first_kind kind = pg_parse_first(c->startup, c->startup_len, &p, err, sizeof(err));
+    if (kind == PG_FIRST_CANCEL && !c->accept_logged)
+        c->plain_cancel = true;
+    else if (kind != PG_FIRST_INCOMPLETE && !c->accept_logged)
+        log_accepted(c);
+    switch (kind) {
     case PG_FIRST_INCOMPLETE:
         return;
     case PG_FIRST_SSLREQUEST: {
@@ -942,7 +1121,6 @@ static void front_first(struct conn *c, const uint8_t *buf, size_t len)
         return;
     case PG_FIRST_CANCEL:
         front_cancel(c, p.len);
-        conn_end(c, "cancel", "cancel request (plaintext)");
         return;
     case PG_FIRST_INVALID:
     default:
@@ -1003,7 +1181,6 @@ static void front_startup(struct conn *c)
             return;
         case PG_FIRST_CANCEL:
             front_cancel(c, p.len);
-            conn_end(c, "cancel", "cancel request (inside TLS)");
             return;
         case PG_FIRST_SSLREQUEST:
         case PG_FIRST_GSSENCREQUEST:

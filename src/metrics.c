@@ -76,7 +76,7 @@ const char *metrics_outcome_name(enum metric_outcome o)
 static atomic_uint_least64_t sessions_total[OUT_COUNT];
 static atomic_int_least64_t sessions_active;
 static atomic_uint_least64_t bytes_from_client, bytes_from_upstream;
-static atomic_uint_least64_t cancels_forwarded, cancels_dropped;
+static atomic_uint_least64_t cancels[CANCEL_OUTCOMES];
 static atomic_uint_least64_t reloads_ok, reloads_failed;
 static atomic_uint_least64_t accept_pauses;
 static atomic_int_least64_t last_upstream_ok;
@@ -107,12 +107,11 @@ void metrics_bytes_relayed(uint64_t from_client, uint64_t from_upstream)
         ADD(bytes_from_upstream, from_upstream);
 }
 
-void metrics_cancel(bool forwarded)
+void metrics_cancel(enum cancel_outcome o)
 {
-    if (forwarded)
-        ADD(cancels_forwarded, 1);
-    else
-        ADD(cancels_dropped, 1);
+    if ((unsigned)o >= CANCEL_OUTCOMES)
+        o = CANCEL_FAILED;
+    ADD(cancels[o], 1);
 }
 
 void metrics_reload(bool ok)
@@ -540,11 +539,10 @@ static void render_upstream(struct out *o)
 static void render_events(struct out *o)
 {
     family(o, "pg_tls_proxy_cancel_requests_total", "counter",
-           "Cancel requests, by whether they were forwarded upstream.");
-    putf(o, "pg_tls_proxy_cancel_requests_total{result=\"forwarded\"} %" PRIuLEAST64 "\n",
-         LOAD(cancels_forwarded));
-    putf(o, "pg_tls_proxy_cancel_requests_total{result=\"dropped\"} %" PRIuLEAST64 "\n",
-         LOAD(cancels_dropped));
+           "Cancel requests, by what became of them (forwarded, or why not).");
+    for (int i = 0; i < CANCEL_OUTCOMES; i++)
+        putf(o, "pg_tls_proxy_cancel_requests_total{result=\"%s\"} %" PRIuLEAST64 "\n",
+             cancel_outcome_name((enum cancel_outcome)i), LOAD(cancels[i]));
 
     family(o, "pg_tls_proxy_reloads_total", "counter", "Configuration reloads, by result.");
     putf(o, "pg_tls_proxy_reloads_total{result=\"success\"} %" PRIuLEAST64 "\n", LOAD(reloads_ok));

@@ -15,6 +15,7 @@
 #endif
 
 #include "listener.h"
+#include "cancel.h"
 #include "log.h"
 #include "metrics.h"
 #include "proxy.h"
@@ -27,6 +28,8 @@ static void worker_finish(struct worker *w)
         uv_close((uv_handle_t *)&w->probe_timer, NULL);
     uv_close((uv_handle_t *)&w->trim_timer, NULL);
     uv_close((uv_handle_t *)&w->bytes_timer, NULL);
+    if (w->index == 0)
+        uv_close((uv_handle_t *)&w->cancel_timer, NULL);
     w->finished = true;
     log_info("event=worker_stopped worker=%u", w->index);
     uv_close((uv_handle_t *)&w->ctl, NULL);
@@ -139,6 +142,12 @@ static void bytes_cb(uv_timer_t *t)
     metrics_bytes_relayed(fc, fu);
 }
 
+static void cancel_tick_cb(uv_timer_t *t)
+{
+    (void)t;
+    cancel_summary_tick();
+}
+
 int worker_init(struct worker *w, unsigned index, const struct runtime *rt, SSL_CTX *front,
                 SSL_CTX *back, uv_async_t *done)
 {
@@ -156,6 +165,11 @@ int worker_init(struct worker *w, unsigned index, const struct runtime *rt, SSL_
     uv_timer_init(w->loop, &w->bytes_timer);
     w->bytes_timer.data = w;
     uv_timer_start(&w->bytes_timer, bytes_cb, BYTES_REPORT_MS, BYTES_REPORT_MS);
+    if (index == 0) { /* one worker writes the process-wide cancel summary */
+        uv_timer_init(w->loop, &w->cancel_timer);
+        uv_timer_start(&w->cancel_timer, cancel_tick_cb, 1000, 1000);
+        uv_unref((uv_handle_t *)&w->cancel_timer);
+    }
     atomic_init(&w->ctl_cmds, 0);
     SSL_CTX_up_ref(front);
     SSL_CTX_up_ref(back);

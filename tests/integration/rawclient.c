@@ -16,6 +16,11 @@
  *                                             SCRAM login, BackendKeyData, one query
  *   rawclient cancel HOST PORT PID KEYHEX [--tls|--direct] [--from ADDR]
  *                                             CancelRequest (any key length), await close
+ *   rawclient cancel-storm HOST PORT PID KEYHEX N SECONDS [--from ADDR] [--random]
+ *                                             up to N plaintext CancelRequests, one
+ *                                             connection each (send, close, no wait),
+ *                                             as fast as possible for at most SECONDS;
+ *                                             --random: a random key each time
  *   rawclient inject HOST PORT                SSLRequest + pipelined bytes
  *   rawclient garbage HOST PORT N             N random bytes, then read
  *   rawclient half HOST PORT                  half a StartupMessage, close
@@ -968,6 +973,48 @@ static int cmd_cancel(const char *host, const char *port, const char *pidstr, co
     OPENSSL_cleanse(msg, sizeof msg);
     close_conn(&s, ctx);
     return rc;
+}
+
+/*
+ * A cancel flood, as an attacker sends it: a CancelRequest per connection,
+ * closed at once without waiting for the answer (there is none). With a
+ * valid key it tests amplification (how many upstream connections the
+ * proxy opens for it), with --random keys it is key guessing. Prints
+ * "sent=N failed=N elapsed=S per_s=R".
+ */
+static int cmd_cancel_storm(const char *host, const char *port, const char *pidstr,
+                            const char *keyhex, const char *nstr, const char *secstr,
+                            const char *from, int random_keys)
+{
+    char *end = NULL, *end2 = NULL, *end3 = NULL;
+    unsigned long pid = strtoul(pidstr, &end, 10);
+    long n = strtol(nstr, &end2, 10);
+    double secs = strtod(secstr, &end3);
+    uint8_t msg[12 + CANCEL_KEY_MAX];
+    size_t keylen = from_hex(keyhex, msg + 12, CANCEL_KEY_MAX);
+    if (*end != '\0' || pid > 0xffffffffUL || keylen == 0 || *end2 != '\0' || n < 1 ||
+        *end3 != '\0' || secs <= 0 || secs > 600)
+        die("cancel-storm: PID KEYHEX N SECONDS");
+    put_u32(msg, (uint32_t)(12 + keylen));
+    put_u32(msg + 4, CANCELREQUEST_CODE);
+    put_u32(msg + 8, (uint32_t)pid);
+    double t0 = now_sec();
+    long sent = 0, failed = 0;
+    while (sent + failed < n && now_sec() - t0 < secs) {
+        if (random_keys && RAND_bytes(msg + 12, (int)keylen) != 1)
+            die("RAND_bytes failed");
+        int fd = tcp_connect_from(host, port, from);
+        if (send_all(fd, msg, 12 + keylen) == RD_OK)
+            sent++;
+        else
+            failed++;
+        close(fd);
+    }
+    OPENSSL_cleanse(msg, sizeof msg);
+    double el = now_sec() - t0;
+    printf("sent=%ld failed=%ld elapsed=%.2f per_s=%.0f\n", sent, failed, el,
+           el > 0 ? (double)sent / el : 0.0);
+    return 0;
 }
 
 /*
@@ -2473,6 +2520,7 @@ static void usage(void)
           "                      [--no-startup] [--startup-after FILE]\n"
           "       rawclient session HOST PORT [CONNECT-OPTIONS] [--plus] [--query SQL]\n"
           "       rawclient cancel HOST PORT PID KEYHEX [--tls|--direct] [--from ADDR]\n"
+          "       rawclient cancel-storm HOST PORT PID KEYHEX N SECONDS [--from ADDR] [--random]\n"
           "       rawclient inject HOST PORT\n"
           "       rawclient garbage HOST PORT N\n"
           "       rawclient half HOST PORT\n"
@@ -2550,6 +2598,20 @@ int main(int argc, char **argv)
                 usage();
         }
         return cmd_cancel(argv[2], argv[3], argv[4], argv[5], &o);
+    }
+    if (strcmp(cmd, "cancel-storm") == 0 && argc >= 8) {
+        const char *from = NULL;
+        int random_keys = 0;
+        for (int i = 8; i < argc; i++) {
+            if (strcmp(argv[i], "--from") == 0 && i + 1 < argc)
+                from = argv[++i];
+            else if (strcmp(argv[i], "--random") == 0)
+                random_keys = 1;
+            else
+                usage();
+        }
+        return cmd_cancel_storm(argv[2], argv[3], argv[4], argv[5], argv[6], argv[7], from,
+                                random_keys);
     }
     if (strcmp(cmd, "inject") == 0 && argc == 4)
         return cmd_inject(argv[2], argv[3]);

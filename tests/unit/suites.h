@@ -15,5 +15,6 @@ Suite *fdreserve_suite(void);
 Suite *log_suite(void);
 Suite *pemfile_suite(void);
 Suite *certcheck_suite(void);
+Suite *cancel_suite(void);
 
 #endif

@@ -482,7 +482,12 @@ START_TEST(test_render_valid_and_complete)
         "pg_tls_proxy_upstream_connect_seconds_count",
         "pg_tls_proxy_upstream_last_success_timestamp_seconds",
         "pg_tls_proxy_cancel_requests_total{result=\"forwarded\"}",
-        "pg_tls_proxy_cancel_requests_total{result=\"dropped\"}",
+        "pg_tls_proxy_cancel_requests_total{result=\"coalesced\"}",
+        "pg_tls_proxy_cancel_requests_total{result=\"rate_limited\"}",
+        "pg_tls_proxy_cancel_requests_total{result=\"unknown_key\"}",
+        "pg_tls_proxy_cancel_requests_total{result=\"over_limit\"}",
+        "pg_tls_proxy_cancel_requests_total{result=\"denied\"}",
+        "pg_tls_proxy_cancel_requests_total{result=\"failed\"}",
         "pg_tls_proxy_reloads_total{result=\"success\"}",
         "pg_tls_proxy_reloads_total{result=\"failure\"}",
     };
@@ -516,9 +521,10 @@ START_TEST(test_counters_move)
     metrics_session_closed(OUT_UPSTREAM, 1, 2);
     metrics_session_opened();
     metrics_session_closed((enum metric_outcome)99, 0, 0); /* counts as error */
-    metrics_cancel(true);
-    metrics_cancel(false);
-    metrics_cancel(false);
+    metrics_cancel(CANCEL_FORWARDED);
+    metrics_cancel(CANCEL_RATE_LIMITED);
+    metrics_cancel(CANCEL_RATE_LIMITED);
+    metrics_cancel((enum cancel_outcome)99); /* counts as failed */
     metrics_reload(true);
     metrics_reload(false);
     metrics_handshake_failed(0, "alert");
@@ -542,7 +548,9 @@ START_TEST(test_counters_move)
         {"pg_tls_proxy_bytes_total{direction=\"from_client\"}", 101},
         {"pg_tls_proxy_bytes_total{direction=\"from_upstream\"}", 2002},
         {"pg_tls_proxy_cancel_requests_total{result=\"forwarded\"}", 1},
-        {"pg_tls_proxy_cancel_requests_total{result=\"dropped\"}", 2},
+        {"pg_tls_proxy_cancel_requests_total{result=\"rate_limited\"}", 2},
+        {"pg_tls_proxy_cancel_requests_total{result=\"failed\"}", 1},
+        {"pg_tls_proxy_cancel_requests_total{result=\"unknown_key\"}", 0},
         {"pg_tls_proxy_reloads_total{result=\"success\"}", 1},
         {"pg_tls_proxy_reloads_total{result=\"failure\"}", 1},
         {"pg_tls_proxy_handshake_failures_total{leg=\"front\",reason=\"alert\"}", 1},
@@ -1411,7 +1419,14 @@ START_TEST(test_admin_full_evicts_oldest_idle)
     run_for(50);
     for (int i = 1; i < N; i++)
         cl_start(&g_loop, port, &idle[i], REQ("G"));
-    run_for(200);
+    /* Until all 64 are connected and written (a loaded machine takes its
+     * time), well inside the endpoint's 2 s head deadline. */
+    for (int waited = 0, all = 0; !all && waited < 1500; waited += 50) {
+        run_for(50);
+        all = 1;
+        for (int i = 0; i < N; i++)
+            all = all && idle[i].written;
+    }
     for (int i = 0; i < N; i++)
         ck_assert_msg(idle[i].written && !idle[i].done, "idle client %d", i);
 

@@ -536,6 +536,13 @@ else
     fail "kill -9 of the backend mid-COPY TO STDOUT" \
         "the COPY never showed up in pg_stat_activity: $(oneline "$out")"
 fi
+# Crash recovery ends the bystander on its own: give it time to see that
+# (its next query after the postmaster's SIGQUIT) before asking it to stop,
+# or a quick kill -9 lets it finish cleanly first (seen on a loaded machine).
+for ((i = 0; i < 150 * F_SCALE; i++)); do
+    kill -0 "$F_BYSTANDER" 2>/dev/null || break
+    sleep 0.1
+done
 : >"$FAULTS_TMP/bystander.stop"
 wait "$F_BYSTANDER"
 out=$(cat "$FAULTS_TMP/bystander.out")

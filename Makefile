@@ -58,6 +58,12 @@ $(UNIT_BIN): $(UNIT_OBJS) $(BUILD)/libpgtp.a
 $(PGCLIENT_BIN): tests/integration/pgclient.c | $(BUILD)
 	$(CC) $(CSTD) $(OPT) $(WARN) $(SANFLAGS) -I$(shell pg_config --includedir) -o $@ $< -lpq $(SANFLAGS)
 
+# The libpq 17/18 client (pgversions.sh): Debian's libpq 15 headers; the
+# newer functions are found with dlsym when it runs on libpq 18.
+PGCLIENT18_BIN := $(BUILD)/pgclient18
+$(PGCLIENT18_BIN): tests/integration/pgclient18.c | $(BUILD)
+	$(CC) $(CSTD) $(OPT) $(WARN) $(SANFLAGS) -I$(shell pg_config --includedir) -o $@ $< -lpq -ldl $(SANFLAGS)
+
 # Raw protocol client (OpenSSL only): reads ErrorResponse fields, injects bytes.
 RAWCLIENT_BIN := $(BUILD)/rawclient
 $(RAWCLIENT_BIN): tests/integration/rawclient.c | $(BUILD)
@@ -83,11 +89,11 @@ check-bundles:
 check-dockerfile:
 	tests/check-dockerfile.sh
 
-check-integration: $(BIN) $(PGCLIENT_BIN) $(RAWCLIENT_BIN)
-	PGTP_BIN=$(abspath $(BIN)) PGCLIENT=$(abspath $(PGCLIENT_BIN)) RAWCLIENT=$(abspath $(RAWCLIENT_BIN)) tests/integration/run.sh
+check-integration: $(BIN) $(PGCLIENT_BIN) $(PGCLIENT18_BIN) $(RAWCLIENT_BIN)
+	PGTP_BIN=$(abspath $(BIN)) PGCLIENT=$(abspath $(PGCLIENT_BIN)) PGCLIENT18=$(abspath $(PGCLIENT18_BIN)) RAWCLIENT=$(abspath $(RAWCLIENT_BIN)) tests/integration/run.sh
 
 check: deps
-	$(MAKE) WERROR=1 all $(UNIT_BIN) $(PGCLIENT_BIN) $(RAWCLIENT_BIN)
+	$(MAKE) WERROR=1 all $(UNIT_BIN) $(PGCLIENT_BIN) $(PGCLIENT18_BIN) $(RAWCLIENT_BIN)
 	$(MAKE) WERROR=1 check-unit check-docs check-bundles check-integration
 
 # The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
@@ -124,7 +130,7 @@ VALGRIND_FLAGS := --tool=memcheck --leak-check=full --show-leak-kinds=definite,i
     --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --num-callers=30
 VALGRIND_LOGS = $(abspath $(BUILD))/valgrind-logs
 valgrind: deps
-	$(MAKE) WERROR=1 all $(UNIT_BIN) $(PGCLIENT_BIN) $(RAWCLIENT_BIN)
+	$(MAKE) WERROR=1 all $(UNIT_BIN) $(PGCLIENT_BIN) $(PGCLIENT18_BIN) $(RAWCLIENT_BIN)
 	@echo "valgrind: unit tests (CK_FORK=no) under memcheck"
 	@CK_FORK=no $(VALGRIND) $(VALGRIND_FLAGS) --log-file=$(BUILD)/valgrind-unit.log \
 	    $(UNIT_BIN) >$(BUILD)/valgrind-unit.out 2>&1; rc=$$?; \
@@ -137,7 +143,8 @@ valgrind: deps
 	    IT_LOAD_HOLD=$${IT_LOAD_HOLD:-10} IT_LOAD_FULL=$${IT_LOAD_FULL:-20} \
 	    IT_LOAD_PENDING=$${IT_LOAD_PENDING:-100} IT_LOAD_KB_MAX=$${IT_LOAD_KB_MAX:-200} \
 	    IT_ONLY="$(VALGRIND_SECTIONS)" IT_LOGDIR=$(VALGRIND_LOGS) PGTP_BIN=$(abspath $(BIN)) \
-	    PGCLIENT=$(abspath $(PGCLIENT_BIN)) RAWCLIENT=$(abspath $(RAWCLIENT_BIN)) \
+	    PGCLIENT=$(abspath $(PGCLIENT_BIN)) PGCLIENT18=$(abspath $(PGCLIENT18_BIN)) \
+	    RAWCLIENT=$(abspath $(RAWCLIENT_BIN)) \
 	    tests/integration/run.sh || rc=1; \
 	    tests/check-valgrind-logs.sh $(VALGRIND_LOGS) || rc=1; \
 	    exit $$rc

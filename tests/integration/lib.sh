@@ -13,6 +13,7 @@ IT_SVC_USER=${IT_SVC_USER:-postgres}
 IT_PORTS_TAKEN=" "      # ports handed out in this run, so two helpers never collide
 declare -gA IT_PIDS=()  # name -> pid of background processes we started
 declare -gA IT_EXIT=()  # name -> exit status once stopped
+declare -gA IT_PG_STARTED=() # data dir -> bin dir of the clusters it_pg_start started
 
 # PGTP_WRAP: a command prefix that it_proxy_start puts before $PGTP_BIN (split
 # on blanks), e.g. "valgrind --tool=memcheck --error-exitcode=99 ..." (make
@@ -112,7 +113,12 @@ it_gen_certs() {
         it_die "certificate generation failed"
 }
 
-# it_pg_start DATADIR PORT CERTDIR ROLE DB PASSWORD
+# it_pg_start DATADIR PORT CERTDIR ROLE DB PASSWORD [BINDIR]
+# With BINDIR (e.g. an embedded-postgres 17 or 18 from
+# scripts/fetch-embedded-pg.sh) its initdb, pg_ctl and postgres run, with
+# BINDIR/../lib first on LD_LIBRARY_PATH when that directory exists; the
+# roles are created with Debian's psql ($IT_PG_BINDIR) over the Unix socket,
+# as the package has none. Default BINDIR: $IT_PG_BINDIR (Debian's).
 # initdb (SCRAM for TCP, trust on the private Unix socket in DATADIR),
 # TLS with CERTDIR/db-server.{crt,key}, 127.0.0.1 only, then starts the
 # server (pg_ctl -w) and creates ROLE with PASSWORD and database DB. ROLE
@@ -124,12 +130,13 @@ it_gen_certs() {
 # the proxy's --client-certificate-path is tested against.
 # The server log is DATADIR/server.log.
 it_pg_start() {
-    local dir=$1 port=$2 certs=$3 role=$4 db=$5 password=$6
-    [ -x "$IT_PG_BINDIR/initdb" ] || it_die "PostgreSQL server binaries not found (PG_BINDIR)"
+    local dir=$1 port=$2 certs=$3 role=$4 db=$5 password=$6 bin=${7:-$IT_PG_BINDIR}
+    [ -x "$bin/initdb" ] || it_die "PostgreSQL server binaries not found in $bin (PG_BINDIR)"
+    IT_PG_STARTED[$dir]=$bin
     mkdir -p "$dir"
     it_is_root && chown "$IT_SVC_USER": "$dir"
     chmod 700 "$dir"
-    it_as_svc "$IT_PG_BINDIR/initdb" -D "$dir" -U postgres -N -E UTF8 --locale=C \
+    it_pg_run "$bin" initdb -D "$dir" -U postgres -N -E UTF8 --locale=C \
         --auth-local=trust --auth-host=scram-sha-256 >"$dir.initdb.log" 2>&1 || {
         cat "$dir.initdb.log" >&2
         it_die "initdb failed"
@@ -175,7 +182,7 @@ EOF
     it_is_root && chown "$IT_SVC_USER": "$dir/server.key" "$dir/server.crt" \
         "$dir/postgresql.conf" "$dir/pg_hba.conf"
     it_port_used "$port" && it_die "port $port is already in use"
-    it_as_svc "$IT_PG_BINDIR/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 start \
+    it_pg_run "$bin" pg_ctl -D "$dir" -l "$dir/server.log" -w -t 60 start \
         >/dev/null 2>&1 || {
         tail -n 20 "$dir/server.log" >&2
         it_die "PostgreSQL did not start"
@@ -189,10 +196,32 @@ $cert_role
 EOF
 }
 
-# it_pg_stop DATADIR: immediate stop (the data is thrown away anyway).
+# it_pg_stop DATADIR: immediate stop (the data is thrown away anyway), with
+# the binaries it was started with.
 it_pg_stop() {
+    local bin=${IT_PG_STARTED[$1]:-$IT_PG_BINDIR}
+    unset "IT_PG_STARTED[$1]"
     [ -f "$1/postmaster.pid" ] || return 0
-    it_as_svc "$IT_PG_BINDIR/pg_ctl" -D "$1" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
+    it_pg_run "$bin" pg_ctl -D "$1" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
+}
+
+# it_pg_stop_all: every cluster it_pg_start started and nobody stopped yet.
+it_pg_stop_all() {
+    local dir
+    for dir in "${!IT_PG_STARTED[@]}"; do it_pg_stop "$dir"; done
+}
+
+# it_pg_run BINDIR PROGRAM ARGS...: BINDIR/PROGRAM as the service user, with
+# BINDIR/../lib (an embedded-postgres package's libraries) on
+# LD_LIBRARY_PATH when it exists.
+it_pg_run() {
+    local bin=$1 prog=$2
+    shift 2
+    if [ -d "$bin/../lib" ] && [ "$bin" != "$IT_PG_BINDIR" ]; then
+        it_as_svc env LD_LIBRARY_PATH="$(cd "$bin/../lib" && pwd)" "$bin/$prog" "$@"
+    else
+        it_as_svc "$bin/$prog" "$@"
+    fi
 }
 
 # it_spawn NAME LOG CMD...: run CMD in the background, stdout+stderr to LOG

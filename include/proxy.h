@@ -31,6 +31,7 @@
 #include "cidr.h"
 #include "config.h"
 #include "pgproto.h"
+#include "pgtrack.h"
 #include "tlsio.h"
 
 #define CHUNK_SIZE ((size_t)64 * 1024)        /* one uv_write; > a TLS record + overhead */
@@ -200,6 +201,9 @@ struct conn {
     bool back_error_seen;            /* the watch passed on an ErrorResponse from upstream */
     struct watch wf, wb;             /* front->back and back->front bytes not yet framed */
     struct keymap_entry *key;        /* our session's cancel key, while it lives */
+    bool tracking;                   /* --idle-timeout: track (below) is fed */
+    struct pgtrack track;            /* queries outstanding, after the watch */
+    uint64_t idle_since;             /* last byte either way while track was idle */
     uint8_t *cancel_pkt;             /* forwarding conn: the CancelRequest to send upstream */
     size_t cancel_len;
 };

@@ -418,6 +418,23 @@ static bool stall_timeout(struct conn *c, uint64_t now)
     return false;
 }
 
+/*
+ * --idle-timeout: when this session will have been idle for it, or
+ * UINT64_MAX while it is not idle. Idle comes from the protocol (pgtrack:
+ * every query answered by ReadyForQuery, nothing after the last Sync): a
+ * query that runs for minutes, NOTICEs or not, is never idle. During the
+ * login (the start-up watch) the upstream must have spoken last.
+ */
+static uint64_t idle_deadline(const struct conn *c)
+{
+    unsigned ms = c->w->rt->idle_timeout_ms;
+    if (c->fs != FRONT_RELAY || ms == 0 || !c->tracking)
+        return UINT64_MAX;
+    if (c->watching)
+        return c->back.last_read >= c->front.last_read ? c->last_active + ms : UINT64_MAX;
+    return pgtrack_idle(&c->track) ? c->idle_since + ms : UINT64_MAX;
+}
+
 static void timer_cb(uv_timer_t *t)
 {
     struct conn *c = t->data;
@@ -438,11 +455,8 @@ static void timer_cb(uv_timer_t *t)
         return;
     if (c->fs == FRONT_RELAY && c->buffers_held && now >= c->last_active + IDLE_RELEASE_MS)
         relay_release_idle(c);
-    /* Idle means the upstream spoke last: a client waiting for a long
-     * query's answer is not idle (PgBouncer's client_idle_timeout too). */
-    if (c->fs == FRONT_RELAY && c->w->rt->idle_timeout_ms > 0 &&
-        now >= c->last_active + c->w->rt->idle_timeout_ms &&
-        c->back.last_read >= c->front.last_read) {
+    uint64_t idle_end = idle_deadline(c);
+    if (idle_end != UINT64_MAX && now >= idle_end) {
         log_info("event=idle_timeout conn=%llu front=%s idle_s=%u", (unsigned long long)c->id,
                  c->front_addr, c->w->rt->idle_timeout_ms / 1000);
         conn_end(c, "timeout", "idle for %u s (--idle-timeout)", c->w->rt->idle_timeout_ms / 1000);
@@ -479,11 +493,12 @@ void conn_arm_timer(struct conn *c)
         when = c->front_deadline;
     if (c->bs > BACK_IDLE && c->bs < BACK_READY && c->back_deadline < when)
         when = c->back_deadline;
-    if (c->fs == FRONT_RELAY && c->w->rt->idle_timeout_ms > 0) {
-        when = c->last_active + c->w->rt->idle_timeout_ms;
-        if (when <= now) /* a query is running: look again in a while */
-            when = now + c->w->rt->idle_timeout_ms;
-    }
+    uint64_t idle_end = idle_deadline(c);
+    if (idle_end < when)
+        when = idle_end;
+    if (c->fs == FRONT_RELAY && c->watching && c->tracking && idle_end == UINT64_MAX &&
+        now + c->w->rt->idle_timeout_ms < when) /* login: the client spoke last; look again */
+        when = now + c->w->rt->idle_timeout_ms;
     if (c->fs == FRONT_RELAY && c->buffers_held && c->last_active + IDLE_RELEASE_MS < when)
         when = c->last_active + IDLE_RELEASE_MS;
     unsigned stall = c->w->rt->write_stall_ms;
@@ -740,6 +755,7 @@ static void maybe_join(struct conn *c)
     c->fs = FRONT_RELAY;
     c->bs = BACK_RELAY;
     c->watching = true;
+    c->tracking = c->w->rt->idle_timeout_ms > 0;
     c->last_active = uv_now(c->w->loop);
     c->front.last_read = c->back.last_read = c->last_active;
     conn_arm_timer(c);

@@ -349,10 +349,36 @@ void leg_read_stop(struct leg *l)
     l->reading = false;
 }
 
+/*
+ * --idle-timeout only: follow message boundaries after the start-up watch
+ * (pgtrack.c). The idle clock restarts on every byte that leaves the
+ * session with nothing outstanding; a stream that cannot be framed is
+ * never called idle.
+ */
+static void relay_track(struct conn *c, struct leg *to, const void *buf, size_t len)
+{
+    bool was = pgtrack_idle(&c->track);
+    int r = to == &c->back ? pgtrack_client(&c->track, buf, len)
+                           : pgtrack_server(&c->track, buf, len);
+    if (r < 0) {
+        c->tracking = false;
+        log_debug("event=idle_tracking_off conn=%llu reason=\"unframeable %s message\"",
+                  (unsigned long long)c->id, to == &c->back ? "client" : "server");
+        return;
+    }
+    if (pgtrack_idle(&c->track)) {
+        c->idle_since = uv_now(c->w->loop);
+        if (!was)
+            conn_arm_timer(c);
+    }
+}
+
 /* Plaintext out to one leg: encrypted, or as is on a plaintext front. */
 int relay_emit(struct conn *c, struct leg *to, const void *buf, size_t len)
 {
     char e[160];
+    if (c->tracking && !c->watching)
+        relay_track(c, to, buf, len);
     to->bytes_out += len;
     if (to->plain)
         return leg_send(to, buf, len);
@@ -367,8 +393,14 @@ int relay_emit(struct conn *c, struct leg *to, const void *buf, size_t len)
 static int relay_input(struct conn *c, struct leg *from, const uint8_t *buf, size_t len)
 {
     from->bytes_in += len;
-    if (c->watching)
-        return watch_input(c, from, buf, len);
+    if (c->watching) {
+        int r = watch_input(c, from, buf, len);
+        if (!c->watching && c->tracking && c->idle_since == 0) {
+            c->idle_since = uv_now(c->w->loop); /* start-up done: ReadyForQuery */
+            conn_arm_timer(c);
+        }
+        return r;
+    }
     return relay_emit(c, leg_peer(from), buf, len);
 }
 

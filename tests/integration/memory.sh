@@ -32,6 +32,43 @@ start_proxy memory "$P_MEM" 127.0.0.1 "$PGPORT" localhost "$CERTS/db-ca.crt" \
 MEM_PID=${IT_PIDS[memory]:-0}
 LOG_MEM=$LOGS/proxy-memory.log
 
+# ---- 8. --idle-timeout from the protocol: started first, collected last ----
+it_free_port P_IDLE
+MEM_IDLE=$((2 * IT_TIME_SCALE)) # --idle-timeout
+MEM_RUN=$((4 * IT_TIME_SCALE))  # how long the "running" queries run
+start_proxy idle "$P_IDLE" 127.0.0.1 "$PGPORT" localhost "$CERTS/db-ca.crt" \
+    --idle-timeout "$MEM_IDLE"
+LOG_IDLE=$LOGS/proxy-idle.log
+# mem_bg NAME CMD...: run CMD in the background, output in $TMP/NAME.out.
+declare -A MEM_BG=()
+mem_bg() {
+    local name=$1
+    shift
+    ("$@" >"$TMP/$name.out" 2>&1; echo "rc=$?" >>"$TMP/$name.out") &
+    MEM_BG[$name]=$!
+}
+mem_bg_out() {
+    wait "${MEM_BG[$1]}"
+    cat "$TMP/$1.out"
+}
+mem_bg idle-sleep raw session localhost "$P_IDLE" --query "SELECT pg_sleep($MEM_RUN)" \
+    --query "SELECT 'after sleep'"
+mem_bg idle-notice raw session localhost "$P_IDLE" \
+    --query "DO \$\$BEGIN RAISE NOTICE 'working'; PERFORM pg_sleep($MEM_RUN); END\$\$" \
+    --query "SELECT 'after notice'"
+# The next query leaves the moment the last ReadyForQuery arrives (the
+# issue's "same loop iteration"), and three queries in one write.
+mem_bg idle-next raw session localhost "$P_IDLE" --query "SELECT 1" \
+    --query "SELECT pg_sleep($MEM_RUN)" --query "SELECT 'next ok'"
+mem_bg idle-pipeline raw session localhost "$P_IDLE" --pipeline --query "SELECT 1" \
+    --query "SELECT pg_sleep($MEM_RUN)" --query "SELECT 'pipeline ok'"
+# Idle in a transaction for longer than the timeout: ended.
+mem_idle_tx() {
+    { echo "BEGIN; SELECT 'in tx';"; sleep $((MEM_IDLE * 2)); echo "SELECT 'second';"; } |
+        timeout -k 5 60 psql -X -A -t -q "$(ci "$P_IDLE" application_name=idle-tx)" 2>&1
+}
+mem_bg idle-tx mem_idle_tx
+
 # mem_baseline: one session through the proxy, then its RSS once the
 # session's buffers are released (IDLE_RELEASE_MS).
 mem_baseline() {
@@ -136,3 +173,39 @@ for size in 9000 10151 16000 30000; do
             "$(oneline "$o")" "hello_bytes=$size .*tls=TLSv1\.3 .*login=ok .*row=big hello ok .*query-end sqlstate=none"
     done
 done
+
+# ---- 8. collected ----
+o=$(mem_bg_out idle-sleep)
+expect "--idle-timeout $MEM_IDLE: SELECT pg_sleep($MEM_RUN) completes, and the next query" \
+    "$(oneline "$o")" "query-end sqlstate=none after=[$MEM_RUN-9]\.[0-9]+ .*row=after sleep query-end sqlstate=none .*rc=0"
+o=$(mem_bg_out idle-notice)
+expect "--idle-timeout $MEM_IDLE: a query that sends a NOTICE, then runs ${MEM_RUN} s, completes" \
+    "$(oneline "$o")" "query-end sqlstate=none after=[$MEM_RUN-9]\.[0-9]+ .*row=after notice query-end sqlstate=none .*rc=0"
+o=$(mem_bg_out idle-next)
+expect "--idle-timeout $MEM_IDLE: a long query sent the moment the last result arrives completes" \
+    "$(oneline "$o")" "row=next ok query-end sqlstate=none .*rc=0"
+o=$(mem_bg_out idle-pipeline)
+expect "--idle-timeout $MEM_IDLE: three pipelined queries (the second runs ${MEM_RUN} s) complete" \
+    "$(oneline "$o")" "row=pipeline ok query-end sqlstate=none .*rc=0"
+o=$(mem_bg_out idle-tx)
+if [[ $o =~ ^in\ tx$'\n' ]] && [[ ! $o =~ second ]] && [[ $o =~ (closed|lost|terminat) ]]; then
+    pass "--idle-timeout $MEM_IDLE: idle in a transaction for $((MEM_IDLE * 2)) s: ended, the next query fails ($(oneline "$(sed -n 2p <<<"$o")"))"
+else
+    fail "--idle-timeout $MEM_IDLE: idle in a transaction: ended, the next query fails" "$(oneline "$o")"
+fi
+# From the session's set-up (its first query follows at once) to the cut.
+line=$(grep -E 'event=closed ' "$LOG_IDLE" | grep 'application_name="idle-tx"' | tail -n 1)
+conn=$(sed -n 's/.* conn=\([0-9]*\) .*/\1/p' <<<"$line")
+mem_ts() { date -d "$(grep -E "event=$1 conn=$conn " "$LOG_IDLE" | sed -n 's/^ts=\([^ ]*\) .*/\1/p' | head -n 1)" +%s%3N 2>/dev/null; }
+d=$(($(mem_ts idle_timeout) - $(mem_ts established)))
+if [[ $line =~ outcome=timeout ]] && [ "$d" -ge $((MEM_IDLE * 1000)) ] &&
+    [ "$d" -le $((MEM_IDLE * 1000 + 1500 * IT_TIME_SCALE)) ]; then
+    pass "--idle-timeout: the idle session was ended ${d} ms after it was set up (outcome=timeout, event=idle_timeout)"
+else
+    fail "--idle-timeout: the idle session was ended ${MEM_IDLE} s after its query, outcome=timeout" \
+        "after ${d} ms: $(oneline "$line")"
+fi
+expect "--idle-timeout: exactly one event=idle_timeout (none for the running queries)" \
+    "$(count "$LOG_IDLE" 'event=idle_timeout')" '^1$'
+stop_proxy idle
+stop_proxy memory

@@ -12,8 +12,10 @@
  *   rawclient error HOST PORT [CONNECT-OPTIONS] [--malformed] [--minor N] [--no-startup]
  *                    [--startup-after FILE]   SQLSTATE/auth code after start-up (the
  *                                             StartupMessage waits for FILE to exist)
- *   rawclient session HOST PORT [CONNECT-OPTIONS] [--plus] [--query SQL]
- *                                             SCRAM login, BackendKeyData, one query
+ *   rawclient session HOST PORT [CONNECT-OPTIONS] [--plus] [--query SQL]... [--pipeline]
+ *                                             SCRAM login, BackendKeyData, queries (up
+ *                                             to 4: each sent the moment the last is
+ *                                             answered, or all in one write)
  *   rawclient cancel HOST PORT PID KEYHEX [--tls|--direct] [--from ADDR]
  *                                             CancelRequest (any key length), await close
  *   rawclient inject HOST PORT                SSLRequest + pipelined bytes
@@ -1362,10 +1364,12 @@ static int scram_final(struct scram *sc, const uint8_t *body, size_t len)
 static int run_query(struct stream *s, const char *sql, uint8_t *body)
 {
     char state[8] = "none";
-    printf("query-sent\n");
     double t0 = now_sec();
-    if (send_msg(s, 'Q', sql, strlen(sql) + 1) != RD_OK)
-        die("sending the query failed");
+    if (sql != NULL) { /* NULL: sent already (--pipeline); read its result */
+        printf("query-sent\n");
+        if (send_msg(s, 'Q', sql, strlen(sql) + 1) != RD_OK)
+            die("sending the query failed");
+    }
     for (;;) {
         uint8_t type = 0;
         size_t len = 0;
@@ -1469,8 +1473,32 @@ static int session_login(struct stream *s, struct scram *sc, int plus, uint8_t *
  * the cancel tests), then run one query if asked. Any ErrorResponse during
  * start-up is printed as by "error", with its SQLSTATE and hint.
  */
+#define SESSION_QUERIES_MAX 4
+
+/* Queries sent in one write (--pipeline), then their results read. */
+static int run_pipeline(struct stream *s, const char *const *sql, int n, uint8_t *body)
+{
+    size_t len = 0;
+    for (int i = 0; i < n; i++) {
+        size_t k = strlen(sql[i]) + 1;
+        if (len + 5 + k > MAX_MSG)
+            die("--pipeline: queries too long");
+        body[len] = 'Q';
+        put_u32(body + len + 1, (uint32_t)(4 + k));
+        memcpy(body + len + 5, sql[i], k);
+        len += 5 + k;
+    }
+    printf("query-sent\n");
+    if (stream_write(s, body, len) != RD_OK)
+        die("sending the queries failed");
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = run_query(s, NULL, body);
+    return rc;
+}
+
 static int cmd_session(const char *host, const char *port, const struct conn_opts *o, int plus,
-                       const char *sql)
+                       const char *const *sql, int nsql, int pipeline)
 {
     struct scram sc;
     memset(&sc, 0, sizeof sc);
@@ -1500,8 +1528,10 @@ static int cmd_session(const char *host, const char *port, const struct conn_opt
         }
     }
     OPENSSL_cleanse(&sc, sizeof sc);
-    if (rc == 0 && sql != NULL)
-        rc = run_query(&s, sql, body);
+    if (rc == 0 && pipeline)
+        rc = run_pipeline(&s, sql, nsql, body);
+    for (int i = 0; rc == 0 && !pipeline && i < nsql; i++)
+        rc = run_query(&s, sql[i], body); /* each sent as soon as the last is answered */
     if (rc == 0)
         send_msg(&s, 'X', NULL, 0);
     free(body);
@@ -2539,7 +2569,8 @@ static void usage(void)
 {
     fputs("usage: rawclient error HOST PORT [CONNECT-OPTIONS] [--malformed] [--minor N]\n"
           "                      [--no-startup] [--startup-after FILE]\n"
-          "       rawclient session HOST PORT [CONNECT-OPTIONS] [--plus] [--query SQL]\n"
+          "       rawclient session HOST PORT [CONNECT-OPTIONS] [--plus] [--query SQL]...\n"
+          "                         [--pipeline]\n"
           "       rawclient cancel HOST PORT PID KEYHEX [--tls|--direct] [--from ADDR]\n"
           "       rawclient inject HOST PORT\n"
           "       rawclient garbage HOST PORT N\n"
@@ -2592,19 +2623,22 @@ int main(int argc, char **argv)
                          startup_after);
     }
     if (strcmp(cmd, "session") == 0 && argc >= 4) {
-        int plus = 0;
-        const char *sql = NULL;
+        int plus = 0, nsql = 0, pipeline = 0;
+        const char *sql[SESSION_QUERIES_MAX];
         for (int i = 4; i < argc; i++) {
             if (parse_conn_opt(&o, argc, argv, &i))
                 continue;
             if (strcmp(argv[i], "--plus") == 0)
                 plus = 1;
-            else if (strcmp(argv[i], "--query") == 0 && i + 1 < argc)
-                sql = argv[++i];
+            else if (strcmp(argv[i], "--pipeline") == 0)
+                pipeline = 1;
+            else if (strcmp(argv[i], "--query") == 0 && i + 1 < argc &&
+                     nsql < SESSION_QUERIES_MAX)
+                sql[nsql++] = argv[++i];
             else
                 usage();
         }
-        return cmd_session(argv[2], argv[3], &o, plus, sql);
+        return cmd_session(argv[2], argv[3], &o, plus, sql, nsql, pipeline);
     }
     if (strcmp(cmd, "cancel") == 0 && argc >= 6) {
         o.plaintext = 1; /* as libpq's PQcancel */

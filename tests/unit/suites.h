@@ -12,5 +12,6 @@ Suite *metrics_suite(void);
 Suite *proxyproto_suite(void);
 Suite *verifymsg_suite(void);
 Suite *fdreserve_suite(void);
+Suite *pgtrack_suite(void);
 
 #endif

@@ -13,6 +13,7 @@ int main(void)
     srunner_add_suite(sr, proxyproto_suite());
     srunner_add_suite(sr, verifymsg_suite());
     srunner_add_suite(sr, fdreserve_suite());
+    srunner_add_suite(sr, pgtrack_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

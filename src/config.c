@@ -103,8 +103,8 @@ static const struct opt_def options[] = {
      "Close a session after this long without a byte in either direction, counted while the "
      "database spoke last (a running query is not idle)."},
     {"write-stall-timeout", 0, OPT_SECONDS, "SECONDS", FIELD(write_stall_s), false, "60", "0: off",
-     "End a session whose client (or upstream) has stopped reading: more than 256 KB waits "
-     "to be sent to it and none of it has gone for this long."},
+     "End a session whose client has stopped reading: more than 256 KB waits to be sent to "
+     "it and none of it has gone for this long."},
     {"tcp-keepalive", 0, OPT_SECONDS, "SECONDS", FIELD(keepalive_s), false, "60", NULL,
      "TCP keepalive idle time on both legs; 0 turns keepalive off."},
     {"shutdown-timeout", 0, OPT_SECONDS, "SECONDS", FIELD(shutdown_timeout_s), false, "30", NULL,

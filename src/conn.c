@@ -386,36 +386,27 @@ void conn_fail_front_hint(struct conn *c, const char *sqlstate, const char *outc
 }
 
 /*
- * --write-stall-timeout: a leg whose backlog has stayed over the high-water
- * mark with nothing written for that long. Its peer stopped reading (a
- * client that sends KeyUpdate requests, or queries with many NOTICEs, and
- * never reads): holding its backlog forever is the attack, so the session
- * ends at once, without waiting to flush what will never be read. True if
- * it ended.
+ * --write-stall-timeout: the client's backlog has stayed over the
+ * high-water mark with nothing written for that long: it stopped reading
+ * (a client that sends KeyUpdate requests, or queries with many NOTICEs,
+ * and never reads). Holding its backlog forever is the attack, so the
+ * session ends at once, without waiting to flush what will never be read.
+ * True if it ended.
  */
 static bool stall_timeout(struct conn *c, uint64_t now)
 {
     unsigned ms = c->w->rt->write_stall_ms;
-    struct leg *legs[2] = {&c->front, &c->back};
-    for (int i = 0; ms > 0 && i < 2; i++) {
-        struct leg *l = legs[i];
-        if (l->stall_since == 0 || now < l->stall_since + ms || !leg_stalled(l))
-            continue;
-        bool front = l == &c->front;
-        log_warn("event=write_stall conn=%llu front=%s leg=%s backlog_bytes=%zu stalled_s=%u "
-                 "reason=\"%s stopped reading: nothing it was sent has been read for %u s\" "
-                 "hint=\"%s\"",
-                 (unsigned long long)c->id, c->front_addr, front ? "front" : "back",
-                 leg_backlog(l), ms / 1000, front ? "client" : "upstream", ms / 1000,
-                 front ? "the client must read what it is sent; raise --write-stall-timeout for "
-                         "clients that pause longer"
-                       : "the upstream does not read what the client sends; see its log");
-        conn_end(c, "timeout", "%s stopped reading for %u s (--write-stall-timeout)",
-                 front ? "client" : "upstream", ms / 1000);
-        conn_close(c); /* its backlog would never be read: free it now */
-        return true;
-    }
-    return false;
+    struct leg *l = &c->front;
+    if (ms == 0 || l->stall_since == 0 || now < l->stall_since + ms || !leg_stalled(l))
+        return false;
+    log_warn("event=write_stall conn=%llu front=%s backlog_bytes=%zu stalled_s=%u "
+             "reason=\"client stopped reading: nothing it was sent has been read for %u s\" "
+             "hint=\"a client must read what it is sent; raise --write-stall-timeout (0: off) "
+             "for clients that pause longer\"",
+             (unsigned long long)c->id, c->front_addr, leg_backlog(l), ms / 1000, ms / 1000);
+    conn_end(c, "timeout", "client stopped reading for %u s (--write-stall-timeout)", ms / 1000);
+    conn_close(c); /* its backlog would never be read: free it now */
+    return true;
 }
 
 /*
@@ -504,8 +495,6 @@ void conn_arm_timer(struct conn *c)
     unsigned stall = c->w->rt->write_stall_ms;
     if (stall > 0 && c->front.stall_since != 0 && c->front.stall_since + stall < when)
         when = c->front.stall_since + stall;
-    if (stall > 0 && c->back.stall_since != 0 && c->back.stall_since + stall < when)
-        when = c->back.stall_since + stall;
     if (when == UINT64_MAX) {
         uv_timer_stop(&c->timer);
         return;

@@ -13,8 +13,8 @@
  * below, so a slow reader bounds what we hold for it. While writes are in
  * flight, new output waits in the TLS queue and leaves in one piece when
  * they complete: a thousand small messages cost their bytes, not a chunk
- * each. A backlog that stays above the mark with no write progress for
- * --write-stall-timeout ends the session (conn.c's timer).
+ * each. A client whose backlog stays above the mark with no write progress
+ * for --write-stall-timeout is ended (conn.c's timer).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,14 +107,16 @@ static size_t leg_write_queue(struct leg *l)
 }
 
 /*
- * Start (or restart, after progress) l's stall clock if its backlog is
- * above the high-water mark; stop it otherwise. conn.c's timer ends the
- * session once the clock has run --write-stall-timeout.
+ * Start (or restart, after progress) the front leg's stall clock if its
+ * backlog is above the high-water mark; stop it otherwise. conn.c's timer
+ * ends the session once the clock has run --write-stall-timeout. Only the
+ * client is suspected: an upstream may rightly stop reading for minutes (a
+ * COPY FROM waiting for a lock), and backpressure bounds what it costs.
  */
 void leg_stall_check(struct leg *l, bool progress)
 {
     struct conn *c = l->conn;
-    if (leg_backlog(l) <= RELAY_HIGH_WATER) {
+    if (l != &c->front || leg_backlog(l) <= RELAY_HIGH_WATER) {
         l->stall_since = 0;
         return;
     }

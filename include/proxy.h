@@ -114,13 +114,13 @@ struct leg {
     uv_shutdown_t shutdown_req;
     struct conn *conn;
     struct tlsio tls;
-    size_t queued;      /* capacity of the chunks handed to uv_write, not yet written */
+    size_t queued;        /* capacity of the chunks handed to uv_write, not yet written */
     uint64_t stall_since; /* backlog over RELAY_HIGH_WATER without progress since; 0: not */
     size_t stall_wq;      /* libuv's write queue size then (partial progress shows there) */
-    uint64_t bytes_in;  /* plaintext received from this leg's peer */
-    uint64_t bytes_out; /* plaintext sent to this leg's peer */
-    uint64_t last_read; /* loop time of the last read (--idle-timeout) */
-    bool open;          /* tcp handle initialised: needs uv_close */
+    uint64_t bytes_in;    /* plaintext received from this leg's peer */
+    uint64_t bytes_out;   /* plaintext sent to this leg's peer */
+    uint64_t last_read;   /* loop time of the last read (--idle-timeout) */
+    bool open;            /* tcp handle initialised: needs uv_close */
     bool reading;
     bool paused; /* reading stopped by backpressure */
     bool eof;

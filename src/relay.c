@@ -360,8 +360,8 @@ void leg_read_stop(struct leg *l)
 static void relay_track(struct conn *c, struct leg *to, const void *buf, size_t len)
 {
     bool was = pgtrack_idle(&c->track);
-    int r = to == &c->back ? pgtrack_client(&c->track, buf, len)
-                           : pgtrack_server(&c->track, buf, len);
+    int r =
+        to == &c->back ? pgtrack_client(&c->track, buf, len) : pgtrack_server(&c->track, buf, len);
     if (r < 0) {
         c->tracking = false;
         log_debug("event=idle_tracking_off conn=%llu reason=\"unframeable %s message\"",

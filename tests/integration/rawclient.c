@@ -1552,8 +1552,8 @@ static void drain_report(int fd, int wait)
 }
 
 /* Log in (or not, per stage) on a TLS 1.3 connection. 0 or exit code. */
-static int hostile_open(const char *host, const char *port, const char *stage,
-                        struct conn_opts *o, struct stream *s, SSL_CTX **ctx, uint8_t *body)
+static int hostile_open(const char *host, const char *port, const char *stage, struct conn_opts *o,
+                        struct stream *s, SSL_CTX **ctx, uint8_t *body)
 {
     o->tls13 = 1;
     small_rcvbuf = 4096;
@@ -2632,8 +2632,7 @@ int main(int argc, char **argv)
                 plus = 1;
             else if (strcmp(argv[i], "--pipeline") == 0)
                 pipeline = 1;
-            else if (strcmp(argv[i], "--query") == 0 && i + 1 < argc &&
-                     nsql < SESSION_QUERIES_MAX)
+            else if (strcmp(argv[i], "--query") == 0 && i + 1 < argc && nsql < SESSION_QUERIES_MAX)
                 sql[nsql++] = argv[++i];
             else
                 usage();

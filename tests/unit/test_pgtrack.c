@@ -143,8 +143,8 @@ END_TEST
 /* Several messages in one feed, split mid-header and mid-body. */
 START_TEST(test_one_buffer)
 {
-    static const uint8_t srv[] = {'C', 0, 0, 0, 8, 'S', 'E', 'L', 0, 'Z', 0, 0, 0, 5, 'I',
-                                  'Z', 0, 0, 0, 5, 'T'};
+    static const uint8_t srv[] = {'C', 0, 0, 0,   8,   'S', 'E', 'L', 0, 'Z', 0,
+                                  0,   0, 5, 'I', 'Z', 0,   0,   0,   5, 'T'};
     static const uint8_t cli[] = {'Q', 0, 0, 0, 5, 0, 'Q', 0, 0, 0, 5, 0};
     struct pgtrack t;
     memset(&t, 0, sizeof(t));

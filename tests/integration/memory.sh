@@ -158,12 +158,24 @@ if [ -z "$ku_bad" ]; then
 else
     fail "KeyUpdate storm: every client is cut off before its storm ends" "$ku_bad"
 fi
-# (A client may see its reset a moment before the proxy's line is read.)
-mem_wait_count "$LOG_MEM" 'event=write_stall .*reason="client stopped reading' "$ku_i" 10
+# Each is ended by the stall timeout; the client that never sent its
+# StartupMessage may instead meet --server-handshake-timeout (15 s) first
+# when the machine is slow (ASan): a bound all the same. (A client may see
+# its reset a moment before the proxy's line is read.)
+mem_ku_ends() {
+    echo $(($(count "$LOG_MEM" 'event=closed .*outcome=timeout reason="client stopped reading for [0-9]+ s \(--write-stall-timeout\)"') +
+        $(count "$LOG_MEM" 'event=closed .*user="" .*outcome=timeout reason="08P01: pg-tls-proxy: timed out after [0-9]+ s waiting for the start-up packet"')))
+}
+for ((i = 0; i < 100 && $(mem_ku_ends) < ku_i; i++)); do sleep 0.1; done
 n=$(count "$LOG_MEM" 'event=write_stall .*reason="client stopped reading')
 c=$(count "$LOG_MEM" 'event=closed .*outcome=timeout reason="client stopped reading for [0-9]+ s \(--write-stall-timeout\)"')
-expect "KeyUpdate storm: $ku_i event=write_stall lines (client stopped reading) and $ku_i closed lines outcome=timeout" \
-    "$n $c" "^$ku_i $ku_i\$"
+h=$(count "$LOG_MEM" 'event=closed .*user="" .*outcome=timeout reason="08P01: pg-tls-proxy: timed out after [0-9]+ s waiting for the start-up packet"')
+if [ "$n" = "$c" ] && [ $((c + h)) = "$ku_i" ] && [ "$h" -le 1 ]; then
+    pass "KeyUpdate storm: $c event=write_stall lines (client stopped reading) with closed lines outcome=timeout$([ "$h" = 0 ] || echo ", 1 ended by the handshake timeout before its StartupMessage")"
+else
+    fail "KeyUpdate storm: every session ended with event=write_stall (or the handshake timeout), outcome=timeout" \
+        "write_stall=$n closed_stalled=$c closed_handshake_timeout=$h clients=$ku_i"
+fi
 
 # ---- 3. tiny writes never read ----
 ku_stalls=$(count "$LOG_MEM" 'event=write_stall .*reason="client stopped reading')

@@ -84,6 +84,12 @@ void chunk_cache_free(struct worker *w)
     }
 }
 
+/* Open and not closing: what is queued on it may still go. */
+static bool leg_writable(const struct leg *l)
+{
+    return l->open && !uv_is_closing((const uv_handle_t *)&l->tcp);
+}
+
 size_t leg_backlog(const struct leg *l)
 {
     return l->queued + tlsio_pending(&l->tls);
@@ -282,7 +288,7 @@ int leg_send(struct leg *l, const void *buf, size_t len)
  */
 int leg_flush(struct leg *l)
 {
-    if (!l->open || l->queued > 0 || tlsio_pending(&l->tls) == 0)
+    if (!leg_writable(l) || l->queued > 0 || tlsio_pending(&l->tls) == 0)
         return 0;
     const unsigned char *p = NULL;
     size_t n = tlsio_peek(&l->tls, &p);
@@ -500,7 +506,7 @@ static void shutdown_cb(uv_shutdown_t *req, int status)
 /* Anything still to go out on l? (A closed leg's queue never will.) */
 static bool leg_unsent(const struct leg *l)
 {
-    return l->queued > 0 || (l->open && tlsio_pending(&l->tls) > 0);
+    return l->queued > 0 || (leg_writable(l) && tlsio_pending(&l->tls) > 0);
 }
 
 /* DRAIN: once nothing is queued, half-close every leg. */

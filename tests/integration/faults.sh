@@ -536,6 +536,10 @@ else
     fail "kill -9 of the backend mid-COPY TO STDOUT" \
         "the COPY never showed up in pg_stat_activity: $(oneline "$out")"
 fi
+# The bystander queries every 100 ms: give it two turns after the crash
+# before telling it to stop, or a proxy that reports the COPY's end quickly
+# lets it see the stop file before its next query meets the crash.
+sleep 0.3
 : >"$FAULTS_TMP/bystander.stop"
 wait "$F_BYSTANDER"
 out=$(cat "$FAULTS_TMP/bystander.out")

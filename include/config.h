@@ -32,6 +32,7 @@ struct config {
     unsigned handshake_timeout_s; /* --server-handshake-timeout, default 15 */
     unsigned connect_timeout_s;   /* --client-connect-timeout, default 10 */
     unsigned idle_timeout_s;      /* --idle-timeout, default 0 (off) */
+    unsigned write_stall_s;       /* --write-stall-timeout, default 60 (0 off) */
     unsigned keepalive_s;         /* --tcp-keepalive, default 60 (0 off) */
     unsigned shutdown_timeout_s;  /* --shutdown-timeout, default 30 */
     unsigned max_connections;     /* --max-connections, default 10000 */

@@ -37,12 +37,13 @@
 #include "cidr.h"
 #include "config.h"
 #include "pgproto.h"
+#include "pgtrack.h"
 #include "tlsio.h"
 
 #define CHUNK_SIZE ((size_t)64 * 1024)        /* one uv_write; > a TLS record + overhead */
 #define READ_BUF_SIZE ((size_t)64 * 1024)     /* per worker, not per connection */
-#define RELAY_HIGH_WATER ((size_t)256 * 1024) /* stop reading the other leg above this */
-#define RELAY_LOW_WATER ((size_t)64 * 1024)   /* resume below this */
+#define RELAY_HIGH_WATER ((size_t)256 * 1024) /* a leg backlog above this: stop reading */
+#define RELAY_LOW_WATER ((size_t)64 * 1024)   /* resume at or below this */
 #define IDLE_RELEASE_MS 1000                  /* quiet this long: record buffers freed */
 #define DRAIN_TIMEOUT_MS 5000                 /* flush + linger, at most */
 #define CHUNK_SMALL ((size_t)4 * 1024)        /* most writes: a query, a row, a reply */
@@ -54,6 +55,7 @@ struct runtime {
     unsigned startup_timeout_ms;  /* accept -> StartupMessage read inside TLS; 0 = none */
     unsigned connect_timeout_ms;  /* back leg: resolve -> verified TLS; 0 = none */
     unsigned idle_timeout_ms;     /* relaying with no byte either way; 0 = off */
+    unsigned write_stall_ms;      /* a leg over the high-water mark without progress; 0 = off */
     struct cidr_list allow_from;  /* empty: everyone */
     struct cidr_list allow_plain; /* empty: nobody */
 };
@@ -121,12 +123,14 @@ struct leg {
     uv_shutdown_t shutdown_req;
     struct conn *conn;
     struct tlsio tls;
-    size_t queued;      /* ciphertext handed to uv_write, not yet written */
-    uint64_t bytes_in;  /* plaintext received from this leg's peer */
-    uint64_t bytes_out; /* plaintext sent to this leg's peer */
-    uint64_t sent;      /* bytes of any kind handed to the socket ('S', TLS, errors) */
-    uint64_t last_read; /* loop time of the last read (--idle-timeout) */
-    bool open;          /* tcp handle initialised: needs uv_close */
+    size_t queued;        /* capacity of the chunks handed to uv_write, not yet written */
+    uint64_t stall_since; /* backlog over RELAY_HIGH_WATER without progress since; 0: not */
+    size_t stall_wq;      /* libuv's write queue size then (partial progress shows there) */
+    uint64_t bytes_in;    /* plaintext received from this leg's peer */
+    uint64_t bytes_out;   /* plaintext sent to this leg's peer */
+    uint64_t sent;        /* bytes of any kind handed to the socket ('S', TLS, errors) */
+    uint64_t last_read;   /* loop time of the last read (--idle-timeout) */
+    bool open;            /* tcp handle initialised: needs uv_close */
     bool reading;
     bool paused; /* reading stopped by backpressure */
     bool eof;
@@ -207,6 +211,9 @@ struct conn {
     bool back_error_seen;            /* the watch passed on an ErrorResponse from upstream */
     struct watch wf, wb;             /* front->back and back->front bytes not yet framed */
     struct keymap_entry *key;        /* our session's cancel key, while it lives */
+    bool tracking;                   /* --idle-timeout: track (below) is fed */
+    struct pgtrack track;            /* queries outstanding, after the watch */
+    uint64_t idle_since;             /* last byte either way while track was idle */
     uint8_t *cancel_pkt;             /* the client's CancelRequest, to send upstream */
     size_t cancel_len;
     /* front.bytes_in / back.bytes_in already added to the byte metrics
@@ -289,6 +296,13 @@ int leg_read_start(struct leg *l);
 void leg_read_stop(struct leg *l);
 int leg_send(struct leg *l, const void *buf, size_t len); /* raw bytes */
 int leg_flush(struct leg *l);                             /* TLS output */
+/* What l holds to send: chunk capacity in flight + its output queue. */
+size_t leg_backlog(const struct leg *l);
+/* After output was queued on l or its peer: stop reading l while a
+ * backlog is over RELAY_HIGH_WATER, and run the stall clocks. */
+void leg_backpressure(struct leg *l);
+void leg_stall_check(struct leg *l, bool progress);
+bool leg_stalled(struct leg *l);
 void relay_pump(struct conn *c, struct leg *from);
 void relay_plain(struct conn *c, struct leg *from, const uint8_t *buf, size_t len);
 int relay_emit(struct conn *c, struct leg *to, const void *buf, size_t len);

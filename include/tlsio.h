@@ -54,6 +54,9 @@ void tlsio_shutdown(struct tlsio *t);
 void tlsio_release(struct tlsio *t);
 
 size_t tlsio_pending(const struct tlsio *t);
+/* Append bytes to the outgoing queue as they are, behind what is queued
+ * (the plaintext before TLS, or a leg without TLS). 0 or -1. */
+int tlsio_queue_raw(struct tlsio *t, const void *buf, size_t len);
 size_t tlsio_take(struct tlsio *t, void *buf, size_t cap);
 /* The ciphertext waiting to be sent, in place (*p; returns its length), and
  * how much of it has gone (n <= that length). */

@@ -101,8 +101,11 @@ static const struct opt_def options[] = {
      "Time for the upstream leg: resolve, connect and verified TLS handshake; 0 = no "
      "limit."},
     {"idle-timeout", 0, OPT_SECONDS, "SECONDS", FIELD(idle_timeout_s), false, "0", "0: off",
-     "Close a session after this long without a byte in either direction, counted while the "
-     "database spoke last (a running query is not idle)."},
+     "Close a session idle this long: every query answered (ReadyForQuery) and no byte "
+     "either way since; a running query is never idle."},
+    {"write-stall-timeout", 0, OPT_SECONDS, "SECONDS", FIELD(write_stall_s), false, "60", NULL,
+     "End a session whose client has stopped reading: more than 256 KB waits to be sent to "
+     "it and none of it has gone for this long; 0 = off."},
     {"tcp-keepalive", 0, OPT_SECONDS, "SECONDS", FIELD(keepalive_s), false, "60", NULL,
      "TCP keepalive idle time on both legs; 0 turns keepalive off."},
     {"shutdown-timeout", 0, OPT_SECONDS, "SECONDS", FIELD(shutdown_timeout_s), false, "30", NULL,

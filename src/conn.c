@@ -485,6 +485,47 @@ void conn_fail_front_hint(struct conn *c, const char *sqlstate, const char *outc
     front_error(c, sqlstate, outcome, hint, msg);
 }
 
+/*
+ * --write-stall-timeout: the client's backlog has stayed over the
+ * high-water mark with nothing written for that long: it stopped reading
+ * (a client that sends KeyUpdate requests, or queries with many NOTICEs,
+ * and never reads). Holding its backlog forever is the attack, so the
+ * session ends at once, without waiting to flush what will never be read.
+ * True if it ended.
+ */
+static bool stall_timeout(struct conn *c, uint64_t now)
+{
+    unsigned ms = c->w->rt->write_stall_ms;
+    struct leg *l = &c->front;
+    if (ms == 0 || l->stall_since == 0 || now < l->stall_since + ms || !leg_stalled(l))
+        return false;
+    log_warn("event=write_stall conn=%llu front=%s backlog_bytes=%zu stalled_s=%u "
+             "reason=\"client stopped reading: nothing it was sent has been read for %u s\" "
+             "hint=\"a client must read what it is sent; raise --write-stall-timeout (0: off) "
+             "for clients that pause longer\"",
+             (unsigned long long)c->id, c->front_addr, leg_backlog(l), ms / 1000, ms / 1000);
+    conn_end(c, "timeout", "client stopped reading for %u s (--write-stall-timeout)", ms / 1000);
+    conn_close(c); /* its backlog would never be read: free it now */
+    return true;
+}
+
+/*
+ * --idle-timeout: when this session will have been idle for it, or
+ * UINT64_MAX while it is not idle. Idle comes from the protocol (pgtrack:
+ * every query answered by ReadyForQuery, nothing after the last Sync): a
+ * query that runs for minutes, NOTICEs or not, is never idle. During the
+ * login (the start-up watch) the upstream must have spoken last.
+ */
+static uint64_t idle_deadline(const struct conn *c)
+{
+    unsigned ms = c->w->rt->idle_timeout_ms;
+    if (c->fs != FRONT_RELAY || ms == 0 || !c->tracking)
+        return UINT64_MAX;
+    if (c->watching)
+        return c->back.last_read >= c->front.last_read ? c->last_active + ms : UINT64_MAX;
+    return pgtrack_idle(&c->track) ? c->idle_since + ms : UINT64_MAX;
+}
+
 static void timer_cb(uv_timer_t *t)
 {
     struct conn *c = t->data;
@@ -501,13 +542,12 @@ static void timer_cb(uv_timer_t *t)
         if (c->phase != PHASE_OPEN)
             return;
     }
+    if (stall_timeout(c, now))
+        return;
     if (c->fs == FRONT_RELAY && c->buffers_held && now >= c->last_active + IDLE_RELEASE_MS)
         relay_release_idle(c);
-    /* Idle means the upstream spoke last: a client waiting for a long
-     * query's answer is not idle (PgBouncer's client_idle_timeout too). */
-    if (c->fs == FRONT_RELAY && c->w->rt->idle_timeout_ms > 0 &&
-        now >= c->last_active + c->w->rt->idle_timeout_ms &&
-        c->back.last_read >= c->front.last_read) {
+    uint64_t idle_end = idle_deadline(c);
+    if (idle_end != UINT64_MAX && now >= idle_end) {
         log_info("event=idle_timeout conn=%llu front=%s idle_s=%u", (unsigned long long)c->id,
                  c->front_addr, c->w->rt->idle_timeout_ms / 1000);
         conn_end(c, "timeout", "idle for %u s (--idle-timeout)", c->w->rt->idle_timeout_ms / 1000);
@@ -544,13 +584,17 @@ void conn_arm_timer(struct conn *c)
         when = c->front_deadline;
     if (c->bs > BACK_IDLE && c->bs < BACK_READY && c->back_deadline < when)
         when = c->back_deadline;
-    if (c->fs == FRONT_RELAY && c->w->rt->idle_timeout_ms > 0) {
-        when = c->last_active + c->w->rt->idle_timeout_ms;
-        if (when <= now) /* a query is running: look again in a while */
-            when = now + c->w->rt->idle_timeout_ms;
-    }
+    uint64_t idle_end = idle_deadline(c);
+    if (idle_end < when)
+        when = idle_end;
+    if (c->fs == FRONT_RELAY && c->watching && c->tracking && idle_end == UINT64_MAX &&
+        now + c->w->rt->idle_timeout_ms < when) /* login: the client spoke last; look again */
+        when = now + c->w->rt->idle_timeout_ms;
     if (c->fs == FRONT_RELAY && c->buffers_held && c->last_active + IDLE_RELEASE_MS < when)
         when = c->last_active + IDLE_RELEASE_MS;
+    unsigned stall = c->w->rt->write_stall_ms;
+    if (stall > 0 && c->front.stall_since != 0 && c->front.stall_since + stall < when)
+        when = c->front.stall_since + stall;
     if (when == UINT64_MAX) {
         uv_timer_stop(&c->timer);
         return;
@@ -812,6 +856,7 @@ static void maybe_join(struct conn *c)
     c->fs = FRONT_RELAY;
     c->bs = BACK_RELAY;
     c->watching = true;
+    c->tracking = c->w->rt->idle_timeout_ms > 0;
     c->last_active = uv_now(c->w->loop);
     c->front.last_read = c->back.last_read = c->last_active;
     conn_arm_timer(c);
@@ -1014,15 +1059,17 @@ static void front_cancel(struct conn *c, size_t len)
     }
 }
 
-/* Start the front TLS handshake; pending holds bytes already received. */
-static bool front_tls_begin(struct conn *c, const uint8_t *pending, size_t n)
+/* Start the front TLS handshake; pending holds bytes already received,
+ * more (m bytes) those of the same read that did not fit in c->startup. */
+static bool front_tls_begin(struct conn *c, const uint8_t *pending, size_t n, const uint8_t *more,
+                            size_t m)
 {
     char err[200];
     if (tlsio_init(&c->front.tls, c->w->front_ctx, true, err, sizeof(err)) < 0) {
         conn_end(c, "error", "%s", err);
         return false;
     }
-    if (n > 0 && tlsio_feed(&c->front.tls, pending, n) < 0) {
+    if (tlsio_feed(&c->front.tls, pending, n) < 0 || tlsio_feed(&c->front.tls, more, m) < 0) {
         conn_close(c);
         return false;
     }
@@ -1037,6 +1084,21 @@ static bool front_tls_begin(struct conn *c, const uint8_t *pending, size_t n)
 
 static void front_tls_step(struct conn *c);
 
+/* Bytes pipelined behind a plaintext StartupMessage that did not fit in
+ * c->startup: kept after it, to be forwarded with it (maybe_join). */
+static bool startup_append(struct conn *c, const uint8_t *more, size_t m)
+{
+    uint8_t *b = realloc(c->startup, c->startup_len + m);
+    if (b == NULL) {
+        conn_close(c);
+        return false;
+    }
+    memcpy(b + c->startup_len, more, m);
+    c->startup = b;
+    c->startup_len += m;
+    return true;
+}
+
 /* FRONT_FIRST: the first plaintext packet. */
 static void front_first(struct conn *c, const uint8_t *buf, size_t len)
 {
@@ -1047,10 +1109,14 @@ static void front_first(struct conn *c, const uint8_t *buf, size_t len)
         conn_close(c);
         return;
     }
-    if (len > PG_STARTUP_MAX - c->startup_len)
-        len = PG_STARTUP_MAX - c->startup_len; /* the parser rejects it below */
-    memcpy(c->startup + c->startup_len, buf, len);
-    c->startup_len += len;
+    /* The first packet is decided within PG_STARTUP_MAX bytes (pgproto.c),
+     * so that much is kept; the rest of this read (a ClientHello can be
+     * larger: post-quantum key shares) goes to TLS, or after the packet. */
+    size_t take = len < PG_STARTUP_MAX - c->startup_len ? len : PG_STARTUP_MAX - c->startup_len;
+    const uint8_t *more = buf + take;
+    size_t m = len - take;
+    memcpy(c->startup + c->startup_len, buf, take);
+    c->startup_len += take;
     if (c->w->rt->cfg->proxy_protocol && !c->pp_done &&
         (!front_proxy_header(c) || c->startup_len == 0))
         return;
@@ -1080,7 +1146,7 @@ static void front_first(struct conn *c, const uint8_t *buf, size_t len)
             return;
         }
         c->startup_len = 0;
-        if (front_tls_begin(c, c->startup + p.len, extra) && extra > 0)
+        if (front_tls_begin(c, c->startup + p.len, extra, more, m) && extra + m > 0)
             front_tls_step(c);
         return;
     }
@@ -1089,7 +1155,7 @@ static void front_first(struct conn *c, const uint8_t *buf, size_t len)
         size_t n = c->startup_len;
         c->direct_tls = true;
         c->startup_len = 0;
-        if (front_tls_begin(c, c->startup, n))
+        if (front_tls_begin(c, c->startup, n, more, m))
             front_tls_step(c);
         return;
     }
@@ -1105,6 +1171,8 @@ static void front_first(struct conn *c, const uint8_t *buf, size_t len)
         return;
     case PG_FIRST_STARTUP:
         c->info = p.startup;
+        if (m > 0 && !startup_append(c, more, m))
+            return;
         fd_recheck(c);
         if (refuse(c))
             return;
@@ -1159,7 +1227,14 @@ static void front_startup(struct conn *c)
         case PG_FIRST_INCOMPLETE:
             if (r == TLS_OK && c->startup_len < PG_STARTUP_MAX)
                 continue;
-            leg_flush(&c->front);
+            if (leg_flush(&c->front) < 0) {
+                conn_close(c);
+                return;
+            }
+            /* Records OpenSSL owes the client (KeyUpdate replies) count
+             * too: a client that asks for them and never reads is not
+             * read from either. */
+            leg_backpressure(&c->front);
             return;
         case PG_FIRST_STARTUP:
             c->info = p.startup;

@@ -484,6 +484,7 @@ int main(int argc, char **argv)
         .startup_timeout_ms = cfg.handshake_timeout_s * 1000,
         .connect_timeout_ms = cfg.connect_timeout_s * 1000,
         .idle_timeout_ms = cfg.idle_timeout_s * 1000,
+        .write_stall_ms = cfg.write_stall_s * 1000,
     };
     if (cfg.allow_from != NULL &&
         cidr_list_parse(cfg.allow_from, &rt.allow_from, err, sizeof(err)) < 0)

@@ -5,9 +5,16 @@
  *
  * Owns the chunk free list and every uv_write. Never frees a connection:
  * it reports failures to conn.c (conn_end / conn_close) and returns.
- * Backpressure: a leg stops reading while its peer has more than
- * RELAY_HIGH_WATER bytes queued, and resumes below RELAY_LOW_WATER, so a
- * slow reader bounds what we hold for it.
+ * Backpressure counts a leg's backlog: everything held to send on it, by
+ * what it costs (the capacity of its chunks in flight, not their payload,
+ * plus its TLS output queue). A leg stops reading while its peer's backlog,
+ * or its own (TLS records OpenSSL owes its peer: KeyUpdate replies), is
+ * above RELAY_HIGH_WATER, and resumes once both are at RELAY_LOW_WATER or
+ * below, so a slow reader bounds what we hold for it. While writes are in
+ * flight, new output waits in the TLS queue and leaves in one piece when
+ * they complete: a thousand small messages cost their bytes, not a chunk
+ * each. A client whose backlog stays above the mark with no write progress
+ * for --write-stall-timeout is ended (conn.c's timer).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,13 +84,106 @@ void chunk_cache_free(struct worker *w)
     }
 }
 
+/* Open and not closing: what is queued on it may still go. */
+static bool leg_writable(const struct leg *l)
+{
+    return l->open && !uv_is_closing((const uv_handle_t *)&l->tcp);
+}
+
+size_t leg_backlog(const struct leg *l)
+{
+    return l->queued + tlsio_pending(&l->tls);
+}
+
+/* Should l stop reading: is its peer's backlog, or its own, too big? */
+static bool leg_over(struct leg *l)
+{
+    return leg_backlog(leg_peer(l)) > RELAY_HIGH_WATER || leg_backlog(l) > RELAY_HIGH_WATER;
+}
+
+/* May l read again: both backlogs at the low-water mark or below? */
+static bool leg_drained(struct leg *l)
+{
+    return leg_backlog(leg_peer(l)) <= RELAY_LOW_WATER && leg_backlog(l) <= RELAY_LOW_WATER;
+}
+
+static size_t leg_write_queue(struct leg *l)
+{
+    return l->open ? uv_stream_get_write_queue_size((uv_stream_t *)&l->tcp) : 0;
+}
+
+/*
+ * Start (or restart, after progress) the front leg's stall clock if its
+ * backlog is above the high-water mark; stop it otherwise. conn.c's timer
+ * ends the session once the clock has run --write-stall-timeout. Only the
+ * client is suspected: an upstream may rightly stop reading for minutes (a
+ * COPY FROM waiting for a lock), and backpressure bounds what it costs.
+ */
+void leg_stall_check(struct leg *l, bool progress)
+{
+    struct conn *c = l->conn;
+    if (l != &c->front || leg_backlog(l) <= RELAY_HIGH_WATER) {
+        l->stall_since = 0;
+        return;
+    }
+    if (l->stall_since != 0 && !progress)
+        return;
+    bool arm = l->stall_since == 0;
+    l->stall_since = uv_now(c->w->loop);
+    l->stall_wq = leg_write_queue(l);
+    if (arm && c->w->rt->write_stall_ms > 0)
+        conn_arm_timer(c);
+}
+
+/* The stall clock of l has run out: true if l did not move at all since
+ * it started (then the session must end), else the clock restarts. */
+bool leg_stalled(struct leg *l)
+{
+    size_t wq = leg_write_queue(l);
+    if (leg_backlog(l) <= RELAY_HIGH_WATER) {
+        l->stall_since = 0;
+        return false;
+    }
+    if (wq < l->stall_wq) { /* part of a chunk went: slow, not stopped */
+        l->stall_since = uv_now(l->conn->w->loop);
+        l->stall_wq = wq;
+        return false;
+    }
+    return true;
+}
+
+/* Stop reading l while a backlog is over the mark (resumed by write_cb). */
+static void leg_pause_if_over(struct leg *l)
+{
+    if (!l->paused && leg_over(l)) {
+        l->paused = true;
+        leg_read_stop(l);
+    }
+}
+
+void leg_backpressure(struct leg *l)
+{
+    leg_pause_if_over(l);
+    leg_stall_check(l, false);
+    leg_stall_check(leg_peer(l), false);
+}
+
+static void leg_resume_if_drained(struct leg *l)
+{
+    if (l->paused && leg_drained(l)) {
+        l->paused = false;
+        if (leg_read_start(l) < 0)
+            conn_close(l->conn);
+    }
+}
+
 static void write_cb(uv_write_t *req, int status)
 {
     struct chunk *ch = req->data;
     struct leg *l = ch->leg;
     struct conn *c = l->conn;
 
-    l->queued -= ch->len;
+    l->queued -= ch->cap;
     chunk_put(c->w, ch);
     if (c->phase == PHASE_CLOSING)
         return;
@@ -95,16 +195,19 @@ static void write_cb(uv_write_t *req, int status)
             conn_close(c); /* the client is gone; nothing more can be said */
         return;
     }
+    /* The last write in flight is done: what gathered meanwhile goes now. */
+    if (l->queued == 0 && leg_flush(l) < 0) {
+        conn_close(c);
+        return;
+    }
     if (c->phase == PHASE_DRAIN) {
         relay_check_drained(c);
         return;
     }
-    struct leg *other = leg_peer(l);
-    if (other->paused && l->queued < RELAY_LOW_WATER) {
-        other->paused = false;
-        if (leg_read_start(other) < 0)
-            conn_close(c);
-    }
+    leg_stall_check(l, true);
+    leg_resume_if_drained(leg_peer(l));
+    if (c->phase == PHASE_OPEN)
+        leg_resume_if_drained(l);
 }
 
 /* Queue one chunk on l. Returns 0 or a negative libuv error (chunk freed). */
@@ -118,7 +221,7 @@ static int chunk_write(struct leg *l, struct chunk *ch)
         chunk_put(l->conn->w, ch);
         return r;
     }
-    l->queued += ch->len;
+    l->queued += ch->cap; /* what it costs, not what it carries */
     l->sent += ch->len;
     return 0;
 }
@@ -163,41 +266,37 @@ static int leg_write(struct leg *l, const uint8_t *p, size_t len)
     return leg_queue(l, p, len);
 }
 
+/* Raw bytes (before TLS, or on a plaintext leg). Behind TLS output still
+ * in the queue they join it, to keep their order; otherwise they take
+ * chunks (counted at their capacity, so a plaintext leg's backlog is
+ * bounded all the same). */
 int leg_send(struct leg *l, const void *buf, size_t len)
 {
+    if (tlsio_pending(&l->tls) > 0) {
+        if (tlsio_queue_raw(&l->tls, buf, len) < 0)
+            return UV_ENOMEM;
+        return leg_flush(l);
+    }
     return leg_write(l, buf, len);
 }
 
+/*
+ * Send what is in l's output queue. Only when nothing is in flight: then
+ * straight from the queue to the socket, and what the socket does not take
+ * is copied into chunks. While writes are in flight, new output stays in
+ * the queue (it grows; it counts in the backlog) and write_cb sends it all
+ * once they complete, so many small records share chunks instead of each
+ * taking one.
+ */
 int leg_flush(struct leg *l)
 {
-    if (!l->open)
+    if (!leg_writable(l) || l->queued > 0 || tlsio_pending(&l->tls) == 0)
         return 0;
-    size_t pending;
-    while ((pending = tlsio_pending(&l->tls)) > 0) {
-        if (l->queued == 0) {
-            /* Straight from the TLS queue to the socket; only what the
-             * socket does not take is copied into chunks. */
-            const unsigned char *p = NULL;
-            size_t n = tlsio_peek(&l->tls, &p);
-            int r = leg_write(l, p, n);
-            tlsio_consume(&l->tls, n);
-            if (r < 0)
-                return r;
-            continue;
-        }
-        struct chunk *ch = chunk_get(l->conn->w, pending);
-        if (ch == NULL)
-            return UV_ENOMEM;
-        ch->len = tlsio_take(&l->tls, ch->data, ch->cap);
-        if (ch->len == 0) {
-            chunk_put(l->conn->w, ch);
-            break;
-        }
-        int r = chunk_write(l, ch);
-        if (r < 0)
-            return r;
-    }
-    return 0;
+    const unsigned char *p = NULL;
+    size_t n = tlsio_peek(&l->tls, &p);
+    int r = leg_write(l, p, n);
+    tlsio_consume(&l->tls, n);
+    return r;
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -260,10 +359,36 @@ void leg_read_stop(struct leg *l)
     l->reading = false;
 }
 
+/*
+ * --idle-timeout only: follow message boundaries after the start-up watch
+ * (pgtrack.c). The idle clock restarts on every byte that leaves the
+ * session with nothing outstanding; a stream that cannot be framed is
+ * never called idle.
+ */
+static void relay_track(struct conn *c, struct leg *to, const void *buf, size_t len)
+{
+    bool was = pgtrack_idle(&c->track);
+    int r =
+        to == &c->back ? pgtrack_client(&c->track, buf, len) : pgtrack_server(&c->track, buf, len);
+    if (r < 0) {
+        c->tracking = false;
+        log_debug("event=idle_tracking_off conn=%llu reason=\"unframeable %s message\"",
+                  (unsigned long long)c->id, to == &c->back ? "client" : "server");
+        return;
+    }
+    if (pgtrack_idle(&c->track)) {
+        c->idle_since = uv_now(c->w->loop);
+        if (!was)
+            conn_arm_timer(c);
+    }
+}
+
 /* Plaintext out to one leg: encrypted, or as is on a plaintext front. */
 int relay_emit(struct conn *c, struct leg *to, const void *buf, size_t len)
 {
     char e[160];
+    if (c->tracking && !c->watching)
+        relay_track(c, to, buf, len);
     to->bytes_out += len;
     if (to->plain)
         return leg_send(to, buf, len);
@@ -278,12 +403,18 @@ int relay_emit(struct conn *c, struct leg *to, const void *buf, size_t len)
 static int relay_input(struct conn *c, struct leg *from, const uint8_t *buf, size_t len)
 {
     from->bytes_in += len;
-    if (c->watching)
-        return watch_input(c, from, buf, len);
+    if (c->watching) {
+        int r = watch_input(c, from, buf, len);
+        if (!c->watching && c->tracking && c->idle_since == 0) {
+            c->idle_since = uv_now(c->w->loop); /* start-up done: ReadyForQuery */
+            conn_arm_timer(c);
+        }
+        return r;
+    }
     return relay_emit(c, leg_peer(from), buf, len);
 }
 
-/* After input: flush both legs, and stop reading `from` if its peer is full. */
+/* After input: flush both legs, and stop reading `from` if a backlog is full. */
 static void relay_after(struct conn *c, struct leg *from)
 {
     struct leg *to = leg_peer(from);
@@ -293,10 +424,7 @@ static void relay_after(struct conn *c, struct leg *from)
         conn_close(c);
         return;
     }
-    if (to->queued > RELAY_HIGH_WATER && !from->paused) {
-        from->paused = true;
-        leg_read_stop(from);
-    }
+    leg_backpressure(from);
     /* Record buffers are kept while the session is busy and given back
      * once it has been quiet for IDLE_RELEASE_MS (conn.c's timer). */
     if (!c->buffers_held) {
@@ -379,10 +507,17 @@ static void shutdown_cb(uv_shutdown_t *req, int status)
     conn_close(c);
 }
 
+/* Anything still to go out on l? (A closed leg's queue never will.) */
+static bool leg_unsent(const struct leg *l)
+{
+    return l->queued > 0 || (leg_writable(l) && tlsio_pending(&l->tls) > 0);
+}
+
 /* DRAIN: once nothing is queued, half-close every leg. */
 void relay_check_drained(struct conn *c)
 {
-    if (c->phase != PHASE_DRAIN || c->front.queued > 0 || c->back.queued > 0 || c->shutdowns > 0)
+    if (c->phase != PHASE_DRAIN || leg_unsent(&c->front) || leg_unsent(&c->back) ||
+        c->shutdowns > 0)
         return;
     struct leg *legs[2] = {&c->front, &c->back};
     for (int i = 0; i < 2; i++) {

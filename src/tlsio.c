@@ -259,6 +259,11 @@ void tlsio_release(struct tlsio *t)
         tlsbuf_free(&t->tx);
 }
 
+int tlsio_queue_raw(struct tlsio *t, const void *buf, size_t len)
+{
+    return len == 0 ? 0 : tlsbuf_append(&t->tx, buf, len);
+}
+
 size_t tlsio_pending(const struct tlsio *t)
 {
     return t->tx.len;

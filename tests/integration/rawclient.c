@@ -12,8 +12,10 @@
  *   rawclient error HOST PORT [CONNECT-OPTIONS] [--malformed] [--minor N] [--no-startup]
  *                    [--startup-after FILE]   SQLSTATE/auth code after start-up (the
  *                                             StartupMessage waits for FILE to exist)
- *   rawclient session HOST PORT [CONNECT-OPTIONS] [--plus] [--query SQL]
- *                                             SCRAM login, BackendKeyData, one query
+ *   rawclient session HOST PORT [CONNECT-OPTIONS] [--plus] [--query SQL]... [--pipeline]
+ *                                             SCRAM login, BackendKeyData, queries (up
+ *                                             to 4: each sent the moment the last is
+ *                                             answered, or all in one write)
  *   rawclient cancel HOST PORT PID KEYHEX [--tls|--direct] [--from ADDR]
  *                                             CancelRequest (any key length), await close
  *   rawclient cancel-storm HOST PORT PID KEYHEX N SECONDS [--from ADDR] [--random]
@@ -36,6 +38,13 @@
  *                                             N silent connections that never read,
  *                                             PER_SECOND more each second; how many
  *                                             the server closed
+ *   rawclient keyupdate HOST PORT STAGE SECONDS [CONNECT-OPTIONS]
+ *                                             TLS 1.3; at STAGE (startup: before the
+ *                                             StartupMessage, auth: after it, login:
+ *                                             logged in) KeyUpdate(update_requested)
+ *                                             records for SECONDS, never reading
+ *   rawclient notices HOST PORT SQL SECONDS   log in, send SQL, read nothing for
+ *                                             SECONDS; then drain: did the proxy close?
  *   rawclient fake-upstream PORT MODE [CERT KEY]
  *             MODE: refuse-tls|bytes-after-s|silent, or direct-tls (needs CERT KEY)
  *
@@ -48,7 +57,9 @@
  * a load balancer does, in the same segment as the first message; SRC
  * LOCAL with --proxy-v2: a LOCAL header, as health checks send),
  * --proxy-split (the header in two writes 50 ms apart, then the first
- * message on its own). With
+ * message on its own), --hello-size N (a ClientHello padded to N bytes by a
+ * private extension, sent in one write, behind the SSLRequest unless
+ * --direct), --tls13 (TLS 1.3 only). With
  * any of --direct, --alpn, --no-alpn, --pipeline-hello or --gssenc, each
  * negotiation step is printed on its own line first.
  *
@@ -187,6 +198,10 @@ static void bind_source(int fd, int family, const char *from)
 
 /* Connect to HOST:PORT (from source address FROM unless NULL); SO_SNDTIMEO
  * also bounds connect(2) on Linux. */
+/* keyupdate, notices: a small receive buffer, as an attacker would set, so
+ * that the kernel's buffers do not hide for minutes what the proxy holds. */
+static int small_rcvbuf;
+
 static int tcp_connect_from(const char *host, const char *port, const char *from)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
@@ -202,6 +217,9 @@ static int tcp_connect_from(const char *host, const char *port, const char *from
             continue;
         }
         set_timeouts(fd, IO_TIMEOUT_SEC);
+        if (small_rcvbuf > 0 &&
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small_rcvbuf, sizeof small_rcvbuf) != 0)
+            die("SO_RCVBUF: %s", strerror(errno));
         if (from != NULL)
             bind_source(fd, ai->ai_family, from);
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
@@ -451,6 +469,8 @@ struct conn_opts {
     const char *proxy_src; /* the client address that header claims */
     int proxy_split;       /* header in two writes, apart from the first message */
     char sni[256];         /* --sni HEX: the SNI bytes to send instead of HOST */
+    size_t hello_size;     /* pad the ClientHello to this many bytes, sent in one write */
+    int tls13;             /* TLS 1.3 only */
 };
 
 /* Parse a CONNECT-OPTION at argv[*i]; returns 0 if it is not one. */
@@ -493,6 +513,13 @@ static int parse_conn_opt(struct conn_opts *o, int argc, char **argv, int *i)
             o->sni[k] = (char)v;
         }
         o->sni[n / 2] = '\0';
+    } else if (strcmp(a, "--hello-size") == 0 && *i + 1 < argc) {
+        o->hello_size = strtoul(argv[++*i], NULL, 10);
+        if (o->hello_size < 512 || o->hello_size > 60000)
+            die("--hello-size: 512..60000");
+        o->steps = 1;
+    } else if (strcmp(a, "--tls13") == 0) {
+        o->tls13 = 1;
     } else {
         return 0;
     }
@@ -645,6 +672,68 @@ static int tls_failed(void)
     return 4;
 }
 
+/* --hello-size: a private-use extension (RFC 8446's range is open; the
+ * server ignores what it does not know) carrying hello_pad zero bytes, so
+ * that the ClientHello is as large as post-quantum key shares make them. */
+#define PAD_EXT_TYPE 0xff77
+static size_t hello_pad;
+static int pad_added;
+
+static int pad_add_cb(SSL *ssl, unsigned ext_type, unsigned context, const unsigned char **out,
+                      size_t *outlen, X509 *x, size_t chainidx, int *al, void *arg)
+{
+    static const unsigned char zeros[65535];
+    (void)ssl, (void)ext_type, (void)context, (void)x, (void)chainidx, (void)al, (void)arg;
+    *out = zeros;
+    *outlen = hello_pad;
+    return 1;
+}
+
+/* A new SSL for ctx whose ClientHello is produced through memory BIOs:
+ * returns it, with the ClientHello's bytes in *hello (freed by the caller). */
+static SSL *make_hello(SSL_CTX *ctx, const char *host, const char *alpn, uint8_t **hello,
+                       size_t *hlen)
+{
+    SSL *ssl = SSL_new(ctx);
+    BIO *rbio = BIO_new(BIO_s_mem()), *wbio = BIO_new(BIO_s_mem());
+    if (ssl == NULL || rbio == NULL || wbio == NULL)
+        die("SSL_new/BIO_new failed");
+    SSL_set_tlsext_host_name(ssl, host);
+    set_alpn(ssl, alpn);
+    SSL_set_bio(ssl, rbio, wbio);
+    SSL_set_connect_state(ssl);
+    (void)SSL_do_handshake(ssl); /* wants to read: the ClientHello is in wbio */
+    char *p = NULL;
+    long n = BIO_get_mem_data(wbio, &p);
+    if (n <= 0 || (*hello = malloc((size_t)n)) == NULL)
+        die("no ClientHello produced");
+    memcpy(*hello, p, (size_t)n);
+    *hlen = (size_t)n;
+    return ssl;
+}
+
+/* make_hello, padded until the ClientHello is o->hello_size bytes (a
+ * hello over 16 KB takes more records, each with its own header). */
+static SSL *make_sized_hello(SSL_CTX *ctx, const char *host, const struct conn_opts *o,
+                             uint8_t **hello, size_t *hlen)
+{
+    SSL *ssl = make_hello(ctx, host, o->alpn, hello, hlen);
+    for (int i = 0; i < 4 && o->hello_size > 0 && *hlen != o->hello_size; i++) {
+        long want = (long)hello_pad + (long)o->hello_size - (long)*hlen - (pad_added ? 0 : 4);
+        if (want < 0 || want > 65535)
+            die("--hello-size %zu cannot be reached (base %zu bytes)", o->hello_size, *hlen);
+        if (!pad_added && SSL_CTX_add_custom_ext(ctx, PAD_EXT_TYPE, SSL_EXT_CLIENT_HELLO,
+                                                 pad_add_cb, NULL, NULL, NULL, NULL) != 1)
+            die("SSL_CTX_add_custom_ext failed");
+        pad_added = 1;
+        hello_pad = (size_t)want;
+        SSL_free(ssl);
+        free(*hello);
+        ssl = make_hello(ctx, host, o->alpn, hello, hlen);
+    }
+    return ssl;
+}
+
 /*
  * Connect and negotiate as the options say. On success returns 0 with s
  * (and *ctxp, if TLS) set up; otherwise it has printed what it saw and
@@ -676,39 +765,43 @@ static int open_conn(const char *host, const char *port, const struct conn_opts 
     }
     SSL_CTX *ctx = client_ctx();
     *ctxp = ctx;
-    s->ssl = SSL_new(ctx);
-    if (s->ssl == NULL)
-        die("SSL_new failed");
-    char *sni = (char *)(o->sni[0] != '\0' ? o->sni : host); /* the macro casts, unparenthesised */
-    SSL_set_tlsext_host_name(s->ssl, sni);
-    set_alpn(s->ssl, o->alpn);
-    if (o->pipeline_hello) {
-        /* Produce the ClientHello through memory BIOs, send it in the same
-         * write as the SSLRequest, then go on over the socket. */
-        BIO *rbio = BIO_new(BIO_s_mem()), *wbio = BIO_new(BIO_s_mem());
-        if (rbio == NULL || wbio == NULL)
-            die("BIO_new failed");
-        SSL_set_bio(s->ssl, rbio, wbio);
-        SSL_set_connect_state(s->ssl);
-        (void)SSL_do_handshake(s->ssl); /* wants to read: the ClientHello is in wbio */
-        char *hello = NULL;
-        long hlen = BIO_get_mem_data(wbio, &hello);
-        if (hlen <= 0 || (size_t)hlen > 16384)
-            die("no ClientHello produced");
-        uint8_t buf[8 + 16384];
-        build_sslrequest(buf);
-        memcpy(buf + 8, hello, (size_t)hlen);
-        if (send_all(s->fd, buf, 8 + (size_t)hlen) != RD_OK)
+    if (o->tls13 && SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1)
+        die("TLS 1.3 not available");
+    if (o->pipeline_hello || o->hello_size > 0) {
+        /* Produce the ClientHello through memory BIOs and send it in one
+         * write (behind the SSLRequest, unless direct), then go on over
+         * the socket: the proxy's first read holds all of it. */
+        uint8_t *hello = NULL, *buf;
+        size_t hlen = 0, off = o->direct ? 0 : 8;
+        s->ssl = make_sized_hello(ctx, host, o, &hello, &hlen);
+        if ((buf = malloc(off + hlen)) == NULL)
+            die("out of memory");
+        if (!o->direct)
+            build_sslrequest(buf);
+        memcpy(buf + off, hello, hlen);
+        if (o->hello_size > 0)
+            printf("hello_bytes=%zu first_write=%zu\n", hlen, off + hlen);
+        if (send_all(s->fd, buf, off + hlen) != RD_OK)
             die("send SSLRequest+ClientHello failed");
-        struct stream plain = {.fd = s->fd, .ssl = NULL};
-        if ((rc = read_answer_byte(&plain, &answer)) != 0)
-            return rc;
-        printf("sslresponse=%c\n", answer);
-        if (answer != 'S')
-            return 3;
+        free(buf);
+        free(hello);
+        if (!o->direct) {
+            struct stream plain = {.fd = s->fd, .ssl = NULL};
+            if ((rc = read_answer_byte(&plain, &answer)) != 0)
+                return rc;
+            printf("sslresponse=%c\n", answer);
+            if (answer != 'S')
+                return 3;
+        }
         if (SSL_set_fd(s->ssl, s->fd) != 1) /* frees the memory BIOs */
             die("SSL_set_fd failed");
     } else {
+        if ((s->ssl = SSL_new(ctx)) == NULL)
+            die("SSL_new failed");
+        /* --sni HEX replaces the host name (the macro casts, unparenthesised) */
+        char *sni = (char *)(o->sni[0] != '\0' ? o->sni : host);
+        SSL_set_tlsext_host_name(s->ssl, sni);
+        set_alpn(s->ssl, o->alpn);
         if (!o->direct) {
             struct stream plain = {.fd = s->fd, .ssl = NULL};
             build_sslrequest(req);
@@ -1340,10 +1433,12 @@ static int scram_final(struct scram *sc, const uint8_t *body, size_t len)
 static int run_query(struct stream *s, const char *sql, uint8_t *body)
 {
     char state[8] = "none";
-    printf("query-sent\n");
     double t0 = now_sec();
-    if (send_msg(s, 'Q', sql, strlen(sql) + 1) != RD_OK)
-        die("sending the query failed");
+    if (sql != NULL) { /* NULL: sent already (--pipeline); read its result */
+        printf("query-sent\n");
+        if (send_msg(s, 'Q', sql, strlen(sql) + 1) != RD_OK)
+            die("sending the query failed");
+    }
     for (;;) {
         uint8_t type = 0;
         size_t len = 0;
@@ -1447,8 +1542,32 @@ static int session_login(struct stream *s, struct scram *sc, int plus, uint8_t *
  * the cancel tests), then run one query if asked. Any ErrorResponse during
  * start-up is printed as by "error", with its SQLSTATE and hint.
  */
+#define SESSION_QUERIES_MAX 4
+
+/* Queries sent in one write (--pipeline), then their results read. */
+static int run_pipeline(struct stream *s, const char *const *sql, int n, uint8_t *body)
+{
+    size_t len = 0;
+    for (int i = 0; i < n; i++) {
+        size_t k = strlen(sql[i]) + 1;
+        if (len + 5 + k > MAX_MSG)
+            die("--pipeline: queries too long");
+        body[len] = 'Q';
+        put_u32(body + len + 1, (uint32_t)(4 + k));
+        memcpy(body + len + 5, sql[i], k);
+        len += 5 + k;
+    }
+    printf("query-sent\n");
+    if (stream_write(s, body, len) != RD_OK)
+        die("sending the queries failed");
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = run_query(s, NULL, body);
+    return rc;
+}
+
 static int cmd_session(const char *host, const char *port, const struct conn_opts *o, int plus,
-                       const char *sql)
+                       const char *const *sql, int nsql, int pipeline)
 {
     struct scram sc;
     memset(&sc, 0, sizeof sc);
@@ -1478,13 +1597,150 @@ static int cmd_session(const char *host, const char *port, const struct conn_opt
         }
     }
     OPENSSL_cleanse(&sc, sizeof sc);
-    if (rc == 0 && sql != NULL)
-        rc = run_query(&s, sql, body);
+    if (rc == 0 && pipeline)
+        rc = run_pipeline(&s, sql, nsql, body);
+    for (int i = 0; rc == 0 && !pipeline && i < nsql; i++)
+        rc = run_query(&s, sql[i], body); /* each sent as soon as the last is answered */
     if (rc == 0)
         send_msg(&s, 'X', NULL, 0);
     free(body);
     close_conn(&s, ctx);
     return rc;
+}
+
+/* ---- hostile readers: KeyUpdate storm, tiny writes never read ---- */
+
+/* After the attack: read the raw socket (never through TLS) until the
+ * proxy closes it or `wait` seconds pass; prints what the client saw. */
+static void drain_report(int fd, int wait)
+{
+    size_t total = 0;
+    double t0 = now_sec();
+    enum rd_result r = drain_and_report(fd, wait, &total);
+    printf("drained=%zu end=%s after=%.1f\n", total, rd_name(r), now_sec() - t0);
+}
+
+/* Log in (or not, per stage) on a TLS 1.3 connection. 0 or exit code. */
+static int hostile_open(const char *host, const char *port, const char *stage, struct conn_opts *o,
+                        struct stream *s, SSL_CTX **ctx, uint8_t *body)
+{
+    o->tls13 = 1;
+    small_rcvbuf = 4096;
+    int rc = open_conn(host, port, o, s, ctx);
+    if (rc != 0 || strcmp(stage, "startup") == 0)
+        return rc;
+    size_t len = build_startup(body, MAX_MSG, 0);
+    if (stream_write(s, body, len) != RD_OK)
+        die("sending the StartupMessage failed");
+    if (strcmp(stage, "auth") == 0)
+        return 0;
+    struct scram sc;
+    memset(&sc, 0, sizeof sc);
+    read_password("app", sc.password, sizeof sc.password);
+    uint32_t pid = 0;
+    uint8_t key[CANCEL_KEY_MAX];
+    size_t keylen = 0;
+    char err[512];
+    rc = session_login(s, &sc, 0, body, &pid, key, &keylen, err, sizeof err);
+    OPENSSL_cleanse(&sc, sizeof sc);
+    if (rc == 0)
+        printf("login=ok pid=%u\n", pid);
+    return rc;
+}
+
+/*
+ * keyupdate: TLS 1.3, then (stage startup: no StartupMessage; auth: after
+ * it, not logged in; login: logged in) KeyUpdate(update_requested) records
+ * as fast as they go, for SECONDS, never reading: each makes the proxy owe
+ * a KeyUpdate of its own. The records are made KU_BATCH at a time into a
+ * memory BIO and sent in one write (a syscall per 27-byte record would
+ * make this client, not the proxy, the bottleneck); a blocked send is
+ * retried (1 s send timeout) until the deadline. Prints the count and why
+ * it stopped, then drains.
+ */
+#define KU_BATCH 256
+
+static int cmd_keyupdate(const char *host, const char *port, const char *stage, const char *secs,
+                         struct conn_opts *o)
+{
+    struct stream s;
+    SSL_CTX *ctx = NULL;
+    uint8_t *body = malloc(MAX_MSG);
+    if (body == NULL)
+        die("out of memory");
+    int rc = hostile_open(host, port, stage, o, &s, &ctx, body);
+    free(body);
+    if (rc != 0)
+        return rc;
+    BIO *mem = BIO_new(BIO_s_mem());
+    if (mem == NULL)
+        die("BIO_new failed");
+    SSL_set0_wbio(s.ssl, mem); /* the socket BIO stays for reading, never used */
+    printf("storm-start\n");
+    set_timeouts(s.fd, 1);
+    double t0 = now_sec(), deadline = t0 + atof(secs);
+    unsigned long n = 0;
+    const char *stopped = "deadline";
+    while (now_sec() < deadline && strcmp(stopped, "deadline") == 0) {
+        for (int k = 0; k < KU_BATCH; k++) {
+            if (SSL_key_update(s.ssl, SSL_KEY_UPDATE_REQUESTED) != 1 ||
+                SSL_do_handshake(s.ssl) != 1)
+                die("KeyUpdate failed");
+        }
+        char *p = NULL;
+        long len = BIO_get_mem_data(mem, &p);
+        size_t off = 0;
+        while (off < (size_t)len) {
+            ssize_t w = send(s.fd, p + off, (size_t)len - off, MSG_NOSIGNAL);
+            if (w > 0) {
+                off += (size_t)w;
+            } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                if (now_sec() >= deadline)
+                    break; /* the proxy is not reading: retried until then */
+            } else {
+                stopped = errno == ECONNRESET || errno == EPIPE ? "reset" : "error";
+                break;
+            }
+        }
+        if (off == (size_t)len)
+            n += KU_BATCH;
+        (void)BIO_reset(mem);
+    }
+    printf("keyupdates=%lu stopped=%s after=%.1f\n", n, stopped, now_sec() - t0);
+    drain_report(s.fd, 10);
+    SSL_free(s.ssl);
+    SSL_CTX_free(ctx);
+    close(s.fd);
+    return 0;
+}
+
+/*
+ * notices: log in, send SQL (one that makes the server send many small
+ * messages), then read nothing for SECONDS; then drain and report whether
+ * the proxy had closed the session.
+ */
+static int cmd_notices(const char *host, const char *port, const char *sql, const char *secs,
+                       struct conn_opts *o)
+{
+    struct stream s;
+    SSL_CTX *ctx = NULL;
+    uint8_t *body = malloc(MAX_MSG);
+    if (body == NULL)
+        die("out of memory");
+    int rc = hostile_open(host, port, "login", o, &s, &ctx, body);
+    if (rc == 0 && send_msg(&s, 'Q', sql, strlen(sql) + 1) != RD_OK)
+        die("sending the query failed");
+    free(body);
+    if (rc != 0)
+        return rc;
+    printf("query-sent\n");
+    struct timespec ts = {.tv_sec = (time_t)atoi(secs), .tv_nsec = 0};
+    nanosleep(&ts, NULL);
+    drain_report(s.fd, 10);
+    SSL_free(s.ssl);
+    SSL_CTX_free(ctx);
+    close(s.fd);
+    return 0;
 }
 
 /* Produce a real ClientHello through memory BIOs, send half of it, vanish. */
@@ -2518,7 +2774,8 @@ static void usage(void)
 {
     fputs("usage: rawclient error HOST PORT [CONNECT-OPTIONS] [--malformed] [--minor N]\n"
           "                      [--no-startup] [--startup-after FILE]\n"
-          "       rawclient session HOST PORT [CONNECT-OPTIONS] [--plus] [--query SQL]\n"
+          "       rawclient session HOST PORT [CONNECT-OPTIONS] [--plus] [--query SQL]...\n"
+          "                         [--pipeline]\n"
           "       rawclient cancel HOST PORT PID KEYHEX [--tls|--direct] [--from ADDR]\n"
           "       rawclient cancel-storm HOST PORT PID KEYHEX N SECONDS [--from ADDR] [--random]\n"
           "       rawclient inject HOST PORT\n"
@@ -2530,11 +2787,13 @@ static void usage(void)
           "       rawclient flood HOST PORT TOTAL CONCURRENCY KIND[,KIND...] WAIT\n"
           "       rawclient good HOST PORT N SECONDS\n"
           "       rawclient hold HOST PORT N SECONDS [PER_SECOND]\n"
+          "       rawclient keyupdate HOST PORT startup|auth|login SECONDS [CONNECT-OPTIONS]\n"
+          "       rawclient notices HOST PORT SQL SECONDS [CONNECT-OPTIONS]\n"
           "       rawclient fake-upstream PORT refuse-tls|bytes-after-s|silent\n"
           "       rawclient fake-upstream PORT direct-tls CERT KEY\n"
           "CONNECT-OPTIONS: --plaintext --direct --alpn P1[,P2] --no-alpn --pipeline-hello\n"
           "                 --gssenc --from ADDR --proxy-v1 SRC --proxy-v2 SRC|LOCAL\n"
-          "                 --proxy-split --sni HEX\n",
+          "                 --proxy-split --sni HEX --hello-size N --tls13\n",
           stderr);
     exit(2);
 }
@@ -2571,19 +2830,21 @@ int main(int argc, char **argv)
                          startup_after);
     }
     if (strcmp(cmd, "session") == 0 && argc >= 4) {
-        int plus = 0;
-        const char *sql = NULL;
+        int plus = 0, nsql = 0, pipeline = 0;
+        const char *sql[SESSION_QUERIES_MAX];
         for (int i = 4; i < argc; i++) {
             if (parse_conn_opt(&o, argc, argv, &i))
                 continue;
             if (strcmp(argv[i], "--plus") == 0)
                 plus = 1;
-            else if (strcmp(argv[i], "--query") == 0 && i + 1 < argc)
-                sql = argv[++i];
+            else if (strcmp(argv[i], "--pipeline") == 0)
+                pipeline = 1;
+            else if (strcmp(argv[i], "--query") == 0 && i + 1 < argc && nsql < SESSION_QUERIES_MAX)
+                sql[nsql++] = argv[++i];
             else
                 usage();
         }
-        return cmd_session(argv[2], argv[3], &o, plus, sql);
+        return cmd_session(argv[2], argv[3], &o, plus, sql, nsql, pipeline);
     }
     if (strcmp(cmd, "cancel") == 0 && argc >= 6) {
         o.plaintext = 1; /* as libpq's PQcancel */
@@ -2612,6 +2873,17 @@ int main(int argc, char **argv)
         }
         return cmd_cancel_storm(argv[2], argv[3], argv[4], argv[5], argv[6], argv[7], from,
                                 random_keys);
+    }
+    if ((strcmp(cmd, "keyupdate") == 0 || strcmp(cmd, "notices") == 0) && argc >= 6) {
+        for (int i = 6; i < argc; i++)
+            if (!parse_conn_opt(&o, argc, argv, &i))
+                usage();
+        if (strcmp(cmd, "notices") == 0)
+            return cmd_notices(argv[2], argv[3], argv[4], argv[5], &o);
+        if (strcmp(argv[4], "startup") != 0 && strcmp(argv[4], "auth") != 0 &&
+            strcmp(argv[4], "login") != 0)
+            usage();
+        return cmd_keyupdate(argv[2], argv[3], argv[4], argv[5], &o);
     }
     if (strcmp(cmd, "inject") == 0 && argc == 4)
         return cmd_inject(argv[2], argv[3]);

@@ -16,5 +16,6 @@ Suite *log_suite(void);
 Suite *pemfile_suite(void);
 Suite *certcheck_suite(void);
 Suite *cancel_suite(void);
+Suite *pgtrack_suite(void);
 
 #endif

@@ -577,6 +577,21 @@ START_TEST(test_workers)
 }
 END_TEST
 
+/* --write-stall-timeout: 60 s unless told; 0 turns it off. */
+START_TEST(test_write_stall_timeout)
+{
+    ck_assert_int_eq(parse(ARGS(REQ_FLAGS), ENV(NULL)), CONFIG_OK);
+    ck_assert_uint_eq(cfg.write_stall_s, 60);
+    config_free(&cfg);
+    ck_assert_int_eq(parse(ARGS(REQ_FLAGS, "--write-stall-timeout", "0"), ENV(NULL)), CONFIG_OK);
+    ck_assert_uint_eq(cfg.write_stall_s, 0);
+    config_free(&cfg);
+    ck_assert_int_eq(parse(ARGS(REQ_FLAGS), ENV("PG_TLS_PROXY_WRITE_STALL_TIMEOUT=5")), CONFIG_OK);
+    ck_assert_uint_eq(cfg.write_stall_s, 5);
+    config_free(&cfg);
+}
+END_TEST
+
 START_TEST(test_free_is_idempotent)
 {
     ck_assert_int_eq(parse(ARGS(REQ_FLAGS), NULL), CONFIG_OK);
@@ -615,6 +630,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_help_mentions_everything);
     tcase_add_test(tc, test_check_via_env);
     tcase_add_test(tc, test_workers);
+    tcase_add_test(tc, test_write_stall_timeout);
     tcase_add_test(tc, test_free_is_idempotent);
     suite_add_tcase(s, tc);
     return s;

@@ -152,6 +152,7 @@ expect "SSLRequest and ClientHello in one write: 'S', then a working handshake" 
 
 # ======================================================================
 # --client-direct-tls: a PostgreSQL 17 stand-in, and the real PostgreSQL 15
+# (the real PostgreSQL 17 and 18: pgversions.sh)
 # ======================================================================
 it_free_port DFAKE_PORT
 it_spawn fake-direct-tls "$LOGS/fake-upstream-direct-tls.log" "$RAWCLIENT" fake-upstream \

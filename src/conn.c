@@ -8,6 +8,8 @@
  * the connection. Every callback returns at once when the connection is
  * closing; after any call that may end the connection, callers return.
  */
+#include "conn.h"
+
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -23,10 +25,14 @@
 #include "keymap.h"
 #include "log.h"
 #include "metrics.h"
-#include "proxy.h"
 #include "proxyproto.h"
 #include "sniwarn.h"
 #include "tlsctx.h"
+#include "leg.h"
+#include "relay.h"
+#include "upstream.h"
+#include "watch.h"
+#include "worker.h"
 
 /* Connection ids are unique across workers, for the logs. */
 static atomic_ullong next_conn_id;

@@ -29,7 +29,8 @@
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
-#include "proxy.h"
+#include "conn.h"
+#include "worker.h"
 
 #define ACCEPT_BATCH 64     /* accepts per callback, then timers and commands run */
 #define ACCEPT_PAUSE_MS 200 /* out of descriptors: stop accepting this long */

@@ -23,8 +23,11 @@
 #include "log.h"
 #include "metrics.h"
 #include "procstats.h"
-#include "proxy.h"
 #include "tlsctx.h"
+#include "conn.h"
+#include "leg.h"
+#include "upstream.h"
+#include "worker.h"
 
 extern char **environ;
 
@@ -515,7 +518,7 @@ int main(int argc, char **argv)
         status = run_check(w);
         if (uv_loop_close(w->loop) != 0)
             log_error("event=loop_close_failed");
-        chunk_cache_free(w);
+        leg_chunk_cache_free(w);
         free(w);
     } else {
         status = run_workers(&cfg, &rt, &ctx);

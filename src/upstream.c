@@ -8,6 +8,8 @@
  * plaintext. Every failure becomes one message for the client that names
  * the cause and the fix; conn.c decides when to send it.
  */
+#include "upstream.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +22,11 @@
 
 #include "log.h"
 #include "metrics.h"
-#include "proxy.h"
 #include "tlsctx.h"
+#include "conn.h"
+#include "leg.h"
+#include "relay.h"
+#include "worker.h"
 
 struct back_setup {
     struct conn *c;

@@ -15,13 +15,16 @@
  * Owns the watch buffers of struct conn. Never holds more than WATCH_MAX of
  * one message: a bigger one ends the watch and everything passes as is.
  */
+#include "watch.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 #include "keymap.h"
 #include "log.h"
 #include "metrics.h"
-#include "proxy.h"
+#include "conn.h"
+#include "relay.h"
 
 /* Each client family spells the setting its own way: pgJDBC ignores
  * libpq's channel_binding and reads channelBinding. */

@@ -8,6 +8,8 @@
  * they were made with (SSL objects hold a reference). Never frees a
  * connection itself: it asks conn.c to end them.
  */
+#include "worker.h"
+
 #include <stdlib.h>
 #include <time.h>
 #ifdef __GLIBC__
@@ -18,7 +20,9 @@
 #include "cancel.h"
 #include "log.h"
 #include "metrics.h"
-#include "proxy.h"
+#include "conn.h"
+#include "leg.h"
+#include "upstream.h"
 
 static void worker_finish(struct worker *w)
 {
@@ -254,7 +258,7 @@ void worker_destroy(struct worker *w)
 {
     if (uv_loop_close(w->loop) != 0)
         log_error("event=loop_close_failed worker=%u", w->index);
-    chunk_cache_free(w);
+    leg_chunk_cache_free(w);
     free(w->listeners);
     SSL_CTX_free(w->front_ctx);
     SSL_CTX_free(w->back_ctx);

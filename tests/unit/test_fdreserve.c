@@ -9,8 +9,8 @@
 #include <stdbool.h>
 #include <sys/resource.h>
 
-#include "proxy.h"
 #include "suites.h"
+#include "conn.h"
 
 START_TEST(reserve_sizes)
 {

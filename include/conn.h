@@ -38,7 +38,10 @@
 
 #include <uv.h>
 
+#include "back.h"
+#include "front.h"
 #include "leg.h"
+#include "login.h"
 #include "pgproto.h"
 #include "pgtrack.h"
 
@@ -47,54 +50,36 @@
 
 struct worker;
 
-enum front_state { FRONT_FIRST, FRONT_TLS, FRONT_STARTUP, FRONT_WAIT, FRONT_RELAY };
-enum back_state {
-    BACK_IDLE,
-    BACK_RESOLVE,
-    BACK_CONNECT,
-    BACK_SSLREQ,
-    BACK_TLS,
-    BACK_READY,
-    BACK_RELAY,
-    BACK_FAILED
-};
 enum conn_phase { PHASE_OPEN, PHASE_DRAIN, PHASE_LINGER, PHASE_CLOSING };
 
-struct back_setup;   /* upstream.c: resolver and connect state, freed once up */
+struct back_ops;     /* back.h: who hears how the back leg's set-up went */
+struct cancelfwd;    /* cancelfwd.c: a CancelRequest on its way upstream */
+struct dial;         /* dial.c: resolver and connect state, freed once up */
 struct keymap_entry; /* keymap.c */
-
-/*
- * Start-up watch: from the forwarded StartupMessage until the upstream's
- * ReadyForQuery, both directions are framed into whole messages so that
- * BackendKeyData (cancel keys), AuthenticationSASL and the client's SASL
- * mechanism can be seen. Bytes are forwarded one whole message at a time,
- * which is also what lets the proxy answer with an ErrorResponse at a
- * message boundary. Freed when the watch ends.
- */
-#define WATCH_MAX ((size_t)64 * 1024) /* a bigger start-up message ends the watch */
-struct watch {
-    uint8_t *buf;
-    size_t len;
-};
+struct route;        /* route.h */
 
 struct conn {
     struct worker *w;
     struct conn *prev, *next;
     uint64_t id;
-    enum front_state fs;
-    enum back_state bs;
+    enum front_state fs; /* front.h: change it with front_set_state */
+    enum back_state bs;  /* back.h: back_set_state */
+    enum login_state ls; /* login.h: login_set_state */
     enum conn_phase phase;
     struct leg front, back;
     uv_timer_t timer;
     unsigned refs; /* open handles + pending requests that hold c */
     unsigned shutdowns;
+    struct route *route;            /* where the back leg goes (a reference) */
+    const struct back_ops *back_ops; /* the back leg's owner: session, cancel or probe */
+    struct dial *dial;
+    struct cancelfwd *cancel; /* the client's CancelRequest, when it sent one */
     uint64_t start_ms, front_deadline, back_deadline;
     uint64_t last_active;   /* last read on either leg (--idle-timeout) */
     uint64_t back_start_ms; /* back leg set-up began (metrics) */
     uint8_t *startup;       /* plaintext start-up bytes (packet + anything after it) */
     size_t startup_len;
     struct pg_startup_info info;
-    struct back_setup *setup;
     char front_addr[64];
     char back_addr[64];
     char lb_addr[64]; /* the load balancer's address when PROXY protocol gave front_addr */
@@ -103,40 +88,31 @@ struct conn {
     char *err_msg;
     const char *outcome;
     char reason[256];
-    bool probe;        /* --check or a readiness probe: no front leg */
-    bool health_probe; /* a quiet readiness probe (--admin-address) */
     bool buffers_held; /* OpenSSL record buffers may be allocated (relay.c) */
     bool draining_armed;
     bool direct_tls; /* front began with a TLS ClientHello (PG17 sslnegotiation=direct) */
     bool denied;     /* not in --server-allow-from: told so once the front can read it */
     bool too_many;   /* over --max-connections: likewise, with 53300 */
-    bool counted;    /* counted in the --max-connections total */
+    bool counted;    /* an accepted client, counted in the --max-connections total */
+    bool early_back; /* holds one of admit.c's early upstream legs */
     bool pp_done;    /* PROXY protocol header read */
     struct sockaddr_storage *pp_src; /* the client per that header, when it said */
-    bool watching;                   /* start-up watch active (see struct watch) */
-    bool sasl_offered;               /* upstream sent AuthenticationSASL */
-    bool sasl_chosen;                /* client's SASLInitialResponse seen */
-    bool back_error_seen;            /* the watch passed on an ErrorResponse from upstream */
-    struct watch wf, wb;             /* front->back and back->front bytes not yet framed */
+    bool back_error_seen;            /* the login passed on an ErrorResponse from upstream */
+    struct login_buf wf, wb;         /* front->back and back->front bytes not yet framed */
     struct keymap_entry *key;        /* our session's cancel key, while it lives */
     bool tracking;                   /* --idle-timeout: track (below) is fed */
-    struct pgtrack track;            /* queries outstanding, after the watch */
+    struct pgtrack track;            /* queries outstanding, after the login */
     uint64_t idle_since;             /* last byte either way while track was idle */
-    uint8_t *cancel_pkt;             /* the client's CancelRequest, to send upstream */
-    size_t cancel_len;
     /* front.bytes_in / back.bytes_in already added to the byte metrics
      * (worker.c reports open sessions every second) */
     uint64_t reported_from_client, reported_from_upstream;
     /* the upstream refused the login: its ErrorResponse's SQLSTATE and
-     * severity (watch.c), for the closed line and the metric */
+     * severity (login.c), for the closed line and the metric */
     char login_sqlstate[6];
     char login_severity[16];
     uint64_t join_ms;        /* loop time the legs were joined (login_ms) */
-    bool established_logged; /* event=established written (at the end of the watch) */
-    bool login_ok;           /* the watch saw the upstream's ReadyForQuery */
-    bool cancel_slot;        /* holds one of the CANCEL_FORWARDS_MAX (cancel.h) */
-    bool cancel_marked;      /* its key is marked in flight in the keymap */
-    bool plain_cancel;       /* a plaintext CancelRequest: no accepted/closed lines */
+    bool established_logged; /* event=established written (at the end of the login) */
+    bool quiet;              /* a plaintext CancelRequest: no accepted/closed lines */
     bool accept_logged;      /* event=accepted written (at the first packet, or at the end) */
     const char *accept_note; /* " refused=..." on that line, as decided at accept */
     /* The client is done (gone, refused, or its cancel taken) while the back
@@ -146,11 +122,22 @@ struct conn {
     bool front_done;
 };
 
-/* A new client's socket (non-blocking); conn_accept owns it, even on failure. */
-void conn_accept(struct worker *w, int fd);
-/* A connection with no leg open yet, in w's list, holding its timer. NULL
- * if out of memory. */
+/* A connection with no leg open yet, in w's list, holding its timer and a
+ * reference to the worker's current route. NULL if out of memory. */
 struct conn *conn_new(struct worker *w);
+/* The session's back_ops: a ready back leg is joined to the front, a
+ * failed one's reason kept until the client can be told. */
+extern const struct back_ops conn_session_back;
+/* Both legs may be ready: forward the StartupMessage and start the login.
+ * May end the connection: return right after it. */
+void conn_join(struct conn *c);
+/* A state machine's move from -> to (machine: "front", "back", "login"):
+ * logged at debug level (event=state). An illegal one is logged at error
+ * and ends the connection with XX000: false, return right after it. */
+bool conn_transition(struct conn *c, const char *machine, const char *from, const char *to,
+                     bool legal, const char *why);
+/* event=accepted (once). */
+void conn_log_accepted(struct conn *c);
 /* Close every handle now (idempotent); memory goes in the last close
  * callback. Ends the connection: return right after it. */
 void conn_close(struct conn *c);
@@ -174,18 +161,8 @@ void conn_end(struct conn *c, const char *outcome, const char *fmt, ...)
 void conn_fail_front_hint(struct conn *c, const char *sqlstate, const char *outcome,
                           const char *hint, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-/* The back leg is verified and ready. May end the connection: return
- * right after it. */
-void conn_back_ready(struct conn *c);
-/* The back leg failed (sqlstate and msg for the client, kept until it can
- * be told). May end the connection: return right after it. */
-void conn_back_failed(struct conn *c, const char *sqlstate, const char *msg);
 /* Arm the timer for the nearest deadline that still applies. */
 void conn_arm_timer(struct conn *c);
-void conn_format_peer(uv_tcp_t *tcp, char *buf, size_t len);
-void format_sockaddr(const struct sockaddr *sa, char *buf, size_t len);
-/* Bytes read from the client. May end the connection: return right after it. */
-void front_on_data(struct conn *c, const uint8_t *buf, size_t len);
 /* A handle or request holds c; conn_release frees c at the last release
  * once it is closing. */
 void conn_hold(struct conn *c);
@@ -195,12 +172,4 @@ void conn_shutdown(struct conn *c, bool now);
 /* event=established: the login succeeded (ReadyForQuery), or verified is
  * false when the start-up watch stopped before it could tell. Once. */
 void conn_log_established(struct conn *c, bool verified);
-/* How many descriptors are kept for refusing clients at an open-files
- * limit of limit; is descriptor number fd one of them (at the current
- * limit, stored in *limit)? */
-unsigned long long conn_fd_reserve(unsigned long long limit);
-bool conn_fd_nearly_out(int fd, unsigned long long *limit);
-/* event=fd_limit, at most once a second: a client refused for it. */
-void conn_fd_limit_log(int fd, unsigned long long limit);
-
 #endif

@@ -54,7 +54,7 @@ int listener_resolve(const char *host, unsigned port, struct addrinfo **res, cha
 
 /*
  * Open, bind (SO_REUSEPORT) and listen on every address of res in w's loop;
- * connections go to conn_accept.
+ * connections go to front_accept (front.h).
  * An IPv6 address that cannot be bound is skipped when all_addrs (no
  * --server-host given) so that IPv4-only machines work. Fills bound with
  * "addr:port,..." Returns 0 or -1 with err filled.

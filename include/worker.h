@@ -10,7 +10,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <openssl/ssl.h>
 #include <uv.h>
 
 #include "cidr.h"
@@ -26,7 +25,6 @@
 struct runtime {
     const struct config *cfg;
     unsigned startup_timeout_ms;  /* accept -> StartupMessage read inside TLS; 0 = none */
-    unsigned connect_timeout_ms;  /* back leg: resolve -> verified TLS; 0 = none */
     unsigned idle_timeout_ms;     /* relaying with no byte either way; 0 = off */
     unsigned write_stall_ms;      /* a leg over the high-water mark without progress; 0 = off */
     struct cidr_list allow_from;  /* empty: everyone */
@@ -52,9 +50,10 @@ struct chunk_cache {
 
 struct conn;
 struct listener;
+struct route_table;
 
 /* Commands the main thread sends a worker (bits, coalesced by uv_async). */
-#define WORKER_RELOAD 1u /* take the contexts offered by worker_offer_contexts */
+#define WORKER_RELOAD 1u /* take the route table offered by worker_offer_routes */
 #define WORKER_DRAIN 2u  /* stop accepting; let sessions finish */
 #define WORKER_FORCE 4u  /* shutdown timeout: end sessions (57P01 where possible) */
 #define WORKER_KILL 8u   /* second signal: close everything now */
@@ -65,14 +64,12 @@ struct worker {
     uv_thread_t thread;
     uv_async_t ctl;         /* main -> worker commands */
     atomic_uint ctl_cmds;   /* WORKER_* bits not yet handled */
-    uv_mutex_t offer_lock;  /* guards offered_* */
-    SSL_CTX *offered_front; /* new contexts from a reload, not yet taken */
-    SSL_CTX *offered_back;
+    uv_mutex_t offer_lock;         /* guards offered */
+    struct route_table *offered;   /* a reload's new table, not yet taken */
     uv_async_t *done; /* the main thread's: "a worker has finished" */
     unsigned index;
     const struct runtime *rt;
-    SSL_CTX *front_ctx; /* this worker's references; swapped on reload */
-    SSL_CTX *back_ctx;
+    struct route_table *routes; /* this worker's reference; swapped on reload */
     struct conn *conns; /* every live connection, for shutdown */
     size_t nconns;
     bool draining;
@@ -91,14 +88,15 @@ struct worker {
     uint8_t scratch[CHUNK_SIZE]; /* plaintext between SSL_read and SSL_write */
 };
 
-/* Set w up (its loop, timers, command handle) with references to the
- * contexts; done is signalled when it has finished. 0 or -1. */
-int worker_init(struct worker *w, unsigned index, const struct runtime *rt, SSL_CTX *front,
-                SSL_CTX *back, uv_async_t *done);
+/* Set w up (its loop, timers, command handle) with a reference to the
+ * route table; done is signalled when it has finished. 0 or -1. */
+int worker_init(struct worker *w, unsigned index, const struct runtime *rt,
+                struct route_table *routes, uv_async_t *done);
 /* Any thread: queue WORKER_* commands for w. */
 void worker_command(struct worker *w, unsigned cmds);
-/* Any thread: offer w new contexts (a reload); it takes references. */
-void worker_offer_contexts(struct worker *w, SSL_CTX *front, SSL_CTX *back);
+/* Any thread: offer w a new route table (a reload; a reference is taken).
+ * The worker swaps it in on its own thread; sessions keep their route. */
+void worker_offer_routes(struct worker *w, struct route_table *routes);
 /* conn.c: a connection of w was freed. */
 void worker_conn_gone(struct worker *w);
 void worker_thread(void *arg);

@@ -23,7 +23,8 @@
 
 #include "conn.h"
 #include "relay.h"
-#include "upstream.h"
+#include "back.h"
+#include "front.h"
 #include "worker.h"
 
 const char *leg_name(const struct leg *l)

@@ -29,7 +29,8 @@
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
-#include "conn.h"
+#include "front.h"
+#include "netaddr.h"
 #include "worker.h"
 
 #define ACCEPT_BATCH 64     /* accepts per callback, then timers and commands run */
@@ -186,20 +187,9 @@ static void open_spare(uv_loop_t *loop)
 
 static void worker_accept(void *arg, int fd)
 {
-    conn_accept(arg, fd);
+    front_accept(arg, fd);
 }
 
-static void addr_str(const struct sockaddr *sa, char *buf, size_t len)
-{
-    char ip[INET6_ADDRSTRLEN] = "?";
-    if (sa->sa_family == AF_INET) {
-        uv_ip4_name((const struct sockaddr_in *)sa, ip, sizeof(ip));
-        snprintf(buf, len, "%s:%d", ip, ntohs(((const struct sockaddr_in *)sa)->sin_port));
-    } else {
-        uv_ip6_name((const struct sockaddr_in6 *)sa, ip, sizeof(ip));
-        snprintf(buf, len, "[%s]:%d", ip, ntohs(((const struct sockaddr_in6 *)sa)->sin6_port));
-    }
-}
 
 /* A bound socket; reuseport says whether it may share the port. -errno on failure. */
 static int bound_socket(const struct addrinfo *ai, bool reuseport)
@@ -240,7 +230,7 @@ int listener_resolve(const char *host, unsigned port, struct addrinfo **res, cha
         /* Without SO_REUSEPORT a bind fails if anyone holds the port. */
         int fd = bound_socket(ai, false);
         if (fd == -EADDRINUSE) {
-            addr_str(ai->ai_addr, where, sizeof(where));
+            netaddr_format(ai->ai_addr, where, sizeof(where));
             snprintf(err, errlen, "cannot listen on %s: address already in use", where);
             freeaddrinfo(*res);
             *res = NULL;
@@ -267,7 +257,7 @@ int listener_start(struct worker *w, const struct addrinfo *res, bool all_addrs,
     }
     bound[0] = '\0';
     for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        addr_str(ai->ai_addr, where, sizeof(where));
+        netaddr_format(ai->ai_addr, where, sizeof(where));
         int fd = bound_socket(ai, true);
         if (fd < 0 && all_addrs && ai->ai_family == AF_INET6)
             continue; /* an IPv4-only machine still serves IPv4 */

@@ -24,9 +24,9 @@
 #include "metrics.h"
 #include "procstats.h"
 #include "tlsctx.h"
-#include "conn.h"
 #include "leg.h"
-#include "upstream.h"
+#include "probe.h"
+#include "route.h"
 #include "worker.h"
 
 extern char **environ;
@@ -183,11 +183,22 @@ static void reload(struct supervisor *sv, const char *why)
         metrics_reload(false);
         return;
     }
+    /* The whole table or nothing: the contexts above, then the routes. */
+    struct route_table *routes = route_table_build(sv->cfg, ctx.front, ctx.back, err, sizeof(err));
+    if (routes == NULL) {
+        log_error("event=reload_failed trigger=%s reason=\"%s\" hint=\"the old certificates stay "
+                  "in use\"",
+                  why, err);
+        tlsctx_contexts_free(&ctx);
+        metrics_reload(false);
+        return;
+    }
     metrics_reload(true);
     publish_expiry(&ctx);
     for (unsigned i = 0; i < sv->nworkers; i++)
         if (!atomic_load(&sv->workers[i].finished))
-            worker_offer_contexts(&sv->workers[i], ctx.front, ctx.back);
+            worker_offer_routes(&sv->workers[i], routes);
+    route_table_unref(routes); /* the workers hold their own references */
     log_info("event=reloaded trigger=%s ca_roots=\"%s\" front_certificate=[%s]", why,
              ctx.roots_summary, ctx.front_summary);
     front_certificate_log(sv, sv->cfg, &ctx, why);
@@ -343,12 +354,7 @@ static void worker_done_cb(uv_async_t *a)
 
 static int run_check(struct worker *w)
 {
-    struct conn *c = conn_new(w);
-    if (c == NULL)
-        return 1;
-    c->probe = true;
-    w->probe_status = 1;
-    back_start(c);
+    probe_check_start(w);
     uv_run(w->loop, UV_RUN_DEFAULT);
     if (w->probe_status == 0)
         printf("check ok\n");
@@ -362,7 +368,8 @@ static unsigned cpu_count(void)
 }
 
 /* Start the workers, serve until stopped, join them. Exit status. */
-static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_contexts *ctx)
+static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_contexts *ctx,
+                       struct route_table *routes)
 {
     struct supervisor sv;
     struct addrinfo *addrs = NULL;
@@ -394,7 +401,7 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
     }
     for (unsigned i = 0; i < sv.nworkers; i++) {
         struct worker *w = &sv.workers[i];
-        if (worker_init(w, i, rt, ctx->front, ctx->back, &sv.worker_done) != 0)
+        if (worker_init(w, i, rt, routes, &sv.worker_done) != 0)
             fatal("cannot create the event loop of worker %u", i);
         if (listener_start(w, addrs, cfg->listen_host == NULL, bound, sizeof(bound), err,
                            sizeof(err)) < 0)
@@ -485,7 +492,6 @@ int main(int argc, char **argv)
     struct runtime rt = {
         .cfg = &cfg,
         .startup_timeout_ms = cfg.handshake_timeout_s * 1000,
-        .connect_timeout_ms = cfg.connect_timeout_s * 1000,
         .idle_timeout_ms = cfg.idle_timeout_s * 1000,
         .write_stall_ms = cfg.write_stall_s * 1000,
     };
@@ -502,6 +508,9 @@ int main(int argc, char **argv)
         fatal("%s", err);
     if (tlsctx_build(&cfg, &ctx, err, sizeof(err)) < 0)
         fatal("%s", err);
+    struct route_table *routes = route_table_build(&cfg, ctx.front, ctx.back, err, sizeof(err));
+    if (routes == NULL)
+        fatal("%s", err);
 
     int status = 0;
     if (cfg.check_only) {
@@ -510,8 +519,7 @@ int main(int argc, char **argv)
             fatal("cannot create the event loop");
         w->loop = &w->loop_storage;
         w->rt = &rt;
-        w->front_ctx = ctx.front;
-        w->back_ctx = ctx.back;
+        w->routes = routes;
         printf("front certificate: %s\nCA roots: %s\n", ctx.front_summary, ctx.roots_summary);
         front_certificate_print(&ctx);
         fflush(stdout);
@@ -521,8 +529,9 @@ int main(int argc, char **argv)
         leg_chunk_cache_free(w);
         free(w);
     } else {
-        status = run_workers(&cfg, &rt, &ctx);
+        status = run_workers(&cfg, &rt, &ctx, routes);
     }
+    route_table_unref(routes);
 
     tlsctx_contexts_free(&ctx);
     cidr_list_free(&rt.allow_from);

@@ -15,7 +15,7 @@
 #include "conn.h"
 #include "leg.h"
 #include "log.h"
-#include "watch.h"
+#include "login.h"
 #include "worker.h"
 
 /*
@@ -46,7 +46,7 @@ static void relay_track(struct conn *c, struct leg *to, const void *buf, size_t 
 int relay_emit(struct conn *c, struct leg *to, const void *buf, size_t len)
 {
     char e[160];
-    if (c->tracking && !c->watching)
+    if (c->tracking && !login_watching(c))
         relay_track(c, to, buf, len);
     to->bytes_out += len;
     if (to->plain)
@@ -62,9 +62,9 @@ int relay_emit(struct conn *c, struct leg *to, const void *buf, size_t len)
 static int relay_input(struct conn *c, struct leg *from, const uint8_t *buf, size_t len)
 {
     from->bytes_in += len;
-    if (c->watching) {
-        int r = watch_input(c, from, buf, len);
-        if (!c->watching && c->tracking && c->idle_since == 0) {
+    if (login_watching(c)) {
+        int r = login_input(c, from, buf, len);
+        if (!login_watching(c) && c->tracking && c->idle_since == 0) {
             c->idle_since = uv_now(c->w->loop); /* start-up done: ReadyForQuery */
             conn_arm_timer(c);
         }

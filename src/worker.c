@@ -2,11 +2,12 @@
  * worker.c - one event loop on its own thread: its listeners, its sessions,
  * and the commands the main thread sends it (reload, drain, force, kill).
  *
- * Owns the worker's references to the TLS contexts: a reload offers new
- * ones under a lock and the worker swaps them in on its own thread, so the
- * hot path (SSL_new per session) takes no lock. Sessions keep the context
- * they were made with (SSL objects hold a reference). Never frees a
- * connection itself: it asks conn.c to end them.
+ * Owns the worker's reference to the route table (route.h: the TLS
+ * contexts and the upstream): a reload offers a new table under a lock and
+ * the worker swaps it in on its own thread, so the hot path (a session
+ * taking its route, SSL_new) takes no lock. Sessions keep the route they
+ * were made with. Never frees a connection itself: it asks conn.c to end
+ * them.
  */
 #include "worker.h"
 
@@ -22,7 +23,8 @@
 #include "metrics.h"
 #include "conn.h"
 #include "leg.h"
-#include "upstream.h"
+#include "probe.h"
+#include "route.h"
 
 static void worker_finish(struct worker *w)
 {
@@ -44,18 +46,13 @@ static void worker_finish(struct worker *w)
 static void take_offer(struct worker *w)
 {
     uv_mutex_lock(&w->offer_lock);
-    SSL_CTX *front = w->offered_front, *back = w->offered_back;
-    w->offered_front = w->offered_back = NULL;
+    struct route_table *t = w->offered;
+    w->offered = NULL;
     uv_mutex_unlock(&w->offer_lock);
-    if (front == NULL || back == NULL) {
-        SSL_CTX_free(front);
-        SSL_CTX_free(back);
+    if (t == NULL)
         return;
-    }
-    SSL_CTX_free(w->front_ctx);
-    SSL_CTX_free(w->back_ctx);
-    w->front_ctx = front;
-    w->back_ctx = back;
+    route_table_unref(w->routes);
+    w->routes = t;
     log_debug("event=worker_reloaded worker=%u", w->index);
 }
 
@@ -104,12 +101,7 @@ static void probe_cb(uv_timer_t *t)
     int64_t age = (int64_t)time(NULL) - metrics_last_upstream_ok();
     if (w->draining || age < (int64_t)(window / 2))
         return;
-    struct conn *c = conn_new(w);
-    if (c == NULL)
-        return;
-    c->probe = true;
-    c->health_probe = true;
-    back_start(c);
+    probe_health_start(w);
 }
 
 void worker_start_probe(struct worker *w)
@@ -152,8 +144,8 @@ static void cancel_tick_cb(uv_timer_t *t)
     cancel_summary_tick();
 }
 
-int worker_init(struct worker *w, unsigned index, const struct runtime *rt, SSL_CTX *front,
-                SSL_CTX *back, uv_async_t *done)
+int worker_init(struct worker *w, unsigned index, const struct runtime *rt,
+                struct route_table *routes, uv_async_t *done)
 {
     w->index = index;
     w->rt = rt;
@@ -175,10 +167,7 @@ int worker_init(struct worker *w, unsigned index, const struct runtime *rt, SSL_
         uv_unref((uv_handle_t *)&w->cancel_timer);
     }
     atomic_init(&w->ctl_cmds, 0);
-    SSL_CTX_up_ref(front);
-    SSL_CTX_up_ref(back);
-    w->front_ctx = front;
-    w->back_ctx = back;
+    w->routes = route_table_ref(routes);
     return 0;
 }
 
@@ -188,17 +177,14 @@ void worker_command(struct worker *w, unsigned cmds)
     uv_async_send(&w->ctl);
 }
 
-void worker_offer_contexts(struct worker *w, SSL_CTX *front, SSL_CTX *back)
+void worker_offer_routes(struct worker *w, struct route_table *routes)
 {
-    SSL_CTX_up_ref(front);
-    SSL_CTX_up_ref(back);
+    route_table_ref(routes);
     uv_mutex_lock(&w->offer_lock);
-    SSL_CTX *old_front = w->offered_front, *old_back = w->offered_back;
-    w->offered_front = front;
-    w->offered_back = back;
+    struct route_table *old = w->offered;
+    w->offered = routes;
     uv_mutex_unlock(&w->offer_lock);
-    SSL_CTX_free(old_front); /* an offer not yet taken is replaced */
-    SSL_CTX_free(old_back);
+    route_table_unref(old); /* an offer not yet taken is replaced */
     worker_command(w, WORKER_RELOAD);
 }
 
@@ -260,9 +246,8 @@ void worker_destroy(struct worker *w)
         log_error("event=loop_close_failed worker=%u", w->index);
     leg_chunk_cache_free(w);
     free(w->listeners);
-    SSL_CTX_free(w->front_ctx);
-    SSL_CTX_free(w->back_ctx);
-    SSL_CTX_free(w->offered_front);
-    SSL_CTX_free(w->offered_back);
+    route_table_unref(w->routes);
+    route_table_unref(w->offered);
+    w->routes = w->offered = NULL;
     uv_mutex_destroy(&w->offer_lock);
 }

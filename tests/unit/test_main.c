@@ -12,7 +12,10 @@ int main(void)
     srunner_add_suite(sr, metrics_suite());
     srunner_add_suite(sr, proxyproto_suite());
     srunner_add_suite(sr, verifymsg_suite());
-    srunner_add_suite(sr, fdreserve_suite());
+    srunner_add_suite(sr, admit_suite());
+    srunner_add_suite(sr, states_suite());
+    srunner_add_suite(sr, route_suite());
+    srunner_add_suite(sr, netaddr_suite());
     srunner_add_suite(sr, log_suite());
     srunner_add_suite(sr, pemfile_suite());
     srunner_add_suite(sr, certcheck_suite());

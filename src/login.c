@@ -1,7 +1,8 @@
 /*
- * watch.c - the start-up watch: from the forwarded StartupMessage until the
- * upstream's ReadyForQuery, bytes in both directions are framed into whole
- * messages and looked at before they are passed on.
+ * login.c - the login phase (the start-up watch): from the forwarded
+ * StartupMessage until the upstream's ReadyForQuery, bytes in both
+ * directions are framed into whole messages and looked at before they are
+ * passed on. The phase is an explicit machine (login.h).
  *
  * What it sees and does:
  *  - BackendKeyData: remembers the session's cancel key (keymap), so that
@@ -12,18 +13,19 @@
  *  - the client's SASLInitialResponse choosing SCRAM-SHA-256-PLUS: the
  *    binding would be to the proxy's certificate and the server would
  *    reject it with a cryptic error, so the proxy answers with a clear one.
- * Owns the watch buffers of struct conn. Never holds more than WATCH_MAX of
- * one message: a bigger one ends the watch and everything passes as is.
+ * Owns the login buffers of struct conn. Never holds more than
+ * LOGIN_MSG_MAX of one message: a bigger one ends the watch and everything
+ * passes as is.
  */
-#include "watch.h"
+#include "login.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "conn.h"
 #include "keymap.h"
 #include "log.h"
 #include "metrics.h"
-#include "conn.h"
 #include "relay.h"
 
 /* Each client family spells the setting its own way: pgJDBC ignores
@@ -34,7 +36,57 @@
     "channel-binding setting turned off. pg-tls-proxy verifies the server's certificate "          \
     "(verify-full against its CA) on your behalf, and your client verifies the proxy's."
 
-void watch_free(struct conn *c)
+static const char *const state_names[LOGIN_STATES] = {
+    [LOGIN_NONE] = "none",   [LOGIN_STARTUP] = "startup",     [LOGIN_SASL] = "sasl",
+    [LOGIN_SASL_CHOSEN] = "sasl_chosen", [LOGIN_READY] = "ready", [LOGIN_UNWATCHED] = "unwatched",
+};
+
+#define TO(s) (1u << (s))
+#define WATCH_END (TO(LOGIN_READY) | TO(LOGIN_UNWATCHED))
+/* legal[from]: the states it may move to. */
+static const unsigned legal[LOGIN_STATES] = {
+    [LOGIN_NONE] = TO(LOGIN_STARTUP),
+    [LOGIN_STARTUP] = TO(LOGIN_SASL) | WATCH_END,
+    [LOGIN_SASL] = TO(LOGIN_SASL_CHOSEN) | WATCH_END,
+    [LOGIN_SASL_CHOSEN] = WATCH_END,
+    [LOGIN_READY] = 0,
+    [LOGIN_UNWATCHED] = 0,
+};
+#undef WATCH_END
+#undef TO
+
+const char *login_state_name(enum login_state s)
+{
+    return (unsigned)s < LOGIN_STATES ? state_names[s] : "invalid";
+}
+
+bool login_move_legal(enum login_state from, enum login_state to)
+{
+    return (unsigned)from < LOGIN_STATES && (unsigned)to < LOGIN_STATES &&
+           (legal[from] & (1u << to)) != 0;
+}
+
+bool login_set_state(struct conn *c, enum login_state to, const char *why)
+{
+    enum login_state from = c->ls;
+    if (!conn_transition(c, "login", login_state_name(from), login_state_name(to),
+                         login_move_legal(from, to), why))
+        return false;
+    c->ls = to;
+    return true;
+}
+
+bool login_watching(const struct conn *c)
+{
+    return c->ls == LOGIN_STARTUP || c->ls == LOGIN_SASL || c->ls == LOGIN_SASL_CHOSEN;
+}
+
+bool login_start(struct conn *c)
+{
+    return login_set_state(c, LOGIN_STARTUP, "joined");
+}
+
+void login_free(struct conn *c)
 {
     free(c->wf.buf);
     free(c->wb.buf);
@@ -43,18 +95,19 @@ void watch_free(struct conn *c)
 }
 
 /* Stop watching: whatever is buffered goes out as it came. */
-static int watch_end(struct conn *c)
+static int watch_end(struct conn *c, const char *why)
 {
     int r = 0;
+    if (login_watching(c) && !login_set_state(c, LOGIN_UNWATCHED, why))
+        return -1;
     /* verified: the upstream's ReadyForQuery ended the watch (back_msg);
      * otherwise it stopped looking and cannot say how the login went. */
-    conn_log_established(c, c->login_ok);
-    c->watching = false;
+    conn_log_established(c, c->ls == LOGIN_READY);
     if (c->wb.len > 0)
         r = relay_emit(c, &c->front, c->wb.buf, c->wb.len);
     if (r == 0 && c->wf.len > 0)
         r = relay_emit(c, &c->back, c->wf.buf, c->wf.len);
-    watch_free(c);
+    login_free(c);
     return r;
 }
 
@@ -101,7 +154,8 @@ static int back_msg(struct conn *c, const uint8_t *m, size_t n)
     case 'R':
         if (pg_auth_code(m, n) != PG_AUTH_SASL)
             break;
-        c->sasl_offered = true;
+        if (c->ls == LOGIN_STARTUP && !login_set_state(c, LOGIN_SASL, "AuthenticationSASL"))
+            return -1;
         if (!c->front.plain)
             break;
         size_t k = pg_sasl_strip_plus(m, n, out, sizeof(out), &stripped);
@@ -129,8 +183,9 @@ static int back_msg(struct conn *c, const uint8_t *m, size_t n)
         break;
     case 'Z': {
         int r = relay_emit(c, &c->front, m, n);
-        c->login_ok = true;
-        c->watching = false; /* start-up is over; the rest is relayed as is */
+        /* start-up is over; the rest is relayed as is */
+        if (r == 0 && !login_set_state(c, LOGIN_READY, "ReadyForQuery"))
+            return -1;
         return r;
     }
     default:
@@ -144,8 +199,9 @@ static int front_msg(struct conn *c, const uint8_t *m, size_t n)
 {
     char mech[PG_LOGVAL_MAX];
 
-    if (m[0] == 'p' && c->sasl_offered && !c->sasl_chosen) {
-        c->sasl_chosen = true;
+    if (m[0] == 'p' && c->ls == LOGIN_SASL) {
+        if (!login_set_state(c, LOGIN_SASL_CHOSEN, "SASLInitialResponse"))
+            return -1;
         if (pg_sasl_initial_mechanism(m, n, mech, sizeof(mech)) == 0 && ends_with(mech, "-PLUS")) {
             /* Nothing of it goes upstream: the server would only say
              * "SCRAM channel binding check failed". */
@@ -160,9 +216,9 @@ static int front_msg(struct conn *c, const uint8_t *m, size_t n)
     return relay_emit(c, &c->back, m, n);
 }
 
-int watch_input(struct conn *c, struct leg *from, const uint8_t *buf, size_t len)
+int login_input(struct conn *c, struct leg *from, const uint8_t *buf, size_t len)
 {
-    struct watch *w = from == &c->front ? &c->wf : &c->wb;
+    struct login_buf *w = from == &c->front ? &c->wf : &c->wb;
     size_t off = 0;
 
     uint8_t *nb = realloc(w->buf, w->len + len);
@@ -174,17 +230,17 @@ int watch_input(struct conn *c, struct leg *from, const uint8_t *buf, size_t len
     memcpy(w->buf + w->len, buf, len);
     w->len += len;
 
-    while (c->watching) {
+    while (login_watching(c)) {
         uint8_t type;
         size_t total;
-        int h = pg_msg_header(w->buf + off, w->len - off, WATCH_MAX, &type, &total);
+        int h = pg_msg_header(w->buf + off, w->len - off, LOGIN_MSG_MAX, &type, &total);
         if (h < 0) {
             /* Not a start-up we understand (or a huge message): stop looking. */
             log_debug("event=watch_end conn=%llu reason=\"unframeable %s message\"",
                       (unsigned long long)c->id, from == &c->front ? "front" : "back");
             memmove(w->buf, w->buf + off, w->len - off);
             w->len -= off;
-            return watch_end(c);
+            return watch_end(c, "unframeable message");
         }
         if (h == 0 || total > w->len - off)
             break;
@@ -196,5 +252,5 @@ int watch_input(struct conn *c, struct leg *from, const uint8_t *buf, size_t len
     }
     memmove(w->buf, w->buf + off, w->len - off);
     w->len -= off;
-    return c->watching ? 0 : watch_end(c);
+    return login_watching(c) ? 0 : watch_end(c, "ReadyForQuery");
 }

@@ -1,0 +1,258 @@
+/*
+ * cancelfwd.c - a client's CancelRequest on its way upstream, and the
+ * upstream set-up a finished client leaves behind.
+ *
+ * A cancel is decided here (cancel.c's bounds, keymap.c's keys) and
+ * travels on the client's own connection: on the back leg opened early at
+ * its SSLRequest if there is one (no second upstream connection), else on
+ * one opened for it, over verified TLS. A client that is done while its
+ * back leg is part-way through the upstream's TLS handshake leaves that
+ * leg to finish (parked), so the database never logs a handshake cut off.
+ * Owns c->cancel_pkt and the cancel slot and key mark; wipes the packet
+ * (it carries a secret) and never logs the key.
+ */
+#include "cancelfwd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "admit.h"
+#include "cancel.h"
+#include "conn.h"
+#include "front.h"
+#include "keymap.h"
+#include "leg.h"
+#include "log.h"
+#include "back.h"
+#include "route.h"
+#include "worker.h"
+
+/* A CancelRequest admitted for forwarding: the slot and the key mark it
+ * holds, and the packet (a secret: wiped when freed). */
+struct cancelfwd {
+    uint8_t *pkt;
+    size_t len;
+    bool slot;   /* holds one of the CANCEL_FORWARDS_MAX (cancel.h) */
+    bool marked; /* its key is marked in flight in the keymap */
+};
+
+/* The forward of c's cancel is over: its key may be forwarded again (at
+ * once if it was not sent, after CANCEL_COALESCE_MS if it was). */
+static void cancel_key_end(struct cancelfwd *f, bool sent)
+{
+    uint32_t pid;
+    uint8_t key[PG_CANCEL_KEY_MAX];
+    size_t keylen;
+    f->marked = false;
+    if (pg_parse_cancel(f->pkt, f->len, &pid, key, &keylen) == 0)
+        keymap_cancel_end(pid, key, keylen, cancel_now_ms(), sent);
+    OPENSSL_cleanse(key, sizeof(key));
+}
+
+/*
+ * Is the back leg part-way through its set-up with the upstream, such that
+ * closing it now would cut a TLS handshake off? (From the SSLRequest on;
+ * before, the upstream has seen no byte and logs nothing.) A leg that will
+ * carry a cancel is waited for from the start.
+ */
+bool cancelfwd_midway(const struct conn *c)
+{
+    if (c->phase != PHASE_OPEN)
+        return false;
+    if (back_negotiating(c))
+        return true;
+    return c->cancel != NULL && back_dialing(c);
+}
+
+/* Without --client-connect-timeout, a back leg kept for a client that is
+ * done still ends: DRAIN_TIMEOUT_MS at most. */
+static void back_deadline_cap(struct conn *c)
+{
+    uint64_t cap = uv_now(c->w->loop) + DRAIN_TIMEOUT_MS;
+    if (c->route->connect_timeout_ms == 0 && c->back_deadline > cap) {
+        c->back_deadline = cap;
+        conn_arm_timer(c);
+    }
+}
+
+/*
+ * The client is done but the back leg is midway: stop reading the client
+ * and let the back leg finish (bounded by --client-connect-timeout, or
+ * DRAIN_TIMEOUT_MS without one). Whatever is queued for the client still
+ * goes out; its close comes with the back leg's.
+ */
+void cancelfwd_park(struct conn *c)
+{
+    if (c->front_done)
+        return;
+    c->front_done = true;
+    leg_read_stop(&c->front);
+    back_deadline_cap(c);
+    log_debug("event=upstream_finish conn=%llu upstream=%s reason=\"client done during the "
+              "upstream TLS set-up: finishing it, then close_notify\"",
+              (unsigned long long)c->id, c->back_addr);
+    conn_arm_timer(c);
+}
+
+
+/*
+ * May this cancel go upstream? In order: the client's address must be
+ * allowed and within its rate (cancel.h), the key must be a live session's
+ * with no forward of it in flight or just done (keymap.h), and fewer than
+ * CANCEL_FORWARDS_MAX forwards may be in flight. On CANCEL_FORWARDED the
+ * key is marked in flight and a slot is held: the caller owns both.
+ */
+static enum cancel_outcome cancel_decide(struct conn *c, const struct sockaddr *sa,
+                                         const uint8_t *pkt, size_t len, uint32_t *pid)
+{
+    uint8_t key[PG_CANCEL_KEY_MAX];
+    size_t keylen;
+    enum cancel_outcome o = CANCEL_FORWARDED;
+
+    *pid = 0;
+    if (c->denied)
+        return CANCEL_DENIED;
+    if (!cancel_admit(sa))
+        return CANCEL_RATE_LIMITED;
+    if (pg_parse_cancel(pkt, len, pid, key, &keylen) != 0) {
+        cancel_penalize(sa);
+        return CANCEL_UNKNOWN_KEY;
+    }
+    switch (keymap_cancel_begin(*pid, key, keylen, cancel_now_ms(), CANCEL_COALESCE_MS)) {
+    case KEYMAP_UNKNOWN:
+        cancel_penalize(sa);
+        o = CANCEL_UNKNOWN_KEY;
+        break;
+    case KEYMAP_COALESCED:
+        o = CANCEL_COALESCED;
+        break;
+    case KEYMAP_FORWARD:
+    default:
+        if (!cancel_slot_take()) {
+            keymap_cancel_end(*pid, key, keylen, 0, false);
+            o = CANCEL_OVER_LIMIT;
+        }
+        break;
+    }
+    OPENSSL_cleanse(key, sizeof(key));
+    return o;
+}
+
+/* back_ops of a leg that carries a cancel: send it once the leg is
+ * verified; the upstream answers with nothing and closes. */
+static void cancel_back_ready(struct conn *c)
+{
+    struct cancelfwd *f = c->cancel;
+    if (tlsio_write(&c->back.tls, f->pkt, f->len) < 0 || leg_flush(&c->back) < 0) {
+        cancel_count(CANCEL_FAILED, NULL);
+        conn_end(c, "error", "could not send the cancel request");
+        return;
+    }
+    cancel_key_end(f, true);
+    cancel_count(CANCEL_FORWARDED, NULL);
+    conn_end(c, "cancel_forwarded", "cancel request forwarded over verified TLS");
+}
+
+static void cancel_back_failed(struct conn *c, const char *sqlstate, const char *label,
+                               const char *msg)
+{
+    (void)sqlstate;
+    (void)label;
+    cancel_count(CANCEL_FAILED, NULL);
+    conn_end(c, "cancel_failed", "%s", msg);
+}
+
+static const struct back_ops cancel_back = {
+    .ready = cancel_back_ready,
+    .failed = cancel_back_failed,
+};
+
+/*
+ * The client's CancelRequest is in c->startup (plaintext, or inside TLS as
+ * libpq 17 and postgres.js send it). The client gets no answer, as from
+ * PostgreSQL; a refused cancel is counted (cancel.c logs a summary), never
+ * logged one by one. An admitted one goes upstream on this connection: on
+ * the back leg opened early at its SSLRequest if there is one (no second
+ * upstream connection), else on one opened now, over verified TLS.
+ */
+void cancelfwd_request(struct conn *c, size_t len)
+{
+    struct sockaddr_storage ss;
+    const struct sockaddr *sa = front_sockaddr(c, &ss);
+    uint32_t pid = 0;
+    struct cancelfwd *f = calloc(1, sizeof(*f));
+    uint8_t *pkt = f != NULL ? malloc(len) : NULL;
+    enum cancel_outcome o = CANCEL_FAILED;
+
+    if (pkt != NULL) {
+        memcpy(pkt, c->startup, len);
+        o = cancel_decide(c, sa, pkt, len, &pid);
+    } else {
+        log_error("event=cancel_dropped conn=%llu front=%s reason=\"out of memory\"",
+                  (unsigned long long)c->id, c->front_addr);
+    }
+    OPENSSL_cleanse(c->startup, c->startup_len);
+    c->startup_len = 0;
+    if (o != CANCEL_FORWARDED) {
+        cancel_count(o, sa); /* a forwarded one is counted once sent */
+        if (pkt != NULL)
+            OPENSSL_cleanse(pkt, len);
+        free(pkt);
+        free(f);
+        conn_end(c, "cancel", "cancel request not forwarded: %s", cancel_outcome_name(o));
+        return;
+    }
+    if (front_holds_early_back(c)) { /* it will carry a cancel: not a wasted early leg */
+        admit_early_end(&admit_early_legs, (long long)time(NULL), false);
+        c->early_back = false;
+    }
+    f->pkt = pkt;
+    f->len = len;
+    f->slot = f->marked = true;
+    c->cancel = f;
+    bool early = c->bs != BACK_IDLE;
+    log_info("event=cancel_forward conn=%llu front=%s pid=%u leg=%s", (unsigned long long)c->id,
+             c->front_addr, pid, early ? "early" : "new");
+    cancelfwd_park(c);
+    switch (c->bs) {
+    case BACK_IDLE:
+        back_start(c, &cancel_back);
+        if (c->phase == PHASE_OPEN)
+            back_deadline_cap(c);
+        break;
+    case BACK_READY:
+        back_set_owner(c, &cancel_back);
+        cancel_back_ready(c);
+        break;
+    case BACK_FAILED:
+        cancel_count(CANCEL_FAILED, NULL);
+        conn_end(c, "cancel_failed", "the upstream leg had failed: %s",
+                 c->err_msg != NULL ? c->err_msg : "unknown");
+        break;
+    default:
+        back_set_owner(c, &cancel_back); /* midway: sent once it is ready */
+        break;
+    }
+}
+
+void cancelfwd_closed(struct conn *c)
+{
+    struct cancelfwd *f = c->cancel;
+    if (f == NULL)
+        return;
+    if (f->marked)
+        cancel_key_end(f, false);
+    if (f->slot)
+        cancel_slot_put();
+    log_info("event=cancel_closed conn=%llu upstream=%s outcome=%s reason=\"%s\"",
+             (unsigned long long)c->id, c->back_addr, c->outcome ? c->outcome : "closed",
+             c->reason);
+    OPENSSL_cleanse(f->pkt, f->len);
+    free(f->pkt);
+    free(f);
+    c->cancel = NULL;
+}

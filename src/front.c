@@ -1,0 +1,587 @@
+/*
+ * front.c - the client's leg from accept to its StartupMessage: the PROXY
+ * protocol header, the first packet (SSLRequest, GSSENCRequest, direct TLS
+ * ClientHello, plaintext StartupMessage or CancelRequest), the front TLS
+ * handshake, the StartupMessage inside TLS, and the refusals a client
+ * hears once it can read them (--max-connections, the descriptor reserve,
+ * --server-allow-from, TLS required).
+ *
+ * Mirrors the back leg (dial.c, back.c): it starts the upstream leg early
+ * when admit.c allows, and hands over to conn.c's join once the
+ * StartupMessage is in. Never frees a connection; after any call that may
+ * end it, returns. Never answers an SSLRequest with an error
+ * (CVE-2024-10977) and never accepts bytes behind one (CVE-2021-23214).
+ */
+#include "front.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "admit.h"
+#include "cancelfwd.h"
+#include "conn.h"
+#include "leg.h"
+#include "log.h"
+#include "metrics.h"
+#include "netaddr.h"
+#include "proxyproto.h"
+#include "relay.h"
+#include "sniwarn.h"
+#include "tlsctx.h"
+#include "back.h"
+#include "login.h"
+#include "route.h"
+#include "worker.h"
+
+static const char *const state_names[FRONT_STATES] = {
+    [FRONT_FIRST] = "first", [FRONT_TLS] = "tls",     [FRONT_STARTUP] = "startup",
+    [FRONT_WAIT] = "wait",   [FRONT_RELAY] = "relay",
+};
+
+#define TO(s) (1u << (s))
+/* legal[from]: the states it may move to. */
+static const unsigned legal[FRONT_STATES] = {
+    [FRONT_FIRST] = TO(FRONT_TLS) | TO(FRONT_WAIT), /* SSLRequest or ClientHello; plaintext */
+    [FRONT_TLS] = TO(FRONT_STARTUP),
+    [FRONT_STARTUP] = TO(FRONT_WAIT),
+    [FRONT_WAIT] = TO(FRONT_RELAY),
+    [FRONT_RELAY] = 0,
+};
+#undef TO
+
+const char *front_state_name(enum front_state s)
+{
+    return (unsigned)s < FRONT_STATES ? state_names[s] : "invalid";
+}
+
+bool front_move_legal(enum front_state from, enum front_state to)
+{
+    return (unsigned)from < FRONT_STATES && (unsigned)to < FRONT_STATES &&
+           (legal[from] & (1u << to)) != 0;
+}
+
+bool front_set_state(struct conn *c, enum front_state to, const char *why)
+{
+    enum front_state from = c->fs;
+    if (!conn_transition(c, "front", front_state_name(from), front_state_name(to),
+                         front_move_legal(from, to), why))
+        return false;
+    c->fs = to;
+    return true;
+}
+
+bool front_starting(const struct conn *c)
+{
+    return c->fs == FRONT_FIRST || c->fs == FRONT_TLS || c->fs == FRONT_STARTUP;
+}
+
+bool front_relaying(const struct conn *c)
+{
+    return c->fs == FRONT_RELAY;
+}
+
+bool front_past_handshake(const struct conn *c)
+{
+    return c->fs == FRONT_STARTUP || c->fs == FRONT_WAIT || c->fs == FRONT_RELAY;
+}
+
+/*
+ * A client accepted nearly out of descriptors is refused only if they are
+ * still nearly out when its StartupMessage arrives: others may have closed
+ * meanwhile (the lowest free descriptor, which dup returns, says so).
+ */
+static void fd_recheck(struct conn *c)
+{
+    int fd = -1;
+    unsigned long long limit = 0;
+    if (!c->too_many || c->err_msg == NULL || uv_fileno((uv_handle_t *)&c->front.tcp, &fd) != 0)
+        return;
+    int probe = dup(fd);
+    if (probe < 0)
+        return;
+    bool still = admit_fd_nearly_out(probe, &limit);
+    close(probe);
+    if (still)
+        return;
+    log_debug("event=fd_limit_cleared conn=%llu", (unsigned long long)c->id);
+    free(c->err_msg);
+    c->err_msg = NULL;
+    c->too_many = false;
+}
+
+bool front_holds_early_back(const struct conn *c)
+{
+    return c->early_back;
+}
+
+/* Open the upstream leg now if an early slot is free; else it waits for
+ * the StartupMessage (front_startup). */
+static void back_start_early(struct conn *c)
+{
+    unsigned n = 0;
+    switch (admit_early_take(&admit_early_legs, (long long)time(NULL), &n)) {
+    case ADMIT_EARLY_WASTED:
+        log_debug(
+            "event=upstream_deferred conn=%llu reason=\"%u early upstream legs wasted in 2 s\"",
+            (unsigned long long)c->id, n);
+        return;
+    case ADMIT_EARLY_FULL:
+        log_debug("event=upstream_deferred conn=%llu reason=\"%u early upstream legs open\"",
+                  (unsigned long long)c->id, n);
+        return;
+    case ADMIT_EARLY_OK:
+    default:
+        break;
+    }
+    c->early_back = true;
+    back_start(c, &conn_session_back); /* leaves bs != BACK_IDLE, even when it fails */
+}
+
+
+/* Is the client's address in list? */
+static bool front_in(struct conn *c, const struct cidr_list *list)
+{
+    struct sockaddr_storage ss;
+    const struct sockaddr *sa = front_sockaddr(c, &ss);
+    return sa != NULL && cidr_list_match(list, sa);
+}
+
+/*
+ * --server-proxy-protocol: the first bytes are a PROXY v1/v2 header from
+ * the load balancer. Its source address becomes the client's, for the logs
+ * and the allow-lists. Returns true when the header is done and c->startup
+ * holds only the client's own bytes; false if more is needed or the
+ * connection was refused (then it is ending).
+ */
+static bool front_proxy_header(struct conn *c)
+{
+    struct proxyproto pp;
+    char err[160];
+    int n = proxyproto_parse(c->startup, c->startup_len, &pp, err, sizeof(err));
+    if (n == 0)
+        return false;
+    if (n < 0) {
+        /* No ErrorResponse: the client may be waiting for an answer to its
+         * SSLRequest, which must never be one (CVE-2024-10977). */
+        log_warn("event=refused conn=%llu front=%s reason=\"PROXY protocol header missing or "
+                 "invalid: %s\" hint=\"is the load balancer set to send PROXY protocol "
+                 "headers? (--server-proxy-protocol is on)\"",
+                 (unsigned long long)c->id, c->front_addr, err);
+        conn_end(c, "refused", "PROXY protocol header missing or invalid: %s", err);
+        return false;
+    }
+    c->pp_done = true;
+    if (pp.has_addr && (c->pp_src = malloc(sizeof(*c->pp_src))) != NULL) {
+        memcpy(c->pp_src, &pp.src, sizeof(pp.src));
+        snprintf(c->lb_addr, sizeof(c->lb_addr), "%s", c->front_addr);
+        netaddr_format((const struct sockaddr *)&pp.src, c->front_addr, sizeof(c->front_addr));
+    }
+    memmove(c->startup, c->startup + n, c->startup_len - (size_t)n);
+    c->startup_len -= (size_t)n;
+    c->denied = c->w->rt->allow_from.n > 0 && !front_in(c, &c->w->rt->allow_from);
+    log_info("event=proxy_protocol conn=%llu front=%s via=%s version=%d%s",
+             (unsigned long long)c->id, c->front_addr, c->lb_addr[0] ? c->lb_addr : "-", pp.version,
+             c->denied ? " denied=not_in_server_allow_from" : "");
+    return true;
+}
+
+void front_accept(struct worker *w, int sock)
+{
+    struct conn *c = conn_new(w);
+    if (c == NULL) {
+        close(sock);
+        log_error("event=accept_failed reason=\"out of memory\"");
+        return;
+    }
+    uv_tcp_init(w->loop, &c->front.tcp);
+    c->front.open = true;
+    conn_hold(c);
+    if (uv_tcp_open(&c->front.tcp, sock) != 0) {
+        close(sock); /* not the handle's yet */
+        conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->front.tcp, 1);
+    unsigned ka = w->rt->cfg->keepalive_s;
+    uv_tcp_keepalive(&c->front.tcp, ka > 0, ka);
+    c->counted = true;
+    metrics_session_opened();
+    unsigned open = admit_client_open();
+    c->too_many = open > w->rt->cfg->max_connections;
+    int fd = -1;
+    unsigned long long limit = 0;
+    if (!c->too_many && uv_fileno((uv_handle_t *)&c->front.tcp, &fd) == 0 &&
+        admit_fd_nearly_out(fd, &limit)) {
+        char msg[300];
+        snprintf(msg, sizeof(msg),
+                 "pg-tls-proxy: too many connections: the proxy is nearly out of file "
+                 "descriptors (%d open, limit %llu) — raise its open-files limit (ulimit -n / "
+                 "LimitNOFILE) or lower the load",
+                 fd + 1, limit);
+        c->err_msg = strdup(msg); /* told by refuse() */
+        c->too_many = true;
+        admit_fd_limit_log(fd, limit);
+    }
+    netaddr_peer(&c->front.tcp, c->front_addr, sizeof(c->front_addr));
+    /* Told once the client can read it: after its TLS handshake. */
+    /* Behind a PROXY-protocol load balancer, the client's address is in
+     * the header: decided there. */
+    c->denied =
+        !w->rt->cfg->proxy_protocol && w->rt->allow_from.n > 0 && !front_in(c, &w->rt->allow_from);
+    /* Logged with the first packet (conn_log_accepted): a plaintext cancel has none. */
+    c->accept_note = c->err_msg != NULL ? " refused=fd_limit"
+                     : c->too_many      ? " refused=max_connections"
+                                        : "";
+    conn_arm_timer(c);
+    if (leg_read_start(&c->front) < 0)
+        conn_close(c);
+}
+
+
+/*
+ * A client we will not serve (--max-connections, --server-allow-from) is
+ * told why once it can read it: after its TLS handshake and StartupMessage,
+ * or in reply to a plaintext StartupMessage. True if it was refused.
+ */
+bool front_refuse(struct conn *c)
+{
+    char ip[64];
+    if (c->too_many && c->err_msg != NULL) { /* nearly out of descriptors */
+        conn_fail_front(c, "53300", "too_many", "%s", c->err_msg);
+        return true;
+    }
+    if (c->too_many) {
+        conn_fail_front(c, "53300", "too_many",
+                        "pg-tls-proxy: sorry, too many clients already (--max-connections %u)",
+                        c->w->rt->cfg->max_connections);
+        return true;
+    }
+    if (c->denied) {
+        conn_fail_front(c, "28000", "denied",
+                        "pg-tls-proxy: connections from %s are not allowed (--server-allow-from)",
+                        netaddr_host(c->front_addr, ip, sizeof(ip)));
+        return true;
+    }
+    return false;
+}
+
+/* Both legs ready: forward the StartupMessage (and anything after it). */
+
+const struct sockaddr *front_sockaddr(struct conn *c, struct sockaddr_storage *ss)
+{
+    int sl = sizeof(*ss);
+    if (c->pp_src != NULL)
+        return (const struct sockaddr *)c->pp_src;
+    if (uv_tcp_getpeername(&c->front.tcp, (struct sockaddr *)ss, &sl) != 0)
+        return NULL;
+    return (const struct sockaddr *)ss;
+}
+
+/* Start the front TLS handshake; pending holds bytes already received,
+ * more (m bytes) those of the same read that did not fit in c->startup. */
+static bool front_tls_begin(struct conn *c, const uint8_t *pending, size_t n, const uint8_t *more,
+                            size_t m)
+{
+    char err[200];
+    if (tlsio_init(&c->front.tls, c->w->routes->front_ctx, true, err, sizeof(err)) < 0) {
+        conn_end(c, "error", "%s", err);
+        return false;
+    }
+    if (tlsio_feed(&c->front.tls, pending, n) < 0 || tlsio_feed(&c->front.tls, more, m) < 0) {
+        conn_close(c);
+        return false;
+    }
+    if (!front_set_state(c, FRONT_TLS, c->direct_tls ? "ClientHello" : "SSLRequest"))
+        return false;
+    /* In parallel with the front handshake, unless the client must first
+     * prove who it is (mTLS): then unauthenticated clients cost the
+     * database nothing. */
+    if (!c->denied && !c->too_many && c->w->rt->cfg->front_client_ca_path == NULL)
+        back_start_early(c);
+    return c->phase == PHASE_OPEN;
+}
+
+static void front_tls_step(struct conn *c);
+
+/* Bytes pipelined behind a plaintext StartupMessage that did not fit in
+ * c->startup: kept after it, to be forwarded with it (conn_join). */
+static bool startup_append(struct conn *c, const uint8_t *more, size_t m)
+{
+    uint8_t *b = realloc(c->startup, c->startup_len + m);
+    if (b == NULL) {
+        conn_close(c);
+        return false;
+    }
+    memcpy(b + c->startup_len, more, m);
+    c->startup = b;
+    c->startup_len += m;
+    return true;
+}
+
+/* FRONT_FIRST: the first plaintext packet. */
+static void front_first(struct conn *c, const uint8_t *buf, size_t len)
+{
+    struct pg_first p;
+    char err[200];
+
+    if (c->startup == NULL && (c->startup = malloc(PG_STARTUP_MAX)) == NULL) {
+        conn_close(c);
+        return;
+    }
+    /* The first packet is decided within PG_STARTUP_MAX bytes (pgproto.c),
+     * so that much is kept; the rest of this read (a ClientHello can be
+     * larger: post-quantum key shares) goes to TLS, or after the packet. */
+    size_t take = len < PG_STARTUP_MAX - c->startup_len ? len : PG_STARTUP_MAX - c->startup_len;
+    const uint8_t *more = buf + take;
+    size_t m = len - take;
+    memcpy(c->startup + c->startup_len, buf, take);
+    c->startup_len += take;
+    if (c->w->rt->cfg->proxy_protocol && !c->pp_done &&
+        (!front_proxy_header(c) || c->startup_len == 0))
+        return;
+
+    enum pg_first_kind kind = pg_parse_first(c->startup, c->startup_len, &p, err, sizeof(err));
+    if (kind == PG_FIRST_CANCEL && !c->accept_logged)
+        c->quiet = true;
+    else if (kind != PG_FIRST_INCOMPLETE && !c->accept_logged)
+        conn_log_accepted(c);
+    switch (kind) {
+    case PG_FIRST_INCOMPLETE:
+        return;
+    case PG_FIRST_SSLREQUEST: {
+        size_t extra = c->startup_len - p.len;
+        if (extra > 0 && c->startup[p.len] != PG_TLS_HANDSHAKE_BYTE) {
+            /* CVE-2021-23214: these bytes were not encrypted; they may be a
+             * man-in-the-middle's. Refuse before saying 'S'. Only a TLS
+             * ClientHello may follow, and it goes to the handshake. */
+            log_warn("event=refused conn=%llu front=%s reason=\"%zu bytes after SSLRequest "
+                     "before TLS (possible injection, CVE-2021-23214)\"",
+                     (unsigned long long)c->id, c->front_addr, extra);
+            conn_end(c, "refused", "bytes pipelined after SSLRequest");
+            return;
+        }
+        if (leg_send(&c->front, "S", 1) < 0) {
+            conn_close(c);
+            return;
+        }
+        c->startup_len = 0;
+        if (front_tls_begin(c, c->startup + p.len, extra, more, m) && extra + m > 0)
+            front_tls_step(c);
+        return;
+    }
+    case PG_FIRST_DIRECT_TLS: {
+        /* PostgreSQL 17 sslnegotiation=direct: a ClientHello, no SSLRequest. */
+        size_t n = c->startup_len;
+        c->direct_tls = true;
+        c->startup_len = 0;
+        if (front_tls_begin(c, c->startup, n, more, m))
+            front_tls_step(c);
+        return;
+    }
+    case PG_FIRST_GSSENCREQUEST:
+        if (c->startup_len > p.len) {
+            conn_end(c, "refused", "bytes pipelined after GSSENCRequest");
+            return;
+        }
+        /* No GSSAPI encryption here; the client may follow with SSLRequest. */
+        c->startup_len = 0;
+        if (leg_send(&c->front, "N", 1) < 0)
+            conn_close(c);
+        return;
+    case PG_FIRST_STARTUP:
+        c->info = p.startup;
+        if (m > 0 && !startup_append(c, more, m))
+            return;
+        fd_recheck(c);
+        if (front_refuse(c))
+            return;
+        if (c->w->rt->allow_plain.n > 0 && front_in(c, &c->w->rt->allow_plain)) {
+            /* Sidecar mode: plaintext to us, verify-full upstream. */
+            c->front.plain = true;
+            if (!front_set_state(c, FRONT_WAIT, "plaintext StartupMessage"))
+                return;
+            leg_read_stop(&c->front);
+            back_start(c, &conn_session_back);
+            return;
+        }
+        conn_fail_front(c, "28000", "refused",
+                        "pg-tls-proxy: TLS is required; connect with sslmode=verify-full");
+        return;
+    case PG_FIRST_CANCEL:
+        cancelfwd_request(c, p.len);
+        return;
+    case PG_FIRST_INVALID:
+    default:
+        conn_fail_front(c, "08P01", "protocol_error", "pg-tls-proxy: invalid start-up packet: %s",
+                        err);
+        return;
+    }
+}
+
+/* FRONT_STARTUP: read the StartupMessage inside TLS. */
+static void front_startup(struct conn *c)
+{
+    struct pg_first p;
+    char err[200], e[160];
+
+    if (c->startup == NULL && (c->startup = malloc(PG_STARTUP_MAX)) == NULL) {
+        conn_close(c);
+        return;
+    }
+    for (;;) {
+        size_t n = 0;
+        enum tls_res r = TLS_WANT;
+        if (c->startup_len < PG_STARTUP_MAX)
+            r = tlsio_read(&c->front.tls, c->startup + c->startup_len,
+                           PG_STARTUP_MAX - c->startup_len, &n);
+        if (r == TLS_OK) {
+            c->startup_len += n;
+        } else if (r == TLS_EOF) {
+            conn_end(c, "closed", "client closed TLS before the start-up packet");
+            return;
+        } else if (r == TLS_ERR) {
+            conn_end(c, "error", "front TLS error: %s", tlsio_error(e, sizeof(e)));
+            return;
+        }
+        switch (pg_parse_first(c->startup, c->startup_len, &p, err, sizeof(err))) {
+        case PG_FIRST_INCOMPLETE:
+            if (r == TLS_OK && c->startup_len < PG_STARTUP_MAX)
+                continue;
+            if (leg_flush(&c->front) < 0) {
+                conn_close(c);
+                return;
+            }
+            /* Records OpenSSL owes the client (KeyUpdate replies) count
+             * too: a client that asks for them and never reads is not
+             * read from either. */
+            leg_backpressure(&c->front);
+            return;
+        case PG_FIRST_STARTUP:
+            c->info = p.startup;
+            if (front_holds_early_back(c)) { /* not wasted: on to the login */
+                admit_early_end(&admit_early_legs, (long long)time(NULL), false);
+                c->early_back = false;
+            }
+            if (!front_set_state(c, FRONT_WAIT, "StartupMessage"))
+                return;
+            fd_recheck(c);
+            /* Hold further client bytes until the back leg is ready. */
+            leg_read_stop(&c->front);
+            tlsio_release(&c->front.tls);
+            conn_arm_timer(c);
+            leg_flush(&c->front);
+            if (c->bs == BACK_IDLE && !c->denied && !c->too_many) {
+                back_start(c, &conn_session_back); /* no early slot was free */
+                if (c->phase != PHASE_OPEN)
+                    return;
+            }
+            conn_join(c);
+            return;
+        case PG_FIRST_CANCEL:
+            cancelfwd_request(c, p.len);
+            return;
+        case PG_FIRST_SSLREQUEST:
+        case PG_FIRST_GSSENCREQUEST:
+            conn_fail_front(c, "08P01", "protocol_error",
+                            "pg-tls-proxy: SSLRequest or GSSENCRequest inside TLS");
+            return;
+        default:
+            conn_fail_front(c, "08P01", "protocol_error",
+                            "pg-tls-proxy: invalid start-up packet: %s", err);
+            return;
+        }
+    }
+}
+
+/* Drive the front handshake with what has been fed, then the start-up. */
+static void front_tls_step(struct conn *c)
+{
+    char e[200];
+
+    if (c->fs == FRONT_TLS) {
+        enum tls_res r = tlsio_handshake(&c->front.tls);
+        if (r == TLS_WANT) {
+            if (leg_flush(&c->front) < 0)
+                conn_close(c);
+            return;
+        }
+        if (r != TLS_OK) {
+            tlsio_error(e, sizeof(e));
+            long vr = SSL_get_verify_result(c->front.tls.ssl);
+            bool mtls = c->w->rt->cfg->front_client_ca_path != NULL;
+            const char *hint = "the client did not complete a TLS handshake";
+            if (mtls && vr != X509_V_OK) {
+                /* mTLS: say what was wrong with the client's certificate. */
+                snprintf(e, sizeof(e), "client certificate: %s", X509_verify_cert_error_string(vr));
+                hint = "the client's certificate must be signed by --server-client-ca-path";
+            } else if (strstr(e, "peer did not return a certificate") != NULL) {
+                hint = "mTLS is on (--server-client-ca-path): connect with sslcert and sslkey";
+            } else if (strstr(e, "certificate") != NULL || strstr(e, "unknown ca") != NULL) {
+                hint = "does the client trust the CA that signed --server-certificate-path?";
+            } else if (strstr(e, "application protocol") != NULL) {
+                hint = "the client offered ALPN without \"postgresql\"";
+            } else if (strstr(e, "version") != NULL || strstr(e, "protocol") != NULL) {
+                hint = "the client sent something other than a TLS ClientHello, or a TLS "
+                       "version older than --server-min-tls-version";
+            }
+            metrics_handshake_failed(0, mtls && vr != X509_V_OK             ? "client_certificate"
+                                        : strstr(e, "application protocol") ? "alpn"
+                                                                            : "handshake");
+            log_warn("event=front_handshake_failed conn=%llu front=%s reason=\"%s\" hint=\"%s\"",
+                     (unsigned long long)c->id, c->front_addr, e, hint);
+            leg_flush(&c->front); /* the alert */
+            conn_end(c, "front_tls_failed", "front TLS handshake failed: %s", e);
+            return;
+        }
+        c->front.tls_up = true;
+        if (!front_set_state(c, FRONT_STARTUP, "handshake done"))
+            return;
+        sniwarn_check(c->front.tls.ssl, (unsigned long long)c->id, c->front_addr);
+        if (c->w->rt->cfg->front_client_ca_path != NULL && !c->denied && !c->too_many &&
+            c->bs == BACK_IDLE) {
+            back_start_early(c); /* the client's certificate is verified */
+            if (c->phase != PHASE_OPEN)
+                return;
+        }
+        log_debug("event=front_tls_up conn=%llu tls=%s cipher=%s direct=%d",
+                  (unsigned long long)c->id, tlsio_version(&c->front.tls),
+                  tlsio_cipher(&c->front.tls), (int)c->direct_tls);
+        if (c->direct_tls && !tlsctx_alpn_postgresql(c->front.tls.ssl)) {
+            /* As PostgreSQL 17: direct TLS is only for clients that say
+             * "postgresql" in ALPN, so that other protocols can't be
+             * confused for ours. */
+            conn_fail_front(c, "08P01", "protocol_error",
+                            "pg-tls-proxy: direct TLS connection without ALPN \"postgresql\"; "
+                            "use sslnegotiation=direct with libpq 17 or newer, or "
+                            "sslnegotiation=postgres");
+            return;
+        }
+    }
+    if (c->fs == FRONT_STARTUP)
+        front_startup(c);
+}
+
+void front_on_data(struct conn *c, const uint8_t *buf, size_t len)
+{
+    if (c->fs == FRONT_FIRST) {
+        front_first(c, buf, len);
+        return;
+    }
+    if (c->front.plain) {
+        if (c->fs == FRONT_RELAY)
+            relay_plain(c, &c->front, buf, len);
+        return;
+    }
+    if (tlsio_feed(&c->front.tls, buf, len) < 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->fs == FRONT_RELAY)
+        relay_pump(c, &c->front);
+    else
+        front_tls_step(c);
+}
+

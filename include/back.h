@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "leg.h"
+
 struct conn;
 
 enum back_state {
@@ -45,8 +47,10 @@ struct back_ops {
 void back_start(struct conn *c, const struct back_ops *ops);
 /* Hand the leg to another owner (a cancel taking over an early leg). */
 void back_set_owner(struct conn *c, const struct back_ops *ops);
-/* Bytes read from the upstream before the join. May end the connection. */
-void back_on_data(struct conn *c, const uint8_t *buf, size_t len);
+/* What the upstream's leg reported (raw bytes, TLS ready or failed,
+ * plaintext waiting; conn.c handles the rest). May end the connection:
+ * return right after it. */
+void back_on_event(struct conn *c, enum leg_event ev, const uint8_t *buf, size_t len);
 /* The back socket failed or closed during the set-up (DIAL to READY):
  * the leg fails with 08001. May end the connection. */
 void back_lost(struct conn *c, const char *what);
@@ -64,9 +68,9 @@ bool back_move_legal(enum back_state from, enum back_state to);
 const char *back_state_name(enum back_state s);
 
 /* Named predicates instead of comparisons on the enum's order. */
-bool back_setting_up(const struct conn *c); /* DIAL, SSLREQ or TLS: the connect deadline runs */
-bool back_dialing(const struct conn *c);    /* DIAL: the upstream has seen no byte */
+bool back_setting_up(const struct conn *c);  /* DIAL, SSLREQ or TLS: the connect deadline runs */
+bool back_dialing(const struct conn *c);     /* DIAL: the upstream has seen no byte */
 bool back_negotiating(const struct conn *c); /* SSLREQ or TLS: cutting it costs a log line */
-bool back_pending(const struct conn *c);     /* DIAL, SSLREQ, TLS or READY: not joined, not failed */
+bool back_pending(const struct conn *c); /* DIAL, SSLREQ, TLS or READY: not joined, not failed */
 
 #endif

@@ -45,7 +45,7 @@
 #include "pgproto.h"
 #include "pgtrack.h"
 
-#define IDLE_RELEASE_MS 1000 /* quiet this long: record buffers freed */
+#define IDLE_RELEASE_MS 1000  /* quiet this long: record buffers freed */
 #define DRAIN_TIMEOUT_MS 5000 /* flush + linger, at most */
 
 struct worker;
@@ -70,7 +70,7 @@ struct conn {
     uv_timer_t timer;
     unsigned refs; /* open handles + pending requests that hold c */
     unsigned shutdowns;
-    struct route *route;            /* where the back leg goes (a reference) */
+    struct route *route;             /* where the back leg goes (a reference) */
     const struct back_ops *back_ops; /* the back leg's owner: session, cancel or probe */
     struct dial *dial;
     struct cancelfwd *cancel; /* the client's CancelRequest, when it sent one */
@@ -141,8 +141,11 @@ void conn_log_accepted(struct conn *c);
 /* Close every handle now (idempotent); memory goes in the last close
  * callback. Ends the connection: return right after it. */
 void conn_close(struct conn *c);
-/* uv_close one leg's socket if open (its close callback releases c). */
+/* Close one leg's transport if open (LEG_CLOSED releases c). */
 void conn_close_leg(struct leg *l);
+/* The other leg of l's connection, and "front" or "back" for the logs. */
+struct leg *conn_peer(struct leg *l);
+const char *conn_leg_name(const struct leg *l);
 /* A leg's socket failed or reached EOF (what: for the log). May end the
  * connection: return right after it. */
 void conn_leg_lost(struct leg *l, const char *what);

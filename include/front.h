@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "leg.h"
+
 struct conn;
 struct worker;
 
@@ -32,15 +34,17 @@ bool front_set_state(struct conn *c, enum front_state to, const char *why);
 bool front_move_legal(enum front_state from, enum front_state to);
 const char *front_state_name(enum front_state s);
 /* Named predicates instead of comparisons on the enum's order. */
-bool front_starting(const struct conn *c);       /* FIRST, TLS, STARTUP: the start-up deadline runs */
-bool front_relaying(const struct conn *c);       /* RELAY */
+bool front_starting(const struct conn *c); /* FIRST, TLS, STARTUP: the start-up deadline runs */
+bool front_relaying(const struct conn *c); /* RELAY */
 bool front_past_handshake(const struct conn *c); /* STARTUP, WAIT or RELAY */
 
 /* A new client's socket (non-blocking): front_accept owns it, even on
  * failure (the listener's accept callback). */
 void front_accept(struct worker *w, int fd);
-/* Bytes read from the client. May end the connection: return right after it. */
-void front_on_data(struct conn *c, const uint8_t *buf, size_t len);
+/* What the client's leg reported (raw bytes, TLS ready or failed,
+ * plaintext waiting; conn.c handles the rest). May end the connection:
+ * return right after it. */
+void front_on_event(struct conn *c, enum leg_event ev, const uint8_t *buf, size_t len);
 /* A client we will not serve (--max-connections, the descriptor reserve,
  * --server-allow-from) is told why. True if it was refused: then the
  * connection is ending, return right after it. */

@@ -35,8 +35,8 @@ struct route {
 
 struct route_table {
     atomic_uint refs;
-    SSL_CTX *front_ctx;  /* the listener's certificate (a reference) */
-    struct route *dflt;  /* the route every session takes today */
+    SSL_CTX *front_ctx; /* the listener's certificate (a reference) */
+    struct route *dflt; /* the route every session takes today */
 };
 
 /* A route from the configuration's upstream flags and back_ctx (a new

@@ -62,15 +62,15 @@ struct worker {
     uv_loop_t *loop;
     uv_loop_t loop_storage;
     uv_thread_t thread;
-    uv_async_t ctl;         /* main -> worker commands */
-    atomic_uint ctl_cmds;   /* WORKER_* bits not yet handled */
-    uv_mutex_t offer_lock;         /* guards offered */
-    struct route_table *offered;   /* a reload's new table, not yet taken */
-    uv_async_t *done; /* the main thread's: "a worker has finished" */
+    uv_async_t ctl;              /* main -> worker commands */
+    atomic_uint ctl_cmds;        /* WORKER_* bits not yet handled */
+    uv_mutex_t offer_lock;       /* guards offered */
+    struct route_table *offered; /* a reload's new table, not yet taken */
+    uv_async_t *done;            /* the main thread's: "a worker has finished" */
     unsigned index;
     const struct runtime *rt;
     struct route_table *routes; /* this worker's reference; swapped on reload */
-    struct conn *conns; /* every live connection, for shutdown */
+    struct conn *conns;         /* every live connection, for shutdown */
     size_t nconns;
     bool draining;
     bool probing; /* probe_timer initialised (worker 0 with --admin-address) */

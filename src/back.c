@@ -30,9 +30,8 @@
 #include "worker.h"
 
 static const char *const state_names[BACK_STATES] = {
-    [BACK_IDLE] = "idle",     [BACK_DIAL] = "dial",   [BACK_SSLREQ] = "sslreq",
-    [BACK_TLS] = "tls",       [BACK_READY] = "ready", [BACK_RELAY] = "relay",
-    [BACK_FAILED] = "failed",
+    [BACK_IDLE] = "idle",   [BACK_DIAL] = "dial",   [BACK_SSLREQ] = "sslreq", [BACK_TLS] = "tls",
+    [BACK_READY] = "ready", [BACK_RELAY] = "relay", [BACK_FAILED] = "failed",
 };
 
 #define TO(s) (1u << (s))
@@ -147,11 +146,11 @@ void back_lost(struct conn *c, const char *what)
 static void handshake_failed(struct conn *c)
 {
     const struct route *rt = c->route;
-    SSL *ssl = c->back.tls.ssl;
+    SSL *ssl = leg_ssl(&c->back);
     long vr = SSL_get_verify_result(ssl);
     char e[200];
 
-    tlsio_error(e, sizeof(e));
+    leg_tls_error(e, sizeof(e));
     leg_flush(&c->back); /* our alert, so the server logs why */
     if (vr != X509_V_OK) {
         /* Which certificate failed and why, as the verify callback saw it
@@ -179,10 +178,10 @@ static void handshake_failed(struct conn *c)
 
 void back_print_chain(struct conn *c)
 {
-    STACK_OF(X509) *chain = SSL_get0_verified_chain(c->back.tls.ssl);
+    STACK_OF(X509) *chain = SSL_get0_verified_chain(leg_ssl(&c->back));
     char line[1024];
     printf("upstream %s verified as \"%s\": %s %s\n", c->back_addr, c->route->verify_name,
-           tlsio_version(&c->back.tls), tlsio_cipher(&c->back.tls));
+           leg_tls_version(&c->back), leg_tls_cipher(&c->back));
     for (int i = 0; chain != NULL && i < sk_X509_num(chain); i++) {
         tlsctx_cert_summary(sk_X509_value(chain, i), line, sizeof(line));
         printf("  [%d] %s\n", i, line);
@@ -203,8 +202,8 @@ static void dial_connected(struct conn *c)
     char err[256];
     uint8_t sslreq[8];
 
-    if (tlsio_init(&c->back.tls, rt->back_ctx, false, err, sizeof(err)) < 0 ||
-        tlsctx_back_session_setup(c->back.tls.ssl, rt->verify_name, err, sizeof(err)) < 0) {
+    if (leg_tls_init(&c->back, rt->back_ctx, false, err, sizeof(err)) < 0 ||
+        tlsctx_back_session_setup(leg_ssl(&c->back), rt->verify_name, err, sizeof(err)) < 0) {
         fail(c, "XX000", "internal", "pg-tls-proxy: %s", err);
         return;
     }
@@ -212,12 +211,12 @@ static void dial_connected(struct conn *c)
         /* PostgreSQL 17+: the ClientHello is the first thing we send. */
         if (!back_set_state(c, BACK_TLS, "connected, direct TLS"))
             return;
-        if (tlsio_handshake(&c->back.tls) == TLS_ERR) {
-            handshake_failed(c);
+        leg_tls_begin(&c->back);
+        if (leg_read_start(&c->back) < 0) {
+            fail(c, "08001", "closed", "pg-tls-proxy: lost the upstream %s", c->back_addr);
             return;
         }
-        if (leg_flush(&c->back) < 0 || leg_read_start(&c->back) < 0)
-            fail(c, "08001", "closed", "pg-tls-proxy: lost the upstream %s", c->back_addr);
+        leg_tls_step(&c->back); /* the ClientHello */
         return;
     }
     pg_build_sslrequest(sslreq);
@@ -257,12 +256,8 @@ static void sslreq_answer(struct conn *c, const uint8_t *buf, size_t len)
     } else if (buf[0] == 'S') {
         if (!back_set_state(c, BACK_TLS, "'S'"))
             return;
-        if (tlsio_handshake(&c->back.tls) == TLS_ERR) {
-            handshake_failed(c);
-            return;
-        }
-        if (leg_flush(&c->back) < 0)
-            fail(c, "08001", "closed", "pg-tls-proxy: lost the upstream %s", c->back_addr);
+        leg_tls_begin(&c->back);
+        leg_tls_step(&c->back); /* the ClientHello */
     } else if (buf[0] == 'N') {
         fail(c, "08001", "refused_tls",
              "pg-tls-proxy: upstream %s refused TLS (it answered 'N' to SSLRequest) — "
@@ -282,20 +277,10 @@ static void sslreq_answer(struct conn *c, const uint8_t *buf, size_t len)
     }
 }
 
-/* BACK_TLS: drive the handshake; once verified, READY. */
-static void tls_step(struct conn *c)
+/* The handshake is done: ALPN for direct TLS, then READY. */
+static void tls_ready(struct conn *c)
 {
-    enum tls_res r = tlsio_handshake(&c->back.tls);
-    if (r == TLS_WANT) {
-        if (leg_flush(&c->back) < 0)
-            fail(c, "08001", "closed", "pg-tls-proxy: lost the upstream %s", c->back_addr);
-        return;
-    }
-    if (r != TLS_OK) {
-        handshake_failed(c);
-        return;
-    }
-    if (c->route->direct_tls && !tlsctx_alpn_postgresql(c->back.tls.ssl)) {
+    if (c->route->direct_tls && !tlsctx_alpn_postgresql(leg_ssl(&c->back))) {
         fail(c, "08001", "alpn",
              "pg-tls-proxy: upstream %s accepted direct TLS without ALPN \"postgresql\" — "
              "is it PostgreSQL 17 or newer? If not, remove --client-direct-tls",
@@ -307,10 +292,10 @@ static void tls_step(struct conn *c)
         return;
     /* Nothing should come before our StartupMessage; read again when relaying. */
     leg_read_stop(&c->back);
-    tlsio_release(&c->back.tls);
+    leg_tls_release(&c->back);
     conn_arm_timer(c);
     log_debug("event=back_tls_up conn=%llu upstream=%s tls=%s cipher=%s", (unsigned long long)c->id,
-              c->back_addr, tlsio_version(&c->back.tls), tlsio_cipher(&c->back.tls));
+              c->back_addr, leg_tls_version(&c->back), leg_tls_cipher(&c->back));
     if (leg_flush(&c->back) < 0) {
         fail(c, "08001", "closed", "pg-tls-proxy: lost the upstream %s", c->back_addr);
         return;
@@ -319,20 +304,26 @@ static void tls_step(struct conn *c)
     c->back_ops->ready(c);
 }
 
-void back_on_data(struct conn *c, const uint8_t *buf, size_t len)
+void back_on_event(struct conn *c, enum leg_event ev, const uint8_t *buf, size_t len)
 {
-    if (c->bs == BACK_SSLREQ) {
-        sslreq_answer(c, buf, len);
+    switch (ev) {
+    case LEG_RAW:
+        if (c->bs == BACK_SSLREQ)
+            sslreq_answer(c, buf, len);
+        return;
+    case LEG_TLS_READY:
+        tls_ready(c);
+        return;
+    case LEG_TLS_FAILED:
+        handshake_failed(c);
+        return;
+    case LEG_DATA:
+        if (c->bs == BACK_RELAY)
+            relay_pump(c, &c->back);
+        return;
+    default:
         return;
     }
-    if (tlsio_feed(&c->back.tls, buf, len) < 0) {
-        conn_close(c);
-        return;
-    }
-    if (c->bs == BACK_TLS)
-        tls_step(c);
-    else if (c->bs == BACK_RELAY)
-        relay_pump(c, &c->back);
 }
 
 void back_timeout(struct conn *c)

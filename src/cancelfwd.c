@@ -98,7 +98,6 @@ void cancelfwd_park(struct conn *c)
     conn_arm_timer(c);
 }
 
-
 /*
  * May this cancel go upstream? In order: the client's address must be
  * allowed and within its rate (cancel.h), the key must be a live session's
@@ -147,7 +146,7 @@ static enum cancel_outcome cancel_decide(struct conn *c, const struct sockaddr *
 static void cancel_back_ready(struct conn *c)
 {
     struct cancelfwd *f = c->cancel;
-    if (tlsio_write(&c->back.tls, f->pkt, f->len) < 0 || leg_flush(&c->back) < 0) {
+    if (leg_write_plain(&c->back, f->pkt, f->len) < 0 || leg_flush(&c->back) < 0) {
         cancel_count(CANCEL_FAILED, NULL);
         conn_end(c, "error", "could not send the cancel request");
         return;

@@ -87,9 +87,8 @@ static void conn_free(struct conn *c)
         if (!c->accept_logged)
             conn_log_accepted(c);
         /* The audit line: everything about the session in one place. */
-        const char *sni = c->front.tls.ssl != NULL
-                              ? SSL_get_servername(c->front.tls.ssl, TLSEXT_NAMETYPE_host_name)
-                              : NULL;
+        SSL *ssl = leg_ssl(&c->front);
+        const char *sni = ssl != NULL ? SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) : NULL;
         char sq[300];
         /* A refused login: the server's own SQLSTATE and severity. */
         char login[64] = "";
@@ -103,10 +102,10 @@ static void conn_free(struct conn *c)
                  (unsigned long long)c->id, c->front_addr, c->lb_addr[0] ? " via=" : "", c->lb_addr,
                  sni != NULL ? log_escape(sni, sq, sizeof(sq)) : "", c->info.user, c->info.database,
                  c->info.application_name, c->back_addr,
-                 c->front.tls_up ? tlsio_version(&c->front.tls) : "none",
-                 c->front.tls_up ? tlsio_cipher(&c->front.tls) : "none",
-                 c->back.tls_up ? tlsio_version(&c->back.tls) : "none",
-                 c->back.tls_up ? tlsio_cipher(&c->back.tls) : "none",
+                 c->front.tls_up ? leg_tls_version(&c->front) : "none",
+                 c->front.tls_up ? leg_tls_cipher(&c->front) : "none",
+                 c->back.tls_up ? leg_tls_version(&c->back) : "none",
+                 c->back.tls_up ? leg_tls_cipher(&c->back) : "none",
                  (unsigned long long)c->front.bytes_in, (unsigned long long)c->back.bytes_in,
                  (unsigned long long)ms, outcome, login, c->reason);
     }
@@ -114,8 +113,8 @@ static void conn_free(struct conn *c)
     keymap_remove(c->key);
     login_free(c);
     route_unref(c->route);
-    tlsio_free(&c->front.tls);
-    tlsio_free(&c->back.tls);
+    leg_free(&c->front);
+    leg_free(&c->back);
     free(c->startup);
     free(c->err_msg);
     free(c->pp_src);
@@ -152,23 +151,73 @@ static void timer_closed_cb(uv_handle_t *h)
     conn_release(h->data);
 }
 
-static void leg_closed_cb(uv_handle_t *h)
-{
-    struct leg *l = h->data;
-    struct conn *c = l->conn;
-    l->open = false;
-    l->reading = false;
-    if (l == &c->back)
-        dial_on_close(c); /* may try the next upstream address */
-    conn_release(c);
-}
-
 void conn_close_leg(struct leg *l)
 {
-    if (l->open && !uv_is_closing((uv_handle_t *)&l->tcp)) {
-        l->tcp.data = l;
-        uv_close((uv_handle_t *)&l->tcp, leg_closed_cb);
+    leg_close(l); /* LEG_CLOSED releases c */
+}
+
+struct leg *conn_peer(struct leg *l)
+{
+    struct conn *c = l->conn;
+    return l == &c->front ? &c->back : &c->front;
+}
+
+const char *conn_leg_name(const struct leg *l)
+{
+    return l == &l->conn->front ? "front" : "back";
+}
+
+/*
+ * The one callback of both legs (leg.h): lifecycle events are handled
+ * here, bytes and TLS progress go to the leg's machine (front.c, back.c),
+ * which hands the data phase to relay.c.
+ */
+static void leg_event(struct leg *l, enum leg_event ev, const uint8_t *buf, size_t len)
+{
+    struct conn *c = l->conn;
+
+    switch (ev) {
+    case LEG_CLOSED:
+        if (l == &c->back)
+            dial_on_close(c); /* may try the next upstream address */
+        conn_release(c);
+        return;
+    case LEG_SHUT:
+        relay_on_shut(c);
+        return;
+    case LEG_DRAINED:
+        relay_on_written(c, l);
+        return;
+    case LEG_WRITE_FAILED:
+        conn_leg_lost(l, (const char *)buf);
+        if (c->phase != PHASE_CLOSING && l == &c->front)
+            conn_close(c); /* the client is gone; nothing more can be said */
+        return;
+    default:
+        break;
     }
+    if (c->phase != PHASE_OPEN) {
+        /* Lingering: the client's bytes are dropped (leg_read_discard);
+         * its EOF ends it. */
+        if ((ev == LEG_EOF || ev == LEG_ERROR) && c->phase == PHASE_LINGER)
+            conn_close(c);
+        return;
+    }
+    switch (ev) {
+    case LEG_EOF:
+        conn_leg_lost(l, "closed the connection");
+        return;
+    case LEG_ERROR:
+        conn_leg_lost(l, (const char *)buf);
+        return;
+    default:
+        break;
+    }
+    c->last_active = l->last_read; /* --idle-timeout */
+    if (l == &c->front)
+        front_on_event(c, ev, buf, len);
+    else
+        back_on_event(c, ev, buf, len);
 }
 
 /*
@@ -246,8 +295,7 @@ void conn_end(struct conn *c, const char *outcome, const char *fmt, ...)
     for (int i = 0; i < 2; i++) {
         leg_read_stop(legs[i]);
         if (legs[i]->tls_up && legs[i]->open) {
-            tlsio_shutdown(&legs[i]->tls);
-            if (leg_flush(legs[i]) < 0) {
+            if (leg_tls_close(legs[i]) < 0) {
                 conn_close(c);
                 return;
             }
@@ -279,7 +327,7 @@ static void front_error(struct conn *c, const char *sqlstate, const char *outcom
         if (n > 0 && (c->fs == FRONT_FIRST || c->front.plain)) {
             leg_send(&c->front, pkt, n);
         } else if (n > 0 && c->front.tls_up && front_past_handshake(c)) {
-            if (tlsio_write(&c->front.tls, pkt, n) == 0)
+            if (leg_write_plain(&c->front, pkt, n) == 0)
                 leg_flush(&c->front);
         }
     }
@@ -295,47 +343,6 @@ void conn_fail_front_hint(struct conn *c, const char *sqlstate, const char *outc
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     front_error(c, sqlstate, outcome, hint, msg);
-}
-
-/*
- * --write-stall-timeout: the client's backlog has stayed over the
- * high-water mark with nothing written for that long: it stopped reading
- * (a client that sends KeyUpdate requests, or queries with many NOTICEs,
- * and never reads). Holding its backlog forever is the attack, so the
- * session ends at once, without waiting to flush what will never be read.
- * True if it ended.
- */
-static bool stall_timeout(struct conn *c, uint64_t now)
-{
-    unsigned ms = c->w->rt->write_stall_ms;
-    struct leg *l = &c->front;
-    if (ms == 0 || l->stall_since == 0 || now < l->stall_since + ms || !leg_stalled(l))
-        return false;
-    log_warn("event=write_stall conn=%llu front=%s backlog_bytes=%zu stalled_s=%u "
-             "reason=\"client stopped reading: nothing it was sent has been read for %u s\" "
-             "hint=\"a client must read what it is sent; raise --write-stall-timeout (0: off) "
-             "for clients that pause longer\"",
-             (unsigned long long)c->id, c->front_addr, leg_backlog(l), ms / 1000, ms / 1000);
-    conn_end(c, "timeout", "client stopped reading for %u s (--write-stall-timeout)", ms / 1000);
-    conn_close(c); /* its backlog would never be read: free it now */
-    return true;
-}
-
-/*
- * --idle-timeout: when this session will have been idle for it, or
- * UINT64_MAX while it is not idle. Idle comes from the protocol (pgtrack:
- * every query answered by ReadyForQuery, nothing after the last Sync): a
- * query that runs for minutes, NOTICEs or not, is never idle. During the
- * login (the start-up watch) the upstream must have spoken last.
- */
-static uint64_t idle_deadline(const struct conn *c)
-{
-    unsigned ms = c->w->rt->idle_timeout_ms;
-    if (!front_relaying(c) || ms == 0 || !c->tracking)
-        return UINT64_MAX;
-    if (login_watching(c))
-        return c->back.last_read >= c->front.last_read ? c->last_active + ms : UINT64_MAX;
-    return pgtrack_idle(&c->track) ? c->idle_since + ms : UINT64_MAX;
 }
 
 static void timer_cb(uv_timer_t *t)
@@ -354,11 +361,11 @@ static void timer_cb(uv_timer_t *t)
         if (c->phase != PHASE_OPEN)
             return;
     }
-    if (stall_timeout(c, now))
+    if (relay_stall_timeout(c, now))
         return;
     if (front_relaying(c) && c->buffers_held && now >= c->last_active + IDLE_RELEASE_MS)
         relay_release_idle(c);
-    uint64_t idle_end = idle_deadline(c);
+    uint64_t idle_end = relay_idle_deadline(c);
     if (idle_end != UINT64_MAX && now >= idle_end) {
         log_info("event=idle_timeout conn=%llu front=%s idle_s=%u", (unsigned long long)c->id,
                  c->front_addr, c->w->rt->idle_timeout_ms / 1000);
@@ -397,7 +404,7 @@ void conn_arm_timer(struct conn *c)
         when = c->front_deadline;
     if (back_setting_up(c) && c->back_deadline < when)
         when = c->back_deadline;
-    uint64_t idle_end = idle_deadline(c);
+    uint64_t idle_end = relay_idle_deadline(c);
     if (idle_end < when)
         when = idle_end;
     if (front_relaying(c) && login_watching(c) && c->tracking && idle_end == UINT64_MAX &&
@@ -422,8 +429,8 @@ struct conn *conn_new(struct worker *w)
         return NULL;
     c->w = w;
     c->id = atomic_fetch_add_explicit(&next_conn_id, 1, memory_order_relaxed) + 1;
-    leg_init(c, &c->front);
-    leg_init(c, &c->back);
+    leg_init(&c->front, c, w, leg_event);
+    leg_init(&c->back, c, w, leg_event);
     uv_timer_init(w->loop, &c->timer);
     c->timer.data = c;
     c->refs = 1; /* the timer */
@@ -457,9 +464,9 @@ void conn_log_established(struct conn *c, bool verified)
              "application_name=\"%s\" front_tls=%s front_cipher=%s back_tls=%s back_cipher=%s "
              "setup_ms=%llu login_ms=%llu%s",
              (unsigned long long)c->id, c->front_addr, c->back_addr, c->info.user, c->info.database,
-             c->info.application_name, c->front.plain ? "none" : tlsio_version(&c->front.tls),
-             c->front.plain ? "none" : tlsio_cipher(&c->front.tls), tlsio_version(&c->back.tls),
-             tlsio_cipher(&c->back.tls), (unsigned long long)(c->join_ms - c->start_ms),
+             c->info.application_name, c->front.plain ? "none" : leg_tls_version(&c->front),
+             c->front.plain ? "none" : leg_tls_cipher(&c->front), leg_tls_version(&c->back),
+             leg_tls_cipher(&c->back), (unsigned long long)(c->join_ms - c->start_ms),
              (unsigned long long)(now - c->join_ms), verified ? "" : " login=unverified");
 }
 
@@ -558,4 +565,3 @@ void conn_shutdown(struct conn *c, bool now)
     else
         conn_end(c, "shutdown", "proxy shutdown timeout");
 }
-

@@ -136,10 +136,8 @@ static void try_connect(struct dial *d)
         struct addrinfo *ai = d->cur;
         d->cur = ai->ai_next;
         netaddr_format(ai->ai_addr, c->back_addr, sizeof(c->back_addr));
-        uv_tcp_init(c->w->loop, &c->back.tcp);
-        c->back.tcp.data = &c->back;
-        c->back.open = true;
-        conn_hold(c);
+        leg_tcp_open(&c->back);
+        conn_hold(c); /* the leg's transport: released at LEG_CLOSED */
         d->connect_req.data = d;
         d->state = DIAL_CONNECT;
         int fdno = -1;

@@ -140,7 +140,6 @@ static void back_start_early(struct conn *c)
     back_start(c, &conn_session_back); /* leaves bs != BACK_IDLE, even when it fails */
 }
 
-
 /* Is the client's address in list? */
 static bool front_in(struct conn *c, const struct cidr_list *list)
 {
@@ -196,9 +195,8 @@ void front_accept(struct worker *w, int sock)
         log_error("event=accept_failed reason=\"out of memory\"");
         return;
     }
-    uv_tcp_init(w->loop, &c->front.tcp);
-    c->front.open = true;
-    conn_hold(c);
+    leg_tcp_open(&c->front);
+    conn_hold(c); /* the leg's transport: released at LEG_CLOSED */
     if (uv_tcp_open(&c->front.tcp, sock) != 0) {
         close(sock); /* not the handle's yet */
         conn_close(c);
@@ -239,7 +237,6 @@ void front_accept(struct worker *w, int sock)
     if (leg_read_start(&c->front) < 0)
         conn_close(c);
 }
-
 
 /*
  * A client we will not serve (--max-connections, --server-allow-from) is
@@ -286,14 +283,15 @@ static bool front_tls_begin(struct conn *c, const uint8_t *pending, size_t n, co
                             size_t m)
 {
     char err[200];
-    if (tlsio_init(&c->front.tls, c->w->routes->front_ctx, true, err, sizeof(err)) < 0) {
+    if (leg_tls_init(&c->front, c->w->routes->front_ctx, true, err, sizeof(err)) < 0) {
         conn_end(c, "error", "%s", err);
         return false;
     }
-    if (tlsio_feed(&c->front.tls, pending, n) < 0 || tlsio_feed(&c->front.tls, more, m) < 0) {
+    if (leg_tls_feed(&c->front, pending, n) < 0 || leg_tls_feed(&c->front, more, m) < 0) {
         conn_close(c);
         return false;
     }
+    leg_tls_begin(&c->front);
     if (!front_set_state(c, FRONT_TLS, c->direct_tls ? "ClientHello" : "SSLRequest"))
         return false;
     /* In parallel with the front handshake, unless the client must first
@@ -304,7 +302,7 @@ static bool front_tls_begin(struct conn *c, const uint8_t *pending, size_t n, co
     return c->phase == PHASE_OPEN;
 }
 
-static void front_tls_step(struct conn *c);
+static void front_startup(struct conn *c);
 
 /* Bytes pipelined behind a plaintext StartupMessage that did not fit in
  * c->startup: kept after it, to be forwarded with it (conn_join). */
@@ -369,7 +367,7 @@ static void front_first(struct conn *c, const uint8_t *buf, size_t len)
         }
         c->startup_len = 0;
         if (front_tls_begin(c, c->startup + p.len, extra, more, m) && extra + m > 0)
-            front_tls_step(c);
+            leg_tls_step(&c->front);
         return;
     }
     case PG_FIRST_DIRECT_TLS: {
@@ -378,7 +376,7 @@ static void front_first(struct conn *c, const uint8_t *buf, size_t len)
         c->direct_tls = true;
         c->startup_len = 0;
         if (front_tls_begin(c, c->startup, n, more, m))
-            front_tls_step(c);
+            leg_tls_step(&c->front);
         return;
     }
     case PG_FIRST_GSSENCREQUEST:
@@ -435,15 +433,15 @@ static void front_startup(struct conn *c)
         size_t n = 0;
         enum tls_res r = TLS_WANT;
         if (c->startup_len < PG_STARTUP_MAX)
-            r = tlsio_read(&c->front.tls, c->startup + c->startup_len,
-                           PG_STARTUP_MAX - c->startup_len, &n);
+            r = leg_read_plain(&c->front, c->startup + c->startup_len,
+                               PG_STARTUP_MAX - c->startup_len, &n);
         if (r == TLS_OK) {
             c->startup_len += n;
         } else if (r == TLS_EOF) {
             conn_end(c, "closed", "client closed TLS before the start-up packet");
             return;
         } else if (r == TLS_ERR) {
-            conn_end(c, "error", "front TLS error: %s", tlsio_error(e, sizeof(e)));
+            conn_end(c, "error", "front TLS error: %s", leg_tls_error(e, sizeof(e)));
             return;
         }
         switch (pg_parse_first(c->startup, c->startup_len, &p, err, sizeof(err))) {
@@ -457,7 +455,7 @@ static void front_startup(struct conn *c)
             /* Records OpenSSL owes the client (KeyUpdate replies) count
              * too: a client that asks for them and never reads is not
              * read from either. */
-            leg_backpressure(&c->front);
+            relay_backpressure(&c->front);
             return;
         case PG_FIRST_STARTUP:
             c->info = p.startup;
@@ -470,7 +468,7 @@ static void front_startup(struct conn *c)
             fd_recheck(c);
             /* Hold further client bytes until the back leg is ready. */
             leg_read_stop(&c->front);
-            tlsio_release(&c->front.tls);
+            leg_tls_release(&c->front);
             conn_arm_timer(c);
             leg_flush(&c->front);
             if (c->bs == BACK_IDLE && !c->denied && !c->too_many) {
@@ -496,92 +494,89 @@ static void front_startup(struct conn *c)
     }
 }
 
-/* Drive the front handshake with what has been fed, then the start-up. */
-static void front_tls_step(struct conn *c)
+/* The front handshake failed: say why, in the log and the metrics. */
+static void front_tls_failed(struct conn *c)
 {
     char e[200];
-
-    if (c->fs == FRONT_TLS) {
-        enum tls_res r = tlsio_handshake(&c->front.tls);
-        if (r == TLS_WANT) {
-            if (leg_flush(&c->front) < 0)
-                conn_close(c);
-            return;
-        }
-        if (r != TLS_OK) {
-            tlsio_error(e, sizeof(e));
-            long vr = SSL_get_verify_result(c->front.tls.ssl);
-            bool mtls = c->w->rt->cfg->front_client_ca_path != NULL;
-            const char *hint = "the client did not complete a TLS handshake";
-            if (mtls && vr != X509_V_OK) {
-                /* mTLS: say what was wrong with the client's certificate. */
-                snprintf(e, sizeof(e), "client certificate: %s", X509_verify_cert_error_string(vr));
-                hint = "the client's certificate must be signed by --server-client-ca-path";
-            } else if (strstr(e, "peer did not return a certificate") != NULL) {
-                hint = "mTLS is on (--server-client-ca-path): connect with sslcert and sslkey";
-            } else if (strstr(e, "certificate") != NULL || strstr(e, "unknown ca") != NULL) {
-                hint = "does the client trust the CA that signed --server-certificate-path?";
-            } else if (strstr(e, "application protocol") != NULL) {
-                hint = "the client offered ALPN without \"postgresql\"";
-            } else if (strstr(e, "version") != NULL || strstr(e, "protocol") != NULL) {
-                hint = "the client sent something other than a TLS ClientHello, or a TLS "
-                       "version older than --server-min-tls-version";
-            }
-            metrics_handshake_failed(0, mtls && vr != X509_V_OK             ? "client_certificate"
-                                        : strstr(e, "application protocol") ? "alpn"
-                                                                            : "handshake");
-            log_warn("event=front_handshake_failed conn=%llu front=%s reason=\"%s\" hint=\"%s\"",
-                     (unsigned long long)c->id, c->front_addr, e, hint);
-            leg_flush(&c->front); /* the alert */
-            conn_end(c, "front_tls_failed", "front TLS handshake failed: %s", e);
-            return;
-        }
-        c->front.tls_up = true;
-        if (!front_set_state(c, FRONT_STARTUP, "handshake done"))
-            return;
-        sniwarn_check(c->front.tls.ssl, (unsigned long long)c->id, c->front_addr);
-        if (c->w->rt->cfg->front_client_ca_path != NULL && !c->denied && !c->too_many &&
-            c->bs == BACK_IDLE) {
-            back_start_early(c); /* the client's certificate is verified */
-            if (c->phase != PHASE_OPEN)
-                return;
-        }
-        log_debug("event=front_tls_up conn=%llu tls=%s cipher=%s direct=%d",
-                  (unsigned long long)c->id, tlsio_version(&c->front.tls),
-                  tlsio_cipher(&c->front.tls), (int)c->direct_tls);
-        if (c->direct_tls && !tlsctx_alpn_postgresql(c->front.tls.ssl)) {
-            /* As PostgreSQL 17: direct TLS is only for clients that say
-             * "postgresql" in ALPN, so that other protocols can't be
-             * confused for ours. */
-            conn_fail_front(c, "08P01", "protocol_error",
-                            "pg-tls-proxy: direct TLS connection without ALPN \"postgresql\"; "
-                            "use sslnegotiation=direct with libpq 17 or newer, or "
-                            "sslnegotiation=postgres");
-            return;
-        }
+    leg_tls_error(e, sizeof(e));
+    long vr = SSL_get_verify_result(leg_ssl(&c->front));
+    bool mtls = c->w->rt->cfg->front_client_ca_path != NULL;
+    const char *hint = "the client did not complete a TLS handshake";
+    if (mtls && vr != X509_V_OK) {
+        /* mTLS: say what was wrong with the client's certificate. */
+        snprintf(e, sizeof(e), "client certificate: %s", X509_verify_cert_error_string(vr));
+        hint = "the client's certificate must be signed by --server-client-ca-path";
+    } else if (strstr(e, "peer did not return a certificate") != NULL) {
+        hint = "mTLS is on (--server-client-ca-path): connect with sslcert and sslkey";
+    } else if (strstr(e, "certificate") != NULL || strstr(e, "unknown ca") != NULL) {
+        hint = "does the client trust the CA that signed --server-certificate-path?";
+    } else if (strstr(e, "application protocol") != NULL) {
+        hint = "the client offered ALPN without \"postgresql\"";
+    } else if (strstr(e, "version") != NULL || strstr(e, "protocol") != NULL) {
+        hint = "the client sent something other than a TLS ClientHello, or a TLS "
+               "version older than --server-min-tls-version";
     }
-    if (c->fs == FRONT_STARTUP)
-        front_startup(c);
+    metrics_handshake_failed(0, mtls && vr != X509_V_OK             ? "client_certificate"
+                                : strstr(e, "application protocol") ? "alpn"
+                                                                    : "handshake");
+    log_warn("event=front_handshake_failed conn=%llu front=%s reason=\"%s\" hint=\"%s\"",
+             (unsigned long long)c->id, c->front_addr, e, hint);
+    leg_flush(&c->front); /* the alert */
+    conn_end(c, "front_tls_failed", "front TLS handshake failed: %s", e);
 }
 
-void front_on_data(struct conn *c, const uint8_t *buf, size_t len)
+/* The front handshake is done: check ALPN for direct TLS, then read the
+ * start-up packet (it may have come with the handshake's last flight). */
+static void front_tls_ready(struct conn *c)
 {
-    if (c->fs == FRONT_FIRST) {
-        front_first(c, buf, len);
+    SSL *ssl = leg_ssl(&c->front);
+    c->front.tls_up = true;
+    if (!front_set_state(c, FRONT_STARTUP, "handshake done"))
+        return;
+    sniwarn_check(ssl, (unsigned long long)c->id, c->front_addr);
+    if (c->w->rt->cfg->front_client_ca_path != NULL && !c->denied && !c->too_many &&
+        c->bs == BACK_IDLE) {
+        back_start_early(c); /* the client's certificate is verified */
+        if (c->phase != PHASE_OPEN)
+            return;
+    }
+    log_debug("event=front_tls_up conn=%llu tls=%s cipher=%s direct=%d", (unsigned long long)c->id,
+              leg_tls_version(&c->front), leg_tls_cipher(&c->front), (int)c->direct_tls);
+    if (c->direct_tls && !tlsctx_alpn_postgresql(ssl)) {
+        /* As PostgreSQL 17: direct TLS is only for clients that say
+         * "postgresql" in ALPN, so that other protocols can't be
+         * confused for ours. */
+        conn_fail_front(c, "08P01", "protocol_error",
+                        "pg-tls-proxy: direct TLS connection without ALPN \"postgresql\"; "
+                        "use sslnegotiation=direct with libpq 17 or newer, or "
+                        "sslnegotiation=postgres");
         return;
     }
-    if (c->front.plain) {
-        if (c->fs == FRONT_RELAY)
+    front_startup(c);
+}
+
+void front_on_event(struct conn *c, enum leg_event ev, const uint8_t *buf, size_t len)
+{
+    switch (ev) {
+    case LEG_RAW:
+        if (c->fs == FRONT_FIRST)
+            front_first(c, buf, len);
+        else if (c->front.plain && c->fs == FRONT_RELAY)
             relay_plain(c, &c->front, buf, len);
         return;
-    }
-    if (tlsio_feed(&c->front.tls, buf, len) < 0) {
-        conn_close(c);
+    case LEG_TLS_READY:
+        front_tls_ready(c);
+        return;
+    case LEG_TLS_FAILED:
+        front_tls_failed(c);
+        return;
+    case LEG_DATA:
+        if (c->fs == FRONT_RELAY)
+            relay_pump(c, &c->front);
+        else if (c->fs == FRONT_STARTUP)
+            front_startup(c);
+        return;
+    default:
         return;
     }
-    if (c->fs == FRONT_RELAY)
-        relay_pump(c, &c->front);
-    else
-        front_tls_step(c);
 }
-

@@ -1,19 +1,16 @@
 /*
- * leg.c - one leg's socket: reads into the worker's buffer, writes from
- * recycled chunks, backpressure and the stall clock.
+ * leg.c - one leg: the write path (recycled chunks, the TLS output queue),
+ * the read path (the worker's buffer, TLS fed and the handshake driven),
+ * and the events that report both to the leg's owner.
  *
- * Owns the chunk free list and every uv_write. Never frees a connection:
- * it reports failures to conn.c (conn_leg_lost / conn_close) and returns.
- * Backpressure counts a leg's backlog: everything held to send on it, by
- * what it costs (the capacity of its chunks in flight, not their payload,
- * plus its TLS output queue). A leg stops reading while its peer's backlog,
- * or its own (TLS records OpenSSL owes its peer: KeyUpdate replies), is
- * above RELAY_HIGH_WATER, and resumes once both are at RELAY_LOW_WATER or
- * below, so a slow reader bounds what we hold for it. While writes are in
- * flight, new output waits in the TLS queue and leaves in one piece when
- * they complete: a thousand small messages cost their bytes, not a chunk
- * each. A client whose backlog stays above the mark with no write progress
- * for --write-stall-timeout is ended (conn.c's timer).
+ * Owns the chunk free lists and every write. Knows no session and no
+ * protocol: what the bytes mean, and what a failure costs, is for the
+ * owner's callback (conn.c). Never frees the leg: memory belongs to the
+ * owner, which may free it once LEG_CLOSED has been reported. While writes
+ * are in flight, new output waits in the TLS queue and leaves in one piece
+ * when they complete: a thousand small messages cost their bytes, not a
+ * chunk each. A leg's backlog counts what it costs: the capacity of its
+ * chunks in flight, not their payload, plus its TLS output queue.
  */
 #include "leg.h"
 
@@ -21,27 +18,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conn.h"
-#include "relay.h"
-#include "back.h"
-#include "front.h"
+#include "pgassert.h"
 #include "worker.h"
 
-const char *leg_name(const struct leg *l)
+static void emit(struct leg *l, enum leg_event ev, const uint8_t *buf, size_t len)
 {
-    return l == &l->conn->front ? "front" : "back";
+    l->on_event(l, ev, buf, len);
 }
 
-struct leg *leg_peer(struct leg *l)
+static void emit_text(struct leg *l, enum leg_event ev, const char *text)
 {
-    struct conn *c = l->conn;
-    return l == &c->front ? &c->back : &c->front;
+    l->on_event(l, ev, (const uint8_t *)text, strlen(text));
 }
 
-void leg_init(struct conn *c, struct leg *l)
+void leg_init(struct leg *l, struct conn *c, struct worker *w, leg_event_cb cb)
 {
     memset(l, 0, sizeof(*l));
     l->conn = c;
+    l->w = w;
+    l->on_event = cb;
+    l->tp = &leg_tcp_transport;
 }
 
 /* A chunk able to hold `want` bytes, or the large class if want is bigger. */
@@ -88,10 +84,9 @@ void leg_chunk_cache_free(struct worker *w)
     }
 }
 
-/* Open and not closing: what is queued on it may still go. */
 bool leg_writable(const struct leg *l)
 {
-    return l->open && !uv_is_closing((const uv_handle_t *)&l->tcp);
+    return l->open && !l->tp->closing(l);
 }
 
 size_t leg_backlog(const struct leg *l)
@@ -99,130 +94,46 @@ size_t leg_backlog(const struct leg *l)
     return l->queued + tlsio_pending(&l->tls);
 }
 
-/* Should l stop reading: is its peer's backlog, or its own, too big? */
-static bool leg_over(struct leg *l)
+size_t leg_write_queue(const struct leg *l)
 {
-    return leg_backlog(leg_peer(l)) > RELAY_HIGH_WATER || leg_backlog(l) > RELAY_HIGH_WATER;
+    return l->open ? l->tp->write_queue(l) : 0;
 }
 
-/* May l read again: both backlogs at the low-water mark or below? */
-static bool leg_drained(struct leg *l)
+bool leg_unsent(const struct leg *l)
 {
-    return leg_backlog(leg_peer(l)) <= RELAY_LOW_WATER && leg_backlog(l) <= RELAY_LOW_WATER;
+    return l->queued > 0 || (leg_writable(l) && tlsio_pending(&l->tls) > 0);
 }
 
-static size_t leg_write_queue(struct leg *l)
+void leg_transport_written(struct chunk *ch, int status)
 {
-    return l->open ? uv_stream_get_write_queue_size((uv_stream_t *)&l->tcp) : 0;
-}
-
-/*
- * Start (or restart, after progress) the front leg's stall clock if its
- * backlog is above the high-water mark; stop it otherwise. conn.c's timer
- * ends the session once the clock has run --write-stall-timeout. Only the
- * client is suspected: an upstream may rightly stop reading for minutes (a
- * COPY FROM waiting for a lock), and backpressure bounds what it costs.
- */
-void leg_stall_check(struct leg *l, bool progress)
-{
-    struct conn *c = l->conn;
-    if (l != &c->front || leg_backlog(l) <= RELAY_HIGH_WATER) {
-        l->stall_since = 0;
-        return;
-    }
-    if (l->stall_since != 0 && !progress)
-        return;
-    bool arm = l->stall_since == 0;
-    l->stall_since = uv_now(c->w->loop);
-    l->stall_wq = leg_write_queue(l);
-    if (arm && c->w->rt->write_stall_ms > 0)
-        conn_arm_timer(c);
-}
-
-/* The stall clock of l has run out: true if l did not move at all since
- * it started (then the session must end), else the clock restarts. */
-bool leg_stalled(struct leg *l)
-{
-    size_t wq = leg_write_queue(l);
-    if (leg_backlog(l) <= RELAY_HIGH_WATER) {
-        l->stall_since = 0;
-        return false;
-    }
-    if (wq < l->stall_wq) { /* part of a chunk went: slow, not stopped */
-        l->stall_since = uv_now(l->conn->w->loop);
-        l->stall_wq = wq;
-        return false;
-    }
-    return true;
-}
-
-/* Stop reading l while a backlog is over the mark (resumed by write_cb). */
-static void leg_pause_if_over(struct leg *l)
-{
-    if (!l->paused && leg_over(l)) {
-        l->paused = true;
-        leg_read_stop(l);
-    }
-}
-
-void leg_backpressure(struct leg *l)
-{
-    leg_pause_if_over(l);
-    leg_stall_check(l, false);
-    leg_stall_check(leg_peer(l), false);
-}
-
-static void leg_resume_if_drained(struct leg *l)
-{
-    if (l->paused && leg_drained(l)) {
-        l->paused = false;
-        if (leg_read_start(l) < 0)
-            conn_close(l->conn);
-    }
-}
-
-static void write_cb(uv_write_t *req, int status)
-{
-    struct chunk *ch = req->data;
     struct leg *l = ch->leg;
-    struct conn *c = l->conn;
 
+    PGTP_ASSERT(l->queued >= ch->cap);
     l->queued -= ch->cap;
-    chunk_put(c->w, ch);
-    if (c->phase == PHASE_CLOSING)
-        return;
+    chunk_put(l->w, ch);
+    if (!leg_writable(l))
+        return; /* closing: the owner is no longer interested */
     if (status < 0) {
         char what[128];
         snprintf(what, sizeof(what), "write failed: %s", uv_strerror(status));
-        conn_leg_lost(l, what);
-        if (c->phase != PHASE_CLOSING && l == &c->front)
-            conn_close(c); /* the client is gone; nothing more can be said */
+        emit_text(l, LEG_WRITE_FAILED, what);
         return;
     }
     /* The last write in flight is done: what gathered meanwhile goes now. */
     if (l->queued == 0 && leg_flush(l) < 0) {
-        conn_close(c);
+        emit_text(l, LEG_WRITE_FAILED, "write failed");
         return;
     }
-    if (c->phase == PHASE_DRAIN) {
-        relay_check_drained(c);
-        return;
-    }
-    leg_stall_check(l, true);
-    leg_resume_if_drained(leg_peer(l));
-    if (c->phase == PHASE_OPEN)
-        leg_resume_if_drained(l);
+    emit(l, LEG_DRAINED, NULL, 0);
 }
 
 /* Queue one chunk on l. Returns 0 or a negative libuv error (chunk freed). */
 static int chunk_write(struct leg *l, struct chunk *ch)
 {
-    uv_buf_t b = uv_buf_init((char *)ch->data, (unsigned)ch->len);
     ch->leg = l;
-    ch->req.data = ch;
-    int r = uv_write(&ch->req, (uv_stream_t *)&l->tcp, &b, 1, write_cb);
+    int r = l->tp->write(l, ch);
     if (r < 0) {
-        chunk_put(l->conn->w, ch);
+        chunk_put(l->w, ch);
         return r;
     }
     l->queued += ch->cap; /* what it costs, not what it carries */
@@ -234,7 +145,7 @@ static int chunk_write(struct leg *l, struct chunk *ch)
 static int leg_queue(struct leg *l, const uint8_t *p, size_t len)
 {
     while (len > 0) {
-        struct chunk *ch = chunk_get(l->conn->w, len);
+        struct chunk *ch = chunk_get(l->w, len);
         if (ch == NULL)
             return UV_ENOMEM;
         ch->len = len < ch->cap ? len : ch->cap;
@@ -249,18 +160,17 @@ static int leg_queue(struct leg *l, const uint8_t *p, size_t len)
 }
 
 /*
- * Send len bytes on l. With nothing in flight the socket gets them at once
- * (uv_try_write: no request, no callback, and no epoll_ctl round trip that a
- * completed uv_write costs on the next loop iteration); whatever it does not
- * take, and every write behind a queued one, is queued in chunks. An error
- * other than EAGAIN is left to uv_write to report, through write_cb, like
- * any other write failure.
+ * Send len bytes on l. With nothing in flight the transport gets them at
+ * once (for TCP uv_try_write: no request, no callback, and no epoll_ctl
+ * round trip that a completed uv_write costs on the next loop iteration);
+ * whatever it does not take, and every write behind a queued one, is
+ * queued in chunks. An error other than EAGAIN is left to the queued write
+ * to report, like any other write failure.
  */
 static int leg_write(struct leg *l, const uint8_t *p, size_t len)
 {
     if (l->queued == 0 && len > 0) {
-        uv_buf_t b = uv_buf_init((char *)p, (unsigned)len);
-        int n = uv_try_write((uv_stream_t *)&l->tcp, &b, 1);
+        int n = l->tp->try_write(l, p, len);
         if (n > 0) {
             l->sent += (size_t)n;
             p += n;
@@ -286,11 +196,10 @@ int leg_send(struct leg *l, const void *buf, size_t len)
 
 /*
  * Send what is in l's output queue. Only when nothing is in flight: then
- * straight from the queue to the socket, and what the socket does not take
- * is copied into chunks. While writes are in flight, new output stays in
- * the queue (it grows; it counts in the backlog) and write_cb sends it all
- * once they complete, so many small records share chunks instead of each
- * taking one.
+ * straight from the queue to the transport, and what it does not take is
+ * copied into chunks. While writes are in flight, new output stays in the
+ * queue (it grows; it counts in the backlog) and the completion sends it
+ * all, so many small records share chunks instead of each taking one.
  */
 int leg_flush(struct leg *l)
 {
@@ -303,54 +212,84 @@ int leg_flush(struct leg *l)
     return r;
 }
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+int leg_shutdown(struct leg *l)
 {
-    /* One buffer per worker: read_cb consumes it before the next read. */
-    struct leg *l = h->data;
-    (void)suggested;
-    buf->base = (char *)l->conn->w->readbuf;
+    if (!leg_writable(l) || l->shut)
+        return -1;
+    l->shut = true;
+    return l->tp->shutdown(l);
+}
+
+void leg_transport_shut(struct leg *l, int status)
+{
+    (void)status; /* failed or not, the leg is done with writing */
+    emit(l, LEG_SHUT, NULL, 0);
+}
+
+void leg_close(struct leg *l)
+{
+    if (l->open && !l->tp->closing(l))
+        l->tp->close(l);
+}
+
+void leg_transport_closed(struct leg *l)
+{
+    l->open = false;
+    l->reading = false;
+    emit(l, LEG_CLOSED, NULL, 0);
+}
+
+void leg_free(struct leg *l)
+{
+    tlsio_free(&l->tls);
+}
+
+void leg_transport_buffer(struct leg *l, uv_buf_t *buf)
+{
+    /* One buffer per worker: a read is consumed before the next. */
+    buf->base = (char *)l->w->readbuf;
     buf->len = READ_BUF_SIZE;
 }
 
-static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+void leg_transport_read(struct leg *l, ssize_t nread, const uint8_t *buf)
 {
-    struct leg *l = s->data;
-    struct conn *c = l->conn;
-
     if (nread == 0)
         return;
-    if (c->phase != PHASE_OPEN) {
-        /* Lingering: discard what the client still sends; its EOF ends it. */
-        if (nread < 0 && c->phase == PHASE_LINGER)
-            conn_close(c);
-        return;
-    }
     if (nread < 0) {
         char what[128];
-        l->eof = nread == UV_EOF;
+        bool eof = nread == UV_EOF;
         leg_read_stop(l);
-        if (l->eof)
-            snprintf(what, sizeof(what), "closed the connection");
-        else
-            snprintf(what, sizeof(what), "read failed: %s", uv_strerror((int)nread));
         l->eof = true;
-        conn_leg_lost(l, what);
+        if (eof) {
+            emit(l, LEG_EOF, NULL, 0);
+            return;
+        }
+        snprintf(what, sizeof(what), "read failed: %s", uv_strerror((int)nread));
+        emit_text(l, LEG_ERROR, what);
         return;
     }
-    c->last_active = uv_now(c->w->loop); /* --idle-timeout */
-    l->last_read = c->last_active;
-    if (l == &c->front)
-        front_on_data(c, (const uint8_t *)buf->base, (size_t)nread);
+    l->last_read = uv_now(l->w->loop);
+    if (l->discard)
+        return;
+    if (l->tls_state == LEG_TLS_NONE) {
+        emit(l, LEG_RAW, buf, (size_t)nread);
+        return;
+    }
+    if (tlsio_feed(&l->tls, buf, (size_t)nread) < 0) {
+        emit_text(l, LEG_ERROR, "out of memory");
+        return;
+    }
+    if (l->tls_state == LEG_TLS_HANDSHAKE)
+        leg_tls_step(l);
     else
-        back_on_data(c, (const uint8_t *)buf->base, (size_t)nread);
+        emit(l, LEG_DATA, NULL, 0);
 }
 
 int leg_read_start(struct leg *l)
 {
     if (l->reading || l->paused || l->eof || !l->open)
         return 0;
-    l->tcp.data = l;
-    int r = uv_read_start((uv_stream_t *)&l->tcp, alloc_cb, read_cb);
+    int r = l->tp->read_start(l);
     if (r == 0)
         l->reading = true;
     return r;
@@ -359,12 +298,94 @@ int leg_read_start(struct leg *l)
 void leg_read_stop(struct leg *l)
 {
     if (l->reading && l->open)
-        uv_read_stop((uv_stream_t *)&l->tcp);
+        l->tp->read_stop(l);
     l->reading = false;
 }
 
-/* Anything still to go out on l? (A closed leg's queue never will.) */
-bool leg_unsent(const struct leg *l)
+int leg_read_discard(struct leg *l)
 {
-    return l->queued > 0 || (leg_writable(l) && tlsio_pending(&l->tls) > 0);
+    l->discard = true;
+    l->paused = false;
+    return leg_read_start(l);
+}
+
+/* ---- TLS ---- */
+
+int leg_tls_init(struct leg *l, SSL_CTX *ctx, bool accept, char *err, size_t errlen)
+{
+    PGTP_ASSERT(l->tls_state == LEG_TLS_NONE && l->tls.ssl == NULL);
+    return tlsio_init(&l->tls, ctx, accept, err, errlen);
+}
+
+void leg_tls_begin(struct leg *l)
+{
+    PGTP_ASSERT(l->tls_state == LEG_TLS_NONE && l->tls.ssl != NULL);
+    l->tls_state = LEG_TLS_HANDSHAKE;
+}
+
+int leg_tls_feed(struct leg *l, const void *buf, size_t len)
+{
+    return tlsio_feed(&l->tls, buf, len);
+}
+
+void leg_tls_step(struct leg *l)
+{
+    PGTP_ASSERT(l->tls_state == LEG_TLS_HANDSHAKE);
+    enum tls_res r = tlsio_handshake(&l->tls);
+    if (r == TLS_WANT) {
+        if (leg_flush(l) < 0)
+            emit_text(l, LEG_ERROR, "write failed");
+        return;
+    }
+    if (r != TLS_OK) {
+        l->tls_state = LEG_TLS_BROKEN;
+        emit(l, LEG_TLS_FAILED, NULL, 0);
+        return;
+    }
+    l->tls_state = LEG_TLS_UP;
+    emit(l, LEG_TLS_READY, NULL, 0);
+}
+
+enum tls_res leg_read_plain(struct leg *l, void *buf, size_t cap, size_t *n)
+{
+    return tlsio_read(&l->tls, buf, cap, n);
+}
+
+int leg_write_plain(struct leg *l, const void *buf, size_t len)
+{
+    if (l->plain)
+        return leg_send(l, buf, len) < 0 ? -1 : 0;
+    return tlsio_write(&l->tls, buf, len);
+}
+
+int leg_tls_close(struct leg *l)
+{
+    tlsio_shutdown(&l->tls);
+    return leg_flush(l);
+}
+
+void leg_tls_release(struct leg *l)
+{
+    if (!l->plain)
+        tlsio_release(&l->tls);
+}
+
+SSL *leg_ssl(const struct leg *l)
+{
+    return l->tls.ssl;
+}
+
+const char *leg_tls_version(const struct leg *l)
+{
+    return tlsio_version(&l->tls);
+}
+
+const char *leg_tls_cipher(const struct leg *l)
+{
+    return tlsio_cipher(&l->tls);
+}
+
+const char *leg_tls_error(char *buf, size_t len)
+{
+    return tlsio_error(buf, len);
 }

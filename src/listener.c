@@ -190,7 +190,6 @@ static void worker_accept(void *arg, int fd)
     front_accept(arg, fd);
 }
 
-
 /* A bound socket; reuseport says whether it may share the port. -errno on failure. */
 static int bound_socket(const struct addrinfo *ai, bool reuseport)
 {

@@ -37,8 +37,9 @@
     "(verify-full against its CA) on your behalf, and your client verifies the proxy's."
 
 static const char *const state_names[LOGIN_STATES] = {
-    [LOGIN_NONE] = "none",   [LOGIN_STARTUP] = "startup",     [LOGIN_SASL] = "sasl",
-    [LOGIN_SASL_CHOSEN] = "sasl_chosen", [LOGIN_READY] = "ready", [LOGIN_UNWATCHED] = "unwatched",
+    [LOGIN_NONE] = "none",   [LOGIN_STARTUP] = "startup",
+    [LOGIN_SASL] = "sasl",   [LOGIN_SASL_CHOSEN] = "sasl_chosen",
+    [LOGIN_READY] = "ready", [LOGIN_UNWATCHED] = "unwatched",
 };
 
 #define TO(s) (1u << (s))

@@ -22,8 +22,8 @@ struct route *route_new(const struct config *cfg, SSL_CTX *back_ctx, char *err, 
     atomic_init(&r->refs, 1);
     r->host = strdup(cfg->upstream_host != NULL ? cfg->upstream_host : "");
     r->verify_name = strdup(cfg->upstream_verify_name != NULL ? cfg->upstream_verify_name
-                            : cfg->upstream_host != NULL  ? cfg->upstream_host
-                                                          : "");
+                            : cfg->upstream_host != NULL      ? cfg->upstream_host
+                                                              : "");
     if (r->host == NULL || r->verify_name == NULL)
         goto oom;
     r->port = cfg->upstream_port;

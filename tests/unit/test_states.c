@@ -27,11 +27,11 @@ static bool listed(const struct move *m, size_t n, int from, int to)
 START_TEST(front_table)
 {
     static const struct move ok[] = {
-        {FRONT_FIRST, FRONT_TLS},     /* SSLRequest answered 'S', or a ClientHello */
-        {FRONT_FIRST, FRONT_WAIT},    /* plaintext StartupMessage (sidecar) */
-        {FRONT_TLS, FRONT_STARTUP},   /* handshake done */
-        {FRONT_STARTUP, FRONT_WAIT},  /* StartupMessage inside TLS */
-        {FRONT_WAIT, FRONT_RELAY},    /* joined */
+        {FRONT_FIRST, FRONT_TLS},    /* SSLRequest answered 'S', or a ClientHello */
+        {FRONT_FIRST, FRONT_WAIT},   /* plaintext StartupMessage (sidecar) */
+        {FRONT_TLS, FRONT_STARTUP},  /* handshake done */
+        {FRONT_STARTUP, FRONT_WAIT}, /* StartupMessage inside TLS */
+        {FRONT_WAIT, FRONT_RELAY},   /* joined */
     };
     for (int f = 0; f < FRONT_STATES; f++)
         for (int t = 0; t < FRONT_STATES; t++)
@@ -66,10 +66,10 @@ END_TEST
 START_TEST(login_table)
 {
     static const struct move ok[] = {
-        {LOGIN_NONE, LOGIN_STARTUP},        {LOGIN_STARTUP, LOGIN_SASL},
-        {LOGIN_STARTUP, LOGIN_READY},       {LOGIN_STARTUP, LOGIN_UNWATCHED},
-        {LOGIN_SASL, LOGIN_SASL_CHOSEN},    {LOGIN_SASL, LOGIN_READY},
-        {LOGIN_SASL, LOGIN_UNWATCHED},      {LOGIN_SASL_CHOSEN, LOGIN_READY},
+        {LOGIN_NONE, LOGIN_STARTUP},          {LOGIN_STARTUP, LOGIN_SASL},
+        {LOGIN_STARTUP, LOGIN_READY},         {LOGIN_STARTUP, LOGIN_UNWATCHED},
+        {LOGIN_SASL, LOGIN_SASL_CHOSEN},      {LOGIN_SASL, LOGIN_READY},
+        {LOGIN_SASL, LOGIN_UNWATCHED},        {LOGIN_SASL_CHOSEN, LOGIN_READY},
         {LOGIN_SASL_CHOSEN, LOGIN_UNWATCHED},
     };
     for (int f = 0; f < LOGIN_STATES; f++)

@@ -23,5 +23,6 @@ Suite *adminaddr_suite(void);
 Suite *promtext_suite(void);
 Suite *procstats_suite(void);
 Suite *tlsctx_suite(void);
+Suite *pgmsg_suite(void);
 
 #endif

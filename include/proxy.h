@@ -281,7 +281,10 @@ void worker_offer_contexts(struct worker *w, SSL_CTX *front, SSL_CTX *back);
 void worker_conn_gone(struct worker *w);
 void worker_thread(void *arg);
 void worker_start_probe(struct worker *w);
-void worker_destroy(struct worker *w);
+/* After the thread has been joined: closes the loop and frees the worker's
+ * references. Returns uv_loop_close's result (0, or UV_EBUSY when a handle
+ * or request was left open: logged as event=loop_close_failed). */
+int worker_destroy(struct worker *w);
 
 /* upstream.c */
 void back_start(struct conn *c);

@@ -250,9 +250,10 @@ void worker_thread(void *arg)
 }
 
 /* After the thread has been joined. */
-void worker_destroy(struct worker *w)
+int worker_destroy(struct worker *w)
 {
-    if (uv_loop_close(w->loop) != 0)
+    int closed = uv_loop_close(w->loop);
+    if (closed != 0)
         log_error("event=loop_close_failed worker=%u", w->index);
     chunk_cache_free(w);
     free(w->listeners);
@@ -261,4 +262,5 @@ void worker_destroy(struct worker *w)
     SSL_CTX_free(w->offered_front);
     SSL_CTX_free(w->offered_back);
     uv_mutex_destroy(&w->offer_lock);
+    return closed;
 }

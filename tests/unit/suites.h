@@ -17,5 +17,6 @@ Suite *pemfile_suite(void);
 Suite *certcheck_suite(void);
 Suite *cancel_suite(void);
 Suite *pgtrack_suite(void);
+Suite *session_suite(void);
 
 #endif

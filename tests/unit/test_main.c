@@ -18,6 +18,7 @@ int main(void)
     srunner_add_suite(sr, certcheck_suite());
     srunner_add_suite(sr, cancel_suite());
     srunner_add_suite(sr, pgtrack_suite());
+    srunner_add_suite(sr, session_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

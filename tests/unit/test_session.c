@@ -1,0 +1,236 @@
+/*
+ * session: whole sessions through a real worker, in process
+ * (session_fixture.h): a TLS client on the test thread, a scripted fake
+ * upstream, the worker's loop on its own thread. Each test asserts what the
+ * client and the upstream saw, the worker's connection count and the
+ * transitions in the log, and ends with SFX_END: the worker drains and
+ * stops and uv_loop_close() returns 0.
+ *
+ * The expected log lines of each test are kept in tables (one per machine:
+ * front, back, login) so that they can follow the log as it changes: today
+ * they are the event= lines that exist; the refactor's
+ * "event=state conn=N machine=front from=X to=Y" lines replace them.
+ */
+#include <string.h>
+#include <unistd.h>
+
+#include <sys/socket.h>
+
+#include "session_fixture.h"
+#include "suites.h"
+
+#define WAIT_MS 5000 /* generous: valgrind runs these too */
+
+static void check_seq(struct sfx *f, unsigned long long id, const char *const *seq,
+                      const char *what)
+{
+    const char *missing = sfx_log_seq(f, id, seq, WAIT_MS);
+    if (missing != NULL)
+        sfx_log_dump(f);
+    ck_assert_msg(missing == NULL, "%s: conn=%llu: no \"%s\" in order in the log", what, id,
+                  missing);
+}
+
+/* A client with TLS up and its StartupMessage sent. */
+static struct sfx_client *client_started(struct sfx *f, const char *user)
+{
+    struct sfx_client *c = sfx_client_connect(f);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(sfx_client_tls(c), 0);
+    ck_assert_int_eq(sfx_client_startup(c, user, "db"), 0);
+    return c;
+}
+
+/* ---- a whole session, closed by the client ---- */
+
+static const char *const full_front[] = {"event=accepted", "event=front_tls_up",
+                                         "event=login_started", "event=established",
+                                         "event=closed", NULL};
+static const char *const full_back[] = {"event=back_tls_up", "event=login_started",
+                                        "event=closed", NULL};
+static const char *const full_login[] = {"event=login_started", "event=backend_key",
+                                         "event=established", NULL};
+
+START_TEST(test_full_session)
+{
+    struct sfx f;
+    sfx_start(&f, &(struct sfx_opts){0});
+    struct sfx_client *c = client_started(&f, "alice");
+    ck_assert_int_eq(sfx_client_login(c), 'Z');
+    ck_assert_uint_eq(c->pid, SFX_UP_PID);
+    ck_assert_uint_eq(c->keylen, 4);
+    ck_assert_mem_eq(c->key, SFX_UP_KEY, 4);
+    ck_assert_int_eq(sfx_client_query(c, "select 1"), 'Z');
+    ck_assert_str_eq(c->tag, "select 1");
+    ck_assert_uint_eq(sfx_nconns(&f), 1);
+
+    /* drain: the client's close_notify + FIN reach the upstream as ours */
+    sfx_client_close(c, true);
+    struct sfx_up *u = sfx_up_join(&f, 0);
+    ck_assert_ptr_nonnull(u);
+    ck_assert_str_eq(u->user, "alice");
+    ck_assert_uint_eq(u->queries, 1);
+    ck_assert(u->close_notify);
+    ck_assert(u->fin);
+    ck_assert_int_ge(sfx_client_wait_eof(c, WAIT_MS), 0);
+    ck_assert(c->close_notify);
+    ck_assert(sfx_wait_nconns(&f, 0, WAIT_MS));
+
+    unsigned long long id = sfx_log_conn(&f, 0, WAIT_MS);
+    ck_assert_uint_ne(id, 0);
+    check_seq(&f, id, full_front, "front");
+    check_seq(&f, id, full_back, "back");
+    check_seq(&f, id, full_login, "login");
+    ck_assert(sfx_log_wait(&f, WAIT_MS, "event=closed", "user=\"alice\"", "outcome=closed",
+                           "front_tls=TLSv1.3", "back_tls=TLSv1.3", NULL));
+    sfx_client_free(c);
+    SFX_END(&f);
+}
+END_TEST
+
+/* ---- the upstream ends the session ---- */
+
+static void up_close_after_query(struct sfx_up *u)
+{
+    if (sfx_up_tls(u) != 0 || sfx_up_first_packet(u) != 0 || sfx_up_login_ok(u) != 0)
+        return;
+    /* one query answered, then a server-side close (a restart, pg_terminate_backend) */
+    sfx_up_serve_n(u, 1);
+    sfx_up_close(u, true);
+    sfx_up_wait_eof(u);
+}
+
+static const char *const upclose_front[] = {"event=accepted", "event=established",
+                                            "event=closed", NULL};
+
+START_TEST(test_upstream_closes)
+{
+    struct sfx f;
+    sfx_start(&f, &(struct sfx_opts){.up = {up_close_after_query}});
+    struct sfx_client *c = client_started(&f, "bob");
+    ck_assert_int_eq(sfx_client_login(c), 'Z');
+    ck_assert_int_eq(sfx_client_query(c, "select 2"), 'Z');
+    /* the upstream's close reaches the client as close_notify + FIN */
+    ck_assert_int_ge(sfx_client_wait_eof(c, WAIT_MS), 0);
+    ck_assert(c->close_notify);
+    sfx_client_close(c, false);
+    struct sfx_up *u = sfx_up_join(&f, 0);
+    ck_assert_ptr_nonnull(u);
+    ck_assert(u->fin);
+    ck_assert(sfx_wait_nconns(&f, 0, WAIT_MS));
+    unsigned long long id = sfx_log_conn(&f, 0, WAIT_MS);
+    check_seq(&f, id, upclose_front, "front");
+    ck_assert(sfx_log_wait(&f, WAIT_MS, "event=closed", "outcome=closed", "reason=\"back", NULL));
+    sfx_client_free(c);
+    SFX_END(&f);
+}
+END_TEST
+
+/* ---- the upstream refuses the login ---- */
+
+static void up_login_refused(struct sfx_up *u)
+{
+    if (sfx_up_tls(u) != 0 || sfx_up_first_packet(u) != 0)
+        return;
+    sfx_up_error(u, "28P01", "password authentication failed for user \"carol\"");
+    sfx_up_close(u, true);
+    sfx_up_wait_eof(u);
+}
+
+static const char *const loginfail_login[] = {"event=login_started", "event=login_refused",
+                                              "event=closed", NULL};
+
+START_TEST(test_login_failed)
+{
+    struct sfx f;
+    sfx_start(&f, &(struct sfx_opts){.up = {up_login_refused}});
+    struct sfx_client *c = client_started(&f, "carol");
+    ck_assert_int_eq(sfx_client_login(c), 'E');
+    ck_assert_str_eq(c->sqlstate, "28P01"); /* the server's own error, passed on whole */
+    ck_assert_int_ge(sfx_client_wait_eof(c, WAIT_MS), 0);
+    sfx_client_close(c, true);
+    ck_assert(sfx_wait_nconns(&f, 0, WAIT_MS));
+    unsigned long long id = sfx_log_conn(&f, 0, WAIT_MS);
+    check_seq(&f, id, loginfail_login, "login");
+    ck_assert(sfx_log_wait(&f, WAIT_MS, "event=closed", "outcome=login_failed", "sqlstate=28P01",
+                           NULL));
+    ck_assert_uint_eq(sfx_log_count(&f, "event=established"), 0);
+    sfx_client_free(c);
+    SFX_END(&f);
+}
+END_TEST
+
+/* ---- the back leg fails before the login: FATAL 08001 to the client ---- */
+
+static void up_refuse_tls(struct sfx_up *u)
+{
+    if (sfx_up_sslrequest(u, 'N') == 0)
+        sfx_up_wait_eof(u);
+}
+
+static void up_close_midhandshake(struct sfx_up *u)
+{
+    uint8_t hello[16];
+    if (sfx_up_sslrequest(u, 'S') != 0)
+        return;
+    /* the start of the proxy's ClientHello, then the connection drops */
+    ssize_t n = recv(u->fd, hello, sizeof(hello), 0);
+    (void)n;
+    close(u->fd);
+    u->fd = -1;
+}
+
+static const char *const backfail_back[] = {"event=upstream_failed", "sqlstate=08001",
+                                            "event=closed", NULL};
+static const char *const backfail_front[] = {"event=accepted", "event=front_tls_up",
+                                             "event=error", "event=closed", NULL};
+
+static void back_failure(sfx_up_script script, const char *words)
+{
+    struct sfx f;
+    sfx_start(&f, &(struct sfx_opts){.up = {script}});
+    struct sfx_client *c = client_started(&f, "dave");
+    ck_assert_int_eq(sfx_client_login(c), 'E');
+    ck_assert_str_eq(c->sqlstate, "08001");
+    ck_assert_str_eq(c->severity, "FATAL");
+    ck_assert_msg(strstr(c->message, words) != NULL, "message: %s", c->message);
+    ck_assert_int_ge(sfx_client_wait_eof(c, WAIT_MS), 0);
+    sfx_client_close(c, true);
+    ck_assert(sfx_wait_nconns(&f, 0, WAIT_MS));
+    struct sfx_up *u = sfx_up_join(&f, 0);
+    ck_assert_ptr_nonnull(u);
+    ck_assert(u->got_sslrequest);
+    ck_assert(!u->got_startup); /* nothing of the client's reached it */
+    unsigned long long id = sfx_log_conn(&f, 0, WAIT_MS);
+    check_seq(&f, id, backfail_back, "back");
+    check_seq(&f, id, backfail_front, "front");
+    ck_assert_uint_eq(sfx_log_count(&f, "event=login_started"), 0);
+    sfx_client_free(c);
+    SFX_END(&f);
+}
+
+START_TEST(test_upstream_refuses_tls)
+{
+    back_failure(up_refuse_tls, "refused TLS");
+}
+END_TEST
+
+START_TEST(test_upstream_closes_midhandshake)
+{
+    back_failure(up_close_midhandshake, "closed the connection during TLS set-up");
+}
+END_TEST
+
+Suite *session_suite(void)
+{
+    Suite *s = suite_create("session");
+    TCase *tc = tcase_create("session");
+    tcase_set_timeout(tc, 60); /* valgrind; each test takes well under a second */
+    tcase_add_test(tc, test_full_session);
+    tcase_add_test(tc, test_upstream_closes);
+    tcase_add_test(tc, test_login_failed);
+    tcase_add_test(tc, test_upstream_refuses_tls);
+    tcase_add_test(tc, test_upstream_closes_midhandshake);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -238,8 +238,8 @@ const char *sfx_log_seq(struct sfx *f, unsigned long long id, const char *const 
             const char *t = strstr(p, tag);
             /* this connection's line: "conn=N" followed by a space or the end */
             bool mine = t != NULL && t < end && (t[taglen] == ' ' || t + taglen == end);
-            const char *one[2] = {*want, NULL};
-            if (mine && line_has_all(p, end, one))
+            /* several entries may match one line ("event=closed", "outcome=x") */
+            while (mine && *want != NULL && line_has_all(p, end, (const char *const[]){*want, NULL}))
                 want++;
             p = end + 1;
         }
@@ -458,7 +458,8 @@ int sfx_stop(struct sfx *f)
         if (f->call_open)
             sfx_call(f, close_call, NULL);
         f->call_open = false;
-        worker_command(f->w, WORKER_DRAIN);
+        if (!atomic_load(&f->w->finished)) /* a test may have stopped it already */
+            worker_command(f->w, WORKER_DRAIN);
         for (unsigned waited = 0; !atomic_load(&f->w->finished); waited += 10) {
             if (waited == 3000) { /* a session the test left open */
                 f->stop_killed = true;

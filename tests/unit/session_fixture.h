@@ -135,7 +135,8 @@ unsigned sfx_log_count(struct sfx *f, const char *needle);
 unsigned long long sfx_log_conn(struct sfx *f, unsigned nth, unsigned timeout_ms);
 /*
  * The lines of connection id, in order, must contain the entries of seq
- * (NULL-ended) in that order (other lines may come between). Waits up to
+ * (NULL-ended) in that order (other lines may come between; one line may
+ * match several entries: "event=closed", "outcome=timeout"). Waits up to
  * timeout_ms for the last ones. Returns NULL, or the first entry not found
  * (for ck_assert_msg). Tests keep seq in one table per test: the expected
  * transitions, easy to rewrite when the log lines change.

@@ -221,6 +221,174 @@ START_TEST(test_upstream_closes_midhandshake)
 }
 END_TEST
 
+/* ---- the start-up timeout, then linger until the client's EOF ---- */
+
+static const char *const timeout_front[] = {"event=accepted", "event=front_tls_up", "event=error",
+                                            "sqlstate=08P01", "event=closed", NULL};
+
+START_TEST(test_startup_timeout_linger)
+{
+    struct sfx f;
+    sfx_start(&f, &(struct sfx_opts){.startup_timeout_ms = 300});
+    struct sfx_client *c = sfx_client_connect(&f);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(sfx_client_tls(c), 0);
+    /* no StartupMessage: the proxy says why, inside TLS */
+    ck_assert_int_eq(sfx_client_login(c), 'E');
+    ck_assert_str_eq(c->sqlstate, "08P01");
+    ck_assert_int_ge(sfx_client_wait_eof(c, WAIT_MS), 0); /* close_notify + FIN */
+    ck_assert(c->close_notify);
+
+    /* linger: the proxy keeps its socket (reading) until the client's EOF,
+     * so the FATAL is read rather than lost to a reset */
+    ck_assert(!sfx_log_wait(&f, 300, "event=closed", NULL));
+    ck_assert_uint_eq(sfx_nconns(&f), 1);
+    uint64_t t0 = uv_hrtime();
+    sfx_client_close(c, true);
+    ck_assert(sfx_log_wait(&f, WAIT_MS, "event=closed", "outcome=timeout", NULL));
+    ck_assert_uint_lt((uv_hrtime() - t0) / 1000000, 2000); /* at the EOF, not DRAIN_TIMEOUT_MS */
+    ck_assert(sfx_wait_nconns(&f, 0, WAIT_MS));
+
+    /* the early back leg was up: it ends with close_notify, no StartupMessage sent */
+    struct sfx_up *u = sfx_up_join(&f, 0);
+    ck_assert_ptr_nonnull(u);
+    ck_assert(u->tls_up);
+    ck_assert(!u->got_startup);
+    ck_assert(u->close_notify);
+    ck_assert(u->fin);
+    unsigned long long id = sfx_log_conn(&f, 0, WAIT_MS);
+    check_seq(&f, id, timeout_front, "front");
+    sfx_client_free(c);
+    SFX_END(&f);
+}
+END_TEST
+
+/* ---- a silent client: nothing was written to it, so no linger ---- */
+
+static const char *const silent_front[] = {"event=accepted", "event=closed", "outcome=timeout",
+                                           NULL};
+
+START_TEST(test_silent_client_no_linger)
+{
+    struct sfx f;
+    sfx_start(&f, &(struct sfx_opts){.startup_timeout_ms = 300});
+    uint64_t t0 = uv_hrtime();
+    struct sfx_client *c = sfx_client_connect(&f);
+    ck_assert_ptr_nonnull(c);
+    /* the proxy closes at the handshake timeout without waiting for us */
+    long ms = sfx_client_wait_eof(c, WAIT_MS);
+    ck_assert_int_ge(ms, 0);
+    ck_assert_uint_ge((uv_hrtime() - t0) / 1000000, 250);
+    ck_assert_uint_lt((uv_hrtime() - t0) / 1000000, 2300);
+    ck_assert(sfx_wait_nconns(&f, 0, WAIT_MS)); /* while our socket is still open */
+    ck_assert_int_eq(atomic_load(&f.nups), 0);  /* no upstream leg for a silent client */
+    unsigned long long id = sfx_log_conn(&f, 0, WAIT_MS);
+    check_seq(&f, id, silent_front, "front");
+    ck_assert_uint_eq(sfx_log_count(&f, "event=error"), 0);
+    sfx_client_free(c);
+    SFX_END(&f);
+}
+END_TEST
+
+/* ---- worker shutdown: WORKER_DRAIN lets sessions run, WORKER_FORCE ends them ---- */
+
+static void up_stall_login(struct sfx_up *u)
+{
+    if (sfx_up_tls(u) == 0 && sfx_up_first_packet(u) == 0)
+        sfx_up_wait_eof(u); /* never answers the StartupMessage */
+}
+
+static const char *const drain_relaying[] = {"event=established", "event=closed",
+                                             "outcome=shutdown", NULL};
+static const char *const drain_login[] = {"event=login_started", "event=error", "sqlstate=57P01",
+                                          "event=closed", NULL};
+
+START_TEST(test_worker_drain_then_force)
+{
+    struct sfx f;
+    sfx_start(&f, &(struct sfx_opts){.up = {sfx_up_login_echo, up_stall_login}});
+    struct sfx_client *a = client_started(&f, "erin");
+    ck_assert_int_eq(sfx_client_login(a), 'Z');
+    unsigned long long ida = sfx_log_conn(&f, 0, WAIT_MS);
+    struct sfx_client *b = client_started(&f, "frank");
+    unsigned long long idb = sfx_log_conn(&f, 1, WAIT_MS);
+    const char *const login_started[] = {"event=login_started", NULL};
+    check_seq(&f, idb, login_started, "login");
+
+    worker_command(f.w, WORKER_DRAIN);
+    ck_assert(sfx_log_wait(&f, WAIT_MS, "event=worker_draining", "open_connections=2", NULL));
+    ck_assert_ptr_null(sfx_client_connect(&f)); /* the listener is closed */
+    ck_assert_int_eq(sfx_client_query(a, "select 3"), 'Z'); /* sessions go on */
+    ck_assert_str_eq(a->tag, "select 3");
+    ck_assert_uint_eq(sfx_nconns(&f), 2);
+
+    worker_command(f.w, WORKER_FORCE);
+    /* in its login: told why; relaying: closed cleanly, no stray message */
+    ck_assert_int_eq(sfx_client_login(b), 'E');
+    ck_assert_str_eq(b->sqlstate, "57P01");
+    size_t len;
+    uint8_t buf[512];
+    ck_assert_int_eq(sfx_client_read_msg(a, buf, sizeof(buf), &len), 0);
+    ck_assert(a->close_notify);
+    sfx_client_close(a, true);
+    sfx_client_close(b, true);
+    ck_assert(sfx_log_wait(&f, WAIT_MS, "event=worker_stopped", NULL));
+    for (int i = 0; i < 2; i++) {
+        struct sfx_up *u = sfx_up_join(&f, i);
+        ck_assert_ptr_nonnull(u);
+        ck_assert(u->close_notify);
+        ck_assert(u->fin);
+    }
+    check_seq(&f, ida, drain_relaying, "relaying session");
+    check_seq(&f, idb, drain_login, "session in its login");
+    sfx_client_free(a);
+    sfx_client_free(b);
+    SFX_END(&f);
+}
+END_TEST
+
+/* ---- a CancelRequest inside TLS reaches the upstream over verified TLS ---- */
+
+static const char *const cancel_front[] = {"event=accepted", "event=front_tls_up",
+                                           "event=cancel_forward", "event=cancel_closed",
+                                           "outcome=cancel_forwarded", NULL};
+
+START_TEST(test_cancel_in_tls)
+{
+    struct sfx f;
+    sfx_start(&f, &(struct sfx_opts){0});
+    struct sfx_client *a = client_started(&f, "gina");
+    ck_assert_int_eq(sfx_client_login(a), 'Z');
+    struct sfx_client *k = sfx_client_connect(&f);
+    ck_assert_ptr_nonnull(k);
+    ck_assert_int_eq(sfx_client_tls(k), 0);
+    ck_assert_int_eq(sfx_client_cancel(k, a->pid, a->key, a->keylen), 0);
+    ck_assert_int_ge(sfx_client_wait_eof(k, WAIT_MS), 0); /* answered with nothing */
+    sfx_client_close(k, true);
+
+    struct sfx_up *u = sfx_up_join(&f, 1);
+    ck_assert_ptr_nonnull(u);
+    ck_assert(u->tls_up);
+    ck_assert(u->got_cancel);
+    ck_assert(!u->got_startup);
+    ck_assert_uint_eq(u->cancel_pid, SFX_UP_PID);
+    ck_assert_uint_eq(u->cancel_keylen, 4);
+    ck_assert_mem_eq(u->cancel_key, SFX_UP_KEY, 4);
+    ck_assert(u->close_notify);
+    unsigned long long idk = sfx_log_conn(&f, 1, WAIT_MS);
+    check_seq(&f, idk, cancel_front, "cancel");
+    ck_assert(sfx_wait_nconns(&f, 1, WAIT_MS));
+
+    ck_assert_int_eq(sfx_client_query(a, "select 4"), 'Z'); /* the session is untouched */
+    sfx_client_close(a, true);
+    ck_assert_int_ge(sfx_client_wait_eof(a, WAIT_MS), 0);
+    ck_assert(sfx_wait_nconns(&f, 0, WAIT_MS));
+    sfx_client_free(a);
+    sfx_client_free(k);
+    SFX_END(&f);
+}
+END_TEST
+
 Suite *session_suite(void)
 {
     Suite *s = suite_create("session");
@@ -231,6 +399,10 @@ Suite *session_suite(void)
     tcase_add_test(tc, test_login_failed);
     tcase_add_test(tc, test_upstream_refuses_tls);
     tcase_add_test(tc, test_upstream_closes_midhandshake);
+    tcase_add_test(tc, test_startup_timeout_linger);
+    tcase_add_test(tc, test_silent_client_no_linger);
+    tcase_add_test(tc, test_worker_drain_then_force);
+    tcase_add_test(tc, test_cancel_in_tls);
     suite_add_tcase(s, tc);
     return s;
 }

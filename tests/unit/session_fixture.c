@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -387,6 +388,9 @@ void sfx_start(struct sfx *f, const struct sfx_opts *o)
     f->up_fd = -1;
     ck_assert_int_eq(uv_mutex_init(&f->log_lock), 0);
     ck_assert_int_eq(uv_cond_init(&f->log_cond), 0);
+    /* As main.c: a write to a peer that has gone is an error, not a signal
+     * (the proxy's legs, and the client's and upstream's close_notify). */
+    signal(SIGPIPE, SIG_IGN);
     f->saved_level = log_min_level;
     log_min_level = LOG_DEBUG; /* the transition lines are at debug level */
     log_set_sink(sink, f);

@@ -386,6 +386,7 @@ void sfx_start(struct sfx *f, const struct sfx_opts *o)
     char err[1024], portstr[8], upport[8];
     memset(f, 0, sizeof(*f));
     f->up_fd = -1;
+    f->started = true;
     ck_assert_int_eq(uv_mutex_init(&f->log_lock), 0);
     ck_assert_int_eq(uv_cond_init(&f->log_cond), 0);
     /* As main.c: a write to a peer that has gone is an error, not a signal
@@ -429,6 +430,7 @@ void sfx_start(struct sfx *f, const struct sfx_opts *o)
     f->w = calloc(1, sizeof(*f->w));
     ck_assert_ptr_nonnull(f->w);
     ck_assert_int_eq(worker_init(f->w, 0, &f->rt, f->ctx.front, f->ctx.back, NULL), 0);
+    f->worker_made = true;
     struct addrinfo *addrs = NULL;
     char bound[128];
     ck_assert_msg(listener_resolve("127.0.0.1", 0, &addrs, err, sizeof(err)) == 0, "%s", err);
@@ -441,10 +443,12 @@ void sfx_start(struct sfx *f, const struct sfx_opts *o)
     f->port = ntohs(sa.sin_port);
 
     ck_assert_int_eq(uv_sem_init(&f->call_done, 0), 0);
+    f->sem_made = true;
     ck_assert_int_eq(uv_async_init(f->w->loop, &f->call, call_cb), 0);
     f->call.data = f;
     f->call_open = true;
     ck_assert_int_eq(uv_thread_create(&f->up_thread, up_accept_thread, f), 0);
+    f->up_running = true;
     ck_assert_int_eq(uv_thread_create(&f->w->thread, worker_thread, f->w), 0);
     f->running = true;
 }
@@ -475,19 +479,23 @@ int sfx_stop(struct sfx *f)
         f->running = false;
     }
     atomic_store(&f->up_stop, true);
-    uv_thread_join(&f->up_thread);
+    if (f->up_running)
+        uv_thread_join(&f->up_thread);
     for (int i = 0; i < atomic_load(&f->nups); i++) {
         struct sfx_up *u = &f->ups[i];
         if (!u->joined)
             uv_thread_join(&u->thread);
         SSL_free(u->ssl);
-        close(u->fd);
+        if (u->fd >= 0) /* a script may have closed it (sfx_up_drop) */
+            close(u->fd);
     }
-    if (f->w != NULL) {
+    /* (If sfx_start failed before the thread ran, the loop still has its
+     * handles: uv_loop_close fails, as the failed test already has.) */
+    if (f->worker_made)
         closed = worker_destroy(f->w);
-        free(f->w);
-    }
-    uv_sem_destroy(&f->call_done);
+    free(f->w);
+    if (f->sem_made)
+        uv_sem_destroy(&f->call_done);
     log_set_sink(NULL, NULL);
     log_min_level = f->saved_level;
     if (f->up_fd >= 0)
@@ -507,5 +515,6 @@ int sfx_stop(struct sfx *f)
     free(f->log);
     uv_cond_destroy(&f->log_cond);
     uv_mutex_destroy(&f->log_lock);
+    f->started = false;
     return closed;
 }

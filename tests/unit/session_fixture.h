@@ -86,6 +86,8 @@ struct sfx {
     void *call_arg;
     bool call_open;
     bool running; /* worker thread started */
+    bool started; /* sfx_start ran and sfx_stop has not */
+    bool worker_made, sem_made, up_running; /* how far sfx_start got */
     /* the fake upstream */
     int up_fd;
     uint16_t up_port;
@@ -211,6 +213,8 @@ void sfx_up_serve_n(struct sfx_up *u, unsigned n);
 void sfx_up_wait_eof(struct sfx_up *u);
 /* close_notify (when notify) and FIN. */
 void sfx_up_close(struct sfx_up *u, bool notify);
+/* Read up to n bytes (before or during TLS: raw), then close the socket at once. */
+void sfx_up_drop(struct sfx_up *u, size_t n);
 /* The default script: sfx_up_tls, sfx_up_first_packet, sfx_up_login_ok, sfx_up_serve. */
 void sfx_up_login_echo(struct sfx_up *u);
 /* TCP_NODELAY and SFX_IO_TIMEOUT_MS send/receive timeouts on a blocking socket. */

@@ -437,6 +437,15 @@ void sfx_up_close(struct sfx_up *u, bool notify)
     shutdown(u->fd, SHUT_WR);
 }
 
+void sfx_up_drop(struct sfx_up *u, size_t n)
+{
+    uint8_t buf[512];
+    ssize_t got = recv(u->fd, buf, n < sizeof(buf) ? n : sizeof(buf), 0);
+    (void)got;
+    close(u->fd);
+    u->fd = -1;
+}
+
 void sfx_up_login_echo(struct sfx_up *u)
 {
     if (sfx_up_tls(u) != 0 || sfx_up_first_packet(u) != 0)

@@ -402,6 +402,10 @@ void sfx_start(struct sfx *f, const struct sfx_opts *o)
     /* The fake upstream listens first: its port goes into the options. */
     f->up_fd = listen_loopback(&f->up_port);
     snprintf(upport, sizeof(upport), "%u", f->up_port);
+    if (o->no_upstream) { /* the port was just free: now it refuses */
+        close(f->up_fd);
+        f->up_fd = -1;
+    }
     snprintf(portstr, sizeof(portstr), "%u", 5432u); /* unused: the fixture binds port 0 */
     const char *args[] = {"pg-tls-proxy",
                           "--server-certificate-path", f->cert_path,
@@ -447,8 +451,10 @@ void sfx_start(struct sfx *f, const struct sfx_opts *o)
     ck_assert_int_eq(uv_async_init(f->w->loop, &f->call, call_cb), 0);
     f->call.data = f;
     f->call_open = true;
-    ck_assert_int_eq(uv_thread_create(&f->up_thread, up_accept_thread, f), 0);
-    f->up_running = true;
+    if (f->up_fd >= 0) {
+        ck_assert_int_eq(uv_thread_create(&f->up_thread, up_accept_thread, f), 0);
+        f->up_running = true;
+    }
     ck_assert_int_eq(uv_thread_create(&f->w->thread, worker_thread, f->w), 0);
     f->running = true;
 }

@@ -64,6 +64,7 @@ typedef void (*sfx_up_script)(struct sfx_up *u);
 struct sfx_opts {
     unsigned startup_timeout_ms; /* --server-handshake-timeout; 0: 3000 */
     unsigned connect_timeout_ms; /* --client-connect-timeout; 0: 3000 */
+    bool no_upstream; /* nobody listens on the upstream's port: connections are refused */
     /* script of the upstream's i-th connection; NULL: sfx_up_login_echo */
     sfx_up_script up[SFX_MAX_UP];
 };

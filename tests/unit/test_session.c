@@ -13,6 +13,8 @@
  */
 #include <string.h>
 
+#include <sys/socket.h>
+
 #include "session_fixture.h"
 #include "suites.h"
 
@@ -189,10 +191,11 @@ static const char *const backfail_back[] = {"event=upstream_failed", "sqlstate=0
 static const char *const backfail_front[] = {"event=accepted", "event=front_tls_up",
                                              "event=error", "event=closed", NULL};
 
-static void back_failure(sfx_up_script script, const char *words)
+/* up_eof: the script reads to the end, so the proxy's FIN must reach it */
+static void back_failure(const struct sfx_opts *o, const char *words, bool up_eof)
 {
     struct sfx *f = &fx;
-    sfx_start(f, &(struct sfx_opts){.up = {script}});
+    sfx_start(f, o);
     struct sfx_client *c = client_started(f, "dave");
     ck_assert_int_eq(sfx_client_login(c), 'E');
     ck_assert_str_eq(c->sqlstate, "08001");
@@ -201,10 +204,13 @@ static void back_failure(sfx_up_script script, const char *words)
     ck_assert_int_ge(sfx_client_wait_eof(c, WAIT_MS), 0);
     sfx_client_close(c, true);
     ck_assert(sfx_wait_nconns(f, 0, WAIT_MS));
-    struct sfx_up *u = sfx_up_join(f, 0);
-    ck_assert_ptr_nonnull(u);
-    ck_assert(u->got_sslrequest);
-    ck_assert(!u->got_startup); /* nothing of the client's reached it */
+    if (!o->no_upstream) {
+        struct sfx_up *u = sfx_up_join(f, 0);
+        ck_assert_ptr_nonnull(u);
+        ck_assert(u->got_sslrequest);
+        ck_assert(!u->got_startup); /* nothing of the client's reached it */
+        ck_assert(u->fin || !up_eof);
+    }
     unsigned long long id = sfx_log_conn(f, 0, WAIT_MS);
     check_seq(f, id, backfail_back, "back");
     check_seq(f, id, backfail_front, "front");
@@ -215,13 +221,38 @@ static void back_failure(sfx_up_script script, const char *words)
 
 START_TEST(test_upstream_refuses_tls)
 {
-    back_failure(up_refuse_tls, "refused TLS");
+    back_failure(&(struct sfx_opts){.up = {up_refuse_tls}}, "refused TLS", true);
 }
 END_TEST
 
 START_TEST(test_upstream_closes_midhandshake)
 {
-    back_failure(up_close_midhandshake, "closed the connection during TLS set-up");
+    back_failure(&(struct sfx_opts){.up = {up_close_midhandshake}},
+                 "closed the connection during TLS set-up", false);
+}
+END_TEST
+
+/* CONNECT fails: nobody listens on the upstream's port */
+START_TEST(test_upstream_unreachable)
+{
+    back_failure(&(struct sfx_opts){.no_upstream = true}, "is unreachable", false);
+    ck_assert_int_eq(atomic_load(&fx.nups), 0);
+}
+END_TEST
+
+/* SSLREQ times out: the upstream accepts and never answers */
+static void up_silent(struct sfx_up *u)
+{
+    uint8_t req[8];
+    if (recv(u->fd, req, sizeof(req), MSG_WAITALL) == (ssize_t)sizeof(req))
+        u->got_sslrequest = true;
+    sfx_up_wait_eof(u);
+}
+
+START_TEST(test_upstream_silent_connect_timeout)
+{
+    back_failure(&(struct sfx_opts){.connect_timeout_ms = 300, .up = {up_silent}},
+                 "waiting for its answer to SSLRequest", true);
 }
 END_TEST
 
@@ -404,6 +435,8 @@ Suite *session_suite(void)
     tcase_add_test(tc, test_login_failed);
     tcase_add_test(tc, test_upstream_refuses_tls);
     tcase_add_test(tc, test_upstream_closes_midhandshake);
+    tcase_add_test(tc, test_upstream_unreachable);
+    tcase_add_test(tc, test_upstream_silent_connect_timeout);
     tcase_add_test(tc, test_startup_timeout_linger);
     tcase_add_test(tc, test_silent_client_no_linger);
     tcase_add_test(tc, test_worker_drain_then_force);

@@ -240,7 +240,8 @@ const char *sfx_log_seq(struct sfx *f, unsigned long long id, const char *const 
             /* this connection's line: "conn=N" followed by a space or the end */
             bool mine = t != NULL && t < end && (t[taglen] == ' ' || t + taglen == end);
             /* several entries may match one line ("event=closed", "outcome=x") */
-            while (mine && *want != NULL && line_has_all(p, end, (const char *const[]){*want, NULL}))
+            while (mine && *want != NULL &&
+                   line_has_all(p, end, (const char *const[]){*want, NULL}))
                 want++;
             p = end + 1;
         }
@@ -407,21 +408,25 @@ void sfx_start(struct sfx *f, const struct sfx_opts *o)
         f->up_fd = -1;
     }
     snprintf(portstr, sizeof(portstr), "%u", 5432u); /* unused: the fixture binds port 0 */
-    const char *args[] = {"pg-tls-proxy",
-                          "--server-certificate-path", f->cert_path,
-                          "--server-private-key-path", f->key_path,
-                          "--server-host", "127.0.0.1",
-                          "--server-port", portstr,
-                          "--client-connection-host-or-ip", "127.0.0.1",
-                          "--client-connection-port", upport,
-                          "--client-ca-roots-path", f->ca_path,
-                          "--workers", "1"};
-    enum { NARGS = sizeof(args) / sizeof(args[0]) };
-    char *argv[NARGS + 1];
-    for (size_t i = 0; i < NARGS; i++)
-        argv[i] = (char *)(uintptr_t)args[i]; /* config_parse does not write them */
-    argv[NARGS] = NULL;
-    int argc = NARGS;
+    const char *opts[][2] = {
+        {"--server-certificate-path", f->cert_path},
+        {"--server-private-key-path", f->key_path},
+        {"--server-host", "127.0.0.1"},
+        {"--server-port", portstr},
+        {"--client-connection-host-or-ip", "127.0.0.1"},
+        {"--client-connection-port", upport},
+        {"--client-ca-roots-path", f->ca_path},
+        {"--workers", "1"},
+    };
+    enum { NOPTS = sizeof(opts) / sizeof(opts[0]) };
+    char *argv[2 * NOPTS + 2];
+    int argc = 0;
+    argv[argc++] = (char *)(uintptr_t) "pg-tls-proxy"; /* config_parse does not write them */
+    for (size_t i = 0; i < NOPTS; i++) {
+        argv[argc++] = (char *)(uintptr_t)opts[i][0];
+        argv[argc++] = (char *)(uintptr_t)opts[i][1];
+    }
+    argv[argc] = NULL;
     ck_assert_msg(config_parse(&f->cfg, argc, argv, NULL, stdout, err, sizeof(err)) == CONFIG_OK,
                   "config: %s", err);
     /* As main.c makes it, with the fixture's short timeouts in milliseconds. */

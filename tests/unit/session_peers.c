@@ -92,8 +92,7 @@ static uint32_t get32(const uint8_t *p)
 }
 
 /* One typed message into buf (header included): its type, 0 at EOF, -1 otherwise. */
-static int io_read_msg(int fd, SSL *ssl, uint8_t *buf, size_t cap, size_t *len, bool *cn,
-                       bool *fin)
+static int io_read_msg(int fd, SSL *ssl, uint8_t *buf, size_t cap, size_t *len, bool *cn, bool *fin)
 {
     int r = io_read(fd, ssl, buf, 5, cn, fin);
     if (r <= 0)
@@ -116,7 +115,6 @@ static size_t build_msg(uint8_t *out, uint8_t type, const void *body, size_t ble
         memcpy(out + 5, body, blen);
     return blen + 5;
 }
-
 
 /* ---- the client ---- */
 
@@ -378,7 +376,8 @@ int sfx_up_login_ok(struct sfx_up *u)
     size_t o = 0;
     put32(body, 0);
     o += build_msg(out + o, 'R', body, 4);
-    static const char ps[] = "server_version\0" "17.0";
+    static const char ps[] = "server_version\0"
+                             "17.0";
     o += build_msg(out + o, 'S', ps, sizeof(ps));
     put32(body, SFX_UP_PID);
     memcpy(body + 4, SFX_UP_KEY, 4);

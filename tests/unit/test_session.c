@@ -53,11 +53,11 @@ static struct sfx_client *client_started(struct sfx *f, const char *user)
 
 /* ---- a whole session, closed by the client ---- */
 
-static const char *const full_front[] = {"event=accepted", "event=front_tls_up",
+static const char *const full_front[] = {"event=accepted",      "event=front_tls_up",
                                          "event=login_started", "event=established",
-                                         "event=closed", NULL};
-static const char *const full_back[] = {"event=back_tls_up", "event=login_started",
-                                        "event=closed", NULL};
+                                         "event=closed",        NULL};
+static const char *const full_back[] = {"event=back_tls_up", "event=login_started", "event=closed",
+                                        NULL};
 static const char *const full_login[] = {"event=login_started", "event=backend_key",
                                          "event=established", NULL};
 
@@ -110,8 +110,8 @@ static void up_close_after_query(struct sfx_up *u)
     sfx_up_wait_eof(u);
 }
 
-static const char *const upclose_front[] = {"event=accepted", "event=established",
-                                            "event=closed", NULL};
+static const char *const upclose_front[] = {"event=accepted", "event=established", "event=closed",
+                                            NULL};
 
 START_TEST(test_upstream_closes)
 {
@@ -162,8 +162,8 @@ START_TEST(test_login_failed)
     ck_assert(sfx_wait_nconns(f, 0, WAIT_MS));
     unsigned long long id = sfx_log_conn(f, 0, WAIT_MS);
     check_seq(f, id, loginfail_login, "login");
-    ck_assert(sfx_log_wait(f, WAIT_MS, "event=closed", "outcome=login_failed", "sqlstate=28P01",
-                           NULL));
+    ck_assert(
+        sfx_log_wait(f, WAIT_MS, "event=closed", "outcome=login_failed", "sqlstate=28P01", NULL));
     ck_assert_uint_eq(sfx_log_count(f, "event=established"), 0);
     sfx_client_free(c);
     SFX_END(f);
@@ -188,8 +188,8 @@ static void up_close_midhandshake(struct sfx_up *u)
 
 static const char *const backfail_back[] = {"event=upstream_failed", "sqlstate=08001",
                                             "event=closed", NULL};
-static const char *const backfail_front[] = {"event=accepted", "event=front_tls_up",
-                                             "event=error", "event=closed", NULL};
+static const char *const backfail_front[] = {"event=accepted", "event=front_tls_up", "event=error",
+                                             "event=closed", NULL};
 
 /* up_eof: the script reads to the end, so the proxy's FIN must reach it */
 static void back_failure(const struct sfx_opts *o, const char *words, bool up_eof)
@@ -259,7 +259,7 @@ END_TEST
 /* ---- the start-up timeout, then linger until the client's EOF ---- */
 
 static const char *const timeout_front[] = {"event=accepted", "event=front_tls_up", "event=error",
-                                            "sqlstate=08P01", "event=closed", NULL};
+                                            "sqlstate=08P01", "event=closed",       NULL};
 
 START_TEST(test_startup_timeout_linger)
 {
@@ -315,8 +315,8 @@ START_TEST(test_silent_client_no_linger)
     ck_assert_int_ge(ms, 0);
     ck_assert_uint_ge((uv_hrtime() - t0) / 1000000, 250);
     ck_assert_uint_lt((uv_hrtime() - t0) / 1000000, 2300);
-    ck_assert(sfx_wait_nconns(f, 0, WAIT_MS)); /* while our socket is still open */
-    ck_assert_int_eq(atomic_load(&f->nups), 0);  /* no upstream leg for a silent client */
+    ck_assert(sfx_wait_nconns(f, 0, WAIT_MS));  /* while our socket is still open */
+    ck_assert_int_eq(atomic_load(&f->nups), 0); /* no upstream leg for a silent client */
     unsigned long long id = sfx_log_conn(f, 0, WAIT_MS);
     check_seq(f, id, silent_front, "front");
     ck_assert_uint_eq(sfx_log_count(f, "event=error"), 0);
@@ -352,7 +352,7 @@ START_TEST(test_worker_drain_then_force)
 
     worker_command(f->w, WORKER_DRAIN);
     ck_assert(sfx_log_wait(f, WAIT_MS, "event=worker_draining", "open_connections=2", NULL));
-    ck_assert_ptr_null(sfx_client_connect(f)); /* the listener is closed */
+    ck_assert_ptr_null(sfx_client_connect(f));              /* the listener is closed */
     ck_assert_int_eq(sfx_client_query(a, "select 3"), 'Z'); /* sessions go on */
     ck_assert_str_eq(a->tag, "select 3");
     ck_assert_uint_eq(sfx_nconns(f), 2);
@@ -384,8 +384,8 @@ END_TEST
 
 /* ---- a CancelRequest inside TLS reaches the upstream over verified TLS ---- */
 
-static const char *const cancel_front[] = {"event=accepted", "event=front_tls_up",
-                                           "event=cancel_forward", "event=cancel_closed",
+static const char *const cancel_front[] = {"event=accepted",           "event=front_tls_up",
+                                           "event=cancel_forward",     "event=cancel_closed",
                                            "outcome=cancel_forwarded", NULL};
 
 START_TEST(test_cancel_in_tls)

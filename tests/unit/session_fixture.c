@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,18 +159,8 @@ static bool log_wait_until(struct sfx *f, uint64_t deadline_ms)
     return true;
 }
 
-bool sfx_log_wait(struct sfx *f, unsigned timeout_ms, ...)
+bool sfx_log_wait_all(struct sfx *f, unsigned timeout_ms, const char *const *needles)
 {
-    const char *needles[8];
-    size_t n = 0;
-    va_list ap;
-    va_start(ap, timeout_ms);
-    const char *s;
-    while ((s = va_arg(ap, const char *)) != NULL && n < 7)
-        needles[n++] = s;
-    va_end(ap);
-    needles[n] = NULL;
-
     uint64_t deadline = uv_hrtime() / 1000000 + timeout_ms;
     uv_mutex_lock(&f->log_lock);
     for (;;) {

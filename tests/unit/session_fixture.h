@@ -129,8 +129,10 @@ size_t sfx_nconns(struct sfx *f);
 bool sfx_wait_nconns(struct sfx *f, size_t n, unsigned timeout_ms);
 
 /* ---- the log ---- */
-/* Wait for a line containing every one of the (NULL-ended) substrings; false after timeout_ms. */
-bool sfx_log_wait(struct sfx *f, unsigned timeout_ms, ...) __attribute__((sentinel));
+/* Wait for a line containing every one of the substrings (NULL-ended);
+ * false after timeout_ms. sfx_log_wait(f, ms, "event=closed", "outcome=x"). */
+bool sfx_log_wait_all(struct sfx *f, unsigned timeout_ms, const char *const *needles);
+#define sfx_log_wait(f, ms, ...) sfx_log_wait_all((f), (ms), (const char *const[]){__VA_ARGS__, NULL})
 /* Lines containing needle so far. */
 unsigned sfx_log_count(struct sfx *f, const char *needle);
 /* The id of the nth (from 0) connection logged with event=accepted, waiting

@@ -380,7 +380,8 @@ int sfx_up_login_ok(struct sfx_up *u)
                              "17.0";
     o += build_msg(out + o, 'S', ps, sizeof(ps));
     put32(body, SFX_UP_PID);
-    memcpy(body + 4, SFX_UP_KEY, 4);
+    for (int i = 0; i < 4; i++) /* a key, not a string */
+        body[4 + i] = (uint8_t)SFX_UP_KEY[i];
     o += build_msg(out + o, 'K', body, 8);
     o += build_msg(out + o, 'Z', "I", 1);
     return io_write(u->fd, u->ssl, out, o);

@@ -151,8 +151,8 @@ valgrind: deps
 
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_TIME ?= 30
-FUZZ_LIB_SRCS := src/pgproto.c src/log.c src/config.c src/tlsio.c src/cidr.c src/proxyproto.c \
-                 src/pemfile.c src/pgtrack.c
+FUZZ_LIB_SRCS := src/pgproto.c src/pgmsg.c src/log.c src/config.c src/options.c src/tlsio.c src/cidr.c src/proxyproto.c \
+                 src/pemfile.c src/pgtrack.c src/httpreq.c
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard include/*.h)
 	@mkdir -p $(BUILD)/fuzz
 	clang $(CSTD) -g -O1 -Iinclude -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_SRCS) \

@@ -81,7 +81,6 @@ void config_free(struct config *cfg);
  */
 bool config_log_json_early(int argc, char **argv, char **envp);
 
-/* --help text, generated from the option table. */
-void config_usage(FILE *out);
+/* config_usage(), the --help text, is in options.h. */
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * cursor.h - a bounds-checked read-only window on received bytes, shared by
- * the wire parsers (pgproto.c, proxyproto.c). Every read checks what is
- * left first; no caller does pointer arithmetic on lengths from the wire.
+ * the wire parsers (pgproto.c, pgmsg.c, proxyproto.c). Every read checks what
+ * is left first; no caller does pointer arithmetic on lengths from the wire.
+ * Also its mirror for output, the bounded writer of pgproto.c and pgmsg.c.
  */
 #ifndef PGTP_CURSOR_H
 #define PGTP_CURSOR_H
@@ -104,6 +105,67 @@ static inline bool cur_strlen(const struct cursor *c, size_t *n)
 static inline bool cur_equals(const struct cursor *c, size_t n, const char *s)
 {
     return cur_left(c) >= n && strlen(s) == n && memcmp(&c->buf[c->pos], s, n) == 0;
+}
+
+/* Copy up to n bytes at pos into dst for logging: printable ASCII except '"'
+ * and '\\' (so the value can sit inside a quoted key=value log field), every
+ * other byte becomes '?'; truncated to dstsize - 1; always NUL-terminated.
+ * dstsize must be at least 1. */
+static inline void cur_copy_sanitised(const struct cursor *c, size_t n, char *dst, size_t dstsize)
+{
+    size_t avail = c->end - c->pos;
+    if (n > avail)
+        n = avail;
+    if (n > dstsize - 1)
+        n = dstsize - 1;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t b = c->buf[c->pos + i];
+        dst[i] = (b >= 0x20 && b <= 0x7e && b != '"' && b != '\\') ? (char)b : '?';
+    }
+    /* Clear the rest too, so a shorter repeated parameter leaves no tail of
+     * the earlier value behind the NUL. */
+    memset(&dst[n], 0, dstsize - n);
+}
+
+/* ---- output: the bounded writer ---------------------------------------- */
+
+static inline void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/* A bounded writer; the caller has already checked the total fits, the
+ * checks here are the second line of defence. */
+struct writer {
+    uint8_t *buf;
+    size_t cap;
+    size_t pos;
+    bool overflow;
+};
+
+static inline void w_bytes(struct writer *w, const void *p, size_t n)
+{
+    if (w->overflow || w->cap - w->pos < n) {
+        w->overflow = true;
+        return;
+    }
+    memcpy(&w->buf[w->pos], p, n);
+    w->pos += n;
+}
+
+static inline void w_u8(struct writer *w, uint8_t b)
+{
+    w_bytes(w, &b, 1);
+}
+
+static inline void w_field(struct writer *w, char type, const char *s, size_t n)
+{
+    w_u8(w, (uint8_t)type);
+    w_bytes(w, s, n);
+    w_u8(w, 0);
 }
 
 #endif

@@ -13,6 +13,7 @@
  * table is full, the oldest connection that has not sent its request yet
  * makes room for the new one. Must never block the loop and never take the
  * process down: every failure closes one connection and is logged.
+ * The request head is parsed by httpreq.c, the address by adminaddr.c.
  */
 #include <errno.h>
 #include <arpa/inet.h>
@@ -26,6 +27,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "adminaddr.h"
 #include "httpreq.h"
 #include "listener.h"
 #include "log.h"
@@ -36,211 +38,6 @@
 #define ADMIN_TIMEOUT_MS 10000 /* request head -> response written */
 #define ADMIN_LINGER_MS 2000
 #define ADMIN_MAX_CONNS 64
-
-/* ---- request head parser (pure) ------------------------------------------ */
-
-/* RFC 9110 tchar: the characters of a method or a field name. */
-static bool is_tchar(unsigned char ch)
-{
-    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-           (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
-}
-
-/* Expect buf[*i] == ch: 1 matched (and advanced), 0 out of bytes, -1 not ch. */
-static int expect(const char *buf, size_t len, size_t *i, char ch)
-{
-    if (*i == len)
-        return 0;
-    if (buf[*i] != ch)
-        return -1;
-    (*i)++;
-    return 1;
-}
-
-#define EXPECT(ch)                                                                                 \
-    do {                                                                                           \
-        int e_ = expect(buf, len, &i, (ch));                                                       \
-        if (e_ <= 0)                                                                               \
-            return e_;                                                                             \
-    } while (0)
-
-/*
- * Lines must end in CRLF: a bare LF (which RFC 9112 lets a server accept)
- * is refused, as are obsolete line folding and whitespace before a header's
- * colon. Every HTTP client sends CRLF, and a parser that accepts fewer
- * spellings has fewer ways to disagree with a proxy in front of it about
- * where a request ends (request smuggling).
- */
-int httpreq_parse(const char *buf, size_t len, char *method, size_t mcap, char *path, size_t pcap)
-{
-    size_t i = 0, m = 0, p = 0;
-
-    for (; i < len && is_tchar((unsigned char)buf[i]); i++) {
-        if (m + 1 >= mcap)
-            return -1;
-        method[m++] = buf[i];
-    }
-    if (i == len)
-        return 0;
-    if (m == 0)
-        return -1;
-    EXPECT(' ');
-    /* request-target: visible ASCII; what it may be is the caller's call. */
-    for (; i < len && buf[i] > 0x20 && buf[i] < 0x7f; i++) {
-        if (p + 1 >= pcap)
-            return -1;
-        path[p++] = buf[i];
-    }
-    if (i == len)
-        return 0;
-    if (p == 0)
-        return -1;
-    EXPECT(' ');
-    for (const char *v = "HTTP/1."; *v != '\0'; v++)
-        EXPECT(*v);
-    if (i == len)
-        return 0;
-    if (buf[i] < '0' || buf[i] > '9')
-        return -1;
-    i++;
-    EXPECT('\r');
-    EXPECT('\n');
-
-    /* Header lines up to the empty one. Their content is not needed (the
-     * answer depends on the request line only) but must be well formed. */
-    for (;;) {
-        if (i == len)
-            return 0;
-        if (buf[i] == '\r')
-            break;
-        size_t name = 0;
-        for (; i < len && is_tchar((unsigned char)buf[i]); i++)
-            name++;
-        if (i == len)
-            return 0;
-        if (name == 0) /* also refuses folding: a line starting with SP/HT */
-            return -1;
-        EXPECT(':');
-        /* field-value: VCHAR, SP, HTAB and obs-text; no other control byte. */
-        for (; i < len; i++) {
-            unsigned char ch = (unsigned char)buf[i];
-            if (ch != '\t' && (ch < 0x20 || ch == 0x7f))
-                break;
-        }
-        EXPECT('\r');
-        EXPECT('\n');
-    }
-    EXPECT('\r');
-    EXPECT('\n');
-    method[m] = '\0';
-    path[p] = '\0';
-    return 1;
-}
-
-/* ---- address -------------------------------------------------------------- */
-
-/* "1-65535", digits only: no sign, space or suffix that strtoul would allow. */
-static int parse_port(const char *s, int *port)
-{
-    long v = 0;
-    if (*s == '\0' || strlen(s) > 5)
-        return -1;
-    for (; *s != '\0'; s++) {
-        if (*s < '0' || *s > '9')
-            return -1;
-        v = v * 10 + (*s - '0');
-    }
-    if (v < 1 || v > 65535)
-        return -1;
-    *port = (int)v;
-    return 0;
-}
-
-static int bad_port(const char *q, const char *portstr, char *err, size_t errlen)
-{
-    char pq[32];
-    snprintf(err, errlen, "--admin-address \"%s\": port \"%s\" is not a number from 1 to 65535", q,
-             log_escape(portstr, pq, sizeof(pq)));
-    return -1;
-}
-
-/*
- * "host:port", "[v6]:port" or "port" (meaning 127.0.0.1:port). The host is
- * a numeric address (or "localhost"): the admin endpoint is set up before
- * the loop runs and should not wait on DNS, and a name that resolves to
- * several addresses would leave it unclear which one is served.
- */
-static int parse_address(const char *a, struct sockaddr_storage *ss, char *err, size_t errlen)
-{
-    char host[64], q[96];
-    const char *portstr;
-    int port;
-
-    log_escape(a, q, sizeof(q));
-    memset(ss, 0, sizeof(*ss));
-    if (a[0] == '\0') {
-        snprintf(err, errlen,
-                 "--admin-address \"\": empty; expected host:port, [ipv6]:port or a port");
-        return -1;
-    }
-    if (a[0] == '[') {
-        const char *end = strchr(a, ']');
-        if (end == NULL || end[1] != ':') {
-            snprintf(err, errlen, "--admin-address \"%s\": expected [ipv6]:port", q);
-            return -1;
-        }
-        size_t hl = (size_t)(end - a - 1);
-        if (hl == 0 || hl >= sizeof(host)) {
-            snprintf(err, errlen, "--admin-address \"%s\": not an IPv6 address in brackets", q);
-            return -1;
-        }
-        memcpy(host, a + 1, hl);
-        host[hl] = '\0';
-        portstr = end + 2;
-        if (parse_port(portstr, &port) < 0)
-            return bad_port(q, portstr, err, errlen);
-        if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) != 0) {
-            char hq[96];
-            snprintf(err, errlen, "--admin-address \"%s\": \"%s\" is not an IPv6 address", q,
-                     log_escape(host, hq, sizeof(hq)));
-            return -1;
-        }
-        return 0;
-    }
-
-    const char *colon = strchr(a, ':');
-    if (colon == NULL) {
-        snprintf(host, sizeof(host), "127.0.0.1");
-        portstr = a;
-    } else if (strchr(colon + 1, ':') != NULL) {
-        snprintf(err, errlen,
-                 "--admin-address \"%s\": an IPv6 address goes in brackets, as in [::1]:9187", q);
-        return -1;
-    } else {
-        size_t hl = (size_t)(colon - a);
-        if (hl == 0 || hl >= sizeof(host)) {
-            snprintf(err, errlen,
-                     "--admin-address \"%s\": expected host:port, [ipv6]:port or a port", q);
-            return -1;
-        }
-        memcpy(host, a, hl);
-        host[hl] = '\0';
-        portstr = colon + 1;
-    }
-    if (parse_port(portstr, &port) < 0)
-        return bad_port(q, portstr, err, errlen);
-    if (strcmp(host, "localhost") == 0)
-        snprintf(host, sizeof(host), "127.0.0.1");
-    if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) != 0) {
-        char hq[96];
-        snprintf(err, errlen,
-                 "--admin-address \"%s\": \"%s\" is not a numeric IPv4 address (IPv6 goes in "
-                 "brackets)",
-                 q, log_escape(host, hq, sizeof(hq)));
-        return -1;
-    }
-    return 0;
-}
 
 /* ---- connections ----------------------------------------------------------- */
 
@@ -621,27 +418,12 @@ static void admin_accept(void *arg, int fd)
         conn_close(c);
 }
 
-/* "127.0.0.1:9187" or "[::1]:9187" */
-static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
-{
-    char ip[INET6_ADDRSTRLEN] = "?";
-    if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
-        uv_ip6_name(s6, ip, sizeof(ip));
-        snprintf(buf, len, "[%s]:%u", ip, (unsigned)ntohs(s6->sin6_port));
-    } else {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
-        uv_ip4_name(s4, ip, sizeof(ip));
-        snprintf(buf, len, "%s:%u", ip, (unsigned)ntohs(s4->sin_port));
-    }
-}
-
 /* ---- start / stop ------------------------------------------------------------- */
 
 int admin_check_address(const char *address, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
-    return parse_address(address != NULL ? address : "", &ss, err, errlen);
+    return adminaddr_parse(address != NULL ? address : "", &ss, err, errlen);
 }
 
 int admin_start(uv_loop_t *loop, const char *address, unsigned ready_window_s, char *err,
@@ -657,7 +439,7 @@ int admin_start(uv_loop_t *loop, const char *address, unsigned ready_window_s, c
         snprintf(err, errlen, "--admin-address: the admin endpoint is already running");
         return -1;
     }
-    if (parse_address(address, &ss, err, errlen) < 0)
+    if (adminaddr_parse(address, &ss, err, errlen) < 0)
         return -1;
     log_escape(address, q, sizeof(q));
 
@@ -679,7 +461,7 @@ int admin_start(uv_loop_t *loop, const char *address, unsigned ready_window_s, c
     struct sockaddr_storage bound;
     socklen_t blen = sizeof(bound);
     if (getsockname(fd, (struct sockaddr *)&bound, &blen) == 0)
-        addr_text(&bound, where, sizeof(where));
+        adminaddr_text(&bound, where, sizeof(where));
 
     a_loop = loop;
     a_ready_window = ready_window_s;

@@ -1,6 +1,6 @@
 /*
- * config.c - the option table and everything generated from it: command-line
- * parsing, PG_TLS_PROXY_* environment variables, validation and --help.
+ * config.c - command-line parsing, PG_TLS_PROXY_* environment variables
+ * and validation, driven by the option table of options.c.
  *
  * Owns: the strings it copies into struct config (freed by config_free).
  * Never: opens files, logs, exits, or keeps global state, so that it can be
@@ -21,147 +21,11 @@
 #include <strings.h>
 
 #include "log.h"
+#include "options.h"
 
 #ifndef PGTP_VERSION
 #define PGTP_VERSION "unknown"
 #endif
-
-#define ENV_PREFIX "PG_TLS_PROXY_"
-#define ENV_NAME_MAX 64
-
-enum opt_kind {
-    OPT_STRING,  /* char * in struct config, heap copy */
-    OPT_PORT,    /* uint16_t, decimal digits only, 1..65535 */
-    OPT_WORKERS, /* unsigned, 0..CONFIG_MAX_WORKERS; 0 = one per CPU */
-    OPT_SECONDS, /* unsigned, 0..86400 */
-    OPT_COUNT,   /* unsigned, 1..1000000 */
-    OPT_LOGFMT,  /* bool log_json: "text" or "json" */
-    OPT_TLSVER,  /* int: "1.2" -> 12, "1.3" -> 13 */
-    OPT_LOG,     /* int, via log_level_parse */
-    OPT_BOOL,    /* bool; a flag without value, a 1/0-style word in the environment */
-    OPT_HELP,    /* no field, no environment variable */
-    OPT_VERSION, /* no field, no environment variable */
-};
-
-struct opt_def {
-    const char *name;    /* long flag without "--"; also gives the env var name */
-    char short_name;     /* 0: none */
-    enum opt_kind kind;  /* how the value is parsed and stored */
-    const char *metavar; /* shown in --help; NULL for options without a value */
-    size_t offset;       /* field in struct config (unused for HELP/VERSION) */
-    bool required;       /* must be set by flag or environment */
-    const char *def;     /* default, parsed like user input; NULL: none */
-    const char *def_doc; /* default as words in --help when def does not say it */
-    const char *help;    /* one sentence for --help */
-};
-
-#define FIELD(f) offsetof(struct config, f)
-
-/* The one table. --help, the environment and the parser all read it; keep it
- * in the order --help should show. tests/check-docs.sh checks that the man
- * page and README mention every flag and variable that --help prints. */
-static const struct opt_def options[] = {
-    {"server-certificate-path", 0, OPT_STRING, "PATH", FIELD(front_cert_path), true, NULL, NULL,
-     "PEM certificate chain the proxy presents to clients, leaf first."},
-    {"server-private-key-path", 0, OPT_STRING, "PATH", FIELD(front_key_path), true, NULL, NULL,
-     "PEM private key for --server-certificate-path."},
-    {"server-host", 0, OPT_STRING, "ADDR", FIELD(listen_host), false, NULL,
-     "all IPv4 and IPv6 addresses", "Address to listen on for clients."},
-    {"server-port", 0, OPT_PORT, "PORT", FIELD(listen_port), false, "5432", NULL,
-     "TCP port to listen on for clients."},
-    {"client-connection-host-or-ip", 0, OPT_STRING, "HOST", FIELD(upstream_host), true, NULL, NULL,
-     "Host name or IP address of the upstream database."},
-    {"client-connection-port", 0, OPT_PORT, "PORT", FIELD(upstream_port), false, "5432", NULL,
-     "TCP port of the upstream database."},
-    {"client-tls-validation-host", 0, OPT_STRING, "NAME", FIELD(upstream_verify_name), false, NULL,
-     "the value of --client-connection-host-or-ip",
-     "DNS name or IP address the upstream certificate must match; also sent as SNI when it "
-     "is a DNS name. PROJECT:INSTANCE (Google Cloud SQL) is checked against the "
-     "certificate's CN exactly instead."},
-    {"client-ca-roots-path", 0, OPT_STRING, "PATH", FIELD(ca_roots_path), true, NULL, NULL,
-     "CA certificates that sign the upstream certificate: a PEM file, or a directory whose "
-     "*.pem and *.crt files are all loaded."},
-    {"server-allow-from", 0, OPT_STRING, "CIDR[,CIDR...]", FIELD(allow_from), false, NULL,
-     "every address",
-     "Only clients from these IPv4/IPv6 prefixes may connect; others are told FATAL 28000 "
-     "\"address not allowed\" (inside TLS when they asked for it)."},
-    {"server-allow-plaintext-from", 0, OPT_STRING, "CIDR[,CIDR...]", FIELD(allow_plaintext_from),
-     false, NULL, "none: TLS is required from everyone",
-     "Sidecar mode: clients from these prefixes may connect without TLS (sslmode=disable); "
-     "the upstream leg is still verify-full. Use only for loopback or a pod's own network."},
-    {"client-direct-tls", 0, OPT_BOOL, NULL, FIELD(back_direct_tls), false, NULL, NULL,
-     "Open the upstream leg with direct TLS (ALPN \"postgresql\", no SSLRequest), saving a "
-     "round trip; needs PostgreSQL 17 or newer upstream."},
-    {"server-handshake-timeout", 0, OPT_SECONDS, "SECONDS", FIELD(handshake_timeout_s), false, "15",
-     NULL,
-     "Time a client has from connecting to a complete StartupMessage (TLS handshake "
-     "included); 0 = no limit."},
-    {"client-connect-timeout", 0, OPT_SECONDS, "SECONDS", FIELD(connect_timeout_s), false, "10",
-     NULL,
-     "Time for the upstream leg: resolve, connect and verified TLS handshake; 0 = no "
-     "limit."},
-    {"idle-timeout", 0, OPT_SECONDS, "SECONDS", FIELD(idle_timeout_s), false, "0", "0: off",
-     "Close a session idle this long: every query answered (ReadyForQuery) and no byte "
-     "either way since; a running query is never idle."},
-    {"write-stall-timeout", 0, OPT_SECONDS, "SECONDS", FIELD(write_stall_s), false, "60", NULL,
-     "End a session whose client has stopped reading: more than 256 KB waits to be sent to "
-     "it and none of it has gone for this long; 0 = off."},
-    {"tcp-keepalive", 0, OPT_SECONDS, "SECONDS", FIELD(keepalive_s), false, "60", NULL,
-     "TCP keepalive idle time on both legs; 0 turns keepalive off."},
-    {"shutdown-timeout", 0, OPT_SECONDS, "SECONDS", FIELD(shutdown_timeout_s), false, "30", NULL,
-     "On SIGTERM/SIGINT: how long open sessions may finish before they are ended "
-     "(57P01); a second signal ends them at once."},
-    {"max-connections", 0, OPT_COUNT, "N", FIELD(max_connections), false, "10000", NULL,
-     "Client connections at once; the next client is told FATAL 53300 once it has sent its "
-     "StartupMessage (inside TLS when it asked for TLS)."},
-    {"server-proxy-protocol", 0, OPT_BOOL, NULL, FIELD(proxy_protocol), false, NULL, NULL,
-     "Expect a PROXY protocol v1 or v2 header (AWS NLB, HAProxy) before every client "
-     "connection; its source address is the one logged and allow-listed. Connections "
-     "without a valid header are refused."},
-    {"server-client-ca-path", 0, OPT_STRING, "PATH", FIELD(front_client_ca_path), false, NULL,
-     "off", "mTLS: require client certificates signed by these CAs (PEM file or directory)."},
-    {"server-min-tls-version", 0, OPT_TLSVER, "1.2|1.3", FIELD(front_min_tls), false, "1.2", NULL,
-     "Oldest TLS version clients may use."},
-    {"server-tls12-ciphers", 0, OPT_STRING, "LIST", FIELD(front_tls12_ciphers), false, NULL,
-     "OpenSSL's default", "OpenSSL cipher list for TLS 1.2 clients."},
-    {"server-tls13-ciphersuites", 0, OPT_STRING, "LIST", FIELD(front_tls13_suites), false, NULL,
-     "OpenSSL's default", "TLS 1.3 cipher suites offered to clients (colon-separated)."},
-    {"client-certificate-path", 0, OPT_STRING, "PATH", FIELD(back_cert_path), false, NULL, "none",
-     "Client certificate chain the proxy presents to the upstream (Cloud SQL trusted "
-     "client certificates, pg_hba clientcert=verify-full)."},
-    {"client-private-key-path", 0, OPT_STRING, "PATH", FIELD(back_key_path), false, NULL, "none",
-     "Private key for --client-certificate-path."},
-    {"client-min-tls-version", 0, OPT_TLSVER, "1.2|1.3", FIELD(back_min_tls), false, "1.2", NULL,
-     "Oldest TLS version accepted from the upstream."},
-    {"client-tls12-ciphers", 0, OPT_STRING, "LIST", FIELD(back_tls12_ciphers), false, NULL,
-     "OpenSSL's default", "OpenSSL cipher list offered to the upstream for TLS 1.2."},
-    {"client-tls13-ciphersuites", 0, OPT_STRING, "LIST", FIELD(back_tls13_suites), false, NULL,
-     "OpenSSL's default", "TLS 1.3 cipher suites offered to the upstream."},
-    {"watch-certificates", 0, OPT_BOOL, NULL, FIELD(watch_certificates), false, NULL, NULL,
-     "Reload (as on SIGHUP) when a certificate, key or CA file changes on disk, including "
-     "Kubernetes secret mounts that swap a symlink."},
-    {"admin-address", 0, OPT_STRING, "HOST:PORT", FIELD(admin_address), false, NULL, "off",
-     "Serve /metrics (Prometheus), /healthz and /readyz over plain HTTP; a bare port means "
-     "127.0.0.1."},
-    {"admin-ready-window", 0, OPT_SECONDS, "SECONDS", FIELD(admin_ready_window_s), false, "60",
-     NULL,
-     "/readyz answers 200 while an upstream TLS handshake succeeded within this window (the "
-     "proxy probes the upstream when idle)."},
-    {"log-format", 0, OPT_LOGFMT, "text|json", FIELD(log_json), false, "text", NULL,
-     "Log lines as key=value text or as JSON objects (one per line)."},
-    {"workers", 0, OPT_WORKERS, "N", FIELD(workers), false, "0", "0: one per CPU",
-     "Event-loop threads; each accepts on its own socket (SO_REUSEPORT) and keeps its "
-     "sessions."},
-    {"log", 'l', OPT_LOG, "LEVEL", FIELD(log_level), false, "info", NULL,
-     "Log level: debug, info, warn or error (case-insensitive)."},
-    {"check", 0, OPT_BOOL, NULL, FIELD(check_only), false, NULL, NULL,
-     "Load and validate everything, make one verified TLS connection to the upstream, print "
-     "its certificate chain and exit: 0 on success, 1 on failure."},
-    {"help", 'h', OPT_HELP, NULL, 0, false, NULL, NULL, "Print this help and exit."},
-    {"version", 'V', OPT_VERSION, NULL, 0, false, NULL, NULL, "Print the version and exit."},
-};
-
-#define NOPTS (sizeof(options) / sizeof(options[0]))
 
 /* Where the winning value of an option came from; decides how errors name it. */
 enum source { SRC_DEFAULT = 0, SRC_ENV, SRC_FLAG };
@@ -184,28 +48,6 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-static bool has_env(const struct opt_def *o)
-{
-    return o->kind != OPT_HELP && o->kind != OPT_VERSION;
-}
-
-static bool takes_value(const struct opt_def *o)
-{
-    return o->metavar != NULL;
-}
-
-/* "client-ca-roots-path" -> "PG_TLS_PROXY_CLIENT_CA_ROOTS_PATH". */
-static void env_name(const struct opt_def *o, char *buf, size_t len)
-{
-    size_t n = strlen(ENV_PREFIX);
-    memcpy(buf, ENV_PREFIX, n);
-    for (const char *p = o->name; *p != '\0' && n + 1 < len; p++, n++) {
-        char c = *p;
-        buf[n] = c == '-' ? '_' : (c >= 'a' && c <= 'z') ? (char)(c - 'a' + 'A') : c;
-    }
-    buf[n] = '\0';
-}
-
 /* The value of NAME in a "NAME=value" array, or NULL. The first entry wins,
  * like getenv(3). */
 static const char *env_lookup(char **envp, const char *name)
@@ -216,93 +58,6 @@ static const char *env_lookup(char **envp, const char *name)
     for (char **e = envp; *e != NULL; e++) {
         if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
             return *e + n + 1;
-    }
-    return NULL;
-}
-
-static const struct opt_def *find_long(const char *name, size_t len)
-{
-    for (size_t i = 0; i < NOPTS; i++) {
-        if (strlen(options[i].name) == len && strncmp(options[i].name, name, len) == 0)
-            return &options[i];
-    }
-    return NULL;
-}
-
-static const struct opt_def *find_short(char c)
-{
-    for (size_t i = 0; i < NOPTS; i++) {
-        if (options[i].short_name != 0 && options[i].short_name == c)
-            return &options[i];
-    }
-    return NULL;
-}
-
-/* Edit distance (insertions, deletions, substitutions) between a and b,
- * both shorter than 128 bytes; larger inputs count as far apart. */
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    size_t row[128];
-    if (la >= 128 || lb >= 128)
-        return SIZE_MAX;
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
-/* The option whose spelling (its env name if env, else its long name) is
- * closest to what was typed, if close enough to be a likely typo: at most
- * a third of the length, and 3, edits away. NULL otherwise. */
-static const struct opt_def *closest(const char *typed, bool env)
-{
-    const struct opt_def *best = NULL;
-    size_t best_d = SIZE_MAX;
-    for (size_t i = 0; i < NOPTS; i++) {
-        char name[ENV_NAME_MAX];
-        if (env && !has_env(&options[i]))
-            continue;
-        if (env)
-            env_name(&options[i], name, sizeof(name));
-        else
-            snprintf(name, sizeof(name), "%s", options[i].name);
-        size_t d = edit_distance(typed, name);
-        if (d < best_d) {
-            best_d = d;
-            best = &options[i];
-        }
-    }
-    /* The length that counts is the part after the common prefix. */
-    size_t len = strlen(typed) - (env ? strlen(ENV_PREFIX) : 0);
-    size_t max = len / 3 < 3 ? len / 3 : 3;
-    if (best != NULL && best_d <= (max > 0 ? max : 1))
-        return best;
-    /* A word too many, as in PG_TLS_PROXY_LOG_LEVEL for PG_TLS_PROXY_LOG. */
-    for (size_t i = 0; i < NOPTS; i++) {
-        char name[ENV_NAME_MAX];
-        if (env && !has_env(&options[i]))
-            continue;
-        if (env)
-            env_name(&options[i], name, sizeof(name));
-        else
-            snprintf(name, sizeof(name), "%s", options[i].name);
-        size_t n = strlen(name);
-        if (strncmp(typed, name, n) == 0 && (typed[n] == '_' || typed[n] == '-'))
-            return &options[i];
     }
     return NULL;
 }
@@ -323,19 +78,19 @@ static bool check_env_names(char **envp, char *err, size_t errlen)
         char name[ENV_NAME_MAX + 32];
         snprintf(name, sizeof(name), "%.*s", (int)n, *e);
         bool known = false;
-        for (size_t i = 0; i < NOPTS && !known; i++) {
+        for (size_t i = 0; i < config_noptions && !known; i++) {
             char env[ENV_NAME_MAX];
-            if (!has_env(&options[i]))
+            if (!opt_has_env(&config_options[i]))
                 continue;
-            env_name(&options[i], env, sizeof(env));
+            opt_env_name(&config_options[i], env, sizeof(env));
             known = n == strlen(env) && strncmp(*e, env, n) == 0;
         }
         if (known)
             continue;
-        const struct opt_def *o = closest(name, true);
+        const struct opt_def *o = opt_closest(name, true);
         char env[ENV_NAME_MAX] = "";
         if (o != NULL)
-            env_name(o, env, sizeof(env));
+            opt_env_name(o, env, sizeof(env));
         set_err(err, errlen, "unknown environment variable %s%s%s%s", name,
                 o != NULL ? " (did you mean " : " (see --help for the variables)",
                 o != NULL ? env : "", o != NULL ? "?)" : "");
@@ -413,7 +168,7 @@ static void value_origin(const struct opt_def *o, enum source src, char *buf, si
 {
     if (src == SRC_ENV) {
         char env[ENV_NAME_MAX];
-        env_name(o, env, sizeof(env));
+        opt_env_name(o, env, sizeof(env));
         snprintf(buf, len, "%s (--%s)", env, o->name);
     } else {
         snprintf(buf, len, "--%s", o->name);
@@ -556,11 +311,11 @@ static enum config_result scan_argv(struct raw_value *raw, int argc, char **argv
             size_t len = eq != NULL ? (size_t)(eq - name) : strlen(name);
             /* Exact names only: no getopt-style abbreviations, so adding an
              * option later can never change what an existing command means. */
-            o = find_long(name, len);
+            o = opt_find_long(name, len);
             if (o == NULL) {
                 char typed[128];
                 snprintf(typed, sizeof(typed), "%.*s", (int)len, name);
-                const struct opt_def *near = closest(typed, false);
+                const struct opt_def *near = opt_closest(typed, false);
                 if (near != NULL)
                     set_err(err, errlen, "unknown option \"%.*s\" (did you mean --%s?)",
                             (int)(len + 2), arg, near->name);
@@ -575,8 +330,8 @@ static enum config_result scan_argv(struct raw_value *raw, int argc, char **argv
             }
             snprintf(spelled, sizeof(spelled), "--%s", o->name);
         } else {
-            o = find_short(arg[1]);
-            if (o == NULL || (!takes_value(o) && arg[2] != '\0')) {
+            o = opt_find_short(arg[1]);
+            if (o == NULL || (!opt_takes_value(o) && arg[2] != '\0')) {
                 set_err(err, errlen, "unknown option \"%s\" (see --help)", arg);
                 return CONFIG_ERROR;
             }
@@ -587,7 +342,7 @@ static enum config_result scan_argv(struct raw_value *raw, int argc, char **argv
             snprintf(spelled, sizeof(spelled), "-%c", arg[1]);
         }
 
-        if (!takes_value(o)) {
+        if (!opt_takes_value(o)) {
             if (inline_value) {
                 set_err(err, errlen, "%s does not take a value", spelled);
                 return CONFIG_ERROR;
@@ -600,7 +355,7 @@ static enum config_result scan_argv(struct raw_value *raw, int argc, char **argv
                 fprintf(out, "pg-tls-proxy %s\n", PGTP_VERSION);
                 return CONFIG_EXIT;
             }
-            raw[o - options] = (struct raw_value){SRC_FLAG, "1"};
+            raw[o - config_options] = (struct raw_value){SRC_FLAG, "1"};
             continue;
         }
 
@@ -616,7 +371,7 @@ static enum config_result scan_argv(struct raw_value *raw, int argc, char **argv
             set_err(err, errlen, "%s needs a value", spelled);
             return CONFIG_ERROR;
         }
-        raw[o - options] = (struct raw_value){SRC_FLAG, value};
+        raw[o - config_options] = (struct raw_value){SRC_FLAG, value};
     }
     return CONFIG_OK;
 }
@@ -628,7 +383,7 @@ static enum config_result scan_argv(struct raw_value *raw, int argc, char **argv
 enum config_result config_parse(struct config *cfg, int argc, char **argv, char **envp, FILE *out,
                                 char *err, size_t errlen)
 {
-    struct raw_value raw[NOPTS];
+    struct raw_value raw[CONFIG_OPTIONS_MAX];
 
     memset(cfg, 0, sizeof(*cfg));
     if (err != NULL && errlen > 0)
@@ -636,13 +391,13 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv, char 
     if (out == NULL)
         out = stdout;
 
-    for (size_t i = 0; i < NOPTS; i++) {
-        const struct opt_def *o = &options[i];
+    for (size_t i = 0; i < config_noptions; i++) {
+        const struct opt_def *o = &config_options[i];
         raw[i] = (struct raw_value){SRC_DEFAULT, o->def};
-        if (!has_env(o))
+        if (!opt_has_env(o))
             continue;
         char env[ENV_NAME_MAX];
-        env_name(o, env, sizeof(env));
+        opt_env_name(o, env, sizeof(env));
         const char *v = env_lookup(envp, env);
         /* An empty variable counts as unset (e.g. `docker run -e NAME=`). */
         if (v != NULL && *v != '\0')
@@ -657,10 +412,10 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv, char 
 
     /* Values the user gave are checked before anything missing is reported:
      * a typo is the more specific mistake. */
-    for (size_t i = 0; i < NOPTS; i++) {
-        if (raw[i].value == NULL || !has_env(&options[i]))
+    for (size_t i = 0; i < config_noptions; i++) {
+        if (raw[i].value == NULL || !opt_has_env(&config_options[i]))
             continue;
-        if (!apply(cfg, &options[i], &raw[i], err, errlen)) {
+        if (!apply(cfg, &config_options[i], &raw[i], err, errlen)) {
             config_free(cfg);
             return CONFIG_ERROR;
         }
@@ -670,8 +425,8 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv, char 
      * one run tells the user everything that is missing. */
     size_t nmissing = 0;
     size_t used = 0;
-    for (size_t i = 0; i < NOPTS; i++) {
-        if (!options[i].required || raw[i].value != NULL)
+    for (size_t i = 0; i < config_noptions; i++) {
+        if (!config_options[i].required || raw[i].value != NULL)
             continue;
         if (err == NULL || errlen == 0) {
             nmissing++;
@@ -680,11 +435,12 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv, char 
         int n;
         if (nmissing++ == 0) {
             char env[ENV_NAME_MAX];
-            env_name(&options[i], env, sizeof(env));
-            n = snprintf(err, errlen, "missing required option --%s (or %s)", options[i].name, env);
+            opt_env_name(&config_options[i], env, sizeof(env));
+            n = snprintf(err, errlen, "missing required option --%s (or %s)",
+                         config_options[i].name, env);
         } else {
             n = snprintf(err + used, errlen - used, "%s--%s",
-                         nmissing == 2 ? "; also missing " : ", ", options[i].name);
+                         nmissing == 2 ? "; also missing " : ", ", config_options[i].name);
         }
         if (n > 0)
             used += (size_t)n;
@@ -720,78 +476,11 @@ void config_free(struct config *cfg)
     if (cfg == NULL)
         return;
     /* Every string option is a heap copy; the table says which fields. */
-    for (size_t i = 0; i < NOPTS; i++) {
-        if (options[i].kind != OPT_STRING)
+    for (size_t i = 0; i < config_noptions; i++) {
+        if (config_options[i].kind != OPT_STRING)
             continue;
-        char **field = (char **)(void *)((char *)cfg + options[i].offset);
+        char **field = (char **)(void *)((char *)cfg + config_options[i].offset);
         free(*field);
     }
     memset(cfg, 0, sizeof(*cfg));
-}
-
-/* Print text indented by HELP_INDENT, breaking at spaces before HELP_WIDTH
- * columns (a single longer word gets a line of its own). */
-#define HELP_INDENT 6
-#define HELP_WIDTH 79
-static void print_wrapped(FILE *out, const char *text)
-{
-    const char *p = text;
-    while (*p != '\0') {
-        size_t room = HELP_WIDTH - HELP_INDENT;
-        size_t len = strlen(p);
-        if (len > room) {
-            size_t cut = room;
-            while (cut > 0 && p[cut] != ' ')
-                cut--;
-            if (cut == 0) {
-                cut = strcspn(p, " ");
-            }
-            len = cut;
-        }
-        fprintf(out, "%*s%.*s\n", HELP_INDENT, "", (int)len, p);
-        p += len;
-        while (*p == ' ')
-            p++;
-    }
-}
-
-void config_usage(FILE *out)
-{
-    fputs("Usage: pg-tls-proxy [OPTION]...\n"
-          "PostgreSQL TLS proxy: verify-full for clients, and for the upstream against its "
-          "private CA.\n\n"
-          "Options (every value can also come from the environment variable shown;\n"
-          "a flag wins over its variable):\n",
-          out);
-    for (size_t i = 0; i < NOPTS; i++) {
-        const struct opt_def *o = &options[i];
-        fputs("  ", out);
-        if (o->short_name != 0)
-            fprintf(out, "-%c, ", o->short_name);
-        fprintf(out, "--%s", o->name);
-        if (o->metavar != NULL)
-            fprintf(out, " %s", o->metavar);
-        fputc('\n', out);
-
-        char text[512];
-        int n = snprintf(text, sizeof(text), "%s%s", o->help, o->required ? " Required." : "");
-        if (n > 0 && (size_t)n < sizeof(text) && (o->def_doc != NULL || o->def != NULL))
-            snprintf(text + n, sizeof(text) - (size_t)n, " Default: %s.",
-                     o->def_doc != NULL ? o->def_doc : o->def);
-        print_wrapped(out, text);
-        if (has_env(o)) {
-            char env[ENV_NAME_MAX];
-            env_name(o, env, sizeof(env));
-            if (o->kind == OPT_BOOL)
-                fprintf(out, "      env: %s (1, true, yes, on or 0, false, no, off)\n", env);
-            else
-                fprintf(out, "      env: %s\n", env);
-        }
-    }
-    fputs("\nExit status:\n"
-          "  0  success\n"
-          "  1  --check failed, or a runtime error\n"
-          "  2  usage or configuration error\n"
-          "\nSee pg-tls-proxy(1) for details.\n",
-          out);
 }

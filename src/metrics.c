@@ -1,6 +1,6 @@
 /*
  * metrics.c - process-wide counters, gauges and one histogram, rendered in
- * the Prometheus text exposition format 0.0.4.
+ * the Prometheus text exposition format 0.0.4 (written by promtext.c).
  *
  * Updated from every worker thread: plain counters are C11 atomics with
  * relaxed ordering (no counter orders any other memory access; a scrape may
@@ -14,7 +14,6 @@
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +26,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "procstats.h"
+#include "promtext.h"
 
 #ifndef PGTP_VERSION
 #define PGTP_VERSION "unknown"
@@ -366,257 +366,145 @@ void metrics_sni_mismatch(void)
 
 /* ---- rendering ---------------------------------------------------------- */
 
-/* An snprintf-like writer: counts what it would write past cap, so one pass
- * both fills the buffer and measures the whole output. */
-struct out {
-    char *buf;
-    size_t cap, len;
-};
-
-static void put(struct out *o, const char *s, size_t n)
+static void render_sessions(struct prom_out *o)
 {
-    if (o->len < o->cap) {
-        size_t room = o->cap - o->len;
-        memcpy(o->buf + o->len, s, n < room ? n : room);
-    }
-    o->len += n;
-}
-
-static void puts_(struct out *o, const char *s)
-{
-    put(o, s, strlen(s));
-}
-
-static void putf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void putf(struct out *o, const char *fmt, ...)
-{
-    char tmp[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    /* Only numbers and our own metric and label names pass through here
-     * (label values from outside go through put_label_value); all fit. */
-    if (n > 0)
-        put(o, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
-}
-
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if it is not one. */
-static size_t utf8_len(const unsigned char *s)
-{
-    if (s[0] < 0x80)
-        return 1;
-    size_t n;
-    unsigned min;
-    unsigned cp;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        n = 2;
-        cp = s[0] & 0x1fu;
-        min = 0x80;
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        n = 3;
-        cp = s[0] & 0x0fu;
-        min = 0x800;
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        n = 4;
-        cp = s[0] & 0x07u;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80) /* also stops at the NUL */
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3fu);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
-/*
- * A label value: backslash, double quote and newline escaped as the format
- * requires. Certificate subjects are not ours to trust, so other control
- * characters and bytes that are not UTF-8 (the format requires UTF-8)
- * become '?' rather than break the scrape.
- */
-static void put_label_value(struct out *o, const char *v)
-{
-    const unsigned char *p = (const unsigned char *)v;
-    while (*p != '\0') {
-        if (*p == '\\') {
-            put(o, "\\\\", 2);
-        } else if (*p == '"') {
-            put(o, "\\\"", 2);
-        } else if (*p == '\n') {
-            put(o, "\\n", 2);
-        } else if (*p < 0x20 || *p == 0x7f) {
-            put(o, "?", 1);
-        } else {
-            size_t n = utf8_len(p);
-            if (n == 0) {
-                put(o, "?", 1);
-                n = 1;
-            } else {
-                put(o, (const char *)p, n);
-            }
-            p += n;
-            continue;
-        }
-        p++;
-    }
-}
-
-/* HELP texts are ours: no backslash or newline that would need escaping. */
-static void family(struct out *o, const char *name, const char *type, const char *help)
-{
-    puts_(o, "# HELP ");
-    puts_(o, name);
-    puts_(o, " ");
-    puts_(o, help);
-    puts_(o, "\n# TYPE ");
-    puts_(o, name);
-    puts_(o, " ");
-    puts_(o, type);
-    puts_(o, "\n");
-}
-
-static void render_sessions(struct out *o)
-{
-    family(o, "pg_tls_proxy_sessions_total", "counter", "Client sessions ended, by outcome.");
+    prom_family(o, "pg_tls_proxy_sessions_total", "counter", "Client sessions ended, by outcome.");
     for (int i = 0; i < OUT_COUNT; i++)
-        putf(o, "pg_tls_proxy_sessions_total{outcome=\"%s\"} %" PRIuLEAST64 "\n", outcome_names[i],
-             LOAD(sessions_total[i]));
+        prom_putf(o, "pg_tls_proxy_sessions_total{outcome=\"%s\"} %" PRIuLEAST64 "\n",
+                  outcome_names[i], LOAD(sessions_total[i]));
 
-    family(o, "pg_tls_proxy_active_sessions", "gauge", "Client sessions open now.");
-    putf(o, "pg_tls_proxy_active_sessions %" PRIdLEAST64 "\n", LOAD(sessions_active));
+    prom_family(o, "pg_tls_proxy_active_sessions", "gauge", "Client sessions open now.");
+    prom_putf(o, "pg_tls_proxy_active_sessions %" PRIdLEAST64 "\n", LOAD(sessions_active));
 
-    family(o, "pg_tls_proxy_bytes_total", "counter",
-           "Plaintext bytes relayed, by direction (open sessions' bytes are added every "
-           "second).");
-    putf(o, "pg_tls_proxy_bytes_total{direction=\"from_client\"} %" PRIuLEAST64 "\n",
-         LOAD(bytes_from_client));
-    putf(o, "pg_tls_proxy_bytes_total{direction=\"from_upstream\"} %" PRIuLEAST64 "\n",
-         LOAD(bytes_from_upstream));
+    prom_family(o, "pg_tls_proxy_bytes_total", "counter",
+                "Plaintext bytes relayed, by direction (open sessions' bytes are added every "
+                "second).");
+    prom_putf(o, "pg_tls_proxy_bytes_total{direction=\"from_client\"} %" PRIuLEAST64 "\n",
+              LOAD(bytes_from_client));
+    prom_putf(o, "pg_tls_proxy_bytes_total{direction=\"from_upstream\"} %" PRIuLEAST64 "\n",
+              LOAD(bytes_from_upstream));
 }
 
-static void render_handshakes(struct out *o)
+static void render_handshakes(struct prom_out *o)
 {
-    family(o, "pg_tls_proxy_handshake_failures_total", "counter",
-           "TLS handshakes that failed, by leg and reason.");
+    prom_family(o, "pg_tls_proxy_handshake_failures_total", "counter",
+                "TLS handshakes that failed, by leg and reason.");
     size_t n = atomic_load_explicit(&hs_used, memory_order_acquire);
     for (size_t i = 0; i < n; i++) {
-        putf(o, "pg_tls_proxy_handshake_failures_total{leg=\"%s\",reason=\"",
-             hs_table[i].leg == 0 ? "front" : "back");
-        put_label_value(o, hs_table[i].reason);
-        putf(o, "\"} %" PRIuLEAST64 "\n", LOAD(hs_table[i].count));
+        prom_putf(o, "pg_tls_proxy_handshake_failures_total{leg=\"%s\",reason=\"",
+                  hs_table[i].leg == 0 ? "front" : "back");
+        prom_label_value(o, hs_table[i].reason);
+        prom_putf(o, "\"} %" PRIuLEAST64 "\n", LOAD(hs_table[i].count));
     }
 }
 
-static void render_upstream(struct out *o)
+static void render_upstream(struct prom_out *o)
 {
     const char *name = "pg_tls_proxy_upstream_connect_seconds";
-    family(o, name, "histogram",
-           "Time from starting to connect upstream to a verified TLS session.");
+    prom_family(o, name, "histogram",
+                "Time from starting to connect upstream to a verified TLS session.");
     uint64_t cum = 0;
     for (size_t i = 0; i < NELEM(bucket_us); i++) {
         cum += LOAD(hist_counts[i]);
-        putf(o, "%s_bucket{le=\"%s\"} %" PRIu64 "\n", name, bucket_le[i], cum);
+        prom_putf(o, "%s_bucket{le=\"%s\"} %" PRIu64 "\n", name, bucket_le[i], cum);
     }
     cum += LOAD(hist_counts[NELEM(bucket_us)]);
-    putf(o, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cum);
+    prom_putf(o, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cum);
     /* Microseconds as exact decimal seconds: no float formatting surprises. */
     uint64_t sum = LOAD(hist_sum_us);
-    putf(o, "%s_sum %" PRIu64 ".%06" PRIu64 "\n", name, sum / 1000000, sum % 1000000);
-    putf(o, "%s_count %" PRIu64 "\n", name, cum);
+    prom_putf(o, "%s_sum %" PRIu64 ".%06" PRIu64 "\n", name, sum / 1000000, sum % 1000000);
+    prom_putf(o, "%s_count %" PRIu64 "\n", name, cum);
 
-    family(o, "pg_tls_proxy_upstream_last_success_timestamp_seconds", "gauge",
-           "Unix time of the last verified upstream TLS handshake (0: never).");
-    putf(o, "pg_tls_proxy_upstream_last_success_timestamp_seconds %" PRIdLEAST64 "\n",
-         LOAD(last_upstream_ok));
+    prom_family(o, "pg_tls_proxy_upstream_last_success_timestamp_seconds", "gauge",
+                "Unix time of the last verified upstream TLS handshake (0: never).");
+    prom_putf(o, "pg_tls_proxy_upstream_last_success_timestamp_seconds %" PRIdLEAST64 "\n",
+              LOAD(last_upstream_ok));
 }
 
-static void render_events(struct out *o)
+static void render_events(struct prom_out *o)
 {
-    family(o, "pg_tls_proxy_cancel_requests_total", "counter",
-           "Cancel requests, by what became of them (forwarded, or why not).");
+    prom_family(o, "pg_tls_proxy_cancel_requests_total", "counter",
+                "Cancel requests, by what became of them (forwarded, or why not).");
     for (int i = 0; i < CANCEL_OUTCOMES; i++)
-        putf(o, "pg_tls_proxy_cancel_requests_total{result=\"%s\"} %" PRIuLEAST64 "\n",
-             cancel_outcome_name((enum cancel_outcome)i), LOAD(cancels[i]));
+        prom_putf(o, "pg_tls_proxy_cancel_requests_total{result=\"%s\"} %" PRIuLEAST64 "\n",
+                  cancel_outcome_name((enum cancel_outcome)i), LOAD(cancels[i]));
 
-    family(o, "pg_tls_proxy_reloads_total", "counter", "Configuration reloads, by result.");
-    putf(o, "pg_tls_proxy_reloads_total{result=\"success\"} %" PRIuLEAST64 "\n", LOAD(reloads_ok));
-    putf(o, "pg_tls_proxy_reloads_total{result=\"failure\"} %" PRIuLEAST64 "\n",
-         LOAD(reloads_failed));
+    prom_family(o, "pg_tls_proxy_reloads_total", "counter", "Configuration reloads, by result.");
+    prom_putf(o, "pg_tls_proxy_reloads_total{result=\"success\"} %" PRIuLEAST64 "\n",
+              LOAD(reloads_ok));
+    prom_putf(o, "pg_tls_proxy_reloads_total{result=\"failure\"} %" PRIuLEAST64 "\n",
+              LOAD(reloads_failed));
 
-    family(o, "pg_tls_proxy_accept_pauses_total", "counter",
-           "Times a listener stopped accepting for 200 ms, out of file descriptors.");
-    putf(o, "pg_tls_proxy_accept_pauses_total %" PRIuLEAST64 "\n", LOAD(accept_pauses));
+    prom_family(o, "pg_tls_proxy_accept_pauses_total", "counter",
+                "Times a listener stopped accepting for 200 ms, out of file descriptors.");
+    prom_putf(o, "pg_tls_proxy_accept_pauses_total %" PRIuLEAST64 "\n", LOAD(accept_pauses));
 }
 
 /* The same certificates as seconds left (negative once expired): what an
  * alert compares with a threshold, without the query doing the arithmetic. */
-static void render_cert_remaining(struct out *o)
+static void render_cert_remaining(struct prom_out *o)
 {
     int64_t now = (int64_t)time(NULL);
-    family(o, "pg_tls_proxy_certificate_expiry_seconds", "gauge",
-           "Seconds until a loaded certificate expires (negative once expired).");
+    prom_family(o, "pg_tls_proxy_certificate_expiry_seconds", "gauge",
+                "Seconds until a loaded certificate expires (negative once expired).");
     pthread_mutex_lock(&cert_lock);
     for (size_t i = 0; i < ncerts; i++) {
-        puts_(o, "pg_tls_proxy_certificate_expiry_seconds{which=\"");
-        put_label_value(o, certs[i].which);
-        puts_(o, "\",subject=\"");
-        put_label_value(o, certs[i].subject);
-        putf(o, "\"} %" PRId64 "\n", certs[i].not_after - now);
+        prom_puts(o, "pg_tls_proxy_certificate_expiry_seconds{which=\"");
+        prom_label_value(o, certs[i].which);
+        prom_puts(o, "\",subject=\"");
+        prom_label_value(o, certs[i].subject);
+        prom_putf(o, "\"} %" PRId64 "\n", certs[i].not_after - now);
     }
     pthread_mutex_unlock(&cert_lock);
-    family(o, "pg_tls_proxy_front_sni_mismatch_total", "counter",
-           "Front handshakes whose SNI is not among the certificate's names.");
-    putf(o, "pg_tls_proxy_front_sni_mismatch_total %" PRIuLEAST64 "\n", LOAD(sni_mismatches));
+    prom_family(o, "pg_tls_proxy_front_sni_mismatch_total", "counter",
+                "Front handshakes whose SNI is not among the certificate's names.");
+    prom_putf(o, "pg_tls_proxy_front_sni_mismatch_total %" PRIuLEAST64 "\n", LOAD(sni_mismatches));
 }
 
-static void render_certs(struct out *o)
+static void render_certs(struct prom_out *o)
 {
-    family(o, "pg_tls_proxy_certificate_expiry_timestamp_seconds", "gauge",
-           "Unix time at which a loaded certificate expires (notAfter).");
+    prom_family(o, "pg_tls_proxy_certificate_expiry_timestamp_seconds", "gauge",
+                "Unix time at which a loaded certificate expires (notAfter).");
     pthread_mutex_lock(&cert_lock);
     for (size_t i = 0; i < ncerts; i++) {
-        puts_(o, "pg_tls_proxy_certificate_expiry_timestamp_seconds{which=\"");
-        put_label_value(o, certs[i].which);
-        puts_(o, "\",subject=\"");
-        put_label_value(o, certs[i].subject);
-        putf(o, "\"} %" PRId64 "\n", certs[i].not_after);
+        prom_puts(o, "pg_tls_proxy_certificate_expiry_timestamp_seconds{which=\"");
+        prom_label_value(o, certs[i].which);
+        prom_puts(o, "\",subject=\"");
+        prom_label_value(o, certs[i].subject);
+        prom_putf(o, "\"} %" PRId64 "\n", certs[i].not_after);
     }
     pthread_mutex_unlock(&cert_lock);
     render_cert_remaining(o);
 }
 
-static void render_build(struct out *o)
+static void render_build(struct prom_out *o)
 {
-    family(o, "pg_tls_proxy_build_info", "gauge",
-           "Always 1; the labels say which build and libraries are running.");
-    puts_(o, "pg_tls_proxy_build_info{version=\"");
-    put_label_value(o, PGTP_VERSION);
-    puts_(o, "\",openssl=\"");
-    put_label_value(o, OpenSSL_version(OPENSSL_VERSION));
-    puts_(o, "\",libuv=\"");
-    put_label_value(o, uv_version_string());
-    puts_(o, "\"} 1\n");
+    prom_family(o, "pg_tls_proxy_build_info", "gauge",
+                "Always 1; the labels say which build and libraries are running.");
+    prom_puts(o, "pg_tls_proxy_build_info{version=\"");
+    prom_label_value(o, PGTP_VERSION);
+    prom_puts(o, "\",openssl=\"");
+    prom_label_value(o, OpenSSL_version(OPENSSL_VERSION));
+    prom_puts(o, "\",libuv=\"");
+    prom_label_value(o, uv_version_string());
+    prom_puts(o, "\"} 1\n");
 }
 
-static void render_logins(struct out *o)
+static void render_logins(struct prom_out *o)
 {
-    family(o, "pg_tls_proxy_login_failures_total", "counter",
-           "Logins the upstream refused (an ErrorResponse before ReadyForQuery), by SQLSTATE.");
+    prom_family(
+        o, "pg_tls_proxy_login_failures_total", "counter",
+        "Logins the upstream refused (an ErrorResponse before ReadyForQuery), by SQLSTATE.");
     size_t n = atomic_load_explicit(&lf_used, memory_order_acquire);
     for (size_t i = 0; i < n; i++)
-        putf(o, "pg_tls_proxy_login_failures_total{sqlstate=\"%s\"} %" PRIuLEAST64 "\n",
-             lf_table[i].sqlstate, LOAD(lf_table[i].count));
+        prom_putf(o, "pg_tls_proxy_login_failures_total{sqlstate=\"%s\"} %" PRIuLEAST64 "\n",
+                  lf_table[i].sqlstate, LOAD(lf_table[i].count));
 
-    family(o, "pg_tls_proxy_readiness_probe_failures_total", "counter",
-           "The proxy's own upstream probes (for /readyz) that failed; not in "
-           "pg_tls_proxy_handshake_failures_total.");
-    putf(o, "pg_tls_proxy_readiness_probe_failures_total %" PRIuLEAST64 "\n", LOAD(probe_failures));
+    prom_family(o, "pg_tls_proxy_readiness_probe_failures_total", "counter",
+                "The proxy's own upstream probes (for /readyz) that failed; not in "
+                "pg_tls_proxy_handshake_failures_total.");
+    prom_putf(o, "pg_tls_proxy_readiness_probe_failures_total %" PRIuLEAST64 "\n",
+              LOAD(probe_failures));
 }
 
 static struct process_stats frozen_ps;
@@ -630,38 +518,38 @@ void metrics_freeze_process_stats(const struct process_stats *ps)
 }
 
 /* The process_* metrics every Prometheus client library exports. */
-static void render_process(struct out *o)
+static void render_process(struct prom_out *o)
 {
     struct process_stats ps;
     if (frozen)
         ps = frozen_ps;
     else
         process_stats_read(&ps);
-    family(o, "process_cpu_seconds_total", "counter",
-           "Total user and system CPU time spent in seconds.");
-    putf(o, "process_cpu_seconds_total %.3f\n", ps.cpu_seconds);
+    prom_family(o, "process_cpu_seconds_total", "counter",
+                "Total user and system CPU time spent in seconds.");
+    prom_putf(o, "process_cpu_seconds_total %.3f\n", ps.cpu_seconds);
     if (ps.open_fds >= 0) {
-        family(o, "process_open_fds", "gauge", "Number of open file descriptors.");
-        putf(o, "process_open_fds %" PRId64 "\n", ps.open_fds);
+        prom_family(o, "process_open_fds", "gauge", "Number of open file descriptors.");
+        prom_putf(o, "process_open_fds %" PRId64 "\n", ps.open_fds);
     }
     if (ps.max_fds >= 0) {
-        family(o, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
-        putf(o, "process_max_fds %" PRId64 "\n", ps.max_fds);
+        prom_family(o, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+        prom_putf(o, "process_max_fds %" PRId64 "\n", ps.max_fds);
     }
     if (ps.rss_bytes >= 0) {
-        family(o, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
-        putf(o, "process_resident_memory_bytes %" PRId64 "\n", ps.rss_bytes);
-        family(o, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
-        putf(o, "process_virtual_memory_bytes %" PRId64 "\n", ps.virtual_bytes);
+        prom_family(o, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+        prom_putf(o, "process_resident_memory_bytes %" PRId64 "\n", ps.rss_bytes);
+        prom_family(o, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+        prom_putf(o, "process_virtual_memory_bytes %" PRId64 "\n", ps.virtual_bytes);
     }
-    family(o, "process_start_time_seconds", "gauge",
-           "Start time of the process since unix epoch in seconds.");
-    putf(o, "process_start_time_seconds %" PRId64 "\n", ps.start_time);
+    prom_family(o, "process_start_time_seconds", "gauge",
+                "Start time of the process since unix epoch in seconds.");
+    prom_putf(o, "process_start_time_seconds %" PRId64 "\n", ps.start_time);
 }
 
 size_t metrics_render(char *buf, size_t cap)
 {
-    struct out o = {.buf = buf, .cap = cap, .len = 0};
+    struct prom_out o = {.buf = buf, .cap = cap, .len = 0};
     render_sessions(&o);
     render_handshakes(&o);
     render_logins(&o);

@@ -2,7 +2,7 @@
 # check-docs.sh BIN - every long flag and every PG_TLS_PROXY_* variable that
 # `BIN --help` prints must appear in the man page and in the README.
 #
-# --help is generated from the option table in src/config.c, so this keeps
+# --help is generated from the option table in src/options.c, so this keeps
 # the hand-written docs in step with the code. Run from the repository root.
 # Exit 0 when everything is documented, 1 otherwise (2 on misuse).
 set -u

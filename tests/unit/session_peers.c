@@ -17,6 +17,7 @@
 
 #include <openssl/err.h>
 
+#include "pgmsg.h"
 #include "pgproto.h"
 #include "session_fixture.h"
 

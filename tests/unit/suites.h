@@ -17,6 +17,13 @@ Suite *pemfile_suite(void);
 Suite *certcheck_suite(void);
 Suite *cancel_suite(void);
 Suite *pgtrack_suite(void);
+Suite *httpreq_suite(void);
+Suite *options_suite(void);
+Suite *adminaddr_suite(void);
+Suite *promtext_suite(void);
+Suite *procstats_suite(void);
+Suite *tlsctx_suite(void);
+Suite *pgmsg_suite(void);
 Suite *session_suite(void);
 
 #endif

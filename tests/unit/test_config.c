@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "options.h"
 #include "log.h"
 #include "suites.h"
 

@@ -18,6 +18,13 @@ int main(void)
     srunner_add_suite(sr, certcheck_suite());
     srunner_add_suite(sr, cancel_suite());
     srunner_add_suite(sr, pgtrack_suite());
+    srunner_add_suite(sr, httpreq_suite());
+    srunner_add_suite(sr, options_suite());
+    srunner_add_suite(sr, adminaddr_suite());
+    srunner_add_suite(sr, promtext_suite());
+    srunner_add_suite(sr, procstats_suite());
+    srunner_add_suite(sr, tlsctx_suite());
+    srunner_add_suite(sr, pgmsg_suite());
     srunner_add_suite(sr, session_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

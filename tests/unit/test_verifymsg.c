@@ -1,6 +1,6 @@
 /*
  * test_verifymsg.c - unit tests for the upstream verification-failure
- * messages of src/tlsctx.c: tlsctx_verify_message() for every cause (golden
+ * messages of src/verifymsg.c: tlsctx_verify_message() for every cause (golden
  * text, table-driven), and the back context's verify callback, which must
  * capture the failing certificate (depth, dates, issuer, how many the server
  * sent) for certificates made here in memory: expired, not yet valid,
@@ -18,6 +18,7 @@
 
 #include "suites.h"
 #include "tlsctx.h"
+#include "verifymsg.h"
 
 #define NELEM(a) (int)(sizeof(a) / sizeof((a)[0]))
 

@@ -30,6 +30,18 @@ void log_msg(enum log_level l, const char *fmt, ...) __attribute__((format(print
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 
+/*
+ * Test hook: with a sink set, every line log_msg would write (text form,
+ * without the newline, NUL-terminated; JSON mode ignored) goes to
+ * fn(arg, level, line, len) instead of stderr. fn may be called from any
+ * worker thread at once: it does its own locking. Set it before the
+ * threads that log start and clear it (fn NULL) after they are joined.
+ * The session harness (tests/unit/session_fixture.c) reads the event lines
+ * with it; the proxy itself never sets one.
+ */
+typedef void (*log_sink_fn)(void *arg, enum log_level level, const char *line, size_t len);
+void log_set_sink(log_sink_fn fn, void *arg);
+
 /* Copy s into buf for a quoted log value: '"' and '\\' escaped, control
  * characters as '?'. Returns buf. */
 const char *log_escape(const char *s, char *buf, size_t len);

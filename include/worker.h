@@ -102,7 +102,9 @@ void worker_conn_gone(struct worker *w);
 void worker_thread(void *arg);
 /* --admin-address: worker 0 probes the upstream when it has been quiet. */
 void worker_start_probe(struct worker *w);
-/* After the thread has been joined. */
-void worker_destroy(struct worker *w);
+/* After the thread has been joined: closes the loop and frees the worker's
+ * references. Returns uv_loop_close's result (0, or UV_EBUSY when a handle
+ * or request was left open: logged as event=loop_close_failed). */
+int worker_destroy(struct worker *w);
 
 #endif

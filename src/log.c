@@ -19,6 +19,15 @@
 enum log_level log_min_level = LOG_INFO;
 bool log_json;
 
+static log_sink_fn sink_fn; /* log_set_sink: tests only */
+static void *sink_arg;
+
+void log_set_sink(log_sink_fn fn, void *arg)
+{
+    sink_fn = fn;
+    sink_arg = arg;
+}
+
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 int log_level_parse(const char *s)
@@ -243,6 +252,11 @@ void log_msg(enum log_level l, const char *fmt, ...)
     size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
     if (len > sizeof(line) - 2)
         len = sizeof(line) - 2;
+    if (sink_fn != NULL) {
+        line[len] = '\0';
+        sink_fn(sink_arg, l, line, len);
+        return;
+    }
     if (log_json) {
         /* Worst case six bytes out per byte in (\u00XX). */
         char json[sizeof(line) * 6 + 64];

@@ -240,9 +240,10 @@ void worker_thread(void *arg)
 }
 
 /* After the thread has been joined. */
-void worker_destroy(struct worker *w)
+int worker_destroy(struct worker *w)
 {
-    if (uv_loop_close(w->loop) != 0)
+    int closed = uv_loop_close(w->loop);
+    if (closed != 0)
         log_error("event=loop_close_failed worker=%u", w->index);
     leg_chunk_cache_free(w);
     free(w->listeners);
@@ -250,4 +251,5 @@ void worker_destroy(struct worker *w)
     route_table_unref(w->offered);
     w->routes = w->offered = NULL;
     uv_mutex_destroy(&w->offer_lock);
+    return closed;
 }

@@ -27,5 +27,6 @@ Suite *promtext_suite(void);
 Suite *procstats_suite(void);
 Suite *tlsctx_suite(void);
 Suite *pgmsg_suite(void);
+Suite *session_suite(void);
 
 #endif

@@ -28,6 +28,7 @@ int main(void)
     srunner_add_suite(sr, procstats_suite());
     srunner_add_suite(sr, tlsctx_suite());
     srunner_add_suite(sr, pgmsg_suite());
+    srunner_add_suite(sr, session_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

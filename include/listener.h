@@ -11,7 +11,7 @@
 
 #include <uv.h>
 
-struct worker; /* proxy.h */
+struct worker; /* worker.h */
 
 #define LISTEN_BACKLOG 511
 

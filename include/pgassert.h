@@ -9,12 +9,12 @@
 #define PGTP_PGASSERT_H
 
 /* Logs event=assert_failed (file, line, expression) and aborts. */
-void pgtp_assert_fail(const char *expr, const char *file, int line) __attribute__((noreturn));
+void pgassert_fail(const char *expr, const char *file, int line) __attribute__((noreturn));
 
 #define PGTP_ASSERT(expr)                                                                          \
     do {                                                                                           \
         if (__builtin_expect(!(expr), 0))                                                          \
-            pgtp_assert_fail(#expr, __FILE__, __LINE__);                                           \
+            pgassert_fail(#expr, __FILE__, __LINE__);                                              \
     } while (0)
 
 #endif

@@ -29,6 +29,7 @@
 #include "leg.h"
 #include "log.h"
 #include "metrics.h"
+#include "pgassert.h"
 #include "relay.h"
 #include "dial.h"
 #include "route.h"
@@ -142,6 +143,7 @@ void conn_hold(struct conn *c)
 
 void conn_release(struct conn *c)
 {
+    PGTP_ASSERT(c->refs > 0); /* a release without its hold: freed memory next */
     if (--c->refs == 0 && c->phase == PHASE_CLOSING)
         conn_free(c);
 }
@@ -449,7 +451,7 @@ struct conn *conn_new(struct worker *w)
 }
 
 /*
- * Logged when the login is over (the upstream's ReadyForQuery, watch.c),
+ * Logged when the login is over (the upstream's ReadyForQuery, login.c),
  * not when the legs join: a wrong password or an unknown database is then
  * one event=closed outcome=login_failed line, never "established" first.
  * setup_ms runs from accept to the join, login_ms from the join to here.

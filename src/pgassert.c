@@ -7,7 +7,7 @@
 
 #include "log.h"
 
-void pgtp_assert_fail(const char *expr, const char *file, int line)
+void pgassert_fail(const char *expr, const char *file, int line)
 {
     log_error("event=assert_failed file=%s line=%d expression=\"%s\" hint=\"a bug in "
               "pg-tls-proxy: please report this line\"",

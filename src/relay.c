@@ -21,6 +21,7 @@
 #include "conn.h"
 #include "leg.h"
 #include "log.h"
+#include "pgassert.h"
 #include "login.h"
 #include "worker.h"
 
@@ -151,6 +152,7 @@ void relay_plain(struct conn *c, struct leg *from, const uint8_t *buf, size_t le
 
 void relay_on_shut(struct conn *c)
 {
+    PGTP_ASSERT(c->shutdowns > 0);
     c->shutdowns--;
     conn_release(c);
     if (c->phase != PHASE_DRAIN || c->shutdowns > 0)

@@ -282,7 +282,7 @@ for ((i = 0; i < 30; i++)); do
         ok=$((ok + 1))
     elif [[ $o =~ FATAL:\ \ pg-tls-proxy:\ too\ many\ connections:\ the\ proxy\ is\ (nearly\ )?out\ of\ file\ descriptors ]]; then
         # "nearly out": refused at accept; "out": accepted, but no
-        # descriptor was left for its upstream leg (upstream.c)
+        # descriptor was left for its upstream leg (dial.c)
         told=$((told + 1))
     elif [[ $o == *"server closed the connection unexpectedly"* ]]; then
         silent=$((silent + 1)) # closed unanswered: what libuv's EMFILE path did

@@ -72,12 +72,9 @@ static const char *const full_back[] = {"machine=back from=idle to=dial",
                                         "event=login_started",
                                         "event=closed",
                                         NULL};
-static const char *const full_login[] = {"machine=login from=none to=startup",
-                                         "event=login_started",
-                                         "event=backend_key",
-                                         "machine=login from=startup to=ready",
-                                         "event=established",
-                                         NULL};
+static const char *const full_login[] = {
+    "machine=login from=none to=startup",  "event=login_started", "event=backend_key",
+    "machine=login from=startup to=ready", "event=established",   NULL};
 
 START_TEST(test_full_session)
 {
@@ -205,8 +202,12 @@ static void up_close_midhandshake(struct sfx_up *u)
 }
 
 static const char *const backfail_back[] = {"machine=back from=idle to=dial",
-                                            "event=upstream_failed", "sqlstate=08001",
-                                            "machine=back", "to=failed", "event=closed", NULL};
+                                            "event=upstream_failed",
+                                            "sqlstate=08001",
+                                            "machine=back",
+                                            "to=failed",
+                                            "event=closed",
+                                            NULL};
 static const char *const backfail_front[] = {"event=accepted", "event=front_tls_up", "event=error",
                                              "event=closed", NULL};
 
@@ -361,8 +362,11 @@ static void up_stall_login(struct sfx_up *u)
 static const char *const drain_relaying[] = {"event=established", "event=closed",
                                              "outcome=shutdown", NULL};
 static const char *const drain_login[] = {"machine=login from=none to=startup",
-                                          "event=login_started", "event=error", "sqlstate=57P01",
-                                          "event=closed", NULL};
+                                          "event=login_started",
+                                          "event=error",
+                                          "sqlstate=57P01",
+                                          "event=closed",
+                                          NULL};
 
 START_TEST(test_worker_drain_then_force)
 {

@@ -116,7 +116,7 @@ static const struct msg_case {
      "certificate has CN=other.example, SAN DNS:other.example) — set "
      "--client-tls-validation-host to a name the certificate carries, or give the database "
      "server a certificate for \"db.example\""},
-    /* What upstream.c builds when the callback could not record (no memory). */
+    /* What back.c builds when the callback could not record (no memory). */
     {{.err = X509_V_ERR_HOSTNAME_MISMATCH},
      "name",
      "pg-tls-proxy: upstream certificate does not match the name \"db.example\" (the "

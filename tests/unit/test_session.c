@@ -15,6 +15,8 @@
 
 #include <sys/socket.h>
 
+#include "conn.h"
+#include "front.h"
 #include "session_fixture.h"
 #include "suites.h"
 
@@ -459,6 +461,43 @@ START_TEST(test_cancel_in_tls)
 }
 END_TEST
 
+/* ---- an impossible transition is refused: XX000, the session ends ---- */
+
+static bool illegal_moved;
+
+/* On the loop's thread: the front leg skips from STARTUP to RELAY, as a
+ * bug would. */
+static void illegal_move(struct sfx *f, void *arg)
+{
+    (void)arg;
+    struct conn *c = f->w->conns;
+    illegal_moved = c != NULL && front_set_state(c, FRONT_RELAY, "test: no StartupMessage");
+}
+
+START_TEST(test_illegal_transition)
+{
+    struct sfx *f = &fx;
+    sfx_start(f, &(struct sfx_opts){0});
+    struct sfx_client *c = sfx_client_connect(f);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(sfx_client_tls(c), 0);
+    ck_assert(sfx_log_wait(f, WAIT_MS, "event=front_tls_up"));
+    illegal_moved = true;
+    sfx_call(f, illegal_move, NULL);
+    ck_assert(!illegal_moved);
+    ck_assert_int_eq(sfx_client_login(c), 'E');
+    ck_assert_str_eq(c->sqlstate, "XX000");
+    ck_assert(
+        sfx_log_wait(f, WAIT_MS, "event=state_illegal", "machine=front from=startup to=relay"));
+    ck_assert_int_ge(sfx_client_wait_eof(c, WAIT_MS), 0);
+    sfx_client_close(c, true);
+    ck_assert(sfx_wait_nconns(f, 0, WAIT_MS));
+    ck_assert(sfx_log_wait(f, WAIT_MS, "event=closed", "outcome=internal"));
+    sfx_client_free(c);
+    SFX_END(f);
+}
+END_TEST
+
 Suite *session_suite(void)
 {
     Suite *s = suite_create("session");
@@ -476,6 +515,7 @@ Suite *session_suite(void)
     tcase_add_test(tc, test_silent_client_no_linger);
     tcase_add_test(tc, test_worker_drain_then_force);
     tcase_add_test(tc, test_cancel_in_tls);
+    tcase_add_test(tc, test_illegal_transition);
     suite_add_tcase(s, tc);
     return s;
 }

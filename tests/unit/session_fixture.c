@@ -371,6 +371,16 @@ struct sfx_up *sfx_up_join(struct sfx *f, int i)
 
 /* ---- start and stop ---- */
 
+unsigned sfx_time_scale(void)
+{
+    const char *pre = getenv("LD_PRELOAD");
+    if (pre != NULL && strstr(pre, "vgpreload") != NULL)
+        return 5;
+    const char *s = getenv("SFX_TIME_SCALE");
+    long v = s != NULL ? strtol(s, NULL, 10) : 1;
+    return v >= 1 && v <= 100 ? (unsigned)v : 1;
+}
+
 void sfx_start(struct sfx *f, const struct sfx_opts *o)
 {
     char err[1024], portstr[8], upport[8];
@@ -420,8 +430,9 @@ void sfx_start(struct sfx *f, const struct sfx_opts *o)
                   "config: %s", err);
     /* As main.c makes it, with the fixture's short timeouts in milliseconds. */
     f->rt.cfg = &f->cfg;
-    f->rt.startup_timeout_ms = o->startup_timeout_ms ? o->startup_timeout_ms : 3000;
-    f->rt.connect_timeout_ms = o->connect_timeout_ms ? o->connect_timeout_ms : 3000;
+    unsigned scale = sfx_time_scale();
+    f->rt.startup_timeout_ms = (o->startup_timeout_ms ? o->startup_timeout_ms : 3000) * scale;
+    f->rt.connect_timeout_ms = (o->connect_timeout_ms ? o->connect_timeout_ms : 3000) * scale;
     f->rt.write_stall_ms = f->cfg.write_stall_s * 1000;
     ck_assert_msg(tlsctx_build(&f->cfg, &f->ctx, err, sizeof(err)) == 0, "tlsctx: %s", err);
 

@@ -2,8 +2,8 @@
  * session_fixture.h - an in-process session harness: a real worker (worker_init,
  * listener_start, its loop on its own thread as in production), clients and
  * a scripted fake upstream over loopback TCP, TLS on both legs with a private
- * CA made in memory (EC P-256; the PEM files live in a mkdtemp directory for
- * tlsctx_build and are removed by sfx_stop).
+ * CA made in memory (EC P-256; the PEM files live in a mkdtemp directory
+ * only while tlsctx_build reads them).
  *
  * Threads: the worker's loop runs on its thread; the test thread is the
  * client (blocking sockets, every read bounded by SFX_IO_TIMEOUT_MS); each

@@ -371,6 +371,28 @@ struct sfx_up *sfx_up_join(struct sfx *f, int i)
 
 /* ---- start and stop ---- */
 
+/* The PEM files are needed only while tlsctx_build reads them. Idempotent. */
+static void remove_files(struct sfx *f)
+{
+    const char *paths[] = {f->ca_path, f->cert_path, f->key_path};
+    for (size_t i = 0; i < 3; i++)
+        if (paths[i][0] != '\0')
+            unlink(paths[i]);
+    if (f->dir[0] != '\0')
+        rmdir(f->dir);
+    f->dir[0] = f->ca_path[0] = f->cert_path[0] = f->key_path[0] = '\0';
+}
+
+unsigned sfx_time_scale(void)
+{
+    const char *pre = getenv("LD_PRELOAD");
+    if (pre != NULL && strstr(pre, "vgpreload") != NULL)
+        return 5;
+    const char *s = getenv("SFX_TIME_SCALE");
+    long v = s != NULL ? strtol(s, NULL, 10) : 1;
+    return v >= 1 && v <= 100 ? (unsigned)v : 1;
+}
+
 void sfx_start(struct sfx *f, const struct sfx_opts *o)
 {
     char err[1024], portstr[8], upport[8];
@@ -420,13 +442,17 @@ void sfx_start(struct sfx *f, const struct sfx_opts *o)
                   "config: %s", err);
     /* As main.c makes it, with the fixture's short timeouts in milliseconds. */
     f->rt.cfg = &f->cfg;
-    f->rt.startup_timeout_ms = o->startup_timeout_ms ? o->startup_timeout_ms : 3000;
+    unsigned scale = sfx_time_scale();
+    f->rt.startup_timeout_ms = (o->startup_timeout_ms ? o->startup_timeout_ms : 3000) * scale;
     f->rt.write_stall_ms = f->cfg.write_stall_s * 1000;
-    ck_assert_msg(tlsctx_build(&f->cfg, &f->ctx, err, sizeof(err)) == 0, "tlsctx: %s", err);
+    int built = tlsctx_build(&f->cfg, &f->ctx, err, sizeof(err));
+    remove_files(f); /* loaded: a failing test (its process ends at once) leaves no key behind */
+    ck_assert_msg(built == 0, "tlsctx: %s", err);
     f->routes = route_table_build(&f->cfg, f->ctx.front, f->ctx.back, err, sizeof(err));
     ck_assert_msg(f->routes != NULL, "routes: %s", err);
     /* Not yet shared with the worker: the one moment a route may change. */
-    f->routes->dflt->connect_timeout_ms = o->connect_timeout_ms ? o->connect_timeout_ms : 3000;
+    f->routes->dflt->connect_timeout_ms =
+        (o->connect_timeout_ms ? o->connect_timeout_ms : 3000) * scale;
 
     f->w = calloc(1, sizeof(*f->w));
     ck_assert_ptr_nonnull(f->w);
@@ -454,12 +480,6 @@ void sfx_start(struct sfx *f, const struct sfx_opts *o)
     }
     ck_assert_int_eq(uv_thread_create(&f->w->thread, worker_thread, f->w), 0);
     f->running = true;
-}
-
-static void rm(const char *path)
-{
-    if (path[0] != '\0')
-        unlink(path);
 }
 
 int sfx_stop(struct sfx *f)
@@ -512,11 +532,7 @@ int sfx_stop(struct sfx *f)
     X509_free(f->ca);
     X509_free(f->leaf);
     EVP_PKEY_free(f->leaf_key);
-    rm(f->ca_path);
-    rm(f->cert_path);
-    rm(f->key_path);
-    if (f->dir[0] != '\0')
-        rmdir(f->dir);
+    remove_files(f);
     free(f->log);
     uv_cond_destroy(&f->log_cond);
     uv_mutex_destroy(&f->log_lock);

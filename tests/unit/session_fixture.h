@@ -2,8 +2,8 @@
  * session_fixture.h - an in-process session harness: a real worker (worker_init,
  * listener_start, its loop on its own thread as in production), clients and
  * a scripted fake upstream over loopback TCP, TLS on both legs with a private
- * CA made in memory (EC P-256; the PEM files live in a mkdtemp directory for
- * tlsctx_build and are removed by sfx_stop).
+ * CA made in memory (EC P-256; the PEM files live in a mkdtemp directory
+ * only while tlsctx_build reads them).
  *
  * Threads: the worker's loop runs on its thread; the test thread is the
  * client (blocking sockets, every read bounded by SFX_IO_TIMEOUT_MS); each
@@ -63,9 +63,15 @@ struct sfx_up {
 /* A script for one upstream connection: runs on its own thread. */
 typedef void (*sfx_up_script)(struct sfx_up *u);
 
+/* Timeouts in sfx_opts are multiplied by this: 5 under valgrind (found in
+ * LD_PRELOAD), else SFX_TIME_SCALE from the environment, else 1. A TLS
+ * handshake under memcheck on a busy machine can take longer than a
+ * 300 ms start-up timeout. */
+unsigned sfx_time_scale(void);
+
 struct sfx_opts {
-    unsigned startup_timeout_ms; /* --server-handshake-timeout; 0: 3000 */
-    unsigned connect_timeout_ms; /* --client-connect-timeout; 0: 3000 */
+    unsigned startup_timeout_ms; /* --server-handshake-timeout; 0: 3000 (times the scale) */
+    unsigned connect_timeout_ms; /* --client-connect-timeout; 0: 3000 (times the scale) */
     bool no_upstream; /* nobody listens on the upstream's port: connections are refused */
     /* script of the upstream's i-th connection; NULL: sfx_up_login_echo */
     sfx_up_script up[SFX_MAX_UP];

@@ -42,7 +42,10 @@ all: $(BIN)
 $(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
 	$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
+# Made afresh: ar would keep the members of source files since removed
+# (upstream.o next to dial.o and back.o: duplicate symbols).
 $(BUILD)/libpgtp.a: $(LIB_OBJS)
+	rm -f $@
 	ar rcs $@ $^
 
 $(BIN): $(BUILD)/obj/main.o $(BUILD)/libpgtp.a

@@ -26,17 +26,27 @@ struct leg;
 struct worker;
 
 enum leg_event {
-    LEG_RAW,       /* bytes read before TLS (or on a leg without it): buf, len */
-    LEG_TLS_READY, /* the TLS handshake is done; whether the peer is accepted is the owner's call */
-    LEG_TLS_FAILED, /* the handshake failed; its alert is queued; leg_tls_error(), leg_ssl() say why
-                     */
-    LEG_DATA,       /* ciphertext fed after the handshake: call leg_read_plain until TLS_WANT */
-    LEG_EOF,        /* the peer closed its side; reading has stopped */
-    LEG_ERROR,      /* reading (or restarting it) failed: buf is a NUL-terminated description */
-    LEG_WRITE_FAILED, /* a write failed: buf is a NUL-terminated description */
-    LEG_DRAINED,      /* a write completed and the queue was flushed: the backlog went down */
-    LEG_SHUT,         /* the half-close asked for with leg_shutdown is done (or failed) */
-    LEG_CLOSED,       /* the transport is closed: the last event; the owner may free the leg */
+    /* bytes read before TLS (or on a leg without it): buf, len */
+    LEG_RAW,
+    /* handshake done, its last flight queued (the owner flushes); the owner
+     * decides whether it accepts the peer */
+    LEG_TLS_READY,
+    /* the handshake failed, its alert queued; leg_tls_error(), leg_ssl() say why */
+    LEG_TLS_FAILED,
+    /* ciphertext fed after the handshake: call leg_read_plain until TLS_WANT */
+    LEG_DATA,
+    /* the peer closed its side; reading has stopped */
+    LEG_EOF,
+    /* reading (or restarting it) failed: buf is a NUL-terminated description */
+    LEG_ERROR,
+    /* a write failed: buf is a NUL-terminated description */
+    LEG_WRITE_FAILED,
+    /* a write completed and the queue was flushed: the backlog went down */
+    LEG_DRAINED,
+    /* the half-close asked for with leg_shutdown is done (or failed) */
+    LEG_SHUT,
+    /* the transport is closed: the last event; the owner may free the leg */
+    LEG_CLOSED,
 };
 
 /*

@@ -14,6 +14,7 @@ Suite *verifymsg_suite(void);
 Suite *admit_suite(void);
 Suite *states_suite(void);
 Suite *route_suite(void);
+Suite *leg_suite(void);
 Suite *netaddr_suite(void);
 Suite *log_suite(void);
 Suite *pemfile_suite(void);

@@ -15,6 +15,7 @@ int main(void)
     srunner_add_suite(sr, admit_suite());
     srunner_add_suite(sr, states_suite());
     srunner_add_suite(sr, route_suite());
+    srunner_add_suite(sr, leg_suite());
     srunner_add_suite(sr, netaddr_suite());
     srunner_add_suite(sr, log_suite());
     srunner_add_suite(sr, pemfile_suite());

@@ -40,5 +40,6 @@ Suite *relay_suite(void);
 Suite *conn_suite(void);
 Suite *worker_suite(void);
 Suite *cancelfwd_suite(void);
+Suite *listener_suite(void);
 
 #endif

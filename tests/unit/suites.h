@@ -41,5 +41,6 @@ Suite *conn_suite(void);
 Suite *worker_suite(void);
 Suite *cancelfwd_suite(void);
 Suite *listener_suite(void);
+Suite *probe_suite(void);
 
 #endif

@@ -42,5 +42,6 @@ Suite *worker_suite(void);
 Suite *cancelfwd_suite(void);
 Suite *listener_suite(void);
 Suite *probe_suite(void);
+Suite *leg_tcp_suite(void);
 
 #endif

@@ -3,9 +3,9 @@
  * tests are in test_admin.c).
  *
  * metrics_render's output goes through a strict line-by-line checker of the
- * Prometheus text format 0.0.4 written here (and itself tested on bad
- * input). Metric state is process-wide, so assertions on counters compare
- * before and after: the tests also pass with CK_FORK=no.
+ * Prometheus text format 0.0.4 (promcheck.c, shared with test_admin.c; it
+ * is itself tested on bad input here). Metric state is process-wide, so assertions on counters
+ * compare before and after: the tests also pass with CK_FORK=no.
  */
 #include <arpa/inet.h>
 #include <math.h>

@@ -4,8 +4,9 @@
  *
  * metrics_render's output goes through a strict line-by-line checker of the
  * Prometheus text format 0.0.4 (promcheck.c, shared with test_admin.c; it
- * is itself tested on bad input here). Metric state is process-wide, so assertions on counters
- * compare before and after: the tests also pass with CK_FORK=no.
+ * is itself tested on bad input here). Metric state is process-wide, so
+ * assertions on counters compare before and after: the tests also pass
+ * with CK_FORK=no.
  */
 #include <arpa/inet.h>
 #include <math.h>

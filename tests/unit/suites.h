@@ -28,6 +28,20 @@ Suite *promtext_suite(void);
 Suite *procstats_suite(void);
 Suite *tlsctx_suite(void);
 Suite *pgmsg_suite(void);
-Suite *session_suite(void);
+Suite *admin_suite(void);
+Suite *keymap_suite(void);
+Suite *sniwarn_suite(void);
+Suite *pgassert_suite(void);
+Suite *front_suite(void);
+Suite *back_suite(void);
+Suite *dial_suite(void);
+Suite *login_suite(void);
+Suite *relay_suite(void);
+Suite *conn_suite(void);
+Suite *worker_suite(void);
+Suite *cancelfwd_suite(void);
+Suite *listener_suite(void);
+Suite *probe_suite(void);
+Suite *leg_tcp_suite(void);
 
 #endif

@@ -1,8 +1,8 @@
 /*
  * test_cancel.c - unit tests for the bounds on cancel requests: the
  * per-address token bucket of src/cancel.c (rate, burst, the cost of a
- * miss, IPv6 by /64, eviction in a fixed table) and the keymap's
- * coalescing of cancels for one key (in flight, then CANCEL_COALESCE_MS).
+ * miss, IPv6 by /64, eviction in a fixed table). The keymap's coalescing
+ * is in test_keymap.c.
  * Time is passed in, so every case is exact.
  */
 #include <arpa/inet.h>
@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "cancel.h"
-#include "keymap.h"
 #include "suites.h"
 
 static struct cancel_rl *fresh(void)
@@ -131,29 +130,6 @@ START_TEST(top_source)
 }
 END_TEST
 
-START_TEST(keymap_coalescing)
-{
-    const uint8_t key[4] = {1, 2, 3, 4}, wrong[4] = {1, 2, 3, 5};
-    struct keymap_entry *e = keymap_add(4242, key, sizeof(key));
-    ck_assert_ptr_nonnull(e);
-    ck_assert_int_eq(keymap_cancel_begin(4242, wrong, 4, 100, 1000), KEYMAP_UNKNOWN);
-    ck_assert_int_eq(keymap_cancel_begin(4243, key, 4, 100, 1000), KEYMAP_UNKNOWN);
-    ck_assert_int_eq(keymap_cancel_begin(4242, key, 3, 100, 1000), KEYMAP_UNKNOWN);
-    ck_assert_int_eq(keymap_cancel_begin(4242, key, 4, 100, 1000), KEYMAP_FORWARD);
-    ck_assert_int_eq(keymap_cancel_begin(4242, key, 4, 5000, 1000), KEYMAP_COALESCED);
-    /* Not sent (upstream failed): the next one may go at once. */
-    keymap_cancel_end(4242, key, 4, 5000, false);
-    ck_assert_int_eq(keymap_cancel_begin(4242, key, 4, 5000, 1000), KEYMAP_FORWARD);
-    keymap_cancel_end(4242, key, 4, 6000, true);
-    ck_assert_int_eq(keymap_cancel_begin(4242, key, 4, 6999, 1000), KEYMAP_COALESCED);
-    ck_assert_int_eq(keymap_cancel_begin(4242, key, 4, 7000, 1000), KEYMAP_FORWARD);
-    keymap_remove(e);
-    /* Ended for a session that is gone: nothing happens. */
-    keymap_cancel_end(4242, key, 4, 8000, true);
-    ck_assert_int_eq(keymap_cancel_begin(4242, key, 4, 8000, 1000), KEYMAP_UNKNOWN);
-}
-END_TEST
-
 Suite *cancel_suite(void)
 {
     Suite *s = suite_create("cancel");
@@ -163,7 +139,6 @@ Suite *cancel_suite(void)
     tcase_add_test(tc, addr_keys);
     tcase_add_test(tc, bounded_table);
     tcase_add_test(tc, top_source);
-    tcase_add_test(tc, keymap_coalescing);
     suite_add_tcase(s, tc);
     return s;
 }

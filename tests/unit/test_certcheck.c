@@ -1,10 +1,8 @@
 /*
- * test_certcheck.c - unit tests for src/certcheck.c and src/sniwarn.c's
- * limiter: an upstream leaf's CN against its CAs' name constraints (table
- * of CNs and constraints, several CNs, and through the back context's
- * verify callback with the message the client gets), the front
- * certificate's dates and chain, whole days left, and the SNI warning's
- * rate limit. Certificates are made here in memory.
+ * test_certcheck.c - unit tests for src/certcheck.c: an upstream leaf's CN against its CAs' name
+ * constraints (table of CNs and constraints, several CNs, and through the back context's verify
+ * callback with the message the client gets), the front certificate's dates and chain, whole days
+ * left (the SNI warning's rate limit is in test_sniwarn.c). Certificates are made here in memory.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +14,6 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include "sniwarn.h"
 #include "suites.h"
 #include "tlsctx.h"
 
@@ -331,40 +328,6 @@ START_TEST(test_days_left)
 }
 END_TEST
 
-/* ---- the SNI warning's limiter ------------------------------------------ */
-
-START_TEST(test_sni_limiter)
-{
-    struct sni_limiter *l = calloc(1, sizeof(*l));
-    ck_assert_ptr_nonnull(l);
-    uint64_t sup = 99;
-    const int64_t t = 1800000000;
-    ck_assert(sni_limiter_allow(l, "a.example", t, &sup));
-    ck_assert_uint_eq(sup, 0);
-    ck_assert(!sni_limiter_allow(l, "a.example", t + 1, &sup));
-    ck_assert(!sni_limiter_allow(l, "a.example", t + 59, &sup));
-    ck_assert(sni_limiter_allow(l, "a.example", t + 60, &sup));
-    ck_assert_uint_eq(sup, 2); /* the two not logged */
-    /* All names together: SNI_LINES_PER_MIN lines a minute. */
-    int allowed = 0;
-    char name[32];
-    for (int i = 0; i < 100; i++) {
-        snprintf(name, sizeof(name), "n%d.example", i);
-        allowed += sni_limiter_allow(l, name, t + 61, &sup);
-    }
-    ck_assert_int_eq(allowed, SNI_LINES_PER_MIN - 1); /* a.example took one at t + 60 */
-    ck_assert(sni_limiter_allow(l, "z.example", t + 121, &sup));
-    ck_assert_uint_eq(sup, 100 - (SNI_LINES_PER_MIN - 1)); /* told on the next line */
-    /* A name longer than the slot: matched on its first SNI_NAME_MAX - 1 bytes. */
-    char longname[200];
-    memset(longname, 'x', sizeof(longname) - 1);
-    longname[sizeof(longname) - 1] = '\0';
-    ck_assert(sni_limiter_allow(l, longname, t + 122, &sup));
-    ck_assert(!sni_limiter_allow(l, longname, t + 123, &sup));
-    free(l);
-}
-END_TEST
-
 Suite *certcheck_suite(void)
 {
     Suite *s = suite_create("certcheck");
@@ -375,7 +338,6 @@ Suite *certcheck_suite(void)
     tcase_add_test(t, test_back_verify_name_constraints);
     tcase_add_test(t, test_front_check);
     tcase_add_test(t, test_days_left);
-    tcase_add_test(t, test_sni_limiter);
     suite_add_tcase(s, t);
     return s;
 }

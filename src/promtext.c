@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "utf8.h"
+
 void prom_put(struct prom_out *o, const char *s, size_t n)
 {
     if (o->len < o->cap) {
@@ -39,39 +41,6 @@ void prom_putf(struct prom_out *o, const char *fmt, ...)
         prom_put(o, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if it is not one. */
-static size_t utf8_len(const unsigned char *s)
-{
-    if (s[0] < 0x80)
-        return 1;
-    size_t n;
-    unsigned min;
-    unsigned cp;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        n = 2;
-        cp = s[0] & 0x1fu;
-        min = 0x80;
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        n = 3;
-        cp = s[0] & 0x0fu;
-        min = 0x800;
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        n = 4;
-        cp = s[0] & 0x07u;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80) /* also stops at the NUL */
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3fu);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
 /*
  * A label value: backslash, double quote and newline escaped as the format
  * requires. Certificate subjects are not ours to trust, so other control
@@ -91,7 +60,8 @@ void prom_label_value(struct prom_out *o, const char *v)
         } else if (*p < 0x20 || *p == 0x7f) {
             prom_put(o, "?", 1);
         } else {
-            size_t n = utf8_len(p);
+            /* the NUL ends a sequence early: not UTF-8 */
+            size_t n = utf8_seq(p, strnlen((const char *)p, 4));
             if (n == 0) {
                 prom_put(o, "?", 1);
                 n = 1;

@@ -156,9 +156,9 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/
 FUZZ_TIME ?= 30
 FUZZ_LIB_SRCS := src/pgproto.c src/pgmsg.c src/log.c src/config.c src/options.c src/tlsio.c src/cidr.c src/proxyproto.c \
                  src/pemfile.c src/pgtrack.c src/httpreq.c
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard include/*.h)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard include/*.h tests/unit/*.h)
 	@mkdir -p $(BUILD)/fuzz
-	clang $(CSTD) -g -O1 -Iinclude -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_SRCS) \
+	clang $(CSTD) -g -O1 -Iinclude -Itests/unit -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_SRCS) \
 	    $(shell pkg-config --libs openssl)
 fuzz: $(FUZZ_TARGETS)
 	@for t in $(FUZZ_TARGETS); do \

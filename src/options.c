@@ -193,6 +193,19 @@ static size_t edit_distance(const char *a, const char *b)
     return row[lb];
 }
 
+/* How option o is spelt where it was typed: its env name if env (false
+ * when it has none), else its long name. */
+static bool opt_spelling(const struct opt_def *o, bool env, char *name, size_t len)
+{
+    if (env && !opt_has_env(o))
+        return false;
+    if (env)
+        opt_env_name(o, name, len);
+    else
+        snprintf(name, len, "%s", o->name);
+    return true;
+}
+
 /* The option whose spelling (its env name if env, else its long name) is
  * closest to what was typed, if close enough to be a likely typo: at most
  * a third of the length, and 3, edits away. NULL otherwise. */
@@ -202,12 +215,8 @@ const struct opt_def *opt_closest(const char *typed, bool env)
     size_t best_d = SIZE_MAX;
     for (size_t i = 0; i < config_noptions; i++) {
         char name[ENV_NAME_MAX];
-        if (env && !opt_has_env(&config_options[i]))
+        if (!opt_spelling(&config_options[i], env, name, sizeof(name)))
             continue;
-        if (env)
-            opt_env_name(&config_options[i], name, sizeof(name));
-        else
-            snprintf(name, sizeof(name), "%s", config_options[i].name);
         size_t d = edit_distance(typed, name);
         if (d < best_d) {
             best_d = d;
@@ -222,12 +231,8 @@ const struct opt_def *opt_closest(const char *typed, bool env)
     /* A word too many, as in PG_TLS_PROXY_LOG_LEVEL for PG_TLS_PROXY_LOG. */
     for (size_t i = 0; i < config_noptions; i++) {
         char name[ENV_NAME_MAX];
-        if (env && !opt_has_env(&config_options[i]))
+        if (!opt_spelling(&config_options[i], env, name, sizeof(name)))
             continue;
-        if (env)
-            opt_env_name(&config_options[i], name, sizeof(name));
-        else
-            snprintf(name, sizeof(name), "%s", config_options[i].name);
         size_t n = strlen(name);
         if (strncmp(typed, name, n) == 0 && (typed[n] == '_' || typed[n] == '-'))
             return &config_options[i];

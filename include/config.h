@@ -13,6 +13,14 @@
 
 #define CONFIG_MAX_WORKERS 256
 
+/* --auth-mode: who authenticates the client (login.c, auth.c). */
+enum auth_mode {
+    AUTH_PASSTHROUGH, /* the upstream, through the relayed login bytes */
+    AUTH_PASSWORD,    /* the proxy asks for the password and logs in upstream itself */
+    AUTH_SCRAM,       /* the proxy is the SCRAM server (--auth-file), then logs in upstream */
+};
+const char *auth_mode_name(int mode);
+
 struct config {
     /* front leg: what clients connect to (historical "server-" flag names) */
     char *front_cert_path; /* --server-certificate-path (required) */
@@ -54,6 +62,9 @@ struct config {
     bool log_json;                 /* --log-format json */
     int log_level;                 /* -l/--log: enum log_level, default LOG_INFO */
     bool check_only;               /* --check */
+    /* authentication */
+    int auth_mode;   /* --auth-mode: enum auth_mode, default passthrough */
+    char *auth_file; /* --auth-file: userlist of SCRAM verifiers (scram mode) */
 };
 
 enum config_result {

@@ -56,6 +56,7 @@ struct back_ops;     /* back.h: who hears how the back leg's set-up went */
 struct cancelfwd;    /* cancelfwd.c: a CancelRequest on its way upstream */
 struct dial;         /* dial.c: resolver and connect state, freed once up */
 struct keymap_entry; /* keymap.c */
+struct auth;         /* auth.c */
 struct route;        /* route.h */
 
 struct conn {
@@ -99,6 +100,7 @@ struct conn {
     struct sockaddr_storage *pp_src; /* the client per that header, when it said */
     bool back_error_seen;            /* the login passed on an ErrorResponse from upstream */
     struct login_buf wf, wb;         /* front->back and back->front bytes not yet framed */
+    struct auth *auth;               /* auth.c: the proxy's own login (password, scram modes) */
     struct keymap_entry *key;        /* our session's cancel key, while it lives */
     bool tracking;                   /* --idle-timeout: track (below) is fed */
     struct pgtrack track;            /* queries outstanding, after the login */

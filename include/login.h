@@ -1,12 +1,15 @@
 /*
  * login.h - the login phase: from the forwarded StartupMessage to the
  * upstream's ReadyForQuery, both directions framed into whole messages and
- * looked at before they are passed on (observe mode; a terminate mode, the
- * proxy authenticating the client itself, would land here).
+ * looked at before they are passed on; with --auth-mode password or scram
+ * the proxy authenticates the client itself (auth.h: its states below).
  *
  *   NONE --join--> STARTUP --AuthenticationSASL--> SASL --SASLInitialResponse--> SASL_CHOSEN
  *   STARTUP, SASL, SASL_CHOSEN --ReadyForQuery--> READY
  *   STARTUP, SASL, SASL_CHOSEN --unframeable message--> UNWATCHED
+ *   password: STARTUP --server asks--> ASK_PASSWORD --password--> BACK_AUTH
+ *   scram:    NONE --join--> FRONT_SASL --proof checked--> BACK_AUTH
+ *   BACK_AUTH <--> KDF;  BACK_AUTH --AuthenticationOk--> AUTHED --ReadyForQuery--> READY
  */
 #ifndef PGTP_LOGIN_H
 #define PGTP_LOGIN_H
@@ -25,6 +28,11 @@ enum login_state {
     LOGIN_SASL_CHOSEN, /* the client chose one */
     LOGIN_READY,       /* ReadyForQuery: the login succeeded; bytes pass as they are */
     LOGIN_UNWATCHED,   /* the watch stopped before it could tell (unframeable) */
+    LOGIN_FRONT_SASL,  /* scram: the proxy is the client's SCRAM server */
+    LOGIN_ASK_PASSWORD, /* password: the client was asked for its password */
+    LOGIN_BACK_AUTH,   /* the proxy logs in upstream itself */
+    LOGIN_KDF,         /* password: PBKDF2 on the thread pool; both legs wait */
+    LOGIN_AUTHED,      /* the server said AuthenticationOk to the proxy */
     LOGIN_STATES
 };
 
@@ -45,6 +53,9 @@ int login_input(struct conn *c, struct leg *from, const uint8_t *buf, size_t len
 void login_free(struct conn *c);
 /* Between the join and ReadyForQuery, while messages are framed. */
 bool login_watching(const struct conn *c);
+/* Frame and handle what both directions hold (after a state change that
+ * lets held messages through: the end of KDF). 0 or -1 as login_input. */
+int login_process(struct conn *c);
 
 /* Every change goes through login_set_state: logged at debug level, an
  * impossible one refused (the connection ends with XX000, false returned:

@@ -39,9 +39,11 @@ void metrics_session_closed(enum metric_outcome o, uint64_t bytes_from_client,
 /* Bytes relayed since the last report (open sessions report every second,
  * worker.c; a closing session reports the rest via metrics_session_closed). */
 void metrics_bytes_relayed(uint64_t bytes_from_client, uint64_t bytes_from_upstream);
-/* The upstream refused a login (its ErrorResponse before ReadyForQuery);
- * sqlstate: its 'C' field ("other" if not a valid SQLSTATE). */
-void metrics_login_failed(const char *sqlstate);
+/* A login failed: the upstream refused it (its ErrorResponse before
+ * ReadyForQuery; reason "upstream") or the proxy's own authentication did
+ * (auth.c's reasons). sqlstate: "other" if not a valid SQLSTATE; reason:
+ * [a-z_]+, else "other". */
+void metrics_login_failed(const char *sqlstate, const char *reason);
 /* A readiness probe's upstream handshake failed (not a client's: not a
  * handshake failure). */
 void metrics_probe_failed(void);

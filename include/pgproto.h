@@ -86,4 +86,9 @@ void pg_build_sslrequest(uint8_t out[8]);
 size_t pg_build_error(uint8_t *out, size_t cap, const char *severity, const char *sqlstate,
                       const char *message, const char *hint);
 
+/* The raw value of parameter name in a StartupMessage pkt (length word
+ * first, as classified by pg_parse_first), copied to out with its NUL.
+ * 0, or -1 if absent, malformed or longer than cap - 1. */
+int pg_startup_param(const uint8_t *pkt, size_t len, const char *name, char *out, size_t cap);
+
 #endif

@@ -20,6 +20,7 @@
 
 #include <openssl/ssl.h>
 
+struct authfile;
 struct config;
 
 struct route {
@@ -31,6 +32,8 @@ struct route {
     SSL_CTX *back_ctx;           /* roots, client certificate, versions (a reference) */
     unsigned connect_timeout_ms; /* resolve -> verified TLS; 0 = none */
     unsigned keepalive_s;        /* TCP keepalive on the back leg; 0 = off */
+    int auth_mode;               /* --auth-mode: enum auth_mode (config.h) */
+    struct authfile *auth;       /* --auth-file, loaded with the route (scram mode) */
 };
 
 struct route_table {

@@ -240,6 +240,22 @@ static bool apply(struct config *cfg, const struct opt_def *o, const struct raw_
         memcpy(field, &json, sizeof(json));
         return true;
     }
+    case OPT_AUTHMODE: {
+        int mode;
+        if (strcasecmp(rv->value, "passthrough") == 0) {
+            mode = AUTH_PASSTHROUGH;
+        } else if (strcasecmp(rv->value, "password") == 0) {
+            mode = AUTH_PASSWORD;
+        } else if (strcasecmp(rv->value, "scram") == 0) {
+            mode = AUTH_SCRAM;
+        } else {
+            set_err(err, errlen, "%s: \"%s\" is not an auth mode (passthrough, password, scram)",
+                    origin, rv->value);
+            return false;
+        }
+        memcpy(field, &mode, sizeof(mode));
+        return true;
+    }
     case OPT_TLSVER: {
         int ver;
         if (strcmp(rv->value, "1.2") == 0) {
@@ -460,6 +476,19 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv, char 
         config_free(cfg);
         return CONFIG_ERROR;
     }
+    if (cfg->auth_mode == AUTH_SCRAM && cfg->auth_file == NULL) {
+        set_err(err, errlen, "--auth-mode scram needs --auth-file (or PG_TLS_PROXY_AUTH_FILE): "
+                             "a userlist of SCRAM verifiers; pg-tls-proxy scram-secret USER "
+                             "prints a line of it");
+        config_free(cfg);
+        return CONFIG_ERROR;
+    }
+    if (cfg->auth_mode != AUTH_SCRAM && cfg->auth_file != NULL) {
+        set_err(err, errlen, "--auth-file is read only with --auth-mode scram (the mode is %s)",
+                auth_mode_name(cfg->auth_mode));
+        config_free(cfg);
+        return CONFIG_ERROR;
+    }
     if (cfg->upstream_verify_name == NULL) {
         cfg->upstream_verify_name = strdup(cfg->upstream_host);
         if (cfg->upstream_verify_name == NULL) {
@@ -469,6 +498,20 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv, char 
         }
     }
     return CONFIG_OK;
+}
+
+const char *auth_mode_name(int mode)
+{
+    switch (mode) {
+    case AUTH_PASSTHROUGH:
+        return "passthrough";
+    case AUTH_PASSWORD:
+        return "password";
+    case AUTH_SCRAM:
+        return "scram";
+    default:
+        return "invalid";
+    }
 }
 
 void config_free(struct config *cfg)

@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "admit.h"
+#include "auth.h"
 #include "cancelfwd.h"
 #include "front.h"
 #include "keymap.h"
@@ -485,11 +486,15 @@ void conn_join(struct conn *c)
     if (c->bs != BACK_READY)
         return;
     c->front.bytes_in += c->startup_len;
-    if (relay_emit(c, &c->back, c->startup, c->startup_len) < 0)
+    /* In scram auth mode the StartupMessage waits for the client's proof
+     * (auth.c); with any auth mode auth.c reads its user name first. */
+    if (!auth_holds_startup(c) && relay_emit(c, &c->back, c->startup, c->startup_len) < 0)
         return;
-    free(c->startup);
-    c->startup = NULL;
-    c->startup_len = 0;
+    if (!auth_active(c)) {
+        free(c->startup);
+        c->startup = NULL;
+        c->startup_len = 0;
+    }
     dial_free(c);
     if (!front_set_state(c, FRONT_RELAY, "joined") || !back_set_state(c, BACK_RELAY, "joined") ||
         !login_start(c))

@@ -13,15 +13,18 @@
  *  - the client's SASLInitialResponse choosing SCRAM-SHA-256-PLUS: the
  *    binding would be to the proxy's certificate and the server would
  *    reject it with a cryptic error, so the proxy answers with a clear one.
+ * With --auth-mode password or scram, auth.c takes the messages it
+ * answers itself (auth.h) and this file passes on the rest.
  * Owns the login buffers of struct conn. Never holds more than
  * LOGIN_MSG_MAX of one message: a bigger one ends the watch and everything
- * passes as is.
+ * passes as is (or, while the proxy authenticates, ends the session).
  */
 #include "login.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "conn.h"
 #include "keymap.h"
 #include "log.h"
@@ -34,24 +37,34 @@
     "Connect with channel_binding=disable (libpq: psql, pg_dump, psycopg; pgx), "                  \
     "channelBinding=disable (pgJDBC), Channel Binding=Disable (Npgsql), or your driver's own "     \
     "channel-binding setting turned off. pg-tls-proxy verifies the server's certificate "          \
-    "(verify-full against its CA) on your behalf, and your client verifies the proxy's."
+    "(verify-full against its CA) on your behalf, and your client verifies the proxy's. "          \
+    "Or run the proxy with --auth-mode password or --auth-mode scram: it then logs in for "        \
+    "the client, and clients keep their default settings."
 
 static const char *const state_names[LOGIN_STATES] = {
     [LOGIN_NONE] = "none",   [LOGIN_STARTUP] = "startup",
     [LOGIN_SASL] = "sasl",   [LOGIN_SASL_CHOSEN] = "sasl_chosen",
     [LOGIN_READY] = "ready", [LOGIN_UNWATCHED] = "unwatched",
+    [LOGIN_FRONT_SASL] = "front_sasl", [LOGIN_ASK_PASSWORD] = "ask_password",
+    [LOGIN_BACK_AUTH] = "back_auth", [LOGIN_KDF] = "kdf",
+    [LOGIN_AUTHED] = "authed",
 };
 
 #define TO(s) (1u << (s))
 #define WATCH_END (TO(LOGIN_READY) | TO(LOGIN_UNWATCHED))
 /* legal[from]: the states it may move to. */
 static const unsigned legal[LOGIN_STATES] = {
-    [LOGIN_NONE] = TO(LOGIN_STARTUP),
-    [LOGIN_STARTUP] = TO(LOGIN_SASL) | WATCH_END,
+    [LOGIN_NONE] = TO(LOGIN_STARTUP) | TO(LOGIN_FRONT_SASL),
+    [LOGIN_STARTUP] = TO(LOGIN_SASL) | TO(LOGIN_ASK_PASSWORD) | WATCH_END,
     [LOGIN_SASL] = TO(LOGIN_SASL_CHOSEN) | WATCH_END,
     [LOGIN_SASL_CHOSEN] = WATCH_END,
     [LOGIN_READY] = 0,
     [LOGIN_UNWATCHED] = 0,
+    [LOGIN_FRONT_SASL] = TO(LOGIN_BACK_AUTH),
+    [LOGIN_ASK_PASSWORD] = TO(LOGIN_BACK_AUTH),
+    [LOGIN_BACK_AUTH] = TO(LOGIN_KDF) | TO(LOGIN_AUTHED),
+    [LOGIN_KDF] = TO(LOGIN_BACK_AUTH),
+    [LOGIN_AUTHED] = WATCH_END,
 };
 #undef WATCH_END
 #undef TO
@@ -79,16 +92,42 @@ bool login_set_state(struct conn *c, enum login_state to, const char *why)
 
 bool login_watching(const struct conn *c)
 {
-    return c->ls == LOGIN_STARTUP || c->ls == LOGIN_SASL || c->ls == LOGIN_SASL_CHOSEN;
+    return c->ls != LOGIN_NONE && c->ls != LOGIN_READY && c->ls != LOGIN_UNWATCHED &&
+           (unsigned)c->ls < LOGIN_STATES;
+}
+
+/* The proxy is part-way through authenticating the client itself: nothing
+ * may pass unlooked-at. (In password mode's STARTUP nothing has been asked
+ * yet: what the server says passes as in passthrough.) */
+static bool authenticating(const struct conn *c)
+{
+    return c->ls == LOGIN_FRONT_SASL || c->ls == LOGIN_ASK_PASSWORD ||
+           c->ls == LOGIN_BACK_AUTH || c->ls == LOGIN_KDF;
+}
+
+/* Whether a message from this side may be handled now or must wait: while
+ * PBKDF2 runs both wait (order is kept); while the proxy logs in upstream
+ * the client has nothing to say, and before the StartupMessage went up
+ * (FRONT_SASL) the server has not either. */
+static bool may_take(const struct conn *c, bool front)
+{
+    if (c->ls == LOGIN_KDF)
+        return false;
+    if (front)
+        return c->ls != LOGIN_BACK_AUTH;
+    return c->ls != LOGIN_FRONT_SASL;
 }
 
 bool login_start(struct conn *c)
 {
+    if (auth_active(c))
+        return auth_start(c) == 0;
     return login_set_state(c, LOGIN_STARTUP, "joined");
 }
 
 void login_free(struct conn *c)
 {
+    auth_free(c);
     free(c->wf.buf);
     free(c->wb.buf);
     memset(&c->wf, 0, sizeof(c->wf));
@@ -137,7 +176,7 @@ static void login_refused(struct conn *c, const uint8_t *m, size_t n)
         return;
     memcpy(c->login_sqlstate, ef.sqlstate, sizeof(c->login_sqlstate));
     snprintf(c->login_severity, sizeof(c->login_severity), "%s", ef.severity);
-    metrics_login_failed(ef.sqlstate);
+    metrics_login_failed(ef.sqlstate, "upstream");
     if (c->outcome == NULL) { /* the first cause wins, as in conn_end */
         c->outcome = "login_failed";
         snprintf(c->reason, sizeof(c->reason), "%s", ef.message);
@@ -151,6 +190,11 @@ static int back_msg(struct conn *c, const uint8_t *m, size_t n)
     uint8_t out[1024];
     unsigned stripped = 0;
 
+    if (auth_active(c)) {
+        int r = auth_back_msg(c, m, n);
+        if (r <= 0)
+            return r;
+    }
     switch (m[0]) {
     case 'R':
         if (pg_auth_code(m, n) != PG_AUTH_SASL)
@@ -200,6 +244,11 @@ static int front_msg(struct conn *c, const uint8_t *m, size_t n)
 {
     char mech[PG_LOGVAL_MAX];
 
+    if (auth_active(c)) {
+        int r = auth_front_msg(c, m, n);
+        if (r <= 0)
+            return r;
+    }
     if (m[0] == 'p' && c->ls == LOGIN_SASL) {
         if (!login_set_state(c, LOGIN_SASL_CHOSEN, "SASLInitialResponse"))
             return -1;
@@ -217,10 +266,81 @@ static int front_msg(struct conn *c, const uint8_t *m, size_t n)
     return relay_emit(c, &c->back, m, n);
 }
 
+/* Frame and handle the whole messages one direction holds, as far as the
+ * state lets them through. 1 if any was handled, 0 if none, -1 when the
+ * connection is ending. */
+static int take(struct conn *c, bool front)
+{
+    struct login_buf *w = front ? &c->wf : &c->wb;
+    size_t off = 0;
+    int took = 0;
+
+    while (login_watching(c) && may_take(c, front)) {
+        uint8_t type;
+        size_t total;
+        int h = pg_msg_header(w->buf + off, w->len - off, LOGIN_MSG_MAX, &type, &total);
+        if (h < 0 && authenticating(c)) {
+            conn_fail_front(c, "08P01", "protocol_error",
+                            "pg-tls-proxy: invalid message length from the %s during "
+                            "authentication",
+                            front ? "client" : "server");
+            return -1;
+        }
+        if (h < 0) {
+            /* Not a start-up we understand (or a huge message): stop looking. */
+            log_debug("event=watch_end conn=%llu reason=\"unframeable %s message\"",
+                      (unsigned long long)c->id, front ? "front" : "back");
+            memmove(w->buf, w->buf + off, w->len - off);
+            w->len -= off;
+            return watch_end(c, "unframeable message") < 0 ? -1 : 1;
+        }
+        if (h == 0 || total > w->len - off)
+            break;
+        const uint8_t *m = w->buf + off;
+        off += total;
+        took = 1;
+        int r = front ? front_msg(c, m, total) : back_msg(c, m, total);
+        if (r < 0 || c->phase != PHASE_OPEN)
+            return -1;
+    }
+    if (w->buf != NULL) {
+        memmove(w->buf, w->buf + off, w->len - off);
+        w->len -= off;
+    }
+    return took;
+}
+
+int login_process(struct conn *c)
+{
+    /* A state change on one side may let the other's held messages
+     * through (AuthenticationOk ends BACK_AUTH): go round until quiet. */
+    for (;;) {
+        int b = take(c, false);
+        if (b < 0)
+            return -1;
+        int f = login_watching(c) ? take(c, true) : 0;
+        if (f < 0)
+            return -1;
+        if (!login_watching(c) || (b == 0 && f == 0))
+            break;
+    }
+    if (!login_watching(c))
+        return c->ls == LOGIN_READY || c->ls == LOGIN_UNWATCHED ? watch_end(c, "ReadyForQuery")
+                                                                 : 0;
+    /* What waits may not grow without bound (a client talking while the
+     * proxy logs in for it). */
+    if (c->wf.len > LOGIN_MSG_MAX || c->wb.len > 4 * LOGIN_MSG_MAX) {
+        conn_fail_front(c, "08P01", "protocol_error",
+                        "pg-tls-proxy: too much data from the %s during authentication",
+                        c->wf.len > LOGIN_MSG_MAX ? "client" : "server");
+        return -1;
+    }
+    return 0;
+}
+
 int login_input(struct conn *c, struct leg *from, const uint8_t *buf, size_t len)
 {
     struct login_buf *w = from == &c->front ? &c->wf : &c->wb;
-    size_t off = 0;
 
     uint8_t *nb = realloc(w->buf, w->len + len);
     if (nb == NULL) {
@@ -230,28 +350,5 @@ int login_input(struct conn *c, struct leg *from, const uint8_t *buf, size_t len
     w->buf = nb;
     memcpy(w->buf + w->len, buf, len);
     w->len += len;
-
-    while (login_watching(c)) {
-        uint8_t type;
-        size_t total;
-        int h = pg_msg_header(w->buf + off, w->len - off, LOGIN_MSG_MAX, &type, &total);
-        if (h < 0) {
-            /* Not a start-up we understand (or a huge message): stop looking. */
-            log_debug("event=watch_end conn=%llu reason=\"unframeable %s message\"",
-                      (unsigned long long)c->id, from == &c->front ? "front" : "back");
-            memmove(w->buf, w->buf + off, w->len - off);
-            w->len -= off;
-            return watch_end(c, "unframeable message");
-        }
-        if (h == 0 || total > w->len - off)
-            break;
-        const uint8_t *m = w->buf + off;
-        off += total;
-        int r = from == &c->front ? front_msg(c, m, total) : back_msg(c, m, total);
-        if (r < 0 || c->phase != PHASE_OPEN)
-            return -1;
-    }
-    memmove(w->buf, w->buf + off, w->len - off);
-    w->len -= off;
-    return login_watching(c) ? 0 : watch_end(c, "ReadyForQuery");
+    return login_process(c);
 }

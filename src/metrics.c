@@ -242,18 +242,29 @@ void metrics_probe_failed(void)
  * ("other") takes malformed codes and whatever does not fit. */
 struct lf_slot {
     char sqlstate[6];
+    char reason[24];
     atomic_uint_least64_t count;
 };
-static struct lf_slot lf_table[LF_SLOTS] = {{.sqlstate = "other"}};
+static struct lf_slot lf_table[LF_SLOTS] = {{.sqlstate = "other", .reason = "other"}};
 static atomic_size_t lf_used = 1;
 static pthread_mutex_t lf_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static struct lf_slot *lf_find(const char *code, size_t n)
+static struct lf_slot *lf_find(const char *code, const char *reason, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (strcmp(lf_table[i].sqlstate, code) == 0)
+        if (strcmp(lf_table[i].sqlstate, code) == 0 && strcmp(lf_table[i].reason, reason) == 0)
             return &lf_table[i];
     return NULL;
+}
+
+/* A reason is a short word the code chose: [a-z_], at most 23 characters. */
+static bool lf_reason_ok(const char *s)
+{
+    size_t n = 0;
+    for (; s[n] != '\0'; n++)
+        if (n >= 23 || !((s[n] >= 'a' && s[n] <= 'z') || s[n] == '_'))
+            return false;
+    return n > 0;
 }
 
 /* Five characters from [0-9A-Z], as every SQLSTATE is. */
@@ -266,18 +277,22 @@ static bool sqlstate_ok(const char *s)
     return n == 5;
 }
 
-void metrics_login_failed(const char *sqlstate)
+void metrics_login_failed(const char *sqlstate, const char *reason)
 {
     if (sqlstate == NULL || !sqlstate_ok(sqlstate))
         sqlstate = "other";
-    struct lf_slot *s = lf_find(sqlstate, atomic_load_explicit(&lf_used, memory_order_acquire));
+    if (reason == NULL || !lf_reason_ok(reason))
+        reason = "other";
+    struct lf_slot *s =
+        lf_find(sqlstate, reason, atomic_load_explicit(&lf_used, memory_order_acquire));
     if (s == NULL) {
         pthread_mutex_lock(&lf_lock);
         size_t n = atomic_load_explicit(&lf_used, memory_order_relaxed);
-        s = lf_find(sqlstate, n);
+        s = lf_find(sqlstate, reason, n);
         if (s == NULL && n < LF_SLOTS) {
             s = &lf_table[n];
             snprintf(s->sqlstate, sizeof(s->sqlstate), "%s", sqlstate);
+            snprintf(s->reason, sizeof(s->reason), "%s", reason);
             atomic_store_explicit(&lf_used, n + 1, memory_order_release);
         } else if (s == NULL) {
             s = &lf_table[0];
@@ -494,11 +509,16 @@ static void render_logins(struct prom_out *o)
 {
     prom_family(
         o, "pg_tls_proxy_login_failures_total", "counter",
-        "Logins the upstream refused (an ErrorResponse before ReadyForQuery), by SQLSTATE.");
+        "Failed logins, by SQLSTATE and reason: upstream (the server refused: an "
+        "ErrorResponse before ReadyForQuery), or the proxy's own check in --auth-mode "
+        "password/scram (password, unknown_user, verifier_mismatch, method, server_signature, "
+        "channel_binding, protocol, plaintext).");
     size_t n = atomic_load_explicit(&lf_used, memory_order_acquire);
     for (size_t i = 0; i < n; i++)
-        prom_putf(o, "pg_tls_proxy_login_failures_total{sqlstate=\"%s\"} %" PRIuLEAST64 "\n",
-                  lf_table[i].sqlstate, LOAD(lf_table[i].count));
+        prom_putf(o,
+                  "pg_tls_proxy_login_failures_total{sqlstate=\"%s\",reason=\"%s\"} %" PRIuLEAST64
+                  "\n",
+                  lf_table[i].sqlstate, lf_table[i].reason, LOAD(lf_table[i].count));
 
     prom_family(o, "pg_tls_proxy_readiness_probe_failures_total", "counter",
                 "The proxy's own upstream probes (for /readyz) that failed; not in "

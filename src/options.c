@@ -74,6 +74,16 @@ const struct opt_def config_options[] = {
     {"max-connections", 0, OPT_COUNT, "N", FIELD(max_connections), false, "10000", NULL,
      "Client connections at once; the next client is told FATAL 53300 once it has sent its "
      "StartupMessage (inside TLS when it asked for TLS)."},
+    {"auth-mode", 0, OPT_AUTHMODE, "passthrough|password|scram", FIELD(auth_mode), false,
+     "passthrough", NULL,
+     "Who authenticates clients. passthrough: the upstream, through the relayed login "
+     "(clients must turn channel binding off); password: the proxy asks the client for its "
+     "password inside TLS and logs in upstream itself, channel-bound; scram: the proxy "
+     "checks the client against --auth-file's SCRAM verifiers (channel binding to the "
+     "proxy works) and logs in upstream with the key it recovers."},
+    {"auth-file", 0, OPT_STRING, "PATH", FIELD(auth_file), false, NULL, "none",
+     "--auth-mode scram: PgBouncer-style userlist, one \"user\" \"SCRAM-SHA-256$...\" line "
+     "per role (pg-tls-proxy scram-secret USER prints one); reloaded on SIGHUP."},
     {"server-proxy-protocol", 0, OPT_BOOL, NULL, FIELD(proxy_protocol), false, NULL, NULL,
      "Expect a PROXY protocol v1 or v2 header (AWS NLB, HAProxy) before every client "
      "connection; its source address is the one logged and allow-listed. Connections "

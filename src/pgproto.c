@@ -276,3 +276,35 @@ size_t pg_build_error(uint8_t *out, size_t cap, const char *severity, const char
         return 0;
     return total;
 }
+
+int pg_startup_param(const uint8_t *pkt, size_t len, const char *name, char *out, size_t cap)
+{
+    int found = -1;
+    if (pkt == NULL || len < 9 || cap == 0)
+        return -1;
+    size_t pktlen = (size_t)pkt[0] << 24 | (size_t)pkt[1] << 16 | (size_t)pkt[2] << 8 | pkt[3];
+    if (pktlen > len || pktlen < 9)
+        return -1;
+    size_t pos = 8;
+    while (pos < pktlen && pkt[pos] != '\0') {
+        const uint8_t *n = pkt + pos;
+        const uint8_t *nend = memchr(n, '\0', pktlen - pos);
+        if (nend == NULL || (size_t)(nend - pkt) + 1 >= pktlen)
+            return -1;
+        const uint8_t *v = nend + 1;
+        const uint8_t *vend = memchr(v, '\0', pktlen - (size_t)(v - pkt));
+        if (vend == NULL)
+            return -1;
+        size_t vlen = (size_t)(vend - v);
+        /* As PostgreSQL does, a repeated parameter overrides the earlier one. */
+        if (strcmp((const char *)n, name) == 0) {
+            if (vlen >= cap)
+                return -1;
+            memcpy(out, v, vlen);
+            out[vlen] = '\0';
+            found = 0;
+        }
+        pos = (size_t)(vend - pkt) + 1;
+    }
+    return found;
+}

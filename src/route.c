@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "authfile.h"
 #include "config.h"
 #include "pgassert.h"
 
@@ -30,6 +31,14 @@ struct route *route_new(const struct config *cfg, SSL_CTX *back_ctx, char *err, 
     r->direct_tls = cfg->back_direct_tls;
     r->connect_timeout_ms = cfg->connect_timeout_s * 1000;
     r->keepalive_s = cfg->keepalive_s;
+    r->auth_mode = cfg->auth_mode;
+    if (cfg->auth_mode == AUTH_SCRAM && cfg->auth_file != NULL) {
+        r->auth = authfile_load(cfg->auth_file, err, errlen);
+        if (r->auth == NULL) {
+            route_unref(r);
+            return NULL;
+        }
+    }
     if (back_ctx != NULL && SSL_CTX_up_ref(back_ctx) != 1)
         goto oom;
     r->back_ctx = back_ctx;
@@ -56,6 +65,7 @@ void route_unref(struct route *r)
     free(r->host);
     free(r->verify_name);
     SSL_CTX_free(r->back_ctx);
+    authfile_free(r->auth);
     free(r);
 }
 

@@ -97,7 +97,7 @@ for ((i = 0; i < 30; i++)); do
     sleep 0.1
 done
 expect "logs: pg_tls_proxy_login_failures_total counts 28P01 and 3D000, sessions_total login_failed" \
-    "28P01=$(lmetric "$TMP/logs-m1.txt" 'pg_tls_proxy_login_failures_total{sqlstate="28P01"}') 3D000=$(lmetric "$TMP/logs-m1.txt" 'pg_tls_proxy_login_failures_total{sqlstate="3D000"}') login_failed=$(lmetric "$TMP/logs-m1.txt" 'pg_tls_proxy_sessions_total{outcome="login_failed"}')" \
+    "28P01=$(lmetric "$TMP/logs-m1.txt" 'pg_tls_proxy_login_failures_total{sqlstate="28P01",reason="upstream"}') 3D000=$(lmetric "$TMP/logs-m1.txt" 'pg_tls_proxy_login_failures_total{sqlstate="3D000",reason="upstream"}') login_failed=$(lmetric "$TMP/logs-m1.txt" 'pg_tls_proxy_sessions_total{outcome="login_failed"}')" \
     '^28P01=1 3D000=1 login_failed=2$'
 
 # ======================================================================

@@ -496,25 +496,33 @@ START_TEST(test_login_and_probe_failures)
 {
     int cnt;
     char *t = render();
-    double l0 = sum_prefix(t, "pg_tls_proxy_login_failures_total{sqlstate=\"28P01\"}", &cnt);
-    double o0 = sum_prefix(t, "pg_tls_proxy_login_failures_total{sqlstate=\"other\"}", &cnt);
+#define LF(state, reason)                                                                          \
+    "pg_tls_proxy_login_failures_total{sqlstate=\"" state "\",reason=\"" reason "\"}"
+    double l0 = sum_prefix(t, LF("28P01", "upstream"), &cnt);
+    double w0 = sum_prefix(t, LF("28P01", "password"), &cnt);
+    double o0 = sum_prefix(t, LF("other", "upstream"), &cnt);
+    double r0 = sum_prefix(t, LF("28000", "other"), &cnt);
     double p0 = sum_prefix(t, "pg_tls_proxy_readiness_probe_failures_total", &cnt);
     double h0 = sum_prefix(t, "pg_tls_proxy_handshake_failures_total", &cnt);
     free(t);
-    metrics_login_failed("28P01");
-    metrics_login_failed("28P01");
-    metrics_login_failed("bad\"code"); /* never a label value */
-    metrics_login_failed(NULL);
+    metrics_login_failed("28P01", "upstream");
+    metrics_login_failed("28P01", "upstream");
+    metrics_login_failed("28P01", "password"); /* a series of its own */
+    metrics_login_failed("bad\"code", "upstream"); /* never a label value */
+    metrics_login_failed(NULL, "upstream");
+    metrics_login_failed("28000", "Bad\"Reason"); /* nor this */
     metrics_probe_failed();
     t = render();
     assert_valid(t);
-    ck_assert(sum_prefix(t, "pg_tls_proxy_login_failures_total{sqlstate=\"28P01\"}", &cnt) ==
-              l0 + 2);
-    ck_assert(sum_prefix(t, "pg_tls_proxy_login_failures_total{sqlstate=\"other\"}", &cnt) ==
-              o0 + 2);
+    ck_assert(sum_prefix(t, LF("28P01", "upstream"), &cnt) == l0 + 2);
+    ck_assert(sum_prefix(t, LF("28P01", "password"), &cnt) == w0 + 1);
+    ck_assert(sum_prefix(t, LF("other", "upstream"), &cnt) == o0 + 2);
+    ck_assert(sum_prefix(t, LF("28000", "other"), &cnt) == r0 + 1);
+#undef LF
     ck_assert(sum_prefix(t, "pg_tls_proxy_readiness_probe_failures_total", &cnt) == p0 + 1);
     ck_assert(sum_prefix(t, "pg_tls_proxy_handshake_failures_total", &cnt) == h0);
     ck_assert_ptr_null(strstr(t, "bad"));
+    ck_assert_ptr_null(strstr(t, "Bad"));
     free(t);
 }
 END_TEST

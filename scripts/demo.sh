@@ -55,13 +55,14 @@ if ! it_proxy_start proxy "$PROXY_LOG" "$PROXY_PORT" \
     --server-private-key-path "$DEMO_TMP/certs/proxy.key" \
     --server-host 127.0.0.1 --server-port "$PROXY_PORT" \
     --client-connection-host-or-ip 127.0.0.1 --client-connection-port "$PG_PORT" \
-    --client-tls-validation-host localhost --client-ca-roots-path "$DEMO_TMP/certs/db-ca.crt"; then
+    --client-tls-validation-host localhost --client-ca-roots-path "$DEMO_TMP/certs/db-ca.crt" \
+    --auth-mode password; then
     tail -n 20 "$PROXY_LOG" >&2
     it_die "the proxy did not start listening on 127.0.0.1:$PROXY_PORT"
 fi
 
 CONNINFO="host=localhost hostaddr=127.0.0.1 port=$PROXY_PORT user=demo dbname=demo"
-CONNINFO+=" sslmode=verify-full sslrootcert=$DEMO_TMP/certs/public-ca.crt channel_binding=disable"
+CONNINFO+=" sslmode=verify-full sslrootcert=$DEMO_TMP/certs/public-ca.crt"
 
 cat <<EOF
 
@@ -69,7 +70,8 @@ pg-tls-proxy demo
   PostgreSQL     127.0.0.1:$PG_PORT  (TLS with a private CA, SCRAM; data in $DEMO_DATA)
   pg-tls-proxy   127.0.0.1:$PROXY_PORT -> 127.0.0.1:$PG_PORT  (log: $PROXY_LOG)
 
-Connect through the proxy (channel binding cannot pass a TLS-terminating proxy):
+Connect through the proxy with psql's default settings (--auth-mode password: the
+proxy asks for the password inside TLS and logs in upstream itself, channel-bound):
 
 PGPASSWORD=$PASSWORD psql "$CONNINFO"
 

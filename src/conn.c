@@ -25,6 +25,7 @@
 #include "admit.h"
 #include "auth.h"
 #include "cancelfwd.h"
+#include "config.h"
 #include "front.h"
 #include "keymap.h"
 #include "leg.h"
@@ -465,12 +466,14 @@ void conn_log_established(struct conn *c, bool verified)
     uint64_t now = uv_now(c->w->loop);
     log_info("event=established conn=%llu front=%s upstream=%s user=\"%s\" database=\"%s\" "
              "application_name=\"%s\" front_tls=%s front_cipher=%s back_tls=%s back_cipher=%s "
-             "setup_ms=%llu login_ms=%llu%s",
+             "setup_ms=%llu login_ms=%llu auth=%s%s",
              (unsigned long long)c->id, c->front_addr, c->back_addr, c->info.user, c->info.database,
              c->info.application_name, c->front.plain ? "none" : leg_tls_version(&c->front),
              c->front.plain ? "none" : leg_tls_cipher(&c->front), leg_tls_version(&c->back),
              leg_tls_cipher(&c->back), (unsigned long long)(c->join_ms - c->start_ms),
-             (unsigned long long)(now - c->join_ms), verified ? "" : " login=unverified");
+             (unsigned long long)(now - c->join_ms),
+             auth_mode_name(c->route != NULL ? c->route->auth_mode : AUTH_PASSTHROUGH),
+             verified ? "" : " login=unverified");
 }
 
 void conn_join(struct conn *c)

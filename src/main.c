@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "admin.h"
+#include "authfile.h"
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
@@ -169,6 +170,16 @@ static void front_certificate_print(const struct tls_contexts *ctx)
                ctx->front_not_after);
 }
 
+/* " auth_file_users=N" for the reloaded/started lines in scram mode. */
+static const char *auth_summary(const struct route_table *t)
+{
+    static _Thread_local char buf[64];
+    buf[0] = '\0';
+    if (t != NULL && t->dflt != NULL && t->dflt->auth != NULL)
+        snprintf(buf, sizeof(buf), " auth_file_users=%zu", authfile_count(t->dflt->auth));
+    return buf;
+}
+
 /* Build new contexts and hand them to every worker; old sessions keep theirs. */
 static void reload(struct supervisor *sv, const char *why)
 {
@@ -186,8 +197,8 @@ static void reload(struct supervisor *sv, const char *why)
     /* The whole table or nothing: the contexts above, then the routes. */
     struct route_table *routes = route_table_build(sv->cfg, ctx.front, ctx.back, err, sizeof(err));
     if (routes == NULL) {
-        log_error("event=reload_failed trigger=%s reason=\"%s\" hint=\"the old certificates stay "
-                  "in use\"",
+        log_error("event=reload_failed trigger=%s reason=\"%s\" hint=\"the old certificates and "
+                  "auth file stay in use\"",
                   why, err);
         tlsctx_contexts_free(&ctx);
         metrics_reload(false);
@@ -199,8 +210,8 @@ static void reload(struct supervisor *sv, const char *why)
         if (!atomic_load(&sv->workers[i].finished))
             worker_offer_routes(&sv->workers[i], routes);
     route_table_unref(routes); /* the workers hold their own references */
-    log_info("event=reloaded trigger=%s ca_roots=\"%s\" front_certificate=[%s]", why,
-             ctx.roots_summary, ctx.front_summary);
+    log_info("event=reloaded trigger=%s ca_roots=\"%s\" front_certificate=[%s]%s", why,
+             ctx.roots_summary, ctx.front_summary, auth_summary(routes));
     front_certificate_log(sv, sv->cfg, &ctx, why);
     tlsctx_contexts_free(&ctx); /* the workers hold their own references */
 }
@@ -412,13 +423,14 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
     log_info("event=started version=%s listen=%s workers=%u upstream=%s:%u verify_name=\"%s\" "
              "upstream_direct_tls=%s ca_roots=\"%s\" front_certificate=[%s] "
              "client_certificates=\"%s\" allow_from=\"%s\" allow_plaintext_from=\"%s\" "
-             "max_connections=%u",
+             "max_connections=%u auth_mode=%s%s",
              PGTP_VERSION, bound, sv.nworkers, cfg->upstream_host, cfg->upstream_port,
              cfg->upstream_verify_name, cfg->back_direct_tls ? "on" : "off", ctx->roots_summary,
              ctx->front_summary,
              cfg->front_client_ca_path ? ctx->client_ca_summary : "not required",
              cfg->allow_from ? cfg->allow_from : "all",
-             cfg->allow_plaintext_from ? cfg->allow_plaintext_from : "none", cfg->max_connections);
+             cfg->allow_plaintext_from ? cfg->allow_plaintext_from : "none", cfg->max_connections,
+             auth_mode_name(cfg->auth_mode), auth_summary(routes));
     front_certificate_log(&sv, cfg, ctx, "start");
     uv_timer_start(&sv.expiry_timer, expiry_timer_cb, EXPIRY_CHECK_MS, EXPIRY_CHECK_MS);
     if (tlsctx_is_cloudsql_name(cfg->upstream_verify_name))

@@ -57,7 +57,7 @@ struct supervisor {
     uv_async_t worker_done;
     uv_timer_t shutdown_timer;
     /* --watch-certificates: the directories of the certificate files */
-    uv_fs_event_t watches[6];
+    uv_fs_event_t watches[7];
     unsigned nwatches;
     uv_timer_t watch_debounce;
     /* the daily look at the front certificate's expiry */
@@ -234,7 +234,8 @@ static void watch_cb(uv_fs_event_t *h, const char *filename, int events, int sta
 }
 
 /*
- * Watch the directory of every certificate, key and CA path: Kubernetes
+ * Watch the directory of every certificate, key and CA path, and of the
+ * auth file: Kubernetes
  * updates a secret by swapping a symlink in that directory, which a watch
  * on the file itself would miss.
  */
@@ -242,8 +243,11 @@ static void start_watches(struct supervisor *sv, uv_loop_t *loop)
 {
     const struct config *cfg = sv->cfg;
     const char *paths[] = {cfg->front_cert_path,      cfg->front_key_path, cfg->ca_roots_path,
-                           cfg->front_client_ca_path, cfg->back_cert_path, cfg->back_key_path};
-    char dirs[6][4096];
+                           cfg->front_client_ca_path, cfg->back_cert_path, cfg->back_key_path,
+                           cfg->auth_file};
+    char dirs[7][4096];
+    _Static_assert(sizeof(paths) / sizeof(paths[0]) <= sizeof(sv->watches) / sizeof(sv->watches[0]),
+                   "one watch per path at most");
     uv_timer_init(loop, &sv->watch_debounce);
     sv->watch_debounce.data = sv;
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {

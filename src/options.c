@@ -108,7 +108,7 @@ const struct opt_def config_options[] = {
     {"client-tls13-ciphersuites", 0, OPT_STRING, "LIST", FIELD(back_tls13_suites), false, NULL,
      "OpenSSL's default", "TLS 1.3 cipher suites offered to the upstream."},
     {"watch-certificates", 0, OPT_BOOL, NULL, FIELD(watch_certificates), false, NULL, NULL,
-     "Reload (as on SIGHUP) when a certificate, key or CA file changes on disk, including "
+     "Reload (as on SIGHUP) when a certificate, key, CA or auth file changes on disk, including "
      "Kubernetes secret mounts that swap a symlink."},
     {"admin-address", 0, OPT_STRING, "HOST:PORT", FIELD(admin_address), false, NULL, "off",
      "Serve /metrics (Prometheus), /healthz and /readyz over plain HTTP; a bare port means "

@@ -593,6 +593,33 @@ START_TEST(test_write_stall_timeout)
 }
 END_TEST
 
+START_TEST(test_auth_mode)
+{
+    ck_assert_int_eq(parse(ARGS(REQ_FLAGS), ENV(NULL)), CONFIG_OK);
+    ck_assert_int_eq(cfg.auth_mode, AUTH_PASSTHROUGH);
+    ck_assert_ptr_null(cfg.auth_file);
+    config_free(&cfg);
+    ck_assert_int_eq(parse(ARGS(REQ_FLAGS, "--auth-mode", "PASSWORD"), ENV(NULL)), CONFIG_OK);
+    ck_assert_int_eq(cfg.auth_mode, AUTH_PASSWORD);
+    config_free(&cfg);
+    ck_assert_int_eq(parse(ARGS(REQ_FLAGS),
+                           ENV("PG_TLS_PROXY_AUTH_MODE=scram", "PG_TLS_PROXY_AUTH_FILE=/x/users")),
+                     CONFIG_OK);
+    ck_assert_int_eq(cfg.auth_mode, AUTH_SCRAM);
+    ck_assert_str_eq(cfg.auth_file, "/x/users");
+    config_free(&cfg);
+    ck_assert_str_eq(auth_mode_name(AUTH_SCRAM), "scram");
+    ck_assert_str_eq(auth_mode_name(42), "invalid");
+    assert_error(parse(ARGS(REQ_FLAGS, "--auth-mode", "md5"), ENV(NULL)),
+                 "--auth-mode: \"md5\" is not an auth mode (passthrough, password, scram)");
+    assert_error(parse(ARGS(REQ_FLAGS, "--auth-mode", "scram"), ENV(NULL)),
+                 "--auth-mode scram needs --auth-file (or PG_TLS_PROXY_AUTH_FILE): a userlist "
+                 "of SCRAM verifiers; pg-tls-proxy scram-secret USER prints a line of it");
+    assert_error(parse(ARGS(REQ_FLAGS, "--auth-file", "/x/users"), ENV(NULL)),
+                 "--auth-file is read only with --auth-mode scram (the mode is passthrough)");
+}
+END_TEST
+
 START_TEST(test_free_is_idempotent)
 {
     ck_assert_int_eq(parse(ARGS(REQ_FLAGS), NULL), CONFIG_OK);
@@ -632,6 +659,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_check_via_env);
     tcase_add_test(tc, test_workers);
     tcase_add_test(tc, test_write_stall_timeout);
+    tcase_add_test(tc, test_auth_mode);
     tcase_add_test(tc, test_free_is_idempotent);
     suite_add_tcase(s, tc);
     return s;

@@ -34,7 +34,7 @@
 /* Each client family spells the setting its own way: pgJDBC ignores
  * libpq's channel_binding and reads channelBinding. */
 #define CHANNEL_BINDING_HINT                                                                       \
-    "Connect with channel_binding=disable (libpq: psql, pg_dump, psycopg; pgx), "                  \
+    "Connect with channel_binding=disable (libpq: psql, pg_dump, psycopg; pgx; postgres.js), "     \
     "channelBinding=disable (pgJDBC), Channel Binding=Disable (Npgsql), or your driver's own "     \
     "channel-binding setting turned off. pg-tls-proxy verifies the server's certificate "          \
     "(verify-full against its CA) on your behalf, and your client verifies the proxy's. "          \

@@ -1,0 +1,5 @@
+#include "suites.h"
+Suite *authfile_suite(void)
+{
+    return suite_create("authfile");
+}

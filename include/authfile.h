@@ -16,8 +16,8 @@
 
 #include "scram.h"
 
-#define AUTHFILE_MAX_BYTES (64u * 1024 * 1024)
-#define AUTHFILE_USER_MAX 1024 /* bytes of a user name (PostgreSQL keeps 63) */
+#define AUTHFILE_MAX_BYTES 67108864u /* 64 MB */
+#define AUTHFILE_USER_MAX 1024       /* bytes of a user name (PostgreSQL keeps 63) */
 
 struct authfile;
 

@@ -187,8 +187,8 @@ struct authfile *authfile_parse(const char *text, size_t len, const char *name, 
         if (strcmp(af->v[i - 1].user, af->v[i].user) == 0) {
             size_t a = af->v[i - 1].line, b = af->v[i].line;
             snprintf(err, errlen,
-                     "%s: user \"%.64s\" is listed twice (lines %zu and %zu); keep one line",
-                     name, af->v[i].user, a < b ? a : b, a < b ? b : a);
+                     "%s: user \"%.64s\" is listed twice (lines %zu and %zu); keep one line", name,
+                     af->v[i].user, a < b ? a : b, a < b ? b : a);
             authfile_free(af);
             return NULL;
         }

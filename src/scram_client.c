@@ -237,8 +237,8 @@ int scram_client_server_final(struct scram_client *c, const uint8_t *data, size_
         bad(err, "malformed SCRAM message (invalid server signature)");
     } else if (p < end) {
         bad(err, "malformed SCRAM message (garbage at end of server-final-message)");
-    } else if (scram_hmac(c->server_key, SCRAM_KEY_LEN, c->auth_message,
-                          strlen(c->auth_message), want) != 0) {
+    } else if (scram_hmac(c->server_key, SCRAM_KEY_LEN, c->auth_message, strlen(c->auth_message),
+                          want) != 0) {
         scram_fail(err, "XX000", "could not compute the SCRAM server signature", NULL);
     } else if (CRYPTO_memcmp(got, want, SCRAM_KEY_LEN) != 0) {
         /* The server does not hold the verifier our key was made from:

@@ -46,15 +46,14 @@ static void keep_user(char dst[64], const char *user)
 }
 
 void scram_server_init(struct scram_server *s, const struct scram_secret *secret,
-                       const uint8_t mock_key[SCRAM_KEY_LEN], const char *user,
-                       const uint8_t *cb, size_t cb_len)
+                       const uint8_t mock_key[SCRAM_KEY_LEN], const char *user, const uint8_t *cb,
+                       size_t cb_len)
 {
     memset(s, 0, sizeof(*s));
     if (secret != NULL && secret->salt_len > 0 && secret->salt_len <= SCRAM_SALT_MAX) {
         s->secret = *secret;
     } else {
-        scram_secret_mock(mock_key, user != NULL ? user : "", SCRAM_DEFAULT_ITERATIONS,
-                          &s->secret);
+        scram_secret_mock(mock_key, user != NULL ? user : "", SCRAM_DEFAULT_ITERATIONS, &s->secret);
         s->mock = true;
     }
     if (cb != NULL && cb_len > 0 && cb_len <= SCRAM_CB_MAX) {
@@ -189,8 +188,7 @@ static int read_gs2(struct scram_server *s, const char **p, const char *end,
         }
     } else {
         return scram_fail(err, "08P01", "malformed SCRAM message",
-                          "Unexpected channel-binding flag \"%s\".",
-                          scram_sanitize_char(flag, cb));
+                          "Unexpected channel-binding flag \"%s\".", scram_sanitize_char(flag, cb));
     }
     if (*p < end && **p == 'a')
         return scram_fail(err, "0A000",
@@ -218,8 +216,8 @@ int scram_server_first(struct scram_server *s, const char *mech, const uint8_t *
     else if (strcmp(mech, SCRAM_MECH) == 0)
         s->plus = false;
     else
-        return scram_fail(err, "08P01",
-                          "client selected an invalid SASL authentication mechanism", NULL);
+        return scram_fail(err, "08P01", "client selected an invalid SASL authentication mechanism",
+                          NULL);
     if (check_message(data, len, err) != 0)
         return -1;
     const char *p = (const char *)data, *end = p + len;

@@ -27,11 +27,12 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: pg-tls-proxy scram-secret USER [--iterations N]\n"
-               "  Reads USER's password (twice, without echo, on a terminal; else the first\n"
-               "  line of standard input) and prints the --auth-file line for --auth-mode scram\n"
-               "  and the ALTER ROLE statement that gives the server the same verifier.\n"
-               "  --iterations N  PBKDF2 iterations (default %d, PostgreSQL's)\n",
+    fprintf(f,
+            "usage: pg-tls-proxy scram-secret USER [--iterations N]\n"
+            "  Reads USER's password (twice, without echo, on a terminal; else the first\n"
+            "  line of standard input) and prints the --auth-file line for --auth-mode scram\n"
+            "  and the ALTER ROLE statement that gives the server the same verifier.\n"
+            "  --iterations N  PBKDF2 iterations (default %d, PostgreSQL's)\n",
             SCRAM_DEFAULT_ITERATIONS);
 }
 
@@ -184,8 +185,8 @@ int scramsecret_main(int argc, char **argv, FILE *in, FILE *out, FILE *err)
         goto out;
     }
     if (iterations < SCRAM_DEFAULT_ITERATIONS)
-        fprintf(err, "scram-secret: warning: %lu iterations is below PostgreSQL's %d\n",
-                iterations, SCRAM_DEFAULT_ITERATIONS);
+        fprintf(err, "scram-secret: warning: %lu iterations is below PostgreSQL's %d\n", iterations,
+                SCRAM_DEFAULT_ITERATIONS);
     if (scram_secret_make(pw, SALT_LEN, (unsigned)iterations, &s) != 0 ||
         scram_secret_format(&s, text, sizeof(text)) < 0) {
         fprintf(err, "scram-secret: could not make the verifier (no random bytes?)\n");

@@ -14,10 +14,10 @@
 
 #define NELEM(a) (int)(sizeof(a) / sizeof((a)[0]))
 #define V1                                                                                         \
-    "SCRAM-SHA-256$4096:lFwC9V339dgV/fqpnr7yaw==$KJ5oSJJBuy5PH8emZHl6OsnCBdDGWUaUVrhNftRX4j0=:"   \
+    "SCRAM-SHA-256$4096:lFwC9V339dgV/fqpnr7yaw==$KJ5oSJJBuy5PH8emZHl6OsnCBdDGWUaUVrhNftRX4j0=:"    \
     "Cw5QYuiR3j19oC6s11xht+H7h6Nf62+6Zqu6rjq65X4="
 #define V2                                                                                         \
-    "SCRAM-SHA-256$4096:quH3msUHySZxoYPbg3rdqw==$V9cckYMB65Ymbf9qQJMoqssq7wsJcz/cDRjB03zFtl8=:"   \
+    "SCRAM-SHA-256$4096:quH3msUHySZxoYPbg3rdqw==$V9cckYMB65Ymbf9qQJMoqssq7wsJcz/cDRjB03zFtl8=:"    \
     "/3HdfJ47uqNqAV/Ea/+eNhPx74gQFRdFTZB1Eh0nX3M="
 
 static struct authfile *parse(const char *text, char *err, size_t errlen)
@@ -92,7 +92,8 @@ static const struct bad_case {
      "verifiers are accepted; make one with pg-tls-proxy scram-secret USER"},
     {"\"alice\" \"SCRAM-SHA-256$4096:abc$def:ghi\"\n",
      "users.txt:1: user \"alice\": a malformed SCRAM-SHA-256 verifier"},
-    {"\"alice \"" V1 "\"\n", "users.txt:1: user \"alice \": expected its verifier in double quotes"},
+    {"\"alice \"" V1 "\"\n",
+     "users.txt:1: user \"alice \": expected its verifier in double quotes"},
     {"\"alice\n", "users.txt:1: the user name has no closing double quote"},
     {"\"\" \"" V1 "\"\n", "users.txt:1: the user name is empty"},
     {"\"alice\"\n", "users.txt:1: user \"alice\": expected its verifier in double quotes"},

@@ -30,11 +30,10 @@
 #define RFC_NONCE RFC_CLIENT_NONCE "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
 #define RFC_SALT "W22ZaJ0SNY7soEsUEjb6gQ=="
 #define RFC_SERVER_FIRST "r=" RFC_NONCE ",s=" RFC_SALT ",i=4096"
-#define RFC_CLIENT_FINAL                                                                           \
-    "c=biws,r=" RFC_NONCE ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+#define RFC_CLIENT_FINAL "c=biws,r=" RFC_NONCE ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
 #define RFC_SERVER_FINAL "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
 
-static const uint8_t plain_mechs[] = "SCRAM-SHA-256\0";  /* + the array's NUL */
+static const uint8_t plain_mechs[] = "SCRAM-SHA-256\0"; /* + the array's NUL */
 static const uint8_t both_mechs[] = "SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0";
 
 /* The RFC's verifier: its salt, iterations and keys from "pencil". */
@@ -231,7 +230,8 @@ START_TEST(test_recovered_key_relogin)
     ck_assert_int_gt(n2, 0);
     ck_assert_int_eq(scram_client_server_first(&c, (const uint8_t *)m2, (size_t)n2, &err), 0);
     int n3 = scram_client_final(&c, key, s.server_key, m3, sizeof(m3));
-    int n4 = scram_server_final(&up, (const uint8_t *)m3, (size_t)n3, m4, sizeof(m4), out_key, &err);
+    int n4 =
+        scram_server_final(&up, (const uint8_t *)m3, (size_t)n3, m4, sizeof(m4), out_key, &err);
     ck_assert_msg(n4 > 0, "%s", err.message);
     ck_assert_int_eq(scram_client_server_final(&c, (const uint8_t *)m4, (size_t)n4, &err), 0);
 }
@@ -306,8 +306,8 @@ START_TEST(test_mock)
     scram_server_init(&sv, NULL, k1, "alice", NULL, 0);
     ck_assert(sv.mock);
     const char *first = "n,,n=,r=abcdef";
-    ck_assert_int_gt(scram_server_first(&sv, SCRAM_MECH, (const uint8_t *)first, strlen(first),
-                                        out, sizeof(out), &err),
+    ck_assert_int_gt(scram_server_first(&sv, SCRAM_MECH, (const uint8_t *)first, strlen(first), out,
+                                        sizeof(out), &err),
                      0);
     char text[256];
     ck_assert_int_gt(scram_secret_format(&a, text, sizeof(text)), 0);
@@ -420,9 +420,8 @@ static const struct cert_case {
     const char *bind_md;
     int len;
 } cert_cases[] = {
-    {"EC", "SHA256", "SHA256", 32},   {"EC", "SHA384", "SHA384", 48},
-    {"EC", "SHA512", "SHA512", 64},   {"EC", "SHA1", "SHA256", 32},
-    {"RSA", "SHA256", "SHA256", 32},  {"ED25519", NULL, NULL, -1},
+    {"EC", "SHA256", "SHA256", 32}, {"EC", "SHA384", "SHA384", 48},  {"EC", "SHA512", "SHA512", 64},
+    {"EC", "SHA1", "SHA256", 32},   {"RSA", "SHA256", "SHA256", 32}, {"ED25519", NULL, NULL, -1},
 };
 
 START_TEST(test_cert_hash)
@@ -454,7 +453,8 @@ START_TEST(test_pbkdf2_cost)
     for (int i = 0; i < runs; i++)
         ck_assert_int_eq(scram_salted_password("pencil", salt, 16, 4096, out), 0);
     clock_gettime(CLOCK_MONOTONIC, &b);
-    double ms = ((double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6) / runs;
+    double ms =
+        ((double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6) / runs;
     fprintf(stderr, "note: scram_salted_password at 4096 iterations: %.2f ms per call\n", ms);
 }
 END_TEST

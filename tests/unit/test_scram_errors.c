@@ -87,9 +87,9 @@ START_TEST(test_first_errors)
     memset(&err, 0, sizeof(err));
     scram_server_init(&sv, NULL, mk, "alice", fc->cb ? cb : NULL, fc->cb ? sizeof(cb) : 0);
     size_t len = fc->len ? fc->len : strlen(fc->msg);
-    ck_assert_int_eq(scram_server_first(&sv, fc->mech, (const uint8_t *)fc->msg, len, out,
-                                        sizeof(out), &err),
-                     -1);
+    ck_assert_int_eq(
+        scram_server_first(&sv, fc->mech, (const uint8_t *)fc->msg, len, out, sizeof(out), &err),
+        -1);
     ck_assert_str_eq(err.sqlstate, fc->sqlstate);
     ck_assert_str_eq(err.message, fc->message);
     ck_assert_str_eq(err.detail, fc->detail);
@@ -116,23 +116,21 @@ static void pair_start(struct pair *p, const char *password, const uint8_t *serv
     scram_server_init(&p->sv, known ? &p->secret : NULL, mk, "alice", server_cb,
                       server_cb ? 32 : 0);
     int ml = scram_server_mechanisms(&p->sv, mechs, sizeof(mechs));
-    ck_assert_int_eq(scram_client_init(&p->c, mechs, (size_t)ml, client_cb, client_cb ? 32 : 0),
-                     0);
+    ck_assert_int_eq(scram_client_init(&p->c, mechs, (size_t)ml, client_cb, client_cb ? 32 : 0), 0);
     int n1 = scram_client_first(&p->c, m1, sizeof(m1));
     int n2 = scram_server_first(&p->sv, scram_client_mechanism(&p->c), (const uint8_t *)m1,
                                 (size_t)n1, m2, sizeof(m2), &err);
     ck_assert_int_gt(n2, 0);
     ck_assert_int_eq(scram_client_server_first(&p->c, (const uint8_t *)m2, (size_t)n2, &err), 0);
-    ck_assert_int_eq(scram_salted_password(password, p->c.salt, p->c.salt_len, p->c.iterations,
-                                           salted),
-                     0);
+    ck_assert_int_eq(
+        scram_salted_password(password, p->c.salt, p->c.salt_len, p->c.iterations, salted), 0);
     scram_keys(salted, p->ck, NULL, sk);
     p->final_len = scram_client_final(&p->c, p->ck, sk, p->final, sizeof(p->final));
     ck_assert_int_gt(p->final_len, 0);
 }
 
-static void expect_final(struct pair *p, const char *msg, const char *sqlstate,
-                         const char *message, const char *detail)
+static void expect_final(struct pair *p, const char *msg, const char *sqlstate, const char *message,
+                         const char *detail)
 {
     struct scram_error err;
     uint8_t key[SCRAM_KEY_LEN];
@@ -180,8 +178,7 @@ START_TEST(test_final_errors)
     expect_final(&p, buf, "08P01", MALFORMED, "Malformed proof in client-final-message.");
     /* something after the proof */
     snprintf(buf, sizeof(buf), "%s,x", p.final);
-    expect_final(&p, buf, "08P01", MALFORMED,
-                 "Garbage found at the end of client-final-message.");
+    expect_final(&p, buf, "08P01", MALFORMED, "Garbage found at the end of client-final-message.");
     expect_final(&p, "r=abc", "08P01", MALFORMED, "Expected attribute \"c\" but found \"'r'\".");
     expect_final(&p, "c=biws", "08P01", MALFORMED, "Expected attribute \"r\" but found \"0x00\".");
     /* the right message still works after all those refusals */
@@ -231,7 +228,8 @@ static const struct sfirst_case {
     {"r=", "abc,s=QSXCR+Q6sek8bf92,i=0", "malformed SCRAM message (invalid iteration count)"},
     {"r=", "abc,s=QSXCR+Q6sek8bf92,i=-5", "malformed SCRAM message (invalid iteration count)"},
     {"r=", "abc,s=QSXCR+Q6sek8bf92,i=4k", "malformed SCRAM message (invalid iteration count)"},
-    {"r=", "abc,s=QSXCR+Q6sek8bf92,i=10000001", "malformed SCRAM message (invalid iteration count)"},
+    {"r=", "abc,s=QSXCR+Q6sek8bf92,i=10000001",
+     "malformed SCRAM message (invalid iteration count)"},
     {"r=", "abc,s=QSXCR+Q6sek8bf92,i=4096,x=1",
      "malformed SCRAM message (garbage at end of server-first-message)"},
 };
@@ -282,10 +280,10 @@ START_TEST(test_server_final_errors)
     }
     char garbage[2 * SCRAM_MSG_MAX];
     snprintf(garbage, sizeof(garbage), "%s,x=1", out);
-    ck_assert_int_eq(scram_client_server_final(&p.c, (const uint8_t *)garbage, strlen(garbage),
-                                               &err),
-                     -1);
-    ck_assert_str_eq(err.message, "malformed SCRAM message (garbage at end of server-final-message)");
+    ck_assert_int_eq(
+        scram_client_server_final(&p.c, (const uint8_t *)garbage, strlen(garbage), &err), -1);
+    ck_assert_str_eq(err.message,
+                     "malformed SCRAM message (garbage at end of server-final-message)");
     /* A server that verified our proof but signs with another ServerKey
      * (it holds another verifier, or is not the server at all). */
     struct scram_client c2 = p.c;

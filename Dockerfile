@@ -31,7 +31,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 # into the mozilla bundle.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        build-essential pkg-config libuv1-dev libssl-dev ca-certificates \
+        build-essential pkg-config libuv1-dev libssl-dev libidn-dev ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -44,7 +44,7 @@ RUN make clean \
 FROM debian:bookworm-slim
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libuv1 libssl3 ca-certificates \
+    && apt-get install -y --no-install-recommends libuv1 libssl3 libidn12 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 pgtp \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \

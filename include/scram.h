@@ -20,13 +20,13 @@
 
 #include <openssl/x509.h>
 
-#define SCRAM_KEY_LEN 32          /* SHA-256 */
-#define SCRAM_SALT_MAX 64         /* bytes of salt we accept (PostgreSQL makes 16) */
+#define SCRAM_KEY_LEN 32  /* SHA-256 */
+#define SCRAM_SALT_MAX 64 /* bytes of salt we accept (PostgreSQL makes 16) */
 #define SCRAM_DEFAULT_ITERATIONS 4096
 #define SCRAM_ITERATIONS_MAX 10000000u /* a server asking more is refused */
-#define SCRAM_CB_MAX 64           /* channel-binding data: a certificate hash */
-#define SCRAM_MSG_MAX 2048        /* longest SCRAM message built or accepted */
-#define SCRAM_PASSWORD_MAX 1024   /* longest password accepted */
+#define SCRAM_CB_MAX 64                /* channel-binding data: a certificate hash */
+#define SCRAM_MSG_MAX 2048             /* longest SCRAM message built or accepted */
+#define SCRAM_PASSWORD_MAX 1024        /* longest password accepted */
 
 #define SCRAM_MECH "SCRAM-SHA-256"
 #define SCRAM_MECH_PLUS "SCRAM-SHA-256-PLUS"
@@ -93,23 +93,24 @@ struct scram_error {
 /* ---- the proxy as SCRAM server (towards the client) ---- */
 struct scram_server {
     struct scram_secret secret;
-    bool mock;          /* an unknown user: the proof never verifies */
+    bool mock;                /* an unknown user: the proof never verifies */
     uint8_t cb[SCRAM_CB_MAX]; /* our certificate's hash, when -PLUS is offered */
-    size_t cb_len;      /* 0: only SCRAM-SHA-256 is offered (plaintext front) */
-    bool plus;          /* the client chose SCRAM-SHA-256-PLUS */
-    char gs2[96];       /* the client's gs2 header, as sent */
+    size_t cb_len;            /* 0: only SCRAM-SHA-256 is offered (plaintext front) */
+    bool plus;                /* the client chose SCRAM-SHA-256-PLUS */
+    char gs2[96];             /* the client's gs2 header, as sent */
     size_t gs2_len;
     char client_first_bare[SCRAM_MSG_MAX];
     char server_first[SCRAM_MSG_MAX];
-    char nonce[160];    /* client nonce + our nonce */
-    int step;           /* 0: before first, 1: first answered, 2: done */
+    char nonce[160]; /* client nonce + our nonce */
+    char user[64];   /* for the 28P01 text: as PostgreSQL, at most 63 bytes */
+    int step;        /* 0: before first, 1: first answered, 2: done */
 };
 /* secret: the user's verifier, or NULL for a mock exchange (mock_key and
  * user make its salt); cb/cb_len: our certificate's tls-server-end-point
  * data, or cb_len 0 when no channel binding is offered. */
 void scram_server_init(struct scram_server *s, const struct scram_secret *secret,
-                       const uint8_t mock_key[SCRAM_KEY_LEN], const char *user,
-                       const uint8_t *cb, size_t cb_len);
+                       const uint8_t mock_key[SCRAM_KEY_LEN], const char *user, const uint8_t *cb,
+                       size_t cb_len);
 /* The mechanisms to offer, in PostgreSQL's order ("SCRAM-SHA-256-PLUS" first
  * when cb_len > 0), as AuthenticationSASL's body: each NUL-terminated, then
  * one more NUL. Its length, or -1 if cap is too small. */
@@ -134,14 +135,14 @@ void scram_server_clear(struct scram_server *s);
 
 /* ---- the proxy as SCRAM client (towards the upstream) ---- */
 struct scram_client {
-    bool plus;          /* SCRAM-SHA-256-PLUS, bound to cb */
-    bool cb_supported;  /* we could bind (TLS) but the server did not offer -PLUS: gs2 'y' */
+    bool plus;         /* SCRAM-SHA-256-PLUS, bound to cb */
+    bool cb_supported; /* we could bind (TLS) but the server did not offer -PLUS: gs2 'y' */
     uint8_t cb[SCRAM_CB_MAX];
     size_t cb_len;
     char client_nonce[64];
     char client_first_bare[SCRAM_MSG_MAX];
     char server_first[SCRAM_MSG_MAX];
-    char nonce[160];    /* the combined nonce from server-first */
+    char nonce[160]; /* the combined nonce from server-first */
     uint8_t salt[SCRAM_SALT_MAX];
     size_t salt_len;
     unsigned iterations;

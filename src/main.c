@@ -28,6 +28,7 @@
 #include "leg.h"
 #include "probe.h"
 #include "route.h"
+#include "scramsecret.h"
 #include "worker.h"
 
 extern char **environ;
@@ -482,6 +483,10 @@ int main(int argc, char **argv)
     struct config cfg;
     struct tls_contexts ctx;
     char err[1024];
+
+    /* A subcommand, not an option: it prints and exits without config. */
+    if (argc >= 2 && strcmp(argv[1], "scram-secret") == 0)
+        return scramsecret_main(argc - 1, argv + 1, stdin, stdout, stderr);
 
     /* Known before the first error can be printed: usage errors are JSON
      * too when JSON was asked for. */

@@ -232,7 +232,7 @@ expect "psql through the proxy: query works, back leg TLS" "$out" '^psql ok\|t$'
 
 # want SECTION: true unless IT_ONLY (a comma-separated list of sections:
 # core protocol operations packaging faults certs abuse load flood memory
-# cancels certfiles logs pgversions) leaves it out.
+# cancels certfiles logs pgversions scramsecret) leaves it out.
 # IT_ONLY=faults runs the set-up, the main proxy's first checks, the faults
 # section and the hygiene checks: for working on one section at a time.
 want() { [ -z "${IT_ONLY:-}" ] || [[ ",$IT_ONLY," == *",$1,"* ]]; }
@@ -512,6 +512,12 @@ done
 # ======================================================================
 # shellcheck source=tests/integration/pgversions.sh
 want pgversions && . "$HERE/pgversions.sh"
+
+# ======================================================================
+# Issue 13: pg-tls-proxy scram-secret, checked against the real server
+# ======================================================================
+# shellcheck source=tests/integration/scramsecret.sh
+if want scramsecret; then . "$HERE/scramsecret.sh"; fi
 
 if want core; then
 

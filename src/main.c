@@ -198,9 +198,10 @@ static void reload(struct supervisor *sv, const char *why)
     /* The whole table or nothing: the contexts above, then the routes. */
     struct route_table *routes = route_table_build(sv->cfg, ctx.front, ctx.back, err, sizeof(err));
     if (routes == NULL) {
+        char q[1100];
         log_error("event=reload_failed trigger=%s reason=\"%s\" hint=\"the old certificates and "
                   "auth file stay in use\"",
-                  why, err);
+                  why, log_escape(err, q, sizeof(q)));
         tlsctx_contexts_free(&ctx);
         metrics_reload(false);
         return;

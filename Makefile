@@ -12,7 +12,7 @@
 VERSION := 0.1.0
 BUILD ?= build
 CC ?= cc
-PKGS := libuv openssl
+PKGS := libuv openssl libidn
 
 CSTD := -std=c17 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 WARN := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \
@@ -155,11 +155,12 @@ valgrind: deps
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_TIME ?= 30
 FUZZ_LIB_SRCS := src/pgproto.c src/pgmsg.c src/log.c src/config.c src/options.c src/tlsio.c src/cidr.c src/proxyproto.c \
-                 src/pemfile.c src/pgtrack.c src/httpreq.c
+                 src/pemfile.c src/pgtrack.c src/httpreq.c src/scram.c src/scram_server.c src/scram_client.c \
+                 src/authfile.c
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard include/*.h tests/unit/*.h)
 	@mkdir -p $(BUILD)/fuzz
 	clang $(CSTD) -g -O1 -Iinclude -Itests/unit -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_SRCS) \
-	    $(shell pkg-config --libs openssl)
+	    $(shell pkg-config --libs openssl libidn)
 fuzz: $(FUZZ_TARGETS)
 	@for t in $(FUZZ_TARGETS); do \
 	    n=$$(basename $$t); mkdir -p $(BUILD)/fuzz/corpus-$$n; \

@@ -102,6 +102,7 @@ struct scram_server {
     char client_first_bare[SCRAM_MSG_MAX];
     char server_first[SCRAM_MSG_MAX];
     char nonce[160];    /* client nonce + our nonce */
+    char user[64];      /* for the 28P01 text: as PostgreSQL, at most 63 bytes */
     int step;           /* 0: before first, 1: first answered, 2: done */
 };
 /* secret: the user's verifier, or NULL for a mock exchange (mock_key and

@@ -43,5 +43,9 @@ Suite *cancelfwd_suite(void);
 Suite *listener_suite(void);
 Suite *probe_suite(void);
 Suite *leg_tcp_suite(void);
+Suite *scram_suite(void);
+Suite *scram_errors_suite(void);
+Suite *authfile_suite(void);
+Suite *scramsecret_suite(void);
 
 #endif

@@ -44,6 +44,10 @@ int main(void)
     srunner_add_suite(sr, listener_suite());
     srunner_add_suite(sr, probe_suite());
     srunner_add_suite(sr, leg_tcp_suite());
+    srunner_add_suite(sr, scram_suite());
+    srunner_add_suite(sr, scram_errors_suite());
+    srunner_add_suite(sr, authfile_suite());
+    srunner_add_suite(sr, scramsecret_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

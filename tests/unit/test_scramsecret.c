@@ -1,0 +1,5 @@
+#include "suites.h"
+Suite *scramsecret_suite(void)
+{
+    return suite_create("scramsecret");
+}

@@ -49,5 +49,6 @@ Suite *authfile_suite(void);
 Suite *scramsecret_suite(void);
 Suite *pgauth_suite(void);
 Suite *kdfcache_suite(void);
+Suite *auth_suite(void);
 
 #endif

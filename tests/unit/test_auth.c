@@ -186,16 +186,18 @@ static void up_auth(struct sfx_up *u)
 
 /* The message field of the last ErrorResponse client_scram read, as sent
  * (sfx_client's parser sanitises it for logging: quotes become '?'). */
-static char raw_message[256];
+static char raw_message[256], raw_hint[512];
 
 static void keep_raw_message(const uint8_t *m, size_t len)
 {
-    raw_message[0] = '\0';
+    raw_message[0] = raw_hint[0] = '\0';
     for (size_t i = 5; i < len && m[i] != '\0';) {
         const char *v = (const char *)m + i + 1;
         size_t vl = strnlen(v, len - i - 1);
         if (m[i] == 'M')
             snprintf(raw_message, sizeof(raw_message), "%.*s", (int)vl, v);
+        if (m[i] == 'H')
+            snprintf(raw_hint, sizeof(raw_hint), "%.*s", (int)vl, v);
         i += vl + 2;
     }
 }
@@ -615,7 +617,36 @@ START_TEST(scram_verifier_mismatch)
     struct sfx_client *c = sc_client_started(f, USER);
     ck_assert_int_eq(client_scram(c, PASSWORD, &plus, NULL, NULL, &sig), 'E');
     expect_refused(f, c, "28P01", "differs from the server's", "verifier_mismatch", before);
+    ck_assert_msg(strstr(raw_hint, "scram-secret") != NULL, "hint: %s", raw_hint);
     ck_assert(!up.proof_ok); /* no proof was sent with the wrong key */
+    sfx_client_free(c);
+    SFX_END(f);
+}
+END_TEST
+
+/* The server holds another verifier with the same salt and iteration
+ * count (the salt check cannot tell): it refuses the ClientKey recovered
+ * from the file. Its "password authentication failed" would blame the
+ * client's password, which the proxy has just verified: the client is told
+ * that the file's verifier differs from the server's, and the fix. */
+START_TEST(scram_upstream_refuses_key)
+{
+    struct sfx *f = &fx;
+    bool plus, sig;
+    uint8_t salted[SCRAM_KEY_LEN];
+    up_reset(UP_SCRAM_OK, true);
+    const char *file = authfile_for(&up.secret);
+    ck_assert_int_eq(scram_salted_password("another password", up.secret.salt, up.secret.salt_len,
+                                           up.secret.iterations, salted),
+                     0);
+    scram_keys(salted, NULL, up.secret.stored_key, up.secret.server_key);
+    unsigned long long before = failures("28P01", "verifier_mismatch");
+    sfx_start(f, &(struct sfx_opts){.auth_mode = "scram", .auth_file = file, .up = {up_auth}});
+    struct sfx_client *c = sc_client_started(f, USER);
+    ck_assert_int_eq(client_scram(c, PASSWORD, &plus, NULL, NULL, &sig), 'E');
+    ck_assert(!up.proof_ok); /* the server did refuse the key */
+    expect_refused(f, c, "28P01", "differs from the server's", "verifier_mismatch", before);
+    ck_assert_msg(strstr(raw_hint, "scram-secret") != NULL, "hint: %s", raw_hint);
     sfx_client_free(c);
     SFX_END(f);
 }
@@ -668,6 +699,7 @@ Suite *auth_suite(void)
     tcase_add_test(ts, scram_wrong_password);
     tcase_add_test(ts, scram_unknown_user);
     tcase_add_test(ts, scram_verifier_mismatch);
+    tcase_add_test(ts, scram_upstream_refuses_key);
     tcase_add_test(ts, scram_server_asks_md5);
     tcase_add_test(ts, scram_server_asks_cleartext);
     suite_add_tcase(s, ts);

@@ -310,9 +310,11 @@ static unsigned long long failures(const char *sqlstate, const char *reason)
 }
 
 /* The client was refused: the FATAL it read, then the end; the audit line
- * and the counter say the same. */
-static void expect_refused(struct sfx *f, struct sfx_client *c, const char *sqlstate,
-                           const char *words, const char *reason, unsigned long long before)
+ * (outcome, e.g. "outcome=login_failed") and the counter say the same
+ * (reason NULL: not counted as a login failure). */
+static void expect_refused_as(struct sfx *f, struct sfx_client *c, const char *sqlstate,
+                              const char *words, const char *outcome, const char *reason,
+                              unsigned long long before)
 {
     ck_assert_str_eq(c->severity, "FATAL");
     ck_assert_str_eq(c->sqlstate, sqlstate);
@@ -320,10 +322,16 @@ static void expect_refused(struct sfx *f, struct sfx_client *c, const char *sqls
     ck_assert_int_ge(sfx_client_wait_eof(c, WAIT_MS), 0);
     sfx_client_close(c, true);
     ck_assert(sfx_wait_nconns(f, 0, WAIT_MS));
-    ck_assert(sfx_log_wait(f, WAIT_MS, "event=closed", "outcome=login_failed", sqlstate));
+    ck_assert(sfx_log_wait(f, WAIT_MS, "event=closed", outcome, sqlstate));
     ck_assert_uint_eq(sfx_log_count(f, "event=established"), 0);
     if (reason != NULL)
         ck_assert_uint_eq(failures(sqlstate, reason), before + 1);
+}
+
+static void expect_refused(struct sfx *f, struct sfx_client *c, const char *sqlstate,
+                           const char *words, const char *reason, unsigned long long before)
+{
+    expect_refused_as(f, c, sqlstate, words, "outcome=login_failed", reason, before);
 }
 
 static void up_reset(enum up_how how, bool offer_plus)
@@ -513,6 +521,52 @@ START_TEST(password_close_during_kdf)
 }
 END_TEST
 
+/* The client answers the password request wrongly: PostgreSQL's own
+ * SQLSTATE and text (auth.c's recv_password_packet), nothing upstream. */
+struct bad_answer {
+    const char *name;
+    const uint8_t *bytes;
+    size_t n;
+    const char *sqlstate, *words, *reason;
+    const char *outcome; /* NULL: login_failed */
+};
+
+#define RAW(s) (const uint8_t *)(s), sizeof(s) - 1
+static const struct bad_answer bad_answers[] = {
+    {"empty password", RAW("p\0\0\0\x05\0"), "28P01", "empty password returned by client",
+     "password", NULL},
+    {"no NUL", RAW("p\0\0\0\x07pwd"), "08P01", "invalid password packet size", "protocol", NULL},
+    {"a query instead", RAW("Q\0\0\0\x0dSELECT 1\0"), "08P01", "expected password response",
+     "protocol", NULL},
+    {"length word huge", RAW("p\x7f\xff\xff\xffpwd\0"), "08P01", "invalid message length", NULL,
+     "outcome=protocol_error"},
+    {"length word 3", RAW("p\0\0\0\x03"), "08P01", "invalid message length", NULL,
+     "outcome=protocol_error"},
+};
+
+START_TEST(password_bad_answer)
+{
+    const struct bad_answer *t = &bad_answers[_i];
+    struct sfx *f = &fx;
+    uint8_t buf[64];
+    size_t len;
+    up_reset(UP_SCRAM_OK, true);
+    unsigned long long before = failures(t->sqlstate, t->reason);
+    sfx_start(f, &(struct sfx_opts){.auth_mode = "password", .up = {up_auth}});
+    struct sfx_client *c = sc_client_started(f, USER);
+    ck_assert_int_eq(sfx_client_read_msg(c, buf, sizeof(buf), &len), 'R');
+    client_send(c, t->bytes, t->n);
+    ck_assert_msg(sfx_client_login(c) == 'E', "%s", t->name);
+    /* A message that cannot be framed ends the session in login.c as a
+     * protocol error (not counted among login failures). */
+    expect_refused_as(f, c, t->sqlstate, t->words,
+                      t->outcome != NULL ? t->outcome : "outcome=login_failed", t->reason, before);
+    ck_assert_str_eq(up.mech, ""); /* the proxy never answered the server's SASL */
+    sfx_client_free(c);
+    SFX_END(f);
+}
+END_TEST
+
 /* ---- scram mode ---- */
 
 static char authfile_text[512];
@@ -693,6 +747,8 @@ Suite *auth_suite(void)
     tcase_add_test(tp, password_md5);
     tcase_add_test(tp, password_cleartext);
     tcase_add_test(tp, password_close_during_kdf);
+    tcase_add_loop_test(tp, password_bad_answer, 0,
+                        (int)(sizeof(bad_answers) / sizeof(bad_answers[0])));
     suite_add_tcase(s, tp);
     TCase *ts = sc_tcase("scram");
     tcase_add_test(ts, scram_login_plus);

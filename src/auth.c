@@ -30,6 +30,7 @@
 #include "login.h"
 #include "metrics.h"
 #include "pgauth.h"
+#include "pgmsg.h"
 #include "relay.h"
 #include "route.h"
 #include "scram.h"
@@ -430,6 +431,11 @@ static void kdf_done(uv_work_t *req, int status)
     conn_release(c);
 }
 
+#define VERIFIER_HINT                                                                              \
+    "Regenerate it with pg-tls-proxy scram-secret: put its first line in the auth file and run "   \
+    "its ALTER ROLE statement on the server (or copy the role's rolpassword from pg_authid into "  \
+    "the auth file), then reload the proxy (SIGHUP)."
+
 static int server_first(struct conn *c, const uint8_t *data, size_t len)
 {
     struct auth *a = c->auth;
@@ -444,11 +450,7 @@ static int server_first(struct conn *c, const uint8_t *data, size_t len)
         const struct scram_secret *s = &a->srv.secret;
         if (a->cli.iterations != s->iterations || a->cli.salt_len != s->salt_len ||
             CRYPTO_memcmp(a->cli.salt, s->salt, s->salt_len) != 0)
-            return fail(c, "28P01", "verifier_mismatch",
-                        "Regenerate it with pg-tls-proxy scram-secret: put its first line in the "
-                        "auth file and run its ALTER ROLE statement on the server (or copy the "
-                        "role's rolpassword from pg_authid into the auth file), then reload "
-                        "the proxy (SIGHUP).",
+            return fail(c, "28P01", "verifier_mismatch", VERIFIER_HINT,
                         "pg-tls-proxy: the SCRAM verifier of user \"%s\" in the auth file "
                         "differs from the server's (another salt or iteration count): the "
                         "password was changed on the server, or the file is out of date",
@@ -547,12 +549,37 @@ static const char *method_name(int code)
     }
 }
 
+/*
+ * scram mode: the server refused the ClientKey recovered from the auth
+ * file's verifier (same salt and iteration count, so server_first could
+ * not tell). PostgreSQL's own 28P01 "password authentication failed" would
+ * blame the client's password, which the proxy has just verified: say that
+ * the file's verifier differs from the server's, and how to fix it. Other
+ * errors pass on as PostgreSQL sent them (1).
+ */
+static int key_refused(struct conn *c, const uint8_t *m, size_t n)
+{
+    struct pg_error_fields ef;
+    if (pg_parse_error(m, n, &ef) < 0 || strcmp(ef.sqlstate, "28P01") != 0)
+        return 1;
+    return fail(c, "28P01", "verifier_mismatch", VERIFIER_HINT,
+                "pg-tls-proxy: the server refused the key of user \"%s\" recovered from the "
+                "auth file: the SCRAM verifier in the auth file differs from the server's (the "
+                "password was changed on the server), or the role may not log in now (VALID "
+                "UNTIL passed)",
+                c->auth->user);
+}
+
 int auth_back_msg(struct conn *c, const uint8_t *m, size_t n)
 {
     struct auth *a = c->auth;
     int code;
     const uint8_t *data;
     size_t len;
+
+    if (a != NULL && m[0] == 'E' && c->ls == LOGIN_BACK_AUTH && a->mode == AUTH_SCRAM &&
+        a->sasl_started)
+        return key_refused(c, m, n);
 
     if (a == NULL || m[0] != 'R' || (c->ls != LOGIN_STARTUP && c->ls != LOGIN_BACK_AUTH))
         return 1; /* ErrorResponse, NegotiateProtocolVersion, after the login: as passthrough */

@@ -383,6 +383,25 @@ static void remove_files(struct sfx *f)
     f->dir[0] = f->ca_path[0] = f->cert_path[0] = f->key_path[0] = '\0';
 }
 
+/* The auth file of a scram-mode test: its own temporary file, since the
+ * PEM directory is removed before the routes read it. */
+static void write_auth_file(struct sfx *f, const char *text)
+{
+    snprintf(f->auth_path, sizeof(f->auth_path), "/tmp/pgtp-unit-auth-XXXXXX");
+    int fd = mkstemp(f->auth_path);
+    ck_assert_int_ge(fd, 0);
+    size_t n = strlen(text);
+    ck_assert_int_eq(write(fd, text, n), (ssize_t)n);
+    ck_assert_int_eq(close(fd), 0);
+}
+
+static void remove_auth_file(struct sfx *f)
+{
+    if (f->auth_path[0] != '\0')
+        unlink(f->auth_path);
+    f->auth_path[0] = '\0';
+}
+
 unsigned sfx_time_scale(void)
 {
     const char *pre = getenv("LD_PRELOAD");
@@ -430,12 +449,21 @@ void sfx_start(struct sfx *f, const struct sfx_opts *o)
         {"--workers", "1"},
     };
     enum { NOPTS = sizeof(opts) / sizeof(opts[0]) };
-    char *argv[2 * NOPTS + 2];
+    char *argv[2 * NOPTS + 6];
     int argc = 0;
     argv[argc++] = (char *)(uintptr_t) "pg-tls-proxy"; /* config_parse does not write them */
     for (size_t i = 0; i < NOPTS; i++) {
         argv[argc++] = (char *)(uintptr_t)opts[i][0];
         argv[argc++] = (char *)(uintptr_t)opts[i][1];
+    }
+    if (o->auth_mode != NULL) {
+        argv[argc++] = (char *)(uintptr_t) "--auth-mode";
+        argv[argc++] = (char *)(uintptr_t)o->auth_mode;
+    }
+    if (o->auth_file != NULL) {
+        write_auth_file(f, o->auth_file);
+        argv[argc++] = (char *)(uintptr_t) "--auth-file";
+        argv[argc++] = f->auth_path;
     }
     argv[argc] = NULL;
     ck_assert_msg(config_parse(&f->cfg, argc, argv, NULL, stdout, err, sizeof(err)) == CONFIG_OK,
@@ -449,6 +477,7 @@ void sfx_start(struct sfx *f, const struct sfx_opts *o)
     remove_files(f); /* loaded: a failing test (its process ends at once) leaves no key behind */
     ck_assert_msg(built == 0, "tlsctx: %s", err);
     f->routes = route_table_build(&f->cfg, f->ctx.front, f->ctx.back, err, sizeof(err));
+    remove_auth_file(f); /* read by the route (scram mode) */
     ck_assert_msg(f->routes != NULL, "routes: %s", err);
     /* Not yet shared with the worker: the one moment a route may change. */
     f->routes->dflt->connect_timeout_ms =
@@ -533,6 +562,7 @@ int sfx_stop(struct sfx *f)
     X509_free(f->leaf);
     EVP_PKEY_free(f->leaf_key);
     remove_files(f);
+    remove_auth_file(f);
     free(f->log);
     uv_cond_destroy(&f->log_cond);
     uv_mutex_destroy(&f->log_lock);

@@ -33,9 +33,9 @@
 #include "worker.h"
 #include "tlsctx.h"
 
-#define SFX_MAX_UP 4              /* upstream connections one test may make */
-#define SFX_IO_TIMEOUT_MS 8000    /* any single blocking read (valgrind is slow) */
-#define SFX_UP_PID 4242u          /* the fake upstream's BackendKeyData */
+#define SFX_MAX_UP 4           /* upstream connections one test may make */
+#define SFX_IO_TIMEOUT_MS 8000 /* any single blocking read (valgrind is slow) */
+#define SFX_UP_PID 4242u       /* the fake upstream's BackendKeyData */
 #define SFX_UP_KEY "\x0b\xad\xf0\x0d"
 
 struct sfx;
@@ -72,7 +72,9 @@ unsigned sfx_time_scale(void);
 struct sfx_opts {
     unsigned startup_timeout_ms; /* --server-handshake-timeout; 0: 3000 (times the scale) */
     unsigned connect_timeout_ms; /* --client-connect-timeout; 0: 3000 (times the scale) */
-    bool no_upstream; /* nobody listens on the upstream's port: connections are refused */
+    bool no_upstream;      /* nobody listens on the upstream's port: connections are refused */
+    const char *auth_mode; /* --auth-mode (password, scram); NULL: passthrough */
+    const char *auth_file; /* scram: the auth file's text, written to a temporary file */
     /* script of the upstream's i-th connection; NULL: sfx_up_login_echo */
     sfx_up_script up[SFX_MAX_UP];
 };
@@ -80,6 +82,7 @@ struct sfx_opts {
 struct sfx {
     char dir[64];
     char ca_path[128], cert_path[128], key_path[128];
+    char auth_path[64]; /* --auth-file, only until the routes have read it */
     X509 *ca;
     EVP_PKEY *leaf_key;
     X509 *leaf;
@@ -95,8 +98,8 @@ struct sfx {
     void (*call_fn)(struct sfx *f, void *arg);
     void *call_arg;
     bool call_open;
-    bool running; /* worker thread started */
-    bool started; /* sfx_start ran and sfx_stop has not */
+    bool running;                           /* worker thread started */
+    bool started;                           /* sfx_start ran and sfx_stop has not */
     bool worker_made, sem_made, up_running; /* how far sfx_start got */
     /* the fake upstream */
     int up_fd;
@@ -127,7 +130,7 @@ int sfx_stop(struct sfx *f);
 #define SFX_END(f)                                                                                 \
     do {                                                                                           \
         ck_assert_int_eq(sfx_stop(f), 0);                                                          \
-        ck_assert_msg(!(f)->stop_killed, "sessions were still open at the end of the test");     \
+        ck_assert_msg(!(f)->stop_killed, "sessions were still open at the end of the test");       \
     } while (0)
 
 /* Run fn(f, arg) on the worker's loop thread and wait for it. */
@@ -141,7 +144,8 @@ bool sfx_wait_nconns(struct sfx *f, size_t n, unsigned timeout_ms);
 /* Wait for a line containing every one of the substrings (NULL-ended);
  * false after timeout_ms. sfx_log_wait(f, ms, "event=closed", "outcome=x"). */
 bool sfx_log_wait_all(struct sfx *f, unsigned timeout_ms, const char *const *needles);
-#define sfx_log_wait(f, ms, ...) sfx_log_wait_all((f), (ms), (const char *const[]){__VA_ARGS__, NULL})
+#define sfx_log_wait(f, ms, ...)                                                                   \
+    sfx_log_wait_all((f), (ms), (const char *const[]){__VA_ARGS__, NULL})
 /* Lines containing needle so far. */
 unsigned sfx_log_count(struct sfx *f, const char *needle);
 /* The id of the nth (from 0) connection logged with event=accepted, waiting

@@ -47,5 +47,8 @@ Suite *scram_suite(void);
 Suite *scram_errors_suite(void);
 Suite *authfile_suite(void);
 Suite *scramsecret_suite(void);
+Suite *pgauth_suite(void);
+Suite *kdfcache_suite(void);
+Suite *auth_suite(void);
 
 #endif

@@ -66,16 +66,51 @@ END_TEST
 START_TEST(login_table)
 {
     static const struct move ok[] = {
-        {LOGIN_NONE, LOGIN_STARTUP},          {LOGIN_STARTUP, LOGIN_SASL},
-        {LOGIN_STARTUP, LOGIN_READY},         {LOGIN_STARTUP, LOGIN_UNWATCHED},
-        {LOGIN_SASL, LOGIN_SASL_CHOSEN},      {LOGIN_SASL, LOGIN_READY},
-        {LOGIN_SASL, LOGIN_UNWATCHED},        {LOGIN_SASL_CHOSEN, LOGIN_READY},
+        {LOGIN_NONE, LOGIN_STARTUP},
+        {LOGIN_STARTUP, LOGIN_SASL},
+        {LOGIN_STARTUP, LOGIN_READY},
+        {LOGIN_STARTUP, LOGIN_UNWATCHED},
+        {LOGIN_SASL, LOGIN_SASL_CHOSEN},
+        {LOGIN_SASL, LOGIN_READY},
+        {LOGIN_SASL, LOGIN_UNWATCHED},
+        {LOGIN_SASL_CHOSEN, LOGIN_READY},
         {LOGIN_SASL_CHOSEN, LOGIN_UNWATCHED},
+        /* --auth-mode password and scram (auth.c) */
+        {LOGIN_NONE, LOGIN_FRONT_SASL},        /* scram: the proxy offers SASL itself */
+        {LOGIN_STARTUP, LOGIN_ASK_PASSWORD},   /* password: the server asked for one */
+        {LOGIN_FRONT_SASL, LOGIN_BACK_AUTH},   /* the client's proof checked out */
+        {LOGIN_ASK_PASSWORD, LOGIN_BACK_AUTH}, /* the client's password is in */
+        {LOGIN_BACK_AUTH, LOGIN_KDF},          /* PBKDF2 off the loop */
+        {LOGIN_KDF, LOGIN_BACK_AUTH},          /* keys derived */
+        {LOGIN_BACK_AUTH, LOGIN_AUTHED},       /* the server said AuthenticationOk */
+        {LOGIN_AUTHED, LOGIN_READY},
+        {LOGIN_AUTHED, LOGIN_UNWATCHED},
     };
     for (int f = 0; f < LOGIN_STATES; f++)
         for (int t = 0; t < LOGIN_STATES; t++)
             ck_assert_msg(login_move_legal(f, t) == listed(ok, sizeof(ok) / sizeof(ok[0]), f, t),
                           "login %s -> %s", login_state_name(f), login_state_name(t));
+    /* Named shortcuts that would skip a check: the server's AuthenticationOk
+     * (kdf -> authed: keys not yet derived, so nothing was answered), the
+     * proxy's own SCRAM exchange (front_sasl -> ready, ask_password ->
+     * authed), the client's proof (none -> back_auth). */
+    ck_assert(!login_move_legal(LOGIN_KDF, LOGIN_AUTHED));
+    ck_assert(!login_move_legal(LOGIN_KDF, LOGIN_READY));
+    ck_assert(!login_move_legal(LOGIN_FRONT_SASL, LOGIN_READY));
+    ck_assert(!login_move_legal(LOGIN_FRONT_SASL, LOGIN_UNWATCHED));
+    ck_assert(!login_move_legal(LOGIN_ASK_PASSWORD, LOGIN_AUTHED));
+    ck_assert(!login_move_legal(LOGIN_BACK_AUTH, LOGIN_READY));
+    ck_assert(!login_move_legal(LOGIN_NONE, LOGIN_BACK_AUTH));
+    ck_assert(!login_move_legal(LOGIN_SASL, LOGIN_BACK_AUTH)); /* passthrough never authenticates */
+    ck_assert(!login_move_legal(LOGIN_STATES, LOGIN_STARTUP));
+    ck_assert(!login_move_legal(LOGIN_NONE, LOGIN_STATES));
+    ck_assert_str_eq(login_state_name(LOGIN_STATES), "invalid");
+    /* The moves the proxy's own login makes all have names for the debug log. */
+    ck_assert_str_eq(login_state_name(LOGIN_FRONT_SASL), "front_sasl");
+    ck_assert_str_eq(login_state_name(LOGIN_ASK_PASSWORD), "ask_password");
+    ck_assert_str_eq(login_state_name(LOGIN_BACK_AUTH), "back_auth");
+    ck_assert_str_eq(login_state_name(LOGIN_KDF), "kdf");
+    ck_assert_str_eq(login_state_name(LOGIN_AUTHED), "authed");
 }
 END_TEST
 

@@ -22,17 +22,17 @@ struct conn;
 struct leg;
 
 enum login_state {
-    LOGIN_NONE,        /* not joined yet */
-    LOGIN_STARTUP,     /* StartupMessage forwarded: watching */
-    LOGIN_SASL,        /* the upstream offered SASL: the client's mechanism is checked */
-    LOGIN_SASL_CHOSEN, /* the client chose one */
-    LOGIN_READY,       /* ReadyForQuery: the login succeeded; bytes pass as they are */
-    LOGIN_UNWATCHED,   /* the watch stopped before it could tell (unframeable) */
-    LOGIN_FRONT_SASL,  /* scram: the proxy is the client's SCRAM server */
+    LOGIN_NONE,         /* not joined yet */
+    LOGIN_STARTUP,      /* StartupMessage forwarded: watching */
+    LOGIN_SASL,         /* the upstream offered SASL: the client's mechanism is checked */
+    LOGIN_SASL_CHOSEN,  /* the client chose one */
+    LOGIN_READY,        /* ReadyForQuery: the login succeeded; bytes pass as they are */
+    LOGIN_UNWATCHED,    /* the watch stopped before it could tell (unframeable) */
+    LOGIN_FRONT_SASL,   /* scram: the proxy is the client's SCRAM server */
     LOGIN_ASK_PASSWORD, /* password: the client was asked for its password */
-    LOGIN_BACK_AUTH,   /* the proxy logs in upstream itself */
-    LOGIN_KDF,         /* password: PBKDF2 on the thread pool; both legs wait */
-    LOGIN_AUTHED,      /* the server said AuthenticationOk to the proxy */
+    LOGIN_BACK_AUTH,    /* the proxy logs in upstream itself */
+    LOGIN_KDF,          /* password: PBKDF2 on the thread pool; both legs wait */
+    LOGIN_AUTHED,       /* the server said AuthenticationOk to the proxy */
     LOGIN_STATES
 };
 

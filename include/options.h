@@ -16,18 +16,18 @@
 #define CONFIG_OPTIONS_MAX 64
 
 enum opt_kind {
-    OPT_STRING,  /* char * in struct config, heap copy */
-    OPT_PORT,    /* uint16_t, decimal digits only, 1..65535 */
-    OPT_WORKERS, /* unsigned, 0..CONFIG_MAX_WORKERS; 0 = one per CPU */
-    OPT_SECONDS, /* unsigned, 0..86400 */
-    OPT_COUNT,   /* unsigned, 1..1000000 */
-    OPT_LOGFMT,  /* bool log_json: "text" or "json" */
-    OPT_TLSVER,  /* int: "1.2" -> 12, "1.3" -> 13 */
-    OPT_LOG,     /* int, via log_level_parse */
+    OPT_STRING,   /* char * in struct config, heap copy */
+    OPT_PORT,     /* uint16_t, decimal digits only, 1..65535 */
+    OPT_WORKERS,  /* unsigned, 0..CONFIG_MAX_WORKERS; 0 = one per CPU */
+    OPT_SECONDS,  /* unsigned, 0..86400 */
+    OPT_COUNT,    /* unsigned, 1..1000000 */
+    OPT_LOGFMT,   /* bool log_json: "text" or "json" */
+    OPT_TLSVER,   /* int: "1.2" -> 12, "1.3" -> 13 */
+    OPT_LOG,      /* int, via log_level_parse */
     OPT_AUTHMODE, /* int auth_mode: passthrough, password or scram */
-    OPT_BOOL,    /* bool; a flag without value, a 1/0-style word in the environment */
-    OPT_HELP,    /* no field, no environment variable */
-    OPT_VERSION, /* no field, no environment variable */
+    OPT_BOOL,     /* bool; a flag without value, a 1/0-style word in the environment */
+    OPT_HELP,     /* no field, no environment variable */
+    OPT_VERSION,  /* no field, no environment variable */
 };
 
 struct opt_def {

@@ -26,8 +26,7 @@ enum pg_auth_req {
 
 /* An 'R' message: its code and what follows it (the MD5 salt, the SASL
  * mechanism list, SASL data). 0, or -1 if malformed. */
-int pg_auth_parse(const uint8_t *msg, size_t len, int *code, const uint8_t **data,
-                  size_t *datalen);
+int pg_auth_parse(const uint8_t *msg, size_t len, int *code, const uint8_t **data, size_t *datalen);
 /* An 'R' message of code with data (may be NULL when datalen is 0) into
  * out. Its length, or 0 if it does not fit. */
 size_t pg_auth_build(uint8_t *out, size_t cap, int code, const void *data, size_t datalen);

@@ -45,9 +45,9 @@ struct auth {
     /* password mode */
     char *password; /* the client's, NUL-terminated, wiped after use */
     size_t pwlen;
-    int asked;                  /* the server's request being answered (3, 5, 10) */
-    uint8_t md5_salt[4];        /* AuthenticationMD5Password's */
-    uint8_t mechs[256];         /* AuthenticationSASL's list, while the client is asked */
+    int asked;           /* the server's request being answered (3, 5, 10) */
+    uint8_t md5_salt[4]; /* AuthenticationMD5Password's */
+    uint8_t mechs[256];  /* AuthenticationSASL's list, while the client is asked */
     size_t mechs_len;
     uint8_t cache_key[KDFCACHE_KEY_LEN];
     uint8_t salted[SCRAM_KEY_LEN]; /* SaltedPassword, cached once the server proved it */
@@ -182,8 +182,8 @@ static size_t startup_packet_len(const struct conn *c)
 {
     if (c->startup == NULL || c->startup_len < 4)
         return 0;
-    return (size_t)c->startup[0] << 24 | (size_t)c->startup[1] << 16 |
-           (size_t)c->startup[2] << 8 | c->startup[3];
+    return (size_t)c->startup[0] << 24 | (size_t)c->startup[1] << 16 | (size_t)c->startup[2] << 8 |
+           c->startup[3];
 }
 
 /* ---- scram mode: the proxy as the client's SCRAM server ------------------ */
@@ -297,8 +297,7 @@ static int md5_answer(const struct auth *a, char out[36])
              EVP_DigestFinal_ex(md, d, &len) == 1;
     if (ok) {
         hex(d, 16, inner);
-        ok = EVP_DigestInit_ex(md, EVP_md5(), NULL) == 1 &&
-             EVP_DigestUpdate(md, inner, 32) == 1 &&
+        ok = EVP_DigestInit_ex(md, EVP_md5(), NULL) == 1 && EVP_DigestUpdate(md, inner, 32) == 1 &&
              EVP_DigestUpdate(md, a->md5_salt, 4) == 1 && EVP_DigestFinal_ex(md, d, &len) == 1;
     }
     EVP_MD_CTX_free(md);
@@ -313,7 +312,7 @@ static int md5_answer(const struct auth *a, char out[36])
 
 #define NO_MD5_HINT                                                                                \
     "On the server: set password_encryption = 'scram-sha-256', give the role a SCRAM password "    \
-    "(run the ALTER ROLE statement that pg-tls-proxy scram-secret prints), and use "                \
+    "(run the ALTER ROLE statement that pg-tls-proxy scram-secret prints), and use "               \
     "scram-sha-256 in pg_hba.conf. Or run the proxy with --auth-mode password."
 
 static int answer_cleartext(struct conn *c)
@@ -406,8 +405,8 @@ static void flush_legs(struct conn *c)
 static void kdf_work(uv_work_t *req)
 {
     struct auth *a = req->data;
-    a->work_rc = scram_salted_password(a->password, a->cli.salt, a->cli.salt_len,
-                                       a->cli.iterations, a->salted);
+    a->work_rc = scram_salted_password(a->password, a->cli.salt, a->cli.salt_len, a->cli.iterations,
+                                       a->salted);
 }
 
 static void kdf_done(uv_work_t *req, int status)
@@ -416,8 +415,7 @@ static void kdf_done(uv_work_t *req, int status)
     struct conn *c = a->c;
     if (c->phase == PHASE_OPEN && c->ls == LOGIN_KDF) {
         log_debug("event=auth_kdf conn=%llu iterations=%u ms=%llu", (unsigned long long)c->id,
-                  a->cli.iterations,
-                  (unsigned long long)(uv_now(c->w->loop) - a->work_start_ms));
+                  a->cli.iterations, (unsigned long long)(uv_now(c->w->loop) - a->work_start_ms));
         if (status != 0 || a->work_rc < 0) {
             fail(c, "XX000", "internal", NULL, "pg-tls-proxy: SCRAM key derivation failed");
         } else {
@@ -653,8 +651,8 @@ int auth_front_msg(struct conn *c, const uint8_t *m, size_t n)
     if (c->ls != LOGIN_ASK_PASSWORD)
         return 1;
     if (m[0] != 'p')
-        return fail(c, "08P01", "protocol", NULL,
-                    "expected password response, got message type %d", m[0]);
+        return fail(c, "08P01", "protocol", NULL, "expected password response, got message type %d",
+                    m[0]);
     const char *pw;
     size_t len;
     if (pg_password_parse(m, n, &pw, &len) < 0)
@@ -700,8 +698,7 @@ int auth_start(struct conn *c)
                     "pg-tls-proxy: unexpected data after the StartupMessage");
     }
     if (got < 0 || a->user[0] == '\0') {
-        if (!login_set_state(c, a->mode == AUTH_SCRAM ? LOGIN_FRONT_SASL : LOGIN_STARTUP,
-                             "joined"))
+        if (!login_set_state(c, a->mode == AUTH_SCRAM ? LOGIN_FRONT_SASL : LOGIN_STARTUP, "joined"))
             return -1;
         return fail(c, "28000", "protocol", NULL,
                     "no PostgreSQL user name specified in startup packet");

@@ -477,9 +477,10 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv, char 
         return CONFIG_ERROR;
     }
     if (cfg->auth_mode == AUTH_SCRAM && cfg->auth_file == NULL) {
-        set_err(err, errlen, "--auth-mode scram needs --auth-file (or PG_TLS_PROXY_AUTH_FILE): "
-                             "a userlist of SCRAM verifiers; pg-tls-proxy scram-secret USER "
-                             "prints a line of it");
+        set_err(err, errlen,
+                "--auth-mode scram needs --auth-file (or PG_TLS_PROXY_AUTH_FILE): "
+                "a userlist of SCRAM verifiers; pg-tls-proxy scram-secret USER "
+                "prints a line of it");
         config_free(cfg);
         return CONFIG_ERROR;
     }

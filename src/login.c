@@ -42,11 +42,16 @@
     "the client, and clients keep their default settings."
 
 static const char *const state_names[LOGIN_STATES] = {
-    [LOGIN_NONE] = "none",   [LOGIN_STARTUP] = "startup",
-    [LOGIN_SASL] = "sasl",   [LOGIN_SASL_CHOSEN] = "sasl_chosen",
-    [LOGIN_READY] = "ready", [LOGIN_UNWATCHED] = "unwatched",
-    [LOGIN_FRONT_SASL] = "front_sasl", [LOGIN_ASK_PASSWORD] = "ask_password",
-    [LOGIN_BACK_AUTH] = "back_auth", [LOGIN_KDF] = "kdf",
+    [LOGIN_NONE] = "none",
+    [LOGIN_STARTUP] = "startup",
+    [LOGIN_SASL] = "sasl",
+    [LOGIN_SASL_CHOSEN] = "sasl_chosen",
+    [LOGIN_READY] = "ready",
+    [LOGIN_UNWATCHED] = "unwatched",
+    [LOGIN_FRONT_SASL] = "front_sasl",
+    [LOGIN_ASK_PASSWORD] = "ask_password",
+    [LOGIN_BACK_AUTH] = "back_auth",
+    [LOGIN_KDF] = "kdf",
     [LOGIN_AUTHED] = "authed",
 };
 
@@ -101,8 +106,8 @@ bool login_watching(const struct conn *c)
  * yet: what the server says passes as in passthrough.) */
 static bool authenticating(const struct conn *c)
 {
-    return c->ls == LOGIN_FRONT_SASL || c->ls == LOGIN_ASK_PASSWORD ||
-           c->ls == LOGIN_BACK_AUTH || c->ls == LOGIN_KDF;
+    return c->ls == LOGIN_FRONT_SASL || c->ls == LOGIN_ASK_PASSWORD || c->ls == LOGIN_BACK_AUTH ||
+           c->ls == LOGIN_KDF;
 }
 
 /* Whether a message from this side may be handled now or must wait: while
@@ -325,8 +330,7 @@ int login_process(struct conn *c)
             break;
     }
     if (!login_watching(c))
-        return c->ls == LOGIN_READY || c->ls == LOGIN_UNWATCHED ? watch_end(c, "ReadyForQuery")
-                                                                 : 0;
+        return c->ls == LOGIN_READY || c->ls == LOGIN_UNWATCHED ? watch_end(c, "ReadyForQuery") : 0;
     /* What waits may not grow without bound (a client talking while the
      * proxy logs in for it). */
     if (c->wf.len > LOGIN_MSG_MAX || c->wb.len > 4 * LOGIN_MSG_MAX) {

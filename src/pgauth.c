@@ -27,8 +27,7 @@ static int framed(const uint8_t *msg, size_t len, uint8_t t)
     return get32(msg + 1) == len - 1 ? 0 : -1;
 }
 
-int pg_auth_parse(const uint8_t *msg, size_t len, int *code, const uint8_t **data,
-                  size_t *datalen)
+int pg_auth_parse(const uint8_t *msg, size_t len, int *code, const uint8_t **data, size_t *datalen)
 {
     if (framed(msg, len, 'R') < 0 || len < 9)
         return -1;

@@ -507,7 +507,7 @@ START_TEST(test_login_and_probe_failures)
     free(t);
     metrics_login_failed("28P01", "upstream");
     metrics_login_failed("28P01", "upstream");
-    metrics_login_failed("28P01", "password"); /* a series of its own */
+    metrics_login_failed("28P01", "password");     /* a series of its own */
     metrics_login_failed("bad\"code", "upstream"); /* never a label value */
     metrics_login_failed(NULL, "upstream");
     metrics_login_failed("28000", "Bad\"Reason"); /* nor this */

@@ -303,7 +303,9 @@ static int md5_answer(const struct auth *a, char out[36])
     EVP_MD_CTX_free(md);
     if (!ok)
         return -1;
-    memcpy(out, "md5", 3);
+    out[0] = 'm';
+    out[1] = 'd';
+    out[2] = '5';
     hex(d, 16, out + 3);
     OPENSSL_cleanse(d, sizeof(d));
     OPENSSL_cleanse(inner, sizeof(inner));

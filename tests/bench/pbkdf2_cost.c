@@ -78,6 +78,8 @@ int main(int argc, char **argv)
     double *wall = calloc((size_t)calls, sizeof *wall);
     if (cpu == NULL || wall == NULL) {
         fprintf(stderr, "pbkdf2_cost: out of memory\n");
+        free(cpu);
+        free(wall);
         return 1;
     }
     /* A throw-away password and a 16-byte salt, as PostgreSQL generates. */

@@ -17,8 +17,9 @@
 # /proc/PID/stat, around each workload) and RSS (/proc/PID/status: VmRSS in
 # the middle of (a), VmHWM at the end of the repetition). Then, in the same
 # repetition, the login workload against each login target below:
-#   e. serial logins       pgbench -C -c 1 -T $LOGIN_DURATION, script "select 1"
-#   f. concurrent logins   the same with -c $LOGIN_CLIENTS
+#   e. serial logins       one client, for $LOGIN_DURATION seconds
+#   f. concurrent logins   the same with $LOGIN_CLIENTS clients
+# (tests/bench/loginloop.c, libpq threads, or pgbench -C with "select 1")
 # (connect + SELECT 1 + disconnect: logins per second, and the proxy's CPU
 # per login). Each proxy is started fresh for every repetition. Prints two
 # Markdown tables of medians with ratios against direct TLS, and the CPU cost
@@ -46,6 +47,11 @@
 #   pgtp-password     pg-tls-proxy --auth-mode password: it asks the client
 #                     for its password and logs in upstream itself (PBKDF2 at
 #                     the proxy, SCRAM-SHA-256-PLUS to PostgreSQL)
+#   pgtp-password-cold  the same, but every login is a role the proxy has not
+#                     seen (one of COLD_ROLES roles sharing the bench role's
+#                     verifier), so its cache of derived keys never helps and
+#                     each login pays PBKDF2; driven by tests/bench/loginloop.c
+#                     (libpq, one role per login)
 #   pgtp-scram        pg-tls-proxy --auth-mode scram with an auth file made
 #                     from pg_authid's rolpassword: SCRAM-SHA-256-PLUS client
 #                     -> proxy (stored verifier) and proxy -> PostgreSQL
@@ -69,8 +75,11 @@
 #                 ("none": the login workload only)
 #   LOGIN_TARGETS subset/order of the login targets          all six
 #                 ("none": no login workload)
-#   LOGIN_DURATION  pgbench -T seconds for (e) and (f)         15 [4]
+#   LOGIN_DURATION  pgbench -T seconds for (e) and (f)         10 [4]
 #   LOGIN_CLIENTS   pgbench -c for (f)                           4
+#   COLD_ROLES    roles for pgtp-password-cold   500 x LOGIN_DURATION
+#   LOGIN_DRIVER  loginloop (tests/bench/loginloop.c) or pgbench (-C; no
+#                 pgtp-password-cold row)                     loginloop
 #   PROXY_ARGS    extra pg-tls-proxy flags, e.g. "--workers 1"
 #   BENCH_OUT     results directory          build/bench/<timestamp>
 # It is a benchmark, not a test: no number makes it fail. It exits non-zero
@@ -119,15 +128,18 @@ fi
 : "${REPS:=3}" "${DURATION:=15}" "${CLIENTS:=8}" "${THREADS:=2}" "${SCALE:=10}"
 : "${BULK_ROWS:=1000000}" "${SERIAL_CONNS:=200}" "${WARMUP:=10}"
 : "${TARGETS:=direct-tls pg-tls-proxy pgbouncer-nopool stunnel}"
-: "${LOGIN_TARGETS:=direct-tls pgtp-passthrough pgtp-password pgtp-scram pgbouncer-nopool pgbouncer-pool}"
-: "${LOGIN_DURATION:=15}" "${LOGIN_CLIENTS:=4}"
+: "${LOGIN_TARGETS:=direct-tls pgtp-passthrough pgtp-password pgtp-password-cold pgtp-scram pgbouncer-nopool pgbouncer-pool}"
+: "${LOGIN_DURATION:=10}" "${LOGIN_CLIENTS:=4}"
+: "${COLD_ROLES:=$((500 * LOGIN_DURATION))}" "${LOGIN_DRIVER:=loginloop}"
+case $LOGIN_DRIVER in loginloop | pgbench) ;; *) it_die "LOGIN_DRIVER must be loginloop or pgbench (got '$LOGIN_DRIVER')" ;; esac
 [ "$TARGETS" = none ] && TARGETS=""
 [ "$LOGIN_TARGETS" = none ] && LOGIN_TARGETS=""
-for v in REPS DURATION CLIENTS THREADS SCALE BULK_ROWS SERIAL_CONNS WARMUP LOGIN_DURATION LOGIN_CLIENTS; do
+for v in REPS DURATION CLIENTS THREADS SCALE BULK_ROWS SERIAL_CONNS WARMUP LOGIN_DURATION LOGIN_CLIENTS COLD_ROLES; do
     [[ ${!v} =~ ^[0-9]+$ ]] || it_die "$v must be a whole number (got '${!v}')"
 done
-if [ "$REPS" -lt 1 ] || [ "$DURATION" -lt 1 ] || [ "$LOGIN_DURATION" -lt 1 ] || [ "$LOGIN_CLIENTS" -lt 1 ]; then
-    it_die "REPS, DURATION, LOGIN_DURATION and LOGIN_CLIENTS must be at least 1"
+if [ "$REPS" -lt 1 ] || [ "$DURATION" -lt 1 ] || [ "$LOGIN_DURATION" -lt 1 ] || [ "$LOGIN_CLIENTS" -lt 1 ] ||
+    [ "$COLD_ROLES" -lt 1 ]; then
+    it_die "REPS, DURATION, LOGIN_DURATION, LOGIN_CLIENTS and COLD_ROLES must be at least 1"
 fi
 HZ=$(getconf CLK_TCK)
 
@@ -199,6 +211,8 @@ pgb_field() {
     grep -m1 -E "^$2" "$1" 2>/dev/null | grep -oE '[0-9]+(\.[0-9]+)?' | head -n 1
 }
 calc() { awk "BEGIN { printf \"$1\", $2 }"; }
+# kv LINE KEY: the value of KEY=value in a line of key=value pairs.
+kv() { grep -oE "(^| )$2=[^ ]*" <<<"$1" | head -n 1 | cut -d= -f2; }
 
 SVC_PREFIX=()
 if it_is_root; then
@@ -211,7 +225,7 @@ declare -A PORT=() CONNINFO=()
 have_target() {
     case $1 in
     direct-tls | pg-tls-proxy | pgtp-passthrough) return 0 ;;
-    pgtp-password | pgtp-scram) [ "$HAVE_AUTH_MODE" = 1 ] ;;
+    pgtp-password | pgtp-password-cold | pgtp-scram) [ "$HAVE_AUTH_MODE" = 1 ] ;;
     pgbouncer-nopool | pgbouncer-pool) command -v pgbouncer >/dev/null ;;
     stunnel) command -v stunnel >/dev/null ;;
     *) return 1 ;;
@@ -222,6 +236,7 @@ describe_target() {
     direct-tls) echo "libpq -> PostgreSQL, TLS verify-full against the db CA" ;;
     pg-tls-proxy | pgtp-passthrough) echo "$("$BIN" --version 2>&1 | head -n 1) ($BIN) ${PROXY_ARGS:-}" ;;
     pgtp-password) echo "$("$BIN" --version 2>&1 | head -n 1) --auth-mode password ${PROXY_ARGS:-}" ;;
+    pgtp-password-cold) echo "$("$BIN" --version 2>&1 | head -n 1) --auth-mode password ${PROXY_ARGS:-}, a new role per login (loginloop)" ;;
     pgtp-scram) echo "$("$BIN" --version 2>&1 | head -n 1) --auth-mode scram --auth-file (pg_authid's verifier) ${PROXY_ARGS:-}" ;;
     pgbouncer-nopool) echo "$(pgbouncer --version 2>/dev/null | head -n 1), session mode, server_lifetime=0" ;;
     pgbouncer-pool) echo "$(pgbouncer --version 2>/dev/null | head -n 1), session mode, server_lifetime=3600 (pooled)" ;;
@@ -232,8 +247,10 @@ describe_target() {
 read -r -a EXTRA_ARGS <<<"${PROXY_ARGS:-}"
 # Does the binary have issue 13's authentication modes? (Older ones refuse
 # the option, so the rows that need it say n/a rather than fail.)
+# (Read the whole help first: "grep -q" would stop reading at the first match,
+# and under pipefail the proxy's SIGPIPE would count as "no".)
 HAVE_AUTH_MODE=0
-"$BIN" --help 2>&1 | grep -q -- '--auth-mode' && HAVE_AUTH_MODE=1
+[[ $("$BIN" --help 2>&1) == *--auth-mode* ]] && HAVE_AUTH_MODE=1
 start_pgtp() { # LOG [MORE FLAGS...]
     local log=$1
     shift
@@ -320,7 +337,7 @@ start_target() {
     case $1 in
     direct-tls) return 0 ;;
     pg-tls-proxy | pgtp-passthrough) CUR_NAME=pgtp && start_pgtp "$2" ;;
-    pgtp-password) CUR_NAME=pgtp && start_pgtp "$2" --auth-mode password ;;
+    pgtp-password | pgtp-password-cold) CUR_NAME=pgtp && start_pgtp "$2" --auth-mode password ;;
     pgtp-scram) CUR_NAME=pgtp && start_pgtp "$2" --auth-mode scram --auth-file "$AUTH_FILE" ;;
     pgbouncer-nopool) CUR_NAME=pgbouncer && start_pgbouncer "$2" 0 ;;
     pgbouncer-pool) CUR_NAME=pgbouncer && start_pgbouncer "$2" 3600 ;;
@@ -365,16 +382,56 @@ done
 # "change nothing else" user would; only passthrough needs the opt-out.
 PORT[pgtp-passthrough]=${PORT[pg-tls-proxy]} PORT[pgtp-password]=${PORT[pg-tls-proxy]}
 PORT[pgtp-scram]=${PORT[pg-tls-proxy]} PORT[pgbouncer-pool]=${PORT[pgbouncer-nopool]}
-declare -A LCONNINFO=()
-LCONNINFO[direct-tls]=${CONNINFO[direct-tls]}
-for t in pgtp-passthrough pgtp-password pgtp-scram pgbouncer-nopool pgbouncer-pool; do
-    LCONNINFO[$t]="host=localhost hostaddr=127.0.0.1 port=${PORT[$t]} sslmode=verify-full sslrootcert=$CERTS/public-ca.crt $COMMON"
+PORT[pgtp-password-cold]=${PORT[pg-tls-proxy]}
+# LBASE has no user (loginloop adds one per login); LCONNINFO is for libpq
+# tools that log in as the bench role.
+declare -A LBASE=() LCONNINFO=()
+LBASE[direct-tls]="host=localhost hostaddr=127.0.0.1 port=$PG_PORT sslmode=verify-full sslrootcert=$CERTS/db-ca.crt"
+for t in pgtp-passthrough pgtp-password pgtp-password-cold pgtp-scram pgbouncer-nopool pgbouncer-pool; do
+    LBASE[$t]="host=localhost hostaddr=127.0.0.1 port=${PORT[$t]} sslmode=verify-full sslrootcert=$CERTS/public-ca.crt"
 done
-LCONNINFO[pgtp-passthrough]+=" channel_binding=disable"
+LBASE[pgtp-passthrough]+=" channel_binding=disable"
+for t in "${!LBASE[@]}"; do
+    LBASE[$t]+=" dbname=$DB connect_timeout=10 gssencmode=disable"
+    LCONNINFO[$t]="${LBASE[$t]} user=$ROLE"
+done
+COLD_PREFIX=bench_cold_
 # --auth-mode scram's auth file: PgBouncer's userlist format with the
 # verifier PostgreSQL itself holds, so the recovered ClientKey logs in upstream.
 AUTH_FILE=$TMP/pgtp-auth.txt
 (umask 077 && printf '"%s" "%s"\n' "$ROLE" "$SCRAM_SECRET" >"$AUTH_FILE")
+# The login driver (tests/bench/loginloop.c: libpq threads, one login after
+# another) unless LOGIN_DRIVER=pgbench or it does not build.
+LOGINLOOP=""
+if [ -n "$LOGIN_TARGETS" ] && [ "$LOGIN_DRIVER" = loginloop ]; then
+    read -r -a PQ_FLAGS <<<"$(pkg-config --cflags --libs libpq 2>/dev/null || echo -I/usr/include/postgresql -lpq)"
+    if "${CC:-cc}" -std=c17 -O2 -o "$TMP/loginloop" "$REPO/tests/bench/loginloop.c" "${PQ_FLAGS[@]}" -pthread \
+        >"$LOGS/loginloop-build.log" 2>&1; then
+        LOGINLOOP=$TMP/loginloop
+    else
+        note "tests/bench/loginloop.c did not build (see $LOGS/loginloop-build.log): logins driven by pgbench -C"
+        LOGIN_DRIVER=pgbench
+    fi
+fi
+# pgtp-password-cold: COLD_ROLES roles holding the bench role's verifier (so
+# its password, which the passfile's wildcard line gives libpq).
+if [ "$HAVE_AUTH_MODE" = 1 ] && [ -n "$LOGINLOOP" ] && [[ " $LOGIN_TARGETS " == *" pgtp-password-cold "* ]]; then
+    note "creating $COLD_ROLES roles for pgtp-password-cold"
+    # The verifier goes through stdin, never argv; it holds no quote.
+    it_as_svc timeout 300 "$IT_PG_BINDIR/psql" -X -q -h "$PGDATA_DIR" -p "$PG_PORT" -U postgres -d postgres \
+        -v ON_ERROR_STOP=1 >"$LOGS/cold-roles.log" 2>&1 <<EOF || it_die "could not create the cold roles (see $LOGS/cold-roles.log)"
+\\set secret '$SCRAM_SECRET'
+SELECT set_config('bench.secret', :'secret', false) \\g /dev/null
+DO \$\$
+BEGIN
+    FOR i IN 0 .. $COLD_ROLES - 1 LOOP
+        EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L', '$COLD_PREFIX' || i, current_setting('bench.secret'));
+    END LOOP;
+END
+\$\$;
+EOF
+    printf '*:*:*:*:%s\n' "$PASSWORD" >>"$TMP/pgpass"
+fi
 
 note "pgbench -i -s $SCALE"
 timeout 900 pgbench -i -q -s "$SCALE" "${CONNINFO[direct-tls]}" >"$LOGS/pgbench-init.log" 2>&1 ||
@@ -421,9 +478,15 @@ done
 LAVAIL=()
 for t in $LOGIN_TARGETS; do
     case $t in
-    direct-tls | pgtp-passthrough | pgtp-password | pgtp-scram | pgbouncer-nopool | pgbouncer-pool) ;;
-    *) it_die "unknown login target '$t' (known: direct-tls pgtp-passthrough pgtp-password pgtp-scram pgbouncer-nopool pgbouncer-pool)" ;;
+    direct-tls | pgtp-passthrough | pgtp-password | pgtp-password-cold | pgtp-scram | pgbouncer-nopool | pgbouncer-pool) ;;
+    *) it_die "unknown login target '$t' (known: direct-tls pgtp-passthrough pgtp-password pgtp-password-cold pgtp-scram pgbouncer-nopool pgbouncer-pool)" ;;
     esac
+    if [ "$t" = pgtp-password-cold ] && [ "$HAVE_AUTH_MODE" = 1 ] && [ -z "$LOGINLOOP" ]; then
+        why="needs LOGIN_DRIVER=loginloop (pgbench has one user per run)"
+        note "skip login $t: $why"
+        record "$t" 0 login_skipped "$why"
+        continue
+    fi
     if ! have_target "$t"; then
         case $t in
         pgtp-*) why="n/a (binary has no --auth-mode)" ;;
@@ -484,7 +547,7 @@ fi
     echo "certificates: ECDSA P-256 (certs/gen-test-certs.sh); auth: scram-sha-256"
     for t in "${AVAIL[@]}"; do echo "$t: $(describe_target "$t")"; done
     for t in "${AVAIL[@]}"; do echo "conninfo $t: ${CONNINFO[$t]}"; done
-    echo "login_duration=$LOGIN_DURATION login_clients=$LOGIN_CLIENTS --auth-mode in binary: $HAVE_AUTH_MODE"
+    echo "login_duration=$LOGIN_DURATION login_clients=$LOGIN_CLIENTS login_driver=$LOGIN_DRIVER cold_roles=$COLD_ROLES --auth-mode in binary: $HAVE_AUTH_MODE"
     for t in "${LAVAIL[@]}"; do echo "login $t: $(describe_target "$t")"; done
     for t in "${LAVAIL[@]}"; do echo "login conninfo $t: ${LCONNINFO[$t]}"; done
     echo "pbkdf2: ${PBKDF2_LINE:-not measured}"
@@ -570,12 +633,14 @@ run_rep() {
 }
 
 # run_login TARGET REP: serial then concurrent logins (connect, SELECT 1,
-# disconnect: pgbench -C) for LOGIN_DURATION seconds each, against a freshly
-# started target. The proxy's CPU covers all its threads (a thread pool that
-# runs PBKDF2 off the event loop included).
+# disconnect) for LOGIN_DURATION seconds each, against a freshly started
+# target, by loginloop (as the bench role, or for pgtp-password-cold a new
+# role each time) or pgbench -C. The proxy's CPU covers all its threads (a
+# thread pool that runs PBKDF2 off the event loop included).
 run_login() {
-    local t=$1 rep=$2 conn=${LCONNINFO[$1]} f c0 c1 n w m j
-    local tag=login-$t-r$rep
+    local t=$1 rep=$2 conn=${LCONNINFO[$1]} f c0 c1 n w m j out prefix=$ROLE count=0
+    local tag=login-$t-r$rep cold_next=0
+    [ "$t" = pgtp-password-cold ] && prefix=$COLD_PREFIX count=$COLD_ROLES
     record "$t" "$rep" login_load1 "$(cut -d' ' -f1 /proc/loadavg)"
     start_target "$t" "$LOGS/$tag-proxy.log" || {
         record "$t" "$rep" login_error start
@@ -588,16 +653,34 @@ run_login() {
         fi
         f=$LOGS/$tag-$w.log
         c0=$(cpu_ticks "$CUR_PID")
-        # pgbench's exit status: 0 ok, 2 when a client aborted (a login failed).
-        timeout $((LOGIN_DURATION * 3 + 60)) pgbench -n -C -c "$m" -j "$j" -T "$LOGIN_DURATION" \
-            -f "$TMP/select1.sql" "$conn" >"$f" 2>&1 || {
-            note "$tag: $w logins: pgbench failed (see $f)"
-            record "$t" "$rep" login_error "$w"
-        }
+        if [ -n "$LOGINLOOP" ]; then
+            # pgtp-password-cold: a role the proxy has not seen for every
+            # login; the concurrent run starts after the serial run's last.
+            timeout $((LOGIN_DURATION * 3 + 60)) "$LOGINLOOP" "$LOGIN_DURATION" "$m" "${LBASE[$t]}" \
+                "$prefix" "$cold_next" "$count" >"$f" 2>&1 || {
+                note "$tag: $w logins: loginloop failed (see $f)"
+                record "$t" "$rep" login_error "$w"
+            }
+            out=$(grep -m1 '^logins=' "$f")
+            n=$(kv "$out" logins)
+            cold_next=$(kv "$out" next)
+            [ "$(kv "$out" failed)" = 0 ] || record "$t" "$rep" login_error "$w"
+            [ "$(kv "$out" wrapped)" = 0 ] || record "$t" "$rep" login_wrapped "$w"
+            [ -n "$cold_next" ] || cold_next=0
+            record "$t" "$rep" "login_${w}_lps" "$(kv "$out" lps)"
+            record "$t" "$rep" "login_${w}_ms" "$(kv "$out" latency_ms)"
+        else
+            # pgbench's exit status: 0 ok, 2 when a client aborted (a login failed).
+            timeout $((LOGIN_DURATION * 3 + 60)) pgbench -n -C -c "$m" -j "$j" -T "$LOGIN_DURATION" \
+                -f "$TMP/select1.sql" "$conn" >"$f" 2>&1 || {
+                note "$tag: $w logins: pgbench failed (see $f)"
+                record "$t" "$rep" login_error "$w"
+            }
+            n=$(pgb_field "$f" 'number of transactions actually processed:')
+            record "$t" "$rep" "login_${w}_lps" "$(pgb_field "$f" 'tps =')"
+            record "$t" "$rep" "login_${w}_ms" "$(pgb_field "$f" 'latency average =')"
+        fi
         c1=$(cpu_ticks "$CUR_PID")
-        n=$(pgb_field "$f" 'number of transactions actually processed:')
-        record "$t" "$rep" "login_${w}_lps" "$(pgb_field "$f" 'tps =')"
-        record "$t" "$rep" "login_${w}_ms" "$(pgb_field "$f" 'latency average =')"
         if [ -n "$CUR_PID" ] && [ -n "$n" ] && [ "$n" -gt 0 ] && [ -n "$c0" ] && [ -n "$c1" ]; then
             record "$t" "$rep" "login_${w}_cpu_ms" "$(calc %.3f "($c1 - $c0) * 1e3 / $HZ / $n")"
         fi
@@ -706,7 +789,8 @@ login_client_auth() { # TARGET PLUS(yes/no/"")
     case $1 in
     direct-tls) [ "$2" = yes ] && echo "SCRAM-SHA-256-PLUS (PostgreSQL itself)" || echo "SCRAM-SHA-256 (PostgreSQL itself)" ;;
     pgtp-passthrough) echo "SCRAM-SHA-256 relayed to PostgreSQL (channel_binding=disable)" ;;
-    pgtp-password) echo "cleartext password inside the verified TLS" ;;
+    pgtp-password) echo "cleartext password inside the verified TLS (same role every login)" ;;
+    pgtp-password-cold) echo "cleartext password inside the verified TLS (a new role every login)" ;;
     pgtp-scram) [ "$2" = no ] && echo "SCRAM-SHA-256, stored verifier (-PLUS refused!)" || echo "SCRAM-SHA-256-PLUS, stored verifier" ;;
     pgbouncer-*) [ "$2" = yes ] && echo "SCRAM-SHA-256-PLUS, stored verifier" || echo "SCRAM-SHA-256, stored verifier (no -PLUS offered)" ;;
     esac
@@ -715,7 +799,8 @@ login_upstream_auth() { # TARGET
     case $1 in
     direct-tls) echo "-" ;;
     pgtp-passthrough) echo "the client's own, relayed" ;;
-    pgtp-password) echo "SCRAM-SHA-256-PLUS from the password (PBKDF2 at the proxy)" ;;
+    pgtp-password) echo "SCRAM-SHA-256-PLUS from the password (PBKDF2 once, then its cache)" ;;
+    pgtp-password-cold) echo "SCRAM-SHA-256-PLUS from the password (PBKDF2 every login)" ;;
     pgtp-scram) echo "SCRAM-SHA-256-PLUS with the recovered ClientKey" ;;
     pgbouncer-nopool) echo "SCRAM with the recovered ClientKey, one login per client" ;;
     pgbouncer-pool) echo "none per client: pooled server connection reused" ;;
@@ -724,11 +809,13 @@ login_upstream_auth() { # TARGET
 
 # The login table (workloads e and f), every requested row, n/a ones included.
 login_table() {
-    local t b_ser b_con b_cpu ser con why mark plus any_err=""
+    local t b_ser b_con b_cpu ser con why mark plus any_err="" any_wrap=""
     b_ser=$(med direct-tls login_ser_lps) b_con=$(med direct-tls login_con_lps)
     b_cpu=$(med pgtp-passthrough login_con_cpu_ms)
     echo
-    echo "### Logins: connect + SELECT 1 + disconnect (pgbench -C), serial (-c 1) and concurrent (-c $LOGIN_CLIENTS), ${LOGIN_DURATION} s each, median of $REPS run(s)"
+    local driver="pgbench -C"
+    [ -n "$LOGINLOOP" ] && driver="tests/bench/loginloop.c"
+    echo "### Logins: connect + SELECT 1 + disconnect ($driver), serial (1 client) and concurrent ($LOGIN_CLIENTS clients), ${LOGIN_DURATION} s each, median of $REPS run(s)"
     echo
     echo "| target | client → proxy | proxy → PostgreSQL | serial logins/s | vs direct | serial ms/login | concurrent logins/s | vs direct | proxy CPU ms/login (serial / concurrent) | CPU vs passthrough |"
     echo "|---|---|---|---|---|---|---|---|---|---|"
@@ -740,6 +827,7 @@ login_table() {
             continue
         fi
         [ -n "$(first "$t" login_error)" ] && mark=" †" any_err=1
+        [ -n "$(first "$t" login_wrapped)" ] && mark+=" ‡" any_wrap=1
         ser=$(med "$t" login_ser_lps) con=$(med "$t" login_con_lps)
         local cpu_s cpu_c cpu="n/a" vs="n/a"
         cpu_s=$(med "$t" login_ser_cpu_ms) cpu_c=$(med "$t" login_con_cpu_ms)
@@ -760,6 +848,11 @@ login_table() {
     echo "$((1000 / HZ)) ms; \"CPU vs passthrough\": the difference per concurrent login. PostgreSQL's own backend"
     echo "start caps the unpooled rows (the pooled PgBouncer row starts no backend per login)."
     [ -z "$any_err" ] || echo "† pgbench reported a failed login or an aborted client in at least one run: see $LOGS/login-<target>-r*-*.log."
+    [ -z "$any_wrap" ] || echo "‡ more logins than COLD_ROLES ($COLD_ROLES): some roles logged in twice and could hit the cache; raise COLD_ROLES."
+    if [[ " ${LAVAIL[*]} " == *" pgtp-password-cold "* ]]; then
+        echo "pgtp-password-cold logs in as a different role every time (one of $COLD_ROLES), so no login finds"
+        echo "its derived key in the proxy's cache; pgtp-password logs in as one role, so all but the first do."
+    fi
     local p m
     p=$(med pbkdf2 cpu_us_median) m=$(med pbkdf2 cpu_us_min)
     if [ -n "$p" ]; then

@@ -3,7 +3,7 @@
 # when installed, PgBouncer without pooling and stunnel, in one run.
 #
 #   scripts/bench.sh [PATH/TO/pg-tls-proxy]         (make bench does this)
-#   QUICK=1 scripts/bench.sh ...                     ~2-minute smoke run
+#   QUICK=1 scripts/bench.sh ...                     smoke run, under 2 minutes
 #
 # Starts a throw-away PostgreSQL 15 (TLS with a private CA, SCRAM, 127.0.0.1
 # only, as the postgres user when run as root), loads pgbench -i -s $SCALE,
@@ -19,9 +19,9 @@
 # repetition, the login workload against each login target below:
 #   e. serial logins       one client, for $LOGIN_DURATION seconds
 #   f. concurrent logins   the same with $LOGIN_CLIENTS clients
-# (tests/bench/loginloop.c, libpq threads, or pgbench -C with "select 1")
-# (connect + SELECT 1 + disconnect: logins per second, and the proxy's CPU
-# per login). Each proxy is started fresh for every repetition. Prints two
+# each login a connect + SELECT 1 + disconnect (tests/bench/loginloop.c:
+# libpq threads; or pgbench -C), giving logins per second and the proxy's
+# CPU per login. Each proxy is started fresh for every repetition. Prints two
 # Markdown tables of medians with ratios against direct TLS, and the CPU cost
 # of one SCRAM SaltedPassword (PBKDF2-HMAC-SHA256, 4096 iterations:
 # tests/bench/pbkdf2_cost.c); raw values go to build/bench/<timestamp>/.
@@ -59,8 +59,9 @@
 #                     with the SCRAM verifier): one upstream login per client
 #   pgbouncer-pool    the same with server_lifetime=3600: upstream sessions
 #                     are reused, the client's login is all PgBouncer does
-# The two --auth-mode rows print "n/a (binary has no --auth-mode)" when the
-# binary's --help does not mention --auth-mode.
+# The three --auth-mode rows print "n/a (binary has no --auth-mode)" when the
+# binary's --help does not mention --auth-mode, and the server's words when
+# their first login fails: the run goes on either way.
 #
 # Tunables (environment; QUICK=1 changes the defaults in brackets):
 #   REPS          repetitions, median reported                  3 [1]
@@ -73,10 +74,10 @@
 #   WARMUP        seconds of unrecorded direct pgbench first   10 [3]
 #   TARGETS       subset/order of the targets above        all four
 #                 ("none": the login workload only)
-#   LOGIN_TARGETS subset/order of the login targets          all six
+#   LOGIN_TARGETS subset/order of the login targets        all seven
 #                 ("none": no login workload)
-#   LOGIN_DURATION  pgbench -T seconds for (e) and (f)         10 [4]
-#   LOGIN_CLIENTS   pgbench -c for (f)                           4
+#   LOGIN_DURATION  seconds of (e) and of (f)                  10 [4]
+#   LOGIN_CLIENTS   clients of (f)                               4
 #   COLD_ROLES    roles for pgtp-password-cold   500 x LOGIN_DURATION
 #   LOGIN_DRIVER  loginloop (tests/bench/loginloop.c) or pgbench (-C; no
 #                 pgtp-password-cold row)                     loginloop

@@ -189,9 +189,9 @@ soak: $(BIN)
 	scripts/soak.sh $(abspath $(BIN))
 
 format:
-	clang-format -i src/*.c include/*.h tests/unit/*.c tests/integration/*.c tests/fuzz/*.c
+	clang-format -i src/*.c include/*.h tests/unit/*.c tests/integration/*.c tests/fuzz/*.c tests/bench/*.c
 format-check:
-	clang-format --dry-run --Werror src/*.c include/*.h tests/unit/*.c tests/integration/*.c tests/fuzz/*.c
+	clang-format --dry-run --Werror src/*.c include/*.h tests/unit/*.c tests/integration/*.c tests/fuzz/*.c tests/bench/*.c
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \

@@ -3,7 +3,7 @@
 # when installed, PgBouncer without pooling and stunnel, in one run.
 #
 #   scripts/bench.sh [PATH/TO/pg-tls-proxy]         (make bench does this)
-#   QUICK=1 scripts/bench.sh ...                     ~2-minute smoke run
+#   QUICK=1 scripts/bench.sh ...                     smoke run, under 2 minutes
 #
 # Starts a throw-away PostgreSQL 15 (TLS with a private CA, SCRAM, 127.0.0.1
 # only, as the postgres user when run as root), loads pgbench -i -s $SCALE,
@@ -15,9 +15,16 @@
 #   d. serial connect      pgbench -C -c 1 -t $SERIAL_CONNS, script "select 1"
 # and samples the proxy's CPU (utime+stime of all its threads, from
 # /proc/PID/stat, around each workload) and RSS (/proc/PID/status: VmRSS in
-# the middle of (a), VmHWM at the end of the repetition). Each proxy is
-# started fresh for every repetition. Prints a Markdown table of medians with
-# ratios against direct TLS; raw values go to build/bench/<timestamp>/.
+# the middle of (a), VmHWM at the end of the repetition). Then, in the same
+# repetition, the login workload against each login target below:
+#   e. serial logins       one client, for $LOGIN_DURATION seconds
+#   f. concurrent logins   the same with $LOGIN_CLIENTS clients
+# each login a connect + SELECT 1 + disconnect (tests/bench/loginloop.c:
+# libpq threads; or pgbench -C), giving logins per second and the proxy's
+# CPU per login. Each proxy is started fresh for every repetition. Prints two
+# Markdown tables of medians with ratios against direct TLS, and the CPU cost
+# of one SCRAM SaltedPassword (PBKDF2-HMAC-SHA256, 4096 iterations:
+# tests/bench/pbkdf2_cost.c); raw values go to build/bench/<timestamp>/.
 #
 # Targets
 #   direct-tls        libpq -> PostgreSQL, verify-full against the db CA
@@ -32,6 +39,30 @@
 #                     -> loopback hop -> protocol = pgsql client, checkHost)
 # PgBouncer and stunnel are optional: skipped (and said so) when missing.
 #
+# Login targets (clients keep libpq's default channel_binding=prefer unless
+# said otherwise; the proxy and PgBouncer run as above)
+#   direct-tls        as above: SCRAM-SHA-256-PLUS with PostgreSQL
+#   pgtp-passthrough  pg-tls-proxy as today (login relayed untouched), so the
+#                     clients need channel_binding=disable
+#   pgtp-password     pg-tls-proxy --auth-mode password: it asks the client
+#                     for its password and logs in upstream itself (PBKDF2 at
+#                     the proxy, SCRAM-SHA-256-PLUS to PostgreSQL)
+#   pgtp-password-cold  the same, but every login is a role the proxy has not
+#                     seen (one of COLD_ROLES roles sharing the bench role's
+#                     verifier), so its cache of derived keys never helps and
+#                     each login pays PBKDF2; driven by tests/bench/loginloop.c
+#                     (libpq, one role per login)
+#   pgtp-scram        pg-tls-proxy --auth-mode scram with an auth file made
+#                     from pg_authid's rolpassword: SCRAM-SHA-256-PLUS client
+#                     -> proxy (stored verifier) and proxy -> PostgreSQL
+#   pgbouncer-nopool  PgBouncer as above (auth_type=scram-sha-256, userlist
+#                     with the SCRAM verifier): one upstream login per client
+#   pgbouncer-pool    the same with server_lifetime=3600: upstream sessions
+#                     are reused, the client's login is all PgBouncer does
+# The three --auth-mode rows print "n/a (binary has no --auth-mode)" when the
+# binary's --help does not mention --auth-mode, and the server's words when
+# their first login fails: the run goes on either way.
+#
 # Tunables (environment; QUICK=1 changes the defaults in brackets):
 #   REPS          repetitions, median reported                  3 [1]
 #   DURATION      pgbench -T seconds for (a) and (b)           15 [5]
@@ -42,6 +73,14 @@
 #   SERIAL_CONNS  sequential connections for (d)              200 [50]
 #   WARMUP        seconds of unrecorded direct pgbench first   10 [3]
 #   TARGETS       subset/order of the targets above        all four
+#                 ("none": the login workload only)
+#   LOGIN_TARGETS subset/order of the login targets        all seven
+#                 ("none": no login workload)
+#   LOGIN_DURATION  seconds of (e) and of (f)                  10 [4]
+#   LOGIN_CLIENTS   clients of (f)                               4
+#   COLD_ROLES    roles for pgtp-password-cold   500 x LOGIN_DURATION
+#   LOGIN_DRIVER  loginloop (tests/bench/loginloop.c) or pgbench (-C; no
+#                 pgtp-password-cold row)                     loginloop
 #   PROXY_ARGS    extra pg-tls-proxy flags, e.g. "--workers 1"
 #   BENCH_OUT     results directory          build/bench/<timestamp>
 # It is a benchmark, not a test: no number makes it fail. It exits non-zero
@@ -85,14 +124,24 @@ while read -r var; do unset "$var"; done < <(compgen -e | grep '^PG_TLS_PROXY_' 
 
 if [ "${QUICK:-0}" = 1 ]; then
     : "${REPS:=1}" "${DURATION:=5}" "${BULK_ROWS:=200000}" "${SERIAL_CONNS:=50}" "${WARMUP:=3}"
+    : "${LOGIN_DURATION:=4}"
 fi
 : "${REPS:=3}" "${DURATION:=15}" "${CLIENTS:=8}" "${THREADS:=2}" "${SCALE:=10}"
 : "${BULK_ROWS:=1000000}" "${SERIAL_CONNS:=200}" "${WARMUP:=10}"
 : "${TARGETS:=direct-tls pg-tls-proxy pgbouncer-nopool stunnel}"
-for v in REPS DURATION CLIENTS THREADS SCALE BULK_ROWS SERIAL_CONNS WARMUP; do
+: "${LOGIN_TARGETS:=direct-tls pgtp-passthrough pgtp-password pgtp-password-cold pgtp-scram pgbouncer-nopool pgbouncer-pool}"
+: "${LOGIN_DURATION:=10}" "${LOGIN_CLIENTS:=4}"
+: "${COLD_ROLES:=$((500 * LOGIN_DURATION))}" "${LOGIN_DRIVER:=loginloop}"
+case $LOGIN_DRIVER in loginloop | pgbench) ;; *) it_die "LOGIN_DRIVER must be loginloop or pgbench (got '$LOGIN_DRIVER')" ;; esac
+[ "$TARGETS" = none ] && TARGETS=""
+[ "$LOGIN_TARGETS" = none ] && LOGIN_TARGETS=""
+for v in REPS DURATION CLIENTS THREADS SCALE BULK_ROWS SERIAL_CONNS WARMUP LOGIN_DURATION LOGIN_CLIENTS COLD_ROLES; do
     [[ ${!v} =~ ^[0-9]+$ ]] || it_die "$v must be a whole number (got '${!v}')"
 done
-if [ "$REPS" -lt 1 ] || [ "$DURATION" -lt 1 ]; then it_die "REPS and DURATION must be at least 1"; fi
+if [ "$REPS" -lt 1 ] || [ "$DURATION" -lt 1 ] || [ "$LOGIN_DURATION" -lt 1 ] || [ "$LOGIN_CLIENTS" -lt 1 ] ||
+    [ "$COLD_ROLES" -lt 1 ]; then
+    it_die "REPS, DURATION, LOGIN_DURATION, LOGIN_CLIENTS and COLD_ROLES must be at least 1"
+fi
 HZ=$(getconf CLK_TCK)
 
 STAMP=$(date +%Y%m%d-%H%M%S)
@@ -134,6 +183,8 @@ record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RAW"; }
 proc_times() {
     local stat rest
     local -a f
+    # No PID (direct-tls): nothing, not /proc//stat, which is /proc/stat.
+    [ -n "$1" ] || return 0
     stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
     rest=${stat##*) } # after "pid (comm) "; the command may contain spaces
     read -r -a f <<<"$rest"
@@ -161,6 +212,8 @@ pgb_field() {
     grep -m1 -E "^$2" "$1" 2>/dev/null | grep -oE '[0-9]+(\.[0-9]+)?' | head -n 1
 }
 calc() { awk "BEGIN { printf \"$1\", $2 }"; }
+# kv LINE KEY: the value of KEY=value in a line of key=value pairs.
+kv() { grep -oE "(^| )$2=[^ ]*" <<<"$1" | head -n 1 | cut -d= -f2; }
 
 SVC_PREFIX=()
 if it_is_root; then
@@ -172,8 +225,9 @@ fi
 declare -A PORT=() CONNINFO=()
 have_target() {
     case $1 in
-    direct-tls | pg-tls-proxy) return 0 ;;
-    pgbouncer-nopool) command -v pgbouncer >/dev/null ;;
+    direct-tls | pg-tls-proxy | pgtp-passthrough) return 0 ;;
+    pgtp-password | pgtp-password-cold | pgtp-scram) [ "$HAVE_AUTH_MODE" = 1 ] ;;
+    pgbouncer-nopool | pgbouncer-pool) command -v pgbouncer >/dev/null ;;
     stunnel) command -v stunnel >/dev/null ;;
     *) return 1 ;;
     esac
@@ -181,23 +235,37 @@ have_target() {
 describe_target() {
     case $1 in
     direct-tls) echo "libpq -> PostgreSQL, TLS verify-full against the db CA" ;;
-    pg-tls-proxy) echo "$("$BIN" --version 2>&1 | head -n 1) ($BIN) ${PROXY_ARGS:-}" ;;
+    pg-tls-proxy | pgtp-passthrough) echo "$("$BIN" --version 2>&1 | head -n 1) ($BIN) ${PROXY_ARGS:-}" ;;
+    pgtp-password) echo "$("$BIN" --version 2>&1 | head -n 1) --auth-mode password ${PROXY_ARGS:-}" ;;
+    pgtp-password-cold) echo "$("$BIN" --version 2>&1 | head -n 1) --auth-mode password ${PROXY_ARGS:-}, a new role per login (loginloop)" ;;
+    pgtp-scram) echo "$("$BIN" --version 2>&1 | head -n 1) --auth-mode scram --auth-file (pg_authid's verifier) ${PROXY_ARGS:-}" ;;
     pgbouncer-nopool) echo "$(pgbouncer --version 2>/dev/null | head -n 1), session mode, server_lifetime=0" ;;
+    pgbouncer-pool) echo "$(pgbouncer --version 2>/dev/null | head -n 1), session mode, server_lifetime=3600 (pooled)" ;;
     stunnel) echo "$(stunnel -version 2>&1 | awk '/^stunnel/ { print $1, $2; exit }'), two chained pgsql services" ;;
     esac
 }
 
 read -r -a EXTRA_ARGS <<<"${PROXY_ARGS:-}"
-start_pgtp() { # LOG
-    it_proxy_start pgtp "$1" "${PORT[pg-tls-proxy]}" \
+# Does the binary have issue 13's authentication modes? (Older ones refuse
+# the option, so the rows that need it say n/a rather than fail.)
+# (Read the whole help first: "grep -q" would stop reading at the first match,
+# and under pipefail the proxy's SIGPIPE would count as "no".)
+HAVE_AUTH_MODE=0
+[[ $("$BIN" --help 2>&1) == *--auth-mode* ]] && HAVE_AUTH_MODE=1
+start_pgtp() { # LOG [MORE FLAGS...]
+    local log=$1
+    shift
+    it_proxy_start pgtp "$log" "${PORT[pg-tls-proxy]}" \
         --server-host 127.0.0.1 --server-port "${PORT[pg-tls-proxy]}" \
         --server-certificate-path "$CERTS/proxy.crt" --server-private-key-path "$CERTS/proxy.key" \
         --client-connection-host-or-ip 127.0.0.1 --client-connection-port "$PG_PORT" \
         --client-tls-validation-host localhost --client-ca-roots-path "$CERTS/db-ca.crt" \
-        "${EXTRA_ARGS[@]}"
+        "$@" "${EXTRA_ARGS[@]}"
 }
 
-start_pgbouncer() { # LOG
+# start_pgbouncer LOG SERVER_LIFETIME: 0 = every server connection used once
+# (no pooling, 1:1 like pg-tls-proxy); 3600 = pooled (session mode).
+start_pgbouncer() {
     local d=$TMP/pgbouncer pool=$((CLIENTS + 20))
     mkdir -p "$d"
     (umask 077 && printf '"%s" "%s"\n' "$ROLE" "$SCRAM_SECRET" >"$d/userlist.txt")
@@ -220,7 +288,7 @@ pool_mode = session
 max_client_conn = $((pool + 100))
 default_pool_size = $pool
 max_db_connections = 0
-server_lifetime = 0
+server_lifetime = $2
 server_reset_query = DISCARD ALL
 client_tls_sslmode = require
 client_tls_cert_file = $CERTS/proxy.crt
@@ -269,8 +337,11 @@ start_target() {
     CUR_NAME="" CUR_PID=""
     case $1 in
     direct-tls) return 0 ;;
-    pg-tls-proxy) CUR_NAME=pgtp && start_pgtp "$2" ;;
-    pgbouncer-nopool) CUR_NAME=pgbouncer && start_pgbouncer "$2" ;;
+    pg-tls-proxy | pgtp-passthrough) CUR_NAME=pgtp && start_pgtp "$2" ;;
+    pgtp-password | pgtp-password-cold) CUR_NAME=pgtp && start_pgtp "$2" --auth-mode password ;;
+    pgtp-scram) CUR_NAME=pgtp && start_pgtp "$2" --auth-mode scram --auth-file "$AUTH_FILE" ;;
+    pgbouncer-nopool) CUR_NAME=pgbouncer && start_pgbouncer "$2" 0 ;;
+    pgbouncer-pool) CUR_NAME=pgbouncer && start_pgbouncer "$2" 3600 ;;
     stunnel) CUR_NAME=stunnel && start_stunnel "$2" ;;
     esac || {
         note "$1 did not start; last lines of $2:"
@@ -307,6 +378,61 @@ CONNINFO[direct-tls]="host=localhost hostaddr=127.0.0.1 port=$PG_PORT sslmode=ve
 for t in pg-tls-proxy pgbouncer-nopool stunnel; do
     CONNINFO[$t]="host=localhost hostaddr=127.0.0.1 port=${PORT[$t]} sslmode=verify-full sslrootcert=$CERTS/public-ca.crt channel_binding=disable $COMMON"
 done
+# The login workload's clients keep libpq's defaults (channel_binding=prefer:
+# SCRAM-SHA-256-PLUS whenever the server side offers it), as issue 13's
+# "change nothing else" user would; only passthrough needs the opt-out.
+PORT[pgtp-passthrough]=${PORT[pg-tls-proxy]} PORT[pgtp-password]=${PORT[pg-tls-proxy]}
+PORT[pgtp-scram]=${PORT[pg-tls-proxy]} PORT[pgbouncer-pool]=${PORT[pgbouncer-nopool]}
+PORT[pgtp-password-cold]=${PORT[pg-tls-proxy]}
+# LBASE has no user (loginloop adds one per login); LCONNINFO is for libpq
+# tools that log in as the bench role.
+declare -A LBASE=() LCONNINFO=()
+LBASE[direct-tls]="host=localhost hostaddr=127.0.0.1 port=$PG_PORT sslmode=verify-full sslrootcert=$CERTS/db-ca.crt"
+for t in pgtp-passthrough pgtp-password pgtp-password-cold pgtp-scram pgbouncer-nopool pgbouncer-pool; do
+    LBASE[$t]="host=localhost hostaddr=127.0.0.1 port=${PORT[$t]} sslmode=verify-full sslrootcert=$CERTS/public-ca.crt"
+done
+LBASE[pgtp-passthrough]+=" channel_binding=disable"
+for t in "${!LBASE[@]}"; do
+    LBASE[$t]+=" dbname=$DB connect_timeout=10 gssencmode=disable"
+    LCONNINFO[$t]="${LBASE[$t]} user=$ROLE"
+done
+COLD_PREFIX=bench_cold_
+# --auth-mode scram's auth file: PgBouncer's userlist format with the
+# verifier PostgreSQL itself holds, so the recovered ClientKey logs in upstream.
+AUTH_FILE=$TMP/pgtp-auth.txt
+(umask 077 && printf '"%s" "%s"\n' "$ROLE" "$SCRAM_SECRET" >"$AUTH_FILE")
+# The login driver (tests/bench/loginloop.c: libpq threads, one login after
+# another) unless LOGIN_DRIVER=pgbench or it does not build.
+LOGINLOOP=""
+if [ -n "$LOGIN_TARGETS" ] && [ "$LOGIN_DRIVER" = loginloop ]; then
+    read -r -a PQ_FLAGS <<<"$(pkg-config --cflags --libs libpq 2>/dev/null || echo -I/usr/include/postgresql -lpq)"
+    if "${CC:-cc}" -std=c17 -O2 -o "$TMP/loginloop" "$REPO/tests/bench/loginloop.c" "${PQ_FLAGS[@]}" -pthread \
+        >"$LOGS/loginloop-build.log" 2>&1; then
+        LOGINLOOP=$TMP/loginloop
+    else
+        note "tests/bench/loginloop.c did not build (see $LOGS/loginloop-build.log): logins driven by pgbench -C"
+        LOGIN_DRIVER=pgbench
+    fi
+fi
+# pgtp-password-cold: COLD_ROLES roles holding the bench role's verifier (so
+# its password, which the passfile's wildcard line gives libpq).
+if [ "$HAVE_AUTH_MODE" = 1 ] && [ -n "$LOGINLOOP" ] && [[ " $LOGIN_TARGETS " == *" pgtp-password-cold "* ]]; then
+    note "creating $COLD_ROLES roles for pgtp-password-cold"
+    # The verifier goes through stdin, never argv; it holds no quote.
+    it_as_svc timeout 300 "$IT_PG_BINDIR/psql" -X -q -h "$PGDATA_DIR" -p "$PG_PORT" -U postgres -d postgres \
+        -v ON_ERROR_STOP=1 >"$LOGS/cold-roles.log" 2>&1 <<EOF || it_die "could not create the cold roles (see $LOGS/cold-roles.log)"
+\\set secret '$SCRAM_SECRET'
+SELECT set_config('bench.secret', :'secret', false) \\g /dev/null
+DO \$\$
+BEGIN
+    FOR i IN 0 .. $COLD_ROLES - 1 LOOP
+        EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L', '$COLD_PREFIX' || i, current_setting('bench.secret'));
+    END LOOP;
+END
+\$\$;
+EOF
+    printf '*:*:*:*:%s\n' "$PASSWORD" >>"$TMP/pgpass"
+fi
 
 note "pgbench -i -s $SCALE"
 timeout 900 pgbench -i -q -s "$SCALE" "${CONNINFO[direct-tls]}" >"$LOGS/pgbench-init.log" 2>&1 ||
@@ -345,7 +471,72 @@ for t in $TARGETS; do
     fi
     AVAIL+=("$t")
 done
-[ ${#AVAIL[@]} -ge 1 ] || it_die "no target can run"
+
+# The same for the login targets, whose first login also tells whether the
+# client -> proxy hop takes channel_binding=require (SCRAM-SHA-256-PLUS).
+# The --auth-mode rows are new: a binary without them, or one whose mode
+# fails, gives a row that says so rather than stopping the run.
+LAVAIL=()
+for t in $LOGIN_TARGETS; do
+    case $t in
+    direct-tls | pgtp-passthrough | pgtp-password | pgtp-password-cold | pgtp-scram | pgbouncer-nopool | pgbouncer-pool) ;;
+    *) it_die "unknown login target '$t' (known: direct-tls pgtp-passthrough pgtp-password pgtp-password-cold pgtp-scram pgbouncer-nopool pgbouncer-pool)" ;;
+    esac
+    if [ "$t" = pgtp-password-cold ] && [ "$HAVE_AUTH_MODE" = 1 ] && [ -z "$LOGINLOOP" ]; then
+        why="needs LOGIN_DRIVER=loginloop (pgbench has one user per run)"
+        note "skip login $t: $why"
+        record "$t" 0 login_skipped "$why"
+        continue
+    fi
+    if ! have_target "$t"; then
+        case $t in
+        pgtp-*) why="n/a (binary has no --auth-mode)" ;;
+        *) why="not installed (apt-get install pgbouncer)" ;;
+        esac
+        note "skip login $t: $why"
+        record "$t" 0 login_skipped "$why"
+        continue
+    fi
+    if ! start_target "$t" "$LOGS/login-$t-probe.log"; then
+        case $t in direct-tls | pgtp-passthrough) it_die "cannot benchmark logins without $t" ;; esac
+        record "$t" 0 login_skipped "did not start (logs/login-$t-probe.log)"
+        continue
+    fi
+    out=$(timeout 30 psql -X -At "${LCONNINFO[$t]}" -c "select 'ok'" 2>&1)
+    plus=no
+    if [ "$t" != pgtp-passthrough ] &&
+        [ "$(timeout 30 psql -X -At "${LCONNINFO[$t]} channel_binding=require" -c "select 'ok'" 2>/dev/null)" = ok ]; then
+        plus=yes
+    fi
+    stop_target
+    if [ "$out" != ok ]; then
+        # The server's words, without psql's "connection to server at ... failed:".
+        out=$(printf '%s' "$out" | head -n 1 | sed -E 's/^psql: error: connection to server at [^,]*, port [0-9]+ failed: //')
+        note "login $t: first login failed: $out"
+        [ ${#out} -le 160 ] || out="${out:0:157}..."
+        case $t in direct-tls | pgtp-passthrough) it_die "cannot benchmark logins without $t" ;; esac
+        record "$t" 0 login_skipped "first login failed: ${out//|/\\|}"
+        continue
+    fi
+    record "$t" 0 login_plus "$plus"
+    LAVAIL+=("$t")
+done
+[ $((${#AVAIL[@]} + ${#LAVAIL[@]})) -ge 1 ] || it_die "no target can run"
+
+# The cost of one SCRAM SaltedPassword here, measured before any load.
+PBKDF2_LINE=""
+read -r -a CRYPTO_FLAGS <<<"$(pkg-config --cflags --libs libcrypto 2>/dev/null || echo -lcrypto)"
+if "${CC:-cc}" -std=c17 -O2 -o "$TMP/pbkdf2_cost" "$REPO/tests/bench/pbkdf2_cost.c" "${CRYPTO_FLAGS[@]}" \
+    >"$LOGS/pbkdf2_cost-build.log" 2>&1; then
+    PBKDF2_LINE=$("$TMP/pbkdf2_cost" 4096 200 2>&1) || PBKDF2_LINE=""
+fi
+if [ -n "$PBKDF2_LINE" ]; then
+    for k in cpu_us_median cpu_us_min wall_us_median; do
+        record pbkdf2 0 "$k" "$(printf '%s\n' "$PBKDF2_LINE" | grep -oE "$k=[0-9.]+" | cut -d= -f2)"
+    done
+else
+    note "PBKDF2 cost not measured (see $LOGS/pbkdf2_cost-build.log)"
+fi
 
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -357,6 +548,10 @@ done
     echo "certificates: ECDSA P-256 (certs/gen-test-certs.sh); auth: scram-sha-256"
     for t in "${AVAIL[@]}"; do echo "$t: $(describe_target "$t")"; done
     for t in "${AVAIL[@]}"; do echo "conninfo $t: ${CONNINFO[$t]}"; done
+    echo "login_duration=$LOGIN_DURATION login_clients=$LOGIN_CLIENTS login_driver=$LOGIN_DRIVER cold_roles=$COLD_ROLES --auth-mode in binary: $HAVE_AUTH_MODE"
+    for t in "${LAVAIL[@]}"; do echo "login $t: $(describe_target "$t")"; done
+    for t in "${LAVAIL[@]}"; do echo "login conninfo $t: ${LCONNINFO[$t]}"; done
+    echo "pbkdf2: ${PBKDF2_LINE:-not measured}"
 } >"$OUT/env.txt"
 
 # ---------------------------------------------------------------- workloads
@@ -438,16 +633,78 @@ run_rep() {
     stop_target
 }
 
+# run_login TARGET REP: serial then concurrent logins (connect, SELECT 1,
+# disconnect) for LOGIN_DURATION seconds each, against a freshly started
+# target, by loginloop (as the bench role, or for pgtp-password-cold a new
+# role each time) or pgbench -C. The proxy's CPU covers all its threads (a
+# thread pool that runs PBKDF2 off the event loop included).
+run_login() {
+    local t=$1 rep=$2 conn=${LCONNINFO[$1]} f c0 c1 n w m j out prefix=$ROLE count=0
+    local tag=login-$t-r$rep cold_next=0
+    [ "$t" = pgtp-password-cold ] && prefix=$COLD_PREFIX count=$COLD_ROLES
+    record "$t" "$rep" login_load1 "$(cut -d' ' -f1 /proc/loadavg)"
+    start_target "$t" "$LOGS/$tag-proxy.log" || {
+        record "$t" "$rep" login_error start
+        return
+    }
+    for w in ser con; do
+        j=1 m=1
+        if [ "$w" = con ]; then
+            m=$LOGIN_CLIENTS j=$((LOGIN_CLIENTS < THREADS ? LOGIN_CLIENTS : THREADS))
+        fi
+        f=$LOGS/$tag-$w.log
+        c0=$(cpu_ticks "$CUR_PID")
+        if [ -n "$LOGINLOOP" ]; then
+            # pgtp-password-cold: a role the proxy has not seen for every
+            # login; the concurrent run starts after the serial run's last.
+            timeout $((LOGIN_DURATION * 3 + 60)) "$LOGINLOOP" "$LOGIN_DURATION" "$m" "${LBASE[$t]}" \
+                "$prefix" "$cold_next" "$count" >"$f" 2>&1 || {
+                note "$tag: $w logins: loginloop failed (see $f)"
+                record "$t" "$rep" login_error "$w"
+            }
+            out=$(grep -m1 '^logins=' "$f")
+            n=$(kv "$out" logins)
+            cold_next=$(kv "$out" next)
+            [ "$(kv "$out" failed)" = 0 ] || record "$t" "$rep" login_error "$w"
+            [ "$(kv "$out" wrapped)" = 0 ] || record "$t" "$rep" login_wrapped "$w"
+            [ -n "$cold_next" ] || cold_next=0
+            record "$t" "$rep" "login_${w}_lps" "$(kv "$out" lps)"
+            record "$t" "$rep" "login_${w}_ms" "$(kv "$out" latency_ms)"
+        else
+            # pgbench's exit status: 0 ok, 2 when a client aborted (a login failed).
+            timeout $((LOGIN_DURATION * 3 + 60)) pgbench -n -C -c "$m" -j "$j" -T "$LOGIN_DURATION" \
+                -f "$TMP/select1.sql" "$conn" >"$f" 2>&1 || {
+                note "$tag: $w logins: pgbench failed (see $f)"
+                record "$t" "$rep" login_error "$w"
+            }
+            n=$(pgb_field "$f" 'number of transactions actually processed:')
+            record "$t" "$rep" "login_${w}_lps" "$(pgb_field "$f" 'tps =')"
+            record "$t" "$rep" "login_${w}_ms" "$(pgb_field "$f" 'latency average =')"
+        fi
+        c1=$(cpu_ticks "$CUR_PID")
+        if [ -n "$CUR_PID" ] && [ -n "$n" ] && [ "$n" -gt 0 ] && [ -n "$c0" ] && [ -n "$c1" ]; then
+            record "$t" "$rep" "login_${w}_cpu_ms" "$(calc %.3f "($c1 - $c0) * 1e3 / $HZ / $n")"
+        fi
+    done
+    stop_target
+}
+
 note "warm-up ${WARMUP}s (direct TLS, not recorded)"
 timeout $((WARMUP + 60)) pgbench -n -S -c "$CLIENTS" -j "$THREADS" -T "$WARMUP" "${CONNINFO[direct-tls]}" \
     >"$LOGS/warmup.log" 2>&1 || note "warm-up pgbench failed (see $LOGS/warmup.log)"
 
 for ((rep = 1; rep <= REPS; rep++)); do
     # Rotate the order each repetition so no target always runs first.
-    k=$(((rep - 1) % ${#AVAIL[@]}))
+    k=$(((rep - 1) % (${#AVAIL[@]} > 0 ? ${#AVAIL[@]} : 1)))
     for t in "${AVAIL[@]:k}" "${AVAIL[@]:0:k}"; do
         note "rep $rep/$REPS: $t"
         run_rep "$t" "$rep"
+    done
+    [ ${#LAVAIL[@]} -gt 0 ] || continue
+    k=$(((rep - 1) % ${#LAVAIL[@]}))
+    for t in "${LAVAIL[@]:k}" "${LAVAIL[@]:0:k}"; do
+        note "rep $rep/$REPS: logins $t"
+        run_login "$t" "$rep"
     done
 done
 
@@ -480,6 +737,22 @@ summary() {
     echo "## pg-tls-proxy benchmark ($STAMP)"
     echo
     echo "$(nproc) CPUs, $(openssl version | awk '{ print $1, $2 }'), $("$IT_PG_BINDIR/postgres" --version | awk '{ print $1, $3 }'), ECDSA P-256, SCRAM."
+    [ ${#AVAIL[@]} -gt 0 ] && throughput_table "$b_sel" "$b_con" "$b_bulk" "$b_ser"
+    [ -n "$LOGIN_TARGETS" ] && login_table
+    local s
+    s=$(awk -F'\t' '$3 == "load1" || $3 == "login_load1" { if (n++ == 0 || $4 < lo) lo = $4; if ($4 > hi) hi = $4 }
+                    END { if (n) printf "%s-%s", lo, hi }' "$RAW")
+    [ -z "$s" ] || echo "1-minute load average when each target started: $s on $(nproc) CPUs$(
+        awk -v h="${s#*-}" -v c="$(nproc)" 'BEGIN { if (h + 0 > c + 0) printf " (other processes competed for the CPU: expect noise)" }')."
+    s=$(awk -F'\t' '$3 == "skipped" { printf "%s%s (%s)", sep, $1, $4; sep = ", " }' "$RAW")
+    [ -z "$s" ] || echo "Skipped: $s."
+    echo "Raw values: $RAW; logs: $LOGS; took $((SECONDS - T_START)) s."
+}
+
+# The select / connect / bulk / serial table (workloads a-d).
+throughput_table() {
+    local t b_sel=$1 b_con=$2 b_bulk=$3 b_ser=$4 sel con bulk ser
+    echo
     echo "Median of $REPS run(s); pgbench -c $CLIENTS -j $THREADS -T $DURATION, bulk $BULK_ROWS rows ($(calc %.2f "$BULK_ROWS * 1001 / 1e9") GB), serial = $SERIAL_CONNS connections one after another."
     echo
     echo "| target | select TPS | vs direct | connect TPS (-C) | vs direct | bulk MB/s | vs direct | serial connect+select ms | vs direct | proxy CPU µs/select | proxy CPU µs/connection | proxy CPU s/GB | kernel % of proxy CPU (select / connect / bulk) | proxy RSS MB (select / peak) |"
@@ -505,13 +778,91 @@ summary() {
     echo "per new connection (-C) or per GB copied; clock ticks of $((1000 / HZ)) ms. On a small machine client,"
     echo "PostgreSQL and proxy share the CPUs, so the proxy's own CPU is the fairer comparison. Kernel % ="
     echo "stime / (utime + stime): the part spent in system calls and the loopback TCP stack."
-    local s
-    s=$(awk -F'\t' '$3 == "load1" { if (n++ == 0 || $4 < lo) lo = $4; if ($4 > hi) hi = $4 }
-                    END { if (n) printf "%s-%s", lo, hi }' "$RAW")
-    [ -z "$s" ] || echo "1-minute load average when each target started: $s on $(nproc) CPUs$(
-        awk -v h="${s#*-}" -v c="$(nproc)" 'BEGIN { if (h + 0 > c + 0) printf " (other processes competed for the CPU: expect noise)" }')."
-    s=$(awk -F'\t' '$3 == "skipped" { printf "%s%s (%s)", sep, $1, $4; sep = ", " }' "$RAW")
-    [ -z "$s" ] || echo "Skipped: $s."
-    echo "Raw values: $RAW; logs: $LOGS; took $((SECONDS - T_START)) s."
+}
+
+# first TARGET METRIC: the first value recorded (for words, not numbers).
+first() {
+    awk -F'\t' -v t="$1" -v m="$2" '$1 == t && $3 == m { print $4; exit }' "$RAW"
+}
+# How each login row authenticates: client side (given whether
+# channel_binding=require got in), then upstream.
+login_client_auth() { # TARGET PLUS(yes/no/"")
+    case $1 in
+    direct-tls) [ "$2" = yes ] && echo "SCRAM-SHA-256-PLUS (PostgreSQL itself)" || echo "SCRAM-SHA-256 (PostgreSQL itself)" ;;
+    pgtp-passthrough) echo "SCRAM-SHA-256 relayed to PostgreSQL (channel_binding=disable)" ;;
+    pgtp-password) echo "cleartext password inside the verified TLS (same role every login)" ;;
+    pgtp-password-cold) echo "cleartext password inside the verified TLS (a new role every login)" ;;
+    pgtp-scram) [ "$2" = no ] && echo "SCRAM-SHA-256, stored verifier (-PLUS refused!)" || echo "SCRAM-SHA-256-PLUS, stored verifier" ;;
+    pgbouncer-*) [ "$2" = yes ] && echo "SCRAM-SHA-256-PLUS, stored verifier" || echo "SCRAM-SHA-256, stored verifier (no -PLUS offered)" ;;
+    esac
+}
+login_upstream_auth() { # TARGET
+    case $1 in
+    direct-tls) echo "-" ;;
+    pgtp-passthrough) echo "the client's own, relayed" ;;
+    pgtp-password) echo "SCRAM-SHA-256-PLUS from the password (PBKDF2 once, then its cache)" ;;
+    pgtp-password-cold) echo "SCRAM-SHA-256-PLUS from the password (PBKDF2 every login)" ;;
+    pgtp-scram) echo "SCRAM-SHA-256-PLUS with the recovered ClientKey" ;;
+    pgbouncer-nopool) echo "SCRAM with the recovered ClientKey, one login per client" ;;
+    pgbouncer-pool) echo "none per client: pooled server connection reused" ;;
+    esac
+}
+
+# The login table (workloads e and f), every requested row, n/a ones included.
+login_table() {
+    local t b_ser b_con b_cpu ser con why mark plus any_err="" any_wrap=""
+    b_ser=$(med direct-tls login_ser_lps) b_con=$(med direct-tls login_con_lps)
+    b_cpu=$(med pgtp-passthrough login_con_cpu_ms)
+    echo
+    local driver="pgbench -C"
+    [ -n "$LOGINLOOP" ] && driver="tests/bench/loginloop.c"
+    echo "### Logins: connect + SELECT 1 + disconnect ($driver), serial (1 client) and concurrent ($LOGIN_CLIENTS clients), ${LOGIN_DURATION} s each, median of $REPS run(s)"
+    echo
+    echo "| target | client → proxy | proxy → PostgreSQL | serial logins/s | vs direct | serial ms/login | concurrent logins/s | vs direct | proxy CPU ms/login (serial / concurrent) | CPU vs passthrough |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    for t in $LOGIN_TARGETS; do
+        plus=$(first "$t" login_plus) why=$(first "$t" login_skipped) mark=""
+        if [ -n "$why" ]; then
+            printf '| %s | %s | %s | %s | - | - | - | - | - | - |\n' "$t" \
+                "$(login_client_auth "$t" "")" "$(login_upstream_auth "$t")" "$why"
+            continue
+        fi
+        [ -n "$(first "$t" login_error)" ] && mark=" †" any_err=1
+        [ -n "$(first "$t" login_wrapped)" ] && mark+=" ‡" any_wrap=1
+        ser=$(med "$t" login_ser_lps) con=$(med "$t" login_con_lps)
+        local cpu_s cpu_c cpu="n/a" vs="n/a"
+        cpu_s=$(med "$t" login_ser_cpu_ms) cpu_c=$(med "$t" login_con_cpu_ms)
+        if [ "$t" != direct-tls ]; then
+            cpu="$(fmt %.2f "$cpu_s") / $(fmt %.2f "$cpu_c")"
+            vs=$(if [ -n "$cpu_c" ] && [ -n "$b_cpu" ]; then calc '%+.2f ms' "$cpu_c - $b_cpu"; else printf -- '-'; fi)
+        fi
+        printf '| %s%s | %s | %s | %s%s | %s | %s | %s%s | %s | %s | %s |\n' "$t" "$mark" \
+            "$(login_client_auth "$t" "$plus")" "$(login_upstream_auth "$t")" \
+            "$(fmt %.1f "$ser")" "$(spread "$t" login_ser_lps)" "$(ratio "$ser" "$b_ser")" \
+            "$(fmt %.1f "$(med "$t" login_ser_ms)")" \
+            "$(fmt %.1f "$con")" "$(spread "$t" login_con_lps)" "$(ratio "$con" "$b_con")" "$cpu" "$vs"
+    done
+    echo
+    echo "Every login is a new TLS session and a full authentication; clients keep libpq's default"
+    echo "channel_binding (prefer) except passthrough's. \"vs direct\": ratio of medians to direct TLS. Proxy CPU"
+    echo "per login = utime+stime of the proxy or PgBouncer process (all threads) / logins, in clock ticks of"
+    echo "$((1000 / HZ)) ms; \"CPU vs passthrough\": the difference per concurrent login. PostgreSQL's own backend"
+    echo "start caps the unpooled rows (the pooled PgBouncer row starts no backend per login)."
+    [ -z "$any_err" ] || echo "† pgbench reported a failed login or an aborted client in at least one run: see $LOGS/login-<target>-r*-*.log."
+    [ -z "$any_wrap" ] || echo "‡ more logins than COLD_ROLES ($COLD_ROLES): some roles logged in twice and could hit the cache; raise COLD_ROLES."
+    if [[ " ${LAVAIL[*]} " == *" pgtp-password-cold "* ]]; then
+        echo "pgtp-password-cold logs in as a different role every time (one of $COLD_ROLES), so no login finds"
+        echo "its derived key in the proxy's cache; pgtp-password logs in as one role, so all but the first do."
+    fi
+    local p m
+    p=$(med pbkdf2 cpu_us_median) m=$(med pbkdf2 cpu_us_min)
+    if [ -n "$p" ]; then
+        echo "One SCRAM SaltedPassword (PBKDF2-HMAC-SHA256, 4096 iterations; tests/bench/pbkdf2_cost.c) costs"
+        echo "$(calc %.2f "$p / 1000") ms of CPU on this machine (median of 200 calls, fastest $(calc %.2f "$m / 1000") ms): the work"
+        echo "--auth-mode password adds to a login that misses any cache of derived keys, against issue 13's ~1 ms"
+        echo "limit for work on the event loop."
+    else
+        echo "PBKDF2 cost: not measured (see $LOGS/pbkdf2_cost-build.log)."
+    fi
 }
 summary | tee "$OUT/summary.md"

@@ -5,14 +5,19 @@
 #
 # Asks dpkg which packages are missing and installs only those, so a second
 # run costs one dpkg-query call. Runs apt-get update only when something is
-# missing. Uses sudo only when not root. Prints exactly one summary line.
+# missing. Uses sudo only when not root. Prints one summary line, then
+# install-drivers.sh its own.
 set -euo pipefail
 
 PACKAGES=(
     build-essential pkg-config libuv1-dev libssl-dev libidn-dev check libpq-dev
     postgresql postgresql-client openssl clang iproute2 procps
     cppcheck clang-tidy clang-format python3 curl ca-certificates valgrind
+    python3-psycopg2 python3-psycopg
 )
+# Then scripts/install-drivers.sh puts pgJDBC 42.7 and postgres.js 4 in a cache
+# (the clients of tests/integration/auth.sh that Debian 12 does not ship).
+HERE=$(cd "$(dirname "$0")" && pwd)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -24,10 +29,13 @@ done
 # elsewhere brings its own, so Debian's package is only asked for when the
 # command is missing.
 command -v npm >/dev/null || missing+=(npm)
+# pgJDBC runs on any JDK 11+ (javac compiles its test client): Debian's
+# default one only when there is none.
+command -v javac >/dev/null || missing+=(default-jdk-headless)
 
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "install-deps: all ${#PACKAGES[@]} packages and npm present"
-    exit 0
+    echo "install-deps: all ${#PACKAGES[@]} packages, npm and a JDK present"
+    exec "$HERE/install-drivers.sh"
 fi
 
 SUDO=()
@@ -44,3 +52,4 @@ export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" >/dev/null
 echo "install-deps: installed ${missing[*]}"
+exec "$HERE/install-drivers.sh"

@@ -128,7 +128,8 @@ it_gen_certs() {
 # "certuser" (no password) logs in only with a client certificate for
 # CN=certuser from that CA (pg_hba "cert", before the generic lines): what
 # the proxy's --client-certificate-path is tested against.
-# The server log is DATADIR/server.log.
+# The server log is DATADIR/server.log. IT_PG_EXTRA_CONF (for one call):
+# more postgresql.conf lines, e.g. "wal_level = logical".
 it_pg_start() {
     local dir=$1 port=$2 certs=$3 role=$4 db=$5 password=$6 bin=${7:-$IT_PG_BINDIR}
     [ -x "$bin/initdb" ] || it_die "PostgreSQL server binaries not found in $bin (PG_BINDIR)"
@@ -169,6 +170,7 @@ synchronous_commit = off
 full_page_writes = off
 logging_collector = off
 log_min_messages = warning
+${IT_PG_EXTRA_CONF:-}
 EOF
     cat >"$dir/pg_hba.conf" <<EOF
 # TYPE   DATABASE  USER  ADDRESS        METHOD

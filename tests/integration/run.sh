@@ -232,7 +232,7 @@ expect "psql through the proxy: query works, back leg TLS" "$out" '^psql ok\|t$'
 
 # want SECTION: true unless IT_ONLY (a comma-separated list of sections:
 # core protocol operations packaging faults certs abuse load flood memory
-# cancels certfiles logs pgversions scramsecret) leaves it out.
+# cancels certfiles logs pgversions scramsecret auth) leaves it out.
 # IT_ONLY=faults runs the set-up, the main proxy's first checks, the faults
 # section and the hygiene checks: for working on one section at a time.
 want() { [ -z "${IT_ONLY:-}" ] || [[ ",$IT_ONLY," == *",$1,"* ]]; }
@@ -518,6 +518,15 @@ want pgversions && . "$HERE/pgversions.sh"
 # ======================================================================
 # shellcheck source=tests/integration/scramsecret.sh
 if want scramsecret; then . "$HERE/scramsecret.sh"; fi
+
+# ======================================================================
+# Issue 13: every client logs in with its default settings (psql and the
+# tools on libpq 15 and 18, psycopg2, psycopg 3, pgJDBC 42.7, postgres.js 4,
+# CREATE SUBSCRIPTION): passthrough's channel-binding FATAL, --auth-mode
+# password and scram, refused logins, a TLS interposer upstream
+# ======================================================================
+# shellcheck source=tests/integration/auth.sh
+want auth && . "$HERE/auth.sh"
 
 if want core; then
 

@@ -296,9 +296,20 @@ au_logical() {
     out=$(PGPASSWORD=$AU_PW timeout -k 5 40 "$IT_PG_BINDIR/pg_recvlogical" -d "$ci" \
         --slot "au_slot_$tag" --create-slot -P test_decoding 2>&1)
     au_su "$AU_D18" "$AU_P18" app "INSERT INTO au_pub_$tag VALUES (4, 'logical')" >/dev/null
-    lsn=$(au_su "$AU_D18" "$AU_P18" app "SELECT pg_current_wal_lsn()")
-    out+=$(PGPASSWORD=$AU_PW timeout -k 5 40 "$IT_PG_BINDIR/pg_recvlogical" -d "$ci" \
-        --slot "au_slot_$tag" --start --endpos "$lsn" --no-loop -f - 2>&1)
+    # Streamed until the INSERT shows up (--endpos would not do: pg_recvlogical
+    # stops at the first keepalive past it, often before any change).
+    PGPASSWORD=$AU_PW timeout -k 5 40 "$IT_PG_BINDIR/pg_recvlogical" -d "$ci" \
+        --slot "au_slot_$tag" --start --no-loop -f "$TMP/au-recv-$tag.txt" \
+        >"$TMP/au-recv-$tag.err" 2>&1 &
+    lsn=$!
+    for ((n = 0; n < 150; n++)); do
+        grep -q "au_pub_$tag: INSERT" "$TMP/au-recv-$tag.txt" 2>/dev/null && break
+        kill -0 "$lsn" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -INT "$lsn" 2>/dev/null
+    wait "$lsn" 2>/dev/null
+    out+=$(cat "$TMP/au-recv-$tag.txt" "$TMP/au-recv-$tag.err" 2>/dev/null)
     PGPASSWORD=$AU_PW timeout -k 5 40 "$IT_PG_BINDIR/pg_recvlogical" -d "$ci" \
         --slot "au_slot_$tag" --drop-slot >/dev/null 2>&1
     expect "$label: pg_recvlogical (libpq 15) creates a slot and streams the INSERT" "$out" \

@@ -580,6 +580,11 @@ int auth_back_msg(struct conn *c, const uint8_t *m, size_t n)
     if (a != NULL && m[0] == 'E' && c->ls == LOGIN_BACK_AUTH && a->mode == AUTH_SCRAM &&
         a->sasl_started)
         return key_refused(c, m, n);
+    /* While the client is asked for its password the server has asked
+     * already: another request is out of turn. */
+    if (a != NULL && m[0] == 'R' && c->ls == LOGIN_ASK_PASSWORD)
+        return fail(c, "08P01", "server_protocol", NULL,
+                    "pg-tls-proxy: the server sent an authentication request out of turn");
 
     if (a == NULL || m[0] != 'R' || (c->ls != LOGIN_STARTUP && c->ls != LOGIN_BACK_AUTH))
         return 1; /* ErrorResponse, NegotiateProtocolVersion, after the login: as passthrough */

@@ -65,6 +65,30 @@ struct config {
     /* authentication */
     int auth_mode;   /* --auth-mode: enum auth_mode, default passthrough */
     char *auth_file; /* --auth-file: userlist of SCRAM verifiers (scram mode) */
+    /* the config file (issue 14) */
+    char *config_path;          /* --config: INI file (libinih); NULL = none */
+    struct route_conf *routes;  /* its [route NAME] sections, in file order */
+    size_t nroutes;
+    bool has_default;           /* the global options name an upstream: a default route */
+};
+
+/*
+ * One [route NAME] section of the --config file (issue 14). Its cfg is the
+ * whole global configuration (flags > environment > the file's globals >
+ * defaults) with the section's own keys applied over it, so a route has
+ * every per-route setting (upstream, CA roots, client certificate, TLS
+ * policy, front certificate, allow lists, auth mode) whether it set it or
+ * inherited it. Process-wide options (workers, log, admin, limits) may not
+ * appear in a section.
+ */
+struct route_conf {
+    char *name;           /* [route NAME]: [A-Za-z0-9_.-]+, unique */
+    char **sni;           /* sni = a.example.com, *.example.org (exact or "*." suffix) */
+    size_t nsni;
+    char **databases;     /* databases = app, reporting: clients without a matching SNI */
+    size_t ndatabases;
+    uint16_t listen_port; /* listen-port = 6433: sessions on this port; 0 = none */
+    struct config *cfg;   /* heap: the global config with the section over it */
 };
 
 enum config_result {

@@ -2,14 +2,16 @@
  * cancelfwd.c - a client's CancelRequest on its way upstream, and the
  * upstream set-up a finished client leaves behind.
  *
- * A cancel is decided here (cancel.c's bounds, keymap.c's keys) and
- * travels on the client's own connection: on the back leg opened early at
- * its SSLRequest if there is one (no second upstream connection), else on
- * one opened for it, over verified TLS. A client that is done while its
+ * A cancel is decided here (cancel.c's bounds, keymap.c's keys): the
+ * client sends the proxy's key, and what goes upstream is the server's
+ * pid/key, to the route of the session the key belongs to. It travels on
+ * the client's own connection: on the back leg opened early at its
+ * SSLRequest if that one goes to the same upstream (no second upstream
+ * connection), else on one opened for it, over verified TLS. A client that is done while its
  * back leg is part-way through the upstream's TLS handshake leaves that
  * leg to finish (parked), so the database never logs a handshake cut off.
- * Owns c->cancel_pkt and the cancel slot and key mark; wipes the packet
- * (it carries a secret) and never logs the key.
+ * Owns c->cancel: the packet, the cancel slot and key mark; wipes both
+ * keys (they are secrets) and never logs them.
  */
 #include "cancelfwd.h"
 
@@ -32,25 +34,36 @@
 #include "worker.h"
 
 /* A CancelRequest admitted for forwarding: the slot and the key mark it
- * holds, and the packet (a secret: wiped when freed). */
+ * holds, the proxy's key the client sent (the mark's name) and the packet
+ * for the upstream, with the server's pid/key. Secrets: wiped when freed. */
 struct cancelfwd {
-    uint8_t *pkt;
+    uint8_t pkt[PG_CANCEL_FIXED + PG_CANCEL_KEY_MAX];
     size_t len;
-    bool slot;   /* holds one of the CANCEL_FORWARDS_MAX (cancel.h) */
-    bool marked; /* its key is marked in flight in the keymap */
+    uint32_t pid; /* the proxy's, as the client sent it */
+    size_t keylen;
+    uint8_t key[PG_CANCEL_KEY_MAX];
+    uint32_t server_pid; /* for the log line */
+    bool slot;           /* holds one of the CANCEL_FORWARDS_MAX (cancel.h) */
+    bool marked;         /* its key is marked in flight in the keymap */
 };
 
 /* The forward of c's cancel is over: its key may be forwarded again (at
  * once if it was not sent, after CANCEL_COALESCE_MS if it was). */
 static void cancel_key_end(struct cancelfwd *f, bool sent)
 {
-    uint32_t pid;
-    uint8_t key[PG_CANCEL_KEY_MAX];
-    size_t keylen;
     f->marked = false;
-    if (pg_parse_cancel(f->pkt, f->len, &pid, key, &keylen) == 0)
-        keymap_cancel_end(pid, key, keylen, cancel_now_ms(), sent);
-    OPENSSL_cleanse(key, sizeof(key));
+    keymap_cancel_end(f->pid, f->key, f->keylen, cancel_now_ms(), sent);
+}
+
+/* Would a leg set up for route a reach the same server as one for b? (A
+ * reload builds new routes: the session's and the connection's may be
+ * different objects for the same upstream.) */
+static bool same_upstream(const struct route *a, const struct route *b)
+{
+    if (a == NULL || b == NULL)
+        return false;
+    return a == b || (a->port == b->port && a->direct_tls == b->direct_tls &&
+                      strcmp(a->host, b->host) == 0 && strcmp(a->verify_name, b->verify_name) == 0);
 }
 
 /*
@@ -103,25 +116,27 @@ void cancelfwd_park(struct conn *c)
  * allowed and within its rate (cancel.h), the key must be a live session's
  * with no forward of it in flight or just done (keymap.h), and fewer than
  * CANCEL_FORWARDS_MAX forwards may be in flight. On CANCEL_FORWARDED the
- * key is marked in flight and a slot is held: the caller owns both.
+ * key is marked in flight and a slot is held (the caller owns both), f
+ * holds the client's pid/key and *t what they stand for (the server's
+ * pid/key and route: keymap_target_clear it).
  */
 static enum cancel_outcome cancel_decide(struct conn *c, const struct sockaddr *sa,
-                                         const uint8_t *pkt, size_t len, uint32_t *pid)
+                                         const uint8_t *pkt, size_t len, struct cancelfwd *f,
+                                         struct keymap_target *t)
 {
-    uint8_t key[PG_CANCEL_KEY_MAX];
-    size_t keylen;
     enum cancel_outcome o = CANCEL_FORWARDED;
 
-    *pid = 0;
+    memset(t, 0, sizeof(*t));
     if (c->denied)
         return CANCEL_DENIED;
     if (!cancel_admit(sa))
         return CANCEL_RATE_LIMITED;
-    if (pg_parse_cancel(pkt, len, pid, key, &keylen) != 0) {
+    if (pg_parse_cancel(pkt, len, &f->pid, f->key, &f->keylen) != 0) {
         cancel_penalize(sa);
         return CANCEL_UNKNOWN_KEY;
     }
-    switch (keymap_cancel_begin(*pid, key, keylen, cancel_now_ms(), CANCEL_COALESCE_MS)) {
+    switch (keymap_cancel_begin(f->pid, f->key, f->keylen, cancel_now_ms(), CANCEL_COALESCE_MS,
+                                t)) {
     case KEYMAP_UNKNOWN:
         cancel_penalize(sa);
         o = CANCEL_UNKNOWN_KEY;
@@ -132,13 +147,22 @@ static enum cancel_outcome cancel_decide(struct conn *c, const struct sockaddr *
     case KEYMAP_FORWARD:
     default:
         if (!cancel_slot_take()) {
-            keymap_cancel_end(*pid, key, keylen, 0, false);
+            keymap_cancel_end(f->pid, f->key, f->keylen, 0, false);
+            keymap_target_clear(t);
             o = CANCEL_OVER_LIMIT;
         }
         break;
     }
-    OPENSSL_cleanse(key, sizeof(key));
     return o;
+}
+
+/* Free f, wiping the keys it holds. */
+static void cancelfwd_free(struct cancelfwd *f)
+{
+    if (f == NULL)
+        return;
+    OPENSSL_cleanse(f, sizeof(*f));
+    free(f);
 }
 
 /* back_ops of a leg that carries a cancel: send it once the leg is
@@ -171,25 +195,59 @@ static const struct back_ops cancel_back = {
 };
 
 /*
+ * Aim c's cancel at the route of the session its key belongs to (t), with
+ * the server's pid/key in the packet. A back leg not started yet takes that
+ * route; one already under way (the early leg opened at the SSLRequest)
+ * is used only if it goes to the same upstream. False if the cancel cannot
+ * go (reason in why).
+ */
+static bool aim(struct conn *c, struct cancelfwd *f, struct keymap_target *t, const char **why)
+{
+    struct route *rt = t->route != NULL ? t->route : c->route;
+    f->server_pid = t->pid;
+    f->len = pg_build_cancel(f->pkt, sizeof(f->pkt), t->pid, t->key, t->keylen);
+    if (f->len == 0 || rt == NULL) {
+        *why = "the session's upstream route is unknown";
+        return false;
+    }
+    if (c->bs == BACK_IDLE) {
+        if (rt != c->route) {
+            route_unref(c->route);
+            c->route = route_ref(rt);
+        }
+        return true;
+    }
+    if (!same_upstream(rt, c->route)) {
+        /* Only after a reload changed the upstream, or a client whose
+         * server name chose another route than its key's. */
+        *why = "this connection's upstream leg goes to another upstream than the session's "
+               "(the configuration was reloaded since the session began)";
+        return false;
+    }
+    return true;
+}
+
+/*
  * The client's CancelRequest is in c->startup (plaintext, or inside TLS as
  * libpq 17 and postgres.js send it). The client gets no answer, as from
  * PostgreSQL; a refused cancel is counted (cancel.c logs a summary), never
- * logged one by one. An admitted one goes upstream on this connection: on
- * the back leg opened early at its SSLRequest if there is one (no second
- * upstream connection), else on one opened now, over verified TLS.
+ * logged one by one. An admitted one goes upstream on this connection, to
+ * the session's route with the server's pid/key: on the back leg opened
+ * early at its SSLRequest if there is one (no second upstream connection),
+ * else on one opened now, over verified TLS.
  */
 void cancelfwd_request(struct conn *c, size_t len)
 {
     struct sockaddr_storage ss;
     const struct sockaddr *sa = front_sockaddr(c, &ss);
-    uint32_t pid = 0;
     struct cancelfwd *f = calloc(1, sizeof(*f));
-    uint8_t *pkt = f != NULL ? malloc(len) : NULL;
+    struct keymap_target t;
     enum cancel_outcome o = CANCEL_FAILED;
+    const char *why = NULL;
 
-    if (pkt != NULL) {
-        memcpy(pkt, c->startup, len);
-        o = cancel_decide(c, sa, pkt, len, &pid);
+    memset(&t, 0, sizeof(t));
+    if (f != NULL) {
+        o = cancel_decide(c, sa, c->startup, len, f, &t);
     } else {
         log_error("event=cancel_dropped conn=%llu front=%s reason=\"out of memory\"",
                   (unsigned long long)c->id, c->front_addr);
@@ -198,24 +256,29 @@ void cancelfwd_request(struct conn *c, size_t len)
     c->startup_len = 0;
     if (o != CANCEL_FORWARDED) {
         cancel_count(o, sa); /* a forwarded one is counted once sent */
-        if (pkt != NULL)
-            OPENSSL_cleanse(pkt, len);
-        free(pkt);
-        free(f);
+        cancelfwd_free(f);
         conn_end(c, "cancel", "cancel request not forwarded: %s", cancel_outcome_name(o));
         return;
     }
+    f->slot = f->marked = true;
+    c->cancel = f; /* from here on, cancelfwd_closed gives back the slot and mark */
+    bool aimed = aim(c, f, &t, &why);
+    keymap_target_clear(&t);
     if (front_holds_early_back(c)) { /* it will carry a cancel: not a wasted early leg */
         admit_early_end(&admit_early_legs, (long long)time(NULL), false);
         c->early_back = false;
     }
-    f->pkt = pkt;
-    f->len = len;
-    f->slot = f->marked = true;
-    c->cancel = f;
+    if (!aimed) {
+        log_warn("event=cancel_failed conn=%llu front=%s pid=%u reason=\"%s\"",
+                 (unsigned long long)c->id, c->front_addr, f->pid, why);
+        cancel_count(CANCEL_FAILED, NULL);
+        conn_end(c, "cancel_failed", "%s", why);
+        return;
+    }
     bool early = c->bs != BACK_IDLE;
-    log_info("event=cancel_forward conn=%llu front=%s pid=%u leg=%s", (unsigned long long)c->id,
-             c->front_addr, pid, early ? "early" : "new");
+    log_info("event=cancel_forward conn=%llu front=%s pid=%u upstream_pid=%u leg=%s",
+             (unsigned long long)c->id, c->front_addr, f->pid, f->server_pid,
+             early ? "early" : "new");
     cancelfwd_park(c);
     switch (c->bs) {
     case BACK_IDLE:
@@ -250,8 +313,6 @@ void cancelfwd_closed(struct conn *c)
     log_info("event=cancel_closed conn=%llu upstream=%s outcome=%s reason=\"%s\"",
              (unsigned long long)c->id, c->back_addr, c->outcome ? c->outcome : "closed",
              c->reason);
-    OPENSSL_cleanse(f->pkt, f->len);
-    free(f->pkt);
-    free(f);
+    cancelfwd_free(f);
     c->cancel = NULL;
 }

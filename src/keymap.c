@@ -1,27 +1,39 @@
 /*
- * keymap.c - cancel keys of live sessions: a chained hash table on the
- * backend pid, behind one mutex (look-ups are rare: one per cancel).
+ * keymap.c - the proxy's cancel keys of live sessions, each with the
+ * server's pid/key and the session's route: a chained hash table on the
+ * proxy's pid, behind one mutex (look-ups are rare: one per cancel, one
+ * per login).
  *
- * Owns the entries. Never logs a key: a key is what lets anyone cancel a
- * session's queries.
+ * Owns the entries, both keys in them and a route reference each. Never
+ * logs a key: a key is what lets anyone cancel a session's queries. The
+ * proxy's pid is unique among live entries, so a look-up finds at most one
+ * candidate and its key is then compared in constant time (CRYPTO_memcmp).
  */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include "keymap.h"
+#include "route.h"
 
 #define KEYMAP_BUCKETS 4096
+/* Draws of a pid before giving up: with 2^31 pids and at most a few
+ * hundred thousand sessions, one draw collides with odds below 1e-4. */
+#define KEYMAP_PID_TRIES 16
 
 struct keymap_entry {
     struct keymap_entry *next, **pprev;
-    uint32_t pid;
-    uint16_t keylen;
+    uint32_t pid;            /* the proxy's: what the client was given */
+    uint32_t server_pid;     /* the upstream's */
+    uint16_t keylen;         /* both keys have this length */
     bool cancel_in_flight;   /* a forward of a cancel for this key is under way */
     uint64_t cancel_sent_ms; /* when the last one was delivered; 0: never */
-    uint8_t key[];
+    struct route *route;     /* the session's (a reference), or NULL */
+    uint8_t *server_key;     /* = key + keylen */
+    uint8_t key[];           /* the proxy's key, then the server's */
 };
 
 static struct keymap_entry *buckets[KEYMAP_BUCKETS];
@@ -33,28 +45,86 @@ static size_t bucket_of(uint32_t pid)
     return (pid * 2654435761u) % KEYMAP_BUCKETS;
 }
 
-struct keymap_entry *keymap_add(uint32_t pid, const uint8_t *key, size_t keylen)
+/* The live entry with this proxy pid (unique), or NULL. Locked. */
+static struct keymap_entry *by_pid(uint32_t pid)
 {
-    if (keylen == 0 || keylen > 256)
+    for (struct keymap_entry *e = buckets[bucket_of(pid)]; e != NULL; e = e->next)
+        if (e->pid == pid)
+            return e;
+    return NULL;
+}
+
+/* The entry for pid/key, or NULL; the key compare is constant-time. The
+ * length is not secret (the client chose what it sent). Locked. */
+static struct keymap_entry *find(uint32_t pid, const uint8_t *key, size_t keylen)
+{
+    struct keymap_entry *e = by_pid(pid);
+    if (e == NULL || key == NULL || e->keylen != keylen ||
+        CRYPTO_memcmp(e->key, key, keylen) != 0)
         return NULL;
-    struct keymap_entry *e = malloc(sizeof(*e) + keylen);
+    return e;
+}
+
+/* A random pid in 1..2^31-1: PostgreSQL's pids are positive, and drivers
+ * keep the BackendKeyData pid in a signed 32-bit int (libpq's be_pid,
+ * pgJDBC, Npgsql), some of which print or check it as such. */
+static int random_pid(uint32_t *pid)
+{
+    uint32_t p = 0;
+    while (p == 0) {
+        if (RAND_bytes((unsigned char *)&p, sizeof(p)) != 1)
+            return -1;
+        p &= 0x7fffffffu;
+    }
+    *pid = p;
+    return 0;
+}
+
+struct keymap_entry *keymap_add(struct route *rt, uint32_t server_pid, const uint8_t *server_key,
+                                size_t keylen, uint32_t *client_pid, uint8_t *client_key)
+{
+    if (keylen < KEYMAP_KEY_MIN || keylen > KEYMAP_KEY_MAX || server_key == NULL ||
+        client_pid == NULL || client_key == NULL)
+        return NULL;
+    struct keymap_entry *e = malloc(sizeof(*e) + 2 * keylen);
     if (e == NULL)
         return NULL;
-    e->pid = pid;
+    e->server_pid = server_pid;
+    e->keylen = (uint16_t)keylen;
     e->cancel_in_flight = false;
     e->cancel_sent_ms = 0;
-    e->keylen = (uint16_t)keylen;
-    memcpy(e->key, key, keylen);
+    e->server_key = e->key + keylen;
+    memcpy(e->server_key, server_key, keylen);
+    if (RAND_bytes(e->key, (int)keylen) != 1)
+        goto fail;
+
+    bool placed = false;
     pthread_mutex_lock(&lock);
-    struct keymap_entry **head = &buckets[bucket_of(pid)];
-    e->next = *head;
-    if (*head != NULL)
-        (*head)->pprev = &e->next;
-    e->pprev = head;
-    *head = e;
-    count++;
+    for (int i = 0; i < KEYMAP_PID_TRIES && !placed; i++) {
+        if (random_pid(&e->pid) < 0)
+            break;
+        if (by_pid(e->pid) != NULL)
+            continue;
+        struct keymap_entry **head = &buckets[bucket_of(e->pid)];
+        e->next = *head;
+        if (*head != NULL)
+            (*head)->pprev = &e->next;
+        e->pprev = head;
+        *head = e;
+        count++;
+        placed = true;
+    }
     pthread_mutex_unlock(&lock);
+    if (!placed)
+        goto fail;
+    e->route = rt != NULL ? route_ref(rt) : NULL;
+    *client_pid = e->pid;
+    memcpy(client_key, e->key, keylen);
     return e;
+fail:
+    OPENSSL_cleanse(e->key, 2 * keylen);
+    free(e);
+    return NULL;
 }
 
 void keymap_remove(struct keymap_entry *e)
@@ -67,17 +137,30 @@ void keymap_remove(struct keymap_entry *e)
         e->next->pprev = e->pprev;
     count--;
     pthread_mutex_unlock(&lock);
-    OPENSSL_cleanse(e->key, e->keylen);
+    /* The route may be freed here (a reload removed it): outside the lock. */
+    route_unref(e->route);
+    OPENSSL_cleanse(e->key, 2 * (size_t)e->keylen);
+    e->server_pid = 0;
     free(e);
 }
 
-/* The entry for pid/key, or NULL; the key compare is constant-time. Locked. */
-static struct keymap_entry *find(uint32_t pid, const uint8_t *key, size_t keylen)
+/* Copy what e stands for into *t (a new route reference). Locked: the
+ * entry's reference keeps the route alive while it is taken. */
+static void target_of(const struct keymap_entry *e, struct keymap_target *t)
 {
-    for (struct keymap_entry *e = buckets[bucket_of(pid)]; e != NULL; e = e->next)
-        if (e->pid == pid && e->keylen == keylen && CRYPTO_memcmp(e->key, key, keylen) == 0)
-            return e;
-    return NULL;
+    t->route = e->route != NULL ? route_ref(e->route) : NULL;
+    t->pid = e->server_pid;
+    t->keylen = e->keylen;
+    memcpy(t->key, e->server_key, e->keylen);
+}
+
+void keymap_target_clear(struct keymap_target *t)
+{
+    if (t == NULL)
+        return;
+    route_unref(t->route);
+    OPENSSL_cleanse(t, sizeof(*t));
+    t->route = NULL;
 }
 
 bool keymap_contains(uint32_t pid, const uint8_t *key, size_t keylen)
@@ -88,10 +171,24 @@ bool keymap_contains(uint32_t pid, const uint8_t *key, size_t keylen)
     return found;
 }
 
+bool keymap_lookup(uint32_t pid, const uint8_t *key, size_t keylen, struct keymap_target *t)
+{
+    memset(t, 0, sizeof(*t));
+    pthread_mutex_lock(&lock);
+    struct keymap_entry *e = find(pid, key, keylen);
+    if (e != NULL)
+        target_of(e, t);
+    pthread_mutex_unlock(&lock);
+    return e != NULL;
+}
+
 enum keymap_cancel keymap_cancel_begin(uint32_t pid, const uint8_t *key, size_t keylen,
-                                       uint64_t now_ms, uint64_t coalesce_ms)
+                                       uint64_t now_ms, uint64_t coalesce_ms,
+                                       struct keymap_target *t)
 {
     enum keymap_cancel r = KEYMAP_UNKNOWN;
+    if (t != NULL)
+        memset(t, 0, sizeof(*t));
     pthread_mutex_lock(&lock);
     struct keymap_entry *e = find(pid, key, keylen);
     if (e != NULL && (e->cancel_in_flight ||
@@ -99,6 +196,8 @@ enum keymap_cancel keymap_cancel_begin(uint32_t pid, const uint8_t *key, size_t 
         r = KEYMAP_COALESCED;
     } else if (e != NULL) {
         e->cancel_in_flight = true;
+        if (t != NULL)
+            target_of(e, t);
         r = KEYMAP_FORWARD;
     }
     pthread_mutex_unlock(&lock);

@@ -5,8 +5,9 @@
  * passed on. The phase is an explicit machine (login.h).
  *
  * What it sees and does:
- *  - BackendKeyData: remembers the session's cancel key (keymap), so that
- *    only cancels for our own sessions are forwarded.
+ *  - BackendKeyData: replaced by the proxy's own cancel key (keymap), mapped
+ *    to the server's and the session's route, so that only cancels for our
+ *    own sessions are forwarded, and to the right upstream.
  *  - AuthenticationSASL on a plaintext front (sidecar mode): strips the
  *    -PLUS mechanisms, because a client that sees no TLS must not be offered
  *    channel binding (libpq aborts if it is).
@@ -23,6 +24,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
 
 #include "auth.h"
 #include "conn.h"
@@ -189,6 +192,47 @@ static void login_refused(struct conn *c, const uint8_t *m, size_t n)
     log_debug("event=login_refused conn=%llu sqlstate=%s", (unsigned long long)c->id, ef.sqlstate);
 }
 
+/*
+ * BackendKeyData: the client gets the proxy's own pid/key instead
+ * (keymap.h), the same size, so that its cancel comes back to the proxy,
+ * is looked up there and goes to this session's route with the server's
+ * key. The server's key never reaches the client, nor any log. One the
+ * proxy cannot parse is not passed on either: the client would cancel
+ * with a key the proxy does not know.
+ */
+static int backend_key(struct conn *c, const uint8_t *m, size_t n)
+{
+    uint32_t pid, mine;
+    uint8_t key[PG_CANCEL_KEY_MAX], out[5 + 4 + PG_CANCEL_KEY_MAX];
+    size_t keylen;
+
+    if (pg_parse_backend_key(m, n, &pid, key, &keylen) < 0) {
+        conn_fail_front(c, "08P01", "protocol_error",
+                        "pg-tls-proxy: the server sent a malformed BackendKeyData message");
+        return -1;
+    }
+    keymap_remove(c->key);
+    /* out: the header as the server sent it, then the proxy's pid and key */
+    memcpy(out, m, 5);
+    c->key = keymap_add(c->route, pid, key, keylen, &mine, out + 9);
+    OPENSSL_cleanse(key, sizeof(key));
+    if (c->key == NULL) {
+        conn_fail_front(c, "XX000", "internal",
+                        "pg-tls-proxy: could not make a cancel key for the session (out of memory "
+                        "or no randomness)");
+        return -1;
+    }
+    out[5] = (uint8_t)(mine >> 24);
+    out[6] = (uint8_t)(mine >> 16);
+    out[7] = (uint8_t)(mine >> 8);
+    out[8] = (uint8_t)mine;
+    log_debug("event=backend_key conn=%llu upstream_pid=%u key_bytes=%zu", (unsigned long long)c->id,
+              pid, keylen);
+    int r = relay_emit(c, &c->front, out, n);
+    OPENSSL_cleanse(out, sizeof(out));
+    return r;
+}
+
 /* One whole message from the upstream. */
 static int back_msg(struct conn *c, const uint8_t *m, size_t n)
 {
@@ -215,18 +259,8 @@ static int back_msg(struct conn *c, const uint8_t *m, size_t n)
             return relay_emit(c, &c->front, out, k);
         }
         break;
-    case 'K': {
-        uint32_t pid;
-        uint8_t key[PG_CANCEL_KEY_MAX];
-        size_t keylen;
-        if (pg_parse_backend_key(m, n, &pid, key, &keylen) == 0) {
-            keymap_remove(c->key);
-            c->key = keymap_add(pid, key, keylen);
-            log_debug("event=backend_key conn=%llu pid=%u key_bytes=%zu", (unsigned long long)c->id,
-                      pid, keylen);
-        }
-        break;
-    }
+    case 'K':
+        return backend_key(c, m, n);
     case 'E':
         c->back_error_seen = true; /* its FATAL says why it ends the session */
         login_refused(c, m, n);

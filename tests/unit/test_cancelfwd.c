@@ -1,9 +1,11 @@
 /*
- * test_cancelfwd.c - unit tests for src/cancelfwd.c: a CancelRequest inside
- * TLS reaches the upstream over verified TLS with the session's key, and
- * the session goes on; one with a key no session has is not forwarded
- * (no CancelRequest reaches the upstream, outcome unknown_key) and the
- * session is untouched.
+ * test_cancelfwd.c - unit tests for src/cancelfwd.c: the client is given
+ * the proxy's cancel key, not the server's; a CancelRequest inside TLS
+ * with that key reaches the upstream over verified TLS with the server's
+ * pid/key (SFX_UP_PID/SFX_UP_KEY), and the session goes on; one with a key
+ * no session has, or with the server's own pid/key, is not forwarded (no
+ * CancelRequest reaches the upstream, outcome unknown_key) and the session
+ * is untouched.
  * Through the in-process session fixture (session_fixture.h,
  * session_cases.h); every test ends with SFX_END (uv_loop_close() == 0).
  */
@@ -31,6 +33,8 @@ START_TEST(test_cancel_in_tls)
     sfx_start(f, &(struct sfx_opts){0});
     struct sfx_client *a = sc_client_started(f, "gina");
     ck_assert_int_eq(sfx_client_login(a), 'Z');
+    ck_assert_uint_eq(a->keylen, 4);
+    ck_assert(a->pid != SFX_UP_PID || memcmp(a->key, SFX_UP_KEY, 4) != 0);
     struct sfx_client *k = sfx_client_connect(f);
     ck_assert_ptr_nonnull(k);
     ck_assert_int_eq(sfx_client_tls(k), 0);
@@ -63,19 +67,28 @@ END_TEST
 
 /* ---- a CancelRequest with a key no session has: not forwarded ---- */
 
-START_TEST(test_cancel_unknown_key)
+/* A cancel for a's session with a wrong key: nothing reaches the
+ * upstream, the session is untouched. server_key: the server's own
+ * pid/key (what a client that bypassed the proxy's key would send);
+ * otherwise the proxy's key with one bit off. */
+static void cancel_not_forwarded(const char *user, bool server_key)
 {
     struct sfx *f = &fx;
     sfx_start(f, &(struct sfx_opts){0});
-    struct sfx_client *a = sc_client_started(f, "jack");
+    struct sfx_client *a = sc_client_started(f, user);
     ck_assert_int_eq(sfx_client_login(a), 'Z');
+    uint32_t pid = a->pid;
     uint8_t wrong[4];
     memcpy(wrong, a->key, 4);
     wrong[3] ^= 0x40; /* one bit off */
+    if (server_key) {
+        pid = SFX_UP_PID;
+        memcpy(wrong, SFX_UP_KEY, 4);
+    }
     struct sfx_client *k = sfx_client_connect(f);
     ck_assert_ptr_nonnull(k);
     ck_assert_int_eq(sfx_client_tls(k), 0);
-    ck_assert_int_eq(sfx_client_cancel(k, a->pid, wrong, 4), 0);
+    ck_assert_int_eq(sfx_client_cancel(k, pid, wrong, 4), 0);
     ck_assert_int_ge(sfx_client_wait_eof(k, WAIT_MS), 0); /* answered with nothing */
     sfx_client_close(k, true);
     ck_assert(sfx_wait_nconns(f, 1, WAIT_MS));
@@ -96,6 +109,19 @@ START_TEST(test_cancel_unknown_key)
     sfx_client_free(k);
     SFX_END(f);
 }
+
+START_TEST(test_cancel_unknown_key)
+{
+    cancel_not_forwarded("jack", false);
+}
+END_TEST
+
+/* The server's real pid/key, sent to the proxy, cancels nothing: only the
+ * proxy's keys are looked up. */
+START_TEST(test_cancel_server_key)
+{
+    cancel_not_forwarded("kate", true);
+}
 END_TEST
 
 Suite *cancelfwd_suite(void)
@@ -104,6 +130,7 @@ Suite *cancelfwd_suite(void)
     TCase *tc = sc_tcase("cancelfwd");
     tcase_add_test(tc, test_cancel_in_tls);
     tcase_add_test(tc, test_cancel_unknown_key);
+    tcase_add_test(tc, test_cancel_server_key);
     suite_add_tcase(s, tc);
     return s;
 }

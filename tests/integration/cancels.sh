@@ -17,6 +17,11 @@
 #      TLS: PostgreSQL logs no handshake cut off ("could not accept SSL
 #      connection", "EOF detected"), a TLS cancel costs one upstream
 #      connection (its early leg), and the cancels work.
+#   e. proxy-owned cancel keys (issue 14): a client's BackendKeyData pid is
+#      not the server's pid; the proxy's key sent straight to PostgreSQL
+#      cancels nothing; a server's real pid/key (a direct session's) sent to
+#      the proxy cancels nothing; a replayed key of an ended session cancels
+#      nothing; the proxy's key sent to the proxy cancels the right query.
 # Counts scale down under ASan and valgrind.
 
 CANCELS_T0=$SECONDS
@@ -251,5 +256,75 @@ expect "TLS probes: one event=accepted and one event=closed each" "accepted=$acc
 stop_proxy tlsfinish
 pg_sql "ALTER SYSTEM RESET log_connections" >/dev/null
 pg_sql "SELECT pg_reload_conf()" >/dev/null
+
+# ======================================================================
+# e. the proxy's own cancel keys
+# ======================================================================
+it_free_port KEYS_PORT
+start_proxy keys "$KEYS_PORT" 127.0.0.1 "$PGPORT" localhost "$CERTS/db-ca.crt" --log debug
+KEYS_LOG=$CUR_LOG
+out=$(pgc pids "$(ci "$KEYS_PORT")")
+cpid=$(sed -n 's/^client_pid=\([0-9-]*\) .*/\1/p' <<<"$out")
+spid=$(sed -n 's/.* server_pid=\([0-9]*\)$/\1/p' <<<"$out")
+if [[ $cpid =~ ^[0-9]+$ && $spid =~ ^[0-9]+$ ]] && [ "$cpid" != "$spid" ]; then
+    pass "proxy keys: libpq's BackendKeyData pid ($cpid) is the proxy's, not the server's ($spid)"
+else
+    fail "proxy keys: libpq's BackendKeyData pid is not the server's" "$(oneline "$out")"
+fi
+# A session through the proxy (S), one straight to PostgreSQL (D: its key is
+# a real server key) and another through the proxy (T).
+if start_session keys-s "$KEYS_PORT" "SELECT pg_sleep(30)"; then
+    S_PID=$SESS_PID S_BPID=$SESS_BPID S_KEY=$SESS_KEY S_SPID=$SESS_SPID
+    start_session keys-d "$PGPORT" "SELECT 'survived' FROM pg_sleep(4)"
+    D_PID=$SESS_PID D_BPID=$SESS_BPID D_KEY=$SESS_KEY D_SPID=$SESS_SPID
+    start_session keys-t "$KEYS_PORT" "SELECT 'survived' FROM pg_sleep(4)"
+    T_PID=$SESS_PID
+    expect "proxy keys: the session's key pid is the proxy's ($S_BPID), not its server pid \
+($S_SPID); a direct session's is the server's" "proxy=$([ "$S_BPID" != "$S_SPID" ] && echo \
+differs) direct=$([ -n "$D_BPID" ] && [ "$D_BPID" = "$D_SPID" ] && echo same)" \
+        '^proxy=differs direct=same$'
+    # The proxy's key straight to PostgreSQL: not a key PostgreSQL knows.
+    raw cancel 127.0.0.1 "$PGPORT" "$S_BPID" "$S_KEY" >/dev/null
+    # A server's real pid/key to the proxy, plaintext and inside TLS.
+    raw cancel 127.0.0.1 "$KEYS_PORT" "$D_BPID" "$D_KEY" --from 127.0.0.31 >/dev/null
+    raw cancel localhost "$KEYS_PORT" "$D_BPID" "$D_KEY" --tls --from 127.0.0.32 >/dev/null
+    sleep 0.5
+    s_alive=$(kill -0 "$S_PID" 2>/dev/null && ! grep -q '^query-end' "$TMP/keys-s.out" &&
+        echo running)
+    expect "proxy keys: the proxy's key sent straight to PostgreSQL cancels nothing" \
+        "session=${s_alive:-ended: $(oneline "$(cat "$TMP/keys-s.out")")}" '^session=running$'
+    t0=$(now_ms)
+    raw cancel 127.0.0.1 "$KEYS_PORT" "$S_BPID" "$S_KEY" --from 127.0.0.33 >/dev/null
+    out=$(session_wait keys-s "$S_PID" 5)
+    ms=$(($(now_ms) - t0))
+    if [[ $out =~ query-end\ sqlstate=57014 ]] && [ "$ms" -lt 2000 ]; then
+        pass "proxy keys: the proxy's key sent to the proxy cancels the session's query \
+(57014 after ${ms} ms)"
+    else
+        fail "proxy keys: the proxy's key cancels the query within 2 s" \
+            "after ${ms} ms: $(oneline "$out")"
+    fi
+    # The session has ended: its key is gone. Replayed, it cancels nothing.
+    raw cancel 127.0.0.1 "$KEYS_PORT" "$S_BPID" "$S_KEY" --from 127.0.0.34 >/dev/null
+    raw cancel localhost "$KEYS_PORT" "$S_BPID" "$S_KEY" --tls --from 127.0.0.35 >/dev/null
+    out=$(session_wait keys-d "$D_PID" 8)
+    expect "proxy keys: a server's real pid/key sent to the proxy cancels nothing" "$out" \
+        $'row=survived\nquery-end sqlstate=none'
+    out=$(session_wait keys-t "$T_PID" 8)
+    expect "proxy keys: a replayed key of an ended session cancels nothing" "$out" \
+        $'row=survived\nquery-end sqlstate=none'
+    fwd=$(count "$KEYS_LOG" 'event=cancel_forward ')
+    expect "proxy keys: one cancel forwarded, to the session's server pid" \
+        "$fwd $(grep 'event=cancel_forward ' "$KEYS_LOG" | sed -n 's/.* upstream_pid=\([0-9]*\) .*/\1/p')" \
+        "^1 $S_SPID\$"
+    leaked=$(grep -c -i -F -e "$S_KEY" -e "$D_KEY" "$KEYS_LOG")
+    expect "proxy keys: no key appears in the proxy's debug log" "key-lines=$leaked" \
+        '^key-lines=0$'
+else
+    fail "proxy keys" "session did not start: $(oneline "$(cat "$TMP/keys-s.out")")"
+    kill -TERM "$SESS_PID" 2>/dev/null
+    wait "$SESS_PID"
+fi
+stop_proxy keys
 
 it_note "cancels section took $((SECONDS - CANCELS_T0)) s"

@@ -18,6 +18,8 @@
  *                                             prints "connected" first
  *   pgclient stall CONNINFO SQL SECONDS       send SQL, read nothing for SECONDS
  *   pgclient cancel CONNINFO DELAY_MS         cancel a pg_sleep(30) after DELAY_MS
+ *   pgclient pids CONNINFO                    the BackendKeyData pid libpq was given
+ *                                             (PQbackendPID) and the server's pg_backend_pid()
  *   pgclient sessions CONNINFO N SECONDS      N sessions, each a query every 100 ms until
  *                                             it fails or SECONDS pass; SQLSTATEs counted
  *   pgclient wait-gone CONNINFO APPNAME SECONDS
@@ -693,6 +695,27 @@ static int cmd_pause_copy_out(const char *conninfo, const char *sql, const char 
     return n == -2 ? EXIT_QUERY : rc;
 }
 
+/*
+ * The pid libpq keeps from BackendKeyData (what its cancels carry) and the
+ * one the server runs the session in. Through pg-tls-proxy they differ:
+ * the client is given the proxy's cancel key, never the server's.
+ */
+static int cmd_pids(const char *conninfo)
+{
+    PGconn *conn = connect_or_report(conninfo);
+    PGresult *res = PQexec(conn, "SELECT pg_backend_pid()");
+    int rc = 0;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        printf("client_pid=%d server_pid=%s\n", PQbackendPID(conn), PQgetvalue(res, 0, 0));
+    } else {
+        print_oneline(stdout, "query-error: ", PQresultErrorMessage(res));
+        rc = EXIT_QUERY;
+    }
+    PQclear(res);
+    PQfinish(conn);
+    return rc;
+}
+
 static void usage(void)
 {
     fputs("usage: pgclient query CONNINFO SQL\n"
@@ -704,6 +727,7 @@ static void usage(void)
           "       pgclient hold-until CONNINFO STOPFILE SECONDS\n"
           "       pgclient stall CONNINFO SQL SECONDS\n"
           "       pgclient cancel CONNINFO DELAY_MS\n"
+          "       pgclient pids CONNINFO\n"
           "       pgclient sessions CONNINFO SESSIONS SECONDS\n"
           "       pgclient wait-gone CONNINFO APPNAME SECONDS\n"
           "       pgclient pause-copy-out CONNINFO SQL SECONDS\n",
@@ -735,6 +759,8 @@ int main(int argc, char **argv)
         return cmd_stall(conninfo, argv[3], argv[4]);
     if (strcmp(cmd, "cancel") == 0 && argc == 4)
         return cmd_cancel(conninfo, argv[3]);
+    if (strcmp(cmd, "pids") == 0 && argc == 3)
+        return cmd_pids(conninfo);
     if (strcmp(cmd, "sessions") == 0 && argc == 5)
         return cmd_sessions(conninfo, argv[3], argv[4]);
     if (strcmp(cmd, "wait-gone") == 0 && argc == 5)

@@ -9,7 +9,8 @@
  * plainly which function is missing when run on an older libpq.
  *
  *   pgclient18 proto CONNINFO                 libpq version, negotiated protocol
- *                                             (30000, 30002), TLS on both legs
+ *                                             (30000, 30002), TLS on both legs, the
+ *                                             BackendKeyData pid and the server's pid
  *   pgclient18 cancel CONNINFO DELAY_MS plain|tls
  *                                             cancel a pg_sleep(30) after DELAY_MS:
  *                                             plain: PQcancel (a plaintext
@@ -108,12 +109,16 @@ static int full_proto(const PGconn *conn)
 static int cmd_proto(const char *conninfo)
 {
     PGconn *conn = connect_or_report(conninfo);
-    PGresult *res = PQexec(conn, "SELECT current_setting('server_version_num'), ssl "
+    PGresult *res = PQexec(conn, "SELECT current_setting('server_version_num'), ssl, pid "
                                  "FROM pg_stat_ssl WHERE pid = pg_backend_pid()");
     int rc = 0;
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
-        printf("lib=%d proto=%d server=%s front_ssl=%d backend_ssl=%s\n", PQlibVersion(),
-               full_proto(conn), PQgetvalue(res, 0, 0), PQsslInUse(conn), PQgetvalue(res, 0, 1));
+        /* client_pid: BackendKeyData's, what cancels carry; server_pid: the
+         * backend's (through pg-tls-proxy they differ: its own key) */
+        printf("lib=%d proto=%d server=%s front_ssl=%d backend_ssl=%s client_pid=%d "
+               "server_pid=%s\n",
+               PQlibVersion(), full_proto(conn), PQgetvalue(res, 0, 0), PQsslInUse(conn),
+               PQgetvalue(res, 0, 1), PQbackendPID(conn), PQgetvalue(res, 0, 2));
     } else {
         print_oneline("query-error: ", PQresultErrorMessage(res));
         rc = EXIT_QUERY;

@@ -182,18 +182,21 @@ backend_active() {
 }
 
 # start_session NAME PORT SQL [OPTIONS...]: rawclient logs in (SCRAM) in the
-# background and runs SQL; output in $TMP/NAME.out. Sets SESS_PID (the
-# client), SESS_BPID and SESS_KEY (its BackendKeyData) once the query runs.
+# background and runs SQL (tagged /* session NAME */); output in
+# $TMP/NAME.out. Sets SESS_PID (the client), SESS_BPID and SESS_KEY (the
+# BackendKeyData it was given: through the proxy, the proxy's own key) and
+# SESS_SPID (the server's pid for the session) once the query runs.
 start_session() {
-    local name=$1 port=$2 sql=$3
+    local name=$1 port=$2 tag=${1//[^A-Za-z0-9-]/_}
+    local sql="$3 /* session $tag */"
     shift 3
     timeout -k 5 45 "$RAWCLIENT" session localhost "$port" --query "$sql" "$@" \
         >"$TMP/$name.out" 2>&1 &
-    SESS_PID=$! SESS_BPID='' SESS_KEY=''
+    SESS_PID=$! SESS_BPID='' SESS_KEY='' SESS_SPID=''
     wait_line "$TMP/$name.out" '^query-sent$' 10 || return 1
     read -r SESS_BPID SESS_KEY < <(sed -n \
         's/^login=ok pid=\([0-9]*\) key=\([0-9a-f]*\)$/\1 \2/p' "$TMP/$name.out")
-    [ -n "$SESS_BPID" ] && backend_active "pid = $SESS_BPID" >/dev/null
+    [ -n "$SESS_BPID" ] && SESS_SPID=$(backend_active "query LIKE '%/* session $tag */'")
 }
 
 # ======================================================================

@@ -23,6 +23,7 @@
 #include <openssl/ssl.h>
 
 #include "kdfcache.h"
+#include "keymap.h"
 #include "metrics.h"
 #include "pgauth.h"
 #include "scram.h"
@@ -343,6 +344,20 @@ static void up_reset(enum up_how how, bool offer_plus)
     kdfcache_clear(); /* each test derives its keys afresh */
 }
 
+/* The client logged in through auth.c's modes was given the proxy's cancel
+ * key (login.c rewrites BackendKeyData on the path all modes share), which
+ * maps to the upstream's. */
+static void expect_proxy_key(const struct sfx_client *c)
+{
+    struct keymap_target t;
+    ck_assert_uint_eq(c->keylen, 4);
+    ck_assert(c->pid != SFX_UP_PID || memcmp(c->key, SFX_UP_KEY, 4) != 0);
+    ck_assert(keymap_lookup(c->pid, c->key, c->keylen, &t));
+    ck_assert_uint_eq(t.pid, SFX_UP_PID);
+    ck_assert_mem_eq(t.key, SFX_UP_KEY, 4);
+    keymap_target_clear(&t);
+}
+
 /* ---- password mode ---- */
 
 static const char *const pw_scram_login[] = {
@@ -359,6 +374,7 @@ static void password_scram(bool offer_plus)
     struct sfx_client *c = sc_client_started(f, USER);
     client_give_password(c, PASSWORD);
     ck_assert_int_eq(sfx_client_login(c), 'Z');
+    expect_proxy_key(c);
     ck_assert_int_eq(sfx_client_query(c, "SELECT 1"), 'Z');
     ck_assert_str_eq(c->tag, "SELECT 1");
     ck_assert_str_eq(up.mech, offer_plus ? SCRAM_MECH_PLUS : SCRAM_MECH);
@@ -594,6 +610,7 @@ START_TEST(scram_login_plus)
     ck_assert_int_eq(client_scram(c, PASSWORD, &plus, NULL, NULL, &sig), 'Z');
     ck_assert(plus); /* the proxy offered -PLUS on its TLS front and bound it to its cert */
     ck_assert(sig);  /* and proved it holds the verifier */
+    expect_proxy_key(c);
     ck_assert_str_eq(up.mech, SCRAM_MECH_PLUS);
     ck_assert_msg(up.proof_ok, "upstream: %s", up.proof_err); /* the recovered ClientKey */
     ck_assert_int_eq(sfx_client_query(c, "SELECT 2"), 'Z');

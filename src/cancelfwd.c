@@ -135,8 +135,8 @@ static enum cancel_outcome cancel_decide(struct conn *c, const struct sockaddr *
         cancel_penalize(sa);
         return CANCEL_UNKNOWN_KEY;
     }
-    switch (keymap_cancel_begin(f->pid, f->key, f->keylen, cancel_now_ms(), CANCEL_COALESCE_MS,
-                                t)) {
+    switch (
+        keymap_cancel_begin(f->pid, f->key, f->keylen, cancel_now_ms(), CANCEL_COALESCE_MS, t)) {
     case KEYMAP_UNKNOWN:
         cancel_penalize(sa);
         o = CANCEL_UNKNOWN_KEY;

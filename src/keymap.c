@@ -59,8 +59,7 @@ static struct keymap_entry *by_pid(uint32_t pid)
 static struct keymap_entry *find(uint32_t pid, const uint8_t *key, size_t keylen)
 {
     struct keymap_entry *e = by_pid(pid);
-    if (e == NULL || key == NULL || e->keylen != keylen ||
-        CRYPTO_memcmp(e->key, key, keylen) != 0)
+    if (e == NULL || key == NULL || e->keylen != keylen || CRYPTO_memcmp(e->key, key, keylen) != 0)
         return NULL;
     return e;
 }

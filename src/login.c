@@ -226,8 +226,8 @@ static int backend_key(struct conn *c, const uint8_t *m, size_t n)
     out[6] = (uint8_t)(mine >> 16);
     out[7] = (uint8_t)(mine >> 8);
     out[8] = (uint8_t)mine;
-    log_debug("event=backend_key conn=%llu upstream_pid=%u key_bytes=%zu", (unsigned long long)c->id,
-              pid, keylen);
+    log_debug("event=backend_key conn=%llu upstream_pid=%u key_bytes=%zu",
+              (unsigned long long)c->id, pid, keylen);
     int r = relay_emit(c, &c->front, out, n);
     OPENSSL_cleanse(out, sizeof(out));
     return r;

@@ -196,6 +196,7 @@ start_session() {
     wait_line "$TMP/$name.out" '^query-sent$' 10 || return 1
     read -r SESS_BPID SESS_KEY < <(sed -n \
         's/^login=ok pid=\([0-9]*\) key=\([0-9a-f]*\)$/\1 \2/p' "$TMP/$name.out")
+    # shellcheck disable=SC2034 # read by the sections (cancels.sh)
     [ -n "$SESS_BPID" ] && SESS_SPID=$(backend_active "query LIKE '%/* session $tag */'")
 }
 

@@ -2,8 +2,9 @@
  * keymap.h - the cancel keys the proxy gives its clients, each mapped to
  * the upstream's own BackendKeyData and the session's route.
  *
- * The client never sees the server's pid/key: the proxy sends its own
- * (random, keymap_add), and a CancelRequest is looked up by that key. A
+ * The client never sees the server's key: the proxy sends its own (random,
+ * keymap_add; the pid stays the server's), and a CancelRequest is looked
+ * up by that key. A
  * hit is forwarded with the server's pid/key to the route the session
  * runs on (not the route the cancel's connection would take: a cancel
  * carries no server name or database). Anything else cancels nothing: a
@@ -38,9 +39,11 @@ struct keymap_target {
 /*
  * A session's server sent server_pid/server_key (keylen 4..256) and runs
  * on route rt (a reference is taken; NULL is allowed, for tests). Makes
- * the proxy's key for the client: *client_pid random in 1..2^31-1 and
- * unique among live entries, client_key[0..keylen) random (the same
- * length as the server's, so the BackendKeyData keeps its size). NULL if
+ * the proxy's key for the client: *client_pid is the server's pid (so
+ * pg_backend_pid(), NotificationResponse pids and PQbackendPID agree),
+ * client_key[0..keylen) random, never the server's, and unique among live
+ * entries with that pid (the same length as the server's, so the
+ * BackendKeyData keeps its size). NULL if
  * keylen is out of bounds, out of memory or out of randomness.
  */
 struct keymap_entry *keymap_add(struct route *rt, uint32_t server_pid, const uint8_t *server_key,

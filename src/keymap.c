@@ -6,8 +6,8 @@
  *
  * Owns the entries, both keys in them and a route reference each. Never
  * logs a key: a key is what lets anyone cancel a session's queries. The
- * proxy's pid is unique among live entries, so a look-up finds at most one
- * candidate and its key is then compared in constant time (CRYPTO_memcmp).
+ * client keeps the server's pid; the key is the proxy's, so a look-up
+ * compares each live entry with that pid in constant time (CRYPTO_memcmp).
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -20,8 +20,9 @@
 #include "route.h"
 
 #define KEYMAP_BUCKETS 4096
-/* Draws of a pid before giving up: with 2^31 pids and at most a few
- * hundred thousand sessions, one draw collides with odds below 1e-4. */
+/* Draws of a key before giving up: a draw collides only with a live entry
+ * of the same pid (the same backend pid on another upstream) and the same
+ * key: odds below 2^-32 per draw. */
 #define KEYMAP_PID_TRIES 16
 
 struct keymap_entry {
@@ -45,38 +46,19 @@ static size_t bucket_of(uint32_t pid)
     return (pid * 2654435761u) % KEYMAP_BUCKETS;
 }
 
-/* The live entry with this proxy pid (unique), or NULL. Locked. */
-static struct keymap_entry *by_pid(uint32_t pid)
-{
-    for (struct keymap_entry *e = buckets[bucket_of(pid)]; e != NULL; e = e->next)
-        if (e->pid == pid)
-            return e;
-    return NULL;
-}
-
-/* The entry for pid/key, or NULL; the key compare is constant-time. The
+/* The entry for pid/key, or NULL. Several live entries may share a pid
+ * (the same backend pid on two upstreams); each candidate's key is compared
+ * in constant time, and at most one matches (keymap_add sees to it). The
  * length is not secret (the client chose what it sent). Locked. */
 static struct keymap_entry *find(uint32_t pid, const uint8_t *key, size_t keylen)
 {
-    struct keymap_entry *e = by_pid(pid);
-    if (e == NULL || key == NULL || e->keylen != keylen || CRYPTO_memcmp(e->key, key, keylen) != 0)
+    struct keymap_entry *hit = NULL;
+    if (key == NULL)
         return NULL;
-    return e;
-}
-
-/* A random pid in 1..2^31-1: PostgreSQL's pids are positive, and drivers
- * keep the BackendKeyData pid in a signed 32-bit int (libpq's be_pid,
- * pgJDBC, Npgsql), some of which print or check it as such. */
-static int random_pid(uint32_t *pid)
-{
-    uint32_t p = 0;
-    while (p == 0) {
-        if (RAND_bytes((unsigned char *)&p, sizeof(p)) != 1)
-            return -1;
-        p &= 0x7fffffffu;
-    }
-    *pid = p;
-    return 0;
+    for (struct keymap_entry *e = buckets[bucket_of(pid)]; e != NULL; e = e->next)
+        if (e->pid == pid && e->keylen == keylen && CRYPTO_memcmp(e->key, key, keylen) == 0)
+            hit = e;
+    return hit;
 }
 
 struct keymap_entry *keymap_add(struct route *rt, uint32_t server_pid, const uint8_t *server_key,
@@ -94,15 +76,19 @@ struct keymap_entry *keymap_add(struct route *rt, uint32_t server_pid, const uin
     e->cancel_sent_ms = 0;
     e->server_key = e->key + keylen;
     memcpy(e->server_key, server_key, keylen);
-    if (RAND_bytes(e->key, (int)keylen) != 1)
-        goto fail;
 
+    /* The client keeps the server's pid (pg_backend_pid(), a
+     * NotificationResponse's pid and PQbackendPID agree, as tools expect);
+     * the key is the proxy's own, random, unique among live entries with
+     * that pid. */
+    e->pid = server_pid;
     bool placed = false;
     pthread_mutex_lock(&lock);
     for (int i = 0; i < KEYMAP_PID_TRIES && !placed; i++) {
-        if (random_pid(&e->pid) < 0)
+        if (RAND_bytes(e->key, (int)keylen) != 1)
             break;
-        if (by_pid(e->pid) != NULL)
+        if (find(e->pid, e->key, keylen) != NULL ||
+            CRYPTO_memcmp(e->key, e->server_key, keylen) == 0)
             continue;
         struct keymap_entry **head = &buckets[bucket_of(e->pid)];
         e->next = *head;

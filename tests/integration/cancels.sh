@@ -18,7 +18,8 @@
 #      connection", "EOF detected"), a TLS cancel costs one upstream
 #      connection (its early leg), and the cancels work.
 #   e. proxy-owned cancel keys (issue 14): a client's BackendKeyData pid is
-#      not the server's pid; the proxy's key sent straight to PostgreSQL
+#      the server's (pg_backend_pid()), its key the proxy's: the proxy's key
+#      sent straight to PostgreSQL
 #      cancels nothing; a server's real pid/key (a direct session's) sent to
 #      the proxy cancels nothing; a replayed key of an ended session cancels
 #      nothing; the proxy's key sent to the proxy cancels the right query.
@@ -266,10 +267,12 @@ KEYS_LOG=$CUR_LOG
 out=$(pgc pids "$(ci "$KEYS_PORT")")
 cpid=$(sed -n 's/^client_pid=\([0-9-]*\) .*/\1/p' <<<"$out")
 spid=$(sed -n 's/.* server_pid=\([0-9]*\)$/\1/p' <<<"$out")
-if [[ $cpid =~ ^[0-9]+$ && $spid =~ ^[0-9]+$ ]] && [ "$cpid" != "$spid" ]; then
-    pass "proxy keys: libpq's BackendKeyData pid ($cpid) is the proxy's, not the server's ($spid)"
+if [[ $cpid =~ ^[0-9]+$ && $spid =~ ^[0-9]+$ ]] && [ "$cpid" = "$spid" ]; then
+    pass "proxy keys: libpq's BackendKeyData pid ($cpid) is the server's pg_backend_pid() (only \
+the key is the proxy's)"
 else
-    fail "proxy keys: libpq's BackendKeyData pid is not the server's" "$(oneline "$out")"
+    fail "proxy keys: libpq's BackendKeyData pid is the server's pg_backend_pid()" \
+        "$(oneline "$out")"
 fi
 # A session through the proxy (S), one straight to PostgreSQL (D: its key is
 # a real server key) and another through the proxy (T).
@@ -279,10 +282,10 @@ if start_session keys-s "$KEYS_PORT" "SELECT pg_sleep(30)"; then
     D_PID=$SESS_PID D_BPID=$SESS_BPID D_KEY=$SESS_KEY D_SPID=$SESS_SPID
     start_session keys-t "$KEYS_PORT" "SELECT 'survived' FROM pg_sleep(4)"
     T_PID=$SESS_PID
-    expect "proxy keys: the session's key pid is the proxy's ($S_BPID), not its server pid \
-($S_SPID); a direct session's is the server's" "proxy=$([ "$S_BPID" != "$S_SPID" ] && echo \
-differs) direct=$([ -n "$D_BPID" ] && [ "$D_BPID" = "$D_SPID" ] && echo same)" \
-        '^proxy=differs direct=same$'
+    expect "proxy keys: the session's key pid is its server pid ($S_SPID), as a direct \
+session's is" "proxy=$([ -n "$S_BPID" ] && [ "$S_BPID" = "$S_SPID" ] && echo \
+same) direct=$([ -n "$D_BPID" ] && [ "$D_BPID" = "$D_SPID" ] && echo same)" \
+        '^proxy=same direct=same$'
     # The proxy's key straight to PostgreSQL: not a key PostgreSQL knows.
     raw cancel 127.0.0.1 "$PGPORT" "$S_BPID" "$S_KEY" >/dev/null
     # A server's real pid/key to the proxy, plaintext and inside TLS.

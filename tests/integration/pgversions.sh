@@ -177,14 +177,14 @@ sslmode=verify-full sslrootcert=$CERTS/db-ca.crt connect_timeout=20" \
     out=$(l18 "$PGCLIENT18" proto "$(ci "$P" max_protocol_version=3.2)")
     expect "PostgreSQL $V, libpq 18 max_protocol_version=3.2 through the proxy: protocol $want_proto" \
         "$out" "^lib=18[0-9]{4} proto=$want_proto server=${V}00[0-9]{2} front_ssl=1 backend_ssl=t "
-    # The client holds the proxy's cancel key (issue 14), not the server's.
+    # The client holds the proxy's cancel key (issue 14) with the server's pid.
     cpid=$(sed -n 's/.* client_pid=\([0-9-]*\) .*/\1/p' <<<"$out")
     spid=$(sed -n 's/.* server_pid=\([0-9]*\)$/\1/p' <<<"$out")
-    if [[ $cpid =~ ^[0-9]+$ && $spid =~ ^[0-9]+$ ]] && [ "$cpid" != "$spid" ]; then
+    if [[ $cpid =~ ^[0-9]+$ && $spid =~ ^[0-9]+$ ]] && [ "$cpid" = "$spid" ]; then
         pass "PostgreSQL $V, protocol $want_proto: the client's BackendKeyData pid ($cpid) is the \
-proxy's, not the server's ($spid)"
+server's pg_backend_pid()"
     else
-        fail "PostgreSQL $V: the client's BackendKeyData pid is the proxy's" "$(oneline "$out")"
+        fail "PostgreSQL $V: the client's BackendKeyData pid is the server's" "$(oneline "$out")"
     fi
     want_key=4
     [ "$want_proto" = 30002 ] && want_key=32

@@ -102,7 +102,8 @@ START_TEST(keymap_proxy_key_maps_to_server_key)
 END_TEST
 
 /* The same server pid and key on two upstreams (two servers can hand out
- * the same pid): two proxy keys, each mapped to its own route. */
+ * the same pid): the client keeps the pid, and two proxy keys tell the
+ * sessions apart, each mapped to its own route. */
 START_TEST(keymap_same_server_pid_two_routes)
 {
     struct route *ra = test_route("a.db.internal", 5433);
@@ -112,7 +113,9 @@ START_TEST(keymap_same_server_pid_two_routes)
     uint8_t ka[4], kb[4];
     struct keymap_entry *a = add(ra, 555, sk, 4, &pa, ka);
     struct keymap_entry *b = add(rb, 555, sk, 4, &pb, kb);
-    ck_assert_uint_ne(pa, pb);
+    ck_assert_uint_eq(pa, 555);
+    ck_assert_uint_eq(pb, 555);
+    ck_assert_mem_ne(ka, kb, 4);
     struct keymap_target t;
     ck_assert(keymap_lookup(pa, ka, 4, &t));
     ck_assert_ptr_eq(t.route, ra);
@@ -124,7 +127,7 @@ START_TEST(keymap_same_server_pid_two_routes)
     ck_assert_mem_eq(t.key, sk, 4);
     keymap_target_clear(&t);
     /* a key against the other's pid: nothing */
-    ck_assert(!keymap_contains(pa, kb, 4) || memcmp(ka, kb, 4) == 0);
+    ck_assert(!keymap_contains(pa, sk, 4)); /* the server's own key: nothing */
     keymap_remove(b);
     ck_assert(keymap_contains(pa, ka, 4));
     ck_assert(!keymap_contains(pb, kb, 4));
@@ -167,7 +170,7 @@ END_TEST
 #define GEN_N 2000
 
 /* Generation: 2,000 sessions with the same server key get 2,000 distinct
- * pids (non-zero, positive as a signed 32-bit int) and keys; the key
+ * keys for one pid (the server's, kept); the key
  * bytes look random (every byte value seen, no byte fixed). */
 START_TEST(keymap_generation_random_unique)
 {
@@ -179,15 +182,14 @@ START_TEST(keymap_generation_random_unique)
     unsigned seen[256] = {0};
     for (int i = 0; i < GEN_N; i++) {
         e[i] = add(NULL, 4242, sk, 4, &pid[i], key[i]);
-        ck_assert_uint_ne(pid[i], 0);
-        ck_assert_uint_le(pid[i], 0x7fffffffu);
+        ck_assert_uint_eq(pid[i], 4242); /* the server's pid is kept */
         for (int j = 0; j < 4; j++)
             seen[key[i][j]]++;
     }
     ck_assert_uint_eq(keymap_count(), n0 + GEN_N);
     for (int i = 0; i < GEN_N; i++)
         for (int j = i + 1; j < GEN_N; j++)
-            ck_assert_msg(pid[i] != pid[j], "pid %u given twice", pid[i]);
+            ck_assert_msg(memcmp(key[i], key[j], 4) != 0, "key given twice (%d, %d)", i, j);
     /* 8,000 random bytes: each of the 256 values is expected ~31 times;
      * missing one has odds of about 256 * e^-31. */
     for (int v = 0; v < 256; v++)

@@ -44,6 +44,7 @@
 #include "login.h"
 #include "pgproto.h"
 #include "pgtrack.h"
+#include "route.h"
 
 #define IDLE_RELEASE_MS 1000  /* quiet this long: record buffers freed */
 #define DRAIN_TIMEOUT_MS 5000 /* flush + linger, at most */
@@ -57,7 +58,6 @@ struct cancelfwd;    /* cancelfwd.c: a CancelRequest on its way upstream */
 struct dial;         /* dial.c: resolver and connect state, freed once up */
 struct keymap_entry; /* keymap.c */
 struct auth;         /* auth.c */
-struct route;        /* route.h */
 
 struct conn {
     struct worker *w;
@@ -72,6 +72,10 @@ struct conn {
     unsigned refs; /* open handles + pending requests that hold c */
     unsigned shutdowns;
     struct route *route;             /* where the back leg goes (a reference) */
+    struct route_table *table;       /* the worker's routes at accept (a reference) */
+    struct route_sni sni;            /* the route the client's SNI named (front TLS) */
+    bool route_decided;              /* route is the session's (front.c front_route) */
+    uint16_t local_port;             /* the port the client connected to (route listen-port) */
     const struct back_ops *back_ops; /* the back leg's owner: session, cancel or probe */
     struct dial *dial;
     struct cancelfwd *cancel; /* the client's CancelRequest, when it sent one */

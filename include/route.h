@@ -38,31 +38,31 @@ struct config;
 
 struct route {
     atomic_uint refs;
-    char *name;       /* "default", or the NAME of [route NAME] */
-    char **sni;       /* lower-case exact names and "*.suffix" wildcards */
+    char *name; /* "default", or the NAME of [route NAME] */
+    char **sni; /* lower-case exact names and "*.suffix" wildcards */
     size_t nsni;
     char **databases; /* exact database names */
     size_t ndatabases;
-    unsigned listen_port;        /* sessions accepted on this port; 0 = none */
-    char *host;                  /* --client-connection-host-or-ip */
-    unsigned port;               /* --client-connection-port */
-    char *verify_name;           /* --client-tls-validation-host (default: host) */
-    bool direct_tls;             /* --client-direct-tls: ClientHello first, ALPN postgresql */
-    SSL_CTX *back_ctx;           /* roots, client certificate, versions (a reference) */
-    SSL_CTX *front_ctx;          /* the certificate its clients see (a reference; may be NULL) */
-    unsigned connect_timeout_ms; /* resolve -> verified TLS; 0 = none */
-    unsigned keepalive_s;        /* TCP keepalive on the back leg; 0 = off */
-    int auth_mode;               /* --auth-mode: enum auth_mode (config.h) */
-    struct authfile *auth;       /* --auth-file, loaded with the route (scram mode) */
+    unsigned listen_port;         /* sessions accepted on this port; 0 = none */
+    char *host;                   /* --client-connection-host-or-ip */
+    unsigned port;                /* --client-connection-port */
+    char *verify_name;            /* --client-tls-validation-host (default: host) */
+    bool direct_tls;              /* --client-direct-tls: ClientHello first, ALPN postgresql */
+    SSL_CTX *back_ctx;            /* roots, client certificate, versions (a reference) */
+    SSL_CTX *front_ctx;           /* the certificate its clients see (a reference; may be NULL) */
+    unsigned connect_timeout_ms;  /* resolve -> verified TLS; 0 = none */
+    unsigned keepalive_s;         /* TCP keepalive on the back leg; 0 = off */
+    int auth_mode;                /* --auth-mode: enum auth_mode (config.h) */
+    struct authfile *auth;        /* --auth-file, loaded with the route (scram mode) */
     struct cidr_list allow_from;  /* --server-allow-from; empty: everyone */
     struct cidr_list allow_plain; /* --server-allow-plaintext-from; empty: nobody */
 };
 
 struct route_table {
     atomic_uint refs;
-    SSL_CTX *front_ctx;  /* the listener's certificate (a reference) */
-    struct route *dflt;  /* from the global options; NULL when they name no upstream */
-    struct route **all;  /* dflt first when there is one, then the file's routes in order */
+    SSL_CTX *front_ctx; /* the listener's certificate (a reference) */
+    struct route *dflt; /* from the global options; NULL when they name no upstream */
+    struct route **all; /* dflt first when there is one, then the file's routes in order */
     size_t n;
 };
 

@@ -104,13 +104,14 @@ static void conn_free(struct conn *c)
         if (c->login_sqlstate[0] != '\0')
             snprintf(login, sizeof(login), " sqlstate=%s severity=\"%s\"", c->login_sqlstate,
                      c->login_severity);
-        log_info("event=closed conn=%llu front=%s%s%s route=\"%s\" sni=\"%s\" user=\"%s\" database=\"%s\" "
+        log_info("event=closed conn=%llu front=%s%s%s route=\"%s\" sni=\"%s\" user=\"%s\" "
+                 "database=\"%s\" "
                  "application_name=\"%s\" upstream=%s front_tls=%s front_cipher=%s "
                  "back_tls=%s back_cipher=%s bytes_from_client=%llu bytes_from_upstream=%llu "
                  "duration_ms=%llu outcome=%s%s reason=\"%s\"",
                  (unsigned long long)c->id, c->front_addr, c->lb_addr[0] ? " via=" : "", c->lb_addr,
-                 route_name(c), sni != NULL ? log_escape(sni, sq, sizeof(sq)) : "", c->info.user, c->info.database,
-                 c->info.application_name, c->back_addr,
+                 route_name(c), sni != NULL ? log_escape(sni, sq, sizeof(sq)) : "", c->info.user,
+                 c->info.database, c->info.application_name, c->back_addr,
                  c->front.tls_up ? leg_tls_version(&c->front) : "none",
                  c->front.tls_up ? leg_tls_cipher(&c->front) : "none",
                  c->back.tls_up ? leg_tls_version(&c->back) : "none",
@@ -477,16 +478,18 @@ void conn_log_established(struct conn *c, bool verified)
         return;
     c->established_logged = true;
     uint64_t now = uv_now(c->w->loop);
-    log_info("event=established conn=%llu front=%s route=\"%s\" upstream=%s user=\"%s\" database=\"%s\" "
-             "application_name=\"%s\" front_tls=%s front_cipher=%s back_tls=%s back_cipher=%s "
-             "setup_ms=%llu login_ms=%llu auth=%s%s",
-             (unsigned long long)c->id, c->front_addr, route_name(c), c->back_addr, c->info.user,
-             c->info.database, c->info.application_name, c->front.plain ? "none" : leg_tls_version(&c->front),
-             c->front.plain ? "none" : leg_tls_cipher(&c->front), leg_tls_version(&c->back),
-             leg_tls_cipher(&c->back), (unsigned long long)(c->join_ms - c->start_ms),
-             (unsigned long long)(now - c->join_ms),
-             auth_mode_name(c->route != NULL ? c->route->auth_mode : AUTH_PASSTHROUGH),
-             verified ? "" : " login=unverified");
+    log_info(
+        "event=established conn=%llu front=%s route=\"%s\" upstream=%s user=\"%s\" database=\"%s\" "
+        "application_name=\"%s\" front_tls=%s front_cipher=%s back_tls=%s back_cipher=%s "
+        "setup_ms=%llu login_ms=%llu auth=%s%s",
+        (unsigned long long)c->id, c->front_addr, route_name(c), c->back_addr, c->info.user,
+        c->info.database, c->info.application_name,
+        c->front.plain ? "none" : leg_tls_version(&c->front),
+        c->front.plain ? "none" : leg_tls_cipher(&c->front), leg_tls_version(&c->back),
+        leg_tls_cipher(&c->back), (unsigned long long)(c->join_ms - c->start_ms),
+        (unsigned long long)(now - c->join_ms),
+        auth_mode_name(c->route != NULL ? c->route->auth_mode : AUTH_PASSTHROUGH),
+        verified ? "" : " login=unverified");
 }
 
 void conn_join(struct conn *c)

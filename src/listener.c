@@ -276,8 +276,7 @@ int listener_start_many(struct worker *w, const struct addrinfo *const *res, siz
                 return -1;
             }
             if (off < boundlen)
-                off +=
-                    (size_t)snprintf(bound + off, boundlen - off, "%s%s", off ? "," : "", where);
+                off += (size_t)snprintf(bound + off, boundlen - off, "%s%s", off ? "," : "", where);
         }
     }
     if (w->nlisteners == 0) {

@@ -410,9 +410,8 @@ enum route_verdict route_table_decide(const struct route_table *t, const char *s
     /* A route's own port is that route's: a client cannot reach another
      * route through it (an operator may expose only that port). */
     if (shared > 0 && r->listen_port != port) {
-        snprintf(msg, msglen,
-                 "pg-tls-proxy: port %u belongs to %s%s but %s \"%s\" to route %s", port,
-                 shared > 1 ? "other routes" : "route ", shared > 1 ? "" : pr->name,
+        snprintf(msg, msglen, "pg-tls-proxy: port %u belongs to %s%s but %s \"%s\" to route %s",
+                 port, shared > 1 ? "other routes" : "route ", shared > 1 ? "" : pr->name,
                  sr != NULL ? "server name" : "database", sr != NULL ? name : db, r->name);
         snprintf(hint, hintlen, "connect to the port of route %s, or to the shared port: %s",
                  r->name, routes);

@@ -465,8 +465,7 @@ static int build_back(const struct config *cfg, struct tls_contexts *out, char *
 }
 
 /* The front leg's context: identity, policy, mTLS roots. */
-static int build_front(const struct config *cfg, struct tls_contexts *out, char *err,
-                       size_t errlen)
+static int build_front(const struct config *cfg, struct tls_contexts *out, char *err, size_t errlen)
 {
     out->front = tlsctx_front(cfg->front_cert_path, cfg->front_key_path, out->front_summary,
                               sizeof(out->front_summary), err, errlen);

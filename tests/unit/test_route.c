@@ -155,7 +155,7 @@ START_TEST(sni_lookup)
     ck_assert_ptr_eq(route_table_by_sni(t, "A.Example.COM"), rs[0]);
     ck_assert_ptr_eq(route_table_by_sni(t, "x.example.com"), rs[1]);
     ck_assert_ptr_eq(route_table_by_sni(t, "x.y.example.com"), rs[1]);
-    ck_assert_ptr_eq(route_table_by_sni(t, "b.example.com"), rs[1]); /* not *.b.example.com */
+    ck_assert_ptr_eq(route_table_by_sni(t, "b.example.com"), rs[1]);   /* not *.b.example.com */
     ck_assert_ptr_eq(route_table_by_sni(t, "y.b.example.com"), rs[2]); /* the longer suffix */
     ck_assert_ptr_eq(route_table_by_sni(t, "Z.B.Example.Com"), rs[2]);
     ck_assert_ptr_eq(route_table_by_sni(t, "db.example.org"), rs[2]); /* compared without case */
@@ -254,9 +254,9 @@ START_TEST(decide_single)
     struct route *r = NULL;
     char msg[256], hint[256];
     ck_assert(route_table_single(t));
-    ck_assert_int_eq(route_table_decide(t, "any.name", "anydb", 1234, &r, msg, sizeof(msg), hint,
-                                        sizeof(hint)),
-                     ROUTE_OK);
+    ck_assert_int_eq(
+        route_table_decide(t, "any.name", "anydb", 1234, &r, msg, sizeof(msg), hint, sizeof(hint)),
+        ROUTE_OK);
     ck_assert_ptr_eq(r, t->dflt);
     route_table_unref(t);
 }
@@ -367,10 +367,18 @@ static void two_routes_init(struct two_routes *x, const struct pki *p)
     x->b_sni[1] = (char *)(uintptr_t) "*.b.localhost";
     x->a_db[0] = (char *)(uintptr_t) "app_a";
     x->b_db[0] = (char *)(uintptr_t) "app_b";
-    x->rc[0] = (struct route_conf){.name = (char *)(uintptr_t) "a", .sni = x->a_sni, .nsni = 1,
-                                   .databases = x->a_db, .ndatabases = 1, .cfg = &x->acfg};
-    x->rc[1] = (struct route_conf){.name = (char *)(uintptr_t) "b", .sni = x->b_sni, .nsni = 2,
-                                   .databases = x->b_db, .ndatabases = 1, .listen_port = 6434,
+    x->rc[0] = (struct route_conf){.name = (char *)(uintptr_t) "a",
+                                   .sni = x->a_sni,
+                                   .nsni = 1,
+                                   .databases = x->a_db,
+                                   .ndatabases = 1,
+                                   .cfg = &x->acfg};
+    x->rc[1] = (struct route_conf){.name = (char *)(uintptr_t) "b",
+                                   .sni = x->b_sni,
+                                   .nsni = 2,
+                                   .databases = x->b_db,
+                                   .ndatabases = 1,
+                                   .listen_port = 6434,
                                    .cfg = &x->bcfg};
     x->global.routes = x->rc;
     x->global.nroutes = 2;

@@ -5,7 +5,9 @@
  * A connection has two legs that start in parallel once the client has sent
  * an SSLRequest (at most 64 such early back legs at once, and none while
  * clients have been wasting them; then the back leg starts once the
- * StartupMessage is in):
+ * StartupMessage is in). With several routes (--config), the upstream is
+ * known only once the client's SNI (after the handshake) or StartupMessage
+ * names it: the back leg starts then (route.h):
  *
  *   front: FIRST --SSLRequest/'S'--> TLS --handshake--> STARTUP --packet--> WAIT --+
  *   back:  IDLE --> RESOLVE --> CONNECT --> SSLREQ --'S'--> TLS --verified--> READY -+

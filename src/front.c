@@ -8,7 +8,9 @@
  *
  * Mirrors the back leg (dial.c, back.c): it starts the upstream leg early
  * when admit.c allows, and hands over to conn.c's join once the
- * StartupMessage is in. Never frees a connection; after any call that may
+ * StartupMessage is in. Decides the session's route (front_route: SNI,
+ * database, listen port, default; route.h) and refuses a client no route
+ * takes with 08004. Never frees a connection; after any call that may
  * end it, returns. Never answers an SSLRequest with an error
  * (CVE-2024-10977) and never accepts bytes behind one (CVE-2021-23214).
  */

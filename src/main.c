@@ -65,6 +65,9 @@ struct supervisor {
     uv_timer_t expiry_timer;
     int64_t front_expiry;
     char front_not_after[32];
+    /* the ports listened on (server-port and the routes' listen-ports) */
+    const unsigned *ports;
+    size_t nports;
 };
 
 #define WATCH_DEBOUNCE_MS 500 /* one reload for a burst of file events */
@@ -233,6 +236,20 @@ static void reload(struct supervisor *sv, const char *why)
     }
     metrics_reload(true);
     publish_expiry(&ctx);
+    /* Listening sockets are bound once, at start: a listen-port new in
+     * this configuration has none until the next restart. */
+    for (size_t i = 0; i < routes->n; i++) {
+        unsigned p = routes->all[i]->listen_port;
+        bool bound = p == 0;
+        for (size_t j = 0; j < sv->nports && !bound; j++)
+            bound = sv->ports[j] == p;
+        if (!bound)
+            log_warn("event=listen_port_unbound route=\"%s\" listen_port=%u reason=\"listen "
+                     "ports are bound at start\" hint=\"restart the proxy to listen on it; until "
+                     "then its clients reach the route by server name or database on another "
+                     "port\"",
+                     routes->all[i]->name, p);
+    }
     for (unsigned i = 0; i < sv->nworkers; i++)
         if (!atomic_load(&sv->workers[i].finished))
             worker_offer_routes(&sv->workers[i], routes);
@@ -469,7 +486,8 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
     for (size_t i = 0; i < nports; i++)
         freeaddrinfo(addrs[i]);
     free(addrs);
-    free(ports);
+    sv.ports = ports;
+    sv.nports = nports;
 
     log_info("event=started version=%s listen=%s workers=%u upstream=%s:%u verify_name=\"%s\" "
              "upstream_direct_tls=%s ca_roots=\"%s\" front_certificate=[%s] "
@@ -522,6 +540,7 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
     if (uv_loop_close(&main_loop) != 0)
         status = 1;
     free(sv.workers);
+    free(ports);
     log_info("event=stopped");
     return status;
 }

@@ -71,10 +71,10 @@ static const char *route_name(const struct conn *c)
 void conn_log_accepted(struct conn *c)
 {
     c->accept_logged = true;
-    log_info("event=accepted conn=%llu front=%s%s%s route=\"%s\"%s%s", (unsigned long long)c->id,
-             c->front_addr, c->lb_addr[0] ? " via=" : "", c->lb_addr, route_name(c),
+    log_info("event=accepted conn=%llu front=%s%s%s%s%s route=\"%s\"", (unsigned long long)c->id,
+             c->front_addr, c->lb_addr[0] ? " via=" : "", c->lb_addr,
              c->denied ? " denied=not_in_server_allow_from" : "",
-             c->accept_note != NULL ? c->accept_note : "");
+             c->accept_note != NULL ? c->accept_note : "", route_name(c));
 }
 
 static void conn_free(struct conn *c)
@@ -104,14 +104,13 @@ static void conn_free(struct conn *c)
         if (c->login_sqlstate[0] != '\0')
             snprintf(login, sizeof(login), " sqlstate=%s severity=\"%s\"", c->login_sqlstate,
                      c->login_severity);
-        log_info("event=closed conn=%llu front=%s%s%s route=\"%s\" sni=\"%s\" user=\"%s\" "
-                 "database=\"%s\" "
-                 "application_name=\"%s\" upstream=%s front_tls=%s front_cipher=%s "
+        log_info("event=closed conn=%llu front=%s%s%s sni=\"%s\" user=\"%s\" database=\"%s\" "
+                 "application_name=\"%s\" route=\"%s\" upstream=%s front_tls=%s front_cipher=%s "
                  "back_tls=%s back_cipher=%s bytes_from_client=%llu bytes_from_upstream=%llu "
                  "duration_ms=%llu outcome=%s%s reason=\"%s\"",
                  (unsigned long long)c->id, c->front_addr, c->lb_addr[0] ? " via=" : "", c->lb_addr,
-                 route_name(c), sni != NULL ? log_escape(sni, sq, sizeof(sq)) : "", c->info.user,
-                 c->info.database, c->info.application_name, c->back_addr,
+                 sni != NULL ? log_escape(sni, sq, sizeof(sq)) : "", c->info.user, c->info.database,
+                 c->info.application_name, route_name(c), c->back_addr,
                  c->front.tls_up ? leg_tls_version(&c->front) : "none",
                  c->front.tls_up ? leg_tls_cipher(&c->front) : "none",
                  c->back.tls_up ? leg_tls_version(&c->back) : "none",
@@ -478,18 +477,18 @@ void conn_log_established(struct conn *c, bool verified)
         return;
     c->established_logged = true;
     uint64_t now = uv_now(c->w->loop);
-    log_info(
-        "event=established conn=%llu front=%s route=\"%s\" upstream=%s user=\"%s\" database=\"%s\" "
-        "application_name=\"%s\" front_tls=%s front_cipher=%s back_tls=%s back_cipher=%s "
-        "setup_ms=%llu login_ms=%llu auth=%s%s",
-        (unsigned long long)c->id, c->front_addr, route_name(c), c->back_addr, c->info.user,
-        c->info.database, c->info.application_name,
-        c->front.plain ? "none" : leg_tls_version(&c->front),
-        c->front.plain ? "none" : leg_tls_cipher(&c->front), leg_tls_version(&c->back),
-        leg_tls_cipher(&c->back), (unsigned long long)(c->join_ms - c->start_ms),
-        (unsigned long long)(now - c->join_ms),
-        auth_mode_name(c->route != NULL ? c->route->auth_mode : AUTH_PASSTHROUGH),
-        verified ? "" : " login=unverified");
+    log_info("event=established conn=%llu front=%s upstream=%s user=\"%s\" database=\"%s\" "
+             "application_name=\"%s\" route=\"%s\" front_tls=%s front_cipher=%s back_tls=%s "
+             "back_cipher=%s "
+             "setup_ms=%llu login_ms=%llu auth=%s%s",
+             (unsigned long long)c->id, c->front_addr, c->back_addr, c->info.user, c->info.database,
+             c->info.application_name, route_name(c),
+             c->front.plain ? "none" : leg_tls_version(&c->front),
+             c->front.plain ? "none" : leg_tls_cipher(&c->front), leg_tls_version(&c->back),
+             leg_tls_cipher(&c->back), (unsigned long long)(c->join_ms - c->start_ms),
+             (unsigned long long)(now - c->join_ms),
+             auth_mode_name(c->route != NULL ? c->route->auth_mode : AUTH_PASSTHROUGH),
+             verified ? "" : " login=unverified");
 }
 
 void conn_join(struct conn *c)

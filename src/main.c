@@ -439,7 +439,7 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
     sv.cfg = cfg;
     sv.nworkers = cfg->workers > 0 ? cfg->workers : cpu_count();
     /* server-port, then every distinct listen-port of a route. */
-    struct addrinfo **addrs = calloc(routes->n + 1, sizeof(*addrs));
+    struct addrinfo **addrs = calloc(routes->n + 1, sizeof(struct addrinfo *));
     unsigned *ports = calloc(routes->n + 1, sizeof(*ports));
     size_t nports = 0;
     if (addrs == NULL || ports == NULL)

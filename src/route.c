@@ -216,7 +216,7 @@ struct route_table *route_table_build(const struct config *cfg, SSL_CTX *front, 
     if (t == NULL)
         goto oom;
     atomic_init(&t->refs, 1);
-    t->all = calloc(cfg->nroutes + 1, sizeof(*t->all));
+    t->all = calloc(cfg->nroutes + 1, sizeof(struct route *));
     if (t->all == NULL || (front != NULL && SSL_CTX_up_ref(front) != 1))
         goto oom;
     t->front_ctx = front;

@@ -5,7 +5,9 @@
  * A connection has two legs that start in parallel once the client has sent
  * an SSLRequest (at most 64 such early back legs at once, and none while
  * clients have been wasting them; then the back leg starts once the
- * StartupMessage is in):
+ * StartupMessage is in). With several routes (--config), the upstream is
+ * known only once the client's SNI (after the handshake) or StartupMessage
+ * names it: the back leg starts then (route.h):
  *
  *   front: FIRST --SSLRequest/'S'--> TLS --handshake--> STARTUP --packet--> WAIT --+
  *   back:  IDLE --> RESOLVE --> CONNECT --> SSLREQ --'S'--> TLS --verified--> READY -+
@@ -44,6 +46,7 @@
 #include "login.h"
 #include "pgproto.h"
 #include "pgtrack.h"
+#include "route.h"
 
 #define IDLE_RELEASE_MS 1000  /* quiet this long: record buffers freed */
 #define DRAIN_TIMEOUT_MS 5000 /* flush + linger, at most */
@@ -57,7 +60,6 @@ struct cancelfwd;    /* cancelfwd.c: a CancelRequest on its way upstream */
 struct dial;         /* dial.c: resolver and connect state, freed once up */
 struct keymap_entry; /* keymap.c */
 struct auth;         /* auth.c */
-struct route;        /* route.h */
 
 struct conn {
     struct worker *w;
@@ -72,6 +74,10 @@ struct conn {
     unsigned refs; /* open handles + pending requests that hold c */
     unsigned shutdowns;
     struct route *route;             /* where the back leg goes (a reference) */
+    struct route_table *table;       /* the worker's routes at accept (a reference) */
+    struct route_sni sni;            /* the route the client's SNI named (front TLS) */
+    bool route_decided;              /* route is the session's (front.c front_route) */
+    uint16_t local_port;             /* the port the client connected to (route listen-port) */
     const struct back_ops *back_ops; /* the back leg's owner: session, cancel or probe */
     struct dial *dial;
     struct cancelfwd *cancel; /* the client's CancelRequest, when it sent one */

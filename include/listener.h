@@ -61,6 +61,10 @@ int listener_resolve(const char *host, unsigned port, struct addrinfo **res, cha
  */
 int listener_start(struct worker *w, const struct addrinfo *res, bool all_addrs, char *bound,
                    size_t boundlen, char *err, size_t errlen);
+/* The same for several resolved ports (server-port and each route's
+ * listen-port): res[0..nres-1], every address of each. */
+int listener_start_many(struct worker *w, const struct addrinfo *const *res, size_t nres,
+                        bool all_addrs, char *bound, size_t boundlen, char *err, size_t errlen);
 /* Close every listener of w (a draining worker accepts no more). */
 void listener_stop(struct worker *w);
 

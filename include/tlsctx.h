@@ -1,7 +1,8 @@
 /*
  * tlsctx.h - building the front and back SSL_CTX.
  *
- * One context per leg for the whole process; sessions share it read-only.
+ * One context per leg for the process's default route, and one per route
+ * of --config (route.c); sessions share them read-only.
  */
 #ifndef PGTP_TLSCTX_H
 #define PGTP_TLSCTX_H
@@ -65,6 +66,15 @@ struct tls_contexts {
  */
 int tlsctx_build(const struct config *cfg, struct tls_contexts *out, char *err, size_t errlen);
 void tlsctx_contexts_free(struct tls_contexts *c);
+/*
+ * One route's contexts (route.c): its back context always, its front
+ * context only when own_front (its certificate or client-certificate
+ * policy differs from the global one: tlsctx_same_front). All or nothing.
+ */
+int tlsctx_build_route(const struct config *cfg, bool own_front, struct tls_contexts *out,
+                       char *err, size_t errlen);
+/* Do a and b describe the same front certificate, mTLS roots and policy? */
+bool tlsctx_same_front(const struct config *a, const struct config *b);
 
 /*
  * The front certificate's dates and chain, as found in the file at path, at

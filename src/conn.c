@@ -60,15 +60,21 @@ bool conn_transition(struct conn *c, const char *machine, const char *from, cons
     return false;
 }
 
+/* The route's name for the audit lines; "-" until it is decided. */
+static const char *route_name(const struct conn *c)
+{
+    return c->route_decided && c->route != NULL ? c->route->name : "-";
+}
+
 /* event=accepted: written once the first packet shows this is not a
  * plaintext CancelRequest, or when the connection ends without one. */
 void conn_log_accepted(struct conn *c)
 {
     c->accept_logged = true;
-    log_info("event=accepted conn=%llu front=%s%s%s%s%s", (unsigned long long)c->id, c->front_addr,
-             c->lb_addr[0] ? " via=" : "", c->lb_addr,
+    log_info("event=accepted conn=%llu front=%s%s%s%s%s route=\"%s\"", (unsigned long long)c->id,
+             c->front_addr, c->lb_addr[0] ? " via=" : "", c->lb_addr,
              c->denied ? " denied=not_in_server_allow_from" : "",
-             c->accept_note != NULL ? c->accept_note : "");
+             c->accept_note != NULL ? c->accept_note : "", route_name(c));
 }
 
 static void conn_free(struct conn *c)
@@ -99,12 +105,12 @@ static void conn_free(struct conn *c)
             snprintf(login, sizeof(login), " sqlstate=%s severity=\"%s\"", c->login_sqlstate,
                      c->login_severity);
         log_info("event=closed conn=%llu front=%s%s%s sni=\"%s\" user=\"%s\" database=\"%s\" "
-                 "application_name=\"%s\" upstream=%s front_tls=%s front_cipher=%s "
+                 "application_name=\"%s\" route=\"%s\" upstream=%s front_tls=%s front_cipher=%s "
                  "back_tls=%s back_cipher=%s bytes_from_client=%llu bytes_from_upstream=%llu "
                  "duration_ms=%llu outcome=%s%s reason=\"%s\"",
                  (unsigned long long)c->id, c->front_addr, c->lb_addr[0] ? " via=" : "", c->lb_addr,
                  sni != NULL ? log_escape(sni, sq, sizeof(sq)) : "", c->info.user, c->info.database,
-                 c->info.application_name, c->back_addr,
+                 c->info.application_name, route_name(c), c->back_addr,
                  c->front.tls_up ? leg_tls_version(&c->front) : "none",
                  c->front.tls_up ? leg_tls_cipher(&c->front) : "none",
                  c->back.tls_up ? leg_tls_version(&c->back) : "none",
@@ -116,6 +122,7 @@ static void conn_free(struct conn *c)
     keymap_remove(c->key);
     login_free(c);
     route_unref(c->route);
+    route_table_unref(c->table);
     leg_free(&c->front);
     leg_free(&c->back);
     free(c->startup);
@@ -438,7 +445,13 @@ struct conn *conn_new(struct worker *w)
     uv_timer_init(w->loop, &c->timer);
     c->timer.data = c;
     c->refs = 1; /* the timer */
-    c->route = route_ref(route_table_pick(w->routes));
+    /* Decided now when there is only the default route; else by front.c
+     * once the client has said where it goes (SNI, database, port). Until
+     * then the route held is the default (or first) one. */
+    c->table = route_table_ref(w->routes);
+    c->route = route_ref(route_table_pick(c->table));
+    c->route_decided = route_table_single(c->table);
+    c->sni.t = c->table;
     c->start_ms = uv_now(w->loop);
     c->front_deadline =
         w->rt->startup_timeout_ms ? c->start_ms + w->rt->startup_timeout_ms : UINT64_MAX;
@@ -465,10 +478,12 @@ void conn_log_established(struct conn *c, bool verified)
     c->established_logged = true;
     uint64_t now = uv_now(c->w->loop);
     log_info("event=established conn=%llu front=%s upstream=%s user=\"%s\" database=\"%s\" "
-             "application_name=\"%s\" front_tls=%s front_cipher=%s back_tls=%s back_cipher=%s "
+             "application_name=\"%s\" route=\"%s\" front_tls=%s front_cipher=%s back_tls=%s "
+             "back_cipher=%s "
              "setup_ms=%llu login_ms=%llu auth=%s%s",
              (unsigned long long)c->id, c->front_addr, c->back_addr, c->info.user, c->info.database,
-             c->info.application_name, c->front.plain ? "none" : leg_tls_version(&c->front),
+             c->info.application_name, route_name(c),
+             c->front.plain ? "none" : leg_tls_version(&c->front),
              c->front.plain ? "none" : leg_tls_cipher(&c->front), leg_tls_version(&c->back),
              leg_tls_cipher(&c->back), (unsigned long long)(c->join_ms - c->start_ms),
              (unsigned long long)(now - c->join_ms),

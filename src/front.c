@@ -8,12 +8,15 @@
  *
  * Mirrors the back leg (dial.c, back.c): it starts the upstream leg early
  * when admit.c allows, and hands over to conn.c's join once the
- * StartupMessage is in. Never frees a connection; after any call that may
+ * StartupMessage is in. Decides the session's route (front_route: SNI,
+ * database, listen port, default; route.h) and refuses a client no route
+ * takes with 08004. Never frees a connection; after any call that may
  * end it, returns. Never answers an SSLRequest with an error
  * (CVE-2024-10977) and never accepts bytes behind one (CVE-2021-23214).
  */
 #include "front.h"
 
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +151,76 @@ static bool front_in(struct conn *c, const struct cidr_list *list)
     return sa != NULL && cidr_list_match(list, sa);
 }
 
+/* Not in the --server-allow-from of r (NULL: not known yet, not denied). */
+static bool front_denied_by(struct conn *c, const struct route *r)
+{
+    return r != NULL && r->allow_from.n > 0 && !front_in(c, &r->allow_from);
+}
+
+/* The session's route once decided (at accept when there is only the
+ * default route); NULL before. */
+static const struct route *front_known_route(const struct conn *c)
+{
+    return c->route_decided ? c->route : NULL;
+}
+
+/* Is a plaintext StartupMessage allowed from this client: by its route
+ * once decided, else by any route (then decided and asked again)? */
+static bool front_plain_allowed(struct conn *c)
+{
+    if (c->route_decided)
+        return c->route->allow_plain.n > 0 && front_in(c, &c->route->allow_plain);
+    for (size_t i = 0; i < c->table->n; i++)
+        if (c->table->all[i]->allow_plain.n > 0 && front_in(c, &c->table->all[i]->allow_plain))
+            return true;
+    return false;
+}
+
+/*
+ * The session's route, once the StartupMessage (pktlen bytes at
+ * c->startup) is in: the SNI's route, else its database's (the user name
+ * when it sent none, as PostgreSQL), else the listen port's, else the
+ * default (route_table_decide). A mismatch or no route is refused with
+ * 08004 inside TLS, naming what the client asked for and what the routes
+ * offer. False if refused (the connection is ending: return).
+ */
+static bool front_route(struct conn *c, size_t pktlen)
+{
+    char db[256], msg[1024], hint[1024], q[1100], qh[1100], qs[300], qd[300];
+    struct route *r = NULL;
+
+    if (c->route_decided)
+        return true;
+    if (pg_startup_param(c->startup, pktlen, "database", db, sizeof(db)) < 0 || db[0] == '\0')
+        if (pg_startup_param(c->startup, pktlen, "user", db, sizeof(db)) < 0)
+            db[0] = '\0';
+    SSL *ssl = c->front.plain ? NULL : leg_ssl(&c->front);
+    const char *sni = ssl != NULL ? SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) : NULL;
+    if (route_table_decide(c->table, sni, db, c->local_port, &r, msg, sizeof(msg), hint,
+                           sizeof(hint)) != ROUTE_OK) {
+        log_warn("event=no_route conn=%llu front=%s sni=\"%s\" database=\"%s\" port=%u "
+                 "reason=\"%s\" hint=\"%s\"",
+                 (unsigned long long)c->id, c->front_addr,
+                 log_escape(sni != NULL ? sni : "", qs, sizeof(qs)), log_escape(db, qd, sizeof(qd)),
+                 c->local_port, log_escape(msg, q, sizeof(q)), log_escape(hint, qh, sizeof(qh)));
+        conn_fail_front_hint(c, "08004", "no_route", hint, "%s", msg);
+        return false;
+    }
+    if (r != c->route) {
+        if (c->bs != BACK_IDLE) { /* started for the SNI's route, which always wins */
+            conn_fail_front(c, "XX000", "internal",
+                            "pg-tls-proxy: internal error (route changed after the upstream leg "
+                            "started); please report it");
+            return false;
+        }
+        route_unref(c->route);
+        c->route = route_ref(r);
+    }
+    c->route_decided = true;
+    c->denied = front_denied_by(c, c->route);
+    return true;
+}
+
 /*
  * --server-proxy-protocol: the first bytes are a PROXY v1/v2 header from
  * the load balancer. Its source address becomes the client's, for the logs
@@ -180,7 +253,7 @@ static bool front_proxy_header(struct conn *c)
     }
     memmove(c->startup, c->startup + n, c->startup_len - (size_t)n);
     c->startup_len -= (size_t)n;
-    c->denied = c->w->rt->allow_from.n > 0 && !front_in(c, &c->w->rt->allow_from);
+    c->denied = front_denied_by(c, front_known_route(c));
     log_info("event=proxy_protocol conn=%llu front=%s via=%s version=%d%s",
              (unsigned long long)c->id, c->front_addr, c->lb_addr[0] ? c->lb_addr : "-", pp.version,
              c->denied ? " denied=not_in_server_allow_from" : "");
@@ -227,8 +300,15 @@ void front_accept(struct worker *w, int sock)
     /* Told once the client can read it: after its TLS handshake. */
     /* Behind a PROXY-protocol load balancer, the client's address is in
      * the header: decided there. */
-    c->denied =
-        !w->rt->cfg->proxy_protocol && w->rt->allow_from.n > 0 && !front_in(c, &w->rt->allow_from);
+    c->denied = !w->rt->cfg->proxy_protocol && front_denied_by(c, front_known_route(c));
+    if (!route_table_single(c->table)) { /* a route may have a listen-port of its own */
+        struct sockaddr_storage ss;
+        int sl = sizeof(ss);
+        if (uv_tcp_getsockname(&c->front.tcp, (struct sockaddr *)&ss, &sl) == 0)
+            c->local_port = ss.ss_family == AF_INET6
+                                ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
     /* Logged with the first packet (conn_log_accepted): a plaintext cancel has none. */
     c->accept_note = c->err_msg != NULL ? " refused=fd_limit"
                      : c->too_many      ? " refused=max_connections"
@@ -283,8 +363,13 @@ static bool front_tls_begin(struct conn *c, const uint8_t *pending, size_t n, co
                             size_t m)
 {
     char err[200];
-    if (leg_tls_init(&c->front, c->w->routes->front_ctx, true, err, sizeof(err)) < 0) {
+    if (leg_tls_init(&c->front, c->table->front_ctx, true, err, sizeof(err)) < 0) {
         conn_end(c, "error", "%s", err);
+        return false;
+    }
+    /* Several routes: the client's SNI picks the certificate (route.c). */
+    if (!route_table_single(c->table) && route_sni_attach(leg_ssl(&c->front), &c->sni) < 0) {
+        conn_end(c, "error", "cannot attach the route table to the front TLS session");
         return false;
     }
     if (leg_tls_feed(&c->front, pending, n) < 0 || leg_tls_feed(&c->front, more, m) < 0) {
@@ -296,8 +381,11 @@ static bool front_tls_begin(struct conn *c, const uint8_t *pending, size_t n, co
         return false;
     /* In parallel with the front handshake, unless the client must first
      * prove who it is (mTLS): then unauthenticated clients cost the
-     * database nothing. */
-    if (!c->denied && !c->too_many && c->w->rt->cfg->front_client_ca_path == NULL)
+     * database nothing. With several routes, the upstream is not known
+     * yet: it starts once the SNI (front_tls_ready) or the StartupMessage
+     * has named it. */
+    if (c->route_decided && !c->denied && !c->too_many &&
+        c->w->rt->cfg->front_client_ca_path == NULL)
         back_start_early(c);
     return c->phase == PHASE_OPEN;
 }
@@ -396,9 +484,19 @@ static void front_first(struct conn *c, const uint8_t *buf, size_t len)
         fd_recheck(c);
         if (front_refuse(c))
             return;
-        if (c->w->rt->allow_plain.n > 0 && front_in(c, &c->w->rt->allow_plain)) {
+        if (front_plain_allowed(c)) {
             /* Sidecar mode: plaintext to us, verify-full upstream. */
             c->front.plain = true;
+            if (!front_route(c, p.len) || front_refuse(c))
+                return;
+            if (!front_plain_allowed(c)) { /* allowed by another route than its own */
+                c->front.plain = false;
+                conn_fail_front(c, "28000", "refused",
+                                "pg-tls-proxy: TLS is required for route %s; connect with "
+                                "sslmode=verify-full",
+                                c->route->name);
+                return;
+            }
             if (!front_set_state(c, FRONT_WAIT, "plaintext StartupMessage"))
                 return;
             leg_read_stop(&c->front);
@@ -463,6 +561,8 @@ static void front_startup(struct conn *c)
                 admit_early_end(&admit_early_legs, (long long)time(NULL), false);
                 c->early_back = false;
             }
+            if (!front_route(c, p.len))
+                return;
             if (!front_set_state(c, FRONT_WAIT, "StartupMessage"))
                 return;
             fd_recheck(c);
@@ -534,9 +634,18 @@ static void front_tls_ready(struct conn *c)
     if (!front_set_state(c, FRONT_STARTUP, "handshake done"))
         return;
     sniwarn_check(ssl, (unsigned long long)c->id, c->front_addr);
-    if (c->w->rt->cfg->front_client_ca_path != NULL && !c->denied && !c->too_many &&
-        c->bs == BACK_IDLE) {
-        back_start_early(c); /* the client's certificate is verified */
+    bool sni_routed = !c->route_decided && c->sni.route != NULL;
+    if (sni_routed && c->sni.route != c->route && c->bs == BACK_IDLE) {
+        /* Its SNI names its route: the StartupMessage can only confirm it
+         * (or be refused), so the upstream leg may start now. */
+        route_unref(c->route);
+        c->route = route_ref(c->sni.route);
+    }
+    if (sni_routed)
+        c->denied = front_denied_by(c, c->route);
+    bool early = c->route_decided ? c->w->rt->cfg->front_client_ca_path != NULL : sni_routed;
+    if (early && !c->denied && !c->too_many && c->bs == BACK_IDLE) {
+        back_start_early(c); /* the client's certificate, if asked for, is verified */
         if (c->phase != PHASE_OPEN)
             return;
     }

@@ -241,39 +241,43 @@ int listener_resolve(const char *host, unsigned port, struct addrinfo **res, cha
     return 0;
 }
 
-int listener_start(struct worker *w, const struct addrinfo *res, bool all_addrs, char *bound,
-                   size_t boundlen, char *err, size_t errlen)
+int listener_start_many(struct worker *w, const struct addrinfo *const *res, size_t nres,
+                        bool all_addrs, char *bound, size_t boundlen, char *err, size_t errlen)
 {
     size_t n = 0, off = 0;
     char where[80];
 
-    for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next)
-        n++;
+    /* One array for every port: a listener's handles may not move. */
+    for (size_t k = 0; k < nres; k++)
+        for (const struct addrinfo *ai = res[k]; ai != NULL; ai = ai->ai_next)
+            n++;
     w->listeners = n > 0 ? calloc(n, sizeof(*w->listeners)) : NULL;
     if (w->listeners == NULL) {
         snprintf(err, errlen, "no address to listen on");
         return -1;
     }
     bound[0] = '\0';
-    for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        netaddr_format(ai->ai_addr, where, sizeof(where));
-        int fd = bound_socket(ai, true);
-        if (fd < 0 && all_addrs && ai->ai_family == AF_INET6)
-            continue; /* an IPv4-only machine still serves IPv4 */
-        if (fd < 0) {
-            snprintf(err, errlen, "cannot listen on %s: %s", where, strerror(-fd));
-            return -1;
+    for (size_t k = 0; k < nres; k++) {
+        for (const struct addrinfo *ai = res[k]; ai != NULL; ai = ai->ai_next) {
+            netaddr_format(ai->ai_addr, where, sizeof(where));
+            int fd = bound_socket(ai, true);
+            if (fd < 0 && all_addrs && ai->ai_family == AF_INET6)
+                continue; /* an IPv4-only machine still serves IPv4 */
+            if (fd < 0) {
+                snprintf(err, errlen, "cannot listen on %s: %s", where, strerror(-fd));
+                return -1;
+            }
+            struct listener *l = &w->listeners[w->nlisteners];
+            snprintf(l->name, sizeof(l->name), "worker=%u", w->index);
+            int r = listener_open(w->loop, l, fd, worker_accept, w);
+            w->nlisteners++; /* its handles are closed (uv_close) even on failure */
+            if (r < 0) {
+                snprintf(err, errlen, "cannot listen on %s: %s", where, uv_strerror(r));
+                return -1;
+            }
+            if (off < boundlen)
+                off += (size_t)snprintf(bound + off, boundlen - off, "%s%s", off ? "," : "", where);
         }
-        struct listener *l = &w->listeners[w->nlisteners];
-        snprintf(l->name, sizeof(l->name), "worker=%u", w->index);
-        int r = listener_open(w->loop, l, fd, worker_accept, w);
-        w->nlisteners++; /* its handles are closed (uv_close) even on failure */
-        if (r < 0) {
-            snprintf(err, errlen, "cannot listen on %s: %s", where, uv_strerror(r));
-            return -1;
-        }
-        if (off < boundlen)
-            off += (size_t)snprintf(bound + off, boundlen - off, "%s%s", off ? "," : "", where);
     }
     if (w->nlisteners == 0) {
         snprintf(err, errlen, "no address to listen on");
@@ -281,6 +285,12 @@ int listener_start(struct worker *w, const struct addrinfo *res, bool all_addrs,
     }
     open_spare(w->loop);
     return 0;
+}
+
+int listener_start(struct worker *w, const struct addrinfo *res, bool all_addrs, char *bound,
+                   size_t boundlen, char *err, size_t errlen)
+{
+    return listener_start_many(w, &res, 1, all_addrs, bound, boundlen, err, errlen);
 }
 
 void listener_stop(struct worker *w)

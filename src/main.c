@@ -65,6 +65,9 @@ struct supervisor {
     uv_timer_t expiry_timer;
     int64_t front_expiry;
     char front_not_after[32];
+    /* the ports listened on (server-port and the routes' listen-ports) */
+    const unsigned *ports;
+    size_t nports;
 };
 
 #define WATCH_DEBOUNCE_MS 500 /* one reload for a burst of file events */
@@ -93,6 +96,8 @@ static void publish_expiry(const struct tls_contexts *ctx)
         X509_NAME_oneline(X509_get_subject_name(leaf), subj, sizeof(subj));
         metrics_set_cert_expiry("front", subj, tlsctx_not_after(leaf));
     }
+    if (ctx->back == NULL) /* no default route: every route has its own roots */
+        return;
     STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx->back));
     for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
         X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
@@ -181,6 +186,29 @@ static const char *auth_summary(const struct route_table *t)
     return buf;
 }
 
+/* One line per route of a --config (none with only the default route). */
+static void routes_log(const struct route_table *t, const char *trigger)
+{
+    if (route_table_single(t))
+        return;
+    for (size_t i = 0; i < t->n; i++) {
+        const struct route *r = t->all[i];
+        char sni[512] = "", dbs[512] = "", q1[600], q2[600], q3[300];
+        size_t a = 0, b = 0;
+        for (size_t j = 0; j < r->nsni && a < sizeof(sni); j++)
+            a += (size_t)snprintf(sni + a, sizeof(sni) - a, "%s%s", j ? "," : "", r->sni[j]);
+        for (size_t j = 0; j < r->ndatabases && b < sizeof(dbs); j++)
+            b += (size_t)snprintf(dbs + b, sizeof(dbs) - b, "%s%s", j ? "," : "", r->databases[j]);
+        log_info("event=route trigger=%s route=\"%s\" sni=\"%s\" databases=\"%s\" "
+                 "listen_port=%u upstream=%s:%u verify_name=\"%s\" upstream_direct_tls=%s "
+                 "auth_mode=%s own_certificate=%s",
+                 trigger, r->name, log_escape(sni, q1, sizeof(q1)), log_escape(dbs, q2, sizeof(q2)),
+                 r->listen_port, r->host, r->port, log_escape(r->verify_name, q3, sizeof(q3)),
+                 r->direct_tls ? "on" : "off", auth_mode_name(r->auth_mode),
+                 r->front_ctx != NULL && r->front_ctx != t->front_ctx ? "yes" : "no");
+    }
+}
+
 /* Build new contexts and hand them to every worker; old sessions keep theirs. */
 static void reload(struct supervisor *sv, const char *why)
 {
@@ -208,12 +236,27 @@ static void reload(struct supervisor *sv, const char *why)
     }
     metrics_reload(true);
     publish_expiry(&ctx);
+    /* Listening sockets are bound once, at start: a listen-port new in
+     * this configuration has none until the next restart. */
+    for (size_t i = 0; i < routes->n; i++) {
+        unsigned p = routes->all[i]->listen_port;
+        bool bound = p == 0;
+        for (size_t j = 0; j < sv->nports && !bound; j++)
+            bound = sv->ports[j] == p;
+        if (!bound)
+            log_warn("event=listen_port_unbound route=\"%s\" listen_port=%u reason=\"listen "
+                     "ports are bound at start\" hint=\"restart the proxy to listen on it; until "
+                     "then its clients reach the route by server name or database on another "
+                     "port\"",
+                     routes->all[i]->name, p);
+    }
     for (unsigned i = 0; i < sv->nworkers; i++)
         if (!atomic_load(&sv->workers[i].finished))
             worker_offer_routes(&sv->workers[i], routes);
-    route_table_unref(routes); /* the workers hold their own references */
     log_info("event=reloaded trigger=%s ca_roots=\"%s\" front_certificate=[%s]%s", why,
              ctx.roots_summary, ctx.front_summary, auth_summary(routes));
+    routes_log(routes, why);
+    route_table_unref(routes); /* the workers hold their own references */
     front_certificate_log(sv, sv->cfg, &ctx, why);
     tlsctx_contexts_free(&ctx); /* the workers hold their own references */
 }
@@ -389,15 +432,30 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
                        struct route_table *routes)
 {
     struct supervisor sv;
-    struct addrinfo *addrs = NULL;
-    char err[512], bound[512];
+    char err[512], bound[1024];
     uv_loop_t main_loop;
 
     memset(&sv, 0, sizeof(sv));
     sv.cfg = cfg;
     sv.nworkers = cfg->workers > 0 ? cfg->workers : cpu_count();
-    if (listener_resolve(cfg->listen_host, cfg->listen_port, &addrs, err, sizeof(err)) < 0)
-        fatal("%s", err);
+    /* server-port, then every distinct listen-port of a route. */
+    struct addrinfo **addrs = calloc(routes->n + 1, sizeof(struct addrinfo *));
+    unsigned *ports = calloc(routes->n + 1, sizeof(*ports));
+    size_t nports = 0;
+    if (addrs == NULL || ports == NULL)
+        fatal("out of memory");
+    ports[nports++] = cfg->listen_port;
+    for (size_t i = 0; i < routes->n; i++) {
+        unsigned p = routes->all[i]->listen_port;
+        bool seen = p == 0;
+        for (size_t j = 0; j < nports && !seen; j++)
+            seen = ports[j] == p;
+        if (!seen)
+            ports[nports++] = p;
+    }
+    for (size_t i = 0; i < nports; i++)
+        if (listener_resolve(cfg->listen_host, ports[i], &addrs[i], err, sizeof(err)) < 0)
+            fatal("%s", err);
     sv.workers = calloc(sv.nworkers, sizeof(*sv.workers));
     if (sv.workers == NULL || uv_loop_init(&main_loop) != 0 ||
         uv_async_init(&main_loop, &sv.worker_done, worker_done_cb) != 0 ||
@@ -420,26 +478,33 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
         struct worker *w = &sv.workers[i];
         if (worker_init(w, i, rt, routes, &sv.worker_done) != 0)
             fatal("cannot create the event loop of worker %u", i);
-        if (listener_start(w, addrs, cfg->listen_host == NULL, bound, sizeof(bound), err,
-                           sizeof(err)) < 0)
+        if (listener_start_many(w, (const struct addrinfo *const *)addrs, nports,
+                                cfg->listen_host == NULL, bound, sizeof(bound), err,
+                                sizeof(err)) < 0)
             fatal("%s", err);
     }
-    freeaddrinfo(addrs);
+    for (size_t i = 0; i < nports; i++)
+        freeaddrinfo(addrs[i]);
+    free(addrs);
+    sv.ports = ports;
+    sv.nports = nports;
 
     log_info("event=started version=%s listen=%s workers=%u upstream=%s:%u verify_name=\"%s\" "
              "upstream_direct_tls=%s ca_roots=\"%s\" front_certificate=[%s] "
              "client_certificates=\"%s\" allow_from=\"%s\" allow_plaintext_from=\"%s\" "
              "max_connections=%u auth_mode=%s%s",
-             PGTP_VERSION, bound, sv.nworkers, cfg->upstream_host, cfg->upstream_port,
-             cfg->upstream_verify_name, cfg->back_direct_tls ? "on" : "off", ctx->roots_summary,
-             ctx->front_summary,
+             PGTP_VERSION, bound, sv.nworkers,
+             cfg->upstream_host != NULL ? cfg->upstream_host : "none", cfg->upstream_port,
+             cfg->upstream_verify_name != NULL ? cfg->upstream_verify_name : "",
+             cfg->back_direct_tls ? "on" : "off", ctx->roots_summary, ctx->front_summary,
              cfg->front_client_ca_path ? ctx->client_ca_summary : "not required",
              cfg->allow_from ? cfg->allow_from : "all",
              cfg->allow_plaintext_from ? cfg->allow_plaintext_from : "none", cfg->max_connections,
              auth_mode_name(cfg->auth_mode), auth_summary(routes));
+    routes_log(routes, "start");
     front_certificate_log(&sv, cfg, ctx, "start");
     uv_timer_start(&sv.expiry_timer, expiry_timer_cb, EXPIRY_CHECK_MS, EXPIRY_CHECK_MS);
-    if (tlsctx_is_cloudsql_name(cfg->upstream_verify_name))
+    if (cfg->upstream_verify_name != NULL && tlsctx_is_cloudsql_name(cfg->upstream_verify_name))
         log_info("event=verify_mode mode=cloudsql_cn name=\"%s\" reason=\"the validation host "
                  "looks like PROJECT:INSTANCE: the upstream certificate's CN must equal it "
                  "exactly (no SAN check, no SNI)\"",
@@ -475,6 +540,7 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
     if (uv_loop_close(&main_loop) != 0)
         status = 1;
     free(sv.workers);
+    free(ports);
     log_info("event=stopped");
     return status;
 }

@@ -63,6 +63,9 @@ enum metric_outcome metrics_outcome_of(const char *name)
     /* A cancel request's connection logs how it went; it is one outcome here. */
     if (strcmp(name, "cancel_forwarded") == 0 || strcmp(name, "cancel_failed") == 0)
         return OUT_CANCEL;
+    /* A client no route takes (route.c) is refused like one that must use TLS. */
+    if (strcmp(name, "no_route") == 0)
+        return OUT_REFUSED;
     return OUT_ERROR;
 }
 

@@ -447,35 +447,40 @@ static int front_describe(struct tls_contexts *out, const char *path, char *err,
     return 0;
 }
 
-int tlsctx_build(const struct config *cfg, struct tls_contexts *out, char *err, size_t errlen)
+/* The back leg's context: CA roots, policy, client certificate. */
+static int build_back(const struct config *cfg, struct tls_contexts *out, char *err, size_t errlen)
 {
-    memset(out, 0, sizeof(*out));
     out->back = tlsctx_back(cfg->ca_roots_path, out->roots_summary, sizeof(out->roots_summary), err,
                             errlen);
     if (out->back == NULL)
-        goto fail;
+        return -1;
     if (apply_policy(out->back, "client", cfg->back_min_tls, cfg->back_tls12_ciphers,
                      cfg->back_tls13_suites, err, errlen) < 0)
-        goto fail;
+        return -1;
     if (cfg->back_cert_path != NULL &&
         load_identity(out->back, cfg->back_cert_path, cfg->back_key_path,
                       "--client-certificate-path", "--client-private-key-path", err, errlen) < 0)
-        goto fail;
+        return -1;
+    return 0;
+}
 
+/* The front leg's context: identity, policy, mTLS roots. */
+static int build_front(const struct config *cfg, struct tls_contexts *out, char *err, size_t errlen)
+{
     out->front = tlsctx_front(cfg->front_cert_path, cfg->front_key_path, out->front_summary,
                               sizeof(out->front_summary), err, errlen);
     if (out->front == NULL || front_describe(out, cfg->front_cert_path, err, errlen) < 0)
-        goto fail;
+        return -1;
     if (apply_policy(out->front, "server", cfg->front_min_tls, cfg->front_tls12_ciphers,
                      cfg->front_tls13_suites, err, errlen) < 0)
-        goto fail;
+        return -1;
     if (cfg->front_client_ca_path != NULL) {
         char sum[512];
         X509_STORE *store = X509_STORE_new();
         if (store == NULL || load_roots(store, "--server-client-ca-path", cfg->front_client_ca_path,
                                         sum, sizeof(sum), err, errlen) < 0) {
             X509_STORE_free(store);
-            goto fail;
+            return -1;
         }
         /* As for the upstream's roots: an intermediate may be the anchor. */
         X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN);
@@ -484,9 +489,46 @@ int tlsctx_build(const struct config *cfg, struct tls_contexts *out, char *err, 
         snprintf(out->client_ca_summary, sizeof(out->client_ca_summary), "%s", sum);
     }
     return 0;
-fail:
-    tlsctx_contexts_free(out);
-    return -1;
+}
+
+int tlsctx_build(const struct config *cfg, struct tls_contexts *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    /* With a --config whose routes each name their own upstream and no
+     * global one, there is no default route and no global back context. */
+    bool back = cfg->ca_roots_path != NULL || cfg->nroutes == 0;
+    if ((back && build_back(cfg, out, err, errlen) < 0) || build_front(cfg, out, err, errlen) < 0) {
+        tlsctx_contexts_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+int tlsctx_build_route(const struct config *cfg, bool own_front, struct tls_contexts *out,
+                       char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    if (build_back(cfg, out, err, errlen) < 0 ||
+        (own_front && build_front(cfg, out, err, errlen) < 0)) {
+        tlsctx_contexts_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+bool tlsctx_same_front(const struct config *a, const struct config *b)
+{
+    return same_str(a->front_cert_path, b->front_cert_path) &&
+           same_str(a->front_key_path, b->front_key_path) &&
+           same_str(a->front_client_ca_path, b->front_client_ca_path) &&
+           a->front_min_tls == b->front_min_tls &&
+           same_str(a->front_tls12_ciphers, b->front_tls12_ciphers) &&
+           same_str(a->front_tls13_suites, b->front_tls13_suites);
 }
 
 void tlsctx_contexts_free(struct tls_contexts *c)

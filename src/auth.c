@@ -409,6 +409,9 @@ static void kdf_work(uv_work_t *req)
     struct auth *a = req->data;
     a->work_rc = scram_salted_password(a->password, a->cli.salt, a->cli.salt_len, a->cli.iterations,
                                        a->salted);
+    /* The pool's threads live until the process exits: give OpenSSL's
+     * per-thread state (error queue, KDF contexts) back after each job. */
+    OPENSSL_thread_stop();
 }
 
 static void kdf_done(uv_work_t *req, int status)

@@ -70,6 +70,12 @@ struct config {
     struct route_conf *routes;  /* its [route NAME] sections, in file order */
     size_t nroutes;
     bool has_default;           /* the global options name an upstream: a default route */
+    /* what config_parse read, kept so that a reload re-reads the file under
+     * the same flags and environment (only PG_TLS_PROXY_* entries are kept);
+     * NULL in a route's cfg */
+    int argc;
+    char **argv;
+    char **envp;
 };
 
 /*
@@ -99,14 +105,32 @@ enum config_result {
 
 /*
  * Fill cfg from argv and envp (NULL-terminated "NAME=value" array; may be
- * NULL). Defaults first, then environment, then flags. Validates what can
- * be validated without touching files: required options present, ports
- * 1..65535 and purely numeric, log level known. Files are checked later by
- * tlsctx. --help and --version print to out. Strings in cfg are heap copies
- * freed by config_free.
+ * NULL) and the --config file if one is named. Defaults first, then the
+ * file's globals, then environment, then flags; then each [route NAME]
+ * section over a copy of that (cfg->routes). Validates what can be
+ * validated without touching other files: required options present, ports
+ * 1..65535 and purely numeric, log level known, the file's syntax and keys.
+ * Certificates and keys are checked later by tlsctx. --help and --version
+ * print to out. Strings in cfg are heap copies freed by config_free.
  */
 enum config_result config_parse(struct config *cfg, int argc, char **argv, char **envp, FILE *out,
                                 char *err, size_t errlen);
+/*
+ * config_parse with the --config file's contents given as text[0..len)
+ * (label names it in errors) instead of read from the --config path: for
+ * tests and the fuzzer. text NULL: exactly config_parse.
+ */
+enum config_result config_parse_text(struct config *cfg, int argc, char **argv, char **envp,
+                                     const char *label, const char *text, size_t len, FILE *out,
+                                     char *err, size_t errlen);
+/*
+ * SIGHUP: the whole configuration again from running's flags and
+ * environment and the --config file as it is now, into out. 0, or -1 with
+ * err filled and out empty: all or nothing, running is untouched.
+ */
+int config_reload_file(const struct config *running, struct config *out, char *err,
+                       size_t errlen);
+/* Frees the strings, the routes (each cfg with config_free) and the argv/envp copies. */
 void config_free(struct config *cfg);
 
 /*

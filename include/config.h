@@ -130,6 +130,13 @@ enum config_result config_parse_text(struct config *cfg, int argc, char **argv, 
  */
 int config_reload_file(const struct config *running, struct config *out, char *err,
                        size_t errlen);
+/*
+ * The process-wide options (not per_route: listening, limits, logs, admin)
+ * whose values differ between a and b, as "workers,server-port" into buf.
+ * A reload keeps the running values of these. Returns how many.
+ */
+size_t config_process_wide_changes(const struct config *a, const struct config *b, char *buf,
+                                   size_t len);
 /* Frees the strings, the routes (each cfg with config_free) and the argv/envp copies. */
 void config_free(struct config *cfg);
 

@@ -623,6 +623,57 @@ int config_reload_file(const struct config *running, struct config *out, char *e
     return -1;
 }
 
+/* Whether option o holds the same value in a and b. */
+static bool same_value(const struct opt_def *o, const struct config *a, const struct config *b)
+{
+    const char *fa = (const char *)a + o->offset, *fb = (const char *)b + o->offset;
+    switch (o->kind) {
+    case OPT_STRING: {
+        const char *sa, *sb;
+        memcpy(&sa, fa, sizeof(sa));
+        memcpy(&sb, fb, sizeof(sb));
+        return (sa == NULL && sb == NULL) || (sa != NULL && sb != NULL && strcmp(sa, sb) == 0);
+    }
+    case OPT_PORT:
+        return memcmp(fa, fb, sizeof(uint16_t)) == 0;
+    case OPT_WORKERS:
+    case OPT_SECONDS:
+    case OPT_COUNT:
+        return memcmp(fa, fb, sizeof(unsigned)) == 0;
+    case OPT_LOGFMT:
+    case OPT_BOOL:
+        return memcmp(fa, fb, sizeof(bool)) == 0;
+    case OPT_TLSVER:
+    case OPT_LOG:
+    case OPT_AUTHMODE:
+        return memcmp(fa, fb, sizeof(int)) == 0;
+    case OPT_HELP:
+    case OPT_VERSION:
+        break;
+    }
+    return true;
+}
+
+size_t config_process_wide_changes(const struct config *a, const struct config *b, char *buf,
+                                   size_t len)
+{
+    size_t n = 0, used = 0;
+    if (len > 0)
+        buf[0] = '\0';
+    for (size_t i = 0; i < config_noptions; i++) {
+        const struct opt_def *o = &config_options[i];
+        if (o->per_route || !opt_has_env(o) || same_value(o, a, b))
+            continue;
+        if (used < len) {
+            int k = snprintf(buf + used, len - used, "%s%s", n > 0 ? "," : "", o->name);
+            if (k > 0)
+                used += (size_t)k;
+        }
+        n++;
+    }
+    return n;
+}
+
 const char *auth_mode_name(int mode)
 {
     switch (mode) {

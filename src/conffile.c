@@ -209,6 +209,10 @@ static int on_key(void *user, const char *section, const char *name, const char 
     enum conf_route_key k = route_key(name);
     const struct opt_def *o = k == CONF_KEY_OPTION ? opt_find_long(name, strlen(name)) : NULL;
 
+    if (*name == '\0') { /* "= value", or a line such as "::1" (':' separates too) */
+        fail(st, "expected \"key = value\", a [section] or a comment (; or #)");
+        return 0;
+    }
     if (k == CONF_KEY_OPTION && o == NULL) {
         const struct opt_def *near = opt_closest(name, false);
         if (near != NULL)

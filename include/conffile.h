@@ -57,8 +57,8 @@ struct conf_file {
  * label in errors. 0 on success; -1 with err filled ("label:LINE: what, and
  * the fix") and cf left empty. conffile_free is safe either way.
  */
-int conffile_parse(const char *text, size_t len, const char *label, struct conf_file *cf,
-                   char *err, size_t errlen);
+int conffile_parse(const char *text, size_t len, const char *label, struct conf_file *cf, char *err,
+                   size_t errlen);
 /* Read path (at most CONFFILE_MAX_BYTES) and parse it. */
 int conffile_load(const char *path, struct conf_file *cf, char *err, size_t errlen);
 void conffile_free(struct conf_file *cf);
@@ -73,8 +73,7 @@ const struct conf_entry *conffile_find(const struct conf_section *s, const struc
  * else database names (1..63 bytes, no control characters). -1 with err
  * filled (the bad item named) and nothing allocated.
  */
-int conffile_list(const char *value, bool sni, char ***items, size_t *n, char *err,
-                  size_t errlen);
+int conffile_list(const char *value, bool sni, char ***items, size_t *n, char *err, size_t errlen);
 void conffile_list_free(char **items, size_t n);
 
 #endif

@@ -66,10 +66,10 @@ struct config {
     int auth_mode;   /* --auth-mode: enum auth_mode, default passthrough */
     char *auth_file; /* --auth-file: userlist of SCRAM verifiers (scram mode) */
     /* the config file (issue 14) */
-    char *config_path;          /* --config: INI file (libinih); NULL = none */
-    struct route_conf *routes;  /* its [route NAME] sections, in file order */
+    char *config_path;         /* --config: INI file (libinih); NULL = none */
+    struct route_conf *routes; /* its [route NAME] sections, in file order */
     size_t nroutes;
-    bool has_default;           /* the global options name an upstream: a default route */
+    bool has_default; /* the global options name an upstream: a default route */
     /* what config_parse read, kept so that a reload re-reads the file under
      * the same flags and environment (only PG_TLS_PROXY_* entries are kept);
      * NULL in a route's cfg */
@@ -88,10 +88,10 @@ struct config {
  * appear in a section.
  */
 struct route_conf {
-    char *name;           /* [route NAME]: [A-Za-z0-9_.-]+, unique */
-    char **sni;           /* sni = a.example.com, *.example.org (exact or "*." suffix) */
+    char *name; /* [route NAME]: [A-Za-z0-9_.-]+, unique */
+    char **sni; /* sni = a.example.com, *.example.org (exact or "*." suffix) */
     size_t nsni;
-    char **databases;     /* databases = app, reporting: clients without a matching SNI */
+    char **databases; /* databases = app, reporting: clients without a matching SNI */
     size_t ndatabases;
     uint16_t listen_port; /* listen-port = 6433: sessions on this port; 0 = none */
     struct config *cfg;   /* heap: the global config with the section over it */
@@ -128,8 +128,7 @@ enum config_result config_parse_text(struct config *cfg, int argc, char **argv, 
  * environment and the --config file as it is now, into out. 0, or -1 with
  * err filled and out empty: all or nothing, running is untouched.
  */
-int config_reload_file(const struct config *running, struct config *out, char *err,
-                       size_t errlen);
+int config_reload_file(const struct config *running, struct config *out, char *err, size_t errlen);
 /*
  * The process-wide options (not per_route: listening, limits, logs, admin)
  * whose values differ between a and b, as "workers,server-port" into buf.

@@ -37,8 +37,8 @@ bool config_parse_port(const char *s, uint16_t *out);
  * global cfg. verify_given: the globals named client-tls-validation-host
  * (else a route's validation name follows its own host). false with err
  * filled; what was built is freed by config_free. */
-bool confroute_build(struct config *cfg, const struct conf_file *cf, bool verify_given,
-                     char *err, size_t errlen);
+bool confroute_build(struct config *cfg, const struct conf_file *cf, bool verify_given, char *err,
+                     size_t errlen);
 void confroute_free(struct route_conf *rc);
 
 #endif

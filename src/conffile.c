@@ -39,7 +39,8 @@ struct parse_state {
     size_t errlen;
 };
 
-static void fail(struct parse_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(struct parse_state *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void fail(struct parse_state *st, const char *fmt, ...)
 {
@@ -166,8 +167,9 @@ static char *read_line(char *str, int num, void *stream)
         s++;
     size_t len = (size_t)(stop - s);
     if (len > (size_t)num - 1) {
-        fail(st, "line longer than %d characters (the INI parser's limit): shorten it, e.g. a "
-                 "path through a symbolic link",
+        fail(st,
+             "line longer than %d characters (the INI parser's limit): shorten it, e.g. a "
+             "path through a symbolic link",
              num - 2);
         return NULL;
     }
@@ -218,8 +220,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
         if (near != NULL)
             fail(st, "unknown key \"%s\" (did you mean %s?)", name, near->name);
         else
-            fail(st, "unknown key \"%s\" (the keys are the long option names of --help, and "
-                     "sni, databases, listen-port in a [route NAME] section)",
+            fail(st,
+                 "unknown key \"%s\" (the keys are the long option names of --help, and "
+                 "sni, databases, listen-port in a [route NAME] section)",
                  name);
         return 0;
     }
@@ -233,8 +236,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
         return 0;
     }
     if (sec->name != NULL && o != NULL && !o->per_route) {
-        fail(st, "%s is process-wide: set it in the globals (before the first section, or in "
-                 "[global]), not in [route %s]",
+        fail(st,
+             "%s is process-wide: set it in the globals (before the first section, or in "
+             "[global]), not in [route %s]",
              name, sec->name);
         return 0;
     }
@@ -271,8 +275,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
     return 1;
 }
 
-int conffile_parse(const char *text, size_t len, const char *label, struct conf_file *cf,
-                   char *err, size_t errlen)
+int conffile_parse(const char *text, size_t len, const char *label, struct conf_file *cf, char *err,
+                   size_t errlen)
 {
     memset(cf, 0, sizeof(*cf));
     cf->label = strdup(label != NULL ? label : "config");
@@ -392,8 +396,7 @@ static const char *sni_problem(const char *s)
     }
 }
 
-int conffile_list(const char *value, bool sni, char ***items, size_t *n, char *err,
-                  size_t errlen)
+int conffile_list(const char *value, bool sni, char ***items, size_t *n, char *err, size_t errlen)
 {
     char **out = NULL;
     size_t count = 0;
@@ -441,8 +444,7 @@ int conffile_list(const char *value, bool sni, char ***items, size_t *n, char *e
             if (why == NULL)
                 snprintf(err, errlen, "out of memory");
             else
-                snprintf(err, errlen, "%s \"%s\": %s", sni ? "server name" : "database", item,
-                         why);
+                snprintf(err, errlen, "%s \"%s\": %s", sni ? "server name" : "database", item, why);
             return -1;
         }
         if (comma == NULL)

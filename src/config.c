@@ -163,8 +163,7 @@ static bool parse_bool(const char *s, bool *out)
 /* Prefix for a value error, naming where the bad value came from:
  * `--server-port`, `PG_TLS_PROXY_SERVER_PORT (--server-port)` or
  * `pg.conf:3: server-port`. */
-static void value_origin(const struct opt_def *o, const struct raw_value *rv, char *buf,
-                         size_t len)
+static void value_origin(const struct opt_def *o, const struct raw_value *rv, char *buf, size_t len)
 {
     if (rv->src == SRC_FILE) {
         snprintf(buf, len, "%s:%d: %s", rv->file, rv->line, o->name);
@@ -424,8 +423,7 @@ static bool check_pairs(const struct config *cfg, char *err, size_t errlen)
  * one run tells the user everything that is missing. With [route]
  * sections the upstream options are not required of the globals: each
  * route is checked for them instead (confroute.c). */
-static bool check_required(const struct raw_value *raw, bool have_routes, char *err,
-                           size_t errlen)
+static bool check_required(const struct raw_value *raw, bool have_routes, char *err, size_t errlen)
 {
     size_t nmissing = 0;
     size_t used = 0;
@@ -445,8 +443,8 @@ static bool check_required(const struct raw_value *raw, bool have_routes, char *
             opt_env_name(o, env, sizeof(env));
             n = snprintf(err, errlen, "missing required option --%s (or %s)", o->name, env);
         } else {
-            n = snprintf(err + used, errlen - used, "%s--%s", nmissing == 2 ? "; also missing " : ", ",
-                         o->name);
+            n = snprintf(err + used, errlen - used, "%s--%s",
+                         nmissing == 2 ? "; also missing " : ", ", o->name);
         }
         if (n > 0)
             used += (size_t)n;
@@ -608,12 +606,11 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv, char 
     return config_parse_text(cfg, argc, argv, envp, NULL, NULL, 0, out, err, errlen);
 }
 
-int config_reload_file(const struct config *running, struct config *out, char *err,
-                       size_t errlen)
+int config_reload_file(const struct config *running, struct config *out, char *err, size_t errlen)
 {
     /* --help and --version would have ended the first run: nothing prints. */
-    enum config_result r = config_parse(out, running->argc, running->argv, running->envp, stdout,
-                                        err, errlen);
+    enum config_result r =
+        config_parse(out, running->argc, running->argv, running->envp, stdout, err, errlen);
     if (r == CONFIG_OK)
         return 0;
     if (r == CONFIG_EXIT) {

@@ -130,7 +130,8 @@ static bool check_route(struct route_conf *rc, const struct conf_file *cf,
         (sets(s, "client-connection-host-or-ip") || !verify_given)) {
         free(c->upstream_verify_name);
         c->upstream_verify_name = NULL;
-        if (c->upstream_host != NULL && (c->upstream_verify_name = strdup(c->upstream_host)) == NULL) {
+        if (c->upstream_host != NULL &&
+            (c->upstream_verify_name = strdup(c->upstream_host)) == NULL) {
             route_err(err, errlen, cf, s->line, "out of memory");
             return false;
         }
@@ -168,8 +169,8 @@ static bool check_route(struct route_conf *rc, const struct conf_file *cf,
     if (c->auth_mode != AUTH_SCRAM && c->auth_file != NULL) {
         if (sets(s, "auth-file")) {
             route_err(err, errlen, cf, s->line,
-                      "[route %s]: auth-file is read only with auth-mode scram (the mode is %s)",
-                      n, auth_mode_name(c->auth_mode));
+                      "[route %s]: auth-file is read only with auth-mode scram (the mode is %s)", n,
+                      auth_mode_name(c->auth_mode));
             return false;
         }
         /* The globals' scram file, inherited by a route of another mode. */
@@ -236,8 +237,8 @@ static bool check_unique(const struct config *g, const struct conf_file *cf, cha
     return true;
 }
 
-bool confroute_build(struct config *cfg, const struct conf_file *cf, bool verify_given,
-                     char *err, size_t errlen)
+bool confroute_build(struct config *cfg, const struct conf_file *cf, bool verify_given, char *err,
+                     size_t errlen)
 {
     if (cf->nroutes == 0)
         return true;

@@ -293,9 +293,9 @@ static void watch_cb(uv_fs_event_t *h, const char *filename, int events, int sta
 static void start_watches(struct supervisor *sv, uv_loop_t *loop)
 {
     const struct config *cfg = sv->cfg;
-    const char *paths[] = {cfg->front_cert_path,      cfg->front_key_path, cfg->ca_roots_path,
-                           cfg->front_client_ca_path, cfg->back_cert_path, cfg->back_key_path,
-                           cfg->auth_file,            cfg->config_path};
+    const char *paths[] = {
+        cfg->front_cert_path, cfg->front_key_path, cfg->ca_roots_path, cfg->front_client_ca_path,
+        cfg->back_cert_path,  cfg->back_key_path,  cfg->auth_file,     cfg->config_path};
     char dirs[8][4096];
     _Static_assert(sizeof(paths) / sizeof(paths[0]) <= sizeof(sv->watches) / sizeof(sv->watches[0]),
                    "one watch per path at most");

@@ -29,8 +29,9 @@ static void require(bool ok)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* The front certificate by flag; the upstream is up to the file. */
-    static char *argv[] = {"pg-tls-proxy", "--server-certificate-path", "/f.crt",
-                           "--server-private-key-path", "/f.key", NULL};
+    static char *argv[] = {"pg-tls-proxy", "--server-certificate-path",
+                           "/f.crt",       "--server-private-key-path",
+                           "/f.key",       NULL};
     char *text = malloc(size + 1), *err = malloc(ERRLEN);
     require(text != NULL && err != NULL);
     if (size > 0)

@@ -54,8 +54,8 @@ static void free_list(char **list)
 }
 
 /* config_parse_text with the file text[0..len) labelled "pg.conf". */
-static enum config_result parse_n(const char *const *args, const char *const *env,
-                                  const char *text, size_t len)
+static enum config_result parse_n(const char *const *args, const char *const *env, const char *text,
+                                  size_t len)
 {
     int argc;
     char **argv = dup_list(args, &argc);
@@ -252,9 +252,9 @@ END_TEST
 START_TEST(test_precedence)
 {
     const char *text = BASE "server-port = 6001\n";
-    ck_assert_int_eq(parse(ARGS("--server-port", "6003"), ENV("PG_TLS_PROXY_SERVER_PORT=6002"),
-                           text),
-                     CONFIG_OK);
+    ck_assert_int_eq(
+        parse(ARGS("--server-port", "6003"), ENV("PG_TLS_PROXY_SERVER_PORT=6002"), text),
+        CONFIG_OK);
     ck_assert_uint_eq(cfg.listen_port, 6003);
     config_free(&cfg);
     ck_assert_int_eq(parse(NOARGS, ENV("PG_TLS_PROXY_SERVER_PORT=6002"), text), CONFIG_OK);
@@ -398,14 +398,15 @@ END_TEST
 static const struct {
     const char *word;
     bool value;
-} bools[] = {{"true", true}, {"yes", true}, {"on", true},  {"1", true},  {"TRUE", true},
+} bools[] = {{"true", true},   {"yes", true}, {"on", true},   {"1", true},  {"TRUE", true},
              {"false", false}, {"no", false}, {"off", false}, {"0", false}, {"Off", false}};
 
 START_TEST(test_booleans)
 {
     char text[512];
-    snprintf(text, sizeof(text), BASE "client-direct-tls = %s\n[route a]\nsni = a\n"
-                                      "client-direct-tls = %s\n",
+    snprintf(text, sizeof(text),
+             BASE "client-direct-tls = %s\n[route a]\nsni = a\n"
+                  "client-direct-tls = %s\n",
              bools[_i].word, bools[_i].word);
     ck_assert_int_eq(parse(NOARGS, NULL, text), CONFIG_OK);
     ck_assert(cfg.back_direct_tls == bools[_i].value);
@@ -447,11 +448,11 @@ END_TEST
 
 START_TEST(test_empty_file)
 {
-    ck_assert_int_eq(parse(ARGS("--server-certificate-path", "/f", "--server-private-key-path",
-                                "/k", "--client-connection-host-or-ip", "h",
-                                "--client-ca-roots-path", "/ca"),
-                           NULL, ""),
-                     CONFIG_OK);
+    ck_assert_int_eq(
+        parse(ARGS("--server-certificate-path", "/f", "--server-private-key-path", "/k",
+                   "--client-connection-host-or-ip", "h", "--client-ca-roots-path", "/ca"),
+              NULL, ""),
+        CONFIG_OK);
     ck_assert_uint_eq(cfg.nroutes, 0);
     ck_assert(cfg.has_default);
 }
@@ -487,7 +488,7 @@ START_TEST(test_reload_file)
     struct config next;
     write_file(path, BASE "workers = 3\n[route b]\nsni = b\nclient-connection-port = 5439\n");
     ck_assert_int_eq(config_reload_file(&cfg, &next, err, sizeof(err)), 0);
-    ck_assert_uint_eq(next.listen_port, 7000);   /* the flag, again */
+    ck_assert_uint_eq(next.listen_port, 7000);    /* the flag, again */
     ck_assert_uint_eq(next.connect_timeout_s, 4); /* the environment, again */
     ck_assert_uint_eq(next.nroutes, 1);
     ck_assert_str_eq(next.routes[0].name, "b");
@@ -516,11 +517,15 @@ END_TEST
 START_TEST(test_per_route_marks)
 {
     /* What a route may set: its upstream, trust and who may reach it. */
-    static const char *const route_opts[] = {"client-connection-host-or-ip", "client-ca-roots-path",
-                                             "server-certificate-path", "auth-mode",
-                                             "server-allow-from", "client-direct-tls"};
-    static const char *const process_opts[] = {"workers", "log", "admin-address", "server-port",
-                                               "max-connections", "config", "idle-timeout"};
+    static const char *const route_opts[] = {"client-connection-host-or-ip",
+                                             "client-ca-roots-path",
+                                             "server-certificate-path",
+                                             "auth-mode",
+                                             "server-allow-from",
+                                             "client-direct-tls"};
+    static const char *const process_opts[] = {
+        "workers",         "log",    "admin-address", "server-port",
+        "max-connections", "config", "idle-timeout"};
     for (size_t i = 0; i < sizeof(route_opts) / sizeof(route_opts[0]); i++)
         ck_assert_msg(opt_find_long(route_opts[i], strlen(route_opts[i]))->per_route, "%s",
                       route_opts[i]);

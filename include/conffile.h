@@ -19,7 +19,7 @@
 struct opt_def;
 
 /* The largest file read: a config of a few hundred routes is far below. */
-#define CONFFILE_MAX_BYTES (1024 * 1024)
+#define CONFFILE_MAX_BYTES ((size_t)1024 * 1024)
 /* Route names and databases are PostgreSQL-sized identifiers. */
 #define CONFFILE_NAME_MAX 63
 

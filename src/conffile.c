@@ -271,7 +271,11 @@ static int on_key(void *user, const char *section, const char *name, const char 
         fail(st, "out of memory");
         return 0;
     }
-    sec->entries[sec->nentries++] = (struct conf_entry){o, k, copy, st->line};
+    struct conf_entry *e = &sec->entries[sec->nentries++];
+    e->opt = o;
+    e->key = k;
+    e->value = copy;
+    e->line = st->line;
     return 1;
 }
 
@@ -331,7 +335,7 @@ int conffile_load(const char *path, struct conf_file *cf, char *err, size_t errl
     if (rerr != 0)
         snprintf(err, errlen, "cannot read the config file %s: %s", path, strerror(rerr));
     else if (n > CONFFILE_MAX_BYTES)
-        snprintf(err, errlen, "the config file %s is larger than %d bytes", path,
+        snprintf(err, errlen, "the config file %s is larger than %zu bytes", path,
                  CONFFILE_MAX_BYTES);
     else
         r = conffile_parse(buf, n, path, cf, err, errlen);

@@ -204,7 +204,9 @@ static struct config *reload_config(struct supervisor *sv, const char *why)
 {
     char err[1024], q[1100];
     struct config *next = calloc(1, sizeof(*next));
-    struct config **grown = realloc(sv->reloaded, (sv->nreloaded + 1) * sizeof(*grown));
+    /* An array of pointers: each config stays where it is while the array grows. */
+    struct config **grown = realloc(
+        sv->reloaded, (sv->nreloaded + 1) * sizeof(*grown)); // NOLINT(bugprone-sizeof-expression)
     if (grown != NULL)
         sv->reloaded = grown;
     if (next == NULL || grown == NULL)

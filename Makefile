@@ -12,7 +12,10 @@
 VERSION := 0.1.0
 BUILD ?= build
 CC ?= cc
-PKGS := libuv openssl libidn
+# inih (Debian libinih-dev) reads the --config file: a packaged, well-kept
+# parser of the INI dialect PgBouncer users already write, rather than one
+# of our own.
+PKGS := libuv openssl libidn inih
 
 CSTD := -std=c17 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 WARN := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \
@@ -156,11 +159,11 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/
 FUZZ_TIME ?= 30
 FUZZ_LIB_SRCS := src/pgproto.c src/pgmsg.c src/log.c src/config.c src/options.c src/tlsio.c src/cidr.c src/proxyproto.c \
                  src/pemfile.c src/pgtrack.c src/httpreq.c src/scram.c src/scram_server.c src/scram_client.c \
-                 src/authfile.c src/pgauth.c
+                 src/authfile.c src/pgauth.c src/conffile.c src/confroute.c
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard include/*.h tests/unit/*.h)
 	@mkdir -p $(BUILD)/fuzz
 	clang $(CSTD) -g -O1 -Iinclude -Itests/unit -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_SRCS) \
-	    $(shell pkg-config --libs openssl libidn)
+	    $(shell pkg-config --libs openssl libidn inih)
 fuzz: $(FUZZ_TARGETS)
 	@for t in $(FUZZ_TARGETS); do \
 	    n=$$(basename $$t); mkdir -p $(BUILD)/fuzz/corpus-$$n; \

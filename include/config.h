@@ -66,10 +66,16 @@ struct config {
     int auth_mode;   /* --auth-mode: enum auth_mode, default passthrough */
     char *auth_file; /* --auth-file: userlist of SCRAM verifiers (scram mode) */
     /* the config file (issue 14) */
-    char *config_path;          /* --config: INI file (libinih); NULL = none */
-    struct route_conf *routes;  /* its [route NAME] sections, in file order */
+    char *config_path;         /* --config: INI file (libinih); NULL = none */
+    struct route_conf *routes; /* its [route NAME] sections, in file order */
     size_t nroutes;
-    bool has_default;           /* the global options name an upstream: a default route */
+    bool has_default; /* the global options name an upstream: a default route */
+    /* what config_parse read, kept so that a reload re-reads the file under
+     * the same flags and environment (only PG_TLS_PROXY_* entries are kept);
+     * NULL in a route's cfg */
+    int argc;
+    char **argv;
+    char **envp;
 };
 
 /*
@@ -82,10 +88,10 @@ struct config {
  * appear in a section.
  */
 struct route_conf {
-    char *name;           /* [route NAME]: [A-Za-z0-9_.-]+, unique */
-    char **sni;           /* sni = a.example.com, *.example.org (exact or "*." suffix) */
+    char *name; /* [route NAME]: [A-Za-z0-9_.-]+, unique */
+    char **sni; /* sni = a.example.com, *.example.org (exact or "*." suffix) */
     size_t nsni;
-    char **databases;     /* databases = app, reporting: clients without a matching SNI */
+    char **databases; /* databases = app, reporting: clients without a matching SNI */
     size_t ndatabases;
     uint16_t listen_port; /* listen-port = 6433: sessions on this port; 0 = none */
     struct config *cfg;   /* heap: the global config with the section over it */
@@ -99,14 +105,38 @@ enum config_result {
 
 /*
  * Fill cfg from argv and envp (NULL-terminated "NAME=value" array; may be
- * NULL). Defaults first, then environment, then flags. Validates what can
- * be validated without touching files: required options present, ports
- * 1..65535 and purely numeric, log level known. Files are checked later by
- * tlsctx. --help and --version print to out. Strings in cfg are heap copies
- * freed by config_free.
+ * NULL) and the --config file if one is named. Defaults first, then the
+ * file's globals, then environment, then flags; then each [route NAME]
+ * section over a copy of that (cfg->routes). Validates what can be
+ * validated without touching other files: required options present, ports
+ * 1..65535 and purely numeric, log level known, the file's syntax and keys.
+ * Certificates and keys are checked later by tlsctx. --help and --version
+ * print to out. Strings in cfg are heap copies freed by config_free.
  */
 enum config_result config_parse(struct config *cfg, int argc, char **argv, char **envp, FILE *out,
                                 char *err, size_t errlen);
+/*
+ * config_parse with the --config file's contents given as text[0..len)
+ * (label names it in errors) instead of read from the --config path: for
+ * tests and the fuzzer. text NULL: exactly config_parse.
+ */
+enum config_result config_parse_text(struct config *cfg, int argc, char **argv, char **envp,
+                                     const char *label, const char *text, size_t len, FILE *out,
+                                     char *err, size_t errlen);
+/*
+ * SIGHUP: the whole configuration again from running's flags and
+ * environment and the --config file as it is now, into out. 0, or -1 with
+ * err filled and out empty: all or nothing, running is untouched.
+ */
+int config_reload_file(const struct config *running, struct config *out, char *err, size_t errlen);
+/*
+ * The process-wide options (not per_route: listening, limits, logs, admin)
+ * whose values differ between a and b, as "workers,server-port" into buf.
+ * A reload keeps the running values of these. Returns how many.
+ */
+size_t config_process_wide_changes(const struct config *a, const struct config *b, char *buf,
+                                   size_t len);
+/* Frees the strings, the routes (each cfg with config_free) and the argv/envp copies. */
 void config_free(struct config *cfg);
 
 /*

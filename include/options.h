@@ -34,6 +34,7 @@ struct opt_def {
     const char *name;    /* long flag without "--"; also gives the env var name */
     char short_name;     /* 0: none */
     enum opt_kind kind;  /* how the value is parsed and stored */
+    bool per_route;      /* may be set in a [route NAME] section of --config (conffile.c) */
     const char *metavar; /* shown in --help; NULL for options without a value */
     size_t offset;       /* field in struct config (unused for HELP/VERSION) */
     bool required;       /* must be set by flag or environment */

@@ -3,13 +3,16 @@
  * and validation, driven by the option table of options.c.
  *
  * Owns: the strings it copies into struct config (freed by config_free).
- * Never: opens files, logs, exits, or keeps global state, so that it can be
- * called repeatedly from unit tests and fuzzers. Errors are written to the
- * caller's buffer; the caller decides how to report them.
+ * Never: opens a file other than --config's (read by conffile.c), logs,
+ * exits, or keeps global state, so that it can be called repeatedly from
+ * unit tests and fuzzers. Errors are written to the caller's buffer; the
+ * caller decides how to report them.
  *
- * Precedence is defaults < environment < flags. Raw values are collected
- * first and only the winning value of each option is validated, so a bad
- * environment variable that a flag overrides is not an error.
+ * Precedence is defaults < the config file's globals < environment < flags.
+ * Raw values are collected first and only the winning value of each option
+ * is validated, so a bad environment variable that a flag overrides is not
+ * an error. Each [route NAME] section is then applied, by the same apply(),
+ * over a deep copy of the finished global config (confroute.c).
  */
 #include "config.h"
 
@@ -20,6 +23,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "conffile.h"
+#include "confroute.h"
 #include "log.h"
 #include "options.h"
 
@@ -27,13 +32,7 @@
 #define PGTP_VERSION "unknown"
 #endif
 
-/* Where the winning value of an option came from; decides how errors name it. */
-enum source { SRC_DEFAULT = 0, SRC_ENV, SRC_FLAG };
-
-struct raw_value {
-    enum source src;
-    const char *value; /* borrowed from argv, envp or the table; never freed */
-};
+#define IS_FIELD(o, f) ((o)->offset == offsetof(struct config, f) && (o)->kind == OPT_STRING)
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -117,9 +116,8 @@ bool config_log_json_early(int argc, char **argv, char **envp)
     return v != NULL && strcasecmp(v, "json") == 0;
 }
 
-/* Decimal digits only (no sign, no spaces, no "0x"), 1..65535. Stops
+/* Decimal digits only (no sign, no spaces, no "0x"), at most max. Stops
  * accumulating once past the limit so long inputs cannot overflow. */
-/* Decimal digits only, at most max. */
 static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
 {
     unsigned long v = 0;
@@ -136,7 +134,7 @@ static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
     return true;
 }
 
-static bool parse_port(const char *s, uint16_t *out)
+bool config_parse_port(const char *s, uint16_t *out)
 {
     unsigned long v;
     if (!parse_uint(s, 65535, &v) || v == 0)
@@ -163,10 +161,13 @@ static bool parse_bool(const char *s, bool *out)
 }
 
 /* Prefix for a value error, naming where the bad value came from:
- * `--server-port` or `PG_TLS_PROXY_SERVER_PORT (--server-port)`. */
-static void value_origin(const struct opt_def *o, enum source src, char *buf, size_t len)
+ * `--server-port`, `PG_TLS_PROXY_SERVER_PORT (--server-port)` or
+ * `pg.conf:3: server-port`. */
+static void value_origin(const struct opt_def *o, const struct raw_value *rv, char *buf, size_t len)
 {
-    if (src == SRC_ENV) {
+    if (rv->src == SRC_FILE) {
+        snprintf(buf, len, "%s:%d: %s", rv->file, rv->line, o->name);
+    } else if (rv->src == SRC_ENV) {
         char env[ENV_NAME_MAX];
         opt_env_name(o, env, sizeof(env));
         snprintf(buf, len, "%s (--%s)", env, o->name);
@@ -175,13 +176,13 @@ static void value_origin(const struct opt_def *o, enum source src, char *buf, si
     }
 }
 
-/* Parse one winning value into its field. */
-static bool apply(struct config *cfg, const struct opt_def *o, const struct raw_value *rv,
+/* Parse one winning value into its field (a string field must be NULL). */
+bool config_apply(struct config *cfg, const struct opt_def *o, const struct raw_value *rv,
                   char *err, size_t errlen)
 {
     char *field = (char *)cfg + o->offset;
-    char origin[2 * ENV_NAME_MAX + 8];
-    value_origin(o, rv->src, origin, sizeof(origin));
+    char origin[4200];
+    value_origin(o, rv, origin, sizeof(origin));
 
     switch (o->kind) {
     case OPT_STRING: {
@@ -195,7 +196,7 @@ static bool apply(struct config *cfg, const struct opt_def *o, const struct raw_
     }
     case OPT_PORT: {
         uint16_t port;
-        if (!parse_port(rv->value, &port)) {
+        if (!config_parse_port(rv->value, &port)) {
             set_err(err, errlen, "%s: \"%s\" is not a port number (1-65535)", origin, rv->value);
             return false;
         }
@@ -371,7 +372,7 @@ static enum config_result scan_argv(struct raw_value *raw, int argc, char **argv
                 fprintf(out, "pg-tls-proxy %s\n", PGTP_VERSION);
                 return CONFIG_EXIT;
             }
-            raw[o - config_options] = (struct raw_value){SRC_FLAG, "1"};
+            raw[o - config_options] = (struct raw_value){SRC_FLAG, "1", NULL, 0};
             continue;
         }
 
@@ -387,17 +388,158 @@ static enum config_result scan_argv(struct raw_value *raw, int argc, char **argv
             set_err(err, errlen, "%s needs a value", spelled);
             return CONFIG_ERROR;
         }
-        raw[o - config_options] = (struct raw_value){SRC_FLAG, value};
+        raw[o - config_options] = (struct raw_value){SRC_FLAG, value, NULL, 0};
     }
     return CONFIG_OK;
+}
+
+/* The cross-checks of one finished configuration; where names the origin
+ * in messages ("" for the command line and environment). */
+static bool check_pairs(const struct config *cfg, char *err, size_t errlen)
+{
+    if ((cfg->back_cert_path == NULL) != (cfg->back_key_path == NULL)) {
+        set_err(err, errlen, "%s",
+                cfg->back_cert_path != NULL
+                    ? "--client-certificate-path needs --client-private-key-path"
+                    : "--client-private-key-path needs --client-certificate-path");
+        return false;
+    }
+    if (cfg->auth_mode == AUTH_SCRAM && cfg->auth_file == NULL) {
+        set_err(err, errlen,
+                "--auth-mode scram needs --auth-file (or PG_TLS_PROXY_AUTH_FILE): "
+                "a userlist of SCRAM verifiers; pg-tls-proxy scram-secret USER "
+                "prints a line of it");
+        return false;
+    }
+    if (cfg->auth_mode != AUTH_SCRAM && cfg->auth_file != NULL) {
+        set_err(err, errlen, "--auth-file is read only with --auth-mode scram (the mode is %s)",
+                auth_mode_name(cfg->auth_mode));
+        return false;
+    }
+    return true;
+}
+
+/* Missing required options: name the first in full, list the others, so
+ * one run tells the user everything that is missing. With [route]
+ * sections the upstream options are not required of the globals: each
+ * route is checked for them instead (confroute.c). */
+static bool check_required(const struct raw_value *raw, bool have_routes, char *err, size_t errlen)
+{
+    size_t nmissing = 0;
+    size_t used = 0;
+    for (size_t i = 0; i < config_noptions; i++) {
+        const struct opt_def *o = &config_options[i];
+        if (!o->required || raw[i].value != NULL)
+            continue;
+        if (have_routes && (IS_FIELD(o, upstream_host) || IS_FIELD(o, ca_roots_path)))
+            continue;
+        if (err == NULL || errlen == 0) {
+            nmissing++;
+            continue;
+        }
+        int n;
+        if (nmissing++ == 0) {
+            char env[ENV_NAME_MAX];
+            opt_env_name(o, env, sizeof(env));
+            n = snprintf(err, errlen, "missing required option --%s (or %s)", o->name, env);
+        } else {
+            n = snprintf(err + used, errlen - used, "%s--%s",
+                         nmissing == 2 ? "; also missing " : ", ", o->name);
+        }
+        if (n > 0)
+            used += (size_t)n;
+        if (used >= errlen)
+            used = errlen - 1;
+    }
+    return nmissing == 0;
+}
+
+/* The file's globals under the environment and the flags: an option still
+ * at its default takes the file's value. */
+static void overlay_file(struct raw_value *raw, const struct conf_file *cf)
+{
+    for (size_t i = 0; i < cf->globals.nentries; i++) {
+        const struct conf_entry *e = &cf->globals.entries[i];
+        size_t idx = (size_t)(e->opt - config_options);
+        if (raw[idx].src == SRC_DEFAULT)
+            raw[idx] = (struct raw_value){SRC_FILE, e->value, cf->label, e->line};
+    }
+}
+
+/* A NULL-terminated heap copy of v[0..n) (n < 0: up to v's NULL); with
+ * prefix, only the entries that start with it. v NULL: an empty array. */
+static char **strv_copy(char *const *v, int n, const char *prefix)
+{
+    size_t count = 0;
+    for (int i = 0; v != NULL && (n < 0 ? v[i] != NULL : i < n); i++)
+        count++;
+    char **out = calloc(count + 1, sizeof(*out));
+    if (out == NULL)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (prefix != NULL && strncmp(v[i], prefix, strlen(prefix)) != 0)
+            continue;
+        if ((out[k++] = strdup(v[i])) == NULL) {
+            for (size_t j = 0; j < k; j++)
+                free(out[j]);
+            free(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+static void strv_free(char **v)
+{
+    for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Everything after the raw values are known: apply, check, build routes. */
+static bool build(struct config *cfg, const struct raw_value *raw, const struct conf_file *cf,
+                  char *err, size_t errlen)
+{
+    /* Values the user gave are checked before anything missing is reported:
+     * a typo is the more specific mistake. */
+    for (size_t i = 0; i < config_noptions; i++) {
+        if (raw[i].value == NULL || !opt_has_env(&config_options[i]))
+            continue;
+        if (!config_apply(cfg, &config_options[i], &raw[i], err, errlen))
+            return false;
+    }
+    if (!check_required(raw, cf->nroutes > 0, err, errlen) || !check_pairs(cfg, err, errlen))
+        return false;
+    cfg->has_default = cfg->upstream_host != NULL;
+    if (cfg->has_default && cfg->ca_roots_path == NULL) {
+        set_err(err, errlen,
+                "missing required option --client-ca-roots-path (or "
+                "PG_TLS_PROXY_CLIENT_CA_ROOTS_PATH): the global options name an upstream "
+                "(--client-connection-host-or-ip), the default route, which needs its CA roots");
+        return false;
+    }
+    /* Routes derive their own validation name from their own host unless
+     * one was given: remember whether the global one was. */
+    const struct opt_def *vo = opt_find_long("client-tls-validation-host", 26);
+    bool verify_given = vo != NULL && raw[vo - config_options].value != NULL;
+    if (cfg->has_default && cfg->upstream_verify_name == NULL) {
+        cfg->upstream_verify_name = strdup(cfg->upstream_host);
+        if (cfg->upstream_verify_name == NULL) {
+            set_err(err, errlen, "out of memory");
+            return false;
+        }
+    }
+    return confroute_build(cfg, cf, verify_given, err, errlen);
 }
 
 /* On CONFIG_ERROR and CONFIG_EXIT, cfg is left empty (nothing to free;
  * config_free is still safe to call). envp == NULL means an empty
  * environment, not environ: callers pass environ explicitly. out == NULL
  * means stdout. */
-enum config_result config_parse(struct config *cfg, int argc, char **argv, char **envp, FILE *out,
-                                char *err, size_t errlen)
+enum config_result config_parse_text(struct config *cfg, int argc, char **argv, char **envp,
+                                     const char *label, const char *text, size_t len, FILE *out,
+                                     char *err, size_t errlen)
 {
     struct raw_value raw[CONFIG_OPTIONS_MAX];
 
@@ -409,7 +551,7 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv, char 
 
     for (size_t i = 0; i < config_noptions; i++) {
         const struct opt_def *o = &config_options[i];
-        raw[i] = (struct raw_value){SRC_DEFAULT, o->def};
+        raw[i] = (struct raw_value){SRC_DEFAULT, o->def, NULL, 0};
         if (!opt_has_env(o))
             continue;
         char env[ENV_NAME_MAX];
@@ -417,7 +559,7 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv, char 
         const char *v = env_lookup(envp, env);
         /* An empty variable counts as unset (e.g. `docker run -e NAME=`). */
         if (v != NULL && *v != '\0')
-            raw[i] = (struct raw_value){SRC_ENV, v};
+            raw[i] = (struct raw_value){SRC_ENV, v, NULL, 0};
     }
 
     enum config_result r = scan_argv(raw, argc, argv, out, err, errlen);
@@ -426,79 +568,107 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv, char 
     if (!check_env_names(envp, err, errlen))
         return CONFIG_ERROR;
 
-    /* Values the user gave are checked before anything missing is reported:
-     * a typo is the more specific mistake. */
-    for (size_t i = 0; i < config_noptions; i++) {
-        if (raw[i].value == NULL || !opt_has_env(&config_options[i]))
-            continue;
-        if (!apply(cfg, &config_options[i], &raw[i], err, errlen)) {
-            config_free(cfg);
+    /* The file is read once its path is known (flag or environment) and
+     * only then: its values rank below both. */
+    struct conf_file cf;
+    memset(&cf, 0, sizeof(cf));
+    const struct opt_def *co = opt_find_long("config", 6);
+    const char *path = co != NULL ? raw[co - config_options].value : NULL;
+    if (text != NULL || path != NULL) {
+        int rc = text != NULL
+                     ? conffile_parse(text, len, label != NULL ? label : path, &cf, err, errlen)
+                     : conffile_load(path, &cf, err, errlen);
+        if (rc < 0)
             return CONFIG_ERROR;
-        }
+        overlay_file(raw, &cf);
     }
-
-    /* Missing required options: name the first in full, list the others, so
-     * one run tells the user everything that is missing. */
-    size_t nmissing = 0;
-    size_t used = 0;
-    for (size_t i = 0; i < config_noptions; i++) {
-        if (!config_options[i].required || raw[i].value != NULL)
-            continue;
-        if (err == NULL || errlen == 0) {
-            nmissing++;
-            continue;
-        }
-        int n;
-        if (nmissing++ == 0) {
-            char env[ENV_NAME_MAX];
-            opt_env_name(&config_options[i], env, sizeof(env));
-            n = snprintf(err, errlen, "missing required option --%s (or %s)",
-                         config_options[i].name, env);
-        } else {
-            n = snprintf(err + used, errlen - used, "%s--%s",
-                         nmissing == 2 ? "; also missing " : ", ", config_options[i].name);
-        }
-        if (n > 0)
-            used += (size_t)n;
-        if (used >= errlen)
-            used = errlen - 1;
-    }
-    if (nmissing > 0) {
-        config_free(cfg);
-        return CONFIG_ERROR;
-    }
-
-    if ((cfg->back_cert_path == NULL) != (cfg->back_key_path == NULL)) {
-        set_err(err, errlen, "%s",
-                cfg->back_cert_path != NULL
-                    ? "--client-certificate-path needs --client-private-key-path"
-                    : "--client-private-key-path needs --client-certificate-path");
-        config_free(cfg);
-        return CONFIG_ERROR;
-    }
-    if (cfg->auth_mode == AUTH_SCRAM && cfg->auth_file == NULL) {
-        set_err(err, errlen,
-                "--auth-mode scram needs --auth-file (or PG_TLS_PROXY_AUTH_FILE): "
-                "a userlist of SCRAM verifiers; pg-tls-proxy scram-secret USER "
-                "prints a line of it");
-        config_free(cfg);
-        return CONFIG_ERROR;
-    }
-    if (cfg->auth_mode != AUTH_SCRAM && cfg->auth_file != NULL) {
-        set_err(err, errlen, "--auth-file is read only with --auth-mode scram (the mode is %s)",
-                auth_mode_name(cfg->auth_mode));
-        config_free(cfg);
-        return CONFIG_ERROR;
-    }
-    if (cfg->upstream_verify_name == NULL) {
-        cfg->upstream_verify_name = strdup(cfg->upstream_host);
-        if (cfg->upstream_verify_name == NULL) {
+    bool ok = build(cfg, raw, &cf, err, errlen);
+    conffile_free(&cf);
+    if (ok) {
+        cfg->argc = argc;
+        cfg->argv = strv_copy(argv, argc, NULL);
+        cfg->envp = strv_copy(envp, -1, ENV_PREFIX);
+        if (cfg->argv == NULL || cfg->envp == NULL) {
             set_err(err, errlen, "out of memory");
-            config_free(cfg);
-            return CONFIG_ERROR;
+            ok = false;
         }
+    }
+    if (!ok) {
+        config_free(cfg);
+        return CONFIG_ERROR;
     }
     return CONFIG_OK;
+}
+
+enum config_result config_parse(struct config *cfg, int argc, char **argv, char **envp, FILE *out,
+                                char *err, size_t errlen)
+{
+    return config_parse_text(cfg, argc, argv, envp, NULL, NULL, 0, out, err, errlen);
+}
+
+int config_reload_file(const struct config *running, struct config *out, char *err, size_t errlen)
+{
+    /* --help and --version would have ended the first run: nothing prints. */
+    enum config_result r =
+        config_parse(out, running->argc, running->argv, running->envp, stdout, err, errlen);
+    if (r == CONFIG_OK)
+        return 0;
+    if (r == CONFIG_EXIT) {
+        set_err(err, errlen, "the command line asks for --help or --version");
+        config_free(out);
+    }
+    return -1;
+}
+
+/* Whether option o holds the same value in a and b. */
+static bool same_value(const struct opt_def *o, const struct config *a, const struct config *b)
+{
+    const char *fa = (const char *)a + o->offset, *fb = (const char *)b + o->offset;
+    switch (o->kind) {
+    case OPT_STRING: {
+        const char *sa, *sb;
+        memcpy(&sa, fa, sizeof(sa));
+        memcpy(&sb, fb, sizeof(sb));
+        return (sa == NULL && sb == NULL) || (sa != NULL && sb != NULL && strcmp(sa, sb) == 0);
+    }
+    case OPT_PORT:
+        return memcmp(fa, fb, sizeof(uint16_t)) == 0;
+    case OPT_WORKERS:
+    case OPT_SECONDS:
+    case OPT_COUNT:
+        return memcmp(fa, fb, sizeof(unsigned)) == 0;
+    case OPT_LOGFMT:
+    case OPT_BOOL:
+        return memcmp(fa, fb, sizeof(bool)) == 0;
+    case OPT_TLSVER:
+    case OPT_LOG:
+    case OPT_AUTHMODE:
+        return memcmp(fa, fb, sizeof(int)) == 0;
+    case OPT_HELP:
+    case OPT_VERSION:
+        break;
+    }
+    return true;
+}
+
+size_t config_process_wide_changes(const struct config *a, const struct config *b, char *buf,
+                                   size_t len)
+{
+    size_t n = 0, used = 0;
+    if (len > 0)
+        buf[0] = '\0';
+    for (size_t i = 0; i < config_noptions; i++) {
+        const struct opt_def *o = &config_options[i];
+        if (o->per_route || !opt_has_env(o) || same_value(o, a, b))
+            continue;
+        if (used < len) {
+            int k = snprintf(buf + used, len - used, "%s%s", n > 0 ? "," : "", o->name);
+            if (k > 0)
+                used += (size_t)k;
+        }
+        n++;
+    }
+    return n;
 }
 
 const char *auth_mode_name(int mode)
@@ -526,5 +696,10 @@ void config_free(struct config *cfg)
         char **field = (char **)(void *)((char *)cfg + config_options[i].offset);
         free(*field);
     }
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        confroute_free(&cfg->routes[i]);
+    free(cfg->routes);
+    strv_free(cfg->argv);
+    strv_free(cfg->envp);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -49,7 +49,12 @@ static void raise_fd_limit(void)
 
 /* What the main thread owns while the workers run. */
 struct supervisor {
-    const struct config *cfg;
+    const struct config *cfg; /* as started: process-wide options, argv/env for reloads */
+    /* Each configuration a reload has read (--config), newest last: the
+     * routes' and certificates' source from then on. Kept until exit, as a
+     * route table built from one may outlive the next reload. */
+    struct config **reloaded;
+    size_t nreloaded;
     struct worker *workers;
     unsigned nworkers;
     unsigned finished;     /* workers that have stopped */
@@ -58,7 +63,7 @@ struct supervisor {
     uv_async_t worker_done;
     uv_timer_t shutdown_timer;
     /* --watch-certificates: the directories of the certificate files */
-    uv_fs_event_t watches[7];
+    uv_fs_event_t watches[8];
     unsigned nwatches;
     uv_timer_t watch_debounce;
     /* the daily look at the front certificate's expiry */
@@ -155,10 +160,16 @@ static void front_certificate_log(struct supervisor *sv, const struct config *cf
     }
 }
 
+/* The configuration the routes now come from: the newest reloaded one. */
+static const struct config *current_cfg(const struct supervisor *sv)
+{
+    return sv->nreloaded > 0 ? sv->reloaded[sv->nreloaded - 1] : sv->cfg;
+}
+
 static void expiry_timer_cb(uv_timer_t *t)
 {
     struct supervisor *sv = t->data;
-    front_expiry_check(sv->cfg->front_cert_path, sv->front_expiry, sv->front_not_after);
+    front_expiry_check(current_cfg(sv)->front_cert_path, sv->front_expiry, sv->front_not_after);
 }
 
 /* --check: the same facts on stdout. */
@@ -209,31 +220,71 @@ static void routes_log(const struct route_table *t, const char *trigger)
     }
 }
 
+static void free_config(struct config *c)
+{
+    config_free(c);
+    free(c);
+}
+
+/* The configuration again (flags, environment and the --config file as it
+ * is now); NULL after logging event=reload_failed. */
+static struct config *reload_config(struct supervisor *sv, const char *why)
+{
+    char err[1024], q[1100];
+    struct config *next = calloc(1, sizeof(*next));
+    /* An array of pointers: each config stays where it is while the array grows. */
+    struct config **grown = realloc(
+        sv->reloaded, (sv->nreloaded + 1) * sizeof(*grown)); // NOLINT(bugprone-sizeof-expression)
+    if (grown != NULL)
+        sv->reloaded = grown;
+    if (next == NULL || grown == NULL)
+        snprintf(err, sizeof(err), "out of memory");
+    else if (config_reload_file(sv->cfg, next, err, sizeof(err)) == 0)
+        return next;
+    log_error("event=reload_failed trigger=%s reason=\"%s\" hint=\"the running configuration "
+              "stays in use: fix the config file and reload again\"",
+              why, log_escape(err, q, sizeof(q)));
+    free(next);
+    metrics_reload(false);
+    return NULL;
+}
+
 /* Build new contexts and hand them to every worker; old sessions keep theirs. */
 static void reload(struct supervisor *sv, const char *why)
 {
     struct tls_contexts ctx;
     char err[1024];
 
-    if (tlsctx_build(sv->cfg, &ctx, err, sizeof(err)) < 0) {
+    struct config *next = reload_config(sv, why);
+    if (next == NULL)
+        return;
+    if (tlsctx_build(next, &ctx, err, sizeof(err)) < 0) {
         char q[1100];
         log_error("event=reload_failed trigger=%s reason=\"%s\" hint=\"the old certificates stay "
                   "in use\"",
                   why, log_escape(err, q, sizeof(q)));
+        free_config(next);
         metrics_reload(false);
         return;
     }
     /* The whole table or nothing: the contexts above, then the routes. */
-    struct route_table *routes = route_table_build(sv->cfg, ctx.front, ctx.back, err, sizeof(err));
+    struct route_table *routes = route_table_build(next, ctx.front, ctx.back, err, sizeof(err));
     if (routes == NULL) {
         char q[1100];
         log_error("event=reload_failed trigger=%s reason=\"%s\" hint=\"the old certificates and "
                   "auth file stay in use\"",
                   why, log_escape(err, q, sizeof(q)));
         tlsctx_contexts_free(&ctx);
+        free_config(next);
         metrics_reload(false);
         return;
     }
+    sv->reloaded[sv->nreloaded++] = next;
+    char changed[512];
+    if (config_process_wide_changes(sv->cfg, next, changed, sizeof(changed)) > 0)
+        log_warn("event=reload_restart_needed options=\"%s\" reason=\"process-wide options "
+                 "take effect on restart; the running values stay\"",
+                 changed);
     metrics_reload(true);
     publish_expiry(&ctx);
     /* Listening sockets are bound once, at start: a listen-port new in
@@ -257,7 +308,7 @@ static void reload(struct supervisor *sv, const char *why)
              ctx.roots_summary, ctx.front_summary, auth_summary(routes));
     routes_log(routes, why);
     route_table_unref(routes); /* the workers hold their own references */
-    front_certificate_log(sv, sv->cfg, &ctx, why);
+    front_certificate_log(sv, next, &ctx, why);
     tlsctx_contexts_free(&ctx); /* the workers hold their own references */
 }
 
@@ -279,18 +330,18 @@ static void watch_cb(uv_fs_event_t *h, const char *filename, int events, int sta
 }
 
 /*
- * Watch the directory of every certificate, key and CA path, and of the
- * auth file: Kubernetes
- * updates a secret by swapping a symlink in that directory, which a watch
- * on the file itself would miss.
+ * Watch the directory of every certificate, key and CA path, of the
+ * auth file and of the --config file: Kubernetes updates a secret or a
+ * ConfigMap by swapping a symlink in that directory, which a watch on the
+ * file itself would miss.
  */
 static void start_watches(struct supervisor *sv, uv_loop_t *loop)
 {
     const struct config *cfg = sv->cfg;
     const char *paths[] = {
         cfg->front_cert_path, cfg->front_key_path, cfg->ca_roots_path, cfg->front_client_ca_path,
-        cfg->back_cert_path,  cfg->back_key_path,  cfg->auth_file};
-    char dirs[7][4096];
+        cfg->back_cert_path,  cfg->back_key_path,  cfg->auth_file,     cfg->config_path};
+    char dirs[8][4096];
     _Static_assert(sizeof(paths) / sizeof(paths[0]) <= sizeof(sv->watches) / sizeof(sv->watches[0]),
                    "one watch per path at most");
     uv_timer_init(loop, &sv->watch_debounce);
@@ -541,6 +592,9 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
         status = 1;
     free(sv.workers);
     free(ports);
+    for (size_t i = 0; i < sv.nreloaded; i++)
+        free_config(sv.reloaded[i]);
+    free(sv.reloaded);
     log_info("event=stopped");
     return status;
 }

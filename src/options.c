@@ -16,119 +16,134 @@
 #include "config.h"
 
 #define FIELD(f) offsetof(struct config, f)
+/* per_route: ROUTE options describe an upstream, its trust and who may reach
+ * it, so a [route NAME] section of --config may set them; PROCESS options
+ * (listening, limits, logs, admin) belong to the whole process and may only
+ * be set globally. */
+#define ROUTE true
+#define PROCESS false
 
 /* The one table. --help, the environment and the parser all read it; keep it
  * in the order --help should show. tests/check-docs.sh checks that the man
  * page and README mention every flag and variable that --help prints. */
 const struct opt_def config_options[] = {
-    {"server-certificate-path", 0, OPT_STRING, "PATH", FIELD(front_cert_path), true, NULL, NULL,
-     "PEM certificate chain the proxy presents to clients, leaf first."},
-    {"server-private-key-path", 0, OPT_STRING, "PATH", FIELD(front_key_path), true, NULL, NULL,
-     "PEM private key for --server-certificate-path."},
-    {"server-host", 0, OPT_STRING, "ADDR", FIELD(listen_host), false, NULL,
+    {"config", 0, OPT_STRING, PROCESS, "PATH", FIELD(config_path), false, NULL, "none",
+     "INI file of settings: keys are these long option names, globals first (or in "
+     "[global]), then [route NAME] sections for more upstreams; flags and environment "
+     "variables override its globals. Re-read on SIGHUP, all or nothing."},
+    {"server-certificate-path", 0, OPT_STRING, ROUTE, "PATH", FIELD(front_cert_path), true, NULL,
+     NULL, "PEM certificate chain the proxy presents to clients, leaf first."},
+    {"server-private-key-path", 0, OPT_STRING, ROUTE, "PATH", FIELD(front_key_path), true, NULL,
+     NULL, "PEM private key for --server-certificate-path."},
+    {"server-host", 0, OPT_STRING, PROCESS, "ADDR", FIELD(listen_host), false, NULL,
      "all IPv4 and IPv6 addresses", "Address to listen on for clients."},
-    {"server-port", 0, OPT_PORT, "PORT", FIELD(listen_port), false, "5432", NULL,
+    {"server-port", 0, OPT_PORT, PROCESS, "PORT", FIELD(listen_port), false, "5432", NULL,
      "TCP port to listen on for clients."},
-    {"client-connection-host-or-ip", 0, OPT_STRING, "HOST", FIELD(upstream_host), true, NULL, NULL,
-     "Host name or IP address of the upstream database."},
-    {"client-connection-port", 0, OPT_PORT, "PORT", FIELD(upstream_port), false, "5432", NULL,
-     "TCP port of the upstream database."},
-    {"client-tls-validation-host", 0, OPT_STRING, "NAME", FIELD(upstream_verify_name), false, NULL,
-     "the value of --client-connection-host-or-ip",
+    {"client-connection-host-or-ip", 0, OPT_STRING, ROUTE, "HOST", FIELD(upstream_host), true, NULL,
+     NULL, "Host name or IP address of the upstream database."},
+    {"client-connection-port", 0, OPT_PORT, ROUTE, "PORT", FIELD(upstream_port), false, "5432",
+     NULL, "TCP port of the upstream database."},
+    {"client-tls-validation-host", 0, OPT_STRING, ROUTE, "NAME", FIELD(upstream_verify_name), false,
+     NULL, "the value of --client-connection-host-or-ip",
      "DNS name or IP address the upstream certificate must match; also sent as SNI when it "
      "is a DNS name. PROJECT:INSTANCE (Google Cloud SQL) is checked against the "
      "certificate's CN exactly instead."},
-    {"client-ca-roots-path", 0, OPT_STRING, "PATH", FIELD(ca_roots_path), true, NULL, NULL,
+    {"client-ca-roots-path", 0, OPT_STRING, ROUTE, "PATH", FIELD(ca_roots_path), true, NULL, NULL,
      "CA certificates that sign the upstream certificate: a PEM file, or a directory whose "
      "*.pem and *.crt files are all loaded."},
-    {"server-allow-from", 0, OPT_STRING, "CIDR[,CIDR...]", FIELD(allow_from), false, NULL,
+    {"server-allow-from", 0, OPT_STRING, ROUTE, "CIDR[,CIDR...]", FIELD(allow_from), false, NULL,
      "every address",
      "Only clients from these IPv4/IPv6 prefixes may connect; others are told FATAL 28000 "
      "\"address not allowed\" (inside TLS when they asked for it)."},
-    {"server-allow-plaintext-from", 0, OPT_STRING, "CIDR[,CIDR...]", FIELD(allow_plaintext_from),
-     false, NULL, "none: TLS is required from everyone",
+    {"server-allow-plaintext-from", 0, OPT_STRING, ROUTE, "CIDR[,CIDR...]",
+     FIELD(allow_plaintext_from), false, NULL, "none: TLS is required from everyone",
      "Sidecar mode: clients from these prefixes may connect without TLS (sslmode=disable); "
      "the upstream leg is still verify-full. Use only for loopback or a pod's own network."},
-    {"client-direct-tls", 0, OPT_BOOL, NULL, FIELD(back_direct_tls), false, NULL, NULL,
+    {"client-direct-tls", 0, OPT_BOOL, ROUTE, NULL, FIELD(back_direct_tls), false, NULL, NULL,
      "Open the upstream leg with direct TLS (ALPN \"postgresql\", no SSLRequest), saving a "
      "round trip; needs PostgreSQL 17 or newer upstream."},
-    {"server-handshake-timeout", 0, OPT_SECONDS, "SECONDS", FIELD(handshake_timeout_s), false, "15",
-     NULL,
+    {"server-handshake-timeout", 0, OPT_SECONDS, PROCESS, "SECONDS", FIELD(handshake_timeout_s),
+     false, "15", NULL,
      "Time a client has from connecting to a complete StartupMessage (TLS handshake "
      "included); 0 = no limit."},
-    {"client-connect-timeout", 0, OPT_SECONDS, "SECONDS", FIELD(connect_timeout_s), false, "10",
-     NULL,
+    {"client-connect-timeout", 0, OPT_SECONDS, ROUTE, "SECONDS", FIELD(connect_timeout_s), false,
+     "10", NULL,
      "Time for the upstream leg: resolve, connect and verified TLS handshake; 0 = no "
      "limit."},
-    {"idle-timeout", 0, OPT_SECONDS, "SECONDS", FIELD(idle_timeout_s), false, "0", "0: off",
+    {"idle-timeout", 0, OPT_SECONDS, PROCESS, "SECONDS", FIELD(idle_timeout_s), false, "0",
+     "0: off",
      "Close a session idle this long: every query answered (ReadyForQuery) and no byte "
      "either way since; a running query is never idle."},
-    {"write-stall-timeout", 0, OPT_SECONDS, "SECONDS", FIELD(write_stall_s), false, "60", NULL,
+    {"write-stall-timeout", 0, OPT_SECONDS, PROCESS, "SECONDS", FIELD(write_stall_s), false, "60",
+     NULL,
      "End a session whose client has stopped reading: more than 256 KB waits to be sent to "
      "it and none of it has gone for this long; 0 = off."},
-    {"tcp-keepalive", 0, OPT_SECONDS, "SECONDS", FIELD(keepalive_s), false, "60", NULL,
+    {"tcp-keepalive", 0, OPT_SECONDS, ROUTE, "SECONDS", FIELD(keepalive_s), false, "60", NULL,
      "TCP keepalive idle time on both legs; 0 turns keepalive off."},
-    {"shutdown-timeout", 0, OPT_SECONDS, "SECONDS", FIELD(shutdown_timeout_s), false, "30", NULL,
+    {"shutdown-timeout", 0, OPT_SECONDS, PROCESS, "SECONDS", FIELD(shutdown_timeout_s), false, "30",
+     NULL,
      "On SIGTERM/SIGINT: how long open sessions may finish before they are ended "
      "(57P01); a second signal ends them at once."},
-    {"max-connections", 0, OPT_COUNT, "N", FIELD(max_connections), false, "10000", NULL,
+    {"max-connections", 0, OPT_COUNT, PROCESS, "N", FIELD(max_connections), false, "10000", NULL,
      "Client connections at once; the next client is told FATAL 53300 once it has sent its "
      "StartupMessage (inside TLS when it asked for TLS)."},
-    {"auth-mode", 0, OPT_AUTHMODE, "passthrough|password|scram", FIELD(auth_mode), false,
+    {"auth-mode", 0, OPT_AUTHMODE, ROUTE, "passthrough|password|scram", FIELD(auth_mode), false,
      "passthrough", NULL,
      "Who authenticates clients. passthrough: the upstream, through the relayed login "
      "(clients must turn channel binding off); password: the proxy asks the client for its "
      "password inside TLS and logs in upstream itself, channel-bound; scram: the proxy "
      "checks the client against --auth-file's SCRAM verifiers (channel binding to the "
      "proxy works) and logs in upstream with the key it recovers."},
-    {"auth-file", 0, OPT_STRING, "PATH", FIELD(auth_file), false, NULL, "none",
+    {"auth-file", 0, OPT_STRING, ROUTE, "PATH", FIELD(auth_file), false, NULL, "none",
      "--auth-mode scram: PgBouncer-style userlist, one \"user\" \"SCRAM-SHA-256$...\" line "
      "per role (pg-tls-proxy scram-secret USER prints one); reloaded on SIGHUP."},
-    {"server-proxy-protocol", 0, OPT_BOOL, NULL, FIELD(proxy_protocol), false, NULL, NULL,
+    {"server-proxy-protocol", 0, OPT_BOOL, PROCESS, NULL, FIELD(proxy_protocol), false, NULL, NULL,
      "Expect a PROXY protocol v1 or v2 header (AWS NLB, HAProxy) before every client "
      "connection; its source address is the one logged and allow-listed. Connections "
      "without a valid header are refused."},
-    {"server-client-ca-path", 0, OPT_STRING, "PATH", FIELD(front_client_ca_path), false, NULL,
-     "off", "mTLS: require client certificates signed by these CAs (PEM file or directory)."},
-    {"server-min-tls-version", 0, OPT_TLSVER, "1.2|1.3", FIELD(front_min_tls), false, "1.2", NULL,
-     "Oldest TLS version clients may use."},
-    {"server-tls12-ciphers", 0, OPT_STRING, "LIST", FIELD(front_tls12_ciphers), false, NULL,
+    {"server-client-ca-path", 0, OPT_STRING, ROUTE, "PATH", FIELD(front_client_ca_path), false,
+     NULL, "off", "mTLS: require client certificates signed by these CAs (PEM file or directory)."},
+    {"server-min-tls-version", 0, OPT_TLSVER, ROUTE, "1.2|1.3", FIELD(front_min_tls), false, "1.2",
+     NULL, "Oldest TLS version clients may use."},
+    {"server-tls12-ciphers", 0, OPT_STRING, ROUTE, "LIST", FIELD(front_tls12_ciphers), false, NULL,
      "OpenSSL's default", "OpenSSL cipher list for TLS 1.2 clients."},
-    {"server-tls13-ciphersuites", 0, OPT_STRING, "LIST", FIELD(front_tls13_suites), false, NULL,
-     "OpenSSL's default", "TLS 1.3 cipher suites offered to clients (colon-separated)."},
-    {"client-certificate-path", 0, OPT_STRING, "PATH", FIELD(back_cert_path), false, NULL, "none",
+    {"server-tls13-ciphersuites", 0, OPT_STRING, ROUTE, "LIST", FIELD(front_tls13_suites), false,
+     NULL, "OpenSSL's default", "TLS 1.3 cipher suites offered to clients (colon-separated)."},
+    {"client-certificate-path", 0, OPT_STRING, ROUTE, "PATH", FIELD(back_cert_path), false, NULL,
+     "none",
      "Client certificate chain the proxy presents to the upstream (Cloud SQL trusted "
      "client certificates, pg_hba clientcert=verify-full)."},
-    {"client-private-key-path", 0, OPT_STRING, "PATH", FIELD(back_key_path), false, NULL, "none",
-     "Private key for --client-certificate-path."},
-    {"client-min-tls-version", 0, OPT_TLSVER, "1.2|1.3", FIELD(back_min_tls), false, "1.2", NULL,
-     "Oldest TLS version accepted from the upstream."},
-    {"client-tls12-ciphers", 0, OPT_STRING, "LIST", FIELD(back_tls12_ciphers), false, NULL,
+    {"client-private-key-path", 0, OPT_STRING, ROUTE, "PATH", FIELD(back_key_path), false, NULL,
+     "none", "Private key for --client-certificate-path."},
+    {"client-min-tls-version", 0, OPT_TLSVER, ROUTE, "1.2|1.3", FIELD(back_min_tls), false, "1.2",
+     NULL, "Oldest TLS version accepted from the upstream."},
+    {"client-tls12-ciphers", 0, OPT_STRING, ROUTE, "LIST", FIELD(back_tls12_ciphers), false, NULL,
      "OpenSSL's default", "OpenSSL cipher list offered to the upstream for TLS 1.2."},
-    {"client-tls13-ciphersuites", 0, OPT_STRING, "LIST", FIELD(back_tls13_suites), false, NULL,
-     "OpenSSL's default", "TLS 1.3 cipher suites offered to the upstream."},
-    {"watch-certificates", 0, OPT_BOOL, NULL, FIELD(watch_certificates), false, NULL, NULL,
+    {"client-tls13-ciphersuites", 0, OPT_STRING, ROUTE, "LIST", FIELD(back_tls13_suites), false,
+     NULL, "OpenSSL's default", "TLS 1.3 cipher suites offered to the upstream."},
+    {"watch-certificates", 0, OPT_BOOL, PROCESS, NULL, FIELD(watch_certificates), false, NULL, NULL,
      "Reload (as on SIGHUP) when a certificate, key, CA or auth file changes on disk, including "
      "Kubernetes secret mounts that swap a symlink."},
-    {"admin-address", 0, OPT_STRING, "HOST:PORT", FIELD(admin_address), false, NULL, "off",
+    {"admin-address", 0, OPT_STRING, PROCESS, "HOST:PORT", FIELD(admin_address), false, NULL, "off",
      "Serve /metrics (Prometheus), /healthz and /readyz over plain HTTP; a bare port means "
      "127.0.0.1."},
-    {"admin-ready-window", 0, OPT_SECONDS, "SECONDS", FIELD(admin_ready_window_s), false, "60",
-     NULL,
+    {"admin-ready-window", 0, OPT_SECONDS, PROCESS, "SECONDS", FIELD(admin_ready_window_s), false,
+     "60", NULL,
      "/readyz answers 200 while an upstream TLS handshake succeeded within this window (the "
      "proxy probes the upstream when idle)."},
-    {"log-format", 0, OPT_LOGFMT, "text|json", FIELD(log_json), false, "text", NULL,
+    {"log-format", 0, OPT_LOGFMT, PROCESS, "text|json", FIELD(log_json), false, "text", NULL,
      "Log lines as key=value text or as JSON objects (one per line)."},
-    {"workers", 0, OPT_WORKERS, "N", FIELD(workers), false, "0", "0: one per CPU",
+    {"workers", 0, OPT_WORKERS, PROCESS, "N", FIELD(workers), false, "0", "0: one per CPU",
      "Event-loop threads; each accepts on its own socket (SO_REUSEPORT) and keeps its "
      "sessions."},
-    {"log", 'l', OPT_LOG, "LEVEL", FIELD(log_level), false, "info", NULL,
+    {"log", 'l', OPT_LOG, PROCESS, "LEVEL", FIELD(log_level), false, "info", NULL,
      "Log level: debug, info, warn or error (case-insensitive)."},
-    {"check", 0, OPT_BOOL, NULL, FIELD(check_only), false, NULL, NULL,
+    {"check", 0, OPT_BOOL, PROCESS, NULL, FIELD(check_only), false, NULL, NULL,
      "Load and validate everything, make one verified TLS connection to the upstream, print "
      "its certificate chain and exit: 0 on success, 1 on failure."},
-    {"help", 'h', OPT_HELP, NULL, 0, false, NULL, NULL, "Print this help and exit."},
-    {"version", 'V', OPT_VERSION, NULL, 0, false, NULL, NULL, "Print the version and exit."},
+    {"help", 'h', OPT_HELP, PROCESS, NULL, 0, false, NULL, NULL, "Print this help and exit."},
+    {"version", 'V', OPT_VERSION, PROCESS, NULL, 0, false, NULL, NULL,
+     "Print the version and exit."},
 };
 
 const size_t config_noptions = sizeof(config_options) / sizeof(config_options[0]);

@@ -532,6 +532,13 @@ if want scramsecret; then . "$HERE/scramsecret.sh"; fi
 # shellcheck source=tests/integration/auth.sh
 want auth && . "$HERE/auth.sh"
 
+# ======================================================================
+# Issue 14: the --config file: started from the file alone, precedence,
+# typos with "did you mean", SIGHUP with a broken and a fixed file
+# ======================================================================
+# shellcheck source=tests/integration/conffile.sh
+want conffile && . "$HERE/conffile.sh"
+
 if want core; then
 
 # ======================================================================

@@ -329,8 +329,9 @@ static const char *startup_database = "app";
 static size_t build_startup_minor(uint8_t *out, size_t cap, int malformed, uint32_t minor)
 {
     char params[512];
-    int n = snprintf(params, sizeof params, "user%capp%cdatabase%c%s%capplication_name%crawclient%c",
-                     0, 0, 0, startup_database, 0, 0, 0);
+    int n =
+        snprintf(params, sizeof params, "user%capp%cdatabase%c%s%capplication_name%crawclient%c", 0,
+                 0, 0, startup_database, 0, 0, 0);
     if (n < 0 || (size_t)n >= sizeof params)
         die("--database: name too long");
     /* n counts the last value's NUL; snprintf's own NUL at params[n] is the

@@ -59,7 +59,8 @@
  * --proxy-split (the header in two writes 50 ms apart, then the first
  * message on its own), --hello-size N (a ClientHello padded to N bytes by a
  * private extension, sent in one write, behind the SSLRequest unless
- * --direct), --tls13 (TLS 1.3 only). With
+ * --direct), --tls13 (TLS 1.3 only), --database NAME (the StartupMessage's
+ * database, "app" by default: the routing tests pick a route by it). With
  * any of --direct, --alpn, --no-alpn, --pipeline-hello or --gssenc, each
  * negotiation step is printed on its own line first.
  *
@@ -315,16 +316,27 @@ static enum rd_result stream_read_exact(struct stream *s, uint8_t *buf, size_t l
     return RD_OK;
 }
 
+/* The StartupMessage's database (--database NAME, for the routing tests:
+ * the proxy picks a route by it when the client sends no SNI). One per
+ * process, like the options it comes with; the default is "app". */
+static const char *startup_database = "app";
+
 /*
- * Build a protocol 3.0 StartupMessage for user=app database=app. With
- * malformed set, the last value lacks its NUL and the list its terminator:
- * the length word is consistent, the contents are not.
+ * Build a protocol 3.0 StartupMessage for user=app and startup_database.
+ * With malformed set, the last value lacks its NUL and the list its
+ * terminator: the length word is consistent, the contents are not.
  */
 static size_t build_startup_minor(uint8_t *out, size_t cap, int malformed, uint32_t minor)
 {
-    static const char params[] = "user\0app\0database\0app\0application_name\0rawclient\0";
-    /* sizeof includes the final NUL, the list terminator */
-    size_t plen = malformed ? sizeof params - 3 : sizeof params;
+    char params[512];
+    int n =
+        snprintf(params, sizeof params, "user%capp%cdatabase%c%s%capplication_name%crawclient%c", 0,
+                 0, 0, startup_database, 0, 0, 0);
+    if (n < 0 || (size_t)n >= sizeof params)
+        die("--database: name too long");
+    /* n counts the last value's NUL; snprintf's own NUL at params[n] is the
+     * list terminator. Malformed: as before this option, three bytes short. */
+    size_t plen = malformed ? (size_t)n - 2 : (size_t)n + 1;
     size_t len = 8 + plen;
     if (len > cap)
         die("startup buffer too small");
@@ -520,6 +532,10 @@ static int parse_conn_opt(struct conn_opts *o, int argc, char **argv, int *i)
         o->steps = 1;
     } else if (strcmp(a, "--tls13") == 0) {
         o->tls13 = 1;
+    } else if (strcmp(a, "--database") == 0 && *i + 1 < argc) {
+        startup_database = argv[++*i];
+        if (startup_database[0] == '\0' || strlen(startup_database) > 63)
+            die("--database: 1..63 bytes");
     } else {
         return 0;
     }
@@ -2793,7 +2809,7 @@ static void usage(void)
           "       rawclient fake-upstream PORT direct-tls CERT KEY\n"
           "CONNECT-OPTIONS: --plaintext --direct --alpn P1[,P2] --no-alpn --pipeline-hello\n"
           "                 --gssenc --from ADDR --proxy-v1 SRC --proxy-v2 SRC|LOCAL\n"
-          "                 --proxy-split --sni HEX --hello-size N --tls13\n",
+          "                 --proxy-split --sni HEX --hello-size N --tls13 --database NAME\n",
           stderr);
     exit(2);
 }

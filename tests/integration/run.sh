@@ -236,7 +236,8 @@ expect "psql through the proxy: query works, back leg TLS" "$out" '^psql ok\|t$'
 
 # want SECTION: true unless IT_ONLY (a comma-separated list of sections:
 # core protocol operations packaging faults certs abuse load flood memory
-# cancels certfiles logs pgversions scramsecret auth) leaves it out.
+# cancels certfiles logs pgversions scramsecret auth conffile reloadroutes)
+# leaves it out.
 # IT_ONLY=faults runs the set-up, the main proxy's first checks, the faults
 # section and the hygiene checks: for working on one section at a time.
 want() { [ -z "${IT_ONLY:-}" ] || [[ ",$IT_ONLY," == *",$1,"* ]]; }
@@ -538,6 +539,13 @@ want auth && . "$HERE/auth.sh"
 # ======================================================================
 # shellcheck source=tests/integration/conffile.sh
 want conffile && . "$HERE/conffile.sh"
+
+# ======================================================================
+# Issue 14: reloads under load: 200 sessions over two routes while routes
+# are added, changed and removed; a broken file changes nothing
+# ======================================================================
+# shellcheck source=tests/integration/reloadroutes.sh
+want reloadroutes && . "$HERE/reloadroutes.sh"
 
 if want core; then
 

@@ -71,7 +71,7 @@ rr_metric() { # RESULT: pg_tls_proxy_reloads_total{result=RESULT}
         sed -n "s/^pg_tls_proxy_reloads_total{result=\"$1\"} \\([0-9]*\\)$/\\1/p"
 }
 
-# rr_reload WHAT: SIGHUP, then wait for one more event=reloaded (or failure).
+# rr_reload: SIGHUP, then wait for one more event=reloaded (or failure).
 rr_reload() {
     local n0 f0 i
     n0=$(count "$CUR_LOG" 'event=reloaded ') f0=$(count "$CUR_LOG" 'event=reload_failed')

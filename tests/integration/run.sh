@@ -539,6 +539,13 @@ want auth && . "$HERE/auth.sh"
 # shellcheck source=tests/integration/conffile.sh
 want conffile && . "$HERE/conffile.sh"
 
+# ======================================================================
+# Issue 14: per-route observability: --check per route, /readyz per
+# route and /readyz/NAME, route labels on the metrics
+# ======================================================================
+# shellcheck source=tests/integration/observe.sh
+want observe && . "$HERE/observe.sh"
+
 if want core; then
 
 # ======================================================================

@@ -232,8 +232,8 @@ static bool readyz_route(struct text *t, const struct metrics_route_state *st, i
                  (long long)(now - st->last_ok));
         return true;
     }
-    text_add(t, "route %s: not ready: no verified upstream TLS handshake in the last %u s", st->name,
-             a_ready_window);
+    text_add(t, "route %s: not ready: no verified upstream TLS handshake in the last %u s",
+             st->name, a_ready_window);
     if (st->last_failure != 0 && st->failure[0] != '\0')
         text_add(t, "; last failure %lld s ago: %s", (long long)(now - st->last_failure),
                  st->failure);
@@ -298,8 +298,9 @@ static int readyz(struct admin_conn *c, const char *route)
         if (bad == 0)
             text_add(&t, "ready\n");
         else
-            text_add(&t, "not ready: %zu of %zu route(s) without a verified upstream TLS "
-                         "handshake in the last %u s\n",
+            text_add(&t,
+                     "not ready: %zu of %zu route(s) without a verified upstream TLS "
+                     "handshake in the last %u s\n",
                      bad, n, a_ready_window);
         text_add(&t, "%s", lines.ok && lines.b != NULL ? lines.b : "");
         t.ok = t.ok && lines.ok;

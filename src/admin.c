@@ -1,7 +1,7 @@
 /*
  * admin.c - the admin HTTP endpoint (--admin-address): GET or HEAD of
- * /metrics, /healthz and /readyz, one request per connection, served on the
- * main thread's loop.
+ * /metrics, /healthz, /readyz and /readyz/NAME (one route), one request
+ * per connection, served on the main thread's loop.
  *
  * Owns the admin listener and every admin connection (listed, so admin_stop
  * can close them all and the loop can end). Memory of a connection is freed

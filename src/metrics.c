@@ -2,6 +2,11 @@
  * metrics.c - process-wide counters, gauges and one histogram, rendered in
  * the Prometheus text exposition format 0.0.4 (written by promtext.c).
  *
+ * Session, handshake, login and probe series carry a route label: each
+ * route name gets a slot (route_tab, bounded) the first time a route of
+ * that name is built, and keeps it; the slot also holds what /readyz
+ * reports about the route (its last verified handshake, its last failure).
+ *
  * Updated from every worker thread: plain counters are C11 atomics with
  * relaxed ordering (no counter orders any other memory access; a scrape may
  * see one counter a moment ahead of another, which Prometheus tolerates).

@@ -12,8 +12,11 @@
 
 /*
  * Listen on "host:port" ("[v6]:port" for IPv6; a bare port means
- * 127.0.0.1). /readyz answers 200 while an upstream TLS handshake has
- * succeeded within the last ready_window_s seconds (see metrics.h), else 503.
+ * 127.0.0.1). /readyz answers 200 while every route of the running
+ * configuration (metrics_routes_current) had a verified upstream TLS
+ * handshake within the last ready_window_s seconds, else 503, with a line
+ * per route; /readyz/NAME answers for one route (404 if none has that
+ * name). Before any routes are published: any upstream's success counts.
  * Returns 0, or -1 with err filled ("--admin-address \"x\": ...").
  */
 int admin_start(uv_loop_t *loop, const char *address, unsigned ready_window_s, char *err,

@@ -25,7 +25,7 @@
  * Every failure is a FATAL ErrorResponse with PostgreSQL's own text where
  * PostgreSQL would have sent one (28P01 "password authentication failed
  * for user ..."), else the proxy's naming cause and fix; counted in
- * pg_tls_proxy_login_failures_total{sqlstate,reason}. No password, key or
+ * pg_tls_proxy_login_failures_total{sqlstate,reason,route}. No password, key or
  * proof is ever logged; each is wiped once used.
  */
 #ifndef PGTP_AUTH_H

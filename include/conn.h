@@ -73,11 +73,12 @@ struct conn {
     uv_timer_t timer;
     unsigned refs; /* open handles + pending requests that hold c */
     unsigned shutdowns;
-    struct route *route;             /* where the back leg goes (a reference) */
-    struct route_table *table;       /* the worker's routes at accept (a reference) */
-    struct route_sni sni;            /* the route the client's SNI named (front TLS) */
-    bool route_decided;              /* route is the session's (front.c front_route) */
-    uint16_t local_port;             /* the port the client connected to (route listen-port) */
+    struct route *route;       /* where the back leg goes (a reference) */
+    struct route_table *table; /* the worker's routes at accept (a reference) */
+    struct route_sni sni;      /* the route the client's SNI named (front TLS) */
+    bool route_decided;        /* route is the session's (front.c front_route) */
+    unsigned mslot;      /* the route the metrics count it under: its route's, "-" until decided */
+    uint16_t local_port; /* the port the client connected to (route listen-port) */
     const struct back_ops *back_ops; /* the back leg's owner: session, cancel or probe */
     struct dial *dial;
     struct cancelfwd *cancel; /* the client's CancelRequest, when it sent one */

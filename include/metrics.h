@@ -33,8 +33,46 @@ enum metric_outcome {
 enum metric_outcome metrics_outcome_of(const char *name);
 const char *metrics_outcome_name(enum metric_outcome o);
 
-void metrics_session_opened(void);
-void metrics_session_closed(enum metric_outcome o, uint64_t bytes_from_client,
+/*
+ * Routes (the route="NAME" label). A route name gets a slot the first time
+ * it is seen (metrics_route_slot, when a route is built) and keeps it for
+ * the life of the process, so its counters never go backwards across
+ * reloads; a removed route's series stay. Slot METRICS_ROUTE_NONE is
+ * route="-": a session whose route was not decided yet (its front
+ * handshake failed, it sent no StartupMessage, no route took it). At most
+ * METRICS_ROUTE_SLOTS - 1 names get a slot of their own; later ones are
+ * counted under "-" (logged once) so the exposition stays bounded.
+ */
+#define METRICS_ROUTE_NONE 0u
+#define METRICS_ROUTE_SLOTS 256
+#define METRICS_ROUTE_NAME_MAX 64 /* including the NUL (conffile.h: 63) */
+/* The slot of a route name, registered if new. Any thread. NULL, "" and
+ * "-" are METRICS_ROUTE_NONE. */
+unsigned metrics_route_slot(const char *name);
+/* The routes of the running configuration, in its order (start, reload):
+ * /readyz answers for these. Replaces the previous list. */
+void metrics_routes_current(const unsigned *slots, size_t n);
+/* What /readyz reports about the i-th current route. False past the end. */
+struct metrics_route_state {
+    char name[METRICS_ROUTE_NAME_MAX];
+    int64_t last_ok;      /* unix s of its last verified upstream handshake; 0 never */
+    int64_t last_failure; /* unix s of its last failed upstream set-up; 0 never */
+    char failure[256];    /* what that failure said (one line, no "pg-tls-proxy: ") */
+};
+bool metrics_route_state_at(size_t i, struct metrics_route_state *st);
+/* The same for a current route by name; false if no current route has it. */
+bool metrics_route_state_of(const char *name, struct metrics_route_state *st);
+/* Unix seconds of the route's last verified upstream handshake, 0 if never. */
+int64_t metrics_route_last_ok(unsigned slot);
+
+/* A client session was accepted; its route is slot (METRICS_ROUTE_NONE
+ * until decided). The active-sessions gauge counts it there. */
+void metrics_session_opened(unsigned route);
+/* Its route is decided: the gauge moves it from one slot to the other. */
+void metrics_session_routed(unsigned from, unsigned to);
+/* It ended with outcome o, counted under route (the slot of its decided
+ * route, else METRICS_ROUTE_NONE), where it was counted as active. */
+void metrics_session_closed(unsigned route, enum metric_outcome o, uint64_t bytes_from_client,
                             uint64_t bytes_from_upstream);
 /* Bytes relayed since the last report (open sessions report every second,
  * worker.c; a closing session reports the rest via metrics_session_closed). */
@@ -43,16 +81,20 @@ void metrics_bytes_relayed(uint64_t bytes_from_client, uint64_t bytes_from_upstr
  * ReadyForQuery; reason "upstream") or the proxy's own authentication did
  * (auth.c's reasons). sqlstate: "other" if not a valid SQLSTATE; reason:
  * [a-z_]+, else "other". */
-void metrics_login_failed(const char *sqlstate, const char *reason);
+void metrics_login_failed(const char *sqlstate, const char *reason, unsigned route);
 /* A readiness probe's upstream handshake failed (not a client's: not a
  * handshake failure). */
-void metrics_probe_failed(void);
+void metrics_probe_failed(unsigned route);
 /* leg: 0 front, 1 back; reason: a short label such as "verify", "name",
- * "refused_tls", "timeout", "unreachable", "alert", "protocol". */
-void metrics_handshake_failed(int leg, const char *reason);
-/* Back leg set-up (resolve -> verified TLS) took ms; also marks "an upstream
- * handshake succeeded now" for /readyz. */
-void metrics_upstream_connected(double ms);
+ * "refused_tls", "timeout", "unreachable", "alert", "protocol"; route: the
+ * route's slot (METRICS_ROUTE_NONE when not known, front leg). */
+void metrics_handshake_failed(int leg, const char *reason, unsigned route);
+/* Back leg set-up (resolve -> verified TLS) of route took ms; also marks
+ * "an upstream handshake of this route succeeded now" for /readyz. */
+void metrics_upstream_connected(unsigned route, double ms);
+/* Back leg set-up of route failed (a client's or a probe's): /readyz shows
+ * msg (sanitised to one printable line) while the route is not ready. */
+void metrics_upstream_failed(unsigned route, const char *msg);
 /* One cancel request and what became of it (result label: cancel_outcome_name). */
 void metrics_cancel(enum cancel_outcome o);
 void metrics_reload(bool ok);
@@ -65,7 +107,7 @@ void metrics_clear_cert_expiry(void);
 void metrics_sni_mismatch(void);
 
 int64_t metrics_active_sessions(void);
-/* Unix seconds of the last upstream handshake success, 0 if never. */
+/* Unix seconds of the last upstream handshake success (any route), 0 if never. */
 int64_t metrics_last_upstream_ok(void);
 
 /* Unit tests: render these process_* values instead of reading them (so

@@ -9,11 +9,17 @@
 
 struct worker;
 
-/* --check: w->probe_status becomes 0 (verified; the chain is printed) or
- * 1 (the reason is reported on stderr). Run w's loop until it is done. */
+struct route;
+
+/* --check: every route of w->routes in turn, each with its own roots and
+ * name. w->probe_status becomes 0 (all verified; each chain is printed) or
+ * 1 (each failure is reported on stderr; with several routes, every route
+ * also has a block on stdout and a last line names the routes that
+ * failed). Run w's loop until it is done. */
 void probe_check_start(struct worker *w);
-/* A quiet readiness probe: its success feeds /readyz (metrics), its
- * failure counts as a probe failure, not a client's handshake. */
-void probe_health_start(struct worker *w);
+/* A quiet readiness probe of route r: its success feeds /readyz (metrics),
+ * its failure counts as a probe failure, not a client's handshake. Does
+ * nothing while a probe of r is still under way. */
+void probe_health_start(struct worker *w, struct route *r);
 
 #endif

@@ -38,8 +38,9 @@ struct config;
 
 struct route {
     atomic_uint refs;
-    char *name; /* "default", or the NAME of [route NAME] */
-    char **sni; /* lower-case exact names and "*.suffix" wildcards */
+    char *name;     /* "default", or the NAME of [route NAME] */
+    unsigned mslot; /* its route="NAME" series in the metrics (metrics_route_slot) */
+    char **sni;     /* lower-case exact names and "*.suffix" wildcards */
     size_t nsni;
     char **databases; /* exact database names */
     size_t ndatabases;

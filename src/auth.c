@@ -133,7 +133,7 @@ __attribute__((format(printf, 5, 6))) static int fail(struct conn *c, const char
     if (c->login_sqlstate[0] == '\0') {
         snprintf(c->login_sqlstate, sizeof(c->login_sqlstate), "%s", sqlstate);
         snprintf(c->login_severity, sizeof(c->login_severity), "FATAL");
-        metrics_login_failed(sqlstate, reason);
+        metrics_login_failed(sqlstate, reason, c->route->mslot);
     }
     log_info("event=auth_failed conn=%llu user=\"%s\" mode=%s reason=%s sqlstate=%s",
              (unsigned long long)c->id, c->info.user, auth_mode_name(c->route->auth_mode), reason,

@@ -98,6 +98,7 @@ static void back_fail(struct conn *c, const char *sqlstate, const char *label, c
              log_escape(msg, q, sizeof(q)));
     if (!back_set_state(c, BACK_FAILED, label))
         return;
+    metrics_upstream_failed(c->route->mslot, msg); /* why /readyz says not ready */
     dial_free(c);
     leg_read_stop(&c->back);
     conn_close_leg(&c->back);
@@ -111,9 +112,9 @@ static void count_failure(struct conn *c, const char *label)
      * front of a dead upstream they would raise the failure counter by one
      * every probe interval and bury the real failures (issue 11). */
     if (c->back_ops->probe_metrics)
-        metrics_probe_failed();
+        metrics_probe_failed(c->route->mslot);
     else
-        metrics_handshake_failed(1, label);
+        metrics_handshake_failed(1, label, c->route->mslot);
 }
 
 static void fail(struct conn *c, const char *sqlstate, const char *label, const char *fmt, ...)
@@ -300,7 +301,7 @@ static void tls_ready(struct conn *c)
         fail(c, "08001", "closed", "pg-tls-proxy: lost the upstream %s", c->back_addr);
         return;
     }
-    metrics_upstream_connected((double)(uv_now(c->w->loop) - c->back_start_ms));
+    metrics_upstream_connected(c->route->mslot, (double)(uv_now(c->w->loop) - c->back_start_ms));
     c->back_ops->ready(c);
 }
 

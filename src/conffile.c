@@ -124,6 +124,13 @@ static bool section_header(struct parse_state *st, char *line)
         fail(st, "the route name \"default\" is reserved for the route of the global options");
         return false;
     }
+    /* route="-" in the audit lines and metrics is a session whose route is
+     * not decided yet: a route of that name would share its series. */
+    if (strcmp(rname, "-") == 0) {
+        fail(st, "the route name \"-\" is reserved: the logs and metrics use it for sessions "
+                 "whose route is not decided yet");
+        return false;
+    }
     struct conf_file *cf = st->cf;
     for (size_t i = 0; i < cf->nroutes; i++) {
         if (strcmp(cf->routes[i].name, rname) == 0) {

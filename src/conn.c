@@ -137,7 +137,7 @@ static void conn_free(struct conn *c)
     w->nconns--;
     if (c->counted) {
         admit_client_close();
-        metrics_session_closed(metrics_outcome_of(c->outcome ? c->outcome : "closed"),
+        metrics_session_closed(c->mslot, metrics_outcome_of(c->outcome ? c->outcome : "closed"),
                                c->front.bytes_in - c->reported_from_client,
                                c->back.bytes_in - c->reported_from_upstream);
     }

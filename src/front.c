@@ -217,6 +217,10 @@ static bool front_route(struct conn *c, size_t pktlen)
         c->route = route_ref(r);
     }
     c->route_decided = true;
+    if (c->counted) { /* the open-sessions gauge moves it from "-" to its route */
+        metrics_session_routed(c->mslot, c->route->mslot);
+        c->mslot = c->route->mslot;
+    }
     c->denied = front_denied_by(c, c->route);
     return true;
 }
@@ -279,7 +283,8 @@ void front_accept(struct worker *w, int sock)
     unsigned ka = w->rt->cfg->keepalive_s;
     uv_tcp_keepalive(&c->front.tcp, ka > 0, ka);
     c->counted = true;
-    metrics_session_opened();
+    c->mslot = c->route_decided ? c->route->mslot : METRICS_ROUTE_NONE;
+    metrics_session_opened(c->mslot);
     unsigned open = admit_client_open();
     c->too_many = open > w->rt->cfg->max_connections;
     int fd = -1;
@@ -616,9 +621,13 @@ static void front_tls_failed(struct conn *c)
         hint = "the client sent something other than a TLS ClientHello, or a TLS "
                "version older than --server-min-tls-version";
     }
-    metrics_handshake_failed(0, mtls && vr != X509_V_OK             ? "client_certificate"
-                                : strstr(e, "application protocol") ? "alpn"
-                                                                    : "handshake");
+    /* The route when known: decided at accept, or named by the client's SNI. */
+    const struct route *r = c->route_decided ? c->route : c->sni.route;
+    metrics_handshake_failed(0,
+                             mtls && vr != X509_V_OK             ? "client_certificate"
+                             : strstr(e, "application protocol") ? "alpn"
+                                                                 : "handshake",
+                             r != NULL ? r->mslot : METRICS_ROUTE_NONE);
     log_warn("event=front_handshake_failed conn=%llu front=%s reason=\"%s\" hint=\"%s\"",
              (unsigned long long)c->id, c->front_addr, e, hint);
     leg_flush(&c->front); /* the alert */

@@ -184,7 +184,8 @@ static void login_refused(struct conn *c, const uint8_t *m, size_t n)
         return;
     memcpy(c->login_sqlstate, ef.sqlstate, sizeof(c->login_sqlstate));
     snprintf(c->login_severity, sizeof(c->login_severity), "%s", ef.severity);
-    metrics_login_failed(ef.sqlstate, "upstream");
+    metrics_login_failed(ef.sqlstate, "upstream",
+                         c->route != NULL ? c->route->mslot : METRICS_ROUTE_NONE);
     if (c->outcome == NULL) { /* the first cause wins, as in conn_end */
         c->outcome = "login_failed";
         snprintf(c->reason, sizeof(c->reason), "%s", ef.message);

@@ -220,6 +220,16 @@ static void routes_log(const struct route_table *t, const char *trigger)
     }
 }
 
+/* The routes /readyz answers for: this table's, in its order. */
+static void routes_publish(const struct route_table *t)
+{
+    unsigned slots[METRICS_ROUTE_SLOTS];
+    size_t n = 0;
+    for (size_t i = 0; i < t->n && n < METRICS_ROUTE_SLOTS; i++)
+        slots[n++] = t->all[i]->mslot;
+    metrics_routes_current(slots, n);
+}
+
 static void free_config(struct config *c)
 {
     config_free(c);
@@ -286,6 +296,7 @@ static void reload(struct supervisor *sv, const char *why)
                  "take effect on restart; the running values stay\"",
                  changed);
     metrics_reload(true);
+    routes_publish(routes);
     publish_expiry(&ctx);
     /* Listening sockets are bound once, at start: a listen-port new in
      * this configuration has none until the next restart. */
@@ -553,6 +564,7 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
              cfg->allow_plaintext_from ? cfg->allow_plaintext_from : "none", cfg->max_connections,
              auth_mode_name(cfg->auth_mode), auth_summary(routes));
     routes_log(routes, "start");
+    routes_publish(routes);
     front_certificate_log(&sv, cfg, ctx, "start");
     uv_timer_start(&sv.expiry_timer, expiry_timer_cb, EXPIRY_CHECK_MS, EXPIRY_CHECK_MS);
     if (cfg->upstream_verify_name != NULL && tlsctx_is_cloudsql_name(cfg->upstream_verify_name))

@@ -2,6 +2,11 @@
  * metrics.c - process-wide counters, gauges and one histogram, rendered in
  * the Prometheus text exposition format 0.0.4 (written by promtext.c).
  *
+ * Session, handshake, login and probe series carry a route label: each
+ * route name gets a slot (route_tab, bounded) the first time a route of
+ * that name is built, and keeps it; the slot also holds what /readyz
+ * reports about the route (its last verified handshake, its last failure).
+ *
  * Updated from every worker thread: plain counters are C11 atomics with
  * relaxed ordering (no counter orders any other memory access; a scrape may
  * see one counter a moment ahead of another, which Prometheus tolerates).
@@ -74,31 +79,169 @@ const char *metrics_outcome_name(enum metric_outcome o)
     return (unsigned)o < OUT_COUNT ? outcome_names[o] : outcome_names[OUT_ERROR];
 }
 
+/* ---- routes -------------------------------------------------------------- */
+
+/* Per route: its session counters and gauge, and what /readyz needs. Slots
+ * [0, route_used) are published (release store of route_used) with their
+ * name set; a name never changes once published, so counting and rendering
+ * read them without the lock. */
+struct route_slot {
+    char name[METRICS_ROUTE_NAME_MAX];
+    atomic_uint_least64_t sessions[OUT_COUNT];
+    atomic_int_least64_t active;
+    atomic_uint_least64_t probe_failures;
+    atomic_int_least64_t last_ok, last_failure;
+};
+static struct route_slot route_tab[METRICS_ROUTE_SLOTS] = {[METRICS_ROUTE_NONE] = {.name = "-"}};
+static atomic_size_t route_used = 1;
+/* Guards inserting slots, the current list and the failure texts. */
+static pthread_mutex_t route_lock = PTHREAD_MUTEX_INITIALIZER;
+static char route_failure[METRICS_ROUTE_SLOTS][256];
+static unsigned route_current[METRICS_ROUTE_SLOTS];
+static size_t route_ncurrent;
+static bool route_full_logged;
+
+#define ADD(var, n) atomic_fetch_add_explicit(&(var), (n), memory_order_relaxed)
+#define LOAD(var) atomic_load_explicit(&(var), memory_order_relaxed)
+#define STORE(var, v) atomic_store_explicit(&(var), (v), memory_order_relaxed)
+
+/* Any slot number becomes a published one ("-" if out of range). */
+static struct route_slot *rslot(unsigned route)
+{
+    size_t n = atomic_load_explicit(&route_used, memory_order_acquire);
+    return &route_tab[route < n ? route : METRICS_ROUTE_NONE];
+}
+
+static unsigned route_find(const char *name, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(route_tab[i].name, name) == 0)
+            return (unsigned)i;
+    return METRICS_ROUTE_NONE;
+}
+
+unsigned metrics_route_slot(const char *name)
+{
+    if (name == NULL || name[0] == '\0' || strcmp(name, "-") == 0 ||
+        strlen(name) >= METRICS_ROUTE_NAME_MAX)
+        return METRICS_ROUTE_NONE;
+    unsigned s = route_find(name, atomic_load_explicit(&route_used, memory_order_acquire));
+    if (s != METRICS_ROUTE_NONE)
+        return s;
+    pthread_mutex_lock(&route_lock);
+    size_t n = atomic_load_explicit(&route_used, memory_order_relaxed);
+    s = route_find(name, n); /* another thread may have added it */
+    if (s == METRICS_ROUTE_NONE && n < METRICS_ROUTE_SLOTS) {
+        snprintf(route_tab[n].name, sizeof(route_tab[n].name), "%s", name);
+        s = (unsigned)n;
+        atomic_store_explicit(&route_used, n + 1, memory_order_release);
+    } else if (s == METRICS_ROUTE_NONE && !route_full_logged) {
+        route_full_logged = true;
+        log_warn("event=metrics_routes_full max=%d route=\"%s\" reason=\"more route names since "
+                 "start than the metrics keep series for: later ones are counted under route -\" "
+                 "hint=\"restart the proxy to give every current route its own series\"",
+                 METRICS_ROUTE_SLOTS - 1, name);
+    }
+    pthread_mutex_unlock(&route_lock);
+    return s;
+}
+
+void metrics_routes_current(const unsigned *slots, size_t n)
+{
+    pthread_mutex_lock(&route_lock);
+    route_ncurrent = 0;
+    for (size_t i = 0; i < n && route_ncurrent < METRICS_ROUTE_SLOTS; i++)
+        route_current[route_ncurrent++] = slots[i];
+    pthread_mutex_unlock(&route_lock);
+}
+
+static void route_state(unsigned slot, struct metrics_route_state *st)
+{
+    const struct route_slot *r = rslot(slot);
+    _Static_assert(sizeof(st->name) == sizeof(r->name), "route name sizes differ");
+    _Static_assert(sizeof(st->failure) == sizeof(route_failure[0]), "failure sizes differ");
+    memcpy(st->name, r->name, sizeof(st->name)); /* NUL-terminated, same size */
+    st->last_ok = LOAD(r->last_ok);
+    st->last_failure = LOAD(r->last_failure);
+    memcpy(st->failure, route_failure[r - route_tab], sizeof(st->failure));
+}
+
+bool metrics_route_state_at(size_t i, struct metrics_route_state *st)
+{
+    pthread_mutex_lock(&route_lock);
+    bool ok = i < route_ncurrent;
+    if (ok)
+        route_state(route_current[i], st);
+    pthread_mutex_unlock(&route_lock);
+    return ok;
+}
+
+bool metrics_route_state_of(const char *name, struct metrics_route_state *st)
+{
+    bool ok = false;
+    pthread_mutex_lock(&route_lock);
+    for (size_t i = 0; i < route_ncurrent && !ok; i++) {
+        if (strcmp(rslot(route_current[i])->name, name) == 0) {
+            route_state(route_current[i], st);
+            ok = true;
+        }
+    }
+    pthread_mutex_unlock(&route_lock);
+    return ok;
+}
+
+int64_t metrics_route_last_ok(unsigned slot)
+{
+    return LOAD(rslot(slot)->last_ok);
+}
+
+void metrics_upstream_failed(unsigned route, const char *msg)
+{
+    struct route_slot *r = rslot(route);
+    STORE(r->last_failure, (int64_t)time(NULL));
+    if (msg == NULL)
+        msg = "";
+    if (strncmp(msg, "pg-tls-proxy: ", 14) == 0)
+        msg += 14;
+    pthread_mutex_lock(&route_lock);
+    char *out = route_failure[r - route_tab];
+    size_t i = 0;
+    /* One line of printable text: the body of /readyz is line per route. */
+    for (; msg[i] != '\0' && i + 1 < sizeof(route_failure[0]); i++)
+        out[i] = msg[i] >= 0x20 && msg[i] <= 0x7e ? msg[i] : '?';
+    out[i] = '\0';
+    pthread_mutex_unlock(&route_lock);
+}
+
 /* ---- plain counters ----------------------------------------------------- */
 
-static atomic_uint_least64_t sessions_total[OUT_COUNT];
-static atomic_int_least64_t sessions_active;
 static atomic_uint_least64_t bytes_from_client, bytes_from_upstream;
 static atomic_uint_least64_t cancels[CANCEL_OUTCOMES];
 static atomic_uint_least64_t reloads_ok, reloads_failed;
 static atomic_uint_least64_t accept_pauses;
 static atomic_int_least64_t last_upstream_ok;
-static atomic_uint_least64_t probe_failures;
 
-#define ADD(var, n) atomic_fetch_add_explicit(&(var), (n), memory_order_relaxed)
-#define LOAD(var) atomic_load_explicit(&(var), memory_order_relaxed)
-
-void metrics_session_opened(void)
+void metrics_session_opened(unsigned route)
 {
-    ADD(sessions_active, 1);
+    ADD(rslot(route)->active, 1);
 }
 
-void metrics_session_closed(enum metric_outcome o, uint64_t from_client, uint64_t from_upstream)
+void metrics_session_routed(unsigned from, unsigned to)
+{
+    if (from == to)
+        return;
+    ADD(rslot(from)->active, -1);
+    ADD(rslot(to)->active, 1);
+}
+
+void metrics_session_closed(unsigned route, enum metric_outcome o, uint64_t from_client,
+                            uint64_t from_upstream)
 {
     if ((unsigned)o >= OUT_COUNT)
         o = OUT_ERROR;
-    ADD(sessions_active, -1);
-    ADD(sessions_total[o], 1);
+    struct route_slot *r = rslot(route);
+    ADD(r->active, -1);
+    ADD(r->sessions[o], 1);
     metrics_bytes_relayed(from_client, from_upstream);
 }
 
@@ -132,7 +275,11 @@ void metrics_accept_paused(void)
 
 int64_t metrics_active_sessions(void)
 {
-    return LOAD(sessions_active);
+    int64_t sum = 0;
+    size_t n = atomic_load_explicit(&route_used, memory_order_acquire);
+    for (size_t i = 0; i < n; i++)
+        sum += LOAD(route_tab[i].active);
+    return sum;
 }
 
 int64_t metrics_last_upstream_ok(void)
@@ -155,7 +302,7 @@ _Static_assert(NELEM(bucket_us) == NELEM(bucket_le), "bucket tables differ");
 static atomic_uint_least64_t hist_counts[NELEM(bucket_us) + 1];
 static atomic_uint_least64_t hist_sum_us;
 
-void metrics_upstream_connected(double ms)
+void metrics_upstream_connected(unsigned route, double ms)
 {
     uint64_t us = 0;
     /* NaN, negative and absurd values (a clock step) clamp instead of
@@ -167,23 +314,27 @@ void metrics_upstream_connected(double ms)
         i++;
     ADD(hist_counts[i], 1);
     ADD(hist_sum_us, us);
-    atomic_store_explicit(&last_upstream_ok, (int64_t)time(NULL), memory_order_relaxed);
+    int64_t now = (int64_t)time(NULL);
+    STORE(last_upstream_ok, now);
+    STORE(rslot(route)->last_ok, now);
 }
 
-/* ---- handshake failures: a small open set of (leg, reason) series -------- */
+/* ---- handshake failures: a small open set of (leg, reason, route) series -- */
 
-#define HS_SLOTS 32
+/* A few reasons per leg times a few routes; past it, "other" of route "-". */
+#define HS_SLOTS 512
 #define HS_REASON_MAX 32 /* including the NUL */
 
 struct hs_slot {
     int leg; /* 0 front, 1 back */
     char reason[HS_REASON_MAX];
+    unsigned route;
     atomic_uint_least64_t count;
 };
 
 /* Slots [0, hs_used) are immutable once published (release store of
  * hs_used), so readers scan them without the lock. Slots 0 and 1 are the
- * "other" series that take whatever does not fit. */
+ * "other" series (route "-") that take whatever does not fit. */
 static struct hs_slot hs_table[HS_SLOTS] = {
     {.leg = 0, .reason = "other"},
     {.leg = 1, .reason = "other"},
@@ -191,10 +342,11 @@ static struct hs_slot hs_table[HS_SLOTS] = {
 static atomic_size_t hs_used = 2;
 static pthread_mutex_t hs_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static struct hs_slot *hs_find(int leg, const char *reason, size_t n)
+static struct hs_slot *hs_find(int leg, const char *reason, unsigned route, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (hs_table[i].leg == leg && strcmp(hs_table[i].reason, reason) == 0)
+        if (hs_table[i].leg == leg && hs_table[i].route == route &&
+            strcmp(hs_table[i].reason, reason) == 0)
             return &hs_table[i];
     return NULL;
 }
@@ -209,19 +361,22 @@ static bool reason_ok(const char *reason)
     return n > 0;
 }
 
-void metrics_handshake_failed(int leg, const char *reason)
+void metrics_handshake_failed(int leg, const char *reason, unsigned route)
 {
     leg = leg == 0 ? 0 : 1;
     if (reason == NULL || !reason_ok(reason))
         reason = "other";
-    struct hs_slot *s = hs_find(leg, reason, atomic_load_explicit(&hs_used, memory_order_acquire));
+    route = (unsigned)(rslot(route) - route_tab);
+    struct hs_slot *s =
+        hs_find(leg, reason, route, atomic_load_explicit(&hs_used, memory_order_acquire));
     if (s == NULL) {
         pthread_mutex_lock(&hs_lock);
         size_t n = atomic_load_explicit(&hs_used, memory_order_relaxed);
-        s = hs_find(leg, reason, n); /* another thread may have added it */
+        s = hs_find(leg, reason, route, n); /* another thread may have added it */
         if (s == NULL && n < HS_SLOTS) {
             s = &hs_table[n];
             s->leg = leg;
+            s->route = route;
             snprintf(s->reason, sizeof(s->reason), "%s", reason);
             atomic_store_explicit(&hs_used, n + 1, memory_order_release);
         } else if (s == NULL) {
@@ -232,30 +387,32 @@ void metrics_handshake_failed(int leg, const char *reason)
     ADD(s->count, 1);
 }
 
-void metrics_probe_failed(void)
+void metrics_probe_failed(unsigned route)
 {
-    ADD(probe_failures, 1);
+    ADD(rslot(route)->probe_failures, 1);
 }
 
 /* ---- login failures: a small open set of SQLSTATE series ------------------ */
 
-#define LF_SLOTS 32
+#define LF_SLOTS 512
 
 /* Slots [0, lf_used) are immutable once published, as for hs_table; slot 0
- * ("other") takes malformed codes and whatever does not fit. */
+ * ("other", route "-") takes malformed codes and whatever does not fit. */
 struct lf_slot {
     char sqlstate[6];
     char reason[24];
+    unsigned route;
     atomic_uint_least64_t count;
 };
 static struct lf_slot lf_table[LF_SLOTS] = {{.sqlstate = "other", .reason = "other"}};
 static atomic_size_t lf_used = 1;
 static pthread_mutex_t lf_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static struct lf_slot *lf_find(const char *code, const char *reason, size_t n)
+static struct lf_slot *lf_find(const char *code, const char *reason, unsigned route, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (strcmp(lf_table[i].sqlstate, code) == 0 && strcmp(lf_table[i].reason, reason) == 0)
+        if (lf_table[i].route == route && strcmp(lf_table[i].sqlstate, code) == 0 &&
+            strcmp(lf_table[i].reason, reason) == 0)
             return &lf_table[i];
     return NULL;
 }
@@ -280,20 +437,22 @@ static bool sqlstate_ok(const char *s)
     return n == 5;
 }
 
-void metrics_login_failed(const char *sqlstate, const char *reason)
+void metrics_login_failed(const char *sqlstate, const char *reason, unsigned route)
 {
     if (sqlstate == NULL || !sqlstate_ok(sqlstate))
         sqlstate = "other";
     if (reason == NULL || !lf_reason_ok(reason))
         reason = "other";
+    route = (unsigned)(rslot(route) - route_tab);
     struct lf_slot *s =
-        lf_find(sqlstate, reason, atomic_load_explicit(&lf_used, memory_order_acquire));
+        lf_find(sqlstate, reason, route, atomic_load_explicit(&lf_used, memory_order_acquire));
     if (s == NULL) {
         pthread_mutex_lock(&lf_lock);
         size_t n = atomic_load_explicit(&lf_used, memory_order_relaxed);
-        s = lf_find(sqlstate, reason, n);
+        s = lf_find(sqlstate, reason, route, n);
         if (s == NULL && n < LF_SLOTS) {
             s = &lf_table[n];
+            s->route = route;
             snprintf(s->sqlstate, sizeof(s->sqlstate), "%s", sqlstate);
             snprintf(s->reason, sizeof(s->reason), "%s", reason);
             atomic_store_explicit(&lf_used, n + 1, memory_order_release);
@@ -386,13 +545,25 @@ void metrics_sni_mismatch(void)
 
 static void render_sessions(struct prom_out *o)
 {
-    prom_family(o, "pg_tls_proxy_sessions_total", "counter", "Client sessions ended, by outcome.");
-    for (int i = 0; i < OUT_COUNT; i++)
-        prom_putf(o, "pg_tls_proxy_sessions_total{outcome=\"%s\"} %" PRIuLEAST64 "\n",
-                  outcome_names[i], LOAD(sessions_total[i]));
+    size_t nr = atomic_load_explicit(&route_used, memory_order_acquire);
+    prom_family(o, "pg_tls_proxy_sessions_total", "counter",
+                "Client sessions ended, by outcome and route (\"-\": ended before a route was "
+                "decided).");
+    for (size_t r = 0; r < nr; r++) {
+        for (int i = 0; i < OUT_COUNT; i++) {
+            prom_putf(o, "pg_tls_proxy_sessions_total{outcome=\"%s\",route=\"", outcome_names[i]);
+            prom_label_value(o, route_tab[r].name);
+            prom_putf(o, "\"} %" PRIuLEAST64 "\n", LOAD(route_tab[r].sessions[i]));
+        }
+    }
 
-    prom_family(o, "pg_tls_proxy_active_sessions", "gauge", "Client sessions open now.");
-    prom_putf(o, "pg_tls_proxy_active_sessions %" PRIdLEAST64 "\n", LOAD(sessions_active));
+    prom_family(o, "pg_tls_proxy_active_sessions", "gauge",
+                "Client sessions open now, by route (\"-\": route not decided yet).");
+    for (size_t r = 0; r < nr; r++) {
+        prom_puts(o, "pg_tls_proxy_active_sessions{route=\"");
+        prom_label_value(o, route_tab[r].name);
+        prom_putf(o, "\"} %" PRIdLEAST64 "\n", LOAD(route_tab[r].active));
+    }
 
     prom_family(o, "pg_tls_proxy_bytes_total", "counter",
                 "Plaintext bytes relayed, by direction (open sessions' bytes are added every "
@@ -406,12 +577,15 @@ static void render_sessions(struct prom_out *o)
 static void render_handshakes(struct prom_out *o)
 {
     prom_family(o, "pg_tls_proxy_handshake_failures_total", "counter",
-                "TLS handshakes that failed, by leg and reason.");
+                "TLS handshakes that failed, by leg, reason and route (front leg: \"-\" "
+                "while the client has named no route).");
     size_t n = atomic_load_explicit(&hs_used, memory_order_acquire);
     for (size_t i = 0; i < n; i++) {
         prom_putf(o, "pg_tls_proxy_handshake_failures_total{leg=\"%s\",reason=\"",
                   hs_table[i].leg == 0 ? "front" : "back");
         prom_label_value(o, hs_table[i].reason);
+        prom_puts(o, "\",route=\"");
+        prom_label_value(o, rslot(hs_table[i].route)->name);
         prom_putf(o, "\"} %" PRIuLEAST64 "\n", LOAD(hs_table[i].count));
     }
 }
@@ -434,9 +608,14 @@ static void render_upstream(struct prom_out *o)
     prom_putf(o, "%s_count %" PRIu64 "\n", name, cum);
 
     prom_family(o, "pg_tls_proxy_upstream_last_success_timestamp_seconds", "gauge",
-                "Unix time of the last verified upstream TLS handshake (0: never).");
-    prom_putf(o, "pg_tls_proxy_upstream_last_success_timestamp_seconds %" PRIdLEAST64 "\n",
-              LOAD(last_upstream_ok));
+                "Unix time of the last verified upstream TLS handshake, by route (0: never).");
+    size_t nr = atomic_load_explicit(&route_used, memory_order_acquire);
+    /* "-" only when a route had no slot of its own (metrics_routes_full). */
+    for (size_t r = LOAD(route_tab[0].last_ok) != 0 ? 0 : 1; r < nr; r++) {
+        prom_puts(o, "pg_tls_proxy_upstream_last_success_timestamp_seconds{route=\"");
+        prom_label_value(o, route_tab[r].name);
+        prom_putf(o, "\"} %" PRIdLEAST64 "\n", LOAD(route_tab[r].last_ok));
+    }
 }
 
 static void render_events(struct prom_out *o)
@@ -517,17 +696,22 @@ static void render_logins(struct prom_out *o)
         "password/scram (password, unknown_user, verifier_mismatch, method, server_signature, "
         "channel_binding, protocol, plaintext).");
     size_t n = atomic_load_explicit(&lf_used, memory_order_acquire);
-    for (size_t i = 0; i < n; i++)
-        prom_putf(o,
-                  "pg_tls_proxy_login_failures_total{sqlstate=\"%s\",reason=\"%s\"} %" PRIuLEAST64
-                  "\n",
-                  lf_table[i].sqlstate, lf_table[i].reason, LOAD(lf_table[i].count));
+    for (size_t i = 0; i < n; i++) {
+        prom_putf(o, "pg_tls_proxy_login_failures_total{sqlstate=\"%s\",reason=\"%s\",route=\"",
+                  lf_table[i].sqlstate, lf_table[i].reason);
+        prom_label_value(o, rslot(lf_table[i].route)->name);
+        prom_putf(o, "\"} %" PRIuLEAST64 "\n", LOAD(lf_table[i].count));
+    }
 
     prom_family(o, "pg_tls_proxy_readiness_probe_failures_total", "counter",
-                "The proxy's own upstream probes (for /readyz) that failed; not in "
+                "The proxy's own upstream probes (for /readyz) that failed, by route; not in "
                 "pg_tls_proxy_handshake_failures_total.");
-    prom_putf(o, "pg_tls_proxy_readiness_probe_failures_total %" PRIuLEAST64 "\n",
-              LOAD(probe_failures));
+    size_t nr = atomic_load_explicit(&route_used, memory_order_acquire);
+    for (size_t r = LOAD(route_tab[0].probe_failures) != 0 ? 0 : 1; r < nr; r++) {
+        prom_puts(o, "pg_tls_proxy_readiness_probe_failures_total{route=\"");
+        prom_label_value(o, route_tab[r].name);
+        prom_putf(o, "\"} %" PRIuLEAST64 "\n", LOAD(route_tab[r].probe_failures));
+    }
 }
 
 static struct process_stats frozen_ps;

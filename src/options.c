@@ -129,8 +129,9 @@ const struct opt_def config_options[] = {
      "127.0.0.1."},
     {"admin-ready-window", 0, OPT_SECONDS, PROCESS, "SECONDS", FIELD(admin_ready_window_s), false,
      "60", NULL,
-     "/readyz answers 200 while an upstream TLS handshake succeeded within this window (the "
-     "proxy probes the upstream when idle)."},
+     "/readyz answers 200 while every route's upstream had a verified TLS handshake within "
+     "this window (the proxy probes each route when idle); /readyz/NAME answers for one "
+     "route."},
     {"log-format", 0, OPT_LOGFMT, PROCESS, "text|json", FIELD(log_json), false, "text", NULL,
      "Log lines as key=value text or as JSON objects (one per line)."},
     {"workers", 0, OPT_WORKERS, PROCESS, "N", FIELD(workers), false, "0", "0: one per CPU",
@@ -139,8 +140,9 @@ const struct opt_def config_options[] = {
     {"log", 'l', OPT_LOG, PROCESS, "LEVEL", FIELD(log_level), false, "info", NULL,
      "Log level: debug, info, warn or error (case-insensitive)."},
     {"check", 0, OPT_BOOL, PROCESS, NULL, FIELD(check_only), false, NULL, NULL,
-     "Load and validate everything, make one verified TLS connection to the upstream, print "
-     "its certificate chain and exit: 0 on success, 1 on failure."},
+     "Load and validate everything, make one verified TLS connection to every route's "
+     "upstream, print each certificate chain and exit: 0 on success, 1 if any route failed "
+     "(named on the last line)."},
     {"help", 'h', OPT_HELP, PROCESS, NULL, 0, false, NULL, NULL, "Print this help and exit."},
     {"version", 'V', OPT_VERSION, PROCESS, NULL, 0, false, NULL, NULL,
      "Print the version and exit."},

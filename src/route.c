@@ -20,6 +20,7 @@
 
 #include "authfile.h"
 #include "config.h"
+#include "metrics.h"
 #include "pgassert.h"
 #include "tlsctx.h"
 
@@ -63,6 +64,7 @@ struct route *route_new(const struct config *cfg, SSL_CTX *back_ctx, char *err, 
     if (r->name == NULL || r->host == NULL || r->verify_name == NULL)
         goto oom;
     r->port = cfg->upstream_port;
+    r->mslot = metrics_route_slot(r->name);
     r->direct_tls = cfg->back_direct_tls;
     r->connect_timeout_ms = cfg->connect_timeout_s * 1000;
     r->keepalive_s = cfg->keepalive_s;
@@ -153,6 +155,7 @@ static struct route *route_from_conf(const struct config *global, const struct r
     tlsctx_contexts_free(&ctx); /* the route holds its own references */
     free(r->name);
     r->name = strdup(rc->name);
+    r->mslot = metrics_route_slot(r->name);
     r->sni = copy_list(rc->sni, rc->nsni, true);
     r->nsni = rc->nsni;
     r->databases = copy_list(rc->databases, rc->ndatabases, false);

@@ -98,10 +98,15 @@ static void probe_cb(uv_timer_t *t)
 {
     struct worker *w = t->data;
     unsigned window = w->rt->cfg->admin_ready_window_s;
-    int64_t age = (int64_t)time(NULL) - metrics_last_upstream_ok();
-    if (w->draining || age < (int64_t)(window / 2))
+    if (w->draining)
         return;
-    probe_health_start(w);
+    /* Each route on its own: one busy route must not hide a dead one. */
+    int64_t now = (int64_t)time(NULL);
+    for (size_t i = 0; i < w->routes->n; i++) {
+        struct route *r = w->routes->all[i];
+        if (now - metrics_route_last_ok(r->mslot) >= (int64_t)(window / 2))
+            probe_health_start(w, r);
+    }
 }
 
 void worker_start_probe(struct worker *w)

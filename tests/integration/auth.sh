@@ -352,7 +352,7 @@ au_fail() {
     curl -s --max-time 3 -o "$TMP/au-m1.txt" "$AU_A/metrics" 2>/dev/null || : >"$TMP/au-m1.txt"
     after=$(au_metric "$TMP/au-m1.txt" "$sqlstate")
     expect "$AU_MODE mode, $name: pg_tls_proxy_login_failures_total{sqlstate=\"$sqlstate\",reason=...} counts both" \
-        "delta=$((after - before)) $(grep -c "^pg_tls_proxy_login_failures_total{sqlstate=\"$sqlstate\",reason=\"[a-z_]*\"}" "$TMP/au-m1.txt")" \
+        "delta=$((after - before)) $(grep -c "^pg_tls_proxy_login_failures_total{sqlstate=\"$sqlstate\",reason=\"[a-z_]*\",route=\"default\"}" "$TMP/au-m1.txt")" \
         '^delta=2 [1-9]'
 }
 

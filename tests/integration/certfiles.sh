@@ -108,7 +108,7 @@ start_proxy cf-nc-metrics "$P" 127.0.0.1 "$CF_FAKE_PORT" localhost "$CF/nc-ca.cr
 raw error localhost "$P" >/dev/null
 out=$(curl -s --max-time 10 "http://127.0.0.1:$CF_ADMIN/metrics")
 expect "name constraints: handshake failure counted with reason=\"name_constraints\"" "$out" \
-    'pg_tls_proxy_handshake_failures_total\{leg="back",reason="name_constraints"\} [1-9]'
+    'pg_tls_proxy_handshake_failures_total\{leg="back",reason="name_constraints",route="default"\} [1-9]'
 stop_proxy cf-nc-metrics
 it_stop fake-cf-nc-cnonly
 

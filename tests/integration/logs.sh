@@ -93,11 +93,11 @@ expect "logs: an unknown database through the proxy fails with the server's text
 wait_line "$LOG_LJ" '"application_name": ?"logs-nodb".*"event": ?"closed"|"event": ?"closed".*"application_name": ?"logs-nodb"' 5
 for ((i = 0; i < 30; i++)); do
     lscrape "$ADMIN_LJ" "$TMP/logs-m1.txt"
-    [ "$(lmetric "$TMP/logs-m1.txt" 'pg_tls_proxy_sessions_total{outcome="login_failed"}')" -ge 2 ] && break
+    [ "$(lmetric "$TMP/logs-m1.txt" 'pg_tls_proxy_sessions_total{outcome="login_failed",route="default"}')" -ge 2 ] && break
     sleep 0.1
 done
 expect "logs: pg_tls_proxy_login_failures_total counts 28P01 and 3D000, sessions_total login_failed" \
-    "28P01=$(lmetric "$TMP/logs-m1.txt" 'pg_tls_proxy_login_failures_total{sqlstate="28P01",reason="upstream"}') 3D000=$(lmetric "$TMP/logs-m1.txt" 'pg_tls_proxy_login_failures_total{sqlstate="3D000",reason="upstream"}') login_failed=$(lmetric "$TMP/logs-m1.txt" 'pg_tls_proxy_sessions_total{outcome="login_failed"}')" \
+    "28P01=$(lmetric "$TMP/logs-m1.txt" 'pg_tls_proxy_login_failures_total{sqlstate="28P01",reason="upstream",route="default"}') 3D000=$(lmetric "$TMP/logs-m1.txt" 'pg_tls_proxy_login_failures_total{sqlstate="3D000",reason="upstream",route="default"}') login_failed=$(lmetric "$TMP/logs-m1.txt" 'pg_tls_proxy_sessions_total{outcome="login_failed",route="default"}')" \
     '^28P01=1 3D000=1 login_failed=2$'
 
 # ======================================================================
@@ -122,7 +122,7 @@ expect "logs: after SIGUSR1 and SIGUSR2 the proxy runs and serves" "alive=$alive
 LJ_MB=$((50 / IT_TIME_SCALE))
 lscrape "$ADMIN_LJ" "$TMP/logs-m2.txt"
 B0=$(lmetric "$TMP/logs-m2.txt" 'pg_tls_proxy_bytes_total{direction="from_upstream"}')
-C0=$(lmetric "$TMP/logs-m2.txt" 'pg_tls_proxy_sessions_total{outcome="closed"}')
+C0=$(lmetric "$TMP/logs-m2.txt" 'pg_tls_proxy_sessions_total{outcome="closed",route="default"}')
 lpsql "$(ci "$P_LJ" application_name=logs-copy)" \
     -c "\\copy (SELECT repeat('x', 1000) FROM generate_series(1, $((LJ_MB * 1000)))) TO '/dev/null'" \
     -c "SELECT pg_sleep($((3 * IT_TIME_SCALE)))" >"$TMP/logs-copy.out" &
@@ -132,7 +132,7 @@ for ((i = 0; i < 200 * IT_TIME_SCALE; i++)); do
     kill -0 "$LJ_COPY" 2>/dev/null || break
     lscrape "$ADMIN_LJ" "$TMP/logs-m3.txt" || continue
     b=$(lmetric "$TMP/logs-m3.txt" 'pg_tls_proxy_bytes_total{direction="from_upstream"}')
-    c=$(lmetric "$TMP/logs-m3.txt" 'pg_tls_proxy_sessions_total{outcome="closed"}')
+    c=$(lmetric "$TMP/logs-m3.txt" 'pg_tls_proxy_sessions_total{outcome="closed",route="default"}')
     [ "$c" = "$C0" ] || break # the session has ended: too late to tell
     seen="$((b - B0))"
     if [ $((b - B0)) -ge $((LJ_MB * 1000 * 1000)) ]; then
@@ -168,7 +168,7 @@ expect "logs: process_* metrics present and as /proc says (fds, limit, RSS, CPU,
 CUR_LOG=$LOG_LD
 sleep "$((3 * IT_TIME_SCALE))"
 lscrape "$ADMIN_LD" "$TMP/logs-m5.txt"
-out="probes=$(lmetric "$TMP/logs-m5.txt" 'pg_tls_proxy_readiness_probe_failures_total') back_failures=$(awk '/^pg_tls_proxy_handshake_failures_total\{leg="back",/ { s += $2 } END { print s + 0 }' "$TMP/logs-m5.txt") readyz=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$ADMIN_LD/readyz")"
+out="probes=$(lmetric "$TMP/logs-m5.txt" 'pg_tls_proxy_readiness_probe_failures_total{route="default"}') back_failures=$(awk '/^pg_tls_proxy_handshake_failures_total\{leg="back",/ { s += $2 } END { print s + 0 }' "$TMP/logs-m5.txt") readyz=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$ADMIN_LD/readyz")"
 expect "logs: readiness probes against a dead upstream are not handshake failures" "$out" \
     '^probes=[2-9][0-9]* back_failures=1 readyz=503$'
 stop_proxy logs-dead

@@ -815,13 +815,13 @@ expect "admin: GET /readyz turns 200 within 5 s of start, the proxy probing when
 raw error localhost "$P_ADM" --direct --alpn http/1.1 >/dev/null
 out=$(metrics_get "$TMP/metrics-1.txt")
 expect "admin: /metrics is valid Prometheus text (strict parser)" "$out" '^valid '
-S0=$(metric "$TMP/metrics-1.txt" 'pg_tls_proxy_sessions_total{outcome="closed"}')
+S0=$(metric "$TMP/metrics-1.txt" 'pg_tls_proxy_sessions_total{outcome="closed",route="default"}')
 out=$(pgc query "$(ci "$P_ADM")" "SELECT 'metered'")
 expect "admin: a session through the proxy" "$out" '^metered$'
 S1=$S0
 for ((i = 0; i < 20; i++)); do
     metrics_get "$TMP/metrics-2.txt" >/dev/null
-    S1=$(metric "$TMP/metrics-2.txt" 'pg_tls_proxy_sessions_total{outcome="closed"}')
+    S1=$(metric "$TMP/metrics-2.txt" 'pg_tls_proxy_sessions_total{outcome="closed",route="default"}')
     [[ $S0 =~ ^[0-9]+$ && $S1 =~ ^[0-9]+$ ]] && [ "$S1" -gt "$S0" ] && break
     sleep 0.1
 done

@@ -237,7 +237,7 @@ expect "psql through the proxy: query works, back leg TLS" "$out" '^psql ok\|t$'
 # want SECTION: true unless IT_ONLY (a comma-separated list of sections:
 # core protocol operations packaging faults certs abuse load flood memory
 # cancels certfiles logs pgversions scramsecret auth conffile routes
-# reloadroutes) leaves it out.
+# reloadroutes observe) leaves it out.
 # IT_ONLY=faults runs the set-up, the main proxy's first checks, the faults
 # section and the hygiene checks: for working on one section at a time.
 want() { [ -z "${IT_ONLY:-}" ] || [[ ",$IT_ONLY," == *",$1,"* ]]; }
@@ -544,16 +544,23 @@ want conffile && . "$HERE/conffile.sh"
 # Issue 14: three clusters (15, 17, 18) behind one port from a --config
 # file: routes by SNI, database and listen port, per-route front
 # certificates, CAs and auth modes, refusals (08004), proxy-owned cancel keys
-# ===============================================================
 # ======================================================================
 # shellcheck source=tests/integration/routes.sh
 want routes && . "$HERE/routes.sh"
-=======
+
+# ======================================================================
 # Issue 14: reloads under load: 200 sessions over two routes while routes
 # are added, changed and removed; a broken file changes nothing
 # ======================================================================
 # shellcheck source=tests/integration/reloadroutes.sh
 want reloadroutes && . "$HERE/reloadroutes.sh"
+
+# ======================================================================
+# Issue 14: per-route observability: --check per route, /readyz per
+# route and /readyz/NAME, route labels on the metrics
+# ======================================================================
+# shellcheck source=tests/integration/observe.sh
+want observe && . "$HERE/observe.sh"
 
 if want core; then
 

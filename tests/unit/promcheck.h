@@ -10,7 +10,7 @@
 #include <stddef.h>
 
 #define EX_MAXFAM 32
-#define EX_MAXSERIES 512
+#define EX_MAXSERIES 8192
 
 struct expo {
     char fams[EX_MAXFAM][128];

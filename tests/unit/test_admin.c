@@ -213,6 +213,61 @@ static void stop_admin(void)
 
 #define REQ(s) s, sizeof(s) - 1
 
+/*
+ * /readyz with routes published (as main.c does at start and on reload):
+ * ready only when every route is, one line per route; /readyz/NAME for one;
+ * 404 naming the routes for a name that is not running.
+ */
+static void readyz_per_route(int port)
+{
+    unsigned good = metrics_route_slot("adm_good"), bad = metrics_route_slot("adm_bad");
+    ck_assert_uint_ne(good, METRICS_ROUTE_NONE);
+    ck_assert_uint_ne(bad, METRICS_ROUTE_NONE);
+    ck_assert_uint_ne(good, bad);
+    ck_assert_uint_eq(metrics_route_slot("adm_good"), good); /* the same slot again */
+    metrics_upstream_connected(good, 2.0);
+    metrics_upstream_failed(bad, "pg-tls-proxy: upstream 127.0.0.1:1 certificate\nname wrong");
+    unsigned both[] = {good, bad};
+    metrics_routes_current(both, 2);
+
+    exchange(&g_loop, port, &g_cl, REQ("GET /readyz HTTP/1.1\r\n\r\n"));
+    const char *b = check_response(&g_cl, 503, false);
+    const char *want = "not ready: 1 of 2 route(s) without a verified upstream TLS handshake "
+                       "in the last 30 s\nroute adm_good: ok, verified upstream TLS handshake ";
+    ck_assert_msg(strncmp(b, want, strlen(want)) == 0, "%s", b);
+    /* The failure, on one line, without the "pg-tls-proxy: " prefix. */
+    ck_assert_msg(strstr(b, "\nroute adm_bad: not ready: no verified upstream TLS handshake in "
+                            "the last 30 s; last failure 0 s ago: upstream 127.0.0.1:1 "
+                            "certificate?name wrong\n") != NULL,
+                  "%s", b);
+    exchange(&g_loop, port, &g_cl, REQ("GET /readyz/adm_good HTTP/1.1\r\n\r\n"));
+    b = check_response(&g_cl, 200, false);
+    ck_assert_msg(strncmp(b, "ready\nroute adm_good: ok, ", 26) == 0, "%s", b);
+    exchange(&g_loop, port, &g_cl, REQ("GET /readyz/adm_bad?x=1 HTTP/1.1\r\n\r\n"));
+    b = check_response(&g_cl, 503, false);
+    ck_assert_msg(strncmp(b, "not ready\nroute adm_bad: not ready: ", 36) == 0, "%s", b);
+    exchange(&g_loop, port, &g_cl, REQ("HEAD /readyz/adm_bad HTTP/1.1\r\n\r\n"));
+    check_response(&g_cl, 503, true);
+    exchange(&g_loop, port, &g_cl, REQ("GET /readyz/adm_gone HTTP/1.1\r\n\r\n"));
+    ck_assert_str_eq(check_response(&g_cl, 404, false),
+                     "no route \"adm_gone\" in the running configuration; the routes are: "
+                     "adm_good, adm_bad\n");
+    exchange(&g_loop, port, &g_cl, REQ("GET /readyz/a%20b HTTP/1.1\r\n\r\n"));
+    ck_assert_ptr_nonnull(strstr(check_response(&g_cl, 404, false), "no route \"?\""));
+    exchange(&g_loop, port, &g_cl, REQ("POST /readyz/adm_good HTTP/1.1\r\n\r\n"));
+    check_response(&g_cl, 405, false);
+
+    /* A reload that drops the bad route: ready again. */
+    metrics_routes_current(&good, 1);
+    exchange(&g_loop, port, &g_cl, REQ("GET /readyz HTTP/1.1\r\n\r\n"));
+    b = check_response(&g_cl, 200, false);
+    ck_assert_msg(strncmp(b, "ready\nroute adm_good: ok", 24) == 0, "%s", b);
+    ck_assert_ptr_null(strstr(b, "adm_bad"));
+    exchange(&g_loop, port, &g_cl, REQ("GET /readyz/adm_bad HTTP/1.1\r\n\r\n"));
+    check_response(&g_cl, 404, false);
+    metrics_routes_current(NULL, 0); /* as before, for the tests that follow */
+}
+
 START_TEST(test_admin_endpoints)
 {
     int port = start_admin(30);
@@ -241,9 +296,10 @@ START_TEST(test_admin_endpoints)
         ck_assert_str_eq(check_response(&g_cl, 503, false),
                          "not ready: no upstream TLS handshake in the last 30 s\n");
     }
-    metrics_upstream_connected(3.5);
+    metrics_upstream_connected(METRICS_ROUTE_NONE, 3.5);
     exchange(&g_loop, port, &g_cl, REQ("GET /readyz HTTP/1.1\r\n\r\n"));
     ck_assert_str_eq(check_response(&g_cl, 200, false), "ready\n");
+    readyz_per_route(port);
 
     exchange(&g_loop, port, &g_cl, REQ("POST /metrics HTTP/1.1\r\nContent-Length: 2\r\n\r\nab"));
     check_response(&g_cl, 405, false);

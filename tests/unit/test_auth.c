@@ -298,15 +298,17 @@ static int client_scram(struct sfx_client *c, const char *password, bool *plus, 
 
 /* ---- shared checks ---- */
 
-/* The value of one login-failure counter (0 if it has no line yet). */
+/* The value of one login-failure counter of the fixture's (default) route
+ * (0 if it has no line yet). */
 static unsigned long long failures(const char *sqlstate, const char *reason)
 {
-    static char text[1 << 16];
+    static char text[1 << 20];
     char needle[160];
     size_t n = metrics_render(text, sizeof(text));
     ck_assert_uint_lt(n, sizeof(text));
     snprintf(needle, sizeof(needle),
-             "pg_tls_proxy_login_failures_total{sqlstate=\"%s\",reason=\"%s\"} ", sqlstate, reason);
+             "pg_tls_proxy_login_failures_total{sqlstate=\"%s\",reason=\"%s\",route=\"default\"} ",
+             sqlstate, reason);
     const char *p = strstr(text, needle);
     return p != NULL ? strtoull(p + strlen(needle), NULL, 10) : 0;
 }

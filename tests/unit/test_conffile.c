@@ -141,6 +141,8 @@ static const struct {
     {BASE "[route a/b]\n", "pg.conf:5: route name \"a/b\": use 1-63 of A-Z a-z 0-9 _ . -"},
     {BASE "[route default]\n",
      "pg.conf:5: the route name \"default\" is reserved for the route of the global options"},
+    {BASE "[route -]\n", "pg.conf:5: the route name \"-\" is reserved: the logs and metrics use it "
+                         "for sessions whose route is not decided yet"},
     {BASE "[route a\n",
      "pg.conf:5: a section header needs its closing ']' ([global] or [route NAME])"},
     {BASE "[route a] sni = a\n",

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -141,23 +142,22 @@ START_TEST(test_render_valid_and_complete)
     /* Every series that exists at zero is there. */
     for (int o = 0; o < OUT_COUNT; o++) {
         char s[128];
-        snprintf(s, sizeof(s), "pg_tls_proxy_sessions_total{outcome=\"%s\"}",
+        snprintf(s, sizeof(s), "pg_tls_proxy_sessions_total{outcome=\"%s\",route=\"-\"}",
                  metrics_outcome_name((enum metric_outcome)o));
         ck_assert_msg(value_of(t, s) >= 0, "%s missing", s);
     }
     const char *must[] = {
-        "pg_tls_proxy_active_sessions",
+        "pg_tls_proxy_active_sessions{route=\"-\"}",
         "pg_tls_proxy_bytes_total{direction=\"from_client\"}",
         "pg_tls_proxy_bytes_total{direction=\"from_upstream\"}",
-        "pg_tls_proxy_handshake_failures_total{leg=\"front\",reason=\"other\"}",
-        "pg_tls_proxy_handshake_failures_total{leg=\"back\",reason=\"other\"}",
+        "pg_tls_proxy_handshake_failures_total{leg=\"front\",reason=\"other\",route=\"-\"}",
+        "pg_tls_proxy_handshake_failures_total{leg=\"back\",reason=\"other\",route=\"-\"}",
         "pg_tls_proxy_upstream_connect_seconds_bucket{le=\"0.001\"}",
         "pg_tls_proxy_upstream_connect_seconds_bucket{le=\"0.0025\"}",
         "pg_tls_proxy_upstream_connect_seconds_bucket{le=\"10\"}",
         "pg_tls_proxy_upstream_connect_seconds_bucket{le=\"+Inf\"}",
         "pg_tls_proxy_upstream_connect_seconds_sum",
         "pg_tls_proxy_upstream_connect_seconds_count",
-        "pg_tls_proxy_upstream_last_success_timestamp_seconds",
         "pg_tls_proxy_cancel_requests_total{result=\"forwarded\"}",
         "pg_tls_proxy_cancel_requests_total{result=\"coalesced\"}",
         "pg_tls_proxy_cancel_requests_total{result=\"rate_limited\"}",
@@ -191,24 +191,25 @@ END_TEST
 
 START_TEST(test_counters_move)
 {
+    const unsigned R = METRICS_ROUTE_NONE;
     char *a = render();
-    metrics_session_opened();
-    metrics_session_opened();
-    metrics_session_closed(OUT_CLOSED, 100, 2000);
-    metrics_session_closed(OUT_UPSTREAM, 1, 2);
-    metrics_session_opened();
-    metrics_session_closed((enum metric_outcome)99, 0, 0); /* counts as error */
+    metrics_session_opened(R);
+    metrics_session_opened(R);
+    metrics_session_closed(R, OUT_CLOSED, 100, 2000);
+    metrics_session_closed(R, OUT_UPSTREAM, 1, 2);
+    metrics_session_opened(R);
+    metrics_session_closed(R, (enum metric_outcome)99, 0, 0); /* counts as error */
     metrics_cancel(CANCEL_FORWARDED);
     metrics_cancel(CANCEL_RATE_LIMITED);
     metrics_cancel(CANCEL_RATE_LIMITED);
     metrics_cancel((enum cancel_outcome)99); /* counts as failed */
     metrics_reload(true);
     metrics_reload(false);
-    metrics_handshake_failed(0, "alert");
-    metrics_handshake_failed(1, "verify");
-    metrics_handshake_failed(1, "verify");
+    metrics_handshake_failed(0, "alert", R);
+    metrics_handshake_failed(1, "verify", R);
+    metrics_handshake_failed(1, "verify", R);
     int64_t active = metrics_active_sessions();
-    metrics_session_opened();
+    metrics_session_opened(R);
     ck_assert_int_eq(metrics_active_sessions(), active + 1);
     char *b = render();
     assert_valid(b);
@@ -217,11 +218,11 @@ START_TEST(test_counters_move)
         const char *series;
         double delta;
     } want[] = {
-        {"pg_tls_proxy_sessions_total{outcome=\"closed\"}", 1},
-        {"pg_tls_proxy_sessions_total{outcome=\"upstream_error\"}", 1},
-        {"pg_tls_proxy_sessions_total{outcome=\"error\"}", 1},
-        {"pg_tls_proxy_sessions_total{outcome=\"timeout\"}", 0},
-        {"pg_tls_proxy_active_sessions", 1},
+        {"pg_tls_proxy_sessions_total{outcome=\"closed\",route=\"-\"}", 1},
+        {"pg_tls_proxy_sessions_total{outcome=\"upstream_error\",route=\"-\"}", 1},
+        {"pg_tls_proxy_sessions_total{outcome=\"error\",route=\"-\"}", 1},
+        {"pg_tls_proxy_sessions_total{outcome=\"timeout\",route=\"-\"}", 0},
+        {"pg_tls_proxy_active_sessions{route=\"-\"}", 1},
         {"pg_tls_proxy_bytes_total{direction=\"from_client\"}", 101},
         {"pg_tls_proxy_bytes_total{direction=\"from_upstream\"}", 2002},
         {"pg_tls_proxy_cancel_requests_total{result=\"forwarded\"}", 1},
@@ -230,8 +231,8 @@ START_TEST(test_counters_move)
         {"pg_tls_proxy_cancel_requests_total{result=\"unknown_key\"}", 0},
         {"pg_tls_proxy_reloads_total{result=\"success\"}", 1},
         {"pg_tls_proxy_reloads_total{result=\"failure\"}", 1},
-        {"pg_tls_proxy_handshake_failures_total{leg=\"front\",reason=\"alert\"}", 1},
-        {"pg_tls_proxy_handshake_failures_total{leg=\"back\",reason=\"verify\"}", 2},
+        {"pg_tls_proxy_handshake_failures_total{leg=\"front\",reason=\"alert\",route=\"-\"}", 1},
+        {"pg_tls_proxy_handshake_failures_total{leg=\"back\",reason=\"verify\",route=\"-\"}", 2},
     };
     for (int i = 0; i < NELEM(want); i++) {
         double before = value_of(a, want[i].series), after = value_of(b, want[i].series);
@@ -240,7 +241,7 @@ START_TEST(test_counters_move)
         ck_assert_msg(after - before == want[i].delta, "%s: %g -> %g, want +%g", want[i].series,
                       before, after, want[i].delta);
     }
-    metrics_session_closed(OUT_SHUTDOWN, 0, 0);
+    metrics_session_closed(R, OUT_SHUTDOWN, 0, 0);
     ck_assert_int_eq(metrics_active_sessions(), active);
     free(a);
     free(b);
@@ -287,10 +288,11 @@ START_TEST(test_histogram)
     };
     const char *les[] = {"0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",
                          "0.25",  "0.5",    "1",     "2.5",  "5",     "10",   "+Inf"};
+    unsigned hist_route = metrics_route_slot("tm_hist");
     for (int k = 0; k < NELEM(obs); k++) {
         char *a = render();
         time_t t0 = time(NULL);
-        metrics_upstream_connected(obs[k].ms);
+        metrics_upstream_connected(hist_route, obs[k].ms);
         char *b = render();
         assert_valid(b);
         bool reached = false;
@@ -310,8 +312,9 @@ START_TEST(test_histogram)
         /* ... and marks the last upstream success. */
         int64_t last = metrics_last_upstream_ok();
         ck_assert(last >= (int64_t)t0 && last <= (int64_t)time(NULL));
-        ck_assert(value_of(b, "pg_tls_proxy_upstream_last_success_timestamp_seconds") >=
-                  (double)t0);
+        ck_assert(value_of(b, "pg_tls_proxy_upstream_last_success_timestamp_seconds{route="
+                              "\"tm_hist\"}") >= (double)t0);
+        ck_assert(metrics_route_last_ok(hist_route) >= (int64_t)t0);
         free(a);
         free(b);
     }
@@ -319,28 +322,29 @@ START_TEST(test_histogram)
 END_TEST
 
 #define HS_FRONT "pg_tls_proxy_handshake_failures_total{leg=\"front\""
-#define HS_OTHER(leg) "pg_tls_proxy_handshake_failures_total{leg=\"" leg "\",reason=\"other\"}"
+#define HS_OTHER(leg)                                                                              \
+    "pg_tls_proxy_handshake_failures_total{leg=\"" leg "\",reason=\"other\",route=\"-\"}"
 
 START_TEST(test_handshake_bad_reasons)
 {
     int n;
     char *a = render();
     /* Not label material (or too long for a slot): counted as "other". */
-    metrics_handshake_failed(0, NULL);
-    metrics_handshake_failed(0, "");
-    metrics_handshake_failed(0, "two words");
-    metrics_handshake_failed(0, "0123456789012345678901234567890123456789");
-    metrics_handshake_failed(0, "tab\there");
-    metrics_handshake_failed(0, "caf\xc3\xa9");
-    metrics_handshake_failed(0, "other");
+    metrics_handshake_failed(0, NULL, METRICS_ROUTE_NONE);
+    metrics_handshake_failed(0, "", METRICS_ROUTE_NONE);
+    metrics_handshake_failed(0, "two words", METRICS_ROUTE_NONE);
+    metrics_handshake_failed(0, "0123456789012345678901234567890123456789", METRICS_ROUTE_NONE);
+    metrics_handshake_failed(0, "tab\there", METRICS_ROUTE_NONE);
+    metrics_handshake_failed(0, "caf\xc3\xa9", METRICS_ROUTE_NONE);
+    metrics_handshake_failed(0, "other", METRICS_ROUTE_NONE);
     /* Exactly 31 characters still fits. */
-    metrics_handshake_failed(0, "0123456789012345678901234567890");
+    metrics_handshake_failed(0, "0123456789012345678901234567890", METRICS_ROUTE_NONE);
     char *b = render();
     assert_valid(b);
     ck_assert(value_of(b, HS_OTHER("front")) - value_of(a, HS_OTHER("front")) == 7);
     ck_assert(sum_prefix(b, HS_FRONT, &n) - sum_prefix(a, HS_FRONT, &n) == 8);
     ck_assert(value_of(b, "pg_tls_proxy_handshake_failures_total{leg=\"front\",reason="
-                          "\"0123456789012345678901234567890\"}") >= 1);
+                          "\"0123456789012345678901234567890\",route=\"-\"}") >= 1);
     ck_assert_ptr_null(strstr(b, "two words"));
     ck_assert_ptr_null(strstr(b, "caf"));
     free(a);
@@ -355,23 +359,23 @@ START_TEST(test_handshake_table_full)
     double front_a = sum_prefix(a, HS_FRONT, &n);
     /* More distinct reasons than the table holds: none is lost, the rest
      * are counted as reason="other" of their leg. */
-    for (int i = 0; i < 40; i++) {
+    for (int i = 0; i < 520; i++) {
         char r[16];
         snprintf(r, sizeof(r), "r%d", i);
-        metrics_handshake_failed(0, r);
-        metrics_handshake_failed(0, r);
+        metrics_handshake_failed(0, r, METRICS_ROUTE_NONE);
+        metrics_handshake_failed(0, r, METRICS_ROUTE_NONE);
     }
     char *b = render();
     assert_valid(b);
-    ck_assert(sum_prefix(b, HS_FRONT, &n) - front_a == 80);
+    ck_assert(sum_prefix(b, HS_FRONT, &n) - front_a == 1040);
     sum_prefix(b, "pg_tls_proxy_handshake_failures_total{", &n);
-    ck_assert_int_eq(n, 32);
-    ck_assert_ptr_nonnull(strstr(b, "reason=\"r0\"} 2\n"));
-    ck_assert(value_of(b, HS_OTHER("front")) - value_of(a, HS_OTHER("front")) >= 2 * (40 - 30));
+    ck_assert_int_eq(n, 512);
+    ck_assert_ptr_nonnull(strstr(b, "reason=\"r0\",route=\"-\"} 2\n"));
+    ck_assert(value_of(b, HS_OTHER("front")) - value_of(a, HS_OTHER("front")) >= 2 * (520 - 510));
 
     /* Any leg but 0 is the back leg; a full table sends it to back's "other". */
-    metrics_handshake_failed(7, "r39");
-    metrics_handshake_failed(1, "brand_new");
+    metrics_handshake_failed(7, "r39", METRICS_ROUTE_NONE);
+    metrics_handshake_failed(1, "brand_new", METRICS_ROUTE_NONE);
     char *c = render();
     assert_valid(c);
     ck_assert(value_of(c, HS_OTHER("back")) - value_of(b, HS_OTHER("back")) == 2);
@@ -497,7 +501,7 @@ START_TEST(test_login_and_probe_failures)
     int cnt;
     char *t = render();
 #define LF(state, reason)                                                                          \
-    "pg_tls_proxy_login_failures_total{sqlstate=\"" state "\",reason=\"" reason "\"}"
+    "pg_tls_proxy_login_failures_total{sqlstate=\"" state "\",reason=\"" reason "\",route=\"-\"}"
     double l0 = sum_prefix(t, LF("28P01", "upstream"), &cnt);
     double w0 = sum_prefix(t, LF("28P01", "password"), &cnt);
     double o0 = sum_prefix(t, LF("other", "upstream"), &cnt);
@@ -505,13 +509,13 @@ START_TEST(test_login_and_probe_failures)
     double p0 = sum_prefix(t, "pg_tls_proxy_readiness_probe_failures_total", &cnt);
     double h0 = sum_prefix(t, "pg_tls_proxy_handshake_failures_total", &cnt);
     free(t);
-    metrics_login_failed("28P01", "upstream");
-    metrics_login_failed("28P01", "upstream");
-    metrics_login_failed("28P01", "password");     /* a series of its own */
-    metrics_login_failed("bad\"code", "upstream"); /* never a label value */
-    metrics_login_failed(NULL, "upstream");
-    metrics_login_failed("28000", "Bad\"Reason"); /* nor this */
-    metrics_probe_failed();
+    metrics_login_failed("28P01", "upstream", METRICS_ROUTE_NONE);
+    metrics_login_failed("28P01", "upstream", METRICS_ROUTE_NONE);
+    metrics_login_failed("28P01", "password", METRICS_ROUTE_NONE);     /* a series of its own */
+    metrics_login_failed("bad\"code", "upstream", METRICS_ROUTE_NONE); /* never a label value */
+    metrics_login_failed(NULL, "upstream", METRICS_ROUTE_NONE);
+    metrics_login_failed("28000", "Bad\"Reason", METRICS_ROUTE_NONE); /* nor this */
+    metrics_probe_failed(metrics_route_slot("tm_probe"));
     t = render();
     assert_valid(t);
     ck_assert(sum_prefix(t, LF("28P01", "upstream"), &cnt) == l0 + 2);
@@ -524,6 +528,133 @@ START_TEST(test_login_and_probe_failures)
     ck_assert_ptr_null(strstr(t, "bad"));
     ck_assert_ptr_null(strstr(t, "Bad"));
     free(t);
+}
+END_TEST
+
+/* The route label: sessions, the gauge, handshakes, logins, probes and the
+ * last success of each route are their own series. */
+START_TEST(test_route_labels)
+{
+    unsigned a = metrics_route_slot("tm_a"), b = metrics_route_slot("tm_b");
+    ck_assert_uint_ne(a, METRICS_ROUTE_NONE);
+    ck_assert_uint_ne(b, METRICS_ROUTE_NONE);
+    ck_assert_uint_ne(a, b);
+    ck_assert_uint_eq(metrics_route_slot("tm_a"), a);
+    ck_assert_uint_eq(metrics_route_slot(NULL), METRICS_ROUTE_NONE);
+    ck_assert_uint_eq(metrics_route_slot(""), METRICS_ROUTE_NONE);
+    ck_assert_uint_eq(metrics_route_slot("-"), METRICS_ROUTE_NONE);
+    char longname[METRICS_ROUTE_NAME_MAX + 1];
+    memset(longname, 'x', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    ck_assert_uint_eq(metrics_route_slot(longname), METRICS_ROUTE_NONE);
+
+#define ACT(r) "pg_tls_proxy_active_sessions{route=\"" r "\"}"
+#define SES(o, r) "pg_tls_proxy_sessions_total{outcome=\"" o "\",route=\"" r "\"}"
+    char *t0 = render();
+    int64_t total = metrics_active_sessions();
+    metrics_session_opened(METRICS_ROUTE_NONE); /* accepted: route not known yet */
+    metrics_session_opened(METRICS_ROUTE_NONE);
+    metrics_session_routed(METRICS_ROUTE_NONE, a); /* its StartupMessage named tm_a */
+    metrics_session_routed(a, a);                  /* no move */
+    char *t1 = render();
+    assert_valid(t1);
+    ck_assert(value_of(t1, ACT("tm_a")) - value_of(t0, ACT("tm_a")) == 1);
+    ck_assert(value_of(t1, ACT("-")) - value_of(t0, ACT("-")) == 1);
+    ck_assert(value_of(t1, ACT("tm_b")) == value_of(t0, ACT("tm_b")));
+    ck_assert_int_eq(metrics_active_sessions(), total + 2);
+    metrics_session_closed(a, OUT_CLOSED, 10, 20);
+    metrics_session_closed(METRICS_ROUTE_NONE, OUT_REFUSED, 0, 0); /* no route took it */
+    metrics_login_failed("28P01", "upstream", a);
+    metrics_handshake_failed(1, "verify", b);
+    metrics_handshake_failed(0, "handshake", b);
+    metrics_probe_failed(b);
+    metrics_upstream_connected(a, 1.0);
+    metrics_upstream_failed(b, "pg-tls-proxy: upstream x: certificate verify failed");
+    ck_assert_int_eq(metrics_active_sessions(), total);
+    char *t2 = render();
+    assert_valid(t2);
+    ck_assert(value_of(t2, ACT("tm_a")) == value_of(t0, ACT("tm_a")));
+    ck_assert(value_of(t2, ACT("-")) == value_of(t0, ACT("-")));
+    ck_assert(value_of(t2, SES("closed", "tm_a")) - value_of(t0, SES("closed", "tm_a")) == 1);
+    ck_assert(value_of(t2, SES("closed", "tm_b")) == value_of(t0, SES("closed", "tm_b")));
+    ck_assert(value_of(t2, SES("refused", "-")) - value_of(t0, SES("refused", "-")) == 1);
+    ck_assert(value_of(t2, "pg_tls_proxy_login_failures_total{sqlstate=\"28P01\",reason="
+                           "\"upstream\",route=\"tm_a\"}") >= 1);
+    ck_assert(value_of(t2, "pg_tls_proxy_handshake_failures_total{leg=\"back\",reason="
+                           "\"verify\",route=\"tm_b\"}") >= 1);
+    ck_assert(value_of(t2, "pg_tls_proxy_handshake_failures_total{leg=\"front\",reason="
+                           "\"handshake\",route=\"tm_b\"}") >= 1);
+    ck_assert(value_of(t2, "pg_tls_proxy_readiness_probe_failures_total{route=\"tm_b\"}") >= 1);
+    ck_assert(value_of(t2, "pg_tls_proxy_upstream_last_success_timestamp_seconds{route="
+                           "\"tm_a\"}") >= (double)time(NULL) - 5);
+    ck_assert(value_of(t2, "pg_tls_proxy_upstream_last_success_timestamp_seconds{route="
+                           "\"tm_b\"}") == 0);
+#undef ACT
+#undef SES
+
+    /* What /readyz reads: the current routes in order, by index and name. */
+    unsigned cur[] = {b, a};
+    metrics_routes_current(cur, 2);
+    struct metrics_route_state st;
+    ck_assert(metrics_route_state_at(0, &st));
+    ck_assert_str_eq(st.name, "tm_b");
+    ck_assert_int_eq(st.last_ok, 0);
+    ck_assert(st.last_failure >= (int64_t)time(NULL) - 5);
+    ck_assert_str_eq(st.failure, "upstream x: certificate verify failed");
+    ck_assert(metrics_route_state_at(1, &st));
+    ck_assert_str_eq(st.name, "tm_a");
+    ck_assert(st.last_ok >= (int64_t)time(NULL) - 5);
+    ck_assert(!metrics_route_state_at(2, &st));
+    ck_assert(metrics_route_state_of("tm_a", &st));
+    ck_assert(!metrics_route_state_of("tm_probe", &st)); /* known, but not current */
+    metrics_routes_current(NULL, 0);
+    ck_assert(!metrics_route_state_at(0, &st));
+    free(t0);
+    free(t1);
+    free(t2);
+}
+END_TEST
+
+/* Route names are bounded: past METRICS_ROUTE_SLOTS - 1 names, new ones
+ * count as "-" and the exposition stays valid. In a child process, so the
+ * full table does not leak into other tests (CK_FORK=no). */
+START_TEST(test_route_slots_bounded)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int bad = 0;
+        unsigned last = 0;
+        for (int i = 0; i < METRICS_ROUTE_SLOTS + 10; i++) {
+            char name[32];
+            snprintf(name, sizeof(name), "full%d", i);
+            unsigned s = metrics_route_slot(name);
+            metrics_session_opened(s);
+            metrics_session_closed(s, OUT_CLOSED, 0, 0);
+            if (s >= METRICS_ROUTE_SLOTS)
+                bad |= 1;
+            if (s != METRICS_ROUTE_NONE)
+                last = s;
+        }
+        if (last != METRICS_ROUTE_SLOTS - 1)
+            bad |= 2;
+        if (metrics_route_slot("full0") == METRICS_ROUTE_NONE) /* a known name keeps its slot */
+            bad |= 4;
+        char *t = render();
+        char why[256] = "";
+        if (expo_check(&ex, t, why, sizeof(why)) < 0)
+            bad |= 8;
+        int n;
+        sum_prefix(t, "pg_tls_proxy_active_sessions{", &n);
+        if (n != METRICS_ROUTE_SLOTS)
+            bad |= 16;
+        free(t);
+        _exit(bad);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status));
+    ck_assert_msg(WEXITSTATUS(status) == 0, "child failed: %d", WEXITSTATUS(status));
 }
 END_TEST
 
@@ -617,6 +748,8 @@ Suite *metrics_suite(void)
     tcase_add_test(m, test_buffer_too_small);
     tcase_add_test(m, test_process_metrics);
     tcase_add_test(m, test_login_and_probe_failures);
+    tcase_add_test(m, test_route_labels);
+    tcase_add_test(m, test_route_slots_bounded);
     tcase_add_loop_test(m, test_checker_rejects, 0, NELEM(bad_expositions));
     tcase_add_test(m, test_checker_accepts);
     suite_add_tcase(s, m);

@@ -509,6 +509,14 @@ static void front_first(struct conn *c, const uint8_t *buf, size_t len)
     case PG_FIRST_CANCEL:
         cancelfwd_request(c, p.len);
         return;
+    case PG_FIRST_PEER_CANCEL:
+        /* Instances send these only inside verified TLS (the key in it is
+         * a secret): in plaintext it is no peer's. No answer, as to a cancel. */
+        log_warn("event=cancel_peer_refused conn=%llu front=%s reason=\"plaintext\" "
+                 "hint=\"instances send these inside TLS only\"",
+                 (unsigned long long)c->id, c->front_addr);
+        conn_end(c, "refused", "PeerCancelRequest in plaintext");
+        return;
     case PG_FIRST_INVALID:
     default:
         conn_fail_front(c, "08P01", "protocol_error", "pg-tls-proxy: invalid start-up packet: %s",
@@ -580,6 +588,9 @@ static void front_startup(struct conn *c)
             return;
         case PG_FIRST_CANCEL:
             cancelfwd_request(c, p.len);
+            return;
+        case PG_FIRST_PEER_CANCEL:
+            cancelfwd_peer_request(c, p.len);
             return;
         case PG_FIRST_SSLREQUEST:
         case PG_FIRST_GSSENCREQUEST:

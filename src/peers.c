@@ -95,6 +95,9 @@ static struct route *peer_route(const struct config *cfg, const struct peer_conf
     }
     free(r->name);
     r->name = n;
+    /* The instances share their settings: behind a PROXY-protocol balancer
+     * each expects a header, which another instance sends as LOCAL. */
+    r->proxy_local = cfg->proxy_protocol;
     return r;
 }
 

@@ -418,8 +418,10 @@ void cancelfwd_peer_request(struct conn *c, size_t len)
     struct peermsg m;
     enum peermsg_result r = PEERMSG_MALFORMED;
     bool on = peers_self() != 0;
+    /* Instances send these only inside verified TLS: the key is a secret. */
+    bool tls = c->front.tls_up;
 
-    if (on)
+    if (on && tls)
         r = peers_verify(c->startup, len, &m);
     if (r != PEERMSG_OK) {
         OPENSSL_cleanse(c->startup, c->startup_len);
@@ -430,8 +432,11 @@ void cancelfwd_peer_request(struct conn *c, size_t len)
         if (say)
             log_warn("event=cancel_peer_refused conn=%llu front=%s reason=\"%s\" hint=\"%s\"",
                      (unsigned long long)c->id, c->front_addr,
-                     on ? peermsg_result_name(r) : "peering is off (no --peer-id)",
-                     r == PEERMSG_BAD_MAC ? "every instance needs the same --peer-secret-file"
+                     !on    ? "peering is off (no --peer-id)"
+                     : !tls ? "plaintext"
+                            : peermsg_result_name(r),
+                     !tls                 ? "instances send these inside TLS only"
+                     : r == PEERMSG_BAD_MAC ? "every instance needs the same --peer-secret-file"
                      : r == PEERMSG_STALE ? "the instances' clocks differ by more than 30 s: run NTP"
                                           : "only other pg-tls-proxy instances send these");
         conn_end(c, "cancel", "peer cancel refused");

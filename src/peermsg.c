@@ -112,8 +112,8 @@ static bool replayed(struct peermsg_replay *rp, const uint8_t *nonce, uint64_t t
                      uint64_t now_ms)
 {
     for (size_t i = 0; i < PEERMSG_REPLAY_SLOTS; i++) {
-        uint64_t t = rp->slot[i].ts_ms;
-        if (t != 0 && t + 2 * PEERMSG_WINDOW_MS >= now_ms &&
+        uint64_t t = rp->slot[i].ts_ms; /* never more than a window ahead of now_ms */
+        if (t != 0 && (t >= now_ms || now_ms - t <= 2 * PEERMSG_WINDOW_MS) &&
             CRYPTO_memcmp(rp->slot[i].nonce, nonce, PEERMSG_NONCE) == 0)
             return true;
     }
@@ -138,8 +138,8 @@ enum peermsg_result peermsg_verify(const uint8_t *pkt, size_t len, const uint8_t
         r = PEERMSG_BAD_MAC;
     else if (m->hops == 0)
         r = PEERMSG_NO_HOPS;
-    else if (m->ts_ms + PEERMSG_WINDOW_MS < now_ms || m->ts_ms > now_ms + PEERMSG_WINDOW_MS)
-        r = PEERMSG_STALE;
+    else if ((m->ts_ms > now_ms ? m->ts_ms - now_ms : now_ms - m->ts_ms) > PEERMSG_WINDOW_MS)
+        r = PEERMSG_STALE; /* (a difference: no sum to overflow) */
     else if (rp != NULL && replayed(rp, m->nonce, m->ts_ms, now_ms))
         r = PEERMSG_REPLAYED;
     OPENSSL_cleanse(want, sizeof(want));

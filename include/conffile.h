@@ -54,7 +54,7 @@ struct conf_peer {
 };
 
 struct conf_file {
-    char *label; /* the path as given, for messages: "pg.conf:12: ..." */
+    char *label;             /* the path as given, for messages: "pg.conf:12: ..." */
     struct conf_peer *peers; /* [peers], in file order */
     size_t npeers;
     struct conf_section globals;

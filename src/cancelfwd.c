@@ -435,16 +435,16 @@ void cancelfwd_peer_request(struct conn *c, size_t len)
                      !on    ? "peering is off (no --peer-id)"
                      : !tls ? "plaintext"
                             : peermsg_result_name(r),
-                     !tls                 ? "instances send these inside TLS only"
+                     !tls                   ? "instances send these inside TLS only"
                      : r == PEERMSG_BAD_MAC ? "every instance needs the same --peer-secret-file"
-                     : r == PEERMSG_STALE ? "the instances' clocks differ by more than 30 s: run NTP"
-                                          : "only other pg-tls-proxy instances send these");
+                     : r == PEERMSG_STALE
+                         ? "the instances' clocks differ by more than 30 s: run NTP"
+                         : "only other pg-tls-proxy instances send these");
         conn_end(c, "cancel", "peer cancel refused");
         return;
     }
     log_info("event=cancel_peer_received conn=%llu front=%s peer=%u pid=%u hops=%u",
-             (unsigned long long)c->id, c->front_addr, (unsigned)m.origin, m.pid,
-             (unsigned)m.hops);
+             (unsigned long long)c->id, c->front_addr, (unsigned)m.origin, m.pid, (unsigned)m.hops);
     /* The client's CancelRequest in place of the message, as if sent here. */
     OPENSSL_cleanse(c->startup, c->startup_len);
     memcpy(c->startup, m.cancel, m.cancel_len);

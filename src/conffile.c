@@ -34,9 +34,9 @@ struct parse_state {
     const char *p, *end; /* what the reader has not handed to inih yet */
     int line;            /* lines handed to inih: the one being parsed */
     struct conf_file *cf;
-    long cur;    /* the section of the lines being read: -1 = the globals, -2 = [peers] */
+    long cur;       /* the section of the lines being read: -1 = the globals, -2 = [peers] */
     int peers_line; /* of the [peers] header; 0 = none yet */
-    bool failed; /* err holds the first error; the reader stops */
+    bool failed;    /* err holds the first error; the reader stops */
     char *err;
     size_t errlen;
 };
@@ -122,8 +122,7 @@ static bool section_header(struct parse_state *st, char *line)
         return true;
     }
     if (strncmp(name, "route", 5) != 0 || !is_space(name[5])) {
-        fail(st, "unknown section [%s]: the sections are [global], [route NAME] and [peers]",
-             name);
+        fail(st, "unknown section [%s]: the sections are [global], [route NAME] and [peers]", name);
         return false;
     }
     const char *rname = name + 5;
@@ -253,22 +252,23 @@ static int on_peer(struct parse_state *st, const char *name, const char *value)
     if (digits)
         id = strtoul(name, NULL, 10);
     if (!digits || id < 1 || id > 255) {
-        fail(st, "[peers]: \"%s\" is not a peer id: write \"N = host:port\" with N 1-255 (each "
-                 "instance's peer-id)",
+        fail(st,
+             "[peers]: \"%s\" is not a peer id: write \"N = host:port\" with N 1-255 (each "
+             "instance's peer-id)",
              name);
         return 0;
     }
     for (size_t i = 0; i < cf->npeers; i++)
         if (cf->peers[i].id == id) {
-            fail(st, "[peers]: peer %lu is listed twice (first on line %d)", id,
-                 cf->peers[i].line);
+            fail(st, "[peers]: peer %lu is listed twice (first on line %d)", id, cf->peers[i].line);
             return 0;
         }
     uint16_t port = 0;
     char *host = split_host_port(value, &port);
     if (host == NULL) {
-        fail(st, "[peers]: peer %lu: \"%s\" is not host:port (an IPv6 address in brackets: "
-                 "[::1]:6432)",
+        fail(st,
+             "[peers]: peer %lu: \"%s\" is not host:port (an IPv6 address in brackets: "
+             "[::1]:6432)",
              id, value);
         return 0;
     }

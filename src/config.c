@@ -519,8 +519,7 @@ static bool peers_copy(struct config *cfg, const struct conf_file *cf, char *err
         return false;
     }
     if (cfg->peer_id != 0 && (cfg->peer_secret_file == NULL || cfg->peer_ca_path == NULL)) {
-        set_err(err, errlen,
-                "--peer-id needs %s: %s",
+        set_err(err, errlen, "--peer-id needs %s: %s",
                 cfg->peer_secret_file == NULL ? "--peer-secret-file" : "--peer-ca-path",
                 cfg->peer_secret_file == NULL
                     ? "the secret every instance shares, which signs the cancels they forward"

@@ -21,12 +21,8 @@
 _Static_assert(PEERMSG_FIXED == 70, "pgproto.c checks PeerCancelRequest lengths with 70");
 
 static const char *const names[] = {
-    [PEERMSG_OK] = "ok",
-    [PEERMSG_MALFORMED] = "malformed",
-    [PEERMSG_BAD_MAC] = "bad_mac",
-    [PEERMSG_STALE] = "stale",
-    [PEERMSG_REPLAYED] = "replayed",
-    [PEERMSG_NO_HOPS] = "no_hops",
+    [PEERMSG_OK] = "ok",       [PEERMSG_MALFORMED] = "malformed", [PEERMSG_BAD_MAC] = "bad_mac",
+    [PEERMSG_STALE] = "stale", [PEERMSG_REPLAYED] = "replayed",   [PEERMSG_NO_HOPS] = "no_hops",
 };
 
 const char *peermsg_result_name(enum peermsg_result r)

@@ -187,8 +187,7 @@ bool peers_fresh(struct peermsg *m, const uint8_t *cancel, size_t len)
 enum peermsg_result peers_verify(const uint8_t *pkt, size_t len, struct peermsg *m)
 {
     pthread_mutex_lock(&replay_lock);
-    enum peermsg_result r =
-        peermsg_verify(pkt, len, secret, secretlen, peers_now_ms(), &replay, m);
+    enum peermsg_result r = peermsg_verify(pkt, len, secret, secretlen, peers_now_ms(), &replay, m);
     pthread_mutex_unlock(&replay_lock);
     return r;
 }

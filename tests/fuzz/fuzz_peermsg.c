@@ -56,9 +56,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (r == PEERMSG_OK) {
         require(v.pid == m.pid && v.keylen == m.keylen && memcmp(v.key, m.key, m.keylen) == 0);
         if (m.ts_ms < UINT64_MAX - PEERMSG_WINDOW_MS - 1)
-            require(peermsg_verify(out, n, secret, sizeof(secret),
-                                   m.ts_ms + PEERMSG_WINDOW_MS + 1, NULL,
-                                   &v) == PEERMSG_STALE);
+            require(peermsg_verify(out, n, secret, sizeof(secret), m.ts_ms + PEERMSG_WINDOW_MS + 1,
+                                   NULL, &v) == PEERMSG_STALE);
     }
     if (memcmp(out + size - PEERMSG_MAC, buf + size - PEERMSG_MAC, PEERMSG_MAC) != 0)
         require(peermsg_verify(buf, size, secret, sizeof(secret), m.ts_ms, NULL, &v) ==

@@ -526,8 +526,8 @@ static unsigned kdf_iterations_for_ms(unsigned ms)
     clock_gettime(CLOCK_MONOTONIC, &a);
     ck_assert_int_eq(scram_salted_password("calibrate", salt, sizeof(salt), 4096, out), 0);
     clock_gettime(CLOCK_MONOTONIC, &b);
-    double per = ((double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6) /
-                 4096.0;
+    double per =
+        ((double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6) / 4096.0;
     double n = per > 0 ? (double)ms / per : 4e6;
     if (n < 8192)
         n = 8192;

@@ -138,7 +138,7 @@ static const struct {
      "pg.conf:5: unknown section [routes a]: the sections are [global], [route NAME] and [peers]"},
     {BASE "[route]\n",
      "pg.conf:5: unknown section [route]: the sections are [global], [route NAME] and [peers]"},
-    /* [peers] (several instances) */
+/* [peers] (several instances) */
 #define PEERING "peer-id = 1\npeer-secret-file = /s\npeer-ca-path = /ca\n"
     {BASE PEERING "[peers]\n1 = a:1\n[peers]\n",
      "pg.conf:10: [peers] appears twice (first on line 8): merge the two sections"},

@@ -172,13 +172,13 @@ START_TEST(test_malformed)
         size_t off;
         uint8_t val;
     } cases[] = {
-        {3, 87},      /* length word says one more */
-        {7, 0x9f},    /* another code */
-        {8, 2},       /* version */
-        {11, 1},      /* reserved byte */
-        {37, 17},     /* cancel length disagrees with the packet */
+        {3, 87},        /* length word says one more */
+        {7, 0x9f},      /* another code */
+        {8, 2},         /* version */
+        {11, 1},        /* reserved byte */
+        {37, 17},       /* cancel length disagrees with the packet */
         {38 + 7, 0x2f}, /* the inner packet is not a CancelRequest */
-        {38 + 3, 17}, /* the inner length word */
+        {38 + 3, 17},   /* the inner length word */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         memcpy(bad, pkt, n);

@@ -336,7 +336,7 @@ static void cancel_handle(struct conn *c, size_t len, const struct peermsg *via)
         cancel_count(o, via != NULL ? NULL : sa); /* a forwarded one is counted once sent */
         if (via != NULL)
             log_info("event=cancel_peer_dropped conn=%llu front=%s peer=%u pid=%u outcome=%s",
-                     (unsigned long long)c->id, c->front_addr, (unsigned)via->origin, f->pid,
+                     (unsigned long long)c->id, c->front_addr, (unsigned)via->origin, via->pid,
                      cancel_outcome_name(o));
         cancelfwd_free(f);
         conn_end(c, "cancel", "cancel request not forwarded: %s", cancel_outcome_name(o));

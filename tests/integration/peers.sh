@@ -13,6 +13,9 @@
 #   d. a PeerCancelRequest built by rawclient from the format (not the
 #      proxy's code) with the right secret cancels it; the same bytes again
 #      are a replay, refused;
+#   f. a PeerCancelRequest reaching an instance that does not own the key
+#      is passed on with one hop less: dropped when none is left, else it
+#      cancels at the owner;
 #   e. no log line of any instance holds a key; --peer-id without a secret
 #      stops the start (exit 2) naming what is missing.
 #
@@ -138,6 +141,30 @@ if peer_session peer-c; then
         "$(count "${PEER_LOG[1]}" 'event=cancel_peer_refused .*reason="replayed"')" '^1$'
 else
     fail "c. session through instance 1" "$(oneline "$(cat "$TMP/peer-c.out")")"
+fi
+
+# ---- f. hops: an instance that is not the owner passes a message on, once ----
+if peer_session peer-f; then
+    KEYS+=("$SESS_KEY")
+    CUR_LOG=${PEER_LOG[2]}
+    raw peer-cancel 127.0.0.1 "$PEER_P2" "$SESS_BPID" "$SESS_KEY" "$PEER_DIR/secret" \
+        --origin 3 --hops 1 >/dev/null
+    out=$(peer_outcome peer-f "$SESS_PID" 2)
+    expect "f. a message with its last hop at a non-owner (instance 2) cancels nothing" \
+        "$out" '^still running$'
+    expect "f. instance 2 logs it dropped, out of hops" \
+        "$(grep -m1 'event=cancel_peer_dropped' "${PEER_LOG[2]}")" \
+        "peer=3 pid=$SESS_BPID outcome=unknown_key"
+    raw peer-cancel 127.0.0.1 "$PEER_P2" "$SESS_BPID" "$SESS_KEY" "$PEER_DIR/secret" \
+        --origin 3 >/dev/null
+    out=$(peer_outcome peer-f "$SESS_PID" 10)
+    expect "f. with a hop to spare, instance 2 passes it to instance 1, which cancels (57014)" \
+        "$out" 'query-end sqlstate=57014'
+    expect "f. instance 2 forwards it with one hop left" \
+        "$(grep 'event=cancel_peer_forward' "${PEER_LOG[2]}" | tail -n 1)" \
+        "pid=$SESS_BPID peer=1 hops=1"
+else
+    fail "f. session through instance 1" "$(oneline "$(cat "$TMP/peer-f.out")")"
 fi
 
 # ---- e. no key in any log; --peer-id needs its secret ----

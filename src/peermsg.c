@@ -109,7 +109,7 @@ static bool replayed(struct peermsg_replay *rp, const uint8_t *nonce, uint64_t t
 {
     for (size_t i = 0; i < PEERMSG_REPLAY_SLOTS; i++) {
         uint64_t t = rp->slot[i].ts_ms; /* never more than a window ahead of now_ms */
-        if (t != 0 && (t >= now_ms || now_ms - t <= 2 * PEERMSG_WINDOW_MS) &&
+        if (t != 0 && (t >= now_ms || now_ms - t <= (uint64_t)2 * PEERMSG_WINDOW_MS) &&
             CRYPTO_memcmp(rp->slot[i].nonce, nonce, PEERMSG_NONCE) == 0)
             return true;
     }

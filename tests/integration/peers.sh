@@ -16,6 +16,12 @@
 #   f. a PeerCancelRequest reaching an instance that does not own the key
 #      is passed on with one hop less: dropped when none is left, else it
 #      cancels at the owner;
+#   g. 200 cancels sent to instance 3 for instance 1's key: at most instance
+#      3's per-address cancel budget is forwarded (rate limits apply at the
+#      first instance), and the query is cancelled;
+#   h. two instances with --server-proxy-protocol: a session arriving with
+#      a PROXY v2 header through instance 1 is cancelled via instance 2,
+#      which reaches 1 with a LOCAL header;
 #   e. no log line of any instance holds a key; --peer-id without a secret
 #      stops the start (exit 2) naming what is missing.
 #
@@ -167,6 +173,63 @@ else
     fail "f. session through instance 1" "$(oneline "$(cat "$TMP/peer-f.out")")"
 fi
 
+# ---- g. the first instance's cancel rate limit still holds ----
+if peer_session peer-g; then
+    KEYS+=("$SESS_KEY")
+    CUR_LOG=${PEER_LOG[3]}
+    before=$(count "${PEER_LOG[3]}" 'event=cancel_peer_forward')
+    t0=$(now_ms)
+    raw cancel-storm 127.0.0.1 "$PEER_P3" "$SESS_BPID" "$SESS_KEY" 200 5 --from 127.0.0.31 \
+        >/dev/null
+    storm_ms=$(($(now_ms) - t0))
+    out=$(peer_outcome peer-g "$SESS_PID" 10)
+    expect "g. 200 cancels for instance 1's session sent to instance 3 cancel it (57014)" \
+        "$out" 'query-end sqlstate=57014'
+    sleep 0.3
+    fwd=$(($(count "${PEER_LOG[3]}" 'event=cancel_peer_forward') - before))
+    # 20 at once, then 5 a second (cancel.h): the storm lasted storm_ms.
+    max=$((20 + 5 * (storm_ms / 1000 + 1)))
+    if [ "$fwd" -ge 1 ] && [ "$fwd" -le "$max" ]; then
+        pass "g. instance 3 forwards $fwd of 200 (its budget: at most $max in ${storm_ms} ms, 16 in flight)"
+    else
+        fail "g. instance 3 forwards within its cancel rate limit" \
+            "$fwd forwards, at most $max expected in ${storm_ms} ms"
+    fi
+else
+    fail "g. session through instance 1" "$(oneline "$(cat "$TMP/peer-g.out")")"
+fi
+
+# ---- h. behind a PROXY-protocol balancer: instances send each other LOCAL ----
+it_free_port PEER_Q1
+it_free_port PEER_Q2
+{
+    printf 'peer-secret-file = %s\npeer-ca-path = %s\n' "$PEER_DIR/secret" "$CERTS/public-ca.crt"
+    printf 'peer-tls-validation-host = localhost\nserver-proxy-protocol = on\n'
+    printf '[peers]\n1 = 127.0.0.1:%s\n2 = 127.0.0.1:%s\n' "$PEER_Q1" "$PEER_Q2"
+} >"$PEER_DIR/pp.conf"
+for n in 1 2; do
+    port_var=PEER_Q$n
+    start_proxy "pp$n" "${!port_var}" 127.0.0.1 "$PGPORT" localhost "$CERTS/db-ca.crt" \
+        --config "$PEER_DIR/pp.conf" --peer-id "$n"
+    PEER_LOG[pp$n]=$CUR_LOG
+done
+if start_session peer-h "$PEER_Q1" "SELECT pg_sleep(30)" --proxy-v2 192.0.2.10; then
+    KEYS+=("$SESS_KEY")
+    raw cancel 127.0.0.1 "$PEER_Q2" "$SESS_BPID" "$SESS_KEY" --proxy-v2 192.0.2.11 \
+        >/dev/null
+    out=$(peer_outcome peer-h "$SESS_PID" 10)
+    CUR_LOG=${PEER_LOG[pp1]}
+    expect "h. with --server-proxy-protocol on both, a cancel via instance 2 cancels (57014)" \
+        "$out" 'query-end sqlstate=57014'
+    expect "h. instance 1 took instance 2's connection with a LOCAL header (no client address)" \
+        "$(grep -B3 'event=cancel_peer_received' "${PEER_LOG[pp1]}" | grep 'event=proxy_protocol')" \
+        'via=- version=2'
+else
+    fail "h. session through the PROXY-protocol instance 1" "$(oneline "$(cat "$TMP/peer-h.out")")"
+fi
+stop_proxy pp1
+stop_proxy pp2
+
 # ---- e. no key in any log; --peer-id needs its secret ----
 leaked=""
 for k in "${KEYS[@]}"; do
@@ -181,6 +244,19 @@ out=$(timeout -k 5 20 "$PGTP_BIN" --server-certificate-path "$CERTS/proxy.crt" \
     2>&1)
 expect "e. --peer-id without --peer-secret-file: exit 2 naming it" "rc=$? $out" \
     '^rc=2 .*--peer-id needs --peer-secret-file'
+printf 'too-short\n' >"$PEER_DIR/short"
+out=$(timeout -k 5 20 "$PGTP_BIN" --server-certificate-path "$CERTS/proxy.crt" \
+    --server-private-key-path "$CERTS/proxy.key" --client-connection-host-or-ip 127.0.0.1 \
+    --client-ca-roots-path "$CERTS/db-ca.crt" --peer-id 2 --peer-ca-path "$CERTS/public-ca.crt" \
+    --peer-secret-file "$PEER_DIR/short" 2>&1)
+expect "e. a secret shorter than 32 bytes: exit 2, the file and the fix named" "rc=$? $out" \
+    "^rc=2 .*--peer-secret-file $PEER_DIR/short: the secret must be 32 to 4095 bytes"
+out=$(timeout -k 5 20 "$PGTP_BIN" --server-certificate-path "$CERTS/proxy.crt" \
+    --server-private-key-path "$CERTS/proxy.key" --client-connection-host-or-ip 127.0.0.1 \
+    --client-ca-roots-path "$CERTS/db-ca.crt" --config "$PEER_DIR/peers.conf" --peer-id 2 \
+    --peer-ca-path "$PEER_DIR/missing.crt" 2>&1)
+expect "e. an unreadable --peer-ca-path: exit 2 naming the peer and the file" "rc=$? $out" \
+    "^rc=2 .*peer 1 \\(127\\.0\\.0\\.1:$PEER_P1\\): --peer-ca-path: .*missing\\.crt"
 
 for n in 1 2 3; do stop_proxy "peer$n"; done
 it_note "peers section: $((SECONDS - PEER_T0)) s"

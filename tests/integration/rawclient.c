@@ -16,7 +16,7 @@
  *                                             SCRAM login, BackendKeyData, queries (up
  *                                             to 4: each sent the moment the last is
  *                                             answered, or all in one write)
- *   rawclient cancel HOST PORT PID KEYHEX [--tls|--direct] [--from ADDR]
+ *   rawclient cancel HOST PORT PID KEYHEX [--tls|--direct] [--from ADDR] [--proxy-v2 ADDR]
  *                                             CancelRequest (any key length), await close
  *   rawclient cancel-storm HOST PORT PID KEYHEX N SECONDS [--from ADDR] [--random]
  *                                             up to N plaintext CancelRequests, one
@@ -2851,7 +2851,8 @@ static void usage(void)
           "                      [--no-startup] [--startup-after FILE]\n"
           "       rawclient session HOST PORT [CONNECT-OPTIONS] [--plus] [--query SQL]...\n"
           "                         [--pipeline]\n"
-          "       rawclient cancel HOST PORT PID KEYHEX [--tls|--direct] [--from ADDR]\n"
+          "       rawclient cancel HOST PORT PID KEYHEX [--tls|--direct] [--from ADDR] "
+          "[--proxy-v1|--proxy-v2 ADDR]\n"
           "       rawclient cancel-storm HOST PORT PID KEYHEX N SECONDS [--from ADDR] [--random]\n"
           "       rawclient peer-cancel HOST PORT PID KEYHEX SECRETFILE [--origin N] [--hops N] "
           "[--age-ms N] [--twice] [--plaintext]\n"
@@ -2932,6 +2933,9 @@ int main(int argc, char **argv)
                 o.plaintext = 0, o.direct = 1, o.alpn = "postgresql";
             else if (strcmp(argv[i], "--from") == 0 && i + 1 < argc)
                 o.from = argv[++i];
+            else if ((strcmp(argv[i], "--proxy-v1") == 0 || strcmp(argv[i], "--proxy-v2") == 0) &&
+                     i + 1 < argc)
+                parse_conn_opt(&o, argc, argv, &i); /* behind a PROXY-protocol balancer */
             else
                 usage();
         }

@@ -82,14 +82,14 @@ if peer_session peer-a; then
         "$SESS_KEY" '^01'
     KEYS=("$SESS_KEY")
     raw cancel 127.0.0.1 "$PEER_P3" "$SESS_BPID" "$SESS_KEY" >/dev/null
-    out=$(peer_outcome peer-a "$SESS_PID" 10)
+    out=$(peer_outcome peer-a "$SESS_PID" $((10 * IT_TIME_SCALE)))
     expect "a. plaintext cancel sent to instance 3 cancels the query on instance 1 (57014)" \
         "$out" 'query-end sqlstate=57014'
     CUR_LOG=${PEER_LOG[3]}
     expect "a. instance 3 logs event=cancel_peer_forward to peer 1" \
         "$(grep -m1 'event=cancel_peer_forward' "${PEER_LOG[3]}")" "pid=$SESS_BPID peer=1 hops=2"
     CUR_LOG=${PEER_LOG[1]}
-    wait_line "${PEER_LOG[1]}" 'event=cancel_forward .*via=peer' 5
+    wait_line "${PEER_LOG[1]}" 'event=cancel_forward .*via=peer' $((5 * IT_TIME_SCALE))
     expect "a. instance 1 logs event=cancel_peer_received from peer 3, then forwards upstream" \
         "$(grep -E 'event=cancel_peer_received|event=cancel_forward ' "${PEER_LOG[1]}" | head -2)" \
         "peer=3 pid=$SESS_BPID hops=2.*"$'\n'".*event=cancel_forward .*pid=$SESS_BPID .*via=peer"
@@ -101,7 +101,7 @@ fi
 if peer_session peer-b; then
     KEYS+=("$SESS_KEY")
     raw cancel 127.0.0.1 "$PEER_P2" "$SESS_BPID" "$SESS_KEY" --tls >/dev/null
-    out=$(peer_outcome peer-b "$SESS_PID" 10)
+    out=$(peer_outcome peer-b "$SESS_PID" $((10 * IT_TIME_SCALE)))
     CUR_LOG=${PEER_LOG[2]}
     expect "b. cancel inside TLS sent to instance 2 cancels the query on instance 1 (57014)" \
         "$out" 'query-end sqlstate=57014'
@@ -139,10 +139,10 @@ if peer_session peer-c; then
 
     out=$(raw peer-cancel 127.0.0.1 "$PEER_P1" "$SESS_BPID" "$SESS_KEY" "$PEER_DIR/secret" \
         --origin 2 --twice)
-    out=$(peer_outcome peer-c "$SESS_PID" 10)
+    out=$(peer_outcome peer-c "$SESS_PID" $((10 * IT_TIME_SCALE)))
     expect "d. a PeerCancelRequest built from the format with the shared secret cancels (57014)" \
         "$out" 'query-end sqlstate=57014'
-    wait_line "${PEER_LOG[1]}" 'reason="replayed"' 3
+    wait_line "${PEER_LOG[1]}" 'reason="replayed"' $((3 * IT_TIME_SCALE))
     expect "d. the same bytes again are refused as a replay" \
         "$(count "${PEER_LOG[1]}" 'event=cancel_peer_refused .*reason="replayed"')" '^1$'
 else
@@ -163,7 +163,7 @@ if peer_session peer-f; then
         "peer=3 pid=$SESS_BPID outcome=unknown_key"
     raw peer-cancel 127.0.0.1 "$PEER_P2" "$SESS_BPID" "$SESS_KEY" "$PEER_DIR/secret" \
         --origin 3 >/dev/null
-    out=$(peer_outcome peer-f "$SESS_PID" 10)
+    out=$(peer_outcome peer-f "$SESS_PID" $((10 * IT_TIME_SCALE)))
     expect "f. with a hop to spare, instance 2 passes it to instance 1, which cancels (57014)" \
         "$out" 'query-end sqlstate=57014'
     expect "f. instance 2 forwards it with one hop left" \
@@ -182,7 +182,7 @@ if peer_session peer-g; then
     raw cancel-storm 127.0.0.1 "$PEER_P3" "$SESS_BPID" "$SESS_KEY" 200 5 --from 127.0.0.31 \
         >/dev/null
     storm_ms=$(($(now_ms) - t0))
-    out=$(peer_outcome peer-g "$SESS_PID" 10)
+    out=$(peer_outcome peer-g "$SESS_PID" $((10 * IT_TIME_SCALE)))
     expect "g. 200 cancels for instance 1's session sent to instance 3 cancel it (57014)" \
         "$out" 'query-end sqlstate=57014'
     sleep 0.3
@@ -217,7 +217,7 @@ if start_session peer-h "$PEER_Q1" "SELECT pg_sleep(30)" --proxy-v2 192.0.2.10; 
     KEYS+=("$SESS_KEY")
     raw cancel 127.0.0.1 "$PEER_Q2" "$SESS_BPID" "$SESS_KEY" --proxy-v2 192.0.2.11 \
         >/dev/null
-    out=$(peer_outcome peer-h "$SESS_PID" 10)
+    out=$(peer_outcome peer-h "$SESS_PID" $((10 * IT_TIME_SCALE)))
     CUR_LOG=${PEER_LOG[pp1]}
     expect "h. with --server-proxy-protocol on both, a cancel via instance 2 cancels (57014)" \
         "$out" 'query-end sqlstate=57014'

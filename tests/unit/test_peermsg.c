@@ -9,12 +9,15 @@
  * message wiped on a refusal; keymap_add puts the peer-id in a key's first
  * byte and keeps the rest random.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "config.h"
 #include "keymap.h"
 #include "peermsg.h"
 #include "peers.h"
@@ -222,6 +225,72 @@ START_TEST(test_keys_carry_peer_id)
 }
 END_TEST
 
+/* Write text to a new temporary file; its path in path. */
+static void temp_file(char *path, size_t cap, const char *text)
+{
+    snprintf(path, cap, "/tmp/pgtp-peers-XXXXXX");
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+/* peers_init: the secret file's rules, this instance's own [peers] line
+ * skipped, the owner of a key, and a message signed and checked with the
+ * loaded secret through the process's replay table. */
+START_TEST(test_peers_init)
+{
+    char good[64], shortf[64], err[512];
+    struct config cfg;
+    struct peer_conf self_line = {.id = 4, .host = (char *)"127.0.0.1", .port = 5432};
+    memset(&cfg, 0, sizeof(cfg));
+    temp_file(good, sizeof(good), "0123456789abcdef0123456789abcdef0123456789abcdef\r\n");
+    temp_file(shortf, sizeof(shortf), "0123456789abcdef0123456789abcde\n"); /* 31 + newline */
+    cfg.peer_id = 4;
+    cfg.peer_ca_path = (char *)"/nonexistent/ca.pem"; /* never read: no other peer */
+    cfg.peers = &self_line;
+    cfg.npeers = 1;
+
+    cfg.peer_secret_file = shortf;
+    ck_assert_int_eq(peers_init(&cfg, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "the secret must be 32 to 4095 bytes") != NULL, "%s", err);
+    ck_assert_uint_eq(peers_self(), 0);
+    cfg.peer_secret_file = (char *)"/nonexistent/secret";
+    ck_assert_int_eq(peers_init(&cfg, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "/nonexistent/secret: No such file") != NULL, "%s", err);
+
+    cfg.peer_secret_file = good;
+    ck_assert_int_eq(peers_init(&cfg, err, sizeof(err)), 0);
+    ck_assert_uint_eq(peers_self(), 4);
+    ck_assert_uint_eq(peers_count(), 0);
+    const uint8_t mine[4] = {4, 1, 2, 3}, theirs[4] = {9, 1, 2, 3};
+    ck_assert_uint_eq(peers_owner(mine, 4), 0);
+    ck_assert_uint_eq(peers_owner(theirs, 4), 9);
+    ck_assert_ptr_null(peers_route(9)); /* not listed: such a key cancels nothing */
+
+    uint8_t cancel[16], pkt[PEERMSG_MAX];
+    ck_assert_uint_eq(pg_build_cancel(cancel, sizeof(cancel), 77, mine, 4), 16);
+    struct peermsg m, got;
+    ck_assert(peers_fresh(&m, cancel, sizeof(cancel)));
+    ck_assert_uint_eq(m.origin, 4);
+    ck_assert_uint_eq(m.hops, PEERMSG_HOPS);
+    size_t n = peers_sign(pkt, sizeof(pkt), &m);
+    ck_assert_uint_eq(n, PEERMSG_FIXED + 16);
+    /* the file's bytes without the line end are the key */
+    const uint8_t file_secret[48] = "0123456789abcdef0123456789abcdef0123456789abcdef";
+    ck_assert_int_eq(peermsg_verify(pkt, n, file_secret, 48, m.ts_ms, NULL, &got), PEERMSG_OK);
+    ck_assert_int_eq(peers_verify(pkt, n, &got), PEERMSG_OK);
+    ck_assert_uint_eq(got.pid, 77);
+    ck_assert_int_eq(peers_verify(pkt, n, &got), PEERMSG_REPLAYED);
+
+    peers_free();
+    ck_assert_uint_eq(peers_self(), 0);
+    ck_assert_int_eq(peers_verify(pkt, n, &got), PEERMSG_BAD_MAC); /* the secret is gone */
+    unlink(good);
+    unlink(shortf);
+}
+END_TEST
+
 Suite *peermsg_suite(void)
 {
     Suite *s = suite_create("peermsg");
@@ -232,6 +301,7 @@ Suite *peermsg_suite(void)
     tcase_add_test(tc, test_window_hops_replay);
     tcase_add_test(tc, test_malformed);
     tcase_add_test(tc, test_keys_carry_peer_id);
+    tcase_add_test(tc, test_peers_init);
     suite_add_tcase(s, tc);
     return s;
 }

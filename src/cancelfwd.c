@@ -10,6 +10,10 @@
  * connection), else on one opened for it, over verified TLS. A client that is done while its
  * back leg is part-way through the upstream's TLS handshake leaves that
  * leg to finish (parked), so the database never logs a handshake cut off.
+ * With several instances (peers.h), a key whose first byte is another
+ * instance's goes there instead, as a signed PeerCancelRequest on a
+ * connection of its own; one received from an instance is believed only
+ * once its HMAC is, then handled as a cancel sent here.
  * Owns c->cancel: the packet, the cancel slot and key mark; wipes both
  * keys (they are secrets) and never logs them.
  */

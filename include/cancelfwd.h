@@ -17,6 +17,10 @@ struct conn;
  * the cancel, not to the session) or end. May end the
  * connection: return right after it. */
 void cancelfwd_request(struct conn *c, size_t len);
+/* The first len bytes of c->startup are a PeerCancelRequest (peermsg.h),
+ * received inside TLS: verified, then handled as a cancel sent here (or
+ * passed on to the key's instance). May end the connection. */
+void cancelfwd_peer_request(struct conn *c, size_t len);
 /* c is being freed: give back its slot and key mark, log cancel_closed,
  * wipe the packet. */
 void cancelfwd_closed(struct conn *c);

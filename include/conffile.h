@@ -45,8 +45,18 @@ struct conf_section {
     size_t nentries;
 };
 
+/* One "N = host:port" line of [peers]. */
+struct conf_peer {
+    unsigned id;
+    char *host;
+    uint16_t port;
+    int line;
+};
+
 struct conf_file {
-    char *label; /* the path as given, for messages: "pg.conf:12: ..." */
+    char *label;             /* the path as given, for messages: "pg.conf:12: ..." */
+    struct conf_peer *peers; /* [peers], in file order */
+    size_t npeers;
     struct conf_section globals;
     struct conf_section *routes; /* in file order */
     size_t nroutes;

@@ -70,6 +70,13 @@ struct config {
     struct route_conf *routes; /* its [route NAME] sections, in file order */
     size_t nroutes;
     bool has_default; /* the global options name an upstream: a default route */
+    /* peering between instances (issue 14): cancels reach the key's owner */
+    unsigned peer_id;        /* --peer-id: 1..255; 0 = peering off */
+    char *peer_secret_file;  /* --peer-secret-file: the shared secret (>= 32 bytes) */
+    char *peer_ca_path;      /* --peer-ca-path: CAs that sign the instances' certificates */
+    char *peer_verify_name;  /* --peer-tls-validation-host; default: each peer's host */
+    struct peer_conf *peers; /* the file's [peers] section, in file order */
+    size_t npeers;
     /* what config_parse read, kept so that a reload re-reads the file under
      * the same flags and environment (only PG_TLS_PROXY_* entries are kept);
      * NULL in a route's cfg */
@@ -95,6 +102,13 @@ struct route_conf {
     size_t ndatabases;
     uint16_t listen_port; /* listen-port = 6433: sessions on this port; 0 = none */
     struct config *cfg;   /* heap: the global config with the section over it */
+};
+
+/* One "N = host:port" line of the --config file's [peers] section. */
+struct peer_conf {
+    unsigned id; /* 1..255 */
+    char *host;  /* a name or an address ("[::1]:6432" gives "::1") */
+    uint16_t port;
 };
 
 enum config_result {

@@ -43,11 +43,14 @@ struct keymap_target {
  * pg_backend_pid(), NotificationResponse pids and PQbackendPID agree),
  * client_key[0..keylen) random, never the server's, and unique among live
  * entries with that pid (the same length as the server's, so the
- * BackendKeyData keeps its size). NULL if
+ * BackendKeyData keeps its size). With peering on (peer_id 1..255,
+ * peers.h), client_key[0] is peer_id, so that any instance can tell whose
+ * key it is: a 3.0 key keeps 24 random bits, a 3.2 key up to 2040. NULL if
  * keylen is out of bounds, out of memory or out of randomness.
  */
 struct keymap_entry *keymap_add(struct route *rt, uint32_t server_pid, const uint8_t *server_key,
-                                size_t keylen, uint32_t *client_pid, uint8_t *client_key);
+                                size_t keylen, unsigned peer_id, uint32_t *client_pid,
+                                uint8_t *client_key);
 /* Forget it (when the session ends): both keys are wiped, the route
  * reference dropped. NULL is fine. */
 void keymap_remove(struct keymap_entry *e);

@@ -25,6 +25,7 @@ enum opt_kind {
     OPT_TLSVER,   /* int: "1.2" -> 12, "1.3" -> 13 */
     OPT_LOG,      /* int, via log_level_parse */
     OPT_AUTHMODE, /* int auth_mode: passthrough, password or scram */
+    OPT_PEERID,   /* unsigned, 0..255; 0 = peering off */
     OPT_BOOL,     /* bool; a flag without value, a 1/0-style word in the environment */
     OPT_HELP,     /* no field, no environment variable */
     OPT_VERSION,  /* no field, no environment variable */

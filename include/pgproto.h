@@ -20,6 +20,8 @@
 #define PG_SSLREQUEST_CODE 80877103u
 #define PG_GSSENCREQUEST_CODE 80877104u
 #define PG_CANCELREQUEST_CODE 80877102u
+/* pg-tls-proxy's own: a cancel handed between instances (peermsg.h). */
+#define PG_PEERCANCEL_CODE ((1234u << 16) | 7070u)
 
 /* First byte of a TLS record carrying a handshake (PG17 direct TLS). */
 #define PG_TLS_HANDSHAKE_BYTE 0x16
@@ -34,6 +36,7 @@ enum pg_first_kind {
     PG_FIRST_CANCEL,         /* CancelRequest: 16 bytes (3.0) or 12 + key 4..256 (3.2) */
     PG_FIRST_STARTUP,        /* StartupMessage, protocol 3.x */
     PG_FIRST_DIRECT_TLS,     /* first byte 0x16: a TLS ClientHello */
+    PG_FIRST_PEER_CANCEL,    /* PeerCancelRequest (peermsg.h): another instance's */
     PG_FIRST_INVALID,        /* malformed; err says why */
 };
 

@@ -223,6 +223,14 @@ static void dial_connected(struct conn *c)
     pg_build_sslrequest(sslreq);
     if (!back_set_state(c, BACK_SSLREQ, "connected"))
         return;
+    /* Another instance of a group behind a PROXY-protocol balancer expects
+     * a header on every connection (peers.c): LOCAL, its own address. */
+    static const uint8_t pp_local[16] = {'\r', '\n', '\r', '\n', 0,    '\r', '\n', 'Q',
+                                         'U',  'I',  'T',  '\n', 0x20, 0,    0,    0};
+    if (rt->proxy_local && leg_send(&c->back, pp_local, sizeof(pp_local)) < 0) {
+        fail(c, "08001", "closed", "pg-tls-proxy: lost the upstream %s", c->back_addr);
+        return;
+    }
     if (leg_send(&c->back, sslreq, sizeof(sslreq)) < 0 || leg_read_start(&c->back) < 0)
         fail(c, "08001", "closed", "pg-tls-proxy: lost the upstream %s", c->back_addr);
 }

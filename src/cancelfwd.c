@@ -10,6 +10,10 @@
  * connection), else on one opened for it, over verified TLS. A client that is done while its
  * back leg is part-way through the upstream's TLS handshake leaves that
  * leg to finish (parked), so the database never logs a handshake cut off.
+ * With several instances (peers.h), a key whose first byte is another
+ * instance's goes there instead, as a signed PeerCancelRequest on a
+ * connection of its own; one received from an instance is believed only
+ * once its HMAC is, then handled as a cancel sent here.
  * Owns c->cancel: the packet, the cancel slot and key mark; wipes both
  * keys (they are secrets) and never logs them.
  */
@@ -30,6 +34,7 @@
 #include "leg.h"
 #include "log.h"
 #include "back.h"
+#include "peers.h"
 #include "route.h"
 #include "worker.h"
 
@@ -37,12 +42,13 @@
  * holds, the proxy's key the client sent (the mark's name) and the packet
  * for the upstream, with the server's pid/key. Secrets: wiped when freed. */
 struct cancelfwd {
-    uint8_t pkt[PG_CANCEL_FIXED + PG_CANCEL_KEY_MAX];
+    uint8_t pkt[PEERMSG_MAX]; /* a CancelRequest, or a PeerCancelRequest to another instance */
     size_t len;
     uint32_t pid; /* the proxy's, as the client sent it */
     size_t keylen;
     uint8_t key[PG_CANCEL_KEY_MAX];
     uint32_t server_pid; /* for the log line */
+    unsigned peer;       /* the instance it goes to (peers.h); 0: an upstream */
     bool slot;           /* holds one of the CANCEL_FORWARDS_MAX (cancel.h) */
     bool marked;         /* its key is marked in flight in the keymap */
 };
@@ -121,24 +127,43 @@ void cancelfwd_park(struct conn *c)
  * pid/key and route: keymap_target_clear it).
  */
 static enum cancel_outcome cancel_decide(struct conn *c, const struct sockaddr *sa,
-                                         const uint8_t *pkt, size_t len, struct cancelfwd *f,
-                                         struct keymap_target *t)
+                                         const uint8_t *pkt, size_t len, bool from_peer,
+                                         struct cancelfwd *f, struct keymap_target *t)
 {
     enum cancel_outcome o = CANCEL_FORWARDED;
 
     memset(t, 0, sizeof(*t));
-    if (c->denied)
+    /* A PeerCancelRequest passed its HMAC (peers.h): the instance that
+     * received the client's cancel applied the allow list and the rate. */
+    if (c->denied && !from_peer)
         return CANCEL_DENIED;
-    if (!cancel_admit(sa))
+    if (!from_peer && !cancel_admit(sa))
         return CANCEL_RATE_LIMITED;
     if (pg_parse_cancel(pkt, len, &f->pid, f->key, &f->keylen) != 0) {
         cancel_penalize(sa);
         return CANCEL_UNKNOWN_KEY;
     }
+    /* Another instance's key (its peer-id is the first byte): sent there,
+     * not looked up here; one that names no listed instance is a miss. */
+    f->peer = peers_owner(f->key, f->keylen);
+    if (f->peer != 0) {
+        t->route = peers_route(f->peer);
+        if (t->route == NULL) {
+            if (!from_peer)
+                cancel_penalize(sa);
+            return CANCEL_UNKNOWN_KEY;
+        }
+        if (!cancel_slot_take()) {
+            keymap_target_clear(t);
+            return CANCEL_OVER_LIMIT;
+        }
+        return CANCEL_FORWARDED;
+    }
     switch (
         keymap_cancel_begin(f->pid, f->key, f->keylen, cancel_now_ms(), CANCEL_COALESCE_MS, t)) {
     case KEYMAP_UNKNOWN:
-        cancel_penalize(sa);
+        if (!from_peer) /* a peer's: the guess was charged where the client sent it */
+            cancel_penalize(sa);
         o = CANCEL_UNKNOWN_KEY;
         break;
     case KEYMAP_COALESCED:
@@ -175,9 +200,14 @@ static void cancel_back_ready(struct conn *c)
         conn_end(c, "error", "could not send the cancel request");
         return;
     }
-    cancel_key_end(f, true);
+    if (f->marked)
+        cancel_key_end(f, true);
     cancel_count(CANCEL_FORWARDED, NULL);
-    conn_end(c, "cancel_forwarded", "cancel request forwarded over verified TLS");
+    if (f->peer != 0)
+        conn_end(c, "cancel_forwarded", "cancel request forwarded to instance %u over verified TLS",
+                 f->peer);
+    else
+        conn_end(c, "cancel_forwarded", "cancel request forwarded over verified TLS");
 }
 
 static void cancel_back_failed(struct conn *c, const char *sqlstate, const char *label,
@@ -186,6 +216,11 @@ static void cancel_back_failed(struct conn *c, const char *sqlstate, const char 
     (void)sqlstate;
     (void)label;
     cancel_count(CANCEL_FAILED, NULL);
+    if (c->cancel != NULL && c->cancel->peer != 0)
+        log_warn("event=cancel_peer_failed conn=%llu peer=%u upstream=%s reason=\"%s\" "
+                 "hint=\"check that instance %u listens there and that its certificate is signed "
+                 "by --peer-ca-path for the name in [peers] or --peer-tls-validation-host\"",
+                 (unsigned long long)c->id, c->cancel->peer, c->back_addr, msg, c->cancel->peer);
     conn_end(c, "cancel_failed", "%s", msg);
 }
 
@@ -228,15 +263,57 @@ static bool aim(struct conn *c, struct cancelfwd *f, struct keymap_target *t, co
 }
 
 /*
- * The client's CancelRequest is in c->startup (plaintext, or inside TLS as
- * libpq 17 and postgres.js send it). The client gets no answer, as from
- * PostgreSQL; a refused cancel is counted (cancel.c logs a summary), never
- * logged one by one. An admitted one goes upstream on this connection, to
- * the session's route with the server's pid/key: on the back leg opened
- * early at its SSLRequest if there is one (no second upstream connection),
- * else on one opened now, over verified TLS.
+ * Hand f (a PeerCancelRequest in f->pkt, a slot held) to a connection of
+ * its own to instance f->peer over route rt (a reference, taken over): the
+ * client's connection may hold an early leg to an upstream, and it has
+ * nothing to wait for. False (f and rt still the caller's) if out of memory.
  */
-void cancelfwd_request(struct conn *c, size_t len)
+static bool peer_send(struct conn *c, struct cancelfwd *f, struct route *rt)
+{
+    struct conn *pc = conn_new(c->w);
+    if (pc == NULL)
+        return false;
+    pc->front_deadline = UINT64_MAX; /* no client on this one */
+    route_unref(pc->route);
+    pc->route = rt;
+    pc->route_decided = true;
+    pc->cancel = f;
+    back_start(pc, &cancel_back);
+    if (pc->phase == PHASE_OPEN)
+        back_deadline_cap(pc);
+    return true;
+}
+
+/* The PeerCancelRequest for f (the client's CancelRequest is in pkt, or a
+ * peer's message in via to pass on with one hop less) into f->pkt. */
+static bool peer_build(struct cancelfwd *f, const uint8_t *pkt, size_t len,
+                       const struct peermsg *via)
+{
+    struct peermsg m;
+    bool ok;
+    if (via != NULL) {
+        memcpy(&m, via, sizeof(m));
+        m.hops--;
+        ok = m.hops > 0;
+    } else {
+        ok = peers_fresh(&m, pkt, len);
+    }
+    f->len = ok ? peers_sign(f->pkt, sizeof(f->pkt), &m) : 0;
+    OPENSSL_cleanse(&m, sizeof(m));
+    return f->len > 0;
+}
+
+/*
+ * A cancel (the client's CancelRequest in c->startup[0..len), or a peer's,
+ * via, checked) decided and sent on. The client gets no answer, as from
+ * PostgreSQL; a refused cancel is counted (cancel.c logs a summary), never
+ * logged one by one. A key of this instance goes upstream on this
+ * connection, to the session's route with the server's pid/key: on the back
+ * leg opened early at its SSLRequest if there is one (no second upstream
+ * connection), else on one opened now, over verified TLS. Another
+ * instance's key goes there as a PeerCancelRequest (peer_send).
+ */
+static void cancel_handle(struct conn *c, size_t len, const struct peermsg *via)
 {
     struct sockaddr_storage ss;
     const struct sockaddr *sa = front_sockaddr(c, &ss);
@@ -247,17 +324,42 @@ void cancelfwd_request(struct conn *c, size_t len)
 
     memset(&t, 0, sizeof(t));
     if (f != NULL) {
-        o = cancel_decide(c, sa, c->startup, len, f, &t);
+        o = cancel_decide(c, sa, c->startup, len, via != NULL, f, &t);
     } else {
         log_error("event=cancel_dropped conn=%llu front=%s reason=\"out of memory\"",
                   (unsigned long long)c->id, c->front_addr);
     }
+    if (o == CANCEL_FORWARDED && f->peer != 0 && !peer_build(f, c->startup, len, via)) {
+        cancel_slot_put();
+        keymap_target_clear(&t);
+        o = via != NULL ? CANCEL_UNKNOWN_KEY : CANCEL_FAILED; /* out of hops, or of randomness */
+    }
     OPENSSL_cleanse(c->startup, c->startup_len);
     c->startup_len = 0;
     if (o != CANCEL_FORWARDED) {
-        cancel_count(o, sa); /* a forwarded one is counted once sent */
+        cancel_count(o, via != NULL ? NULL : sa); /* a forwarded one is counted once sent */
+        if (via != NULL)
+            log_info("event=cancel_peer_dropped conn=%llu front=%s peer=%u pid=%u outcome=%s",
+                     (unsigned long long)c->id, c->front_addr, (unsigned)via->origin, via->pid,
+                     cancel_outcome_name(o));
         cancelfwd_free(f);
         conn_end(c, "cancel", "cancel request not forwarded: %s", cancel_outcome_name(o));
+        return;
+    }
+    if (f->peer != 0) {
+        f->slot = true;
+        log_info("event=cancel_peer_forward conn=%llu front=%s pid=%u peer=%u hops=%u",
+                 (unsigned long long)c->id, c->front_addr, f->pid, f->peer,
+                 via != NULL ? (unsigned)via->hops - 1 : (unsigned)PEERMSG_HOPS);
+        if (!peer_send(c, f, t.route)) {
+            cancel_count(CANCEL_FAILED, NULL);
+            keymap_target_clear(&t);
+            cancelfwd_free(f);
+            cancel_slot_put();
+            conn_end(c, "cancel_failed", "out of memory");
+            return;
+        }
+        conn_end(c, "cancel", "cancel request handed to instance %u", f->peer);
         return;
     }
     f->slot = f->marked = true;
@@ -276,9 +378,9 @@ void cancelfwd_request(struct conn *c, size_t len)
         return;
     }
     bool early = c->bs != BACK_IDLE;
-    log_info("event=cancel_forward conn=%llu front=%s pid=%u upstream_pid=%u leg=%s",
+    log_info("event=cancel_forward conn=%llu front=%s pid=%u upstream_pid=%u leg=%s%s",
              (unsigned long long)c->id, c->front_addr, f->pid, f->server_pid,
-             early ? "early" : "new");
+             early ? "early" : "new", via != NULL ? " via=peer" : "");
     cancelfwd_park(c);
     switch (c->bs) {
     case BACK_IDLE:
@@ -299,6 +401,60 @@ void cancelfwd_request(struct conn *c, size_t len)
         back_set_owner(c, &cancel_back); /* midway: sent once it is ready */
         break;
     }
+}
+
+void cancelfwd_request(struct conn *c, size_t len)
+{
+    cancel_handle(c, len, NULL);
+}
+
+/*
+ * Another instance's PeerCancelRequest, inside TLS. Nothing of it is
+ * believed before its HMAC is: a stranger's (or a replayed, stale or
+ * out-of-hops) message cancels nothing, is logged (within the sender's
+ * cancel rate, so a flood is not a flood of lines) and charged like a
+ * guessed key. An authentic one is handled as a cancel sent here.
+ */
+void cancelfwd_peer_request(struct conn *c, size_t len)
+{
+    struct sockaddr_storage ss;
+    const struct sockaddr *sa = front_sockaddr(c, &ss);
+    struct peermsg m;
+    enum peermsg_result r = PEERMSG_MALFORMED;
+    bool on = peers_self() != 0;
+    /* Instances send these only inside verified TLS: the key is a secret. */
+    bool tls = c->front.tls_up;
+
+    if (on && tls)
+        r = peers_verify(c->startup, len, &m);
+    if (r != PEERMSG_OK) {
+        OPENSSL_cleanse(c->startup, c->startup_len);
+        c->startup_len = 0;
+        bool say = cancel_admit(sa);
+        cancel_penalize(sa);
+        cancel_count(CANCEL_UNKNOWN_KEY, sa);
+        if (say)
+            log_warn("event=cancel_peer_refused conn=%llu front=%s reason=\"%s\" hint=\"%s\"",
+                     (unsigned long long)c->id, c->front_addr,
+                     !on    ? "peering is off (no --peer-id)"
+                     : !tls ? "plaintext"
+                            : peermsg_result_name(r),
+                     !tls                   ? "instances send these inside TLS only"
+                     : r == PEERMSG_BAD_MAC ? "every instance needs the same --peer-secret-file"
+                     : r == PEERMSG_STALE
+                         ? "the instances' clocks differ by more than 30 s: run NTP"
+                         : "only other pg-tls-proxy instances send these");
+        conn_end(c, "cancel", "peer cancel refused");
+        return;
+    }
+    log_info("event=cancel_peer_received conn=%llu front=%s peer=%u pid=%u hops=%u",
+             (unsigned long long)c->id, c->front_addr, (unsigned)m.origin, m.pid, (unsigned)m.hops);
+    /* The client's CancelRequest in place of the message, as if sent here. */
+    OPENSSL_cleanse(c->startup, c->startup_len);
+    memcpy(c->startup, m.cancel, m.cancel_len);
+    c->startup_len = m.cancel_len;
+    cancel_handle(c, m.cancel_len, &m);
+    OPENSSL_cleanse(&m, sizeof(m));
 }
 
 void cancelfwd_closed(struct conn *c)

@@ -27,14 +27,16 @@
 #include <ini.h>
 
 #include "config.h"
+#include "confroute.h"
 #include "options.h"
 
 struct parse_state {
     const char *p, *end; /* what the reader has not handed to inih yet */
     int line;            /* lines handed to inih: the one being parsed */
     struct conf_file *cf;
-    long cur;    /* the section of the lines being read: -1 = the globals */
-    bool failed; /* err holds the first error; the reader stops */
+    long cur;       /* the section of the lines being read: -1 = the globals, -2 = [peers] */
+    int peers_line; /* of the [peers] header; 0 = none yet */
+    bool failed;    /* err holds the first error; the reader stops */
     char *err;
     size_t errlen;
 };
@@ -57,6 +59,8 @@ static void fail(struct parse_state *st, const char *fmt, ...)
     vsnprintf(st->err + n, st->errlen - (size_t)n, fmt, ap);
     va_end(ap);
 }
+
+#define PEERS_SECTION (-2)
 
 static struct conf_section *current(struct parse_state *st)
 {
@@ -107,8 +111,18 @@ static bool section_header(struct parse_state *st, char *line)
         st->cur = -1;
         return true;
     }
+    if (strcmp(name, "peers") == 0) {
+        if (st->peers_line != 0) {
+            fail(st, "[peers] appears twice (first on line %d): merge the two sections",
+                 st->peers_line);
+            return false;
+        }
+        st->peers_line = st->line;
+        st->cur = PEERS_SECTION;
+        return true;
+    }
     if (strncmp(name, "route", 5) != 0 || !is_space(name[5])) {
-        fail(st, "unknown section [%s]: the sections are [global] and [route NAME]", name);
+        fail(st, "unknown section [%s]: the sections are [global], [route NAME] and [peers]", name);
         return false;
     }
     const char *rname = name + 5;
@@ -207,6 +221,75 @@ const struct conf_entry *conffile_find(const struct conf_section *s, const struc
     return NULL;
 }
 
+/* "host:port" or "[v6]:port" into a heap host and a port; NULL if not. */
+static char *split_host_port(const char *v, uint16_t *port)
+{
+    const char *colon, *h = v;
+    size_t hl;
+    if (*v == '[') {
+        const char *close = strchr(v, ']');
+        if (close == NULL || close[1] != ':')
+            return NULL;
+        h = v + 1;
+        hl = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(v, ':');
+        if (colon == NULL || memchr(v, ':', (size_t)(colon - v)) != NULL)
+            return NULL; /* an IPv6 address needs its brackets */
+        hl = (size_t)(colon - v);
+    }
+    if (hl == 0 || hl > 253 || !config_parse_port(colon + 1, port))
+        return NULL;
+    for (size_t i = 0; i < hl; i++)
+        if (is_space(h[i]) || (unsigned char)h[i] < 0x20)
+            return NULL;
+    return strndup(h, hl);
+}
+
+/* One "N = host:port" line of [peers]. */
+static int on_peer(struct parse_state *st, const char *name, const char *value)
+{
+    struct conf_file *cf = st->cf;
+    unsigned long id = 0;
+    size_t n = strlen(name);
+    bool digits = n > 0 && n <= 3;
+    for (size_t i = 0; digits && i < n; i++)
+        digits = name[i] >= '0' && name[i] <= '9';
+    if (digits)
+        id = strtoul(name, NULL, 10);
+    if (!digits || id < 1 || id > 255) {
+        fail(st,
+             "[peers]: \"%s\" is not a peer id: write \"N = host:port\" with N 1-255 (each "
+             "instance's peer-id)",
+             name);
+        return 0;
+    }
+    for (size_t i = 0; i < cf->npeers; i++)
+        if (cf->peers[i].id == id) {
+            fail(st, "[peers]: peer %lu is listed twice (first on line %d)", id, cf->peers[i].line);
+            return 0;
+        }
+    uint16_t port = 0;
+    char *host = split_host_port(value, &port);
+    if (host == NULL) {
+        fail(st,
+             "[peers]: peer %lu: \"%s\" is not host:port (an IPv6 address in brackets: "
+             "[::1]:6432)",
+             id, value);
+        return 0;
+    }
+    struct conf_peer *grown = realloc(cf->peers, (cf->npeers + 1) * sizeof(*grown));
+    if (grown == NULL) {
+        free(host);
+        fail(st, "out of memory");
+        return 0;
+    }
+    cf->peers = grown;
+    cf->peers[cf->npeers++] = (struct conf_peer){(unsigned)id, host, port, st->line};
+    return 1;
+}
+
 /* One "name = value" line of the current section. Returns 1 (go on) or 0. */
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
@@ -214,6 +297,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
     (void)section; /* ours is st->cur: inih truncates long section names */
     if (st->failed)
         return 0;
+    if (st->cur == PEERS_SECTION)
+        return on_peer(st, name, value);
     struct conf_section *sec = current(st);
     enum conf_route_key k = route_key(name);
     const struct opt_def *o = k == CONF_KEY_OPTION ? opt_find_long(name, strlen(name)) : NULL;
@@ -295,7 +380,7 @@ int conffile_parse(const char *text, size_t len, const char *label, struct conf_
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    struct parse_state st = {text, text + len, 0, cf, -1, false, err, errlen};
+    struct parse_state st = {text, text + len, 0, cf, -1, 0, false, err, errlen};
     const char *nul = memchr(text, '\0', len);
     if (nul != NULL) {
         /* inih would stop there; the rest of the file would be ignored. */
@@ -364,6 +449,9 @@ void conffile_free(struct conf_file *cf)
     if (cf == NULL)
         return;
     section_free(&cf->globals);
+    for (size_t i = 0; i < cf->npeers; i++)
+        free(cf->peers[i].host);
+    free(cf->peers);
     for (size_t i = 0; i < cf->nroutes; i++)
         section_free(&cf->routes[i]);
     free(cf->routes);

@@ -228,6 +228,17 @@ bool config_apply(struct config *cfg, const struct opt_def *o, const struct raw_
         memcpy(field, &n, sizeof(n));
         return true;
     }
+    case OPT_PEERID: {
+        unsigned long v;
+        if (!parse_uint(rv->value, 255, &v)) {
+            set_err(err, errlen, "%s: \"%s\" is not a peer id (1-255; 0 = peering off)", origin,
+                    rv->value);
+            return false;
+        }
+        unsigned n = (unsigned)v;
+        memcpy(field, &n, sizeof(n));
+        return true;
+    }
     case OPT_LOGFMT: {
         bool json;
         if (strcasecmp(rv->value, "text") == 0) {
@@ -497,6 +508,45 @@ static void strv_free(char **v)
     free(v);
 }
 
+/* The file's [peers] into cfg, and what peering needs. */
+static bool peers_copy(struct config *cfg, const struct conf_file *cf, char *err, size_t errlen)
+{
+    if (cf->npeers > 0 && cfg->peer_id == 0) {
+        set_err(err, errlen,
+                "%s has a [peers] section but peer-id is not set: give each instance its "
+                "peer-id (1-255), or remove [peers]",
+                cf->label);
+        return false;
+    }
+    if (cfg->peer_id != 0 && (cfg->peer_secret_file == NULL || cfg->peer_ca_path == NULL)) {
+        set_err(err, errlen, "--peer-id needs %s: %s",
+                cfg->peer_secret_file == NULL ? "--peer-secret-file" : "--peer-ca-path",
+                cfg->peer_secret_file == NULL
+                    ? "the secret every instance shares, which signs the cancels they forward"
+                    : "the CAs that sign the instances' certificates, against which a cancel's "
+                      "TLS to another instance is verified");
+        return false;
+    }
+    if (cf->npeers == 0)
+        return true;
+    cfg->peers = calloc(cf->npeers, sizeof(*cfg->peers));
+    if (cfg->peers == NULL) {
+        set_err(err, errlen, "out of memory");
+        return false;
+    }
+    for (size_t i = 0; i < cf->npeers; i++) {
+        struct peer_conf *p = &cfg->peers[cfg->npeers];
+        if ((p->host = strdup(cf->peers[i].host)) == NULL) {
+            set_err(err, errlen, "out of memory");
+            return false;
+        }
+        p->id = cf->peers[i].id;
+        p->port = cf->peers[i].port;
+        cfg->npeers++;
+    }
+    return true;
+}
+
 /* Everything after the raw values are known: apply, check, build routes. */
 static bool build(struct config *cfg, const struct raw_value *raw, const struct conf_file *cf,
                   char *err, size_t errlen)
@@ -530,7 +580,7 @@ static bool build(struct config *cfg, const struct raw_value *raw, const struct 
             return false;
         }
     }
-    return confroute_build(cfg, cf, verify_given, err, errlen);
+    return peers_copy(cfg, cf, err, errlen) && confroute_build(cfg, cf, verify_given, err, errlen);
 }
 
 /* On CONFIG_ERROR and CONFIG_EXIT, cfg is left empty (nothing to free;
@@ -636,6 +686,7 @@ static bool same_value(const struct opt_def *o, const struct config *a, const st
     case OPT_WORKERS:
     case OPT_SECONDS:
     case OPT_COUNT:
+    case OPT_PEERID:
         return memcmp(fa, fb, sizeof(unsigned)) == 0;
     case OPT_LOGFMT:
     case OPT_BOOL:
@@ -666,6 +717,16 @@ size_t config_process_wide_changes(const struct config *a, const struct config *
             if (k > 0)
                 used += (size_t)k;
         }
+        n++;
+    }
+    /* The [peers] list is set at start with --peer-id (peers.h). */
+    bool same = a->npeers == b->npeers;
+    for (size_t i = 0; same && i < a->npeers; i++)
+        same = a->peers[i].id == b->peers[i].id && a->peers[i].port == b->peers[i].port &&
+               strcmp(a->peers[i].host, b->peers[i].host) == 0;
+    if (!same) {
+        if (used < len)
+            snprintf(buf + used, len - used, "%speers", n > 0 ? "," : "");
         n++;
     }
     return n;
@@ -699,6 +760,9 @@ void config_free(struct config *cfg)
     for (size_t i = 0; i < cfg->nroutes; i++)
         confroute_free(&cfg->routes[i]);
     free(cfg->routes);
+    for (size_t i = 0; i < cfg->npeers; i++)
+        free(cfg->peers[i].host);
+    free(cfg->peers);
     strv_free(cfg->argv);
     strv_free(cfg->envp);
     memset(cfg, 0, sizeof(*cfg));

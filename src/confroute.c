@@ -57,6 +57,8 @@ static bool config_copy(struct config *dst, const struct config *src)
     dst->argc = 0;
     dst->argv = NULL;
     dst->envp = NULL;
+    dst->peers = NULL; /* process-wide: only the global config holds them */
+    dst->npeers = 0;
     bool ok = true;
     for (size_t i = 0; i < config_noptions; i++) {
         const struct opt_def *o = &config_options[i];

@@ -514,6 +514,9 @@ static void front_first(struct conn *c, const uint8_t *buf, size_t len)
     case PG_FIRST_CANCEL:
         cancelfwd_request(c, p.len);
         return;
+    case PG_FIRST_PEER_CANCEL: /* refused: instances send these inside TLS only */
+        cancelfwd_peer_request(c, p.len);
+        return;
     case PG_FIRST_INVALID:
     default:
         conn_fail_front(c, "08P01", "protocol_error", "pg-tls-proxy: invalid start-up packet: %s",
@@ -585,6 +588,9 @@ static void front_startup(struct conn *c)
             return;
         case PG_FIRST_CANCEL:
             cancelfwd_request(c, p.len);
+            return;
+        case PG_FIRST_PEER_CANCEL:
+            cancelfwd_peer_request(c, p.len);
             return;
         case PG_FIRST_SSLREQUEST:
         case PG_FIRST_GSSENCREQUEST:

@@ -62,9 +62,10 @@ static struct keymap_entry *find(uint32_t pid, const uint8_t *key, size_t keylen
 }
 
 struct keymap_entry *keymap_add(struct route *rt, uint32_t server_pid, const uint8_t *server_key,
-                                size_t keylen, uint32_t *client_pid, uint8_t *client_key)
+                                size_t keylen, unsigned peer_id, uint32_t *client_pid,
+                                uint8_t *client_key)
 {
-    if (keylen < KEYMAP_KEY_MIN || keylen > KEYMAP_KEY_MAX || server_key == NULL ||
+    if (keylen < KEYMAP_KEY_MIN || keylen > KEYMAP_KEY_MAX || server_key == NULL || peer_id > 255 ||
         client_pid == NULL || client_key == NULL)
         return NULL;
     struct keymap_entry *e = malloc(sizeof(*e) + 2 * keylen);
@@ -87,6 +88,8 @@ struct keymap_entry *keymap_add(struct route *rt, uint32_t server_pid, const uin
     for (int i = 0; i < KEYMAP_PID_TRIES && !placed; i++) {
         if (RAND_bytes(e->key, (int)keylen) != 1)
             break;
+        if (peer_id != 0)
+            e->key[0] = (uint8_t)peer_id; /* the owner, for the other instances */
         if (find(e->pid, e->key, keylen) != NULL ||
             CRYPTO_memcmp(e->key, e->server_key, keylen) == 0)
             continue;

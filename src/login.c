@@ -31,6 +31,7 @@
 #include "conn.h"
 #include "keymap.h"
 #include "log.h"
+#include "peers.h"
 #include "metrics.h"
 #include "relay.h"
 
@@ -215,7 +216,7 @@ static int backend_key(struct conn *c, const uint8_t *m, size_t n)
     keymap_remove(c->key);
     /* out: the header as the server sent it, then the proxy's pid and key */
     memcpy(out, m, 5);
-    c->key = keymap_add(c->route, pid, key, keylen, &mine, out + 9);
+    c->key = keymap_add(c->route, pid, key, keylen, peers_self(), &mine, out + 9);
     OPENSSL_cleanse(key, sizeof(key));
     if (c->key == NULL) {
         conn_fail_front(c, "XX000", "internal",

@@ -22,6 +22,7 @@
 #include "authfile.h"
 #include "listener.h"
 #include "log.h"
+#include "peers.h"
 #include "metrics.h"
 #include "procstats.h"
 #include "tlsctx.h"
@@ -665,6 +666,10 @@ int main(int argc, char **argv)
     struct route_table *routes = route_table_build(&cfg, ctx.front, ctx.back, err, sizeof(err));
     if (routes == NULL)
         fatal("%s", err);
+    if (peers_init(&cfg, err, sizeof(err)) < 0)
+        fatal("%s", err);
+    if (peers_self() != 0)
+        log_info("event=peering peer_id=%u peers=%zu", peers_self(), peers_count());
 
     int status = 0;
     if (cfg.check_only) {
@@ -686,6 +691,7 @@ int main(int argc, char **argv)
         status = run_workers(&cfg, &rt, &ctx, routes);
     }
     route_table_unref(routes);
+    peers_free();
 
     tlsctx_contexts_free(&ctx);
     cidr_list_free(&rt.allow_from);

@@ -143,6 +143,24 @@ const struct opt_def config_options[] = {
      "Load and validate everything, make one verified TLS connection to every route's "
      "upstream, print each certificate chain and exit: 0 on success, 1 if any route failed "
      "(named on the last line)."},
+    {"peer-id", 0, OPT_PEERID, PROCESS, "N", FIELD(peer_id), false, "0", "0: peering off",
+     "This instance's number among instances behind one load balancer (1-255, e.g. a "
+     "StatefulSet ordinal + 1): the first byte of every cancel key it gives out, so that a "
+     "cancel that lands on another instance is forwarded here. The others are listed in the "
+     "config file's [peers] section."},
+    {"peer-secret-file", 0, OPT_STRING, PROCESS, "PATH", FIELD(peer_secret_file), false, NULL,
+     "none",
+     "File holding the secret (at least 32 bytes) every instance shares: it signs the cancels "
+     "forwarded between instances (HMAC-SHA256), so that no one else can make an instance "
+     "cancel. Required with --peer-id."},
+    {"peer-ca-path", 0, OPT_STRING, PROCESS, "PATH", FIELD(peer_ca_path), false, NULL, "none",
+     "CA certificates that sign the instances' --server-certificate-path (PEM file or "
+     "directory): a cancel goes to another instance only over TLS verified against them. "
+     "Required with --peer-id."},
+    {"peer-tls-validation-host", 0, OPT_STRING, PROCESS, "NAME", FIELD(peer_verify_name), false,
+     NULL, "each peer's host in [peers]",
+     "DNS name or IP address every instance's certificate must match (the load balancer's "
+     "name, when the instances share its certificate)."},
     {"help", 'h', OPT_HELP, PROCESS, NULL, 0, false, NULL, NULL, "Print this help and exit."},
     {"version", 'V', OPT_VERSION, PROCESS, NULL, 0, false, NULL, NULL,
      "Print the version and exit."},

@@ -191,6 +191,13 @@ enum pg_first_kind pg_parse_first(const uint8_t *buf, size_t len, struct pg_firs
                           PG_CANCEL_FIXED + PG_CANCEL_KEY_MAX, (unsigned)PG_CANCEL_KEY_MIN,
                           (unsigned)PG_CANCEL_KEY_MAX);
         return whole ? accept_kind(out, PG_FIRST_CANCEL) : need_more(out);
+    case PG_PEERCANCEL_CODE:
+        /* The lengths of peermsg.h: 70 bytes around a 16..268-byte CancelRequest;
+         * the content is peermsg.c's to check. */
+        if (plen < 70 + PG_CANCEL_FIXED + PG_CANCEL_KEY_MIN ||
+            plen > 70 + PG_CANCEL_FIXED + PG_CANCEL_KEY_MAX)
+            return reject(out, err, errlen, "PeerCancelRequest has length %" PRIu32, plen);
+        return whole ? accept_kind(out, PG_FIRST_PEER_CANCEL) : need_more(out);
     default:
         break;
     }

@@ -29,7 +29,7 @@ static void require(bool ok)
 static bool complete_kind(enum pg_first_kind k)
 {
     return k == PG_FIRST_SSLREQUEST || k == PG_FIRST_GSSENCREQUEST || k == PG_FIRST_CANCEL ||
-           k == PG_FIRST_STARTUP;
+           k == PG_FIRST_PEER_CANCEL || k == PG_FIRST_STARTUP;
 }
 
 static void check_logval(const char *s)
@@ -91,6 +91,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case PG_FIRST_CANCEL:
         require(out.len >= 16 && out.len <= 12 + 256 && out.code == PG_CANCELREQUEST_CODE);
+        break;
+    case PG_FIRST_PEER_CANCEL: /* its content is peermsg.c's (fuzz_peermsg) */
+        require(out.len >= 70 + 16 && out.len <= 70 + 12 + 256 && out.code == PG_PEERCANCEL_CODE);
         break;
     case PG_FIRST_STARTUP:
         require(out.code >> 16 == 3 && out.startup.proto == out.code);

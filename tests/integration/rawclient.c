@@ -16,13 +16,19 @@
  *                                             SCRAM login, BackendKeyData, queries (up
  *                                             to 4: each sent the moment the last is
  *                                             answered, or all in one write)
- *   rawclient cancel HOST PORT PID KEYHEX [--tls|--direct] [--from ADDR]
+ *   rawclient cancel HOST PORT PID KEYHEX [--tls|--direct] [--from ADDR] [--proxy-v2 ADDR]
  *                                             CancelRequest (any key length), await close
  *   rawclient cancel-storm HOST PORT PID KEYHEX N SECONDS [--from ADDR] [--random]
  *                                             up to N plaintext CancelRequests, one
  *                                             connection each (send, close, no wait),
  *                                             as fast as possible for at most SECONDS;
  *                                             --random: a random key each time
+ *   rawclient peer-cancel HOST PORT PID KEYHEX SECRETFILE [--origin N] [--hops N]
+ *                    [--age-ms N] [--twice] [--plaintext]
+ *                                             a PeerCancelRequest as another
+ *                                             pg-tls-proxy instance sends it (inside
+ *                                             TLS; --twice: the same bytes again on a
+ *                                             second connection, a replay), await close
  *   rawclient inject HOST PORT                SSLRequest + pipelined bytes
  *   rawclient garbage HOST PORT N             N random bytes, then read
  *   rawclient half HOST PORT                  half a StartupMessage, close
@@ -1081,6 +1087,75 @@ static int cmd_cancel(const char *host, const char *port, const char *pidstr, co
     }
     OPENSSL_cleanse(msg, sizeof msg);
     close_conn(&s, ctx);
+    return rc;
+}
+
+/*
+ * A PeerCancelRequest, written here from its description in the proxy's
+ * include/peermsg.h (not from its code, so that the two agree by the
+ * format, not by sharing a bug): length, code 1234.7070, version 1, hops,
+ * origin, 0, the time in ms (minus age_ms), a random nonce, the
+ * CancelRequest's length and bytes, HMAC-SHA256 with the secret in
+ * SECRETFILE (a trailing newline dropped) over all that. A wrong secret
+ * is a forgery.
+ */
+static int cmd_peer_cancel(const char *host, const char *port, const char *pidstr,
+                           const char *keyhex, const char *secretfile, unsigned origin,
+                           unsigned hops, long long age_ms, int twice, const struct conn_opts *o)
+{
+    uint8_t secret[4096], msg[38 + 12 + CANCEL_KEY_MAX + 32], key[CANCEL_KEY_MAX];
+    char *end = NULL;
+    unsigned long pid = strtoul(pidstr, &end, 10);
+    size_t keylen = from_hex(keyhex, key, CANCEL_KEY_MAX);
+    if (end == pidstr || *end != '\0' || pid > 0xffffffffUL || keylen < 4)
+        die("peer-cancel: PID must be an unsigned 32-bit number and KEYHEX 4..256 bytes in hex");
+    FILE *f = fopen(secretfile, "rb");
+    if (f == NULL)
+        die("peer-cancel: cannot open %s", secretfile);
+    size_t slen = fread(secret, 1, sizeof secret, f);
+    fclose(f);
+    while (slen > 0 && (secret[slen - 1] == '\n' || secret[slen - 1] == '\r'))
+        slen--;
+    size_t clen = 12 + keylen, total = 38 + clen + 32;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u - (uint64_t)age_ms;
+    put_u32(msg, (uint32_t)total);
+    put_u32(msg + 4, (1234u << 16) | 7070u);
+    msg[8] = 1;
+    msg[9] = (uint8_t)hops;
+    msg[10] = (uint8_t)origin;
+    msg[11] = 0;
+    put_u32(msg + 12, (uint32_t)(now >> 32));
+    put_u32(msg + 16, (uint32_t)now);
+    if (RAND_bytes(msg + 20, 16) != 1)
+        die("RAND_bytes failed");
+    msg[36] = (uint8_t)(clen >> 8);
+    msg[37] = (uint8_t)clen;
+    put_u32(msg + 38, (uint32_t)clen);
+    put_u32(msg + 42, CANCELREQUEST_CODE);
+    put_u32(msg + 46, (uint32_t)pid);
+    memcpy(msg + 50, key, keylen);
+    unsigned int mlen = 0;
+    if (HMAC(EVP_sha256(), secret, (int)slen, msg, 38 + clen, msg + 38 + clen, &mlen) == NULL ||
+        mlen != 32)
+        die("HMAC failed");
+    OPENSSL_cleanse(secret, sizeof secret);
+    int rc = 0;
+    for (int round = 0; round < (twice ? 2 : 1) && rc == 0; round++) {
+        struct stream s;
+        SSL_CTX *ctx = NULL;
+        rc = open_conn(host, port, o, &s, &ctx);
+        if (rc == 0) {
+            if (stream_write(&s, msg, total) != RD_OK)
+                die("sending the PeerCancelRequest failed");
+            size_t got = 0; /* drain_stream prints bytes= and end= */
+            rc = drain_stream(&s, WAIT_CLOSE_SEC, &got) == RD_TIMEOUT ? 1 : 0;
+        }
+        close_conn(&s, ctx);
+    }
+    OPENSSL_cleanse(msg, sizeof msg);
+    OPENSSL_cleanse(key, sizeof key);
     return rc;
 }
 
@@ -2792,8 +2867,11 @@ static void usage(void)
           "                      [--no-startup] [--startup-after FILE]\n"
           "       rawclient session HOST PORT [CONNECT-OPTIONS] [--plus] [--query SQL]...\n"
           "                         [--pipeline]\n"
-          "       rawclient cancel HOST PORT PID KEYHEX [--tls|--direct] [--from ADDR]\n"
+          "       rawclient cancel HOST PORT PID KEYHEX [--tls|--direct] [--from ADDR] "
+          "[--proxy-v1|--proxy-v2 ADDR]\n"
           "       rawclient cancel-storm HOST PORT PID KEYHEX N SECONDS [--from ADDR] [--random]\n"
+          "       rawclient peer-cancel HOST PORT PID KEYHEX SECRETFILE [--origin N] [--hops N] "
+          "[--age-ms N] [--twice] [--plaintext]\n"
           "       rawclient inject HOST PORT\n"
           "       rawclient garbage HOST PORT N\n"
           "       rawclient half HOST PORT\n"
@@ -2871,10 +2949,34 @@ int main(int argc, char **argv)
                 o.plaintext = 0, o.direct = 1, o.alpn = "postgresql";
             else if (strcmp(argv[i], "--from") == 0 && i + 1 < argc)
                 o.from = argv[++i];
+            else if ((strcmp(argv[i], "--proxy-v1") == 0 || strcmp(argv[i], "--proxy-v2") == 0) &&
+                     i + 1 < argc)
+                parse_conn_opt(&o, argc, argv, &i); /* behind a PROXY-protocol balancer */
             else
                 usage();
         }
         return cmd_cancel(argv[2], argv[3], argv[4], argv[5], &o);
+    }
+    if (strcmp(cmd, "peer-cancel") == 0 && argc >= 7) {
+        unsigned origin = 1, hops = 2;
+        long long age = 0;
+        int twice = 0;
+        for (int i = 7; i < argc; i++) {
+            if (strcmp(argv[i], "--origin") == 0 && i + 1 < argc)
+                origin = (unsigned)atoi(argv[++i]);
+            else if (strcmp(argv[i], "--hops") == 0 && i + 1 < argc)
+                hops = (unsigned)atoi(argv[++i]);
+            else if (strcmp(argv[i], "--age-ms") == 0 && i + 1 < argc)
+                age = atoll(argv[++i]);
+            else if (strcmp(argv[i], "--twice") == 0)
+                twice = 1;
+            else if (strcmp(argv[i], "--plaintext") == 0)
+                o.plaintext = 1;
+            else
+                usage();
+        }
+        return cmd_peer_cancel(argv[2], argv[3], argv[4], argv[5], argv[6], origin, hops, age,
+                               twice, &o);
     }
     if (strcmp(cmd, "cancel-storm") == 0 && argc >= 8) {
         const char *from = NULL;

@@ -237,7 +237,7 @@ expect "psql through the proxy: query works, back leg TLS" "$out" '^psql ok\|t$'
 # want SECTION: true unless IT_ONLY (a comma-separated list of sections:
 # core protocol operations packaging faults certs abuse load flood memory
 # cancels certfiles logs pgversions scramsecret auth conffile routes
-# reloadroutes observe) leaves it out.
+# reloadroutes observe peers samepid) leaves it out.
 # IT_ONLY=faults runs the set-up, the main proxy's first checks, the faults
 # section and the hygiene checks: for working on one section at a time.
 want() { [ -z "${IT_ONLY:-}" ] || [[ ",$IT_ONLY," == *",$1,"* ]]; }
@@ -561,6 +561,13 @@ want reloadroutes && . "$HERE/reloadroutes.sh"
 # ======================================================================
 # shellcheck source=tests/integration/observe.sh
 want observe && . "$HERE/observe.sh"
+
+# ======================================================================
+# Issue 14: several instances: a cancel sent to another instance of three
+# reaches the session's; forged, stale, replayed peer messages do nothing
+# ======================================================================
+# shellcheck source=tests/integration/peers.sh
+want peers && . "$HERE/peers.sh"
 
 if want core; then
 

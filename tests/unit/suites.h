@@ -7,6 +7,7 @@
 Suite *pgproto_suite(void);
 Suite *config_suite(void);
 Suite *conffile_suite(void);
+Suite *peermsg_suite(void);
 Suite *tlsio_suite(void);
 Suite *cidr_suite(void);
 Suite *metrics_suite(void);

@@ -135,9 +135,47 @@ static const struct {
     {BASE "help = yes\n", "pg.conf:5: help is a command-line flag, not a setting"},
     {BASE "server-port =\n", "pg.conf:5: server-port needs a value"},
     {BASE "[routes a]\n",
-     "pg.conf:5: unknown section [routes a]: the sections are [global] and [route NAME]"},
+     "pg.conf:5: unknown section [routes a]: the sections are [global], [route NAME] and [peers]"},
     {BASE "[route]\n",
-     "pg.conf:5: unknown section [route]: the sections are [global] and [route NAME]"},
+     "pg.conf:5: unknown section [route]: the sections are [global], [route NAME] and [peers]"},
+/* [peers] (several instances) */
+#define PEERING "peer-id = 1\npeer-secret-file = /s\npeer-ca-path = /ca\n"
+    {BASE PEERING "[peers]\n1 = a:1\n[peers]\n",
+     "pg.conf:10: [peers] appears twice (first on line 8): merge the two sections"},
+    {BASE PEERING "[peers]\n0 = a:1\n",
+     "pg.conf:9: [peers]: \"0\" is not a peer id: write \"N = host:port\" with N 1-255 (each "
+     "instance's peer-id)"},
+    {BASE PEERING "[peers]\n256 = a:1\n",
+     "pg.conf:9: [peers]: \"256\" is not a peer id: write \"N = host:port\" with N 1-255 (each "
+     "instance's peer-id)"},
+    {BASE PEERING "[peers]\nx = a:1\n",
+     "pg.conf:9: [peers]: \"x\" is not a peer id: write \"N = host:port\" with N 1-255 (each "
+     "instance's peer-id)"},
+    {BASE PEERING "[peers]\n2 = a:1\n2 = b:1\n",
+     "pg.conf:10: [peers]: peer 2 is listed twice (first on line 9)"},
+    {BASE PEERING "[peers]\n2 = a\n",
+     "pg.conf:9: [peers]: peer 2: \"a\" is not host:port (an IPv6 address in brackets: "
+     "[::1]:6432)"},
+    {BASE PEERING "[peers]\n2 = ::1:5432\n",
+     "pg.conf:9: [peers]: peer 2: \"::1:5432\" is not host:port (an IPv6 address in brackets: "
+     "[::1]:6432)"},
+    {BASE PEERING "[peers]\n2 = a:70000\n",
+     "pg.conf:9: [peers]: peer 2: \"a:70000\" is not host:port (an IPv6 address in brackets: "
+     "[::1]:6432)"},
+    {BASE "[peers]\n2 = a:1\n",
+     "pg.conf has a [peers] section but peer-id is not set: give each instance its peer-id "
+     "(1-255), or remove [peers]"},
+    {BASE "peer-id = 1\npeer-ca-path = /ca\n",
+     "--peer-id needs --peer-secret-file: the secret every instance shares, which signs the "
+     "cancels they forward"},
+    {BASE "peer-id = 1\npeer-secret-file = /s\n",
+     "--peer-id needs --peer-ca-path: the CAs that sign the instances' certificates, against "
+     "which a cancel's TLS to another instance is verified"},
+    {BASE "peer-id = 256\n",
+     "pg.conf:5: peer-id: \"256\" is not a peer id (1-255; 0 = peering off)"},
+    {BASE "[route a]\nsni = a\npeer-id = 2\n",
+     "pg.conf:7: peer-id is process-wide: set it in the globals (before the first section, or in "
+     "[global]), not in [route a]"},
     {BASE "[route a/b]\n", "pg.conf:5: route name \"a/b\": use 1-63 of A-Z a-z 0-9 _ . -"},
     {BASE "[route default]\n",
      "pg.conf:5: the route name \"default\" is reserved for the route of the global options"},
@@ -537,6 +575,47 @@ START_TEST(test_per_route_marks)
 }
 END_TEST
 
+/* [peers] read into cfg.peers, in file order; its own id may be listed. */
+START_TEST(test_peers_section)
+{
+    ck_assert_int_eq(parse(NOARGS, NULL,
+                           BASE PEERING "[peers]\n1 = a.internal:5432\n  3 = [::1]:6432 ; v6\n"
+                                        "2=127.0.0.1:6433\n"),
+                     CONFIG_OK);
+    ck_assert_uint_eq(cfg.peer_id, 1);
+    ck_assert_str_eq(cfg.peer_secret_file, "/s");
+    ck_assert_uint_eq(cfg.npeers, 3);
+    ck_assert_uint_eq(cfg.peers[0].id, 1);
+    ck_assert_str_eq(cfg.peers[0].host, "a.internal");
+    ck_assert_uint_eq(cfg.peers[0].port, 5432);
+    ck_assert_uint_eq(cfg.peers[1].id, 3);
+    ck_assert_str_eq(cfg.peers[1].host, "::1");
+    ck_assert_uint_eq(cfg.peers[1].port, 6432);
+    ck_assert_uint_eq(cfg.peers[2].id, 2);
+    ck_assert_str_eq(cfg.peers[2].host, "127.0.0.1");
+    /* routes do not carry the list (only the global config frees it) */
+    config_free(&cfg);
+    ck_assert_int_eq(parse(ARGS("--peer-id", "3"), NULL,
+                           BASE "peer-secret-file = /s\npeer-ca-path = /ca\n[route r]\nsni = "
+                                "r.example\n[peers]\n1 = a:1\n"),
+                     CONFIG_OK);
+    ck_assert_uint_eq(cfg.peer_id, 3); /* the flag */
+    ck_assert_ptr_null(cfg.routes[0].cfg->peers);
+    ck_assert_uint_eq(cfg.routes[0].cfg->npeers, 0);
+    /* a changed list is a restart-needed change */
+    struct config first = cfg;
+    char changed[128];
+    memset(&cfg, 0, sizeof(cfg));
+    ck_assert_int_eq(parse(ARGS("--peer-id", "3"), NULL,
+                           BASE "peer-secret-file = /s\npeer-ca-path = /ca\n[route r]\nsni = "
+                                "r.example\n[peers]\n1 = a:2\n"),
+                     CONFIG_OK);
+    ck_assert_uint_eq(config_process_wide_changes(&first, &cfg, changed, sizeof(changed)), 1);
+    ck_assert_str_eq(changed, "peers");
+    config_free(&first);
+}
+END_TEST
+
 Suite *conffile_suite(void)
 {
     Suite *s = suite_create("conffile");
@@ -559,6 +638,7 @@ Suite *conffile_suite(void)
     tcase_add_test(tc, test_empty_file);
     tcase_add_test(tc, test_reload_file);
     tcase_add_test(tc, test_per_route_marks);
+    tcase_add_test(tc, test_peers_section);
     suite_add_tcase(s, tc);
     return s;
 }

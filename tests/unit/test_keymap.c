@@ -39,7 +39,7 @@ static struct route *test_route(const char *host, unsigned port)
 static struct keymap_entry *add(struct route *rt, uint32_t spid, const uint8_t *skey, size_t len,
                                 uint32_t *pid, uint8_t *key)
 {
-    struct keymap_entry *e = keymap_add(rt, spid, skey, len, pid, key);
+    struct keymap_entry *e = keymap_add(rt, spid, skey, len, 0, pid, key);
     ck_assert_ptr_nonnull(e);
     return e;
 }
@@ -232,10 +232,10 @@ START_TEST(keymap_key_length_bounds)
     uint8_t big[257], mine[257];
     uint32_t p;
     memset(big, 0x5a, sizeof(big));
-    ck_assert_ptr_null(keymap_add(NULL, 9, big, 0, &p, mine));
-    ck_assert_ptr_null(keymap_add(NULL, 9, big, 3, &p, mine));
-    ck_assert_ptr_null(keymap_add(NULL, 9, big, 257, &p, mine));
-    ck_assert_ptr_null(keymap_add(NULL, 9, NULL, 4, &p, mine));
+    ck_assert_ptr_null(keymap_add(NULL, 9, big, 0, 0, &p, mine));
+    ck_assert_ptr_null(keymap_add(NULL, 9, big, 3, 0, &p, mine));
+    ck_assert_ptr_null(keymap_add(NULL, 9, big, 257, 0, &p, mine));
+    ck_assert_ptr_null(keymap_add(NULL, 9, NULL, 4, 0, &p, mine));
     ck_assert_uint_eq(keymap_count(), n0);
     memset(mine, 0, sizeof(mine));
     struct keymap_entry *e = add(NULL, 9, big, 256, &p, mine);

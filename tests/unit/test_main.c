@@ -8,6 +8,7 @@ int main(void)
     SRunner *sr = srunner_create(pgproto_suite());
     srunner_add_suite(sr, config_suite());
     srunner_add_suite(sr, conffile_suite());
+    srunner_add_suite(sr, peermsg_suite());
     srunner_add_suite(sr, tlsio_suite());
     srunner_add_suite(sr, cidr_suite());
     srunner_add_suite(sr, metrics_suite());

@@ -38,6 +38,8 @@ static const char *kind_name(enum pg_first_kind k)
         return "STARTUP";
     case PG_FIRST_DIRECT_TLS:
         return "DIRECT_TLS";
+    case PG_FIRST_PEER_CANCEL:
+        return "PEER_CANCEL";
     case PG_FIRST_INVALID:
         return "INVALID";
     }

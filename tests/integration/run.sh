@@ -62,6 +62,7 @@ cleanup() {
     # Background clients still running (only when aborted): our own jobs.
     for pid in $(jobs -p); do kill -TERM "$pid" 2>/dev/null; done
     it_pg_stop_all # the PostgreSQL 15 cluster and the pgversions section's
+    it_ns_pg_stop_all # samepid's clusters in their own pid namespaces
     if [ "$FINISHED" = 0 ]; then
         N=$((N + 1)) FAIL=$((FAIL + 1))
         echo "not ok $N - harness: aborted before the end (exit status $rc)"
@@ -237,7 +238,7 @@ expect "psql through the proxy: query works, back leg TLS" "$out" '^psql ok\|t$'
 # want SECTION: true unless IT_ONLY (a comma-separated list of sections:
 # core protocol operations packaging faults certs abuse load flood memory
 # cancels certfiles logs pgversions scramsecret auth conffile routes
-# reloadroutes observe) leaves it out.
+# reloadroutes observe samepid) leaves it out.
 # IT_ONLY=faults runs the set-up, the main proxy's first checks, the faults
 # section and the hygiene checks: for working on one section at a time.
 want() { [ -z "${IT_ONLY:-}" ] || [[ ",$IT_ONLY," == *",$1,"* ]]; }
@@ -561,6 +562,14 @@ want reloadroutes && . "$HERE/reloadroutes.sh"
 # ======================================================================
 # shellcheck source=tests/integration/observe.sh
 want observe && . "$HERE/observe.sh"
+
+# ======================================================================
+# Issue 14: the same backend pid on two servers (each PostgreSQL is pid 1
+# of its own pid namespace): psql's Ctrl-C and libpq 18's PQcancelCreate
+# cancel the query on the right one
+# ======================================================================
+# shellcheck source=tests/integration/samepid.sh
+want samepid && . "$HERE/samepid.sh"
 
 if want core; then
 

@@ -160,8 +160,7 @@ static int cancel_tls(PGconn *conn, char *err, size_t errlen)
 
 /* Start sql (SELECT pg_sleep(30) if NULL), cancel it after delay_ms; print
  * how it ended and the BackendKeyData pid (what the cancel carried). */
-static int cmd_cancel(const char *conninfo, const char *delaystr, const char *mode,
-                      const char *sql)
+static int cmd_cancel(const char *conninfo, const char *delaystr, const char *mode, const char *sql)
 {
     int tls = strcmp(mode, "tls") == 0;
     if (!tls && strcmp(mode, "plain") != 0)

@@ -357,15 +357,22 @@ expect "samepid: no client's cancel key in the proxy's log" "leaked=$leaked keys
 fi # SP_PROXY
 
 # ---- leave nothing running ----
+# (Only what this run started: other runs may use the same names at once.)
 stop_proxy samepid
+ns_left=0
 for L in a b; do
     cp "${SP_DATA[$L]}/server.log" "$LOGS/samepid-pg-$L-server.log" 2>/dev/null
-    [ -n "${SP_NS[$L]:-}" ] && it_ns_pg_stop "${SP_NS[$L]}"
+    [ -n "${SP_NS[$L]:-}" ] || continue
+    read -r ipid ins _ <<<"${IT_NS_PG[${SP_NS[$L]}]}"
+    it_ns_pg_stop "${SP_NS[$L]}"
+    # The init gone, the kernel has killed the rest of its namespace.
+    it_ns_is "$ipid" "$ins" && ns_left=$((ns_left + 1))
+    kill -0 "${SP_NS[$L]}" 2>/dev/null && ns_left=$((ns_left + 1))
 done
 # shellcheck disable=SC2009 # one listing of every process, filtered on several fixed strings
-left=$(ps -eo pid=,args= | grep -F -e "$SP/" -e "--database app_a" -e "--database app_b" \
-    -e "sp-psql" -e "sp-pq18" -e "samepid-a:" -e "samepid-b:" | grep -v -e grep -e ' ps ' | head -n 5)
-expect "samepid: nothing left running (no postgres of the two namespaces, no client)" \
-    "${left:-none}" '^none$'
+left=$(ps -eo pid=,args= | grep -F -e "$SP/" -e " $SP_MAIN " -e "port=$SP_MAIN " |
+    grep -v -e grep -e ' ps ' | head -n 5)
+expect "samepid: nothing left running (both namespaces' postgres, unshare, clients of port $SP_MAIN)" \
+    "namespaces=$ns_left ${left:-none}" '^namespaces=0 none$'
 CUR_LOG=$LOGS/proxy-main.log
 it_note "samepid section took $((SECONDS - SP_T0)) s"

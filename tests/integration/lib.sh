@@ -134,6 +134,23 @@ it_pg_start() {
     local dir=$1 port=$2 certs=$3 role=$4 db=$5 password=$6 bin=${7:-$IT_PG_BINDIR}
     [ -x "$bin/initdb" ] || it_die "PostgreSQL server binaries not found in $bin (PG_BINDIR)"
     IT_PG_STARTED[$dir]=$bin
+    it_pg_init "$dir" "$port" "$certs" "$bin"
+    it_port_used "$port" && it_die "port $port is already in use"
+    it_pg_run "$bin" pg_ctl -D "$dir" -l "$dir/server.log" -w -t 60 start \
+        >/dev/null 2>&1 || {
+        tail -n 20 "$dir/server.log" >&2
+        it_die "PostgreSQL did not start"
+    }
+    it_pg_roles "$dir" "$port" "$certs" "$role" "$db" "$password"
+}
+
+# it_pg_init DATADIR PORT CERTDIR [BINDIR]: it_pg_start's initdb,
+# certificates, postgresql.conf (with IT_PG_EXTRA_CONF) and pg_hba.conf,
+# without starting the server (for it_ns_pg_start) and without recording
+# DATADIR for it_pg_stop_all.
+it_pg_init() {
+    local dir=$1 port=$2 certs=$3 bin=${4:-$IT_PG_BINDIR}
+    [ -x "$bin/initdb" ] || it_die "PostgreSQL server binaries not found in $bin (PG_BINDIR)"
     mkdir -p "$dir"
     it_is_root && chown "$IT_SVC_USER": "$dir"
     chmod 700 "$dir"
@@ -145,13 +162,12 @@ it_pg_start() {
     # The key must belong to the server user with 0600 or PostgreSQL refuses it.
     install -m 600 "$certs/db-server.key" "$dir/server.key"
     install -m 644 "$certs/db-server.crt" "$dir/server.crt"
-    local ca_line="" cert_hba="" cert_role=""
+    local ca_line="" cert_hba=""
     if [ -f "$certs/client-ca.crt" ]; then
         install -m 644 "$certs/client-ca.crt" "$dir/client-ca.crt"
         it_is_root && chown "$IT_SVC_USER": "$dir/client-ca.crt"
         ca_line="ssl_ca_file = 'client-ca.crt'"
         cert_hba="hostssl  all       certuser 127.0.0.1/32 cert clientcert=verify-full"
-        cert_role="CREATE ROLE certuser LOGIN;"
     fi
     cat >>"$dir/postgresql.conf" <<EOF
 
@@ -183,12 +199,15 @@ host     replication all 127.0.0.1/32   scram-sha-256
 EOF
     it_is_root && chown "$IT_SVC_USER": "$dir/server.key" "$dir/server.crt" \
         "$dir/postgresql.conf" "$dir/pg_hba.conf"
-    it_port_used "$port" && it_die "port $port is already in use"
-    it_pg_run "$bin" pg_ctl -D "$dir" -l "$dir/server.log" -w -t 60 start \
-        >/dev/null 2>&1 || {
-        tail -n 20 "$dir/server.log" >&2
-        it_die "PostgreSQL did not start"
-    }
+    return 0
+}
+
+# it_pg_roles DATADIR PORT CERTDIR ROLE DB PASSWORD: it_pg_start's roles
+# (ROLE with PASSWORD, database DB, and certuser when CERTDIR/client-ca.crt
+# exists), over the Unix socket in DATADIR of a running server.
+it_pg_roles() {
+    local dir=$1 port=$2 certs=$3 role=$4 db=$5 password=$6 cert_role=""
+    [ -f "$certs/client-ca.crt" ] && cert_role="CREATE ROLE certuser LOGIN;"
     # The password goes through stdin, never argv; it is hex, so no quoting.
     it_as_svc timeout 60 "$IT_PG_BINDIR/psql" -X -q -h "$dir" -p "$port" -U postgres \
         -d postgres -v ON_ERROR_STOP=1 >/dev/null <<EOF || it_die "could not create role $role"
@@ -211,6 +230,117 @@ it_pg_stop() {
 it_pg_stop_all() {
     local dir
     for dir in "${!IT_PG_STARTED[@]}"; do it_pg_stop "$dir"; done
+}
+
+# ---- clusters in their own pid namespace (samepid.sh) ----
+# DANGER: inside its namespace such a postmaster is pid 1, and its
+# postmaster.pid says so: pg_ctl stop/restart/status (and it_pg_stop) on its
+# data directory would signal the HOST's pid 1. These clusters are never in
+# IT_PG_STARTED; they are stopped only by it_ns_pg_stop, which signals the
+# host pid of the namespace's init it recorded at start, after checking that
+# the process still lives in that very namespace.
+# (Killing the unshare process alone does not stop them: unshare blocks
+# SIGTERM and SIGINT, and --kill-child's parent-death signal is cleared when
+# setpriv changes the uid, so the postmaster would outlive it.)
+declare -gA IT_NS_PG=() # unshare pid -> "init_host_pid pidns_link data_dir"
+
+# it_ns_pg_start DATADIR PORT [BINDIR]: start an it_pg_init'ed cluster as
+# pid 1 of a new pid namespace (root only: util-linux unshare + setpriv),
+# and wait up to 60 s for PORT. The server log is DATADIR/server.log.
+# Returns 1 (with a note) if it did not come up; it_ns_pg_stop_all cleans
+# up whatever did start.
+it_ns_pg_start() {
+    local dir=$1 port=$2 bin=${3:-$IT_PG_BINDIR} upid cpid="" ns="" i
+    local env=()
+    if ! it_is_root; then
+        it_note "a cluster in its own pid namespace needs root (unshare --pid, setpriv)"
+        return 1
+    fi
+    if [ -d "$bin/../lib" ] && [ "$bin" != "$IT_PG_BINDIR" ]; then
+        env=(env LD_LIBRARY_PATH="$(cd "$bin/../lib" && pwd)")
+    fi
+    it_port_used "$port" && it_die "port $port is already in use"
+    (cd / && exec unshare --pid --fork --kill-child=SIGQUIT --mount-proc \
+        setpriv --reuid="$IT_SVC_USER" --regid="$IT_SVC_USER" --init-groups \
+        "${env[@]}" "$bin/postgres" -D "$dir") >>"$dir/server.log" 2>&1 </dev/null &
+    upid=$! # our subshell (bash may fork once more before the exec)
+    # The namespace's init: the first of our descendants that lives in
+    # another pid namespace than ours (unshare's fork, once it runs there).
+    for ((i = 0; i < 200; i++)); do
+        cpid=$(it_ns_descendant "$upid")
+        [ -n "$cpid" ] && ns=$(readlink "/proc/$cpid/ns/pid" 2>/dev/null) && break
+        cpid="" ns=""
+        kill -0 "$upid" 2>/dev/null || break
+        sleep 0.05
+    done
+    IT_NS_PG[$upid]="${cpid:-none} ${ns:-none} $dir"
+    [ -n "$cpid" ] || {
+        it_note "unshare did not start a pid namespace for $dir"
+        return 1
+    }
+    it_wait_port "$port" 60 "$cpid" || {
+        tail -n 20 "$dir/server.log" >&2
+        it_note "PostgreSQL in a pid namespace did not start ($dir)"
+        return 1
+    }
+}
+
+# it_ns_pg_stop UNSHARE_PID: SIGQUIT (immediate shutdown) to the namespace's
+# init, SIGKILL after 10 s (the kernel then kills the whole namespace), and
+# wait for unshare.
+it_ns_pg_stop() {
+    local upid=$1 cpid ns dir i
+    read -r cpid ns dir <<<"${IT_NS_PG[$upid]:-none none none}"
+    unset "IT_NS_PG[$upid]"
+    it_ns_is "$cpid" "$ns" && kill -QUIT "$cpid" 2>/dev/null
+    for ((i = 0; i < 200; i++)); do
+        it_ns_is "$cpid" "$ns" || break
+        sleep 0.05
+    done
+    if it_ns_is "$cpid" "$ns"; then
+        it_note "PostgreSQL in a pid namespace ($dir) ignored SIGQUIT for 10 s; sending SIGKILL"
+        kill -KILL "$cpid" 2>/dev/null
+    fi
+    for ((i = 0; i < 200; i++)); do
+        kill -0 "$upid" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -0 "$upid" 2>/dev/null && kill -KILL "$upid" 2>/dev/null
+    wait "$upid" 2>/dev/null
+    return 0
+}
+
+# it_ns_descendant PID: the first descendant of PID (breadth first) in
+# another pid namespace than ours; nothing if none.
+it_ns_descendant() {
+    local queue=("$1") p c cns self
+    self=$(readlink /proc/self/ns/pid)
+    while [ ${#queue[@]} -gt 0 ]; do
+        p=${queue[0]}
+        queue=("${queue[@]:1}")
+        for c in $(pgrep -P "$p"); do
+            cns=$(readlink "/proc/$c/ns/pid" 2>/dev/null) || continue
+            if [ -n "$cns" ] && [ "$cns" != "$self" ]; then
+                echo "$c"
+                return 0
+            fi
+            queue+=("$c")
+        done
+    done
+}
+
+# it_ns_is PID PIDNS: PID exists and lives in pid namespace PIDNS (not ours):
+# the recorded init, not a process that reused its pid.
+it_ns_is() {
+    [[ $1 =~ ^[0-9]+$ ]] && [ "$2" != none ] &&
+        [ "$(readlink "/proc/$1/ns/pid" 2>/dev/null)" = "$2" ] &&
+        [ "$2" != "$(readlink /proc/self/ns/pid)" ]
+}
+
+# it_ns_pg_stop_all: every namespace cluster not stopped yet (run.sh's cleanup).
+it_ns_pg_stop_all() {
+    local upid
+    for upid in "${!IT_NS_PG[@]}"; do it_ns_pg_stop "$upid"; done
 }
 
 # it_pg_run BINDIR PROGRAM ARGS...: BINDIR/PROGRAM as the service user, with

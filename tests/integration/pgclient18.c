@@ -11,13 +11,14 @@
  *   pgclient18 proto CONNINFO                 libpq version, negotiated protocol
  *                                             (30000, 30002), TLS on both legs, the
  *                                             BackendKeyData pid and the server's pid
- *   pgclient18 cancel CONNINFO DELAY_MS plain|tls
- *                                             cancel a pg_sleep(30) after DELAY_MS:
- *                                             plain: PQcancel (a plaintext
+ *   pgclient18 cancel CONNINFO DELAY_MS plain|tls [SQL]
+ *                                             cancel a pg_sleep(30) (or SQL) after
+ *                                             DELAY_MS: plain: PQcancel (a plaintext
  *                                             CancelRequest, as psql's Ctrl-C);
  *                                             tls: PQcancelCreate + PQcancelBlocking
  *                                             (libpq 17: the connection's own TLS
- *                                             settings, sslnegotiation included)
+ *                                             settings, sslnegotiation included);
+ *                                             prints the BackendKeyData pid last
  *   pgclient18 walstream CONNINFO             physical replication (replication=true
  *                                             in CONNINFO): IDENTIFY_SYSTEM, then
  *                                             START_REPLICATION from the start of the
@@ -157,8 +158,9 @@ static int cancel_tls(PGconn *conn, char *err, size_t errlen)
     return sent;
 }
 
-/* Start SELECT pg_sleep(30), cancel it after delay_ms; print how it ended. */
-static int cmd_cancel(const char *conninfo, const char *delaystr, const char *mode)
+/* Start sql (SELECT pg_sleep(30) if NULL), cancel it after delay_ms; print
+ * how it ended and the BackendKeyData pid (what the cancel carried). */
+static int cmd_cancel(const char *conninfo, const char *delaystr, const char *mode, const char *sql)
 {
     int tls = strcmp(mode, "tls") == 0;
     if (!tls && strcmp(mode, "plain") != 0)
@@ -167,7 +169,7 @@ static int cmd_cancel(const char *conninfo, const char *delaystr, const char *mo
     PGconn *conn = connect_or_report(conninfo);
     int proto = full_proto(conn);
     double t0 = now_sec();
-    if (PQsendQuery(conn, "SELECT pg_sleep(30)") != 1) {
+    if (PQsendQuery(conn, sql != NULL ? sql : "SELECT pg_sleep(30)") != 1) {
         print_oneline("query-error: ", PQerrorMessage(conn));
         PQfinish(conn);
         return EXIT_QUERY;
@@ -187,8 +189,8 @@ static int cmd_cancel(const char *conninfo, const char *delaystr, const char *mo
         PQclear(res);
     }
     double t_end = now_sec();
-    printf("cancel mode=%s proto=%d sent=%d sqlstate=%s after=%.1f cancel_to_end=%.2f\n", mode,
-           proto, sent, state, t_end - t0, t_end - t_cancel);
+    printf("cancel mode=%s proto=%d sent=%d sqlstate=%s after=%.1f cancel_to_end=%.2f pid=%d\n",
+           mode, proto, sent, state, t_end - t0, t_end - t_cancel, PQbackendPID(conn));
     PQfinish(conn);
     return sent && strcmp(state, "57014") == 0 ? 0 : EXIT_QUERY;
 }
@@ -299,7 +301,7 @@ static int cmd_walstream(const char *conninfo)
 static void usage(void)
 {
     fputs("usage: pgclient18 proto CONNINFO\n"
-          "       pgclient18 cancel CONNINFO DELAY_MS plain|tls\n"
+          "       pgclient18 cancel CONNINFO DELAY_MS plain|tls [SQL]\n"
           "       pgclient18 walstream CONNINFO\n",
           stderr);
     exit(EXIT_USAGE);
@@ -312,8 +314,8 @@ int main(int argc, char **argv)
         usage();
     if (strcmp(argv[1], "proto") == 0 && argc == 3)
         return cmd_proto(argv[2]);
-    if (strcmp(argv[1], "cancel") == 0 && argc == 5) {
-        int rc = cmd_cancel(argv[2], argv[3], argv[4]);
+    if (strcmp(argv[1], "cancel") == 0 && (argc == 5 || argc == 6)) {
+        int rc = cmd_cancel(argv[2], argv[3], argv[4], argc == 6 ? argv[5] : NULL);
         if (rc == EXIT_USAGE)
             usage();
         return rc;

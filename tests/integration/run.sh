@@ -62,6 +62,7 @@ cleanup() {
     # Background clients still running (only when aborted): our own jobs.
     for pid in $(jobs -p); do kill -TERM "$pid" 2>/dev/null; done
     it_pg_stop_all # the PostgreSQL 15 cluster and the pgversions section's
+    it_ns_pg_stop_all # samepid's clusters in their own pid namespaces
     if [ "$FINISHED" = 0 ]; then
         N=$((N + 1)) FAIL=$((FAIL + 1))
         echo "not ok $N - harness: aborted before the end (exit status $rc)"
@@ -568,6 +569,14 @@ want observe && . "$HERE/observe.sh"
 # ======================================================================
 # shellcheck source=tests/integration/peers.sh
 want peers && . "$HERE/peers.sh"
+
+# ======================================================================
+# Issue 14: the same backend pid on two servers (each PostgreSQL is pid 1
+# of its own pid namespace): psql's Ctrl-C and libpq 18's PQcancelCreate
+# cancel the query on the right one
+# ======================================================================
+# shellcheck source=tests/integration/samepid.sh
+want samepid && . "$HERE/samepid.sh"
 
 if want core; then
 

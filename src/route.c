@@ -388,8 +388,10 @@ enum route_verdict route_table_decide(const struct route_table *t, const char *s
 
     *out = NULL;
     msg[0] = hint[0] = '\0';
-    describe_routes(t, routes, sizeof(routes));
+    /* The list of routes is written only for a refusal: a session that
+     * finds its route (every one, once per connection) never pays for it. */
     if (sr != NULL && dr != NULL && dr != sr) {
+        describe_routes(t, routes, sizeof(routes));
         snprintf(msg, msglen,
                  "pg-tls-proxy: server name \"%s\" belongs to route %s but database \"%s\" to "
                  "route %s",
@@ -402,6 +404,7 @@ enum route_verdict route_table_decide(const struct route_table *t, const char *s
     if (r == NULL && shared == 0)
         r = t->dflt;
     if (r == NULL) {
+        describe_routes(t, routes, sizeof(routes));
         snprintf(msg, msglen,
                  "pg-tls-proxy: no route for server name \"%s\", database \"%s\" on port %u%s",
                  name != NULL ? name : "(none sent)", db, port,
@@ -413,6 +416,7 @@ enum route_verdict route_table_decide(const struct route_table *t, const char *s
     /* A route's own port is that route's: a client cannot reach another
      * route through it (an operator may expose only that port). */
     if (shared > 0 && r->listen_port != port) {
+        describe_routes(t, routes, sizeof(routes));
         snprintf(msg, msglen, "pg-tls-proxy: port %u belongs to %s%s but %s \"%s\" to route %s",
                  port, shared > 1 ? "other routes" : "route ", shared > 1 ? "" : pr->name,
                  sr != NULL ? "server name" : "database", sr != NULL ? name : db, r->name);

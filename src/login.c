@@ -333,7 +333,8 @@ static int take(struct conn *c, bool front)
                       (unsigned long long)c->id, front ? "front" : "back");
             memmove(w->buf, w->buf + off, w->len - off);
             w->len -= off;
-            return watch_end(c, "unframeable message") < 0 ? -1 : 1;
+            /* login_process ends the watch (once), whatever stopped it */
+            return login_set_state(c, LOGIN_UNWATCHED, "unframeable message") ? 1 : -1;
         }
         if (h == 0 || total > w->len - off)
             break;

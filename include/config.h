@@ -77,6 +77,12 @@ struct config {
     char *peer_verify_name;  /* --peer-tls-validation-host; default: each peer's host */
     struct peer_conf *peers; /* the file's [peers] section, in file order */
     size_t npeers;
+    /* bridge mode (issue 15): connectors in private networks dial in */
+    char *bridge_listen;    /* --bridge-listen HOST:PORT; NULL = off (process-wide) */
+    char *bridges_file;     /* --bridges-file: "id" "SCRAM-SHA-256$..." lines (process-wide) */
+    char *bridge_cert_path; /* --bridge-certificate-path; default: the front certificate */
+    char *bridge_key_path;  /* --bridge-private-key-path */
+    char *client_bridge;    /* --client-bridge ID (per route): the upstream through bridge ID */
     /* what config_parse read, kept so that a reload re-reads the file under
      * the same flags and environment (only PG_TLS_PROXY_* entries are kept);
      * NULL in a route's cfg */

@@ -50,6 +50,7 @@ struct route {
     char *verify_name;            /* --client-tls-validation-host (default: host) */
     bool direct_tls;              /* --client-direct-tls: ClientHello first, ALPN postgresql */
     bool proxy_local;             /* a peer's (peers.c): a PROXY v2 LOCAL header first */
+    char *bridge;                 /* --client-bridge: reached through this bridge id; NULL: dial */
     SSL_CTX *back_ctx;            /* roots, client certificate, versions (a reference) */
     SSL_CTX *front_ctx;           /* the certificate its clients see (a reference; may be NULL) */
     unsigned connect_timeout_ms;  /* resolve -> verified TLS; 0 = none */

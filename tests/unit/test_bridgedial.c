@@ -14,7 +14,7 @@
  * during the login (FATAL 08006 naming the bridge) and in the data phase
  * (the session ends, event=bridge_stream_lost); the session gone first
  * (bridge_forget, a late descriptor closed); the connect timeout while
- * waiting for a stream. (The client's parser shows '"' as '?'.)
+ * waiting for a stream; a cancel through the bridge. (The client's parser shows '"' as '?'.)
  */
 #define _GNU_SOURCE /* accept4 */
 #include <arpa/inet.h>
@@ -418,6 +418,42 @@ START_TEST(test_timeout_waiting_for_stream)
 }
 END_TEST
 
+/* A CancelRequest for a session through the bridge travels through it too
+ * (cancelfwd.c's back leg dials the same route): a second stream. */
+START_TEST(test_cancel_through_bridge)
+{
+    start(&(struct sfx_opts){.bridge = "db1"});
+    struct sfx_client *a = sc_client_started(&fx, "hal");
+    wait_opens(1);
+    struct connector ka, kb;
+    connector_start(&ka, 0, false);
+    ck_assert_int_eq(sfx_client_login(a), 'Z');
+    struct sfx_client *k = sfx_client_connect(&fx);
+    ck_assert_ptr_nonnull(k);
+    ck_assert_int_eq(sfx_client_tls(k), 0);
+    ck_assert_int_eq(sfx_client_cancel(k, a->pid, a->key, a->keylen), 0);
+    wait_opens(2);
+    ck_assert_uint_ne(cap.stream[1], cap.stream[0]);
+    connector_start(&kb, 1, false);
+    ck_assert_int_ge(sfx_client_wait_eof(k, WAIT_MS), 0);
+    sfx_client_close(k, true);
+    struct sfx_up *u = sfx_up_join(&fx, 1);
+    ck_assert_ptr_nonnull(u);
+    ck_assert(u->got_cancel);
+    ck_assert_uint_eq(u->cancel_pid, SFX_UP_PID);
+    ck_assert_mem_eq(u->cancel_key, SFX_UP_KEY, 4);
+    ck_assert_int_eq(sfx_client_query(a, "select 2"), 'Z'); /* the session goes on */
+    sfx_client_close(a, true);
+    ck_assert_int_ge(sfx_client_wait_eof(a, WAIT_MS), 0);
+    ck_assert(sfx_wait_nconns(&fx, 0, WAIT_MS));
+    connector_join(&ka);
+    connector_join(&kb);
+    sfx_client_free(a);
+    sfx_client_free(k);
+    SFX_END(&fx);
+}
+END_TEST
+
 Suite *bridgedial_suite(void)
 {
     Suite *s = suite_create("bridgedial");
@@ -429,6 +465,7 @@ Suite *bridgedial_suite(void)
     tcase_add_test(tc, test_connector_killed_mid_session);
     tcase_add_test(tc, test_session_gone_first);
     tcase_add_test(tc, test_timeout_waiting_for_stream);
+    tcase_add_test(tc, test_cancel_through_bridge);
     suite_add_tcase(s, tc);
     return s;
 }

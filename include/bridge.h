@@ -73,7 +73,11 @@ void bridge_forget(uint64_t stream);
  * The TLS context of data connections, where this proxy is the server (the
  * bridge certificate, else the front one; built by bridge.c, swapped on
  * reload): a new reference (SSL_CTX_free it), or NULL when bridge mode is
- * off. Any thread. bridgedial.c takes one per stream, for SSL_new.
+ * off. Any thread. bridgedial.c takes one per stream, for SSL_new, and runs
+ * it as server over the data connection (leg_bridge.c). Worth setting on
+ * it: SSL_MODE_RELEASE_BUFFERS (idle streams give their record buffers
+ * back), ALPN BRIDGE_ALPN selected, SSL_CTX_set_num_tickets(ctx, 0) (a data
+ * connection is never resumed: tickets would be bytes for nothing).
  */
 SSL_CTX *bridge_ssl_ctx(void);
 

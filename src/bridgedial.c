@@ -161,6 +161,8 @@ void bridgedial_start(struct conn *c, struct bridgedial **slot, dial_connected_c
         return;
     }
     wait_link(w, b);
+    /* Failures before a data connection name the bridge too. */
+    snprintf(c->back_addr, sizeof(c->back_addr), "bridge:%.56s", rt->bridge);
     log_debug("event=bridge_stream_requested conn=%llu stream=%s bridge=%s target=%s:%u",
               (unsigned long long)c->id, b->sid, rt->bridge, rt->host, rt->port);
     bridge_open(w, b->stream, b->token, rt->bridge, rt->host, rt->port);

@@ -291,7 +291,8 @@ START_TEST(test_failure_result_reaches_client)
     sfx_client_close(c, true);
     ck_assert(sfx_wait_nconns(&fx, 0, WAIT_MS));
     ck_assert_int_eq(atomic_load(&fx.nups), 0);
-    ck_assert(sfx_log_wait(&fx, WAIT_MS, "event=upstream_failed", "upstream=-", "no connector"));
+    ck_assert(sfx_log_wait(&fx, WAIT_MS, "event=upstream_failed", "upstream=bridge:db1 ",
+                           "no connector"));
     sfx_client_free(c);
     SFX_END(&fx);
 }

@@ -15,7 +15,8 @@
  * 08006 naming the bridge, event=bridge_stream_lost), and in the middle of
  * a server message (the session just ends); the session gone first
  * (bridge_forget, a late descriptor closed); the connect timeout while
- * waiting for a stream; a cancel through the bridge. (The client's parser shows '"' as '?'.)
+ * waiting for a stream; a cancel through the bridge; an answer after the
+ * worker stopped. (The client's parser shows '"' as '?'.)
  */
 #define _GNU_SOURCE /* accept4 */
 #include <arpa/inet.h>
@@ -505,6 +506,26 @@ START_TEST(test_cancel_through_bridge)
 }
 END_TEST
 
+/* A worker that has stopped takes no more answers: a late one is freed by
+ * the poster at once, its descriptor closed. */
+START_TEST(test_post_after_worker_stopped)
+{
+    start(&(struct sfx_opts){.bridge = "db1"});
+    worker_command(fx.w, WORKER_DRAIN);
+    for (int i = 0; i < WAIT_MS / 10 && !atomic_load(&fx.w->finished); i++)
+        usleep(10 * 1000);
+    ck_assert(atomic_load(&fx.w->finished));
+    int fds[2];
+    tcp_pair(fds);
+    sfx_socket_timeouts(fds[0]);
+    post(0x0001000000000042ull, fds[1], "", "", "");
+    char b;
+    ck_assert_int_eq(recv(fds[0], &b, 1, 0), 0);
+    close(fds[0]);
+    SFX_END(&fx);
+}
+END_TEST
+
 Suite *bridgedial_suite(void)
 {
     Suite *s = suite_create("bridgedial");
@@ -518,6 +539,7 @@ Suite *bridgedial_suite(void)
     tcase_add_test(tc, test_session_gone_first);
     tcase_add_test(tc, test_timeout_waiting_for_stream);
     tcase_add_test(tc, test_cancel_through_bridge);
+    tcase_add_test(tc, test_post_after_worker_stopped);
     suite_add_tcase(s, tc);
     return s;
 }

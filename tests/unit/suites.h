@@ -53,5 +53,7 @@ Suite *pgauth_suite(void);
 Suite *kdfcache_suite(void);
 Suite *auth_suite(void);
 Suite *bridgeproto_suite(void);
+Suite *leg_bridge_suite(void);
+Suite *bridgedial_suite(void);
 
 #endif

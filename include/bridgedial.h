@@ -10,9 +10,26 @@
 #ifndef PGTP_BRIDGEDIAL_H
 #define PGTP_BRIDGEDIAL_H
 
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "bridgeproto.h"
 #include "dial.h"
 
 struct bridgedial;
+struct worker;
+
+/* What the dialer asks of the bridge thread: bridge.c's bridge_open,
+ * bridge_forget and bridge_ssl_ctx (bridge.h). The unit tests put a double
+ * of that thread in its place. */
+struct bridgedial_link {
+    void (*open)(struct worker *w, uint64_t stream, const uint8_t token[BRIDGE_TOKEN_LEN],
+                 const char *bridge_id, const char *host, unsigned port);
+    void (*forget)(uint64_t stream);
+    SSL_CTX *(*ssl_ctx)(void);
+};
+extern const struct bridgedial_link *bridgedial_link;
 
 /* Ask c->route's bridge for a stream to the route's host:port. *slot is
  * set before anything can fail (dial_free frees it from there). May call

@@ -32,6 +32,10 @@
 #include "route.h"
 #include "worker.h"
 
+static const struct bridgedial_link bridge_thread_link = {bridge_open, bridge_forget,
+                                                          bridge_ssl_ctx};
+const struct bridgedial_link *bridgedial_link = &bridge_thread_link;
+
 enum bd_state {
     BD_WAIT,  /* bridge_open sent; in the worker's waiting list */
     BD_SETUP, /* data connection here: outer TLS, token */
@@ -165,7 +169,7 @@ void bridgedial_start(struct conn *c, struct bridgedial **slot, dial_connected_c
     snprintf(c->back_addr, sizeof(c->back_addr), "bridge:%.56s", rt->bridge);
     log_debug("event=bridge_stream_requested conn=%llu stream=%s bridge=%s target=%s:%u",
               (unsigned long long)c->id, b->sid, rt->bridge, rt->host, rt->port);
-    bridge_open(w, b->stream, b->token, rt->bridge, rt->host, rt->port);
+    bridgedial_link->open(w, b->stream, b->token, rt->bridge, rt->host, rt->port);
 }
 
 const char *bridgedial_doing(const struct bridgedial *b)
@@ -192,7 +196,7 @@ void bridgedial_free(struct bridgedial *b)
         return;
     if (b->state == BD_WAIT) {
         wait_unlink(b->c->w, b);
-        bridge_forget(b->stream); /* a data connection still coming is closed */
+        bridgedial_link->forget(b->stream); /* a data connection still coming is closed */
     } else if (b->state == BD_SETUP) {
         leg_bridge_detach(&b->c->back);
     }
@@ -230,7 +234,7 @@ static void take_connection(struct bridgedial *b, struct bridge_result *r)
              fdno + 1, limit);
         return;
     }
-    SSL_CTX *ctx = bridge_ssl_ctx();
+    SSL_CTX *ctx = bridgedial_link->ssl_ctx();
     if (ctx == NULL || leg_bridge_open(&c->back) < 0) {
         SSL_CTX_free(ctx);
         bridge_result_free(r);

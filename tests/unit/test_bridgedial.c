@@ -2,8 +2,8 @@
  * test_bridgedial.c - unit tests for src/bridgedial.c (and the bridge
  * branch of dial.c, worker_bridge_post, conn.c's bridge loss): sessions of
  * the in-process fixture (session_fixture.h) whose route dials through a
- * bridge. The bridge thread is not here: this file's bridge_open,
- * bridge_forget and bridge_ssl_ctx are test doubles of that module that
+ * bridge. The bridge thread is not here: this file's dbl_open,
+ * dbl_forget and dbl_ssl_ctx, put in as bridgedial_link, are doubles of it that
  * capture what the worker asks; the test plays the bridge thread
  * (worker_bridge_post) and the connector (a thread that runs the outer TLS
  * as client, sends the token and carries the bytes to the fake upstream).
@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "bridge.h"
+#include "bridgedial.h"
 #include "session_cases.h"
 #include "suites.h"
 
@@ -47,13 +48,9 @@ static struct {
     uint64_t forgot[CAP_MAX];
 } cap;
 
-/*
- * Weak: once bridge.c is linked into the unit binary its definitions win
- * (and wait_opens says so) instead of failing the link.
- */
-__attribute__((weak)) void bridge_open(struct worker *w, uint64_t stream,
-                                       const uint8_t token[BRIDGE_TOKEN_LEN], const char *bridge_id,
-                                       const char *host, unsigned port)
+/* Put in bridgedial.c's link to the bridge thread (bridgedial_link). */
+static void dbl_open(struct worker *w, uint64_t stream, const uint8_t token[BRIDGE_TOKEN_LEN],
+                     const char *bridge_id, const char *host, unsigned port)
 {
     (void)w;
     pthread_mutex_lock(&cap_lock);
@@ -68,7 +65,7 @@ __attribute__((weak)) void bridge_open(struct worker *w, uint64_t stream,
     pthread_mutex_unlock(&cap_lock);
 }
 
-__attribute__((weak)) void bridge_forget(uint64_t stream)
+static void dbl_forget(uint64_t stream)
 {
     pthread_mutex_lock(&cap_lock);
     if (cap.forgets < CAP_MAX)
@@ -78,7 +75,7 @@ __attribute__((weak)) void bridge_forget(uint64_t stream)
 }
 
 /* The fixture's front context (its certificate for "localhost"). */
-__attribute__((weak)) SSL_CTX *bridge_ssl_ctx(void)
+static SSL_CTX *dbl_ssl_ctx(void)
 {
     SSL_CTX_up_ref(fx.ctx.front);
     return fx.ctx.front;
@@ -98,15 +95,15 @@ static void wait_opens(int n)
 {
     for (int i = 0; i < WAIT_MS / 10 && cap_get(NULL) < n; i++)
         usleep(10 * 1000);
-    ck_assert_msg(cap_get(NULL) >= n,
-                  "bridge_open was not called %d time(s) (is bridge.c's linked in instead of "
-                  "this test's double?)",
-                  n);
+    ck_assert_msg(cap_get(NULL) >= n, "bridge_open was not called %d time(s)", n);
 }
+
+static const struct bridgedial_link dbl_link = {dbl_open, dbl_forget, dbl_ssl_ctx};
 
 static void start(const struct sfx_opts *o)
 {
     memset(&cap, 0, sizeof(cap));
+    bridgedial_link = &dbl_link;
     sfx_start(&fx, o);
 }
 

@@ -209,6 +209,7 @@ static void *echo_main(void *arg)
 
 struct peer {
     int fd;
+    bool silent; /* PINGs are returned to the caller, not answered */
     struct tlsio t;
     uint8_t in[BRIDGE_FRAME_HDR + BRIDGE_FRAME_MAX];
     size_t inlen;
@@ -299,7 +300,8 @@ static void peer_send_frame(struct peer *p, uint8_t type, const char *const *kv)
     peer_flush(p);
 }
 
-/* The next frame that is not a PING (PINGs are answered) or PONG; its
+/* The next frame that is not a PING (PINGs are answered, or returned
+ * when p->silent) or PONG; its
  * payload NUL-terminated in payload. Returns the type, or 0 at EOF. */
 static uint8_t peer_frame(struct peer *p, char *payload, size_t cap)
 {
@@ -315,6 +317,8 @@ static uint8_t peer_frame(struct peer *p, char *payload, size_t cap)
             payload[plen] = '\0';
             memmove(p->in, p->in + used, p->inlen - used);
             p->inlen -= used;
+            if (type == BRIDGE_PING && p->silent)
+                return type;
             if (type == BRIDGE_PING) {
                 const char *kv[] = {"t", "x", NULL};
                 peer_send_frame(p, BRIDGE_PONG, kv);
@@ -694,6 +698,78 @@ START_TEST(test_backpressure)
 }
 END_TEST
 
+/* Echo n bytes through an open data connection, byte-exact. */
+static void echo_check(struct peer *data, size_t n, unsigned salt)
+{
+    static uint8_t out[65536], back[65536];
+    ck_assert_uint_le(n, sizeof(out));
+    for (size_t i = 0; i < n; i++)
+        out[i] = pattern(i, salt);
+    ck_assert_int_eq(tlsio_write(&data->t, out, n), 0);
+    peer_flush(data);
+    peer_read(data, back, n);
+    ck_assert_int_eq(memcmp(out, back, n), 0);
+}
+
+/*
+ * The control connection dies (the proxy stops answering PINGs): the
+ * connector counts it dead after 3 heartbeats, reconnects by itself, and
+ * the stream already open keeps working all along. Then stop: BYE, and the
+ * open stream may still finish before the connector exits.
+ */
+START_TEST(test_control_loss_keeps_streams)
+{
+    uint16_t pport, eport;
+    int lfd = listen_any(&pport);
+    struct echo e = {.lfd = listen_any(&eport)};
+    ck_assert_int_eq(pthread_create(&e.th, NULL, echo_main, &e), 0);
+    char target[32], tokhex[2 * BRIDGE_TOKEN_LEN + 1], payload[BRIDGE_FRAME_MAX + 1], line[2048];
+    uint8_t token[BRIDGE_TOKEN_LEN] = {9}, got[BRIDGE_TOKEN_LEN];
+    snprintf(target, sizeof(target), "127.0.0.1:%u", eport);
+    bridge_token_format(token, tokhex);
+    struct running r;
+    start_connector(&r, pport, target);
+    struct peer ctl, data;
+    control_up(&ctl, lfd);
+    const char *open1[] = {"stream", "00000000000000c1", "token", tokhex, "target", target, NULL};
+    peer_send_frame(&ctl, BRIDGE_OPEN, open1);
+    peer_accept(&data, lfd, 0xc1);
+    peer_read(&data, got, sizeof(got));
+    echo_check(&data, 1000, 3);
+
+    /* Silence: the connector PINGs every second, then gives up. */
+    ctl.silent = true;
+    int pings = 0;
+    uint8_t type;
+    while ((type = peer_frame(&ctl, payload, sizeof(payload))) == BRIDGE_PING)
+        pings++;
+    ck_assert_int_eq(type, 0); /* closed by the connector */
+    ck_assert_int_ge(pings, 2);
+    peer_close(&ctl);
+    ck_assert(log_wait("event=tunnel_dead", "streams_open=1", line, sizeof(line)));
+    ck_assert_msg(strstr(line, "open streams keep running") != NULL, "%s", line);
+    echo_check(&data, 50000, 4);
+
+    /* Back by itself. */
+    control_up(&ctl, lfd);
+    echo_check(&data, 2000, 5);
+
+    /* Stop: BYE; the stream still works until it ends, then the exit. */
+    connector_stop(r.cn);
+    ck_assert_int_eq(peer_frame(&ctl, payload, sizeof(payload)), BRIDGE_BYE);
+    payload_is(payload, "reason", "connector shutting down");
+    echo_check(&data, 3000, 6);
+    peer_close(&data);
+    stop_connector(&r);
+    peer_close(&ctl);
+    pthread_join(e.th, NULL);
+    close(e.lfd);
+    close(lfd);
+    ck_assert(log_find("event=stream_closed", "stream=00000000000000c1", line, sizeof(line)));
+    ck_assert_msg(strstr(line, "reason=proxy_closed") != NULL, "%s", line);
+}
+END_TEST
+
 /* One HTTP GET to 127.0.0.1:port; the whole response into out. */
 static void http_get(uint16_t port, const char *path, char *out, size_t cap)
 {
@@ -792,6 +868,7 @@ Suite *connector_loop_suite(void)
     tcase_add_test(tc, test_wrong_name_refused);
     tcase_add_test(tc, test_health_endpoint);
     tcase_add_test(tc, test_backpressure);
+    tcase_add_test(tc, test_control_loss_keeps_streams);
     suite_add_tcase(s, tc);
     return s;
 }

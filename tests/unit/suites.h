@@ -52,6 +52,7 @@ Suite *scramsecret_suite(void);
 Suite *pgauth_suite(void);
 Suite *kdfcache_suite(void);
 Suite *auth_suite(void);
+Suite *bridgeproto_suite(void);
 Suite *connector_suite(void);
 Suite *connector_loop_suite(void);
 

@@ -55,5 +55,7 @@ Suite *auth_suite(void);
 Suite *bridgeproto_suite(void);
 Suite *leg_bridge_suite(void);
 Suite *bridgedial_suite(void);
+Suite *connector_suite(void);
+Suite *connector_loop_suite(void);
 
 #endif

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "admin.h"
 #include "authfile.h"
+#include "bridgesecret.h"
 #include "listener.h"
 #include "log.h"
 #include "peers.h"
@@ -621,6 +622,8 @@ int main(int argc, char **argv)
     /* A subcommand, not an option: it prints and exits without config. */
     if (argc >= 2 && strcmp(argv[1], "scram-secret") == 0)
         return scramsecret_main(argc - 1, argv + 1, stdin, stdout, stderr);
+    if (argc >= 2 && strcmp(argv[1], "bridge-secret") == 0)
+        return bridgesecret_main(argc - 1, argv + 1, stdout, stderr);
 
     /* Known before the first error can be printed: usage errors are JSON
      * too when JSON was asked for. */

@@ -159,6 +159,9 @@ static void wake_cb(uv_async_t *a)
             m->ctx = NULL;
             break;
         case BMSG_STOP:
+            /* Two may come (the drain's, then bridge_join's): one closes. */
+            if (uv_is_closing((uv_handle_t *)&B.wake))
+                break;
             bcore_stop(&B.core, "proxy shutting down");
             uv_mutex_lock(&B.lock);
             B.closed = true;

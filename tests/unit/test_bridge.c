@@ -704,6 +704,37 @@ START_TEST(test_busy)
 }
 END_TEST
 
+/* A connector that sends PINGs and reads nothing is closed, not queued for. */
+START_TEST(test_not_reading)
+{
+    start(0, 0);
+    struct conn c;
+    connector_up(&c, "db1", SECRET, "deaf");
+    static char big[4000];
+    memset(big, 'p', sizeof(big) - 1);
+    struct timeval tv = {.tv_sec = 2};
+    setsockopt(c.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    size_t sent = 0;
+    uint8_t buf[BRIDGE_FRAME_HDR + BRIDGE_FRAME_MAX];
+    struct bridge_frame f;
+    bridge_frame_begin(&f, buf, sizeof(buf), BRIDGE_PING);
+    bridge_frame_add(&f, "t", big);
+    int n = bridge_frame_end(&f);
+    while (sent < ((size_t)256 << 20) && !log_has("reads nothing")) {
+        if (SSL_write(c.ssl, buf, n) != n)
+            break;
+        sent += (size_t)n;
+    }
+    ERR_clear_error();
+    for (int i = 0; i < 100 && !log_has("reads nothing"); i++)
+        usleep(20000);
+    ck_assert_msg(log_has("reason=\"the connector reads nothing: its write queue is full\""),
+                  "sent %zu bytes", sent);
+    control_close(&c);
+    stop();
+}
+END_TEST
+
 /* ---- the pieces on their own ---- */
 
 START_TEST(test_pick_fewest)
@@ -786,6 +817,7 @@ Suite *bridge_suite(void)
     tcase_add_test(t, test_reload);
     tcase_add_test(t, test_timeouts);
     tcase_add_test(t, test_busy);
+    tcase_add_test(t, test_not_reading);
     suite_add_tcase(s, t);
     return s;
 }

@@ -444,8 +444,15 @@ END_TEST
 
 START_TEST(test_fail_and_no_connector)
 {
-    start(0, 0);
     uint8_t token[BRIDGE_TOKEN_LEN] = {0};
+    /* Not started (--check): answered at once, saying so. */
+    bridge_test_hooks(capture, NULL, 0, 0);
+    bridge_open(W, 9, token, "db1", "db", 5432);
+    struct bridge_result *off = result_wait(9, 1000);
+    ck_assert_str_eq(off->label, "error");
+    ck_assert_ptr_nonnull(strstr(off->msg, "the bridge listener is not running"));
+    bridge_result_free(off);
+    start(0, 0);
     /* Nobody online yet. */
     bridge_open(W, 1, token, "db1", "db.internal", 5432);
     struct bridge_result *r = result_wait(1, 5000);

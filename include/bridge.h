@@ -72,8 +72,8 @@ void bridge_forget(uint64_t stream);
 struct bridge_result {
     struct bridge_result *next;
     uint64_t stream;
-    int fd;            /* the data connection (non-blocking), or -1: failed */
-    uint8_t *extra;    /* bytes read after the preamble (the ClientHello); malloc'd */
+    int fd;         /* the data connection (non-blocking), or -1: failed */
+    uint8_t *extra; /* bytes read after the preamble (the ClientHello); malloc'd */
     size_t extra_len;
     char connector[64]; /* which connector carries it ("name#n"), for the logs */
     /* fd < 0: why, for the client (FATAL sqlstate message) and the metrics */

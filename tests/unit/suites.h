@@ -52,6 +52,7 @@ Suite *scramsecret_suite(void);
 Suite *pgauth_suite(void);
 Suite *kdfcache_suite(void);
 Suite *auth_suite(void);
+Suite *bridgeproto_suite(void);
 Suite *bridge_suite(void);
 Suite *bridgesecret_suite(void);
 

@@ -1,0 +1,576 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034,SC2016 # CUR_LOG is read by run.sh's fail(); literal $ in regexes
+# bridge section of tests/integration/run.sh (sourced; uses its helpers): issue 15.
+#
+# A PostgreSQL 15 (TLS with the harness's private db CA, SCRAM) in a NEW
+# NETWORK NAMESPACE with its own loopback, and the connectors
+# (pg-tls-proxy connector) in the same namespace. The proxy runs outside
+# and cannot route to the database: the only way in is the tunnel. The
+# connectors dial the proxy's bridge listener through a UNIX socket (the
+# filesystem is shared): socat in the namespace on its 127.0.0.1 -> UNIX
+# socket -> socat outside -> the proxy's --bridge-listen on our 127.0.0.1.
+# The proxy's bridge certificate is its front one (localhost, public test
+# CA); the connectors verify it with --bridge-ca-path and
+# --bridge-tls-validation-host localhost. Without permission for a network
+# namespace (not root), the database and connectors run on our loopback and
+# a note says so.
+#
+# One proxy (--config) with a bridge route per case, told apart by port:
+#   default  through bridge "lab" to the database, passthrough
+#   pw       the same, --auth-mode password
+#   na       through "lab" to a target not on the connectors' --allow list
+#   dead     through "lab" to an allowed target where nothing listens
+#   wname    through "lab", client-tls-validation-host wrong.example
+#   wca      through "lab", client-ca-roots-path other-ca (did not sign it)
+#   ghost    through bridge "ghost" (in the bridges file; no connector ever)
+#   direct   no bridge: the database's address, dialled from outside
+# Checks (client, proxy log and connector log, on event= lines):
+#   isolation (direct psql and the direct route fail), a connector without
+#   --allow refuses to start, bridge-secret's output; psql verify-full on
+#   both auth modes with pg_stat_ssl.ssl = t; COPY ~100 MB each way
+#   byte-exact; 200 concurrent sessions; a cancel (57014); each failure
+#   route's 08001 and its words; a wrong secret (tunnel_rejected /
+#   bridge_rejected); a connector SIGKILLed under a session (08006) while a
+#   session on the second connector goes on; load while one of two
+#   connectors is SIGKILLed (sessions started afterwards all work); health
+#   200/503; the proxy restarted (connectors come back by themselves);
+#   every connector stopped (08001 naming the bridge and "last seen"); the
+#   secret rotated by SIGHUP (connectors cut at once, refused until given
+#   the new one); no secret in any log.
+# Under ASan or valgrind COPY and the concurrent sessions are scaled down.
+
+BR_T0=$SECONDS
+BR=$TMP/bridge
+mkdir -p "$BR"
+chmod 755 "$BR" # the postgres user reads its certificates through here
+BR_SCALE=$IT_TIME_SCALE
+grep -q __asan_init "$PGTP_BIN" 2>/dev/null && [ "$BR_SCALE" -lt 4 ] && BR_SCALE=4
+BR_TS=$IT_TIME_SCALE
+declare -A BR_GEN=() BR_HP=() BR_LOG=()
+
+# ======================================================================
+# 1. The private network: a namespace, its database, the relay
+# ======================================================================
+BR_NS=""
+BR_PRIVATE=0
+if it_netns_start fake-br-netns BR_NS; then
+    BR_PRIVATE=1
+else
+    it_note "bridge: no network namespace on this machine: the database and the connectors" \
+        "run on this machine's loopback, so the tunnel is NOT the only way in here"
+fi
+# br_ns CMD...: CMD inside the private network (here, when there is none).
+br_ns() {
+    if [ -n "$BR_NS" ]; then it_netns_run "$BR_NS" "$@"; else "$@"; fi
+}
+
+it_free_port BR_PG   # the database's port inside the namespace
+it_free_port BR_DEAD # allowed on the connectors, nothing listens there
+it_free_port BR_NA   # not on the allow list
+if [ "$BR_PRIVATE" = 1 ]; then
+    BR_PGDATA=$BR/pgdata
+    it_netns_pg_start "$BR_PGDATA" "$BR_PG" "$CERTS" app app "$PASSWORD" "$BR_NS"
+else
+    BR_PGDATA=$PGDATA_DIR BR_PG=$PGPORT
+fi
+# br_su SQL: superuser on the bridged cluster, over its Unix socket.
+br_su() {
+    it_as_svc timeout 30 "$IT_PG_BINDIR/psql" -X -A -t -q -h "$BR_PGDATA" -p "$BR_PG" \
+        -U postgres -d postgres -c "$1" 2>&1
+}
+BR_DIRECT="host=localhost hostaddr=127.0.0.1 port=$BR_PG user=app dbname=app \
+sslmode=verify-full sslrootcert=$CERTS/db-ca.crt connect_timeout=5"
+out=$(br_ns "$PGCLIENT" query "$BR_DIRECT" "SELECT 'inside ok'" 2>&1)
+expect "bridge: control: the database answers verify-full from inside its network" \
+    "$out" '^inside ok$'
+if [ "$BR_PRIVATE" = 1 ]; then
+    out=$(pgc query "$BR_DIRECT" "SELECT 'reached'")
+    expect "bridge: from outside the namespace the database's 127.0.0.1:$BR_PG is unreachable" \
+        "$out" '^error: .*(refused|could not connect)'
+fi
+
+it_free_port BR_BPORT # the proxy's --bridge-listen (outside)
+BR_ADDR=127.0.0.1:$BR_BPORT
+if [ "$BR_PRIVATE" = 1 ]; then
+    it_free_port BR_NS_BPORT # where the connectors dial, inside the namespace
+    BR_SOCK=$BR/bridge.sock
+    it_spawn fake-br-relay-out "$LOGS/bridge-relay-out.log" socat \
+        "UNIX-LISTEN:$BR_SOCK,fork,unlink-early,mode=600" "TCP:127.0.0.1:$BR_BPORT"
+    it_netns_spawn "$BR_NS" fake-br-relay-in "$LOGS/bridge-relay-in.log" socat \
+        "TCP-LISTEN:$BR_NS_BPORT,bind=127.0.0.1,fork,reuseaddr" "UNIX-CONNECT:$BR_SOCK"
+    BR_ADDR=127.0.0.1:$BR_NS_BPORT
+    if it_netns_wait_port "$BR_NS" "$BR_NS_BPORT" 10 "${IT_PIDS[fake-br-relay-in]}"; then
+        pass "bridge: relay 127.0.0.1:$BR_NS_BPORT (namespace) -> UNIX socket -> 127.0.0.1:$BR_BPORT"
+    else
+        fail "bridge: relay inside the namespace listens" "$(oneline "$(cat "$LOGS/bridge-relay-in.log")")"
+    fi
+fi
+
+# ======================================================================
+# 2. Secrets (pg-tls-proxy bridge-secret), the bridges file, the proxy
+# ======================================================================
+# br_secret ID: $BR/ID.secret (the secret alone, 0600) and $BR/ID.line (the
+# bridges-file line). Falls back to scram-secret if bridge-secret fails (and
+# the check below says so), so that the other cases still run.
+br_secret() {
+    local out sec line
+    out=$("$PGTP_BIN" bridge-secret "$1" --iterations 4096 2>&1)
+    sec=$(sed -n 's/^secret=//p' <<<"$out")
+    line=$(grep '^"' <<<"$out")
+    if [ -z "$sec" ] || [ -z "$line" ]; then
+        sec=$(openssl rand -base64 32 | tr '+/' '-_' | tr -d '=\n')
+        line=$(printf '%s\n' "$sec" | "$PGTP_BIN" scram-secret "$1" 2>/dev/null | sed -n 1p)
+        BR_SECRET_CMD="failed: $(oneline "${out//$sec/<secret>}")"
+    fi
+    (umask 077 && printf '%s\n' "$sec" >"$BR/$1.secret$2" && printf '%s\n' "$line" >"$BR/$1.line$2")
+}
+BR_SECRET_CMD=ok
+br_secret lab
+br_secret ghost
+expect "bridge-secret: prints secret=<43 base64url chars> and a bridges-file line" \
+    "$BR_SECRET_CMD $(wc -c <"$BR/lab.secret") $(cat "$BR/lab.line")" \
+    '^ok 44 "lab" "SCRAM-SHA-256\$4096:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+"$'
+cat "$BR/lab.line" "$BR/ghost.line" >"$BR/bridges"
+(umask 077 && openssl rand -base64 32 | tr '+/' '-_' | tr -d '=\n' >"$BR/wrong.secret")
+
+it_free_port BR_P
+declare -A BR_RP=()
+for r in pw na dead wname wca ghost direct; do it_free_port "BR_RP[$r]"; done
+# br_route NAME PORT UPSTREAM_PORT VALIDATION_HOST CA [KEY = VALUE lines...]
+br_route() {
+    printf '\n[route %s]\nlisten-port = %s\n' "$1" "$2"
+    printf 'server-certificate-path = %s\nserver-private-key-path = %s\n' \
+        "$CERTS/proxy.crt" "$CERTS/proxy.key"
+    printf 'client-connection-host-or-ip = 127.0.0.1\nclient-connection-port = %s\n' "$3"
+    printf 'client-tls-validation-host = %s\nclient-ca-roots-path = %s\n' "$4" "$5"
+    shift 5
+    [ $# -eq 0 ] || printf '%s\n' "$@"
+}
+DB_CA=$CERTS/db-ca.crt
+{
+    printf '; pg-tls-proxy bridge test (issue 15): the default route and one route per case\n'
+    printf 'server-certificate-path = %s\nserver-private-key-path = %s\n' \
+        "$CERTS/proxy.crt" "$CERTS/proxy.key"
+    printf 'server-host = 127.0.0.1\nserver-port = %s\n' "$BR_P"
+    printf 'bridge-listen = 127.0.0.1:%s\nbridges-file = %s\n' "$BR_BPORT" "$BR/bridges"
+    printf 'client-connection-host-or-ip = 127.0.0.1\nclient-connection-port = %s\n' "$BR_PG"
+    printf 'client-tls-validation-host = localhost\nclient-ca-roots-path = %s\n' "$DB_CA"
+    printf 'client-bridge = lab\n'
+    br_route pw "${BR_RP[pw]}" "$BR_PG" localhost "$DB_CA" "client-bridge = lab" \
+        "auth-mode = password"
+    br_route na "${BR_RP[na]}" "$BR_NA" localhost "$DB_CA" "client-bridge = lab"
+    br_route dead "${BR_RP[dead]}" "$BR_DEAD" localhost "$DB_CA" "client-bridge = lab"
+    br_route wname "${BR_RP[wname]}" "$BR_PG" wrong.example "$DB_CA" "client-bridge = lab"
+    br_route wca "${BR_RP[wca]}" "$BR_PG" localhost "$CERTS/other-ca.crt" "client-bridge = lab"
+    br_route ghost "${BR_RP[ghost]}" "$BR_PG" localhost "$DB_CA" "client-bridge = ghost"
+    br_route direct "${BR_RP[direct]}" "$BR_PG" localhost "$DB_CA"
+} >"$BR/bridge.ini"
+
+BR_PLOG_N=0
+# br_proxy_start: the proxy from bridge.ini; its log is $BR_PLOG (a new
+# file each start).
+br_proxy_start() {
+    BR_PLOG_N=$((BR_PLOG_N + 1))
+    BR_PLOG=$LOGS/proxy-bridge-$BR_PLOG_N.log
+    CUR_LOG=$BR_PLOG
+    it_proxy_start bridge "$BR_PLOG" "$BR_P" --config "$BR/bridge.ini" &&
+        it_wait_port "$BR_BPORT" 5 "${IT_PIDS[bridge]}"
+}
+if br_proxy_start; then
+    pass "bridge: proxy listens on 127.0.0.1:$BR_P (clients) and 127.0.0.1:$BR_BPORT (connectors)"
+else
+    fail "bridge: proxy listens on 127.0.0.1:$BR_P and its bridge listener on $BR_BPORT" \
+        "not listening after 10 s (or exited)"
+fi
+
+# ======================================================================
+# 3. Connectors
+# ======================================================================
+BR_ALLOW=127.0.0.1:$BR_PG,127.0.0.1:$BR_DEAD
+# br_conn_start NAME SECRETFILE [ARGS...]: connector NAME in the private
+# network, health on its own port there; log $BR_LOG[NAME] (a new file each
+# start). IT_PIDS[conn-NAME] is its pid.
+br_conn_start() {
+    local name=$1 secret=$2 hp log
+    shift 2
+    BR_GEN[$name]=$((${BR_GEN[$name]:-0} + 1))
+    log=$LOGS/connector-$name-${BR_GEN[$name]}.log
+    BR_LOG[$name]=$log
+    it_free_port hp
+    BR_HP[$name]=$hp
+    local args=(connector --bridge-address "$BR_ADDR" --bridge-id lab
+        --bridge-secret-file "$secret" --bridge-ca-path "$CERTS/public-ca.crt"
+        --bridge-tls-validation-host localhost --allow "$BR_ALLOW" --connector-name "$name"
+        --health-address "127.0.0.1:$hp" --reconnect-max 2 "$@")
+    if [ ${#IT_WRAP[@]} -gt 0 ]; then
+        PGTP_WRAP_LOG=${log%.log}.wrap br_spawn "conn-$name" "$log" "${IT_WRAP[@]}" "$PGTP_BIN" \
+            "${args[@]}"
+    else
+        br_spawn "conn-$name" "$log" "$PGTP_BIN" "${args[@]}"
+    fi
+}
+br_spawn() {
+    if [ -n "$BR_NS" ]; then it_netns_spawn "$BR_NS" "$@"; else it_spawn "$@"; fi
+}
+# br_conn_up NAME [NTH]: until the connector's log has its NTH (default 1)
+# event=tunnel_up, within 15 s.
+br_conn_up() {
+    local i need=${2:-1}
+    for ((i = 0; i < 300 * BR_TS; i++)); do
+        [ "$(count "${BR_LOG[$1]}" 'event=tunnel_up')" -ge "$need" ] && return 0
+        kill -0 "${IT_PIDS[conn-$1]:-0}" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+# br_kill NAME: SIGKILL the connector (not counted as a SIGTERM exit).
+br_kill() {
+    local pid=${IT_PIDS[conn-$1]:-}
+    [ -n "$pid" ] || return 0
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    unset "IT_PIDS[conn-$1]"
+}
+# br_health NAME: the HTTP status of the connector's /healthz.
+br_health() {
+    br_ns curl -s -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:${BR_HP[$1]}/healthz"
+}
+# br_carrier TAG: the name of the connector carrying the session whose query
+# holds /* TAG */ (the owner of its TCP connection to the database), or
+# nothing after 10 s.
+br_carrier() {
+    local i port pid n
+    for ((i = 0; i < 100 * BR_TS; i++)); do
+        port=$(br_su "SELECT client_port FROM pg_stat_activity
+            WHERE query LIKE '%/* $1 */%' AND pid <> pg_backend_pid()")
+        if [[ $port =~ ^[0-9]+$ ]]; then
+            pid=$(br_ns ss -Htnp state established "sport = :$port" |
+                grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2)
+            for n in a b; do
+                [ -n "$pid" ] && [ "${IT_PIDS[conn-$n]:-}" = "$pid" ] && {
+                    echo "$n"
+                    return 0
+                }
+            done
+        fi
+        sleep 0.1
+    done
+}
+
+# A connector without --allow refuses to start, saying why.
+out=$(timeout -k 5 $((20 * BR_TS)) "$PGTP_BIN" connector --bridge-address "$BR_ADDR" \
+    --bridge-id lab --bridge-secret-file "$BR/lab.secret" \
+    --bridge-ca-path "$CERTS/public-ca.crt" 2>&1)
+rc=$?
+expect "connector without --allow: exits 2 naming --allow and why" "rc=$rc $(oneline "$out")" \
+    '^rc=2 .*--allow.*(any|every) host'
+
+br_conn_start a "$BR/lab.secret"
+CUR_LOG=${BR_LOG[a]}
+if br_conn_up a; then
+    pass "connector a: event=tunnel_up ($(oneline "$(grep -m1 'event=tunnel_up' "${BR_LOG[a]}")"))"
+else
+    fail "connector a: event=tunnel_up within 15 s" "$(oneline "$(tail -n 3 "${BR_LOG[a]}")")"
+fi
+CUR_LOG=$BR_PLOG
+wait_line "$BR_PLOG" 'event=bridge_up' $((5 * BR_TS))
+expect "proxy: event=bridge_up bridge=lab for connector a" \
+    "$(grep -m1 'event=bridge_up' "$BR_PLOG")" 'bridge="?lab"?.*connector="?a'
+expect "connector a: /healthz answers 200 while the tunnel is up" "$(br_health a)" '^200$'
+
+# ======================================================================
+# 4. Sessions through the bridge
+# ======================================================================
+CI_BR=$(ci "$BR_P")
+if [ "$BR_PRIVATE" = 1 ]; then
+    out=$(raw error localhost "${BR_RP[direct]}")
+    expect "proxy route without the bridge: the database's address is unreachable (08001)" \
+        "$out" '^sqlstate=08001 severity=FATAL message=.*(unreachable|refused)'
+fi
+out=$(timeout -k 5 30 psql -X -A -t -q "$CI_BR" -c "SELECT 'psql ok', ssl, inet_server_port()
+    FROM pg_stat_ssl WHERE pid = pg_backend_pid()" 2>&1)
+expect "psql verify-full through the bridge (passthrough): query works, back leg TLS" \
+    "$out" "^psql ok\\|t\\|$BR_PG\$"
+expect "proxy: event=established names the bridge as the upstream" \
+    "$(grep 'event=established' "$BR_PLOG" | tail -n 1)" 'upstream="?bridge'
+CUR_LOG=${BR_LOG[a]}
+wait_line "${BR_LOG[a]}" 'event=stream_closed' $((5 * BR_TS))
+expect "connector a: event=stream_open target=127.0.0.1:$BR_PG" \
+    "$(grep -m1 'event=stream_open' "${BR_LOG[a]}")" "target=\"?127\\.0\\.0\\.1:$BR_PG"
+expect "connector a: event=stream_closed with the bytes carried" \
+    "$(grep -m1 'event=stream_closed' "${BR_LOG[a]}")" 'bytes_to_target=[1-9].*bytes_from_target=[1-9]'
+CUR_LOG=$BR_PLOG
+out=$(timeout -k 5 30 psql -X -A -t -q "host=localhost hostaddr=127.0.0.1 port=${BR_RP[pw]} \
+user=app dbname=app sslmode=verify-full sslrootcert=$CERTS/public-ca.crt connect_timeout=20" \
+    -c "SELECT 'pw ok', ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()" 2>&1)
+expect "psql verify-full, default channel binding, through the bridge (--auth-mode password)" \
+    "$out" '^pw ok\|t$'
+
+# COPY ~100 MB each way (75 MB of random bytes as base64), sha256 both ways.
+head -c $((75 * 1024 * 1024 / BR_SCALE)) /dev/urandom | base64 -w 100 >"$BR/bulk-in.txt"
+IN_SUM=$(sha256sum <"$BR/bulk-in.txt" | cut -d' ' -f1)
+IN_MB=$(($(stat -c %s "$BR/bulk-in.txt") / 1024 / 1024))
+CI_BULK=$(ci "$BR_P" "options='-c synchronize_seqscans=off'")
+out=$(pgc query "$CI_BULK" "CREATE TABLE bridge_bulk (id bigint GENERATED ALWAYS AS IDENTITY
+    PRIMARY KEY, line text NOT NULL)")
+t=$SECONDS
+out+=$(PGC_TIMEOUT=300 pgc copy-in "$CI_BULK" "COPY bridge_bulk (line) FROM STDIN" "$BR/bulk-in.txt")
+SERVER_SUM=$(PGC_TIMEOUT=300 pgc query "$CI_BULK" "SELECT encode(sha256(string_agg(
+    convert_to(line, 'UTF8') || '\\x0a'::bytea, ''::bytea ORDER BY id)), 'hex') FROM bridge_bulk")
+if [ "$SERVER_SUM" = "$IN_SUM" ]; then
+    pass "bridge: COPY FROM STDIN ${IN_MB} MB: server's sha256 equals the client's ($((SECONDS - t)) s)"
+else
+    fail "bridge: COPY FROM STDIN ${IN_MB} MB: server's sha256 equals the client's" \
+        "client $IN_SUM, server $(oneline "$SERVER_SUM"); copy: $(oneline "$out")"
+fi
+t=$SECONDS
+out=$(PGC_TIMEOUT=300 pgc copy-out "$CI_BULK" "COPY bridge_bulk (line) TO STDOUT" "$BR/bulk-out.txt")
+OUT_SUM=$(sha256sum <"$BR/bulk-out.txt" 2>/dev/null | cut -d' ' -f1)
+if [ "$OUT_SUM" = "$IN_SUM" ]; then
+    pass "bridge: COPY TO STDOUT ${IN_MB} MB: sha256 equals what was sent ($((SECONDS - t)) s)"
+else
+    fail "bridge: COPY TO STDOUT ${IN_MB} MB: sha256 equals what was sent" \
+        "sent $IN_SUM, got ${OUT_SUM:-nothing}; copy: $(oneline "$out")"
+fi
+rm -f "$BR/bulk-in.txt" "$BR/bulk-out.txt"
+pgc query "$CI_BR" "DROP TABLE bridge_bulk" >/dev/null
+
+t=$SECONDS BR_CONC=$((200 / BR_SCALE))
+out=$(PGC_TIMEOUT=240 pgc concurrent "$(ci "$BR_P" connect_timeout=120)" "$BR_CONC" 5)
+expect "bridge: $BR_CONC sessions open at once, 5 queries each ($((SECONDS - t)) s)" "$out" \
+    "sessions=$BR_CONC ok=$BR_CONC failed=0"
+
+out=$(pgc cancel "$CI_BR" 1000)
+expect "bridge: PQcancel (what psql's Ctrl-C sends) ends pg_sleep with 57014" "$out" \
+    '^cancel sent=1 sqlstate=57014'
+
+# ======================================================================
+# 5. Failures while a connector is up
+# ======================================================================
+br_fail_case() { # NAME ROUTE LIBPQ_REGEX RAW_REGEX
+    local out
+    out=$(pgc query "$(ci "${BR_RP[$2]}")" "SELECT 1")
+    expect "bridge: $1: libpq sees /$3/" "$out" "$3"
+    out=$(raw error localhost "${BR_RP[$2]}")
+    expect "bridge: $1: FATAL 08001 /$4/" "$out" "^sqlstate=08001 severity=FATAL message=.*$4"
+}
+CUR_LOG=$BR_PLOG
+br_fail_case "target not on the allow list" na 'allow' "127\\.0\\.0\\.1:$BR_NA.*--allow"
+expect "bridge: not allowed: proxy logs event=upstream_failed naming the allow list" \
+    "$(grep 'event=upstream_failed' "$BR_PLOG" | grep "$BR_NA" | tail -n 1)" 'sqlstate=08001 .*allow'
+CUR_LOG=${BR_LOG[a]}
+expect "bridge: not allowed: connector a logs the refused target" \
+    "$(grep "127.0.0.1:$BR_NA" "${BR_LOG[a]}" | tail -n 1)" 'event=[a-z_]+ .*(not_allowed|allow)'
+CUR_LOG=$BR_PLOG
+br_fail_case "target unreachable from the connector" dead 'could not reach' \
+    "could not reach 127\\.0\\.0\\.1:$BR_DEAD"
+CUR_LOG=${BR_LOG[a]}
+expect "bridge: unreachable: connector a logs why (refused)" \
+    "$(grep "127.0.0.1:$BR_DEAD" "${BR_LOG[a]}" | tail -n 1)" 'event=[a-z_]+ .*(refused|unreachable)'
+CUR_LOG=$BR_PLOG
+br_fail_case "upstream name wrong (client-tls-validation-host wrong.example)" wname \
+    'does not match' 'wrong\.example'
+br_fail_case "upstream CA wrong (other-ca did not sign it)" wca \
+    'certificate verification failed' 'verification failed'
+br_fail_case "bridge with no connector ever" ghost 'no connector online' \
+    'bridge "ghost" has no connector online \(.*never'
+expect "bridge: no connector: proxy logs event=upstream_failed naming the bridge" \
+    "$(grep 'event=upstream_failed' "$BR_PLOG" | tail -n 1)" 'sqlstate=08001 .*ghost'
+
+# A wrong secret: refused, logged on both sides without the secret.
+br_conn_start bad "$BR/wrong.secret"
+CUR_LOG=${BR_LOG[bad]}
+if wait_line "${BR_LOG[bad]}" 'event=tunnel_rejected' $((15 * BR_TS)); then
+    pass "wrong secret: connector logs event=tunnel_rejected ($(oneline \
+        "$(grep -m1 'event=tunnel_rejected' "${BR_LOG[bad]}")"))"
+else
+    fail "wrong secret: connector logs event=tunnel_rejected" "not within 15 s"
+fi
+CUR_LOG=$BR_PLOG
+expect "wrong secret: proxy logs event=bridge_rejected bridge=lab connector=bad" \
+    "$(grep -m1 'event=bridge_rejected' "$BR_PLOG")" 'bridge="?lab"?.*connector="?bad.*reason='
+expect "wrong secret: the connector's /healthz answers 503" "$(br_health bad)" '^503$'
+it_stop conn-bad
+
+# ======================================================================
+# 6. Two connectors for "lab": one SIGKILLed under a session, then under load
+# ======================================================================
+br_conn_start b "$BR/lab.secret"
+CUR_LOG=${BR_LOG[b]}
+br_conn_up b || fail "connector b: event=tunnel_up within 15 s" "$(oneline "$(tail -n 3 "${BR_LOG[b]}")")"
+CUR_LOG=$BR_PLOG
+wait_line "$BR_PLOG" 'event=bridge_up .*connector="?b' $((5 * BR_TS))
+pgc query "$CI_BR" "SELECT 'victim' FROM pg_sleep(30) /* br-victim */" >"$BR/victim.out" &
+BR_VPID=$!
+BR_VICTIM=$(br_carrier br-victim)
+BR_OTHER="" BR_SPID=""
+for i in 1 2 3 4; do
+    pgc query "$CI_BR" "SELECT 'survived' FROM pg_sleep($((6 * BR_TS))) /* br-surv$i */" \
+        >"$BR/surv.out" &
+    BR_SPID=$!
+    c=$(br_carrier "br-surv$i")
+    if [ -n "$c" ] && [ "$c" != "$BR_VICTIM" ]; then
+        BR_OTHER=$c
+        break
+    fi
+    wait "$BR_SPID"
+done
+if [ -n "$BR_VICTIM" ] && [ -n "$BR_OTHER" ]; then
+    pass "two connectors: a session on each (victim on $BR_VICTIM, survivor on $BR_OTHER)"
+    br_kill "$BR_VICTIM"
+    wait "$BR_VPID"
+    expect "connector $BR_VICTIM SIGKILLed: its session ends with 08006" \
+        "$(cat "$BR/victim.out")" 'sqlstate=08006'
+    wait "$BR_SPID"
+    expect "connector $BR_VICTIM SIGKILLed: the session on $BR_OTHER goes on to its end" \
+        "$(cat "$BR/surv.out")" '^survived$'
+    expect "proxy: event=bridge_down for the killed connector $BR_VICTIM" \
+        "$(grep 'event=bridge_down' "$BR_PLOG" | tail -n 1)" "connector=\"?$BR_VICTIM"
+    br_conn_start "$BR_VICTIM" "$BR/lab.secret"
+    br_conn_up "$BR_VICTIM" ||
+        fail "connector $BR_VICTIM restarted: tunnel_up" "$(oneline "$(tail -n 3 "${BR_LOG[$BR_VICTIM]}")")"
+else
+    fail "two connectors: a session on each" \
+        "victim carrier '${BR_VICTIM:-none}', other '${BR_OTHER:-none}'; $(oneline "$(cat "$BR/victim.out")")"
+    kill "$BR_VPID" 2>/dev/null
+fi
+wait "$BR_VPID" 2>/dev/null
+
+# Load: 4 loops of short sessions; connector a SIGKILLed after 3 s. Every
+# session started 0.5 s or more after the kill must work; those in flight
+# (or started within 0.5 s, before the proxy has read the EOF) may fail.
+br_loop() { # OUT SECONDS
+    local end=$(($(now_ms) + $2 * 1000)) t0 r
+    while [ "$(now_ms)" -lt "$end" ]; do
+        t0=$(now_ms)
+        r=$(PGC_TIMEOUT=30 pgc query "$CI_BR" "SELECT 1")
+        printf '%s %s %s\n' "$t0" "$(now_ms)" "$(oneline "$r")" >>"$1"
+    done
+}
+rm -f "$BR"/loop-*.out
+BR_LOOPS=()
+for i in 1 2 3 4; do
+    br_loop "$BR/loop-$i.out" $((9 * BR_TS)) &
+    BR_LOOPS+=($!)
+done
+sleep $((3 * BR_TS))
+br_kill a
+BR_TKILL=$(now_ms)
+wait "${BR_LOOPS[@]}"
+read -r before after after_bad inflight_bad < <(cat "$BR"/loop-*.out | awk -v k="$BR_TKILL" '
+    { ok = ($3 == "1") }
+    $1 < k && $2 <= k { before++ }
+    $1 >= k + 500 { after++; if (!ok) bad++ }
+    $1 < k + 500 && $2 > k && !ok { inflight++ }
+    END { printf "%d %d %d %d\n", before, after, bad, inflight }')
+expect "two connectors, a SIGKILLed under load: $after sessions started after the kill, \
+$after_bad failed ($before before; $inflight_bad in flight failed)" \
+    "after=$after bad=$after_bad" '^after=[1-9][0-9]* bad=0$'
+[ "$after_bad" = 0 ] || grep -v ' 1$' "$BR"/loop-*.out | head -n 3 | sed 's/^/#   /'
+br_conn_start a "$BR/lab.secret"
+br_conn_up a || fail "connector a restarted: tunnel_up" "$(oneline "$(tail -n 3 "${BR_LOG[a]}")")"
+
+# ======================================================================
+# 7. Health, and the proxy restarted: the connectors come back by themselves
+# ======================================================================
+expect "connector a: /healthz 200 while up" "$(br_health a)" '^200$'
+it_stop bridge
+code=""
+for ((i = 0; i < 100 * BR_TS; i++)); do
+    code=$(br_health a)
+    [ "$code" = 503 ] && break
+    sleep 0.1
+done
+expect "proxy stopped: connector a's /healthz answers 503 within 10 s" "$code" '^503$'
+BR_UPS_A=$(count "${BR_LOG[a]}" 'event=tunnel_up')
+BR_UPS_B=$(count "${BR_LOG[b]}" 'event=tunnel_up')
+if br_proxy_start; then
+    t=$(now_ms)
+    out=""
+    for ((i = 0; i < 60 * BR_TS; i++)); do
+        out=$(pgc query "$CI_BR" "SELECT 'back'")
+        [ "$out" = back ] && break
+        sleep 0.5
+    done
+    expect "proxy restarted: a session through the bridge works again within 30 s \
+($(($(now_ms) - t)) ms)" "$out" '^back$'
+    br_conn_up a $((BR_UPS_A + 1)) && br_conn_up b $((BR_UPS_B + 1))
+    expect "proxy restarted: both connectors log a new event=tunnel_up" \
+        "a=$(count "${BR_LOG[a]}" 'event=tunnel_up') b=$(count "${BR_LOG[b]}" 'event=tunnel_up')" \
+        "^a=$((BR_UPS_A + 1)) b=$((BR_UPS_B + 1))$"
+    expect "proxy restarted: connector a's /healthz is 200 again" "$(br_health a)" '^200$'
+else
+    fail "proxy restarted" "not listening after 10 s (or exited)"
+fi
+
+# ======================================================================
+# 8. Every connector stopped: 08001 naming the bridge and when it was last seen
+# ======================================================================
+it_stop conn-a
+it_stop conn-b
+CUR_LOG=$BR_PLOG
+out=$(raw error localhost "$BR_P")
+expect "connectors stopped: FATAL 08001 naming bridge \"lab\" and when it was last seen" "$out" \
+    '^sqlstate=08001 severity=FATAL message=.*bridge "lab" has no connector online \(last seen'
+expect "connectors stopped: proxy logs event=bridge_down for each" \
+    "$(count "$BR_PLOG" 'event=bridge_down')" '^[2-9]'
+
+# ======================================================================
+# 9. The secret rotated (new bridges file + SIGHUP)
+# ======================================================================
+br_conn_start a "$BR/lab.secret"
+CUR_LOG=${BR_LOG[a]}
+br_conn_up a || fail "connector a (old secret): tunnel_up" "$(oneline "$(tail -n 3 "${BR_LOG[a]}")")"
+br_secret lab .new
+cat "$BR/lab.line.new" "$BR/ghost.line" >"$BR/bridges.new"
+mv "$BR/bridges.new" "$BR/bridges"
+BR_DOWNS=$(count "$BR_PLOG" 'event=bridge_down')
+kill -HUP "${IT_PIDS[bridge]}"
+t=$(now_ms)
+CUR_LOG=$BR_PLOG
+for ((i = 0; i < 100 * BR_TS; i++)); do
+    [ "$(count "$BR_PLOG" 'event=bridge_down')" -gt "$BR_DOWNS" ] && break
+    sleep 0.05
+done
+expect "secret rotated: proxy logs event=bridge_down (secret) for connector a at once \
+($(($(now_ms) - t)) ms)" "$(grep 'event=bridge_down' "$BR_PLOG" | tail -n 1)" \
+    'connector="?a.*reason=.*secret'
+CUR_LOG=${BR_LOG[a]}
+if wait_line "${BR_LOG[a]}" 'event=tunnel_rejected' $((10 * BR_TS)); then
+    pass "secret rotated: connector a's reconnect is refused (event=tunnel_rejected)"
+else
+    fail "secret rotated: connector a's reconnect is refused (event=tunnel_rejected)" "not in 10 s"
+fi
+out=$(raw error localhost "$BR_P")
+expect "secret rotated: clients get 08001 (no connector online)" "$out" \
+    '^sqlstate=08001 severity=FATAL message=.*no connector online'
+it_stop conn-a
+br_conn_start a "$BR/lab.secret.new"
+CUR_LOG=${BR_LOG[a]}
+if br_conn_up a; then
+    out=$(pgc query "$CI_BR" "SELECT 'rotated'")
+    expect "secret rotated: connector a with the new secret is up and carries sessions" \
+        "$out" '^rotated$'
+else
+    fail "secret rotated: connector a with the new secret is up" \
+        "$(oneline "$(tail -n 3 "${BR_LOG[a]}")")"
+fi
+
+# ======================================================================
+# 10. Hygiene: no secret in any log; everything stopped
+# ======================================================================
+it_stop conn-a
+it_stop bridge
+leaked=""
+for f in lab.secret lab.secret.new ghost.secret wrong.secret; do
+    s=$(cat "$BR/$f")
+    [ -n "$s" ] && grep -l -F -- "$s" "$LOGS"/*.log >/dev/null 2>&1 && leaked+=" $f"
+done
+expect "no bridge secret (right, rotated, wrong) appears in any log" "${leaked:-none}" '^none$'
+it_stop fake-br-relay-in
+it_stop fake-br-relay-out
+[ "$BR_PRIVATE" = 1 ] && it_pg_stop "$BR_PGDATA"
+[ "$BR_PRIVATE" = 1 ] && cp "$BR_PGDATA/server.log" "$LOGS/postgresql-bridge.log" 2>/dev/null
+it_stop fake-br-netns
+CUR_LOG=
+it_note "bridge section took $((SECONDS - BR_T0)) s"

@@ -122,7 +122,8 @@ br_secret() {
         line=$(printf '%s\n' "$sec" | "$PGTP_BIN" scram-secret "$1" 2>/dev/null | sed -n 1p)
         BR_SECRET_CMD="failed: $(oneline "${out//$sec/<secret>}")"
     fi
-    (umask 077 && printf '%s\n' "$sec" >"$BR/$1.secret$2" && printf '%s\n' "$line" >"$BR/$1.line$2")
+    (umask 077 && printf '%s\n' "$sec" >"$BR/$1.secret${2:-}" &&
+        printf '%s\n' "$line" >"$BR/$1.line${2:-}")
 }
 BR_SECRET_CMD=ok
 br_secret lab
@@ -267,7 +268,9 @@ expect "connector without --allow: exits 2 naming --allow and why" "rc=$rc $(one
 
 br_conn_start a "$BR/lab.secret"
 CUR_LOG=${BR_LOG[a]}
+BR_UP=0
 if br_conn_up a; then
+    BR_UP=1
     pass "connector a: event=tunnel_up ($(oneline "$(grep -m1 'event=tunnel_up' "${BR_LOG[a]}")"))"
 else
     fail "connector a: event=tunnel_up within 15 s" "$(oneline "$(tail -n 3 "${BR_LOG[a]}")")"
@@ -281,289 +284,319 @@ expect "connector a: /healthz answers 200 while the tunnel is up" "$(br_health a
 # ======================================================================
 # 4. Sessions through the bridge
 # ======================================================================
-CI_BR=$(ci "$BR_P")
-if [ "$BR_PRIVATE" = 1 ]; then
-    out=$(raw error localhost "${BR_RP[direct]}")
-    expect "proxy route without the bridge: the database's address is unreachable (08001)" \
-        "$out" '^sqlstate=08001 severity=FATAL message=.*(unreachable|refused)'
-fi
-out=$(timeout -k 5 30 psql -X -A -t -q "$CI_BR" -c "SELECT 'psql ok', ssl, inet_server_port()
-    FROM pg_stat_ssl WHERE pid = pg_backend_pid()" 2>&1)
-expect "psql verify-full through the bridge (passthrough): query works, back leg TLS" \
-    "$out" "^psql ok\\|t\\|$BR_PG\$"
-expect "proxy: event=established names the bridge as the upstream" \
-    "$(grep 'event=established' "$BR_PLOG" | tail -n 1)" 'upstream="?bridge'
-CUR_LOG=${BR_LOG[a]}
-wait_line "${BR_LOG[a]}" 'event=stream_closed' $((5 * BR_TS))
-expect "connector a: event=stream_open target=127.0.0.1:$BR_PG" \
-    "$(grep -m1 'event=stream_open' "${BR_LOG[a]}")" "target=\"?127\\.0\\.0\\.1:$BR_PG"
-expect "connector a: event=stream_closed with the bytes carried" \
-    "$(grep -m1 'event=stream_closed' "${BR_LOG[a]}")" 'bytes_to_target=[1-9].*bytes_from_target=[1-9]'
-CUR_LOG=$BR_PLOG
-out=$(timeout -k 5 30 psql -X -A -t -q "host=localhost hostaddr=127.0.0.1 port=${BR_RP[pw]} \
-user=app dbname=app sslmode=verify-full sslrootcert=$CERTS/public-ca.crt connect_timeout=20" \
-    -c "SELECT 'pw ok', ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()" 2>&1)
-expect "psql verify-full, default channel binding, through the bridge (--auth-mode password)" \
-    "$out" '^pw ok\|t$'
+br_sessions() {
+    if [ "$BR_PRIVATE" = 1 ]; then
+        out=$(raw error localhost "${BR_RP[direct]}")
+        expect "proxy route without the bridge: the database's address is unreachable (08001)" \
+            "$out" '^sqlstate=08001 severity=FATAL message=.*(unreachable|refused)'
+    fi
+    out=$(timeout -k 5 30 psql -X -A -t -q "$CI_BR" -c "SELECT 'psql ok', ssl, inet_server_port()
+        FROM pg_stat_ssl WHERE pid = pg_backend_pid()" 2>&1)
+    expect "psql verify-full through the bridge (passthrough): query works, back leg TLS" \
+        "$out" "^psql ok\\|t\\|$BR_PG\$"
+    expect "proxy: event=established names the bridge as the upstream" \
+        "$(grep 'event=established' "$BR_PLOG" | tail -n 1)" 'upstream="?bridge'
+    CUR_LOG=${BR_LOG[a]}
+    wait_line "${BR_LOG[a]}" 'event=stream_closed' $((5 * BR_TS))
+    expect "connector a: event=stream_open target=127.0.0.1:$BR_PG" \
+        "$(grep -m1 'event=stream_open' "${BR_LOG[a]}")" "target=\"?127\\.0\\.0\\.1:$BR_PG"
+    expect "connector a: event=stream_closed with the bytes carried" \
+        "$(grep -m1 'event=stream_closed' "${BR_LOG[a]}")" 'bytes_to_target=[1-9].*bytes_from_target=[1-9]'
+    CUR_LOG=$BR_PLOG
+    BR_CI_PW="host=localhost hostaddr=127.0.0.1 port=${BR_RP[pw]} user=app dbname=app"
+    BR_CI_PW+=" sslmode=verify-full sslrootcert=$CERTS/public-ca.crt connect_timeout=20"
+    out=$(timeout -k 5 30 psql -X -A -t -q "$BR_CI_PW" \
+        -c "SELECT 'pw ok', ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()" 2>&1)
+    expect "psql verify-full, default channel binding, through the bridge (--auth-mode password)" \
+        "$out" '^pw ok\|t$'
 
-# COPY ~100 MB each way (75 MB of random bytes as base64), sha256 both ways.
-head -c $((75 * 1024 * 1024 / BR_SCALE)) /dev/urandom | base64 -w 100 >"$BR/bulk-in.txt"
-IN_SUM=$(sha256sum <"$BR/bulk-in.txt" | cut -d' ' -f1)
-IN_MB=$(($(stat -c %s "$BR/bulk-in.txt") / 1024 / 1024))
-CI_BULK=$(ci "$BR_P" "options='-c synchronize_seqscans=off'")
-out=$(pgc query "$CI_BULK" "CREATE TABLE bridge_bulk (id bigint GENERATED ALWAYS AS IDENTITY
-    PRIMARY KEY, line text NOT NULL)")
-t=$SECONDS
-out+=$(PGC_TIMEOUT=300 pgc copy-in "$CI_BULK" "COPY bridge_bulk (line) FROM STDIN" "$BR/bulk-in.txt")
-SERVER_SUM=$(PGC_TIMEOUT=300 pgc query "$CI_BULK" "SELECT encode(sha256(string_agg(
-    convert_to(line, 'UTF8') || '\\x0a'::bytea, ''::bytea ORDER BY id)), 'hex') FROM bridge_bulk")
-if [ "$SERVER_SUM" = "$IN_SUM" ]; then
-    pass "bridge: COPY FROM STDIN ${IN_MB} MB: server's sha256 equals the client's ($((SECONDS - t)) s)"
-else
-    fail "bridge: COPY FROM STDIN ${IN_MB} MB: server's sha256 equals the client's" \
-        "client $IN_SUM, server $(oneline "$SERVER_SUM"); copy: $(oneline "$out")"
-fi
-t=$SECONDS
-out=$(PGC_TIMEOUT=300 pgc copy-out "$CI_BULK" "COPY bridge_bulk (line) TO STDOUT" "$BR/bulk-out.txt")
-OUT_SUM=$(sha256sum <"$BR/bulk-out.txt" 2>/dev/null | cut -d' ' -f1)
-if [ "$OUT_SUM" = "$IN_SUM" ]; then
-    pass "bridge: COPY TO STDOUT ${IN_MB} MB: sha256 equals what was sent ($((SECONDS - t)) s)"
-else
-    fail "bridge: COPY TO STDOUT ${IN_MB} MB: sha256 equals what was sent" \
-        "sent $IN_SUM, got ${OUT_SUM:-nothing}; copy: $(oneline "$out")"
-fi
-rm -f "$BR/bulk-in.txt" "$BR/bulk-out.txt"
-pgc query "$CI_BR" "DROP TABLE bridge_bulk" >/dev/null
+    # COPY ~100 MB each way (75 MB of random bytes as base64), sha256 both ways.
+    head -c $((75 * 1024 * 1024 / BR_SCALE)) /dev/urandom | base64 -w 100 >"$BR/bulk-in.txt"
+    IN_SUM=$(sha256sum <"$BR/bulk-in.txt" | cut -d' ' -f1)
+    IN_MB=$(($(stat -c %s "$BR/bulk-in.txt") / 1024 / 1024))
+    CI_BULK=$(ci "$BR_P" "options='-c synchronize_seqscans=off'")
+    out=$(pgc query "$CI_BULK" "CREATE TABLE bridge_bulk (id bigint GENERATED ALWAYS AS IDENTITY
+        PRIMARY KEY, line text NOT NULL)")
+    t=$SECONDS
+    out+=$(PGC_TIMEOUT=300 pgc copy-in "$CI_BULK" "COPY bridge_bulk (line) FROM STDIN" "$BR/bulk-in.txt")
+    SERVER_SUM=$(PGC_TIMEOUT=300 pgc query "$CI_BULK" "SELECT encode(sha256(string_agg(
+        convert_to(line, 'UTF8') || '\\x0a'::bytea, ''::bytea ORDER BY id)), 'hex') FROM bridge_bulk")
+    if [ "$SERVER_SUM" = "$IN_SUM" ]; then
+        pass "bridge: COPY FROM STDIN ${IN_MB} MB: server's sha256 equals the client's ($((SECONDS - t)) s)"
+    else
+        fail "bridge: COPY FROM STDIN ${IN_MB} MB: server's sha256 equals the client's" \
+            "client $IN_SUM, server $(oneline "$SERVER_SUM"); copy: $(oneline "$out")"
+    fi
+    t=$SECONDS
+    out=$(PGC_TIMEOUT=300 pgc copy-out "$CI_BULK" "COPY bridge_bulk (line) TO STDOUT" "$BR/bulk-out.txt")
+    OUT_SUM=$(sha256sum <"$BR/bulk-out.txt" 2>/dev/null | cut -d' ' -f1)
+    if [ "$OUT_SUM" = "$IN_SUM" ]; then
+        pass "bridge: COPY TO STDOUT ${IN_MB} MB: sha256 equals what was sent ($((SECONDS - t)) s)"
+    else
+        fail "bridge: COPY TO STDOUT ${IN_MB} MB: sha256 equals what was sent" \
+            "sent $IN_SUM, got ${OUT_SUM:-nothing}; copy: $(oneline "$out")"
+    fi
+    rm -f "$BR/bulk-in.txt" "$BR/bulk-out.txt"
+    pgc query "$CI_BR" "DROP TABLE bridge_bulk" >/dev/null
 
-t=$SECONDS BR_CONC=$((200 / BR_SCALE))
-out=$(PGC_TIMEOUT=240 pgc concurrent "$(ci "$BR_P" connect_timeout=120)" "$BR_CONC" 5)
-expect "bridge: $BR_CONC sessions open at once, 5 queries each ($((SECONDS - t)) s)" "$out" \
-    "sessions=$BR_CONC ok=$BR_CONC failed=0"
+    t=$SECONDS BR_CONC=$((200 / BR_SCALE))
+    out=$(PGC_TIMEOUT=240 pgc concurrent "$(ci "$BR_P" connect_timeout=120)" "$BR_CONC" 5)
+    expect "bridge: $BR_CONC sessions open at once, 5 queries each ($((SECONDS - t)) s)" "$out" \
+        "sessions=$BR_CONC ok=$BR_CONC failed=0"
 
-out=$(pgc cancel "$CI_BR" 1000)
-expect "bridge: PQcancel (what psql's Ctrl-C sends) ends pg_sleep with 57014" "$out" \
-    '^cancel sent=1 sqlstate=57014'
+    out=$(pgc cancel "$CI_BR" 1000)
+    expect "bridge: PQcancel (what psql's Ctrl-C sends) ends pg_sleep with 57014" "$out" \
+        '^cancel sent=1 sqlstate=57014'
+}
 
-# ======================================================================
-# 5. Failures while a connector is up
-# ======================================================================
-br_fail_case() { # NAME ROUTE LIBPQ_REGEX RAW_REGEX
+# br_fail_case NAME ROUTE LIBPQ_REGEX RAW_REGEX: what libpq and rawclient see.
+br_fail_case() {
     local out
     out=$(pgc query "$(ci "${BR_RP[$2]}")" "SELECT 1")
     expect "bridge: $1: libpq sees /$3/" "$out" "$3"
     out=$(raw error localhost "${BR_RP[$2]}")
     expect "bridge: $1: FATAL 08001 /$4/" "$out" "^sqlstate=08001 severity=FATAL message=.*$4"
 }
-CUR_LOG=$BR_PLOG
-br_fail_case "target not on the allow list" na 'allow' "127\\.0\\.0\\.1:$BR_NA.*--allow"
-expect "bridge: not allowed: proxy logs event=upstream_failed naming the allow list" \
-    "$(grep 'event=upstream_failed' "$BR_PLOG" | grep "$BR_NA" | tail -n 1)" 'sqlstate=08001 .*allow'
-CUR_LOG=${BR_LOG[a]}
-expect "bridge: not allowed: connector a logs the refused target" \
-    "$(grep "127.0.0.1:$BR_NA" "${BR_LOG[a]}" | tail -n 1)" 'event=[a-z_]+ .*(not_allowed|allow)'
-CUR_LOG=$BR_PLOG
-br_fail_case "target unreachable from the connector" dead 'could not reach' \
-    "could not reach 127\\.0\\.0\\.1:$BR_DEAD"
-CUR_LOG=${BR_LOG[a]}
-expect "bridge: unreachable: connector a logs why (refused)" \
-    "$(grep "127.0.0.1:$BR_DEAD" "${BR_LOG[a]}" | tail -n 1)" 'event=[a-z_]+ .*(refused|unreachable)'
-CUR_LOG=$BR_PLOG
-br_fail_case "upstream name wrong (client-tls-validation-host wrong.example)" wname \
-    'does not match' 'wrong\.example'
-br_fail_case "upstream CA wrong (other-ca did not sign it)" wca \
-    'certificate verification failed' 'verification failed'
-br_fail_case "bridge with no connector ever" ghost 'no connector online' \
-    'bridge "ghost" has no connector online \(.*never'
-expect "bridge: no connector: proxy logs event=upstream_failed naming the bridge" \
-    "$(grep 'event=upstream_failed' "$BR_PLOG" | tail -n 1)" 'sqlstate=08001 .*ghost'
 
-# A wrong secret: refused, logged on both sides without the secret.
-br_conn_start bad "$BR/wrong.secret"
-CUR_LOG=${BR_LOG[bad]}
-if wait_line "${BR_LOG[bad]}" 'event=tunnel_rejected' $((15 * BR_TS)); then
-    pass "wrong secret: connector logs event=tunnel_rejected ($(oneline \
-        "$(grep -m1 'event=tunnel_rejected' "${BR_LOG[bad]}")"))"
-else
-    fail "wrong secret: connector logs event=tunnel_rejected" "not within 15 s"
-fi
-CUR_LOG=$BR_PLOG
-expect "wrong secret: proxy logs event=bridge_rejected bridge=lab connector=bad" \
-    "$(grep -m1 'event=bridge_rejected' "$BR_PLOG")" 'bridge="?lab"?.*connector="?bad.*reason='
-expect "wrong secret: the connector's /healthz answers 503" "$(br_health bad)" '^503$'
-it_stop conn-bad
+# ======================================================================
+# 5. Failures while a connector is up
+# ======================================================================
+br_failures() {
+    CUR_LOG=$BR_PLOG
+    br_fail_case "target not on the allow list" na 'allow' "127\\.0\\.0\\.1:$BR_NA.*--allow"
+    expect "bridge: not allowed: proxy logs event=upstream_failed naming the allow list" \
+        "$(grep 'event=upstream_failed' "$BR_PLOG" | grep "$BR_NA" | tail -n 1)" 'sqlstate=08001 .*allow'
+    CUR_LOG=${BR_LOG[a]}
+    expect "bridge: not allowed: connector a logs the refused target" \
+        "$(grep "127.0.0.1:$BR_NA" "${BR_LOG[a]}" | tail -n 1)" 'event=[a-z_]+ .*(not_allowed|allow)'
+    CUR_LOG=$BR_PLOG
+    br_fail_case "target unreachable from the connector" dead 'could not reach' \
+        "could not reach 127\\.0\\.0\\.1:$BR_DEAD"
+    CUR_LOG=${BR_LOG[a]}
+    expect "bridge: unreachable: connector a logs why (refused)" \
+        "$(grep "127.0.0.1:$BR_DEAD" "${BR_LOG[a]}" | tail -n 1)" 'event=[a-z_]+ .*(refused|unreachable)'
+    CUR_LOG=$BR_PLOG
+    br_fail_case "upstream name wrong (client-tls-validation-host wrong.example)" wname \
+        'does not match' 'wrong\.example'
+    br_fail_case "upstream CA wrong (other-ca did not sign it)" wca \
+        'certificate verification failed' 'verification failed'
+    br_fail_case "bridge with no connector ever" ghost 'no connector online' \
+        'bridge "ghost" has no connector online \(.*never'
+    expect "bridge: no connector: proxy logs event=upstream_failed naming the bridge" \
+        "$(grep 'event=upstream_failed' "$BR_PLOG" | tail -n 1)" 'sqlstate=08001 .*ghost'
+
+    # A wrong secret: refused, logged on both sides without the secret.
+    br_conn_start bad "$BR/wrong.secret"
+    CUR_LOG=${BR_LOG[bad]}
+    if wait_line "${BR_LOG[bad]}" 'event=tunnel_rejected' $((15 * BR_TS)); then
+        pass "wrong secret: connector logs event=tunnel_rejected ($(oneline \
+            "$(grep -m1 'event=tunnel_rejected' "${BR_LOG[bad]}")"))"
+    else
+        fail "wrong secret: connector logs event=tunnel_rejected" "not within 15 s"
+    fi
+    CUR_LOG=$BR_PLOG
+    expect "wrong secret: proxy logs event=bridge_rejected bridge=lab connector=bad" \
+        "$(grep -m1 'event=bridge_rejected' "$BR_PLOG")" 'bridge="?lab"?.*connector="?bad.*reason='
+    expect "wrong secret: the connector's /healthz answers 503" "$(br_health bad)" '^503$'
+    it_stop conn-bad
+}
 
 # ======================================================================
 # 6. Two connectors for "lab": one SIGKILLed under a session, then under load
 # ======================================================================
-br_conn_start b "$BR/lab.secret"
-CUR_LOG=${BR_LOG[b]}
-br_conn_up b || fail "connector b: event=tunnel_up within 15 s" "$(oneline "$(tail -n 3 "${BR_LOG[b]}")")"
-CUR_LOG=$BR_PLOG
-wait_line "$BR_PLOG" 'event=bridge_up .*connector="?b' $((5 * BR_TS))
-pgc query "$CI_BR" "SELECT 'victim' FROM pg_sleep(30) /* br-victim */" >"$BR/victim.out" &
-BR_VPID=$!
-BR_VICTIM=$(br_carrier br-victim)
-BR_OTHER="" BR_SPID=""
-for i in 1 2 3 4; do
-    pgc query "$CI_BR" "SELECT 'survived' FROM pg_sleep($((6 * BR_TS))) /* br-surv$i */" \
-        >"$BR/surv.out" &
-    BR_SPID=$!
-    c=$(br_carrier "br-surv$i")
-    if [ -n "$c" ] && [ "$c" != "$BR_VICTIM" ]; then
-        BR_OTHER=$c
-        break
-    fi
-    wait "$BR_SPID"
-done
-if [ -n "$BR_VICTIM" ] && [ -n "$BR_OTHER" ]; then
-    pass "two connectors: a session on each (victim on $BR_VICTIM, survivor on $BR_OTHER)"
-    br_kill "$BR_VICTIM"
-    wait "$BR_VPID"
-    expect "connector $BR_VICTIM SIGKILLed: its session ends with 08006" \
-        "$(cat "$BR/victim.out")" 'sqlstate=08006'
-    wait "$BR_SPID"
-    expect "connector $BR_VICTIM SIGKILLed: the session on $BR_OTHER goes on to its end" \
-        "$(cat "$BR/surv.out")" '^survived$'
-    expect "proxy: event=bridge_down for the killed connector $BR_VICTIM" \
-        "$(grep 'event=bridge_down' "$BR_PLOG" | tail -n 1)" "connector=\"?$BR_VICTIM"
-    br_conn_start "$BR_VICTIM" "$BR/lab.secret"
-    br_conn_up "$BR_VICTIM" ||
-        fail "connector $BR_VICTIM restarted: tunnel_up" "$(oneline "$(tail -n 3 "${BR_LOG[$BR_VICTIM]}")")"
-else
-    fail "two connectors: a session on each" \
-        "victim carrier '${BR_VICTIM:-none}', other '${BR_OTHER:-none}'; $(oneline "$(cat "$BR/victim.out")")"
-    kill "$BR_VPID" 2>/dev/null
-fi
-wait "$BR_VPID" 2>/dev/null
-
-# Load: 4 loops of short sessions; connector a SIGKILLed after 3 s. Every
-# session started 0.5 s or more after the kill must work; those in flight
-# (or started within 0.5 s, before the proxy has read the EOF) may fail.
-br_loop() { # OUT SECONDS
-    local end=$(($(now_ms) + $2 * 1000)) t0 r
-    while [ "$(now_ms)" -lt "$end" ]; do
-        t0=$(now_ms)
-        r=$(PGC_TIMEOUT=30 pgc query "$CI_BR" "SELECT 1")
-        printf '%s %s %s\n' "$t0" "$(now_ms)" "$(oneline "$r")" >>"$1"
+br_two_connectors() {
+    br_conn_start b "$BR/lab.secret"
+    CUR_LOG=${BR_LOG[b]}
+    br_conn_up b || fail "connector b: event=tunnel_up within 15 s" "$(oneline "$(tail -n 3 "${BR_LOG[b]}")")"
+    CUR_LOG=$BR_PLOG
+    wait_line "$BR_PLOG" 'event=bridge_up .*connector="?b' $((5 * BR_TS))
+    pgc query "$CI_BR" "SELECT 'victim' FROM pg_sleep(30) /* br-victim */" >"$BR/victim.out" &
+    BR_VPID=$!
+    BR_VICTIM=$(br_carrier br-victim)
+    BR_OTHER="" BR_SPID=""
+    for i in 1 2 3 4; do
+        pgc query "$CI_BR" "SELECT 'survived' FROM pg_sleep($((6 * BR_TS))) /* br-surv$i */" \
+            >"$BR/surv.out" &
+        BR_SPID=$!
+        c=$(br_carrier "br-surv$i")
+        if [ -n "$c" ] && [ "$c" != "$BR_VICTIM" ]; then
+            BR_OTHER=$c
+            break
+        fi
+        wait "$BR_SPID"
     done
+    if [ -n "$BR_VICTIM" ] && [ -n "$BR_OTHER" ]; then
+        pass "two connectors: a session on each (victim on $BR_VICTIM, survivor on $BR_OTHER)"
+        br_kill "$BR_VICTIM"
+        wait "$BR_VPID"
+        out=$(cat "$BR/victim.out")
+        expect "connector $BR_VICTIM SIGKILLed: its session ends at once with an error" "$out" \
+            '^query-error: '
+        expect "connector $BR_VICTIM SIGKILLed: the client is told 08006 naming the bridge" "$out" \
+            'sqlstate=08006 .*bridge "lab"'
+        wait "$BR_SPID"
+        expect "connector $BR_VICTIM SIGKILLed: the session on $BR_OTHER goes on to its end" \
+            "$(cat "$BR/surv.out")" '^survived$'
+        expect "proxy: event=bridge_down for the killed connector $BR_VICTIM" \
+            "$(grep 'event=bridge_down' "$BR_PLOG" | tail -n 1)" "connector=\"?$BR_VICTIM"
+        br_conn_start "$BR_VICTIM" "$BR/lab.secret"
+        br_conn_up "$BR_VICTIM" ||
+            fail "connector $BR_VICTIM restarted: tunnel_up" "$(oneline "$(tail -n 3 "${BR_LOG[$BR_VICTIM]}")")"
+    else
+        fail "two connectors: a session on each" \
+            "victim carrier '${BR_VICTIM:-none}', other '${BR_OTHER:-none}'; $(oneline "$(cat "$BR/victim.out")")"
+        kill "$BR_VPID" 2>/dev/null
+    fi
+    wait "$BR_VPID" 2>/dev/null
+
+    # Load: 4 loops of short sessions; connector a SIGKILLed after 3 s. Every
+    # session started 0.5 s or more after the kill must work; those in flight
+    # (or started within 0.5 s, before the proxy has read the EOF) may fail.
+    br_loop() { # OUT SECONDS
+        local end=$(($(now_ms) + $2 * 1000)) t0 r
+        while [ "$(now_ms)" -lt "$end" ]; do
+            t0=$(now_ms)
+            r=$(PGC_TIMEOUT=30 pgc query "$CI_BR" "SELECT 1")
+            printf '%s %s %s\n' "$t0" "$(now_ms)" "$(oneline "$r")" >>"$1"
+        done
+    }
+    rm -f "$BR"/loop-*.out
+    BR_LOOPS=()
+    for i in 1 2 3 4; do
+        br_loop "$BR/loop-$i.out" $((9 * BR_TS)) &
+        BR_LOOPS+=($!)
+    done
+    sleep $((3 * BR_TS))
+    br_kill a
+    BR_TKILL=$(now_ms)
+    wait "${BR_LOOPS[@]}"
+    read -r before after after_bad inflight_bad < <(cat "$BR"/loop-*.out | awk -v k="$BR_TKILL" '
+        { ok = ($3 == "1") }
+        $1 < k && $2 <= k { before++ }
+        $1 >= k + 500 { after++; if (!ok) bad++ }
+        $1 < k + 500 && $2 > k && !ok { inflight++ }
+        END { printf "%d %d %d %d\n", before, after, bad, inflight }')
+    expect "two connectors, a SIGKILLed under load: $after sessions started after the kill, \
+    $after_bad failed ($before before; $inflight_bad in flight failed)" \
+        "after=$after bad=$after_bad" '^after=[1-9][0-9]* bad=0$'
+    [ "$after_bad" = 0 ] || grep -v ' 1$' "$BR"/loop-*.out | head -n 3 | sed 's/^/#   /'
+    br_conn_start a "$BR/lab.secret"
+    br_conn_up a || fail "connector a restarted: tunnel_up" "$(oneline "$(tail -n 3 "${BR_LOG[a]}")")"
 }
-rm -f "$BR"/loop-*.out
-BR_LOOPS=()
-for i in 1 2 3 4; do
-    br_loop "$BR/loop-$i.out" $((9 * BR_TS)) &
-    BR_LOOPS+=($!)
-done
-sleep $((3 * BR_TS))
-br_kill a
-BR_TKILL=$(now_ms)
-wait "${BR_LOOPS[@]}"
-read -r before after after_bad inflight_bad < <(cat "$BR"/loop-*.out | awk -v k="$BR_TKILL" '
-    { ok = ($3 == "1") }
-    $1 < k && $2 <= k { before++ }
-    $1 >= k + 500 { after++; if (!ok) bad++ }
-    $1 < k + 500 && $2 > k && !ok { inflight++ }
-    END { printf "%d %d %d %d\n", before, after, bad, inflight }')
-expect "two connectors, a SIGKILLed under load: $after sessions started after the kill, \
-$after_bad failed ($before before; $inflight_bad in flight failed)" \
-    "after=$after bad=$after_bad" '^after=[1-9][0-9]* bad=0$'
-[ "$after_bad" = 0 ] || grep -v ' 1$' "$BR"/loop-*.out | head -n 3 | sed 's/^/#   /'
-br_conn_start a "$BR/lab.secret"
-br_conn_up a || fail "connector a restarted: tunnel_up" "$(oneline "$(tail -n 3 "${BR_LOG[a]}")")"
 
 # ======================================================================
 # 7. Health, and the proxy restarted: the connectors come back by themselves
 # ======================================================================
-expect "connector a: /healthz 200 while up" "$(br_health a)" '^200$'
-it_stop bridge
-code=""
-for ((i = 0; i < 100 * BR_TS; i++)); do
-    code=$(br_health a)
-    [ "$code" = 503 ] && break
-    sleep 0.1
-done
-expect "proxy stopped: connector a's /healthz answers 503 within 10 s" "$code" '^503$'
-BR_UPS_A=$(count "${BR_LOG[a]}" 'event=tunnel_up')
-BR_UPS_B=$(count "${BR_LOG[b]}" 'event=tunnel_up')
-if br_proxy_start; then
-    t=$(now_ms)
-    out=""
-    for ((i = 0; i < 60 * BR_TS; i++)); do
-        out=$(pgc query "$CI_BR" "SELECT 'back'")
-        [ "$out" = back ] && break
-        sleep 0.5
+br_restart() {
+    expect "connector a: /healthz 200 while up" "$(br_health a)" '^200$'
+    it_stop bridge
+    code=""
+    for ((i = 0; i < 100 * BR_TS; i++)); do
+        code=$(br_health a)
+        [ "$code" = 503 ] && break
+        sleep 0.1
     done
-    expect "proxy restarted: a session through the bridge works again within 30 s \
-($(($(now_ms) - t)) ms)" "$out" '^back$'
-    br_conn_up a $((BR_UPS_A + 1)) && br_conn_up b $((BR_UPS_B + 1))
-    expect "proxy restarted: both connectors log a new event=tunnel_up" \
-        "a=$(count "${BR_LOG[a]}" 'event=tunnel_up') b=$(count "${BR_LOG[b]}" 'event=tunnel_up')" \
-        "^a=$((BR_UPS_A + 1)) b=$((BR_UPS_B + 1))$"
-    expect "proxy restarted: connector a's /healthz is 200 again" "$(br_health a)" '^200$'
-else
-    fail "proxy restarted" "not listening after 10 s (or exited)"
-fi
+    expect "proxy stopped: connector a's /healthz answers 503 within 10 s" "$code" '^503$'
+    BR_UPS_A=$(count "${BR_LOG[a]}" 'event=tunnel_up')
+    BR_UPS_B=$(count "${BR_LOG[b]}" 'event=tunnel_up')
+    if br_proxy_start; then
+        t=$(now_ms)
+        out=""
+        for ((i = 0; i < 60 * BR_TS; i++)); do
+            out=$(pgc query "$CI_BR" "SELECT 'back'")
+            [ "$out" = back ] && break
+            sleep 0.5
+        done
+        name="proxy restarted: a session through the bridge works again within 30 s"
+        expect "$name ($(($(now_ms) - t)) ms)" "$out" '^back$'
+        br_conn_up a $((BR_UPS_A + 1)) && br_conn_up b $((BR_UPS_B + 1))
+        expect "proxy restarted: both connectors log a new event=tunnel_up" \
+            "a=$(count "${BR_LOG[a]}" 'event=tunnel_up') b=$(count "${BR_LOG[b]}" 'event=tunnel_up')" \
+            "^a=$((BR_UPS_A + 1)) b=$((BR_UPS_B + 1))$"
+        expect "proxy restarted: connector a's /healthz is 200 again" "$(br_health a)" '^200$'
+    else
+        fail "proxy restarted" "not listening after 10 s (or exited)"
+    fi
+}
 
 # ======================================================================
 # 8. Every connector stopped: 08001 naming the bridge and when it was last seen
 # ======================================================================
-it_stop conn-a
-it_stop conn-b
-CUR_LOG=$BR_PLOG
-out=$(raw error localhost "$BR_P")
-expect "connectors stopped: FATAL 08001 naming bridge \"lab\" and when it was last seen" "$out" \
-    '^sqlstate=08001 severity=FATAL message=.*bridge "lab" has no connector online \(last seen'
-expect "connectors stopped: proxy logs event=bridge_down for each" \
-    "$(count "$BR_PLOG" 'event=bridge_down')" '^[2-9]'
+br_stopped() {
+    it_stop conn-a
+    it_stop conn-b
+    CUR_LOG=$BR_PLOG
+    out=$(raw error localhost "$BR_P")
+    expect "connectors stopped: FATAL 08001 naming bridge \"lab\" and when it was last seen" "$out" \
+        '^sqlstate=08001 severity=FATAL message=.*bridge "lab" has no connector online \(last seen'
+    expect "connectors stopped: proxy logs event=bridge_down for each" \
+        "$(count "$BR_PLOG" 'event=bridge_down')" '^[2-9]'
+}
 
 # ======================================================================
 # 9. The secret rotated (new bridges file + SIGHUP)
 # ======================================================================
-br_conn_start a "$BR/lab.secret"
-CUR_LOG=${BR_LOG[a]}
-br_conn_up a || fail "connector a (old secret): tunnel_up" "$(oneline "$(tail -n 3 "${BR_LOG[a]}")")"
-br_secret lab .new
-cat "$BR/lab.line.new" "$BR/ghost.line" >"$BR/bridges.new"
-mv "$BR/bridges.new" "$BR/bridges"
-BR_DOWNS=$(count "$BR_PLOG" 'event=bridge_down')
-kill -HUP "${IT_PIDS[bridge]}"
-t=$(now_ms)
-CUR_LOG=$BR_PLOG
-for ((i = 0; i < 100 * BR_TS; i++)); do
-    [ "$(count "$BR_PLOG" 'event=bridge_down')" -gt "$BR_DOWNS" ] && break
-    sleep 0.05
-done
-expect "secret rotated: proxy logs event=bridge_down (secret) for connector a at once \
-($(($(now_ms) - t)) ms)" "$(grep 'event=bridge_down' "$BR_PLOG" | tail -n 1)" \
-    'connector="?a.*reason=.*secret'
-CUR_LOG=${BR_LOG[a]}
-if wait_line "${BR_LOG[a]}" 'event=tunnel_rejected' $((10 * BR_TS)); then
-    pass "secret rotated: connector a's reconnect is refused (event=tunnel_rejected)"
-else
-    fail "secret rotated: connector a's reconnect is refused (event=tunnel_rejected)" "not in 10 s"
-fi
-out=$(raw error localhost "$BR_P")
-expect "secret rotated: clients get 08001 (no connector online)" "$out" \
-    '^sqlstate=08001 severity=FATAL message=.*no connector online'
-it_stop conn-a
-br_conn_start a "$BR/lab.secret.new"
-CUR_LOG=${BR_LOG[a]}
-if br_conn_up a; then
-    out=$(pgc query "$CI_BR" "SELECT 'rotated'")
-    expect "secret rotated: connector a with the new secret is up and carries sessions" \
-        "$out" '^rotated$'
-else
-    fail "secret rotated: connector a with the new secret is up" \
-        "$(oneline "$(tail -n 3 "${BR_LOG[a]}")")"
-fi
+br_rotation() {
+    br_conn_start a "$BR/lab.secret"
+    CUR_LOG=${BR_LOG[a]}
+    br_conn_up a || fail "connector a (old secret): tunnel_up" "$(oneline "$(tail -n 3 "${BR_LOG[a]}")")"
+    br_secret lab .new
+    cat "$BR/lab.line.new" "$BR/ghost.line" >"$BR/bridges.new"
+    mv "$BR/bridges.new" "$BR/bridges"
+    BR_DOWNS=$(count "$BR_PLOG" 'event=bridge_down')
+    kill -HUP "${IT_PIDS[bridge]:-0}" 2>/dev/null
+    t=$(now_ms)
+    CUR_LOG=$BR_PLOG
+    for ((i = 0; i < 100 * BR_TS; i++)); do
+        [ "$(count "$BR_PLOG" 'event=bridge_down')" -gt "$BR_DOWNS" ] && break
+        sleep 0.05
+    done
+    name="secret rotated: proxy logs event=bridge_down (secret) for connector a at once"
+    expect "$name ($(($(now_ms) - t)) ms)" "$(grep 'event=bridge_down' "$BR_PLOG" | tail -n 1)" \
+        'connector="?a.*reason=.*secret'
+    CUR_LOG=${BR_LOG[a]}
+    if wait_line "${BR_LOG[a]}" 'event=tunnel_rejected' $((10 * BR_TS)); then
+        pass "secret rotated: connector a's reconnect is refused (event=tunnel_rejected)"
+    else
+        fail "secret rotated: connector a's reconnect is refused (event=tunnel_rejected)" "not in 10 s"
+    fi
+    out=$(raw error localhost "$BR_P")
+    expect "secret rotated: clients get 08001 (no connector online)" "$out" \
+        '^sqlstate=08001 severity=FATAL message=.*no connector online'
+    it_stop conn-a
+    br_conn_start a "$BR/lab.secret.new"
+    CUR_LOG=${BR_LOG[a]}
+    if br_conn_up a; then
+        out=$(pgc query "$CI_BR" "SELECT 'rotated'")
+        expect "secret rotated: connector a with the new secret is up and carries sessions" \
+            "$out" '^rotated$'
+    else
+        fail "secret rotated: connector a with the new secret is up" \
+            "$(oneline "$(tail -n 3 "${BR_LOG[a]}")")"
+    fi
+}
 
 # ======================================================================
-# 10. Hygiene: no secret in any log; everything stopped
+# 10. Run them (the first connector up: else each would only time out),
+#     then hygiene: no secret in any log; everything stopped
 # ======================================================================
+if [ "$BR_UP" = 1 ] && kill -0 "${IT_PIDS[bridge]:-0}" 2>/dev/null; then
+    CI_BR=$(ci "$BR_P")
+    br_sessions
+    br_failures
+    br_two_connectors
+    br_restart
+    br_stopped
+    br_rotation
+else
+    fail "bridge: sessions, failures, two connectors, restart, rotation" \
+        "not run: the proxy or connector a did not come up (see above)"
+fi
 it_stop conn-a
 it_stop bridge
 leaked=""
 for f in lab.secret lab.secret.new ghost.secret wrong.secret; do
-    s=$(cat "$BR/$f")
+    s=$(cat "$BR/$f" 2>/dev/null)
     [ -n "$s" ] && grep -l -F -- "$s" "$LOGS"/*.log >/dev/null 2>&1 && leaked+=" $f"
 done
 expect "no bridge secret (right, rotated, wrong) appears in any log" "${leaked:-none}" '^none$'

@@ -232,6 +232,32 @@ static void leg_event(struct leg *l, enum leg_event ev, const uint8_t *buf, size
 }
 
 /*
+ * The data connection through a bridge ended after the set-up (the
+ * connector killed, its network gone): like an upstream lost, but the
+ * words name the bridge and the connector, where the fix is. May end the
+ * connection.
+ */
+static void bridge_lost(struct conn *c, const char *what)
+{
+    const char *slash = strchr(c->back_addr, '/');
+    const char *connector = slash != NULL ? slash + 1 : "-";
+    const char *bridge = c->route->bridge != NULL ? c->route->bridge : "-";
+    if (login_watching(c) && !c->back_error_seen) {
+        conn_fail_front(c, "08006", "upstream_error",
+                        "pg-tls-proxy: the bridge \"%s\" connection to the database was lost "
+                        "(%s; connector %s gone?) — connect again",
+                        bridge, what, connector);
+        return;
+    }
+    log_warn("event=bridge_stream_lost conn=%llu front=%s bridge=%s connector=\"%s\" "
+             "reason=\"%s\"",
+             (unsigned long long)c->id, c->front_addr, bridge, connector, what);
+    conn_end(c, strncmp(what, "closed", 6) == 0 ? "closed" : "error",
+             "the bridge \"%s\" connection to the database was lost (%s; connector %s gone?)",
+             bridge, what, connector);
+}
+
+/*
  * A leg's socket failed or reached EOF. Before relaying, a back failure is
  * one the client must hear about; anything else ends the connection.
  */
@@ -248,6 +274,10 @@ void conn_leg_lost(struct leg *l, const char *what)
      * crash between our TLS set-up and its ReadyForQuery): everything the
      * watch passed on was whole messages, so the client can still be told
      * why, unless the server has already said so itself. */
+    if (l == &c->back && l->tp == &leg_bridge_transport) {
+        bridge_lost(c, what);
+        return;
+    }
     if (l == &c->back && login_watching(c) && !c->back_error_seen) {
         conn_fail_front(c, "08006", "upstream_error",
                         "pg-tls-proxy: the upstream %s went away during the login "

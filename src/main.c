@@ -20,6 +20,8 @@
 #include "config.h"
 #include "admin.h"
 #include "authfile.h"
+#include "bridge.h"
+#include "bridgesecret.h"
 #include "listener.h"
 #include "log.h"
 #include "peers.h"
@@ -316,6 +318,12 @@ static void reload(struct supervisor *sv, const char *why)
     for (unsigned i = 0; i < sv->nworkers; i++)
         if (!atomic_load(&sv->workers[i].finished))
             worker_offer_routes(&sv->workers[i], routes);
+    if (bridge_reload(next, err, sizeof(err)) < 0) {
+        char q[1100];
+        log_error("event=reload_failed trigger=%s what=bridges_file reason=\"%s\" hint=\"the "
+                  "bridges file and certificate in use stay; fix the file and reload again\"",
+                  why, log_escape(err, q, sizeof(q)));
+    }
     log_info("event=reloaded trigger=%s ca_roots=\"%s\" front_certificate=[%s]%s", why,
              ctx.roots_summary, ctx.front_summary, auth_summary(routes));
     routes_log(routes, why);
@@ -448,6 +456,7 @@ static void signal_cb(uv_signal_t *h, int signum)
     log_info("event=shutdown signal=%s drain_timeout_s=%u hint=\"send it again to stop at once\"",
              name, sv->cfg->shutdown_timeout_s);
     broadcast(sv, WORKER_DRAIN);
+    bridge_stop(); /* BYE to the connectors, no more streams */
     admin_set_listening(false);
     uv_timer_start(&sv->shutdown_timer, shutdown_timer_cb,
                    (uint64_t)sv->cfg->shutdown_timeout_s * 1000, 0);
@@ -549,6 +558,9 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
     for (size_t i = 0; i < nports; i++)
         freeaddrinfo(addrs[i]);
     free(addrs);
+    /* After the workers exist (results go to them), before they run. */
+    if (bridge_start(cfg, sv.workers, sv.nworkers, err, sizeof(err)) < 0)
+        fatal("%s", err);
     sv.ports = ports;
     sv.nports = nports;
 
@@ -596,6 +608,8 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
 
     uv_run(&main_loop, UV_RUN_DEFAULT);
 
+    /* Before the workers are destroyed: the bridge thread posts to them. */
+    bridge_join();
     int status = 0;
     for (unsigned i = 0; i < sv.nworkers; i++) {
         uv_thread_join(&sv.workers[i].thread);
@@ -621,6 +635,8 @@ int main(int argc, char **argv)
     /* A subcommand, not an option: it prints and exits without config. */
     if (argc >= 2 && strcmp(argv[1], "scram-secret") == 0)
         return scramsecret_main(argc - 1, argv + 1, stdin, stdout, stderr);
+    if (argc >= 2 && strcmp(argv[1], "bridge-secret") == 0)
+        return bridgesecret_main(argc - 1, argv + 1, stdout, stderr);
 
     /* Known before the first error can be printed: usage errors are JSON
      * too when JSON was asked for. */

@@ -52,5 +52,9 @@ Suite *scramsecret_suite(void);
 Suite *pgauth_suite(void);
 Suite *kdfcache_suite(void);
 Suite *auth_suite(void);
+Suite *bridge_suite(void);
+Suite *bridgesecret_suite(void);
+Suite *leg_bridge_suite(void);
+Suite *bridgedial_suite(void);
 
 #endif

@@ -53,6 +53,10 @@ int main(void)
     srunner_add_suite(sr, pgauth_suite());
     srunner_add_suite(sr, kdfcache_suite());
     srunner_add_suite(sr, auth_suite());
+    srunner_add_suite(sr, bridge_suite());
+    srunner_add_suite(sr, bridgesecret_suite());
+    srunner_add_suite(sr, leg_bridge_suite());
+    srunner_add_suite(sr, bridgedial_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

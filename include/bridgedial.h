@@ -1,0 +1,29 @@
+/*
+ * bridgedial.h - dialing a route's upstream through its bridge (issue 15,
+ * bridge.h): dial.c's branch for a route with --client-bridge. Instead of
+ * resolve and connect: a stream id and a random token, bridge_open, then on
+ * the data connection the bridge thread hands over (bridge_dial_result) the
+ * outer TLS as server and the token (leg_bridge.c). Reports through dial.h's
+ * callbacks, like a TCP dial: connected (c->back open over
+ * leg_bridge_transport, c->back_addr "bridge:ID/connector") or failed.
+ */
+#ifndef PGTP_BRIDGEDIAL_H
+#define PGTP_BRIDGEDIAL_H
+
+#include "dial.h"
+
+struct bridgedial;
+
+/* Ask c->route's bridge for a stream to the route's host:port. *slot is
+ * set before anything can fail (dial_free frees it from there). May call
+ * failed before returning: may end the connection, return right after. */
+void bridgedial_start(struct conn *c, struct bridgedial **slot, dial_connected_cb connected,
+                      dial_failed_cb failed);
+/* "waiting for bridge "ID" to open a stream", "in the bridge TLS handshake",
+ * or NULL once connected or failed. */
+const char *bridgedial_doing(const struct bridgedial *b);
+/* Let go: a stream still waited for is forgotten (bridge_forget), a set-up
+ * under way no longer reports. NULL is fine. */
+void bridgedial_free(struct bridgedial *b);
+
+#endif

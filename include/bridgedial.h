@@ -26,4 +26,10 @@ const char *bridgedial_doing(const struct bridgedial *b);
  * under way no longer reports. NULL is fine. */
 void bridgedial_free(struct bridgedial *b);
 
+/* c's data connection through the bridge ended after the set-up (the
+ * connector killed, its network gone): FATAL 08006 naming the bridge when
+ * the client is between two of the server's messages, else the session
+ * just ends; event=bridge_stream_lost either way. May end the connection. */
+void bridgedial_lost(struct conn *c, const char *what);
+
 #endif

@@ -27,13 +27,13 @@
 #include "scram.h"
 #include "tlsio.h"
 
-#define BRIDGE_PREAMBLE_TIMEOUT_MS 10000u /* accept -> the 16-byte preamble */
-#define BRIDGE_HELLO_TIMEOUT_MS 10000u    /* preamble -> HELLO (TLS included) */
-#define BRIDGE_OPEN_TIMEOUT_MS 10000u     /* OPEN sent -> its data connection */
-#define BRIDGE_KDF_RUNNING 2              /* HELLO checks on the threadpool at once */
-#define BRIDGE_KDF_QUEUED 16              /* more waiting; beyond: REJECT busy */
-#define BRIDGE_PENDING_MAX 1024           /* connections still owing their preamble */
-#define BRIDGE_CARRIED_MAX 10000          /* streams remembered per connector */
+/* accept -> the 16-byte preamble; preamble -> HELLO (TLS included); OPEN
+ * sent -> its data connection: each at most this long. */
+#define BRIDGE_TIMEOUT_MS 10000u
+#define BRIDGE_KDF_RUNNING 2     /* HELLO checks on the threadpool at once */
+#define BRIDGE_KDF_QUEUED 16     /* more waiting; beyond: REJECT busy */
+#define BRIDGE_PENDING_MAX 1024  /* connections still owing their preamble */
+#define BRIDGE_CARRIED_MAX 10000 /* streams remembered per connector */
 #define BRIDGE_STREAM_BUCKETS 256
 #define BRIDGE_LISTENERS_MAX 4 /* addresses --bridge-listen resolves to */
 #define BRIDGE_NAME_MAX 63     /* a connector's name, as logged */
@@ -122,6 +122,7 @@ struct bstate {
     bridge_deliver_fn deliver;
     void *deliver_arg;
     uint64_t heartbeat_ms;
+    uint64_t timeout_ms; /* BRIDGE_TIMEOUT_MS, shorter in tests */
     struct listener listeners[BRIDGE_LISTENERS_MAX];
     size_t nlisteners;
     uv_timer_t tick; /* timeouts and heartbeats, every tick_ms */
@@ -147,8 +148,8 @@ struct bstate {
 /* b on loop with the file and ctx (references taken: SSL_CTX_up_ref; the
  * file is b's from now), results to deliver. 0 or -1 with err. */
 int bcore_init(struct bstate *b, uv_loop_t *loop, SSL_CTX *ctx, struct authfile *file,
-               unsigned heartbeat_ms, bridge_deliver_fn deliver, void *deliver_arg, char *err,
-               size_t errlen);
+               unsigned heartbeat_ms, unsigned timeout_ms, bridge_deliver_fn deliver,
+               void *deliver_arg, char *err, size_t errlen);
 /* Listen on host:port (every address it resolves to). 0 or -1 with err. */
 int bcore_listen(struct bstate *b, const char *hostport, char *bound, size_t boundlen, char *err,
                  size_t errlen);
@@ -245,7 +246,8 @@ void metrics_bridge_stream(const char *id, const char *result);
 
 /* ---- tests ---- */
 /* Results go to fn instead of worker_bridge_post; heartbeat_ms overrides
- * BRIDGE_HEARTBEAT_S (0: the default). Call before bridge_start. */
-void bridge_test_hooks(bridge_deliver_fn fn, void *arg, unsigned heartbeat_ms);
+ * BRIDGE_HEARTBEAT_S and timeout_ms BRIDGE_TIMEOUT_MS (0: the defaults).
+ * Call before bridge_start. */
+void bridge_test_hooks(bridge_deliver_fn fn, void *arg, unsigned heartbeat_ms, unsigned timeout_ms);
 
 #endif

@@ -56,10 +56,11 @@ static struct {
 
 static bridge_deliver_fn test_deliver;
 static void *test_deliver_arg;
-static unsigned test_heartbeat_ms;
+static unsigned test_heartbeat_ms, test_timeout_ms;
 
-void bridge_test_hooks(bridge_deliver_fn fn, void *arg, unsigned heartbeat_ms)
+void bridge_test_hooks(bridge_deliver_fn fn, void *arg, unsigned heartbeat_ms, unsigned timeout_ms)
 {
+    test_timeout_ms = timeout_ms;
     test_deliver = fn;
     test_deliver_arg = arg;
     test_heartbeat_ms = heartbeat_ms;
@@ -241,8 +242,8 @@ int bridge_start(const struct config *cfg, struct worker *workers, unsigned nwor
         return -1;
     }
     bridge_deliver_fn fn = test_deliver != NULL ? test_deliver : post_to_worker;
-    int rc = bcore_init(&B.core, &B.loop, ctx, file, test_heartbeat_ms, fn, test_deliver_arg, err,
-                        errlen);
+    int rc = bcore_init(&B.core, &B.loop, ctx, file, test_heartbeat_ms, test_timeout_ms, fn,
+                        test_deliver_arg, err, errlen);
     SSL_CTX_free(ctx); /* the core holds its own reference */
     if (rc == 0)
         rc = bcore_listen(&B.core, cfg->bridge_listen, bound, sizeof(bound), err, errlen);

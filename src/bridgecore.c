@@ -71,7 +71,7 @@ static struct bstream *bstream_add(struct bstate *b, struct bctl *c, struct work
     s->stream = stream;
     s->ctl = c;
     s->w = w;
-    s->deadline_ms = uv_now(b->loop) + BRIDGE_OPEN_TIMEOUT_MS;
+    s->deadline_ms = uv_now(b->loop) + b->timeout_ms;
     snprintf(s->target, sizeof(s->target), "%s", target);
     struct bstream **h = bucket(b, stream);
     s->hnext = *h;
@@ -416,7 +416,7 @@ static void accept_cb(void *arg, int fd)
     p->b = b;
     p->fd = fd;
     p->poll.data = p;
-    p->deadline_ms = uv_now(b->loop) + BRIDGE_PREAMBLE_TIMEOUT_MS;
+    p->deadline_ms = uv_now(b->loop) + b->timeout_ms;
     snprintf(p->addr, sizeof(p->addr), "%s", addr);
     p->next = b->pending;
     if (b->pending != NULL)
@@ -435,8 +435,8 @@ static void tick_cb(uv_timer_t *t)
     for (struct bpending *p = b->pending, *next; p != NULL; p = next) {
         next = p->next;
         if (now >= p->deadline_ms) {
-            log_warn("event=bridge_refused addr=%s reason=\"no preamble within %u s\"", p->addr,
-                     BRIDGE_PREAMBLE_TIMEOUT_MS / 1000);
+            log_warn("event=bridge_refused addr=%s reason=\"no preamble within %llu s\"", p->addr,
+                     (unsigned long long)(b->timeout_ms + 999) / 1000);
             pending_end(p, true);
         }
     }
@@ -446,9 +446,10 @@ static void tick_cb(uv_timer_t *t)
             if (!s->carried && now >= s->deadline_ms)
                 bstream_fail(b, s, "timeout",
                              "pg-tls-proxy: bridge \"%s\" connector \"%s\" opened no connection "
-                             "to %s within %u s: check the connector's log and its way to the "
+                             "to %s within %llu s: check the connector's log and its way to the "
                              "proxy's --bridge-listen address",
-                             s->ctl->id, s->ctl->name, s->target, BRIDGE_OPEN_TIMEOUT_MS / 1000);
+                             s->ctl->id, s->ctl->name, s->target,
+                             (unsigned long long)(b->timeout_ms + 999) / 1000);
         }
     }
     bctl_tick(b, now);
@@ -457,16 +458,19 @@ static void tick_cb(uv_timer_t *t)
 /* ---- life ---- */
 
 int bcore_init(struct bstate *b, uv_loop_t *loop, SSL_CTX *ctx, struct authfile *file,
-               unsigned heartbeat_ms, bridge_deliver_fn deliver_fn, void *deliver_arg, char *err,
-               size_t errlen)
+               unsigned heartbeat_ms, unsigned timeout_ms, bridge_deliver_fn deliver_fn,
+               void *deliver_arg, char *err, size_t errlen)
 {
     memset(b, 0, sizeof(*b));
     b->loop = loop;
     b->deliver = deliver_fn;
     b->deliver_arg = deliver_arg;
     b->heartbeat_ms = heartbeat_ms > 0 ? heartbeat_ms : BRIDGE_HEARTBEAT_S * 1000u;
-    /* Ticks fine enough for the heartbeat, at most a second apart. */
-    b->tick_ms = b->heartbeat_ms / 4 < 1000 ? b->heartbeat_ms / 4 : 1000;
+    b->timeout_ms = timeout_ms > 0 ? timeout_ms : BRIDGE_TIMEOUT_MS;
+    /* Ticks fine enough for the heartbeat and the timeouts, at most a
+     * second apart. */
+    uint64_t finest = b->heartbeat_ms < b->timeout_ms ? b->heartbeat_ms : b->timeout_ms;
+    b->tick_ms = finest / 4 < 1000 ? finest / 4 : 1000;
     if (b->tick_ms == 0)
         b->tick_ms = 1;
     if (uv_timer_init(loop, &b->tick) != 0) {

@@ -1,7 +1,7 @@
 /*
  * bridgectl.c - one connector's control connection (stream id 0) on the
  * bridge thread: TLS as server with the bridge certificate, HELLO checked
- * within BRIDGE_HELLO_TIMEOUT_MS (bridgeauth.c), WELCOME and the registry,
+ * within BRIDGE_TIMEOUT_MS (bridgeauth.c), WELCOME and the registry,
  * heartbeats both ways, OPEN out and FAIL in, BYE and REJECT.
  *
  * Owns: struct bctl (its handle, TLS session, frame buffer), freed once
@@ -482,9 +482,9 @@ void bctl_tick(struct bstate *b, uint64_t now)
     for (struct bctl *c = b->ctls, *next; c != NULL; c = next) {
         next = c->next;
         if (c->state == BCTL_TLS || c->state == BCTL_HELLO) {
-            if (now - c->opened_ms >= BRIDGE_HELLO_TIMEOUT_MS) {
-                log_warn("event=bridge_rejected bridge=- addr=%s reason=\"no HELLO within %u s\"",
-                         c->addr, BRIDGE_HELLO_TIMEOUT_MS / 1000);
+            if (now - c->opened_ms >= b->timeout_ms) {
+                log_warn("event=bridge_rejected bridge=- addr=%s reason=\"no HELLO within %llu s\"",
+                         c->addr, (unsigned long long)(b->timeout_ms + 999) / 1000);
                 bctl_close(c, "no HELLO in time", NULL);
             }
             continue;

@@ -291,3 +291,32 @@ void bridge_dial_result(struct worker *w, struct bridge_result *r)
     fail(b, sqlstate, label, "%s",
          msg[0] ? msg : "pg-tls-proxy: the bridge could not open a stream to the upstream");
 }
+
+void bridgedial_lost(struct conn *c, const char *what)
+{
+    const char *slash = strchr(c->back_addr, '/');
+    const char *connector = slash != NULL ? slash + 1 : "-";
+    const char *bridge = c->route->bridge != NULL ? c->route->bridge : "-";
+    char msg[512];
+
+    log_warn("event=bridge_stream_lost conn=%llu front=%s bridge=%s connector=\"%s\" "
+             "reason=\"%s\"",
+             (unsigned long long)c->id, c->front_addr, bridge, connector, what);
+    /* Between two of the server's messages (the login watch forwards whole
+     * ones; after it, c->frames says), a FATAL is what the server itself
+     * would send on its way out: the client reads why, not a bare EOF. */
+    bool between = login_watching(c) ? !c->back_error_seen
+                                     : c->framing && !c->frames.failed &&
+                                           c->frames.server.have == 0 && c->frames.server.skip == 0;
+    if (between) {
+        snprintf(msg, sizeof(msg),
+                 "pg-tls-proxy: the bridge \"%s\" connection to the database was lost (%s; "
+                 "connector %s gone?) — connect again",
+                 bridge, what, connector);
+        conn_fail_front_between(c, "08006", "upstream_error", msg);
+        return;
+    }
+    conn_end(c, strncmp(what, "closed", 6) == 0 ? "closed" : "error",
+             "the bridge \"%s\" connection to the database was lost (%s; connector %s gone?)",
+             bridge, what, connector);
+}

@@ -18,6 +18,7 @@
 #include <openssl/err.h>
 
 #include "config.h"
+#include "connector.h"
 #include "admin.h"
 #include "authfile.h"
 #include "bridge.h"
@@ -637,6 +638,9 @@ int main(int argc, char **argv)
         return scramsecret_main(argc - 1, argv + 1, stdin, stdout, stderr);
     if (argc >= 2 && strcmp(argv[1], "bridge-secret") == 0)
         return bridgesecret_main(argc - 1, argv + 1, stdout, stderr);
+    /* The bridge connector (issue 15): its own options, its own loop. */
+    if (argc >= 2 && strcmp(argv[1], "connector") == 0)
+        return connector_main(argc - 1, argv + 1, environ);
 
     /* Known before the first error can be printed: usage errors are JSON
      * too when JSON was asked for. */

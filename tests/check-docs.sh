@@ -1,6 +1,7 @@
 #!/bin/sh
 # check-docs.sh BIN - every long flag and every PG_TLS_PROXY_* variable that
-# `BIN --help` prints must appear in the man page and in the README.
+# `BIN --help` prints must appear in the man page and in the README, and
+# those of `BIN connector --help` in their connector sections.
 #
 # --help is generated from the option table in src/options.c, so this keeps
 # the hand-written docs in step with the code. Run from the repository root.
@@ -58,6 +59,33 @@ for item in $flags $vars; do
             passed=$((passed + 1))
         else
             echo "missing: $item is not in $where"
+            failed=$((failed + 1))
+        fi
+    done
+done
+
+# The connector (issue 15) has its own --help: each of its flags and
+# variables must be in the man page's CONNECTOR section and the README's
+# "Connector options" section (its --config, --log... are not the proxy's).
+chelp=$("$bin" connector --help) || {
+    echo "check-docs: \"$bin connector --help\" failed" >&2
+    exit 2
+}
+cflags=$(printf '%s\n' "$chelp" | grep -oE -- '--[a-z0-9-]+' | sort -u)
+cvars=$(printf '%s\n' "$chelp" | grep -oE 'PG_TLS_PROXY_[A-Z0-9_]+' | sort -u)
+if [ -z "$cflags" ] || [ -z "$cvars" ]; then
+    echo "check-docs: found no flags or no variables in \"$bin connector --help\"" >&2
+    exit 2
+fi
+man_conn=$(printf '%s\n' "$man_text" | awk '/^\.SH /{ on = ($0 ~ /^\.SH CONNECTOR/) } on')
+readme_conn=$(awk '/^## /{ on = ($0 ~ /^## Connector options/) } on' "$readme")
+for item in $cflags $cvars; do
+    for where in "$man_page" "$readme"; do
+        if [ "$where" = "$man_page" ]; then text=$man_conn; else text=$readme_conn; fi
+        if has "$text" "$item"; then
+            passed=$((passed + 1))
+        else
+            echo "missing: connector's $item is not in $where (its connector section)"
             failed=$((failed + 1))
         fi
     done

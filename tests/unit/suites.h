@@ -56,5 +56,7 @@ Suite *bridge_suite(void);
 Suite *bridgesecret_suite(void);
 Suite *leg_bridge_suite(void);
 Suite *bridgedial_suite(void);
+Suite *connector_suite(void);
+Suite *connector_loop_suite(void);
 
 #endif

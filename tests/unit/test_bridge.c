@@ -27,6 +27,7 @@
 #include "bridgeint.h"
 #include "config.h"
 #include "log.h"
+#include "session_fixture.h" /* sfx_time_scale */
 #include "suites.h"
 
 #define SECRET "Zm9vYmFyYmF6cXV4LXRlc3Qtc2VjcmV0LXRleHQtMDE"
@@ -319,7 +320,7 @@ static void connector_up(struct conn *c, const char *id, const char *secret, con
 
 static struct config cfg;
 
-static void start(unsigned heartbeat_ms)
+static void start(unsigned heartbeat_ms, unsigned timeout_ms)
 {
     make_identity();
     write_bridges("db1", SECRET, "db2", SECRET2);
@@ -334,7 +335,7 @@ static void start(unsigned heartbeat_ms)
     loglen = 0;
     logbuf[0] = '\0';
     log_set_sink(sink, NULL);
-    bridge_test_hooks(capture, NULL, heartbeat_ms);
+    bridge_test_hooks(capture, NULL, heartbeat_ms, timeout_ms);
     char err[512];
     ck_assert_msg(bridge_start(&cfg, NULL, 0, err, sizeof(err)) == 0, "%s", err);
     ck_assert(bridge_enabled());
@@ -345,7 +346,7 @@ static void stop(void)
     bridge_join();
     ck_assert(!bridge_enabled());
     ck_assert(!log_has("loop_close_failed")); /* every handle closed */
-    bridge_test_hooks(NULL, NULL, 0);
+    bridge_test_hooks(NULL, NULL, 0, 0);
     log_set_sink(NULL, NULL);
     pthread_mutex_lock(&cap_lock);
     while (results != NULL) {
@@ -363,7 +364,7 @@ static struct worker *const W = (struct worker *)&cap_lock; /* never dereference
 
 START_TEST(test_open_and_data)
 {
-    start(0);
+    start(0, 0);
     struct conn c;
     connector_up(&c, "db1", SECRET, "vpc-a");
     ck_assert(log_has("event=bridge_up bridge=db1 connector=\"vpc-a\""));
@@ -434,7 +435,7 @@ END_TEST
 
 START_TEST(test_fail_and_no_connector)
 {
-    start(0);
+    start(0, 0);
     uint8_t token[BRIDGE_TOKEN_LEN] = {0};
     /* Nobody online yet. */
     bridge_open(W, 1, token, "db1", "db.internal", 5432);
@@ -498,7 +499,7 @@ END_TEST
 
 START_TEST(test_rejections)
 {
-    start(0);
+    start(0, 0);
     char p[BRIDGE_FRAME_MAX + 1];
     struct conn c;
     /* Wrong secret and unknown id: the same answer. */
@@ -546,7 +547,7 @@ END_TEST
 
 START_TEST(test_heartbeat)
 {
-    start(300); /* PING every 300 ms, dead after 900 ms */
+    start(300, 0); /* PING every 300 ms, dead after 900 ms */
     char p[BRIDGE_FRAME_MAX + 1];
     struct conn quiet;
     connector_up(&quiet, "db2", SECRET2, "quiet");
@@ -567,7 +568,7 @@ END_TEST
 
 START_TEST(test_reload)
 {
-    start(0);
+    start(0, 0);
     char p[BRIDGE_FRAME_MAX + 1];
     struct conn a, b;
     /* A PING of ours is answered with the same payload. */
@@ -601,6 +602,111 @@ START_TEST(test_reload)
     ck_assert_ptr_nonnull(strstr(err, "--bridges-file"));
     connector_up(&a, "db1", "rotated-secret-xxxxxxxxxxxxxxxxxxxxxxxxxxx", "a");
     control_close(&a);
+    stop();
+}
+END_TEST
+
+START_TEST(test_timeouts)
+{
+    start(0, 400); /* every deadline 400 ms */
+    char p[BRIDGE_FRAME_MAX + 1], x;
+    /* No preamble, then no HELLO: closed, logged. */
+    int quiet = tcp_connect();
+    ck_assert_int_le(recv(quiet, &x, 1, 0), 0);
+    close(quiet);
+    struct conn c;
+    ck_assert_int_eq(control_open(&c, BRIDGE_ALPN), 0);
+    ck_assert_int_eq(read_frame(&c, p, sizeof(p)), 0);
+    control_close(&c);
+    ck_assert(log_has("reason=\"no preamble within 1 s\""));
+    ck_assert(log_has("reason=\"no HELLO within 1 s\""));
+    /* An OPEN whose data connection never comes. */
+    connector_up(&c, "db1", SECRET, "slow");
+    uint8_t token[BRIDGE_TOKEN_LEN] = {1};
+    bridge_open(W, 77, token, "db1", "db", 5432);
+    ck_assert_int_eq(read_until(&c, BRIDGE_OPEN, p, sizeof(p), true), BRIDGE_OPEN);
+    struct bridge_result *r = result_wait(77, 5000);
+    ck_assert_str_eq(r->label, "timeout");
+    ck_assert_msg(strstr(r->msg, "connector \"slow\" opened no connection to db:5432") != NULL,
+                  "%s", r->msg);
+    bridge_result_free(r);
+    /* Its late data connection finds nobody: closed. */
+    int d = tcp_connect();
+    send_preamble(d, 77);
+    ck_assert_int_le(recv(d, &x, 1, 0), 0);
+    close(d);
+    /* A stream the session gave up on: its data connection is closed too. */
+    bridge_open(W, 78, token, "db1", "db", 5432);
+    ck_assert_int_eq(read_until(&c, BRIDGE_OPEN, p, sizeof(p), true), BRIDGE_OPEN);
+    bridge_forget(78);
+    usleep(50000);
+    d = tcp_connect();
+    send_preamble(d, 78);
+    ck_assert_int_le(recv(d, &x, 1, 0), 0);
+    close(d);
+    control_close(&c);
+    stop();
+}
+END_TEST
+
+/* Iterations that keep PBKDF2 busy for about ms here, in this build
+ * (memcheck is many times slower): measured after one warm-up run. */
+static unsigned kdf_iterations_for_ms(unsigned ms)
+{
+    static const uint8_t salt[16] = {1};
+    uint8_t out[SCRAM_KEY_LEN];
+    struct timespec a, b;
+    ck_assert_int_eq(scram_salted_password("warm-up", salt, sizeof(salt), 4096, out), 0);
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    ck_assert_int_eq(scram_salted_password("measure", salt, sizeof(salt), 4096, out), 0);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double per =
+        ((double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6) / 4096.0;
+    double n = per > 0 ? (double)ms / per : 1e6;
+    return n < 8192 ? 8192 : n > (double)SCRAM_ITERATIONS_MAX ? SCRAM_ITERATIONS_MAX : (unsigned)n;
+}
+
+/* More HELLOs at once than BRIDGE_KDF_RUNNING + BRIDGE_KDF_QUEUED: the
+ * rest are told "busy" at once. */
+START_TEST(test_busy)
+{
+    make_identity();
+    FILE *f = fopen(file_path, "w");
+    struct scram_secret v;
+    char text[256];
+    /* A slow verifier: the first two checks still run on the pool while
+     * all the connections below say HELLO. */
+    unsigned iterations = kdf_iterations_for_ms(sfx_time_scale() > 1 ? 3000 : 400);
+    ck_assert_int_eq(scram_secret_make(SECRET, 16, iterations, &v), 0);
+    scram_secret_format(&v, text, sizeof(text));
+    fprintf(f, "\"slow\" \"%s\"\n", text);
+    fclose(f);
+    port = free_port();
+    static char listen[64];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.bridge_listen = listen;
+    cfg.bridges_file = file_path;
+    cfg.front_cert_path = cert_path;
+    cfg.front_key_path = key_path;
+    loglen = 0;
+    log_set_sink(sink, NULL);
+    bridge_test_hooks(capture, NULL, 0, 0);
+    char err[512];
+    ck_assert_msg(bridge_start(&cfg, NULL, 0, err, sizeof(err)) == 0, "%s", err);
+
+    enum { N = BRIDGE_KDF_RUNNING + BRIDGE_KDF_QUEUED + 3 };
+    struct conn c[N];
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(control_open(&c[i], BRIDGE_ALPN), 0);
+        hello(&c[i], "slow", "not-the-secret", "n");
+    }
+    /* At least the last ones are refused at once. */
+    char p[BRIDGE_FRAME_MAX + 1];
+    ck_assert_int_eq(read_frame(&c[N - 1], p, sizeof(p)), BRIDGE_REJECT);
+    ck_assert_msg(strstr(p, "busy") != NULL, "%s", p);
+    for (int i = 0; i < N; i++)
+        control_close(&c[i]);
     stop();
 }
 END_TEST
@@ -685,6 +791,8 @@ Suite *bridge_suite(void)
     tcase_add_test(t, test_rejections);
     tcase_add_test(t, test_heartbeat);
     tcase_add_test(t, test_reload);
+    tcase_add_test(t, test_timeouts);
+    tcase_add_test(t, test_busy);
     suite_add_tcase(s, t);
     return s;
 }

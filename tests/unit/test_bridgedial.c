@@ -11,10 +11,12 @@
  * Covered: a login and a query through the bridge (stream id layout,
  * target, back_addr in the logs); a failure result reaches the client as
  * FATAL with its own words; a wrong token is refused; the connector killed
- * during the login (FATAL 08006 naming the bridge) and in the data phase
- * (the session ends, event=bridge_stream_lost); the session gone first
+ * during the login and between two messages of the data phase (FATAL
+ * 08006 naming the bridge, event=bridge_stream_lost), and in the middle of
+ * a server message (the session just ends); the session gone first
  * (bridge_forget, a late descriptor closed); the connect timeout while
- * waiting for a stream; a cancel through the bridge. (The client's parser shows '"' as '?'.)
+ * waiting for a stream; a cancel through the bridge; an answer after the
+ * worker stopped. (The client's parser shows '"' as '?'.)
  */
 #define _GNU_SOURCE /* accept4 */
 #include <arpa/inet.h>
@@ -348,8 +350,9 @@ START_TEST(test_connector_killed_during_login)
 }
 END_TEST
 
-/* Killed in the data phase: the session ends (no message can be slipped
- * into the server's stream), the log says it was the bridge. */
+/* Killed in the data phase, between two of the server's messages: the
+ * client still reads FATAL 08006 naming the bridge (what a server that
+ * goes away sends), the log says it was the bridge. */
 START_TEST(test_connector_killed_mid_session)
 {
     start(&(struct sfx_opts){.bridge = "db1"});
@@ -360,12 +363,58 @@ START_TEST(test_connector_killed_mid_session)
     ck_assert_int_eq(sfx_client_login(c), 'Z');
     ck_assert_int_eq(sfx_client_query(c, "select 1"), 'Z');
     shutdown(k.sfd, SHUT_RDWR);
+    ck_assert_int_eq(sfx_client_login(c), 'E'); /* reads on until the ErrorResponse */
+    ck_assert_str_eq(c->sqlstate, "08006");
+    ck_assert_str_eq(c->severity, "FATAL");
+    ck_assert_msg(strstr(c->message, "bridge ?db1? connection to the database was lost") != NULL,
+                  "%s", c->message);
     ck_assert_int_ge(sfx_client_wait_eof(c, WAIT_MS), 0);
     ck_assert(sfx_log_wait(&fx, WAIT_MS, "event=bridge_stream_lost", "bridge=db1",
                            "connector=\"test#1\""));
     sfx_client_close(c, false); /* the proxy lingers until the client's EOF */
     ck_assert(sfx_wait_nconns(&fx, 0, WAIT_MS));
+    ck_assert(sfx_log_wait(&fx, WAIT_MS, "event=closed", "outcome=upstream_error",
+                           "connection to the database was lost"));
+    connector_join(&k);
+    sfx_client_free(c);
+    SFX_END(&fx);
+}
+END_TEST
+
+/* The server is in the middle of a message (a RowDescription cut short):
+ * an ErrorResponse there would be read as its rest, so the session just
+ * ends. */
+static void up_half_message(struct sfx_up *u)
+{
+    uint8_t buf[512];
+    static const uint8_t part[] = {'T', 0, 0, 0, 100, 0, 1, 'x'};
+    if (sfx_up_tls(u) < 0 || sfx_up_first_packet(u) < 0 || sfx_up_login_ok(u) < 0)
+        return;
+    if (SSL_read(u->ssl, buf, sizeof(buf)) <= 0) /* the query */
+        return;
+    SSL_write(u->ssl, part, sizeof(part));
+    sfx_up_wait_eof(u);
+}
+
+START_TEST(test_connector_killed_mid_message)
+{
+    start(&(struct sfx_opts){.bridge = "db1", .up = {up_half_message}});
+    struct sfx_client *c = sc_client_started(&fx, "finn");
+    wait_opens(1);
+    struct connector k;
+    connector_start(&k, 0, false);
+    ck_assert_int_eq(sfx_client_login(c), 'Z');
+    static const uint8_t q[] = {'Q', 0, 0, 0, 13, 's', 'e', 'l', 'e', 'c', 't', ' ', '1', 0};
+    ck_assert_int_eq(SSL_write(c->ssl, q, sizeof(q)), (int)sizeof(q));
+    uint8_t got[64];
+    ck_assert_int_eq(SSL_read(c->ssl, got, sizeof(got)), 8); /* the half message, relayed */
+    ck_assert_int_eq(got[0], 'T');
+    shutdown(k.sfd, SHUT_RDWR);
+    ck_assert(sfx_log_wait(&fx, WAIT_MS, "event=bridge_stream_lost", "bridge=db1"));
+    sfx_client_close(c, false);
+    ck_assert(sfx_wait_nconns(&fx, 0, WAIT_MS));
     ck_assert(sfx_log_wait(&fx, WAIT_MS, "event=closed", "connection to the database was lost"));
+    ck_assert_uint_eq(sfx_log_count(&fx, "sqlstate=08006"), 0);
     connector_join(&k);
     sfx_client_free(c);
     SFX_END(&fx);
@@ -457,6 +506,26 @@ START_TEST(test_cancel_through_bridge)
 }
 END_TEST
 
+/* A worker that has stopped takes no more answers: a late one is freed by
+ * the poster at once, its descriptor closed. */
+START_TEST(test_post_after_worker_stopped)
+{
+    start(&(struct sfx_opts){.bridge = "db1"});
+    worker_command(fx.w, WORKER_DRAIN);
+    for (int i = 0; i < WAIT_MS / 10 && !atomic_load(&fx.w->finished); i++)
+        usleep(10 * 1000);
+    ck_assert(atomic_load(&fx.w->finished));
+    int fds[2];
+    tcp_pair(fds);
+    sfx_socket_timeouts(fds[0]);
+    post(0x0001000000000042ull, fds[1], "", "", "");
+    char b;
+    ck_assert_int_eq(recv(fds[0], &b, 1, 0), 0);
+    close(fds[0]);
+    SFX_END(&fx);
+}
+END_TEST
+
 Suite *bridgedial_suite(void)
 {
     Suite *s = suite_create("bridgedial");
@@ -466,9 +535,11 @@ Suite *bridgedial_suite(void)
     tcase_add_test(tc, test_wrong_token_refused);
     tcase_add_test(tc, test_connector_killed_during_login);
     tcase_add_test(tc, test_connector_killed_mid_session);
+    tcase_add_test(tc, test_connector_killed_mid_message);
     tcase_add_test(tc, test_session_gone_first);
     tcase_add_test(tc, test_timeout_waiting_for_stream);
     tcase_add_test(tc, test_cancel_through_bridge);
+    tcase_add_test(tc, test_post_after_worker_stopped);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -57,6 +57,8 @@ int main(void)
     srunner_add_suite(sr, bridgesecret_suite());
     srunner_add_suite(sr, leg_bridge_suite());
     srunner_add_suite(sr, bridgedial_suite());
+    srunner_add_suite(sr, connector_suite());
+    srunner_add_suite(sr, connector_loop_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

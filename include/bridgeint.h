@@ -249,5 +249,8 @@ void metrics_bridge_stream(const char *id, const char *result);
  * BRIDGE_HEARTBEAT_S and timeout_ms BRIDGE_TIMEOUT_MS (0: the defaults).
  * Call before bridge_start. */
 void bridge_test_hooks(bridge_deliver_fn fn, void *arg, unsigned heartbeat_ms, unsigned timeout_ms);
+/* Every PBKDF2 job waits for gate (locked by the test) before it runs;
+ * NULL: none. Set before bridge_start. */
+void bauth_test_gate(uv_mutex_t *gate);
 
 #endif

@@ -134,12 +134,8 @@ void connector_send_frame(struct connector *cn, const uint8_t *frame, size_t len
                   cn->o->name, frame[0]);
         return;
     }
-    if (tlsio_write(&cn->tls, frame, len) < 0)
-        return;
-    const unsigned char *p;
-    size_t n = tlsio_peek(&cn->tls, &p);
-    if (cnet_write(cn->tcp, p, n, ctl_write_cb) == 0)
-        tlsio_consume(&cn->tls, n);
+    if (tlsio_write(&cn->tls, frame, len) == 0)
+        (void)cnet_flush_tls(cn->tcp, &cn->tls, ctl_write_cb);
 }
 
 static void send_simple(struct connector *cn, uint8_t type, const char *key, const char *value)

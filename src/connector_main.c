@@ -14,6 +14,7 @@
 
 #include <openssl/crypto.h>
 
+#include "config.h"
 #include "connector_int.h"
 #include "log.h"
 
@@ -178,6 +179,8 @@ int connector_main(int argc, char **argv, char **envp)
 {
     struct connector_opts o;
     char err[1024];
+    /* Usage errors are JSON too when JSON was asked for (as for the proxy). */
+    log_json = config_log_json_early(argc, argv, envp);
     enum connector_parse_res r =
         connector_opts_parse(&o, argc, argv, envp, stdout, err, sizeof(err));
     wipe_secret_arg(argc, argv);

@@ -16,14 +16,15 @@
 # a note says so.
 #
 # One proxy (--config) with a bridge route per case, told apart by port:
-#   default  through bridge "lab" to the database, passthrough
+#   main     through bridge "lab" to the database, passthrough
 #   pw       the same, --auth-mode password
 #   na       through "lab" to a target not on the connectors' --allow list
 #   dead     through "lab" to an allowed target where nothing listens
 #   wname    through "lab", client-tls-validation-host wrong.example
 #   wca      through "lab", client-ca-roots-path other-ca (did not sign it)
 #   ghost    through bridge "ghost" (in the bridges file; no connector ever)
-#   direct   no bridge: the database's address, dialled from outside
+#   direct   (the default route, server-port) no bridge: the database's
+#            address, dialled from outside
 # Checks (client, proxy log and connector log, on event= lines):
 #   isolation (direct psql and the direct route fail), a connector without
 #   --allow refuses to start, bridge-secret's output; psql verify-full on
@@ -94,10 +95,12 @@ BR_ADDR=127.0.0.1:$BR_BPORT
 if [ "$BR_PRIVATE" = 1 ]; then
     it_free_port BR_NS_BPORT # where the connectors dial, inside the namespace
     BR_SOCK=$BR/bridge.sock
+    # (socat listens with a backlog of 5 by default: 200 sessions opening
+    # at once would wait for SYN retransmits, seconds, and time out.)
     it_spawn fake-br-relay-out "$LOGS/bridge-relay-out.log" socat \
-        "UNIX-LISTEN:$BR_SOCK,fork,unlink-early,mode=600" "TCP:127.0.0.1:$BR_BPORT"
+        "UNIX-LISTEN:$BR_SOCK,fork,unlink-early,mode=600,backlog=1024" "TCP:127.0.0.1:$BR_BPORT"
     it_netns_spawn "$BR_NS" fake-br-relay-in "$LOGS/bridge-relay-in.log" socat \
-        "TCP-LISTEN:$BR_NS_BPORT,bind=127.0.0.1,fork,reuseaddr" "UNIX-CONNECT:$BR_SOCK"
+        "TCP-LISTEN:$BR_NS_BPORT,bind=127.0.0.1,fork,reuseaddr,backlog=1024" "UNIX-CONNECT:$BR_SOCK"
     BR_ADDR=127.0.0.1:$BR_NS_BPORT
     if it_netns_wait_port "$BR_NS" "$BR_NS_BPORT" 10 "${IT_PIDS[fake-br-relay-in]}"; then
         pass "bridge: relay 127.0.0.1:$BR_NS_BPORT (namespace) -> UNIX socket -> 127.0.0.1:$BR_BPORT"
@@ -149,14 +152,17 @@ br_route() {
 }
 DB_CA=$CERTS/db-ca.crt
 {
-    printf '; pg-tls-proxy bridge test (issue 15): the default route and one route per case\n'
+    # The globals (the default route, on server-port) dial the database
+    # directly: unreachable from here. (A route inherits the globals'
+    # client-bridge, so the bridge is set per route.)
+    printf '; pg-tls-proxy bridge test (issue 15): one route per case, told apart by port\n'
     printf 'server-certificate-path = %s\nserver-private-key-path = %s\n' \
         "$CERTS/proxy.crt" "$CERTS/proxy.key"
-    printf 'server-host = 127.0.0.1\nserver-port = %s\n' "$BR_P"
+    printf 'server-host = 127.0.0.1\nserver-port = %s\n' "${BR_RP[direct]}"
     printf 'bridge-listen = 127.0.0.1:%s\nbridges-file = %s\n' "$BR_BPORT" "$BR/bridges"
     printf 'client-connection-host-or-ip = 127.0.0.1\nclient-connection-port = %s\n' "$BR_PG"
     printf 'client-tls-validation-host = localhost\nclient-ca-roots-path = %s\n' "$DB_CA"
-    printf 'client-bridge = lab\n'
+    br_route main "$BR_P" "$BR_PG" localhost "$DB_CA" "client-bridge = lab"
     br_route pw "${BR_RP[pw]}" "$BR_PG" localhost "$DB_CA" "client-bridge = lab" \
         "auth-mode = password"
     br_route na "${BR_RP[na]}" "$BR_NA" localhost "$DB_CA" "client-bridge = lab"
@@ -164,7 +170,6 @@ DB_CA=$CERTS/db-ca.crt
     br_route wname "${BR_RP[wname]}" "$BR_PG" wrong.example "$DB_CA" "client-bridge = lab"
     br_route wca "${BR_RP[wca]}" "$BR_PG" localhost "$CERTS/other-ca.crt" "client-bridge = lab"
     br_route ghost "${BR_RP[ghost]}" "$BR_PG" localhost "$DB_CA" "client-bridge = ghost"
-    br_route direct "${BR_RP[direct]}" "$BR_PG" localhost "$DB_CA"
 } >"$BR/bridge.ini"
 
 BR_PLOG_N=0
@@ -175,7 +180,8 @@ br_proxy_start() {
     BR_PLOG=$LOGS/proxy-bridge-$BR_PLOG_N.log
     CUR_LOG=$BR_PLOG
     it_proxy_start bridge "$BR_PLOG" "$BR_P" --config "$BR/bridge.ini" &&
-        it_wait_port "$BR_BPORT" 5 "${IT_PIDS[bridge]}"
+        it_wait_port "$BR_BPORT" 5 "${IT_PIDS[bridge]}" &&
+        it_wait_port "${BR_RP[direct]}" 5 "${IT_PIDS[bridge]}"
 }
 if br_proxy_start; then
     pass "bridge: proxy listens on 127.0.0.1:$BR_P (clients) and 127.0.0.1:$BR_BPORT (connectors)"
@@ -404,84 +410,117 @@ br_failures() {
 # ======================================================================
 # 6. Two connectors for "lab": one SIGKILLed under a session, then under load
 # ======================================================================
+# br_loop OUT SECONDS: short sessions (connect, SELECT 1, disconnect) one
+# after another; a line per session: start_ms end_ms output.
+br_loop() {
+    local end=$(($(now_ms) + $2 * 1000)) t0 r
+    while [ "$(now_ms)" -lt "$end" ]; do
+        t0=$(now_ms)
+        r=$(PGC_TIMEOUT=30 pgc query "$CI_BR" "SELECT 1")
+        printf '%s %s %s\n' "$t0" "$(now_ms)" "$(oneline "$r")" >>"$1"
+    done
+}
+# br_held TAG SECONDS: a session through the main route running pg_sleep,
+# output in $BR/TAG.out; BR_HPID is the client's pid.
+br_held() {
+    pgc query "$CI_BR" "SELECT '$1 done' FROM pg_sleep($2) /* $1 */" >"$BR/$1.out" &
+    BR_HPID=$!
+}
+# br_busiest: the connector (a or b) named by most of the last 20 sessions
+# the proxy established on the main route.
+br_busiest() {
+    grep 'event=established' "$BR_PLOG" | grep 'route="main"' | tail -n 20 |
+        sed -n 's/.*upstream=bridge:lab\/\([a-z]*\)#.*/\1/p' | sort | uniq -c | sort -rn |
+        awk 'NR == 1 { print $2 }'
+}
 br_two_connectors() {
+    # The survivor starts while a is the only connector; b joins; the victim
+    # then goes to b, the one without an open stream (whatever else the
+    # choice weighs), and b is SIGKILLed.
+    br_held br-surv $((8 * BR_TS))
+    local spid=$BR_HPID vpid surv_on victim_on i c
+    surv_on=$(br_carrier br-surv)
     br_conn_start b "$BR/lab.secret"
     CUR_LOG=${BR_LOG[b]}
     br_conn_up b || fail "connector b: event=tunnel_up within 15 s" "$(oneline "$(tail -n 3 "${BR_LOG[b]}")")"
     CUR_LOG=$BR_PLOG
     wait_line "$BR_PLOG" 'event=bridge_up .*connector="?b' $((5 * BR_TS))
-    pgc query "$CI_BR" "SELECT 'victim' FROM pg_sleep(30) /* br-victim */" >"$BR/victim.out" &
-    BR_VPID=$!
-    BR_VICTIM=$(br_carrier br-victim)
-    BR_OTHER="" BR_SPID=""
-    for i in 1 2 3 4; do
-        pgc query "$CI_BR" "SELECT 'survived' FROM pg_sleep($((6 * BR_TS))) /* br-surv$i */" \
-            >"$BR/surv.out" &
-        BR_SPID=$!
-        c=$(br_carrier "br-surv$i")
-        if [ -n "$c" ] && [ "$c" != "$BR_VICTIM" ]; then
-            BR_OTHER=$c
-            break
-        fi
-        wait "$BR_SPID"
-    done
-    if [ -n "$BR_VICTIM" ] && [ -n "$BR_OTHER" ]; then
-        pass "two connectors: a session on each (victim on $BR_VICTIM, survivor on $BR_OTHER)"
-        br_kill "$BR_VICTIM"
-        wait "$BR_VPID"
-        out=$(cat "$BR/victim.out")
-        expect "connector $BR_VICTIM SIGKILLed: its session ends at once with an error" "$out" \
-            '^query-error: '
-        expect "connector $BR_VICTIM SIGKILLed: the client is told 08006 naming the bridge" "$out" \
+    br_held br-victim 30
+    vpid=$BR_HPID
+    victim_on=$(br_carrier br-victim)
+    if [ "$surv_on" = a ] && [ "$victim_on" = b ]; then
+        pass "two connectors: a session on each (survivor on a, victim on b, the connector without streams)"
+        br_kill b
+        wait "$vpid"
+        out=$(cat "$BR/br-victim.out")
+        expect "connector b SIGKILLed: its session ends at once with an error" "$out" '^query-error: '
+        expect "connector b SIGKILLed: the client is told 08006 naming the bridge" "$out" \
             'sqlstate=08006 .*bridge "lab"'
-        wait "$BR_SPID"
-        expect "connector $BR_VICTIM SIGKILLed: the session on $BR_OTHER goes on to its end" \
-            "$(cat "$BR/surv.out")" '^survived$'
-        expect "proxy: event=bridge_down for the killed connector $BR_VICTIM" \
-            "$(grep 'event=bridge_down' "$BR_PLOG" | tail -n 1)" "connector=\"?$BR_VICTIM"
-        br_conn_start "$BR_VICTIM" "$BR/lab.secret"
-        br_conn_up "$BR_VICTIM" ||
-            fail "connector $BR_VICTIM restarted: tunnel_up" "$(oneline "$(tail -n 3 "${BR_LOG[$BR_VICTIM]}")")"
+        wait "$spid"
+        expect "connector b SIGKILLed: the session on a goes on to its end" \
+            "$(cat "$BR/br-surv.out")" '^br-surv done$'
+        expect "proxy: event=bridge_down for the killed connector b" \
+            "$(grep 'event=bridge_down' "$BR_PLOG" | tail -n 1)" 'connector="?b'
+        expect "proxy: event=bridge_stream_lost for the victim's session" \
+            "$(grep 'event=bridge_stream_lost' "$BR_PLOG" | tail -n 1)" 'bridge=lab connector="?b'
+        br_conn_start b "$BR/lab.secret"
+        br_conn_up b || fail "connector b restarted: tunnel_up" "$(oneline "$(tail -n 3 "${BR_LOG[b]}")")"
+        wait_line "$BR_PLOG" 'event=bridge_up .*connector="?b' $((5 * BR_TS))
     else
         fail "two connectors: a session on each" \
-            "victim carrier '${BR_VICTIM:-none}', other '${BR_OTHER:-none}'; $(oneline "$(cat "$BR/victim.out")")"
-        kill "$BR_VPID" 2>/dev/null
+            "survivor on '${surv_on:-none}' (want a), victim on '${victim_on:-none}' (want b)"
+        kill "$vpid" "$spid" 2>/dev/null
     fi
-    wait "$BR_VPID" 2>/dev/null
+    wait "$vpid" "$spid" 2>/dev/null
 
-    # Load: 4 loops of short sessions; connector a SIGKILLed after 3 s. Every
-    # session started 0.5 s or more after the kill must work; those in flight
-    # (or started within 0.5 s, before the proxy has read the EOF) may fail.
-    br_loop() { # OUT SECONDS
-        local end=$(($(now_ms) + $2 * 1000)) t0 r
-        while [ "$(now_ms)" -lt "$end" ]; do
-            t0=$(now_ms)
-            r=$(PGC_TIMEOUT=30 pgc query "$CI_BR" "SELECT 1")
-            printf '%s %s %s\n' "$t0" "$(now_ms)" "$(oneline "$r")" >>"$1"
-        done
-    }
+    # Load spreading: 4 sessions at once on the two connectors (b just
+    # restarted, a has carried hundreds before) land on both.
+    local on="" spread=()
+    for i in 1 2 3 4; do
+        br_held "br-spread$i" $((4 * BR_TS))
+        spread+=("$BR_HPID")
+        sleep 0.2
+    done
+    for i in 1 2 3 4; do
+        c=$(br_carrier "br-spread$i")
+        on+=" ${c:-none}"
+    done
+    wait "${spread[@]}"
+    expect "two connectors: 4 sessions at once are spread over both (carriers:$on)" "$on" \
+        '(a.*b|b.*a)'
+
+    # Load: 4 loops of short sessions; after 3 s the connector carrying most
+    # of them is SIGKILLed. Every session started 0.5 s or more after the
+    # kill must work; those in flight (or started within 0.5 s, before the
+    # proxy has read the EOF) may fail.
     rm -f "$BR"/loop-*.out
-    BR_LOOPS=()
+    local loops=() victim before after after_bad inflight_bad name
     for i in 1 2 3 4; do
         br_loop "$BR/loop-$i.out" $((9 * BR_TS)) &
-        BR_LOOPS+=($!)
+        loops+=($!)
     done
     sleep $((3 * BR_TS))
-    br_kill a
+    victim=$(br_busiest)
+    victim=${victim:-a}
+    local mix
+    mix=$(grep 'event=established' "$BR_PLOG" | grep 'route="main"' | tail -n 20 |
+        sed -n 's/.*upstream=bridge:lab\/\([a-z]*\)#.*/\1/p' | sort | uniq -c | tr -s ' \n' ' ')
+    br_kill "$victim"
     BR_TKILL=$(now_ms)
-    wait "${BR_LOOPS[@]}"
+    wait "${loops[@]}"
     read -r before after after_bad inflight_bad < <(cat "$BR"/loop-*.out | awk -v k="$BR_TKILL" '
         { ok = ($3 == "1") }
         $1 < k && $2 <= k { before++ }
         $1 >= k + 500 { after++; if (!ok) bad++ }
         $1 < k + 500 && $2 > k && !ok { inflight++ }
         END { printf "%d %d %d %d\n", before, after, bad, inflight }')
-    expect "two connectors, a SIGKILLed under load: $after sessions started after the kill, \
-    $after_bad failed ($before before; $inflight_bad in flight failed)" \
-        "after=$after bad=$after_bad" '^after=[1-9][0-9]* bad=0$'
+    name="two connectors under load (last 20 before:$mix), $victim SIGKILLed: $after sessions"
+    name+=" started after the kill, $after_bad failed ($before before; $inflight_bad in flight failed)"
+    expect "$name" "after=$after bad=$after_bad" '^after=[1-9][0-9]* bad=0$'
     [ "$after_bad" = 0 ] || grep -v ' 1$' "$BR"/loop-*.out | head -n 3 | sed 's/^/#   /'
-    br_conn_start a "$BR/lab.secret"
-    br_conn_up a || fail "connector a restarted: tunnel_up" "$(oneline "$(tail -n 3 "${BR_LOG[a]}")")"
+    br_conn_start "$victim" "$BR/lab.secret"
+    br_conn_up "$victim" ||
+        fail "connector $victim restarted: tunnel_up" "$(oneline "$(tail -n 3 "${BR_LOG[$victim]}")")"
 }
 
 # ======================================================================

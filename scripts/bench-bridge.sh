@@ -16,6 +16,7 @@
 #   copy out  COPY (select repeat('x', 1000) from generate_series(..)) TO
 #             STDOUT, $COPY_MB MB, psql \copy to /dev/null: MB/s
 #   copy in   the same bytes from a file into an unlogged table: MB/s
+#             (each COPY_REPS times, the targets alternating: the median)
 #   idle      $IDLE sessions opened and left idle: (RSS of the proxy with
 #             them - RSS before) / $IDLE, and the same for the connector
 # Prints a Markdown table with the ratio bridge/direct; raw values and logs
@@ -25,7 +26,7 @@
 # process it starts is stopped by PID and the temporary directory removed.
 # About a minute on two cores.
 #
-# Environment: SESSIONS (300), IDLE (300), COPY_MB (200), PROXY_ARGS (extra
+# Environment: SESSIONS (300), IDLE (300), COPY_MB (200), COPY_REPS (3), PROXY_ARGS (extra
 # flags for both proxies, e.g. "--workers 1"), BENCH_OUT (results directory).
 set -uo pipefail
 
@@ -34,8 +35,8 @@ T_START=$SECONDS
 note() { printf '[bench-bridge %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 BIN=${1:-$REPO/build/pg-tls-proxy}
-: "${SESSIONS:=300}" "${IDLE:=300}" "${COPY_MB:=200}"
-for v in SESSIONS IDLE COPY_MB; do
+: "${SESSIONS:=300}" "${IDLE:=300}" "${COPY_MB:=200}" "${COPY_REPS:=3}"
+for v in SESSIONS IDLE COPY_MB COPY_REPS; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { note "$v must be a positive number"; exit 2; }
 done
 if ! command -v psql >/dev/null || ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
@@ -143,22 +144,31 @@ for t in direct bridge; do
 done
 
 # ---------------------------------------------------------------- COPY
-ROWS=$((COPY_MB * 1000)) # rows of 1000 bytes + newline: COPY_MB * 1.001 MB
+ROWS=$((COPY_MB * 1048576 / 1001)) # rows of 1000 bytes + newline: COPY_MB MiB
 yes "$(printf '%01000d' 0 | tr 0 x)" | head -n "$ROWS" >"$TMP/copy-in.txt"
 BYTES=$(stat -c %s "$TMP/copy-in.txt")
 psql -X -q "$(ci "$P_DIRECT")" -c "CREATE UNLOGGED TABLE bench_in (line text)" >/dev/null 2>&1
+# copy_rate TARGET SQL: MB/s of one psql \copy through TARGET (empty if it failed).
+copy_rate() {
+    local t0
+    t0=$(ms)
+    timeout 300 psql -X -q "$(ci "${PORT[$1]}")" -c "$2" >>"$LOGS/copy-$1.log" 2>&1 &&
+        awk -v b="$BYTES" -v ms="$(($(ms) - t0))" 'BEGIN { printf "%.1f\n", b / 1048576 / (ms / 1000) }'
+}
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+# COPY_REPS rounds, the targets alternating; the median of each.
+for ((rep = 0; rep < COPY_REPS; rep++)); do
+    for t in direct bridge; do
+        copy_rate "$t" "\\copy (select repeat('x', 1000) from generate_series(1, $ROWS)) to '/dev/null'" \
+            >>"$OUT/copy-out-$t.txt"
+        psql -X -q "$(ci "${PORT[$t]}")" -c "TRUNCATE bench_in" >/dev/null 2>&1
+        copy_rate "$t" "\\copy bench_in from '$TMP/copy-in.txt'" >>"$OUT/copy-in-$t.txt"
+    done
+done
 for t in direct bridge; do
-    t0=$(ms)
-    timeout 300 psql -X -q "$(ci "${PORT[$t]}")" \
-        -c "\\copy (select repeat('x', 1000) from generate_series(1, $ROWS)) to '/dev/null'" \
-        >>"$LOGS/copy-$t.log" 2>&1 && R[$t.out]=$(awk -v b="$BYTES" -v ms="$(($(ms) - t0))" \
-        'BEGIN { printf "%.1f", b / 1048576 / (ms / 1000) }')
-    psql -X -q "$(ci "${PORT[$t]}")" -c "TRUNCATE bench_in" >/dev/null 2>&1
-    t0=$(ms)
-    timeout 300 psql -X -q "$(ci "${PORT[$t]}")" -c "\\copy bench_in from '$TMP/copy-in.txt'" \
-        >>"$LOGS/copy-$t.log" 2>&1 && R[$t.in]=$(awk -v b="$BYTES" -v ms="$(($(ms) - t0))" \
-        'BEGIN { printf "%.1f", b / 1048576 / (ms / 1000) }')
-    note "copy $t: out ${R[$t.out]:-failed} MB/s, in ${R[$t.in]:-failed} MB/s"
+    R[$t.out]=$(median <"$OUT/copy-out-$t.txt")
+    R[$t.in]=$(median <"$OUT/copy-in-$t.txt")
+    note "copy $t: out ${R[$t.out]:-failed} MB/s, in ${R[$t.in]:-failed} MB/s (median of $COPY_REPS)"
 done
 rm -f "$TMP/copy-in.txt"
 
@@ -184,7 +194,7 @@ for t in direct bridge; do
         >"$TMP/idle-$t.out" 2>"$LOGS/idle-$t.err" &
     bpid=$!
     for ((i = 0; i < 1200; i++)); do
-        grep -q '^open=' "$TMP/idle-$t.out" && break
+        grep -q '^open=' "$TMP/idle-$t.out" 2>/dev/null && break
         kill -0 "$bpid" 2>/dev/null || break
         sleep 0.1
     done
@@ -216,7 +226,7 @@ fi
 {
     printf '## Bridge mode against a direct route (%s)\n\n' "$("$BIN" --version 2>&1 | head -n 1)"
     printf 'PostgreSQL 15 on loopback; both proxies verify-full on both legs; the connector on '
-    printf 'the same machine. %s sessions for latency (failed: direct %s, bridge %s), %s MB of '\
+    printf 'the same machine. %s sessions for latency (failed: direct %s, bridge %s), %s MiB of '\
 'COPY each way, %s idle sessions.\n\n' "$SESSIONS" "${R[direct.lfail]:-?}" "${R[bridge.lfail]:-?}" \
         "$((BYTES / 1048576))" "$IDLE"
     printf '| metric | direct route | bridge route | bridge/direct |\n|---|---|---|---|\n'

@@ -35,9 +35,10 @@
 #define BRIDGE_PENDING_MAX 1024  /* connections still owing their preamble */
 #define BRIDGE_CARRIED_MAX 10000 /* streams remembered per connector */
 #define BRIDGE_STREAM_BUCKETS 256
-#define BRIDGE_LISTENERS_MAX 4 /* addresses --bridge-listen resolves to */
-#define BRIDGE_NAME_MAX 63     /* a connector's name, as logged */
-#define BRIDGE_CACHE_MAX 1024  /* verified secrets remembered */
+#define BRIDGE_LISTENERS_MAX 4                 /* addresses --bridge-listen resolves to */
+#define BRIDGE_NAME_MAX 63                     /* a connector's name, as logged */
+#define BRIDGE_CACHE_MAX 1024                  /* verified secrets remembered */
+#define BRIDGE_CTL_QUEUE_MAX ((size_t)1 << 20) /* bytes queued either way on a control conn */
 
 struct authfile;
 struct bstate;

@@ -107,14 +107,18 @@ static void msg_free(struct bmsg *m)
     free(m);
 }
 
-/* A message the bridge thread will not read (it has stopped): answered here. */
-static void msg_refused(struct bmsg *m)
+#define MSG_STOPPED "pg-tls-proxy: the proxy is shutting down: no new bridge stream"
+#define MSG_OFF                                                                                    \
+    "pg-tls-proxy: the bridge listener is not running (--bridge-listen is not set, or this is "    \
+    "--check, which reaches no bridge)"
+
+/* A message the bridge thread will not read (it has stopped, or never
+ * started): answered here with why. */
+static void msg_refused(struct bmsg *m, const char *why)
 {
     if (m->kind == BMSG_OPEN) {
         bridge_deliver_fn fn = test_deliver != NULL ? test_deliver : post_to_worker;
-        struct bridge_result *r =
-            bresult_new(m->stream, -1, NULL, "error",
-                        "pg-tls-proxy: the proxy is shutting down: no new bridge stream");
+        struct bridge_result *r = bresult_new(m->stream, -1, NULL, "error", why);
         if (r != NULL)
             fn(test_deliver_arg, m->w, r);
     }
@@ -135,7 +139,7 @@ static void post(struct bmsg *m)
     }
     uv_mutex_unlock(&B.lock);
     if (closed)
-        msg_refused(m);
+        msg_refused(m, MSG_STOPPED);
 }
 
 static void wake_cb(uv_async_t *a)
@@ -182,7 +186,7 @@ static void wake_cb(uv_async_t *a)
         uv_mutex_unlock(&B.lock);
         for (struct bmsg *next; m != NULL; m = next) {
             next = m->next;
-            msg_refused(m);
+            msg_refused(m, MSG_STOPPED);
         }
     }
 }
@@ -340,7 +344,7 @@ void bridge_open(struct worker *w, uint64_t stream, const uint8_t token[BRIDGE_T
     snprintf(m->host, sizeof(m->host), "%s", host);
     m->port = port;
     if (!B.running) {
-        msg_refused(m);
+        msg_refused(m, MSG_OFF);
         return;
     }
     post(m);

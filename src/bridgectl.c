@@ -45,6 +45,12 @@ static void flush(struct bctl *c)
     size_t n = tlsio_peek(&c->tls, &p);
     if (n == 0 || c->state == BCTL_CLOSED)
         return;
+    /* A connector that sends (PINGs) but reads nothing would make us
+     * queue its answers without end. */
+    if (c->tcp.write_queue_size > BRIDGE_CTL_QUEUE_MAX) {
+        bctl_close(c, "the connector reads nothing: its write queue is full", NULL);
+        return;
+    }
     struct bwrite *w = malloc(sizeof(*w) + n);
     if (w == NULL) {
         bctl_close(c, "out of memory", NULL);
@@ -374,6 +380,11 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->last_read_ms = uv_now(c->b->loop);
+    /* While its HELLO is checked nothing is decrypted: bound what waits. */
+    if (c->state == BCTL_AUTH && c->tls.rx.len + (size_t)nread > BRIDGE_CTL_QUEUE_MAX) {
+        bctl_close(c, "too much data before WELCOME", NULL);
+        return;
+    }
     if (tlsio_feed(&c->tls, buf->base, (size_t)nread) < 0) {
         bctl_close(c, "out of memory", NULL);
         return;

@@ -67,7 +67,7 @@ struct supervisor {
     uv_async_t worker_done;
     uv_timer_t shutdown_timer;
     /* --watch-certificates: the directories of the certificate files */
-    uv_fs_event_t watches[8];
+    uv_fs_event_t watches[11];
     unsigned nwatches;
     uv_timer_t watch_debounce;
     /* the daily look at the front certificate's expiry */
@@ -352,7 +352,7 @@ static void watch_cb(uv_fs_event_t *h, const char *filename, int events, int sta
 
 /*
  * Watch the directory of every certificate, key and CA path, of the
- * auth file and of the --config file: Kubernetes updates a secret or a
+ * auth file, the bridges file and the --config file: Kubernetes updates a secret or a
  * ConfigMap by swapping a symlink in that directory, which a watch on the
  * file itself would miss.
  */
@@ -360,9 +360,10 @@ static void start_watches(struct supervisor *sv, uv_loop_t *loop)
 {
     const struct config *cfg = sv->cfg;
     const char *paths[] = {
-        cfg->front_cert_path, cfg->front_key_path, cfg->ca_roots_path, cfg->front_client_ca_path,
-        cfg->back_cert_path,  cfg->back_key_path,  cfg->auth_file,     cfg->config_path};
-    char dirs[8][4096];
+        cfg->front_cert_path, cfg->front_key_path,   cfg->ca_roots_path,  cfg->front_client_ca_path,
+        cfg->back_cert_path,  cfg->back_key_path,    cfg->auth_file,      cfg->config_path,
+        cfg->bridges_file,    cfg->bridge_cert_path, cfg->bridge_key_path};
+    char dirs[11][4096];
     _Static_assert(sizeof(paths) / sizeof(paths[0]) <= sizeof(sv->watches) / sizeof(sv->watches[0]),
                    "one watch per path at most");
     uv_timer_init(loop, &sv->watch_debounce);

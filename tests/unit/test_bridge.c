@@ -444,8 +444,15 @@ END_TEST
 
 START_TEST(test_fail_and_no_connector)
 {
-    start(0, 0);
     uint8_t token[BRIDGE_TOKEN_LEN] = {0};
+    /* Not started (--check): answered at once, saying so. */
+    bridge_test_hooks(capture, NULL, 0, 0);
+    bridge_open(W, 9, token, "db1", "db", 5432);
+    struct bridge_result *off = result_wait(9, 1000);
+    ck_assert_str_eq(off->label, "error");
+    ck_assert_ptr_nonnull(strstr(off->msg, "the bridge listener is not running"));
+    bridge_result_free(off);
+    start(0, 0);
     /* Nobody online yet. */
     bridge_open(W, 1, token, "db1", "db.internal", 5432);
     struct bridge_result *r = result_wait(1, 5000);
@@ -704,6 +711,37 @@ START_TEST(test_busy)
 }
 END_TEST
 
+/* A connector that sends PINGs and reads nothing is closed, not queued for. */
+START_TEST(test_not_reading)
+{
+    start(0, 0);
+    struct conn c;
+    connector_up(&c, "db1", SECRET, "deaf");
+    static char big[4000];
+    memset(big, 'p', sizeof(big) - 1);
+    struct timeval tv = {.tv_sec = 2};
+    setsockopt(c.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    size_t sent = 0;
+    uint8_t buf[BRIDGE_FRAME_HDR + BRIDGE_FRAME_MAX];
+    struct bridge_frame f;
+    bridge_frame_begin(&f, buf, sizeof(buf), BRIDGE_PING);
+    bridge_frame_add(&f, "t", big);
+    int n = bridge_frame_end(&f);
+    while (sent < ((size_t)256 << 20) && !log_has("reads nothing")) {
+        if (SSL_write(c.ssl, buf, n) != n)
+            break;
+        sent += (size_t)n;
+    }
+    ERR_clear_error();
+    for (int i = 0; i < 100 && !log_has("reads nothing"); i++)
+        usleep(20000);
+    ck_assert_msg(log_has("reason=\"the connector reads nothing: its write queue is full\""),
+                  "sent %zu bytes", sent);
+    control_close(&c);
+    stop();
+}
+END_TEST
+
 /* ---- the pieces on their own ---- */
 
 START_TEST(test_pick_fewest)
@@ -786,6 +824,7 @@ Suite *bridge_suite(void)
     tcase_add_test(t, test_reload);
     tcase_add_test(t, test_timeouts);
     tcase_add_test(t, test_busy);
+    tcase_add_test(t, test_not_reading);
     suite_add_tcase(s, t);
     return s;
 }

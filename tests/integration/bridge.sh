@@ -54,7 +54,8 @@ declare -A BR_GEN=() BR_HP=() BR_LOG=()
 # ======================================================================
 BR_NS=""
 BR_PRIVATE=0
-if it_netns_start fake-br-netns BR_NS; then
+# (IT_BRIDGE_NO_NETNS=1 tries the fallback as root.)
+if [ -z "${IT_BRIDGE_NO_NETNS:-}" ] && it_netns_start fake-br-netns BR_NS; then
     BR_PRIVATE=1
 else
     it_note "bridge: no network namespace on this machine: the database and the connectors" \
@@ -594,6 +595,9 @@ br_rotation() {
     expect "$name ($(($(now_ms) - t)) ms)" "$(grep 'event=bridge_down' "$BR_PLOG" | tail -n 1)" \
         'connector="?a.*reason=.*secret'
     CUR_LOG=${BR_LOG[a]}
+    wait_line "${BR_LOG[a]}" 'event=tunnel_down' $((5 * BR_TS))
+    expect "secret rotated: connector a logs event=tunnel_down with the proxy's reason" \
+        "$(grep -m1 'event=tunnel_down' "${BR_LOG[a]}")" 'reason=.*secret'
     if wait_line "${BR_LOG[a]}" 'event=tunnel_rejected' $((10 * BR_TS)); then
         pass "secret rotated: connector a's reconnect is refused (event=tunnel_rejected)"
     else

@@ -136,6 +136,11 @@ expect "bridge-secret: prints secret=<43 base64url chars> and a bridges-file lin
     "$BR_SECRET_CMD $(wc -c <"$BR/lab.secret") $(cat "$BR/lab.line")" \
     '^ok 44 "lab" "SCRAM-SHA-256\$4096:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+"$'
 cat "$BR/lab.line" "$BR/ghost.line" >"$BR/bridges"
+if grep -q -F -f "$BR/lab.secret" "$BR/bridges"; then
+    fail "the bridges file holds the secret's verifier, not the secret" "the secret is in it"
+else
+    pass "the bridges file holds the secret's verifier, not the secret"
+fi
 (umask 077 && openssl rand -base64 32 | tr '+/' '-_' | tr -d '=\n' >"$BR/wrong.secret")
 
 it_free_port BR_P
@@ -424,7 +429,8 @@ br_loop() {
 # br_held TAG SECONDS: a session through the main route running pg_sleep,
 # output in $BR/TAG.out; BR_HPID is the client's pid.
 br_held() {
-    pgc query "$CI_BR" "SELECT '$1 done' FROM pg_sleep($2) /* $1 */" >"$BR/$1.out" &
+    PGC_TIMEOUT=$(($2 + 60)) pgc query "$CI_BR" "SELECT '$1 done' FROM pg_sleep($2) /* $1 */" \
+        >"$BR/$1.out" &
     BR_HPID=$!
 }
 # br_busiest: the connector (a or b) named by most of the last 20 sessions

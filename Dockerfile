@@ -69,11 +69,13 @@ STOPSIGNAL SIGTERM
 # listening), using bash's /dev/tcp because the slim image has no curl. It
 # reads PG_TLS_PROXY_ADMIN_ADDRESS (0.0.0.0 and :: are probed on loopback), so
 # set the admin address through that variable, not the --admin-address flag.
-# Without the variable there is nothing to probe and the check reports healthy.
+# The bridge connector (pg-tls-proxy connector) is probed the same way through
+# PG_TLS_PROXY_HEALTH_ADDRESS: 200 while its tunnel to the proxy is up.
+# Without either variable there is nothing to probe and the check reports healthy.
 # Not chosen: "pg-tls-proxy --check" (a full verified upstream handshake every
 # interval, and "unhealthy" whenever the database is down, which is readiness,
 # not liveness: orchestrators would restart a healthy proxy); /readyz for the
 # same reason; a connection to port 5432 (a log line per probe).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["bash", "-c", "a=${PG_TLS_PROXY_ADMIN_ADDRESS:-}; [ -n \"$a\" ] || exit 0; case $a in *:*) h=${a%:*} p=${a##*:} ;; *) h=127.0.0.1 p=$a ;; esac; h=${h#[}; h=${h%]}; case $h in 0.0.0.0) h=127.0.0.1 ;; ::) h=::1 ;; esac; exec 3<>\"/dev/tcp/$h/$p\" && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && read -r -t 4 _ code _ <&3 && [ \"$code\" = 200 ]"]
+    CMD ["bash", "-c", "a=${PG_TLS_PROXY_ADMIN_ADDRESS:-${PG_TLS_PROXY_HEALTH_ADDRESS:-}}; [ -n \"$a\" ] || exit 0; case $a in *:*) h=${a%:*} p=${a##*:} ;; *) h=127.0.0.1 p=$a ;; esac; h=${h#[}; h=${h%]}; case $h in 0.0.0.0) h=127.0.0.1 ;; ::) h=::1 ;; esac; exec 3<>\"/dev/tcp/$h/$p\" && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && read -r -t 4 _ code _ <&3 && [ \"$code\" = 200 ]"]
 ENTRYPOINT ["pg-tls-proxy"]

@@ -22,6 +22,7 @@
                                       */
 #define CONN_LWM ((size_t)64 * 1024) /* and resume below this */
 #define CONN_READ_BUF 65536
+#define CONN_KEEPALIVE_S 60 /* TCP keepalive idle time on every connection */
 
 /* ---- connector_net.c ---- */
 
@@ -113,6 +114,7 @@ struct connector {
     struct cstream *streams;
     size_t nstreams;
     uint64_t streams_total, reconnects;
+    size_t peak_queued; /* the most ever waiting for one side of a stream (tests check it) */
 
     struct chealth *health;
 };

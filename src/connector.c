@@ -41,6 +41,7 @@ static uint32_t random32(void)
 }
 
 static void ctl_start(struct connector *cn);
+static void hb_cb(uv_timer_t *t);
 
 /* ---- tearing down and retrying ---------------------------------------------- */
 
@@ -174,24 +175,38 @@ static int send_hello(struct connector *cn)
 
 /* ---- frames from the proxy ------------------------------------------------ */
 
+/* A decimal number of at most 9 digits from the payload, or 0. */
+static unsigned payload_uint(const uint8_t *p, size_t len, const char *key)
+{
+    char v[16];
+    if (bridge_payload_get(p, len, key, v, sizeof(v)) != 1 || v[0] == '\0' ||
+        strspn(v, "0123456789") != strlen(v) || strlen(v) > 9)
+        return 0;
+    return (unsigned)strtoul(v, NULL, 10);
+}
+
 static int on_welcome(struct connector *cn, const uint8_t *p, size_t len)
 {
-    char hb[16] = "", number[32] = "?";
     if (cn->state != CTL_HELLO) {
         ctl_retry(cn, LOG_WARN, "tunnel_down", "protocol error: a second WELCOME");
         return -1;
     }
-    (void)bridge_payload_get(p, len, "connector", number, sizeof(number));
-    cn->proxy_heartbeat_s = 0;
-    if (bridge_payload_get(p, len, "heartbeat", hb, sizeof(hb)) == 1)
-        cn->proxy_heartbeat_s = (unsigned)strtoul(hb, NULL, 10);
+    /* We PING at the shorter of the two intervals, so that a proxy that
+     * wants to hear from us more often does; silence counts against the
+     * longer one (see hb_cb). */
+    unsigned number = payload_uint(p, len, "connector");
+    unsigned iv = cn->o->heartbeat_s;
+    cn->proxy_heartbeat_s = payload_uint(p, len, "heartbeat");
+    if (cn->proxy_heartbeat_s > 0 && cn->proxy_heartbeat_s < iv)
+        iv = cn->proxy_heartbeat_s;
+    uv_timer_start(&cn->hb_timer, hb_cb, iv * 1000ull, iv * 1000ull);
     cn->state = CTL_UP;
     cn->up_since_ms = cnet_now_ms(&cn->loop);
     cn->down_reason[0] = '\0';
     uv_timer_stop(&cn->ctl_timer);
-    log_info("event=tunnel_up connector=%s bridge=%s proxy=%s connector_number=%s "
+    log_info("event=tunnel_up connector=%s bridge=%s proxy=%s connector_number=%u "
              "heartbeat_s=%u tls=%s",
-             cn->o->name, cn->o->bridge_id, cn->o->bridge_address, number, cn->o->heartbeat_s,
+             cn->o->name, cn->o->bridge_id, cn->o->bridge_address, number, iv,
              tlsio_version(&cn->tls));
     return 0;
 }

@@ -163,16 +163,23 @@ void connector_free(struct connector *cn)
     free(cn);
 }
 
-/* argv's copy of --bridge-secret: overwritten, so that ps and
- * /proc/PID/cmdline stop showing it (they did until now: see the warning). */
-static void wipe_secret_arg(int argc, char **argv)
+/* The process's own copies of the secret, once parsed (the options hold
+ * theirs): argv's --bridge-secret value, so that ps and /proc/PID/cmdline
+ * stop showing it (they did until now: see the warning), and the
+ * environment's PG_TLS_PROXY_BRIDGE_SECRET, so that /proc/PID/environ
+ * does. Overwritten in place, as both live in memory the kernel reads. */
+static void wipe_secret_copies(int argc, char **argv, char **envp)
 {
+    static const char var[] = "PG_TLS_PROXY_BRIDGE_SECRET=";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--bridge-secret") == 0 && i + 1 < argc)
             OPENSSL_cleanse(argv[i + 1], strlen(argv[i + 1]));
         else if (strncmp(argv[i], "--bridge-secret=", 16) == 0)
             OPENSSL_cleanse(argv[i] + 16, strlen(argv[i] + 16));
     }
+    for (char **e = envp; e != NULL && *e != NULL; e++)
+        if (strncmp(*e, var, sizeof(var) - 1) == 0)
+            OPENSSL_cleanse(*e + sizeof(var) - 1, strlen(*e + sizeof(var) - 1));
 }
 
 int connector_main(int argc, char **argv, char **envp)
@@ -183,7 +190,7 @@ int connector_main(int argc, char **argv, char **envp)
     log_json = config_log_json_early(argc, argv, envp);
     enum connector_parse_res r =
         connector_opts_parse(&o, argc, argv, envp, stdout, err, sizeof(err));
-    wipe_secret_arg(argc, argv);
+    wipe_secret_copies(argc, argv, envp);
     if (r != CONNECTOR_RUN) {
         connector_opts_free(&o);
         if (r == CONNECTOR_EXIT)

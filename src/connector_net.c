@@ -183,6 +183,9 @@ static void try_next(struct cdial *d)
         }
         tcp->data = NULL;
         (void)uv_tcp_nodelay(tcp, 1);
+        /* Idle sessions must outlive NAT gateways between here and the
+         * proxy (AWS's forgets a flow after 350 s of silence). */
+        (void)uv_tcp_keepalive(tcp, 1, CONN_KEEPALIVE_S);
         d->creq.data = d;
         int r = uv_tcp_connect(&d->creq, tcp, d->cur->ai_addr, connect_cb);
         if (r == 0) {

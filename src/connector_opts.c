@@ -13,6 +13,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -330,23 +331,28 @@ static int set_value(struct connector_opts *o, const struct copt *c, const char 
 }
 
 /* First line of path, without its line end, into a heap string. */
+/* First line of the file, without its line end, into a heap string. read(2)
+ * rather than stdio, whose buffer would keep a copy we cannot wipe. */
 static int read_secret_file(struct connector_opts *o, char *err, size_t errlen)
 {
-    FILE *f = fopen(o->bridge_secret_file, "r");
     char buf[SECRET_MAX + 2];
-    if (f == NULL) {
+    size_t n = 0;
+    ssize_t r = 0;
+    int fd = open(o->bridge_secret_file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
         snprintf(err, errlen, "--bridge-secret-file \"%s\": %s", o->bridge_secret_file,
                  strerror(errno));
         return -1;
     }
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
+    while (n < sizeof(buf) - 1 && (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
+        n += (size_t)r;
+    close(fd);
     buf[n] = '\0';
     buf[strcspn(buf, "\r\n")] = '\0';
-    if (strlen(buf) > SECRET_MAX) {
+    if (r < 0 || strlen(buf) > SECRET_MAX) {
         OPENSSL_cleanse(buf, sizeof(buf));
-        snprintf(err, errlen, "--bridge-secret-file \"%s\": longer than %d bytes",
-                 o->bridge_secret_file, SECRET_MAX);
+        snprintf(err, errlen, "--bridge-secret-file \"%s\": %s", o->bridge_secret_file,
+                 r < 0 ? "cannot read it" : "its first line is longer than 1024 bytes");
         return -1;
     }
     o->bridge_secret = strdup(buf);

@@ -19,7 +19,9 @@
 #include "connector_int.h"
 #include "log.h"
 
-#define STREAM_DRAIN_MS 5000 /* after one side's EOF: the other's queue, at most this long */
+#define STREAM_DRAIN_MS                                                                            \
+    5000 /* after one side's EOF: the longest the rest may go without progress */
+#define DRAIN_TICK_MS 500
 
 enum stream_state { S_TARGET, S_PROXY, S_TLS, S_SPLICE, S_DRAIN, S_CLOSED };
 
@@ -39,6 +41,8 @@ struct cstream {
     bool target_paused, proxy_paused;
     uint64_t to_target, from_target, started_ms;
     const char *drain_reason;
+    size_t drain_queued;       /* what was left at the last drain tick */
+    unsigned drain_stalled_ms; /* since it last shrank */
 };
 
 static void send_fail(struct connector *cn, const char *idhex, const char *code, const char *msg)
@@ -118,32 +122,65 @@ static bool drained(struct cstream *s)
     return true;
 }
 
-static void drain_timeout_cb(uv_timer_t *t)
+/* Every DRAIN_TICK_MS while draining: the queues must keep shrinking. A
+ * write request completes only when all of it has gone, so partial
+ * progress is seen here, not in write_cb. */
+static void drain_tick_cb(uv_timer_t *t)
 {
     struct cstream *s = t->data;
-    stream_end(s, s->drain_reason);
+    size_t q = cnet_queued(s->target, NULL) + cnet_queued(s->proxy, &s->tls);
+    if (q < s->drain_queued) {
+        s->drain_queued = q;
+        s->drain_stalled_ms = 0;
+        return;
+    }
+    s->drain_stalled_ms += DRAIN_TICK_MS;
+    if (s->drain_stalled_ms >= STREAM_DRAIN_MS)
+        stream_end(s, "drain_stalled");
 }
 
-/* One side has ended: stop reading, send what is queued (and our
- * close_notify) for at most STREAM_DRAIN_MS, then close both. May end the
- * stream. */
-static void stream_drain(struct cstream *s, const char *reason)
+/* While draining: what the side still open sends is read and dropped, so
+ * that closing it does not turn into a reset that could destroy what we
+ * are still delivering to it. Its EOF is fine; an error ends the stream. */
+static void discard_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
 {
+    struct cstream *s = h->data;
+    (void)buf;
+    if (s != NULL && nread < 0 && nread != UV_EOF)
+        stream_end(s, h == (uv_stream_t *)s->target ? "target_read_error" : "proxy_read_error");
+    else if (s != NULL && nread == UV_EOF)
+        uv_read_stop(h);
+}
+
+/* One side has ended (closed names it): stop reading it, send what is
+ * queued for the other (and our close_notify to the proxy) while it keeps
+ * moving (a slow reader is fine, STREAM_DRAIN_MS without progress is not),
+ * then close both. May end the stream. */
+static void stream_drain(struct cstream *s, const char *reason, uv_tcp_t *closed)
+{
+    uv_tcp_t *open = closed == s->target ? s->proxy : s->target;
     if (s->state == S_DRAIN)
         return;
     s->state = S_DRAIN;
     s->drain_reason = reason;
-    uv_read_stop((uv_stream_t *)s->target);
-    uv_read_stop((uv_stream_t *)s->proxy);
-    if (strcmp(reason, "target_closed") == 0) {
+    uv_read_stop((uv_stream_t *)closed);
+    uv_read_stop((uv_stream_t *)open);
+    if (uv_read_start((uv_stream_t *)open, cnet_alloc_cb, discard_read_cb) != 0) {
+        stream_end(s, reason);
+        return;
+    }
+    if (closed == s->target) {
         tlsio_shutdown(&s->tls);
         if (cnet_flush_tls(s->proxy, &s->tls, write_cb) < 0) {
             stream_end(s, reason);
             return;
         }
     }
-    if (!drained(s))
-        uv_timer_start(&s->timer, drain_timeout_cb, STREAM_DRAIN_MS, 0);
+    if (drained(s))
+        return;
+    s->drain_queued = cnet_queued(s->target, NULL) + cnet_queued(s->proxy, &s->tls);
+    s->drain_stalled_ms = 0;
+    uv_timer_start(&s->timer, drain_tick_cb, DRAIN_TICK_MS, DRAIN_TICK_MS);
 }
 
 static void write_cb(uv_write_t *req, int status)
@@ -185,7 +222,7 @@ static void target_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
         return;
     if (nread < 0) {
         if (nread == UV_EOF)
-            stream_drain(s, "target_closed");
+            stream_drain(s, "target_closed", s->target);
         else
             stream_end(s, "target_read_error");
         return;
@@ -197,7 +234,10 @@ static void target_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
     }
     if (proxy_flush(s) < 0)
         return;
-    if (cnet_queued(s->proxy, &s->tls) > CONN_HWM) {
+    size_t q = cnet_queued(s->proxy, &s->tls);
+    if (q > s->cn->peak_queued)
+        s->cn->peak_queued = q;
+    if (q > CONN_HWM) {
         s->target_paused = true;
         uv_read_stop(h);
     }
@@ -222,7 +262,7 @@ static int proxy_to_target(struct cstream *s)
         if (r == TLS_WANT)
             break;
         if (r == TLS_EOF) {
-            stream_drain(s, "proxy_closed");
+            stream_drain(s, "proxy_closed", s->proxy);
         } else {
             stream_end(s, "proxy_tls_error");
         }
@@ -230,7 +270,10 @@ static int proxy_to_target(struct cstream *s)
     }
     if (proxy_flush(s) < 0)
         return -1;
-    if (cnet_queued(s->target, NULL) > CONN_HWM) {
+    size_t q = cnet_queued(s->target, NULL);
+    if (q > s->cn->peak_queued)
+        s->cn->peak_queued = q;
+    if (q > CONN_HWM) {
         s->proxy_paused = true;
         uv_read_stop((uv_stream_t *)s->proxy);
     }
@@ -273,7 +316,7 @@ static void proxy_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
             return;
         }
         if (nread == UV_EOF)
-            stream_drain(s, "proxy_closed");
+            stream_drain(s, "proxy_closed", s->proxy);
         else
             stream_end(s, "proxy_read_error");
         return;

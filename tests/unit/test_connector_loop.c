@@ -30,6 +30,7 @@
 #include <openssl/x509v3.h>
 
 #include "connector.h"
+#include "connector_int.h" /* peak_queued */
 #include "log.h"
 #include "suites.h"
 #include "tlsio.h"
@@ -208,6 +209,7 @@ static void *echo_main(void *arg)
 
 struct peer {
     int fd;
+    bool silent; /* PINGs are returned to the caller, not answered */
     struct tlsio t;
     uint8_t in[BRIDGE_FRAME_HDR + BRIDGE_FRAME_MAX];
     size_t inlen;
@@ -298,7 +300,8 @@ static void peer_send_frame(struct peer *p, uint8_t type, const char *const *kv)
     peer_flush(p);
 }
 
-/* The next frame that is not a PING (PINGs are answered) or PONG; its
+/* The next frame that is not a PING (PINGs are answered, or returned
+ * when p->silent) or PONG; its
  * payload NUL-terminated in payload. Returns the type, or 0 at EOF. */
 static uint8_t peer_frame(struct peer *p, char *payload, size_t cap)
 {
@@ -314,6 +317,8 @@ static uint8_t peer_frame(struct peer *p, char *payload, size_t cap)
             payload[plen] = '\0';
             memmove(p->in, p->in + used, p->inlen - used);
             p->inlen -= used;
+            if (type == BRIDGE_PING && p->silent)
+                return type;
             if (type == BRIDGE_PING) {
                 const char *kv[] = {"t", "x", NULL};
                 peer_send_frame(p, BRIDGE_PONG, kv);
@@ -586,6 +591,185 @@ START_TEST(test_wrong_name_refused)
 }
 END_TEST
 
+/* A target that reads nothing for a second, then checks BULK bytes of
+ * pattern(i) and sends BULK bytes of pattern(i + 1) back. */
+#define BULK (5u << 20)
+static uint8_t pattern(size_t i, unsigned salt)
+{
+    return (uint8_t)((i * 131u + (i >> 13) + salt) & 0xff);
+}
+
+struct slow {
+    int lfd;
+    pthread_t th;
+    bool ok;
+};
+
+static void *slow_main(void *arg)
+{
+    struct slow *t = arg;
+    static uint8_t buf[65536];
+    int fd = accept(t->lfd, NULL, NULL);
+    size_t got = 0;
+    bool same = fd >= 0;
+    sleep(1); /* everything the proxy sends piles up in front of us */
+    while (same && got < BULK) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n <= 0)
+            break;
+        for (ssize_t k = 0; k < n && same; k++)
+            same = buf[k] == pattern(got + (size_t)k, 0);
+        got += (size_t)n;
+    }
+    for (size_t off = 0; same && off < BULK;) {
+        size_t n = BULK - off < sizeof(buf) ? BULK - off : sizeof(buf);
+        for (size_t k = 0; k < n; k++)
+            buf[k] = pattern(off + k, 1);
+        ssize_t w = write(fd, buf, n);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    t->ok = same && got == BULK;
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+/*
+ * Backpressure both ways: 5 MB to a target that does not read for a
+ * second, 5 MB back to a proxy that does not read for a second. Both
+ * arrive byte-exact, and the connector never queued much more than the
+ * high-water mark for one side (one read more, TLS framing).
+ */
+START_TEST(test_backpressure)
+{
+    uint16_t pport, tport;
+    int lfd = listen_any(&pport);
+    struct slow t = {.lfd = listen_any(&tport)};
+    /* Small receive buffers (inherited by the accepted sockets), so that
+     * a few MB are enough to fill the kernel's part and reach ours. */
+    int small = 32768;
+    setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    setsockopt(t.lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    ck_assert_int_eq(pthread_create(&t.th, NULL, slow_main, &t), 0);
+    char target[32], tokhex[2 * BRIDGE_TOKEN_LEN + 1];
+    uint8_t token[BRIDGE_TOKEN_LEN] = {1, 2, 3}, got[BRIDGE_TOKEN_LEN];
+    snprintf(target, sizeof(target), "127.0.0.1:%u", tport);
+    bridge_token_format(token, tokhex);
+    struct running r;
+    start_connector(&r, pport, target);
+    struct peer ctl, data;
+    control_up(&ctl, lfd);
+    const char *open1[] = {"stream", "00000000000000b1", "token", tokhex, "target", target, NULL};
+    peer_send_frame(&ctl, BRIDGE_OPEN, open1);
+    peer_accept(&data, lfd, 0xb1);
+    peer_read(&data, got, sizeof(got));
+
+    static uint8_t chunk[65536];
+    for (size_t off = 0; off < BULK; off += sizeof(chunk)) {
+        for (size_t k = 0; k < sizeof(chunk); k++)
+            chunk[k] = pattern(off + k, 0);
+        ck_assert_int_eq(tlsio_write(&data.t, chunk, sizeof(chunk)), 0);
+        peer_flush(&data); /* blocks while the connector holds back */
+    }
+    sleep(1); /* now we are the slow reader */
+    static uint8_t want[sizeof(chunk)];
+    for (size_t off = 0; off < BULK; off += sizeof(chunk)) {
+        peer_read(&data, chunk, sizeof(chunk));
+        for (size_t k = 0; k < sizeof(chunk); k++)
+            want[k] = pattern(off + k, 1);
+        ck_assert_msg(memcmp(chunk, want, sizeof(chunk)) == 0, "bytes from %zu differ", off);
+    }
+    pthread_join(t.th, NULL);
+    ck_assert(t.ok);
+    peer_close(&data);
+    connector_stop(r.cn);
+    pthread_join(r.th, NULL);
+    ck_assert_int_eq(r.rc, 0);
+    size_t peak = r.cn->peak_queued;
+    connector_free(r.cn);
+    connector_opts_free(&r.o);
+    peer_close(&ctl);
+    close(t.lfd);
+    close(lfd);
+    ck_assert_msg(peak > CONN_HWM, "peak %zu: the mark was not reached", peak);
+    ck_assert_uint_le(peak, CONN_HWM + 2 * CONN_READ_BUF);
+}
+END_TEST
+
+/* Echo n bytes through an open data connection, byte-exact. */
+static void echo_check(struct peer *data, size_t n, unsigned salt)
+{
+    static uint8_t out[65536], back[65536];
+    ck_assert_uint_le(n, sizeof(out));
+    for (size_t i = 0; i < n; i++)
+        out[i] = pattern(i, salt);
+    ck_assert_int_eq(tlsio_write(&data->t, out, n), 0);
+    peer_flush(data);
+    peer_read(data, back, n);
+    ck_assert_int_eq(memcmp(out, back, n), 0);
+}
+
+/*
+ * The control connection dies (the proxy stops answering PINGs): the
+ * connector counts it dead after 3 heartbeats, reconnects by itself, and
+ * the stream already open keeps working all along. Then stop: BYE, and the
+ * open stream may still finish before the connector exits.
+ */
+START_TEST(test_control_loss_keeps_streams)
+{
+    uint16_t pport, eport;
+    int lfd = listen_any(&pport);
+    struct echo e = {.lfd = listen_any(&eport)};
+    ck_assert_int_eq(pthread_create(&e.th, NULL, echo_main, &e), 0);
+    char target[32], tokhex[2 * BRIDGE_TOKEN_LEN + 1], payload[BRIDGE_FRAME_MAX + 1], line[2048];
+    uint8_t token[BRIDGE_TOKEN_LEN] = {9}, got[BRIDGE_TOKEN_LEN];
+    snprintf(target, sizeof(target), "127.0.0.1:%u", eport);
+    bridge_token_format(token, tokhex);
+    struct running r;
+    start_connector(&r, pport, target);
+    struct peer ctl, data;
+    control_up(&ctl, lfd);
+    const char *open1[] = {"stream", "00000000000000c1", "token", tokhex, "target", target, NULL};
+    peer_send_frame(&ctl, BRIDGE_OPEN, open1);
+    peer_accept(&data, lfd, 0xc1);
+    peer_read(&data, got, sizeof(got));
+    echo_check(&data, 1000, 3);
+
+    /* Silence: the connector PINGs every second, then gives up. */
+    ctl.silent = true;
+    int pings = 0;
+    uint8_t type;
+    while ((type = peer_frame(&ctl, payload, sizeof(payload))) == BRIDGE_PING)
+        pings++;
+    ck_assert_int_eq(type, 0); /* closed by the connector */
+    ck_assert_int_ge(pings, 2);
+    peer_close(&ctl);
+    ck_assert(log_wait("event=tunnel_dead", "streams_open=1", line, sizeof(line)));
+    ck_assert_msg(strstr(line, "open streams keep running") != NULL, "%s", line);
+    echo_check(&data, 50000, 4);
+
+    /* Back by itself. */
+    control_up(&ctl, lfd);
+    echo_check(&data, 2000, 5);
+
+    /* Stop: BYE; the stream still works until it ends, then the exit. */
+    connector_stop(r.cn);
+    ck_assert_int_eq(peer_frame(&ctl, payload, sizeof(payload)), BRIDGE_BYE);
+    payload_is(payload, "reason", "connector shutting down");
+    echo_check(&data, 3000, 6);
+    peer_close(&data);
+    stop_connector(&r);
+    peer_close(&ctl);
+    pthread_join(e.th, NULL);
+    close(e.lfd);
+    close(lfd);
+    ck_assert(log_find("event=stream_closed", "stream=00000000000000c1", line, sizeof(line)));
+    ck_assert_msg(strstr(line, "reason=proxy_closed") != NULL, "%s", line);
+}
+END_TEST
+
 /* One HTTP GET to 127.0.0.1:port; the whole response into out. */
 static void http_get(uint16_t port, const char *path, char *out, size_t cap)
 {
@@ -683,6 +867,8 @@ Suite *connector_loop_suite(void)
     tcase_add_test(tc, test_reject_then_reconnect);
     tcase_add_test(tc, test_wrong_name_refused);
     tcase_add_test(tc, test_health_endpoint);
+    tcase_add_test(tc, test_backpressure);
+    tcase_add_test(tc, test_control_loss_keeps_streams);
     suite_add_tcase(s, tc);
     return s;
 }

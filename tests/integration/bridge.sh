@@ -359,6 +359,23 @@ br_sessions() {
     out=$(pgc cancel "$CI_BR" 1000)
     expect "bridge: PQcancel (what psql's Ctrl-C sends) ends pg_sleep with 57014" "$out" \
         '^cancel sent=1 sqlstate=57014'
+    # psql itself, Ctrl-C (SIGINT) once its query runs on the server.
+    timeout -k 5 60 "$IT_PG_BINDIR/psql" -X -q -v VERBOSITY=verbose "$CI_BR" \
+        -c "SELECT pg_sleep(30) /* br-psql */" >"$BR/psql-int.out" 2>&1 &
+    local tpid=$! i state="" t0
+    for ((i = 0; i < 100 * BR_TS; i++)); do
+        state=$(br_su "SELECT state FROM pg_stat_activity WHERE query LIKE '%/* br-psql */%'
+            AND pid <> pg_backend_pid()")
+        [ "$state" = active ] && break
+        sleep 0.1
+    done
+    local ppid
+    ppid=$(pgrep -P "$tpid" -x psql)
+    t0=$(now_ms)
+    kill -INT "${ppid:-$tpid}" 2>/dev/null
+    wait "$tpid"
+    expect "bridge: psql Ctrl-C (SIGINT) cancels its query through the bridge: 57014 \
+in $(($(now_ms) - t0)) ms" "$(cat "$BR/psql-int.out")" '57014: canceling statement due to user request'
 }
 
 # br_fail_case NAME ROUTE LIBPQ_REGEX RAW_REGEX: what libpq and rawclient see.

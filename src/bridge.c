@@ -199,6 +199,23 @@ static void thread_main(void *arg)
 
 /* ---- main thread ---- */
 
+/* A route through a bridge the file does not hold: every session of it
+ * would fail, say so at start. */
+static void warn_unknown_bridges(const struct config *cfg, const struct authfile *file)
+{
+    for (size_t i = 0; i <= cfg->nroutes; i++) {
+        const struct config *rc = i < cfg->nroutes ? cfg->routes[i].cfg : cfg;
+        const char *route = i < cfg->nroutes ? cfg->routes[i].name : "default";
+        if (rc->client_bridge == NULL || (i == cfg->nroutes && !cfg->has_default) ||
+            authfile_find(file, rc->client_bridge) != NULL)
+            continue;
+        log_warn("event=bridge_unknown route=\"%s\" bridge=%s reason=\"not in --bridges-file: no "
+                 "connector can log in for it\" hint=\"add its line (pg-tls-proxy bridge-secret "
+                 "%s) and reload\"",
+                 route, rc->client_bridge, rc->client_bridge);
+    }
+}
+
 /* The bridge listener's context: the bridge certificate, else the front one. */
 static SSL_CTX *make_ctx(char *err, size_t errlen)
 {
@@ -264,6 +281,7 @@ int bridge_start(const struct config *cfg, struct worker *workers, unsigned nwor
     }
     B.running = true;
     B.closed = false;
+    warn_unknown_bridges(cfg, file);
     log_info("event=bridge_listening address=%s bridges=%zu certificate=\"%s\" heartbeat_s=%u",
              bound, authfile_count(file), B.cert_path,
              (unsigned)(B.core.heartbeat_ms + 999) / 1000);

@@ -258,8 +258,15 @@ void bcore_open(struct bstate *b, struct worker *w, uint64_t stream,
         return;
     }
     struct bctl *c = breg_pick(b, id);
-    if (c == NULL) {
+    if (c == NULL && authfile_find(b->file, id) == NULL)
+        snprintf(msg, sizeof(msg),
+                 "pg-tls-proxy: bridge \"%s\" is not in the proxy's --bridges-file, so no "
+                 "connector can log in for it — add its line (pg-tls-proxy bridge-secret %s "
+                 "prints one) and reload the proxy",
+                 id, id);
+    else if (c == NULL)
         breg_no_connector_msg(breg_entry(b, id, false), id, time(NULL), msg, sizeof(msg));
+    if (c == NULL) {
         log_warn("event=bridge_stream_failed bridge=%s stream=%016" PRIx64
                  " target=%s result=no_connector",
                  id, stream, target);

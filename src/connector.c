@@ -288,8 +288,11 @@ static int ctl_drain(struct connector *cn)
         }
         if (r == TLS_WANT)
             return ctl_flush(cn); /* TLS may have answered something */
-        ctl_retry(cn, LOG_WARN, cn->state == CTL_UP ? "tunnel_down" : "tunnel_failed",
-                  r == TLS_EOF ? "the proxy closed the TLS session" : "TLS error from the proxy");
+        char why[300], e[200];
+        snprintf(why, sizeof(why), "%s%s",
+                 r == TLS_EOF ? "the proxy closed the TLS session" : "TLS error from the proxy: ",
+                 r == TLS_EOF ? "" : tlsio_error(e, sizeof(e)));
+        ctl_retry(cn, LOG_WARN, cn->state == CTL_UP ? "tunnel_down" : "tunnel_failed", why);
         return -1;
     }
 }

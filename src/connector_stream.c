@@ -196,6 +196,8 @@ static void write_cb(uv_write_t *req, int status)
     }
     if (drained(s) || s->state != S_SPLICE)
         return;
+    if (!to_target && cnet_queued(s->proxy, &s->tls) == 0)
+        tlsio_release(&s->tls); /* idle streams keep no TLS buffers */
     /* Room again on one side: read the other again. */
     if (to_target && s->proxy_paused && cnet_queued(s->target, NULL) < CONN_LWM) {
         s->proxy_paused = false;
@@ -270,6 +272,8 @@ static int proxy_to_target(struct cstream *s)
     }
     if (proxy_flush(s) < 0)
         return -1;
+    if (cnet_queued(s->proxy, &s->tls) == 0)
+        tlsio_release(&s->tls); /* idle streams keep no TLS buffers */
     size_t q = cnet_queued(s->target, NULL);
     if (q > s->cn->peak_queued)
         s->cn->peak_queued = q;

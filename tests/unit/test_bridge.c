@@ -501,6 +501,14 @@ START_TEST(test_fail_and_no_connector)
                               : strstr(r->msg, "closed before opening the stream"));
     bridge_result_free(r);
 
+    /* An id the file does not hold. */
+    bridge_open(W, 6, token, "nosuch", "db", 5432);
+    r = result_wait(6, 5000);
+    ck_assert_str_eq(r->label, "no_connector");
+    ck_assert_msg(strstr(r->msg, "bridge \"nosuch\" is not in the proxy's --bridges-file") != NULL,
+                  "%s", r->msg);
+    bridge_result_free(r);
+
     /* Gone: the text says when it was last seen. */
     bridge_open(W, 5, token, "db1", "db", 5432);
     r = result_wait(5, 5000);

@@ -159,7 +159,7 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/
 FUZZ_TIME ?= 30
 FUZZ_LIB_SRCS := src/pgproto.c src/pgmsg.c src/log.c src/config.c src/options.c src/tlsio.c src/cidr.c src/proxyproto.c \
                  src/pemfile.c src/pgtrack.c src/httpreq.c src/scram.c src/scram_server.c src/scram_client.c \
-                 src/authfile.c src/pgauth.c src/conffile.c src/confroute.c src/peermsg.c
+                 src/authfile.c src/pgauth.c src/conffile.c src/confroute.c src/peermsg.c src/bridgeproto.c
 # the connector's --allow list, and the bridge codecs it uses (once)
 FUZZ_LIB_SRCS += src/connector_allow.c $(filter-out $(FUZZ_LIB_SRCS),src/bridgeproto.c)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard include/*.h tests/unit/*.h)

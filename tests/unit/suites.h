@@ -58,5 +58,6 @@ Suite *leg_bridge_suite(void);
 Suite *bridgedial_suite(void);
 Suite *connector_suite(void);
 Suite *connector_loop_suite(void);
+Suite *bridgeproto_suite(void);
 
 #endif

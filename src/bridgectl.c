@@ -170,10 +170,14 @@ void bctl_close(struct bctl *c, const char *reason, const char *bye)
                   log_escape(reason, q, sizeof(q)));
     }
     /* Best effort, at once: a close_notify and what is queued, then the
-     * handle. A connector that reads nothing does not hold us up. */
-    tlsio_shutdown(&c->tls);
-    const unsigned char *p;
-    size_t n = tlsio_peek(&c->tls, &p);
+     * handle. A connector that reads nothing does not hold us up. (No
+     * session yet when the connection could not even be set up.) */
+    const unsigned char *p = NULL;
+    size_t n = 0;
+    if (c->tls.ssl != NULL) {
+        tlsio_shutdown(&c->tls);
+        n = tlsio_peek(&c->tls, &p);
+    }
     if (n > 0) {
         uv_buf_t buf = uv_buf_init((char *)(uintptr_t)p, (unsigned)n);
         (void)uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);

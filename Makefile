@@ -160,8 +160,8 @@ FUZZ_TIME ?= 30
 FUZZ_LIB_SRCS := src/pgproto.c src/pgmsg.c src/log.c src/config.c src/options.c src/tlsio.c src/cidr.c src/proxyproto.c \
                  src/pemfile.c src/pgtrack.c src/httpreq.c src/scram.c src/scram_server.c src/scram_client.c \
                  src/authfile.c src/pgauth.c src/conffile.c src/confroute.c src/peermsg.c src/bridgeproto.c
-# the connector's --allow list, and the bridge codecs it uses (once)
-FUZZ_LIB_SRCS += src/connector_allow.c $(filter-out $(FUZZ_LIB_SRCS),src/bridgeproto.c)
+# the connector's --allow list
+FUZZ_LIB_SRCS += src/connector_allow.c
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard include/*.h tests/unit/*.h)
 	@mkdir -p $(BUILD)/fuzz
 	clang $(CSTD) -g -O1 -Iinclude -Itests/unit -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_SRCS) \

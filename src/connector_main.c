@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <openssl/crypto.h>
 
@@ -182,6 +183,19 @@ static void wipe_secret_copies(int argc, char **argv, char **envp)
             OPENSSL_cleanse(*e + sizeof(var) - 1, strlen(*e + sizeof(var) - 1));
 }
 
+/* Two descriptors per stream (target, data connection): take the hard
+ * limit rather than the soft one (often 1024) before anything opens. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        log_warn("event=rlimit reason=\"cannot raise RLIMIT_NOFILE to %llu\"",
+                 (unsigned long long)rl.rlim_max);
+}
+
 int connector_main(int argc, char **argv, char **envp)
 {
     struct connector_opts o;
@@ -201,6 +215,7 @@ int connector_main(int argc, char **argv, char **envp)
     log_min_level = (enum log_level)o.log_level;
     log_json = o.log_json;
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
     if (o.unknown_env[0] != '\0')
         log_warn("event=unknown_environment connector=%s variables=\"%s\" hint=\"not connector "
                  "options (see pg-tls-proxy connector --help): ignored\"",

@@ -81,6 +81,7 @@ struct conn {
     uint16_t local_port; /* the port the client connected to (route listen-port) */
     const struct back_ops *back_ops; /* the back leg's owner: session, cancel or probe */
     struct dial *dial;
+    uint64_t bridge_stream;   /* the bridge stream carrying the back leg; 0: none */
     struct cancelfwd *cancel; /* the client's CancelRequest, when it sent one */
     uint64_t start_ms, front_deadline, back_deadline;
     uint64_t last_active;   /* last read on either leg (--idle-timeout) */

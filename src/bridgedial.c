@@ -115,6 +115,7 @@ static void setup_cb(void *arg, enum leg_bridge_setup res, const char *why)
     switch (res) {
     case LEG_BRIDGE_UP:
         b->state = BD_DONE;
+        c->bridge_stream = b->stream; /* forgotten when the session ends (conn.c) */
         log_debug("event=bridge_stream conn=%llu stream=%s bridge=%s connector=\"%s\" target=%s:%u",
                   (unsigned long long)c->id, b->sid, rt->bridge, b->connector, rt->host, rt->port);
         b->connected(c);

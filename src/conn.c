@@ -120,6 +120,10 @@ static void conn_free(struct conn *c)
                  (unsigned long long)ms, outcome, login, c->reason);
     }
     dial_free(c);
+    /* The bridge thread counts the streams a connector carries (new
+     * sessions go to the one with the fewest): this one is done. */
+    if (c->bridge_stream != 0)
+        bridgedial_link->forget(c->bridge_stream);
     keymap_remove(c->key);
     login_free(c);
     route_unref(c->route);

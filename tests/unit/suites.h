@@ -55,5 +55,6 @@ Suite *auth_suite(void);
 Suite *bridgeproto_suite(void);
 Suite *connector_suite(void);
 Suite *connector_loop_suite(void);
+Suite *connector_flow_suite(void);
 
 #endif

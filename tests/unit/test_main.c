@@ -56,6 +56,7 @@ int main(void)
     srunner_add_suite(sr, bridgeproto_suite());
     srunner_add_suite(sr, connector_suite());
     srunner_add_suite(sr, connector_loop_suite());
+    srunner_add_suite(sr, connector_flow_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

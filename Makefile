@@ -181,6 +181,13 @@ demo: deps $(BIN)
 
 bench: $(BIN)
 	scripts/bench.sh $(abspath $(BIN))
+	scripts/bench-bridge.sh $(abspath $(BIN))
+
+# make bench-bridge: bridge mode (issue 15) against a direct route, side by
+# side: session set-up latency, COPY throughput, memory per idle session.
+.PHONY: bench-bridge
+bench-bridge: $(BIN)
+	scripts/bench-bridge.sh $(abspath $(BIN))
 
 # make bench-conns N=10000 [HOLD=20]: proxy RSS per concurrent session.
 .PHONY: bench-conns

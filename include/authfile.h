@@ -32,6 +32,9 @@ struct authfile *authfile_load(const char *path, char *err, size_t errlen);
  * Binary search: O(log n). */
 const struct scram_secret *authfile_find(const struct authfile *af, const char *user);
 size_t authfile_count(const struct authfile *af);
+/* The i-th user in sorted order (and its line in the file), or NULL past
+ * the end: for callers that check every name (bridge ids, bridgeauth.c). */
+const char *authfile_user_at(const struct authfile *af, size_t i, size_t *line);
 /* Wipe and free (NULL is fine). */
 void authfile_free(struct authfile *af);
 

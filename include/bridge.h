@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/ssl.h>
+
 #include "bridgeproto.h"
 
 struct config;
@@ -67,6 +69,17 @@ void bridge_open(struct worker *w, uint64_t stream, const uint8_t token[BRIDGE_T
 /* The session gave up on the stream (closed, timed out): a data connection
  * that still comes for it is closed. Any thread. */
 void bridge_forget(uint64_t stream);
+/*
+ * The TLS context of data connections, where this proxy is the server (the
+ * bridge certificate, else the front one; built by bridge.c, swapped on
+ * reload): a new reference (SSL_CTX_free it), or NULL when bridge mode is
+ * off. Any thread. bridgedial.c takes one per stream, for SSL_new, and runs
+ * it as server over the data connection (leg_bridge.c). Worth setting on
+ * it: SSL_MODE_RELEASE_BUFFERS (idle streams give their record buffers
+ * back), ALPN BRIDGE_ALPN selected, SSL_CTX_set_num_tickets(ctx, 0) (a data
+ * connection is never resumed: tickets would be bytes for nothing).
+ */
+SSL_CTX *bridge_ssl_ctx(void);
 
 /* What the bridge thread tells a worker about one stream. */
 struct bridge_result {
@@ -85,9 +98,10 @@ struct bridge_result {
 /* bridge thread -> worker w: queue r (w's async wakes it). Any thread. */
 void worker_bridge_post(struct worker *w, struct bridge_result *r);
 /* On w's thread: deliver r to the session waiting for r->stream (or close
- * r->fd if none waits any more). Takes r. */
+ * r->fd if none waits any more). Takes r. (bridgedial.c; worker_bridge_post
+ * is worker.c's.) */
 void bridge_dial_result(struct worker *w, struct bridge_result *r);
-/* Free r, closing r->fd if still set. */
+/* Free r, closing r->fd if still set. Any thread (defined in bridgedial.c). */
 void bridge_result_free(struct bridge_result *r);
 
 #endif

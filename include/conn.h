@@ -111,7 +111,12 @@ struct conn {
     struct keymap_entry *key;        /* our session's cancel key, while it lives */
     bool tracking;                   /* --idle-timeout: track (below) is fed */
     struct pgtrack track;            /* queries outstanding, after the login */
-    uint64_t idle_since;             /* last byte either way while track was idle */
+    /* A session through a bridge frames what the server sends after the
+     * login (relay.c), so that losing the bridge can still be told to the
+     * client as FATAL 08006 between two of its messages (conn.c). */
+    bool framing;
+    struct pgtrack frames;
+    uint64_t idle_since; /* last byte either way while track was idle */
     /* front.bytes_in / back.bytes_in already added to the byte metrics
      * (worker.c reports open sessions every second) */
     uint64_t reported_from_client, reported_from_upstream;
@@ -173,6 +178,11 @@ void conn_end(struct conn *c, const char *outcome, const char *fmt, ...)
 void conn_fail_front_hint(struct conn *c, const char *sqlstate, const char *outcome,
                           const char *hint, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+/* conn_fail_front, from a caller that knows the client is between two of
+ * the server's messages (even while relaying: relay.c's framing). Ends the
+ * connection: return right after it. */
+void conn_fail_front_between(struct conn *c, const char *sqlstate, const char *outcome,
+                             const char *msg);
 /* Arm the timer for the nearest deadline that still applies. */
 void conn_arm_timer(struct conn *c);
 /* A handle or request holds c; conn_release frees c at the last release

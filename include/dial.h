@@ -1,7 +1,9 @@
 /*
  * dial.h - reaching the upstream: resolve its name, try every address in
  * turn, never take a descriptor kept in reserve for refusing clients
- * (admit.h). The transport is TCP today; a bridge dialer goes here later.
+ * (admit.h). A route with a bridge (--client-bridge) is dialed through it
+ * instead (bridgedial.h): same callbacks, the leg then over
+ * leg_bridge_transport.
  */
 #ifndef PGTP_DIAL_H
 #define PGTP_DIAL_H
@@ -26,7 +28,8 @@ void dial_start(struct conn *c, dial_connected_cb connected, dial_failed_cb fail
  * the next address is tried. May end the connection. */
 void dial_on_close(struct conn *c);
 /* What the dial is doing, for a timeout's message ("resolving its name",
- * "connecting"); NULL once connected or when there is no dial. */
+ * "connecting", "waiting for bridge "ID" to open a stream"); NULL once
+ * connected or when there is no dial. */
 const char *dial_doing(const struct conn *c);
 /* Let go of the dial (resolver and connect requests finish on their own
  * and free it). Idempotent. */

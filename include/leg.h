@@ -1,6 +1,7 @@
 /*
- * leg.h - one side of a session: a transport (TCP today, a bridge stream
- * later: struct leg_transport) and the TLS over it, with its write queue.
+ * leg.h - one side of a session: a transport (TCP, or a stream through a
+ * bridge connector: struct leg_transport) and the TLS over it, with its
+ * write queue.
  *
  * A leg knows nothing of sessions or of the PostgreSQL protocol: it
  * reports to its owner through one callback (leg_event_cb) and the owner
@@ -61,7 +62,8 @@ typedef void (*leg_event_cb)(struct leg *l, enum leg_event ev, const uint8_t *bu
 /*
  * A transport: what moves bytes for a leg. Completions come back through
  * leg_transport_read / _written / _shut / _closed (below). TCP is
- * leg_tcp_transport (leg_tcp.c); a bridge stream would be another table.
+ * leg_tcp_transport (leg_tcp.c); a bridge stream is leg_bridge_transport
+ * (leg_bridge.c).
  */
 struct leg_transport {
     const char *name;
@@ -76,16 +78,23 @@ struct leg_transport {
     int (*shutdown)(struct leg *l);             /* FIN after the queue; leg_transport_shut later */
     void (*close)(struct leg *l);               /* leg_transport_closed later */
     bool (*closing)(const struct leg *l);
+    /* Optional (NULL: nothing): give idle buffers of the transport's own
+     * back (leg_tls_release calls it). */
+    void (*release)(struct leg *l);
 };
 
 extern const struct leg_transport leg_tcp_transport;
+/* A stream through a bridge connector (leg_bridge.c): TCP, and an outer
+ * TLS (this proxy the server) around the leg's own TLS with the database. */
+extern const struct leg_transport leg_bridge_transport;
 
 enum leg_tls { LEG_TLS_NONE, LEG_TLS_HANDSHAKE, LEG_TLS_UP, LEG_TLS_BROKEN };
 
 struct leg {
-    uv_tcp_t tcp; /* leg_tcp_transport's handle */
+    uv_tcp_t tcp; /* leg_tcp_transport's handle (and the bridge transport's) */
     uv_shutdown_t shutdown_req;
     const struct leg_transport *tp;
+    void *tp_data; /* the transport's own state (the bridge's; NULL for TCP), freed at close */
     leg_event_cb on_event;
     struct conn *conn; /* the owner; the leg never looks inside */
     struct worker *w;  /* loop, read buffer, chunk caches */
@@ -113,6 +122,36 @@ void leg_init(struct leg *l, struct conn *c, struct worker *w, leg_event_cb cb);
 /* Open l on a new TCP handle of its worker's loop (l->tcp is then the
  * transport's, ready for uv_tcp_open / uv_tcp_connect). */
 void leg_tcp_open(struct leg *l);
+
+/* How the set-up of a bridge leg ended (leg_bridge_start's callback). */
+enum leg_bridge_setup {
+    LEG_BRIDGE_UP,         /* outer TLS up, the stream's token presented: use the leg */
+    LEG_BRIDGE_TLS_FAILED, /* the outer handshake failed (why: OpenSSL's reason) */
+    LEG_BRIDGE_BAD_TOKEN,  /* the connection did not present the stream's token */
+    LEG_BRIDGE_LOST,       /* EOF or an error before that (why says which) */
+};
+/* Called once, from the event loop, unless leg_bridge_detach came first or
+ * the leg closed. May end the connection. */
+typedef void (*leg_bridge_setup_cb)(void *arg, enum leg_bridge_setup res, const char *why);
+/*
+ * Open l over a bridge data connection: a TCP handle on the worker's loop
+ * plus the transport's state. 0, or -1 when out of memory (l not opened).
+ * Once opened, l must be closed (leg_close) like any other.
+ */
+int leg_bridge_open(struct leg *l);
+/*
+ * Take descriptor fd (connected, non-blocking) and run the set-up in the
+ * event loop: extra (bytes already read after the preamble) first, the
+ * outer TLS handshake as server with ctx, then exactly BRIDGE_TOKEN_LEN
+ * bytes compared with token (CRYPTO_memcmp; both wiped after). cb(arg, ...)
+ * reports once; reading then stays stopped until leg_read_start. 0, or -1
+ * with err filled (fd not taken: the caller closes it, and the leg).
+ */
+int leg_bridge_start(struct leg *l, int fd, SSL_CTX *ctx, const uint8_t *extra, size_t extra_len,
+                     const uint8_t *token, leg_bridge_setup_cb cb, void *arg, char *err,
+                     size_t errlen);
+/* The set-up's owner is gone: cb is never called. Idempotent, any time. */
+void leg_bridge_detach(struct leg *l);
 /* Close the transport if open; LEG_CLOSED follows. Idempotent. */
 void leg_close(struct leg *l);
 /* Free the TLS state (after LEG_CLOSED). */

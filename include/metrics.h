@@ -121,5 +121,8 @@ void metrics_freeze_process_stats(const struct process_stats *ps);
  * (output NUL-terminated), or the length needed if it does not fit in cap.
  */
 size_t metrics_render(char *buf, size_t cap);
+/* Bridge mode's series (metrics_bridge.c; their updates are in bridgeint.h). */
+struct prom_out;
+void metrics_render_bridges(struct prom_out *o);
 
 #endif

@@ -24,6 +24,11 @@
  */
 SSL_CTX *tlsctx_front(const char *cert_path, const char *key_path, char *summary, size_t summarylen,
                       char *err, size_t errlen);
+/* The same with other flags named in errors (the bridge listener's
+ * --bridge-certificate-path, bridge.c). */
+SSL_CTX *tlsctx_server(const char *cert_path, const char *key_path, const char *cert_flag,
+                       const char *key_flag, char *summary, size_t summarylen, char *err,
+                       size_t errlen);
 
 /*
  * Back: verify-full client context. roots_path is a PEM file or a directory

@@ -48,6 +48,8 @@ struct chunk_cache {
     size_t n, max;
 };
 
+struct bridge_result;
+struct bridgedial;
 struct conn;
 struct listener;
 struct route_table;
@@ -66,7 +68,15 @@ struct worker {
     atomic_uint ctl_cmds;        /* WORKER_* bits not yet handled */
     uv_mutex_t offer_lock;       /* guards offered */
     struct route_table *offered; /* a reload's new table, not yet taken */
-    uv_async_t *done;            /* the main thread's: "a worker has finished" */
+    /* bridge mode: the bridge thread's answers (worker_bridge_post, bridge.h) */
+    uv_async_t bridge_async;
+    uv_mutex_t bridge_lock;               /* guards the four below */
+    struct bridge_result *bridge_results; /* posted, not yet taken (oldest first) */
+    struct bridge_result **bridge_tail;   /* where the next one goes */
+    bool bridge_closed;                   /* bridge_async closed: a post is freed */
+    struct bridgedial *bridge_waiting;    /* bridgedial.c: streams waiting for an answer */
+    uint64_t bridge_streams;              /* bridgedial.c: stream ids made so far */
+    uv_async_t *done;                     /* the main thread's: "a worker has finished" */
     unsigned index;
     const struct runtime *rt;
     struct route_table *routes; /* this worker's reference; swapped on reload */

@@ -13,7 +13,7 @@ PACKAGES=(
     build-essential pkg-config libuv1-dev libssl-dev libidn-dev libinih-dev check libpq-dev
     postgresql postgresql-client openssl clang iproute2 procps
     cppcheck clang-tidy clang-format python3 curl ca-certificates valgrind
-    python3-psycopg2 python3-psycopg
+    python3-psycopg2 python3-psycopg socat
 )
 # Then scripts/install-drivers.sh puts pgJDBC 42.7 and postgres.js 4 in a cache
 # (the clients of tests/integration/auth.sh that Debian 12 does not ship).

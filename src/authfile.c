@@ -266,6 +266,15 @@ const struct scram_secret *authfile_find(const struct authfile *af, const char *
     return NULL;
 }
 
+const char *authfile_user_at(const struct authfile *af, size_t i, size_t *line)
+{
+    if (af == NULL || i >= af->n)
+        return NULL;
+    if (line != NULL)
+        *line = af->v[i].line;
+    return af->v[i].user;
+}
+
 size_t authfile_count(const struct authfile *af)
 {
     return af != NULL ? af->n : 0;

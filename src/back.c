@@ -343,6 +343,14 @@ void back_timeout(struct conn *c)
         doing = "waiting for its answer to SSLRequest";
     else if (c->bs == BACK_TLS)
         doing = "in the TLS handshake";
+    if (rt->bridge != NULL) {
+        fail(c, "08001", "timeout",
+             "pg-tls-proxy: timed out after %u s %s with upstream %s:%u through bridge \"%s\" "
+             "— is a connector for \"%s\" online, and can it reach %s:%u?",
+             rt->connect_timeout_ms / 1000, doing != NULL ? doing : "connecting", rt->host,
+             rt->port, rt->bridge, rt->bridge, rt->host, rt->port);
+        return;
+    }
     fail(c, "08001", "timeout",
          "pg-tls-proxy: timed out after %u s %s with upstream %s:%u — is the database "
          "reachable from the proxy host, and are --client-connection-host-or-ip and "

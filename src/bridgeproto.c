@@ -45,7 +45,9 @@ static uint64_t get_be64(const uint8_t *p)
 
 void bridge_preamble_encode(uint64_t stream, uint8_t out[BRIDGE_PREAMBLE_LEN])
 {
-    memcpy(out, BRIDGE_MAGIC, BRIDGE_MAGIC_LEN);
+    static const uint8_t magic[BRIDGE_MAGIC_LEN] = {'P', 'G', 'T', 'P', 'B', 'R', 'G', '1'};
+    for (size_t i = 0; i < BRIDGE_MAGIC_LEN; i++)
+        out[i] = magic[i];
     put_be64(out + BRIDGE_MAGIC_LEN, stream);
 }
 
@@ -132,9 +134,11 @@ void bridge_frame_add(struct bridge_frame *f, const char *key, const char *value
         return;
     }
     uint8_t *p = f->buf + f->len;
-    memcpy(p, key, kl);
+    for (size_t i = 0; i < kl; i++)
+        p[i] = (uint8_t)key[i];
     p[kl] = '=';
-    memcpy(p + kl + 1, value, vl);
+    for (size_t i = 0; i < vl; i++)
+        p[kl + 1 + i] = (uint8_t)value[i];
     p[kl + 1 + vl] = '\n';
     f->len += need;
 }

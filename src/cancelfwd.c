@@ -68,7 +68,11 @@ static bool same_upstream(const struct route *a, const struct route *b)
 {
     if (a == NULL || b == NULL)
         return false;
-    return a == b || (a->port == b->port && a->direct_tls == b->direct_tls &&
+    /* Through a bridge, host:port names a server in the connector's network. */
+    bool same_bridge =
+        (a->bridge == NULL && b->bridge == NULL) ||
+        (a->bridge != NULL && b->bridge != NULL && strcmp(a->bridge, b->bridge) == 0);
+    return a == b || (a->port == b->port && a->direct_tls == b->direct_tls && same_bridge &&
                       strcmp(a->host, b->host) == 0 && strcmp(a->verify_name, b->verify_name) == 0);
 }
 

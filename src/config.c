@@ -23,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "bridgeproto.h"
 #include "conffile.h"
 #include "confroute.h"
 #include "log.h"
@@ -547,6 +548,68 @@ static bool peers_copy(struct config *cfg, const struct conf_file *cf, char *err
     return true;
 }
 
+/* One --client-bridge value (where: "" or "[route NAME]: "). */
+static bool check_client_bridge(const struct config *g, const char *id, const char *where,
+                                char *err, size_t errlen)
+{
+    if (id == NULL)
+        return true;
+    if (!bridge_id_valid(id)) {
+        set_err(err, errlen,
+                "%s--client-bridge \"%s\" is not a bridge id (1-%d of A-Z a-z 0-9 _ . -)", where,
+                id, BRIDGE_ID_MAX);
+        return false;
+    }
+    if (g->bridge_listen == NULL) {
+        set_err(err, errlen,
+                "%s--client-bridge %s needs --bridge-listen HOST:PORT (where its connectors dial "
+                "in) and --bridges-file",
+                where, id);
+        return false;
+    }
+    return true;
+}
+
+/* Bridge mode (issue 15): the listener's address and file, every route's bridge. */
+static bool check_bridge(const struct config *cfg, char *err, size_t errlen)
+{
+    if (cfg->bridge_listen != NULL) {
+        char host[256];
+        uint16_t port;
+        if (bridge_hostport_parse(cfg->bridge_listen, host, sizeof(host), &port) < 0) {
+            set_err(err, errlen,
+                    "--bridge-listen \"%s\" is not HOST:PORT (e.g. 0.0.0.0:7432 or [::]:7432)",
+                    cfg->bridge_listen);
+            return false;
+        }
+        if (cfg->bridges_file == NULL) {
+            set_err(err, errlen,
+                    "--bridge-listen needs --bridges-file: the bridge ids and the verifiers of "
+                    "their secrets (pg-tls-proxy bridge-secret ID prints a line of it)");
+            return false;
+        }
+    } else if (cfg->bridges_file != NULL) {
+        set_err(err, errlen, "--bridges-file is read only with --bridge-listen");
+        return false;
+    }
+    if ((cfg->bridge_cert_path == NULL) != (cfg->bridge_key_path == NULL)) {
+        set_err(err, errlen, "%s",
+                cfg->bridge_cert_path != NULL
+                    ? "--bridge-certificate-path needs --bridge-private-key-path"
+                    : "--bridge-private-key-path needs --bridge-certificate-path");
+        return false;
+    }
+    if (!check_client_bridge(cfg, cfg->has_default ? cfg->client_bridge : NULL, "", err, errlen))
+        return false;
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        char where[128];
+        snprintf(where, sizeof(where), "[route %s]: ", cfg->routes[i].name);
+        if (!check_client_bridge(cfg, cfg->routes[i].cfg->client_bridge, where, err, errlen))
+            return false;
+    }
+    return true;
+}
+
 /* Everything after the raw values are known: apply, check, build routes. */
 static bool build(struct config *cfg, const struct raw_value *raw, const struct conf_file *cf,
                   char *err, size_t errlen)
@@ -580,7 +643,8 @@ static bool build(struct config *cfg, const struct raw_value *raw, const struct 
             return false;
         }
     }
-    return peers_copy(cfg, cf, err, errlen) && confroute_build(cfg, cf, verify_given, err, errlen);
+    return peers_copy(cfg, cf, err, errlen) &&
+           confroute_build(cfg, cf, verify_given, err, errlen) && check_bridge(cfg, err, errlen);
 }
 
 /* On CONFIG_ERROR and CONFIG_EXIT, cfg is left empty (nothing to free;

@@ -24,6 +24,7 @@
 
 #include "admit.h"
 #include "auth.h"
+#include "bridgedial.h"
 #include "cancelfwd.h"
 #include "config.h"
 #include "front.h"
@@ -248,6 +249,10 @@ void conn_leg_lost(struct leg *l, const char *what)
      * crash between our TLS set-up and its ReadyForQuery): everything the
      * watch passed on was whole messages, so the client can still be told
      * why, unless the server has already said so itself. */
+    if (l == &c->back && l->tp == &leg_bridge_transport) {
+        bridgedial_lost(c, what);
+        return;
+    }
     if (l == &c->back && login_watching(c) && !c->back_error_seen) {
         conn_fail_front(c, "08006", "upstream_error",
                         "pg-tls-proxy: the upstream %s went away during the login "
@@ -324,15 +329,14 @@ void conn_end(struct conn *c, const char *outcome, const char *fmt, ...)
  * sidecar mode) and never in reply to an SSLRequest (CVE-2024-10977:
  * clients must not trust unencrypted errors there).
  */
-static void front_error(struct conn *c, const char *sqlstate, const char *outcome, const char *hint,
-                        const char *msg)
+static void front_error_at(struct conn *c, const char *sqlstate, const char *outcome,
+                           const char *hint, const char *msg, bool boundary)
 {
     uint8_t pkt[2048];
     char q[1200];
 
     log_warn("event=error conn=%llu front=%s sqlstate=%s message=\"%s\"", (unsigned long long)c->id,
              c->front_addr, sqlstate, log_escape(msg, q, sizeof(q)));
-    bool boundary = !front_relaying(c) || login_watching(c);
     if (c->phase == PHASE_OPEN && c->front.open && boundary) {
         size_t n = pg_build_error(pkt, sizeof(pkt), "FATAL", sqlstate, msg, hint);
         if (n > 0 && (c->fs == FRONT_FIRST || c->front.plain)) {
@@ -343,6 +347,18 @@ static void front_error(struct conn *c, const char *sqlstate, const char *outcom
         }
     }
     conn_end(c, outcome, "%s: %s", sqlstate, msg);
+}
+
+static void front_error(struct conn *c, const char *sqlstate, const char *outcome, const char *hint,
+                        const char *msg)
+{
+    front_error_at(c, sqlstate, outcome, hint, msg, !front_relaying(c) || login_watching(c));
+}
+
+void conn_fail_front_between(struct conn *c, const char *sqlstate, const char *outcome,
+                             const char *msg)
+{
+    front_error_at(c, sqlstate, outcome, NULL, msg, true);
 }
 
 void conn_fail_front_hint(struct conn *c, const char *sqlstate, const char *outcome,
@@ -518,6 +534,7 @@ void conn_join(struct conn *c)
         !login_start(c))
         return;
     c->tracking = c->w->rt->idle_timeout_ms > 0;
+    c->framing = c->back.tp == &leg_bridge_transport;
     c->last_active = uv_now(c->w->loop);
     c->front.last_read = c->back.last_read = c->last_active;
     conn_arm_timer(c);

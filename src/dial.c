@@ -1,6 +1,7 @@
 /*
  * dial.c - reaching the upstream: resolve, then connect to every address
- * in turn until one answers.
+ * in turn until one answers; or, for a route with a bridge, ask the bridge
+ * for a stream (bridgedial.c).
  *
  * Owns struct dial (the resolver and connect requests and the errors seen
  * so far), which lives until the owner lets go (dial_free) and the last
@@ -19,13 +20,14 @@
 #include <unistd.h>
 
 #include "admit.h"
+#include "bridgedial.h"
 #include "conn.h"
 #include "netaddr.h"
 #include "pgassert.h"
 #include "route.h"
 #include "worker.h"
 
-enum dial_state { DIAL_RESOLVE, DIAL_CONNECT, DIAL_CONNECTED, DIAL_FAILED };
+enum dial_state { DIAL_RESOLVE, DIAL_CONNECT, DIAL_BRIDGE, DIAL_CONNECTED, DIAL_FAILED };
 
 struct dial {
     struct conn *c;
@@ -35,6 +37,7 @@ struct dial {
     uv_getaddrinfo_t gai;
     uv_connect_t connect_req;
     struct addrinfo *addrs, *cur;
+    struct bridgedial *bridge; /* DIAL_BRIDGE: the stream through the route's bridge */
     bool gai_pending, connect_pending;
     bool detached; /* the conn let go; the last callback frees */
     size_t errs_len;
@@ -43,6 +46,7 @@ struct dial {
 
 static void dial_destroy(struct dial *d)
 {
+    bridgedial_free(d->bridge);
     if (d->addrs != NULL)
         uv_freeaddrinfo(d->addrs);
     free(d);
@@ -72,6 +76,8 @@ const char *dial_doing(const struct conn *c)
         return "resolving its name";
     case DIAL_CONNECT:
         return "connecting";
+    case DIAL_BRIDGE:
+        return bridgedial_doing(c->dial->bridge);
     case DIAL_CONNECTED:
     case DIAL_FAILED:
     default:
@@ -226,6 +232,13 @@ void dial_start(struct conn *c, dial_connected_cb connected, dial_failed_cb fail
     d->failed = failed;
     d->state = DIAL_RESOLVE;
     c->dial = d;
+    if (rt->bridge != NULL) {
+        /* No name to resolve here: the connector, inside the private
+         * network, connects to the route's host:port. */
+        d->state = DIAL_BRIDGE;
+        bridgedial_start(c, &d->bridge, connected, failed);
+        return;
+    }
 
     struct addrinfo hints;
     memset(&hints, 0, sizeof(hints));

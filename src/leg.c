@@ -368,6 +368,8 @@ void leg_tls_release(struct leg *l)
 {
     if (!l->plain)
         tlsio_release(&l->tls);
+    if (l->open && l->tp->release != NULL)
+        l->tp->release(l); /* a bridge leg's outer TLS */
 }
 
 SSL *leg_ssl(const struct leg *l)

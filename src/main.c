@@ -21,6 +21,8 @@
 #include "connector.h"
 #include "admin.h"
 #include "authfile.h"
+#include "bridge.h"
+#include "bridgesecret.h"
 #include "listener.h"
 #include "log.h"
 #include "peers.h"
@@ -65,7 +67,7 @@ struct supervisor {
     uv_async_t worker_done;
     uv_timer_t shutdown_timer;
     /* --watch-certificates: the directories of the certificate files */
-    uv_fs_event_t watches[8];
+    uv_fs_event_t watches[11];
     unsigned nwatches;
     uv_timer_t watch_debounce;
     /* the daily look at the front certificate's expiry */
@@ -317,6 +319,12 @@ static void reload(struct supervisor *sv, const char *why)
     for (unsigned i = 0; i < sv->nworkers; i++)
         if (!atomic_load(&sv->workers[i].finished))
             worker_offer_routes(&sv->workers[i], routes);
+    if (bridge_reload(next, err, sizeof(err)) < 0) {
+        char q[1100];
+        log_error("event=reload_failed trigger=%s what=bridges_file reason=\"%s\" hint=\"the "
+                  "bridges file and certificate in use stay; fix the file and reload again\"",
+                  why, log_escape(err, q, sizeof(q)));
+    }
     log_info("event=reloaded trigger=%s ca_roots=\"%s\" front_certificate=[%s]%s", why,
              ctx.roots_summary, ctx.front_summary, auth_summary(routes));
     routes_log(routes, why);
@@ -344,7 +352,7 @@ static void watch_cb(uv_fs_event_t *h, const char *filename, int events, int sta
 
 /*
  * Watch the directory of every certificate, key and CA path, of the
- * auth file and of the --config file: Kubernetes updates a secret or a
+ * auth file, the bridges file and the --config file: Kubernetes updates a secret or a
  * ConfigMap by swapping a symlink in that directory, which a watch on the
  * file itself would miss.
  */
@@ -352,9 +360,10 @@ static void start_watches(struct supervisor *sv, uv_loop_t *loop)
 {
     const struct config *cfg = sv->cfg;
     const char *paths[] = {
-        cfg->front_cert_path, cfg->front_key_path, cfg->ca_roots_path, cfg->front_client_ca_path,
-        cfg->back_cert_path,  cfg->back_key_path,  cfg->auth_file,     cfg->config_path};
-    char dirs[8][4096];
+        cfg->front_cert_path, cfg->front_key_path,   cfg->ca_roots_path,  cfg->front_client_ca_path,
+        cfg->back_cert_path,  cfg->back_key_path,    cfg->auth_file,      cfg->config_path,
+        cfg->bridges_file,    cfg->bridge_cert_path, cfg->bridge_key_path};
+    char dirs[11][4096];
     _Static_assert(sizeof(paths) / sizeof(paths[0]) <= sizeof(sv->watches) / sizeof(sv->watches[0]),
                    "one watch per path at most");
     uv_timer_init(loop, &sv->watch_debounce);
@@ -449,6 +458,7 @@ static void signal_cb(uv_signal_t *h, int signum)
     log_info("event=shutdown signal=%s drain_timeout_s=%u hint=\"send it again to stop at once\"",
              name, sv->cfg->shutdown_timeout_s);
     broadcast(sv, WORKER_DRAIN);
+    bridge_stop(); /* BYE to the connectors, no more streams */
     admin_set_listening(false);
     uv_timer_start(&sv->shutdown_timer, shutdown_timer_cb,
                    (uint64_t)sv->cfg->shutdown_timeout_s * 1000, 0);
@@ -550,6 +560,9 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
     for (size_t i = 0; i < nports; i++)
         freeaddrinfo(addrs[i]);
     free(addrs);
+    /* After the workers exist (results go to them), before they run. */
+    if (bridge_start(cfg, sv.workers, sv.nworkers, err, sizeof(err)) < 0)
+        fatal("%s", err);
     sv.ports = ports;
     sv.nports = nports;
 
@@ -597,6 +610,8 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
 
     uv_run(&main_loop, UV_RUN_DEFAULT);
 
+    /* Before the workers are destroyed: the bridge thread posts to them. */
+    bridge_join();
     int status = 0;
     for (unsigned i = 0; i < sv.nworkers; i++) {
         uv_thread_join(&sv.workers[i].thread);
@@ -625,6 +640,8 @@ int main(int argc, char **argv)
     /* The bridge connector (issue 15): its own options, its own loop. */
     if (argc >= 2 && strcmp(argv[1], "connector") == 0)
         return connector_main(argc - 1, argv + 1, environ);
+    if (argc >= 2 && strcmp(argv[1], "bridge-secret") == 0)
+        return bridgesecret_main(argc - 1, argv + 1, stdout, stderr);
 
     /* Known before the first error can be printed: usage errors are JSON
      * too when JSON was asked for. */

@@ -762,6 +762,7 @@ size_t metrics_render(char *buf, size_t cap)
     render_logins(&o);
     render_upstream(&o);
     render_events(&o);
+    metrics_render_bridges(&o); /* metrics_bridge.c */
     render_certs(&o);
     render_build(&o);
     render_process(&o);

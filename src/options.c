@@ -161,6 +161,24 @@ const struct opt_def config_options[] = {
      NULL, "each peer's host in [peers]",
      "DNS name or IP address every instance's certificate must match (the load balancer's "
      "name, when the instances share its certificate)."},
+    {"bridge-listen", 0, OPT_STRING, PROCESS, "HOST:PORT", FIELD(bridge_listen), false, NULL, "off",
+     "Bridge mode: where connectors (pg-tls-proxy connector, run inside a private network) "
+     "dial in; a route with --client-bridge reaches its upstream through them. Needs "
+     "--bridges-file."},
+    {"bridges-file", 0, OPT_STRING, PROCESS, "PATH", FIELD(bridges_file), false, NULL, "none",
+     "Bridge mode: one \"bridge-id\" \"SCRAM-SHA-256$...\" line per bridge, the verifier of its "
+     "secret (pg-tls-proxy bridge-secret ID prints both); re-read on SIGHUP, and connectors of "
+     "a bridge whose line changed or went are disconnected. Required with --bridge-listen."},
+    {"bridge-certificate-path", 0, OPT_STRING, PROCESS, "PATH", FIELD(bridge_cert_path), false,
+     NULL, "--server-certificate-path",
+     "PEM certificate chain the proxy presents to connectors on --bridge-listen."},
+    {"bridge-private-key-path", 0, OPT_STRING, PROCESS, "PATH", FIELD(bridge_key_path), false, NULL,
+     "--server-private-key-path", "PEM private key for --bridge-certificate-path."},
+    {"client-bridge", 0, OPT_STRING, ROUTE, "ID", FIELD(client_bridge), false, NULL,
+     "none: the proxy connects itself",
+     "Reach the upstream (--client-connection-host-or-ip and --client-connection-port, as the "
+     "connector resolves them) through a connector of this bridge id; the proxy still "
+     "verifies the upstream's certificate end to end. Needs --bridge-listen."},
     {"help", 'h', OPT_HELP, PROCESS, NULL, 0, false, NULL, NULL, "Print this help and exit."},
     {"version", 'V', OPT_VERSION, PROCESS, NULL, 0, false, NULL, NULL,
      "Print the version and exit."},

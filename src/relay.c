@@ -55,6 +55,8 @@ int relay_emit(struct conn *c, struct leg *to, const void *buf, size_t len)
     char e[160];
     if (c->tracking && !login_watching(c))
         relay_track(c, to, buf, len);
+    if (c->framing && to == &c->front && !login_watching(c))
+        (void)pgtrack_server(&c->frames, buf, len); /* unframeable: frames.failed says so */
     to->bytes_out += len;
     if (to->plain)
         return leg_send(to, buf, len);

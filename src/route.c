@@ -63,6 +63,8 @@ struct route *route_new(const struct config *cfg, SSL_CTX *back_ctx, char *err, 
                                                               : "");
     if (r->name == NULL || r->host == NULL || r->verify_name == NULL)
         goto oom;
+    if (cfg->client_bridge != NULL && (r->bridge = strdup(cfg->client_bridge)) == NULL)
+        goto oom;
     r->port = cfg->upstream_port;
     r->mslot = metrics_route_slot(r->name);
     r->direct_tls = cfg->back_direct_tls;
@@ -115,6 +117,7 @@ void route_unref(struct route *r)
     free_list(r->databases, r->ndatabases);
     free(r->host);
     free(r->verify_name);
+    free(r->bridge);
     SSL_CTX_free(r->back_ctx);
     SSL_CTX_free(r->front_ctx);
     authfile_free(r->auth);

@@ -137,6 +137,14 @@ static int apply_policy(SSL_CTX *ctx, const char *side, int min_tls, const char 
 SSL_CTX *tlsctx_front(const char *cert_path, const char *key_path, char *summary, size_t summarylen,
                       char *err, size_t errlen)
 {
+    return tlsctx_server(cert_path, key_path, "--server-certificate-path",
+                         "--server-private-key-path", summary, summarylen, err, errlen);
+}
+
+SSL_CTX *tlsctx_server(const char *cert_path, const char *key_path, const char *cert_flag,
+                       const char *key_flag, char *summary, size_t summarylen, char *err,
+                       size_t errlen)
+{
     char e[256];
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL) {
@@ -155,8 +163,7 @@ SSL_CTX *tlsctx_front(const char *cert_path, const char *key_path, char *summary
     SSL_CTX_set_num_tickets(ctx, 0);            /* TLS 1.3 */
     SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET); /* TLS 1.2 */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    if (load_identity(ctx, cert_path, key_path, "--server-certificate-path",
-                      "--server-private-key-path", err, errlen) < 0) {
+    if (load_identity(ctx, cert_path, key_path, cert_flag, key_flag, err, errlen) < 0) {
         SSL_CTX_free(ctx);
         return NULL;
     }

@@ -17,6 +17,7 @@
 #include <malloc.h>
 #endif
 
+#include "bridge.h"
 #include "listener.h"
 #include "cancel.h"
 #include "log.h"
@@ -39,6 +40,10 @@ static void worker_finish(struct worker *w)
     w->finished = true;
     log_info("event=worker_stopped worker=%u", w->index);
     uv_close((uv_handle_t *)&w->ctl, NULL);
+    uv_mutex_lock(&w->bridge_lock);
+    w->bridge_closed = true; /* later posts are freed (worker_destroy frees the queue) */
+    uv_mutex_unlock(&w->bridge_lock);
+    uv_close((uv_handle_t *)&w->bridge_async, NULL);
     if (w->done != NULL)
         uv_async_send(w->done);
 }
@@ -143,6 +148,48 @@ static void bytes_cb(uv_timer_t *t)
     metrics_bytes_relayed(fc, fu);
 }
 
+/* ---- bridge mode: answers from the bridge thread ---- */
+
+void worker_bridge_post(struct worker *w, struct bridge_result *r)
+{
+    r->next = NULL;
+    uv_mutex_lock(&w->bridge_lock);
+    bool closed = w->bridge_closed;
+    if (!closed) {
+        *w->bridge_tail = r;
+        w->bridge_tail = &r->next;
+    }
+    uv_mutex_unlock(&w->bridge_lock);
+    if (closed) {
+        bridge_result_free(r); /* the worker has stopped: nobody waits */
+        return;
+    }
+    uv_async_send(&w->bridge_async); /* coalesced: the callback takes them all */
+}
+
+/* Take every queued result (the lock held). */
+static struct bridge_result *bridge_take(struct worker *w)
+{
+    uv_mutex_lock(&w->bridge_lock);
+    struct bridge_result *r = w->bridge_results;
+    w->bridge_results = NULL;
+    w->bridge_tail = &w->bridge_results;
+    uv_mutex_unlock(&w->bridge_lock);
+    return r;
+}
+
+static void bridge_async_cb(uv_async_t *a)
+{
+    struct worker *w = a->data;
+    struct bridge_result *r = bridge_take(w);
+    while (r != NULL) {
+        struct bridge_result *next = r->next;
+        r->next = NULL;
+        bridge_dial_result(w, r);
+        r = next;
+    }
+}
+
 static void cancel_tick_cb(uv_timer_t *t)
 {
     (void)t;
@@ -161,6 +208,11 @@ int worker_init(struct worker *w, unsigned index, const struct runtime *rt,
     if (uv_mutex_init(&w->offer_lock) != 0 || uv_async_init(w->loop, &w->ctl, ctl_cb) != 0)
         return -1;
     w->ctl.data = w;
+    w->bridge_tail = &w->bridge_results;
+    if (uv_mutex_init(&w->bridge_lock) != 0 ||
+        uv_async_init(w->loop, &w->bridge_async, bridge_async_cb) != 0)
+        return -1;
+    w->bridge_async.data = w;
     uv_timer_init(w->loop, &w->trim_timer);
     w->trim_timer.data = w;
     uv_timer_init(w->loop, &w->bytes_timer);
@@ -251,6 +303,11 @@ int worker_destroy(struct worker *w)
     if (closed != 0)
         log_error("event=loop_close_failed worker=%u", w->index);
     leg_chunk_cache_free(w);
+    for (struct bridge_result *r = bridge_take(w), *next; r != NULL; r = next) {
+        next = r->next;
+        bridge_result_free(r); /* answers that came too late: their descriptors closed */
+    }
+    uv_mutex_destroy(&w->bridge_lock);
     free(w->listeners);
     route_table_unref(w->routes);
     route_table_unref(w->offered);

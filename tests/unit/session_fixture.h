@@ -75,6 +75,7 @@ struct sfx_opts {
     bool no_upstream;      /* nobody listens on the upstream's port: connections are refused */
     const char *auth_mode; /* --auth-mode (password, scram); NULL: passthrough */
     const char *auth_file; /* scram: the auth file's text, written to a temporary file */
+    const char *bridge; /* --client-bridge: the default route dials through this bridge id */
     /* script of the upstream's i-th connection; NULL: sfx_up_login_echo */
     sfx_up_script up[SFX_MAX_UP];
 };

@@ -53,8 +53,12 @@ Suite *pgauth_suite(void);
 Suite *kdfcache_suite(void);
 Suite *auth_suite(void);
 Suite *bridgeproto_suite(void);
+Suite *leg_bridge_suite(void);
+Suite *bridgedial_suite(void);
 Suite *connector_suite(void);
 Suite *connector_loop_suite(void);
 Suite *connector_flow_suite(void);
+Suite *bridge_suite(void);
+Suite *bridgesecret_suite(void);
 
 #endif

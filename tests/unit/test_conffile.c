@@ -406,6 +406,24 @@ START_TEST(test_no_default_route)
 }
 END_TEST
 
+/* client-bridge is a route's; bridge-listen and bridges-file are the process's. */
+START_TEST(test_route_bridge)
+{
+    const char *text = BASE "bridge-listen = 127.0.0.1:7432\nbridges-file = /b\n"
+                            "[route priv]\nsni = p\nclient-bridge = vpc-1\n";
+    ck_assert_int_eq(parse(NOARGS, NULL, text), CONFIG_OK);
+    ck_assert_ptr_null(cfg.client_bridge);
+    ck_assert_str_eq(route("priv")->cfg->client_bridge, "vpc-1");
+    config_free(&cfg);
+    text = BASE "[route priv]\nsni = p\nclient-bridge = vpc-1\n";
+    ck_assert_int_eq(parse(NOARGS, NULL, text), CONFIG_ERROR);
+    ck_assert_str_eq(err, "[route priv]: --client-bridge vpc-1 needs --bridge-listen HOST:PORT "
+                          "(where its connectors dial in) and --bridges-file");
+    text = BASE "[route priv]\nsni = p\nbridge-listen = 127.0.0.1:7432\n";
+    ck_assert_int_eq(parse(NOARGS, NULL, text), CONFIG_ERROR);
+}
+END_TEST
+
 START_TEST(test_route_only_keys)
 {
     const char *text = BASE "[route a.b_c-1]\n"
@@ -639,6 +657,7 @@ Suite *conffile_suite(void)
     tcase_add_test(tc, test_reload_file);
     tcase_add_test(tc, test_per_route_marks);
     tcase_add_test(tc, test_peers_section);
+    tcase_add_test(tc, test_route_bridge);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -620,6 +620,47 @@ START_TEST(test_auth_mode)
 }
 END_TEST
 
+/* Bridge mode (issue 15): the listener needs its file, a route's bridge the listener. */
+START_TEST(test_bridge_options)
+{
+    ck_assert_int_eq(parse(ARGS(REQ_FLAGS, "--bridge-listen", "0.0.0.0:7432", "--bridges-file",
+                                "/x/bridges", "--client-bridge", "db-1.prod"),
+                           ENV(NULL)),
+                     CONFIG_OK);
+    ck_assert_str_eq(cfg.bridge_listen, "0.0.0.0:7432");
+    ck_assert_str_eq(cfg.bridges_file, "/x/bridges");
+    ck_assert_str_eq(cfg.client_bridge, "db-1.prod");
+    ck_assert_ptr_null(cfg.bridge_cert_path);
+    config_free(&cfg);
+    ck_assert_int_eq(parse(ARGS(REQ_FLAGS), ENV("PG_TLS_PROXY_BRIDGE_LISTEN=[::]:7432",
+                                                "PG_TLS_PROXY_BRIDGES_FILE=/x/b",
+                                                "PG_TLS_PROXY_BRIDGE_CERTIFICATE_PATH=/x/c.pem",
+                                                "PG_TLS_PROXY_BRIDGE_PRIVATE_KEY_PATH=/x/k.pem")),
+                     CONFIG_OK);
+    ck_assert_str_eq(cfg.bridge_cert_path, "/x/c.pem");
+    config_free(&cfg);
+    assert_error(parse(ARGS(REQ_FLAGS, "--client-bridge", "db1"), ENV(NULL)),
+                 "--client-bridge db1 needs --bridge-listen HOST:PORT (where its connectors dial "
+                 "in) and --bridges-file");
+    assert_error(parse(ARGS(REQ_FLAGS, "--bridge-listen", "0.0.0.0:7432", "--bridges-file", "/x",
+                            "--client-bridge", "db 1"),
+                       ENV(NULL)),
+                 "--client-bridge \"db 1\" is not a bridge id (1-63 of A-Z a-z 0-9 _ . -)");
+    assert_error(parse(ARGS(REQ_FLAGS, "--bridge-listen", "0.0.0.0:7432"), ENV(NULL)),
+                 "--bridge-listen needs --bridges-file: the bridge ids and the verifiers of their "
+                 "secrets (pg-tls-proxy bridge-secret ID prints a line of it)");
+    assert_error(
+        parse(ARGS(REQ_FLAGS, "--bridge-listen", "7432", "--bridges-file", "/x"), ENV(NULL)),
+        "--bridge-listen \"7432\" is not HOST:PORT (e.g. 0.0.0.0:7432 or [::]:7432)");
+    assert_error(parse(ARGS(REQ_FLAGS, "--bridges-file", "/x"), ENV(NULL)),
+                 "--bridges-file is read only with --bridge-listen");
+    assert_error(parse(ARGS(REQ_FLAGS, "--bridge-listen", "0.0.0.0:7432", "--bridges-file", "/x",
+                            "--bridge-certificate-path", "/c"),
+                       ENV(NULL)),
+                 "--bridge-certificate-path needs --bridge-private-key-path");
+}
+END_TEST
+
 START_TEST(test_free_is_idempotent)
 {
     ck_assert_int_eq(parse(ARGS(REQ_FLAGS), NULL), CONFIG_OK);
@@ -661,6 +702,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_write_stall_timeout);
     tcase_add_test(tc, test_auth_mode);
     tcase_add_test(tc, test_free_is_idempotent);
+    tcase_add_test(tc, test_bridge_options);
     suite_add_tcase(s, tc);
     return s;
 }

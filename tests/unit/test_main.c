@@ -54,9 +54,13 @@ int main(void)
     srunner_add_suite(sr, kdfcache_suite());
     srunner_add_suite(sr, auth_suite());
     srunner_add_suite(sr, bridgeproto_suite());
+    srunner_add_suite(sr, leg_bridge_suite());
+    srunner_add_suite(sr, bridgedial_suite());
     srunner_add_suite(sr, connector_suite());
     srunner_add_suite(sr, connector_loop_suite());
     srunner_add_suite(sr, connector_flow_suite());
+    srunner_add_suite(sr, bridge_suite());
+    srunner_add_suite(sr, bridgesecret_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -57,6 +57,7 @@ Suite *leg_bridge_suite(void);
 Suite *bridgedial_suite(void);
 Suite *connector_suite(void);
 Suite *connector_loop_suite(void);
+Suite *connector_flow_suite(void);
 Suite *bridge_suite(void);
 Suite *bridgesecret_suite(void);
 

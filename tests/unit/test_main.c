@@ -58,6 +58,7 @@ int main(void)
     srunner_add_suite(sr, bridgedial_suite());
     srunner_add_suite(sr, connector_suite());
     srunner_add_suite(sr, connector_loop_suite());
+    srunner_add_suite(sr, connector_flow_suite());
     srunner_add_suite(sr, bridge_suite());
     srunner_add_suite(sr, bridgesecret_suite());
     srunner_run_all(sr, CK_NORMAL);

@@ -65,6 +65,7 @@ struct bctl {
     uint64_t opened_ms, last_read_ms, last_ping_ms;
     unsigned nstreams;       /* pending and carried */
     unsigned npending;       /* OPENed, no data connection yet */
+    uint64_t last_pick;      /* breg_pick's count when it last chose this one */
     struct bstream *streams; /* its streams, oldest first */
     struct bstream *tail;    /* the newest */
     struct bkdf *kdf;        /* its HELLO's check, queued or running */
@@ -132,6 +133,7 @@ struct bstate {
     size_t npending;
     struct bctl *ctls;
     unsigned numbers; /* the last connector number given */
+    uint64_t picks;   /* breg_pick's choices so far */
     struct bentry *entries;
     size_t nentries, capentries;
     struct bstream *buckets[BRIDGE_STREAM_BUCKETS];

@@ -75,7 +75,6 @@ struct worker {
     struct bridge_result **bridge_tail;   /* where the next one goes */
     bool bridge_closed;                   /* bridge_async closed: a post is freed */
     struct bridgedial *bridge_waiting;    /* bridgedial.c: streams waiting for an answer */
-    uint64_t bridge_streams;              /* bridgedial.c: stream ids made so far */
     uv_async_t *done;                     /* the main thread's: "a worker has finished" */
     unsigned index;
     const struct runtime *rt;

@@ -50,7 +50,7 @@ struct bridge_result *bresult_new(uint64_t stream, int fd, const char *connector
 
 static struct bstream **bucket(struct bstate *b, uint64_t stream)
 {
-    /* Stream ids are random (bridgedial.c): their low bits spread well. */
+    /* Stream ids end in 48 random bits (bridgedial.c): their low bits spread well. */
     return &b->buckets[stream % BRIDGE_STREAM_BUCKETS];
 }
 
@@ -217,8 +217,11 @@ struct bctl *breg_pick(struct bstate *b, const char *id)
     struct bentry *e = breg_entry(b, id, false);
     struct bctl *best = NULL;
     for (struct bctl *c = e != NULL ? e->live : NULL; c != NULL; c = c->enext)
-        if (best == NULL || c->nstreams < best->nstreams)
-            best = c;
+        if (best == NULL || c->nstreams < best->nstreams ||
+            (c->nstreams == best->nstreams && c->last_pick < best->last_pick))
+            best = c; /* the fewest live streams; among equals, the longest unchosen */
+    if (best != NULL)
+        best->last_pick = ++b->picks;
     return best;
 }
 

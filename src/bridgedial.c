@@ -6,9 +6,11 @@
  * dial.c's owner as a TCP dial would.
  *
  * Owns struct bridgedial (held by dial.c's struct dial) and the worker's
- * list of streams waiting for an answer. Stream ids are unique in the
- * process without a lock: the worker's number in the top 16 bits, its own
- * counter below. The token is random, wiped once handed to the leg, and
+ * list of streams waiting for an answer. Stream ids are the worker's
+ * number in the top 16 bits and 48 random bits below: unique without a
+ * lock, and not guessable by someone who can reach the bridge listener and
+ * would race a connector's data connection (the token would refuse them,
+ * but the session would be lost). The token is random, wiped once handed to the leg, and
  * never logged. A session that gives up first forgets its stream, so a data
  * connection that still comes for it is closed by whoever holds it.
  */
@@ -158,10 +160,14 @@ void bridgedial_start(struct conn *c, struct bridgedial **slot, dial_connected_c
     b->connected = connected;
     b->failed = failed;
     b->state = BD_WAIT;
-    b->stream = ((uint64_t)(w->index + 1) << 48) | (++w->bridge_streams & 0xffffffffffffull);
+    uint8_t rnd[6] = {0};
+    int rnd_ok = RAND_bytes(rnd, sizeof(rnd));
+    b->stream = (uint64_t)(w->index + 1) << 48;
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        b->stream |= (uint64_t)rnd[i] << (8 * i);
     snprintf(b->sid, sizeof(b->sid), "%016" PRIx64, b->stream);
     snprintf(b->connector, sizeof(b->connector), "-");
-    if (RAND_bytes(b->token, sizeof(b->token)) != 1) {
+    if (rnd_ok != 1 || RAND_bytes(b->token, sizeof(b->token)) != 1) {
         fail(b, "XX000", "internal", "pg-tls-proxy: no random bytes for a bridge stream token");
         return;
     }

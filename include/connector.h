@@ -50,6 +50,7 @@ struct connector_opts {
     char *name; /* default: the host name */
     char *health_address;
     unsigned heartbeat_s, connect_timeout_s, reconnect_max_s, shutdown_timeout_s;
+    unsigned max_streams; /* streams open at once; more OPENs get FAIL */
     int log_level;
     bool log_json;
     char unknown_env[256]; /* PG_TLS_PROXY_* variables that are not ours, for a warning */

@@ -24,7 +24,7 @@
 #include "adminaddr.h"
 #include "log.h"
 
-enum copt_kind { K_STRING, K_SECONDS, K_LOG, K_LOGFMT, K_HELP, K_VERSION };
+enum copt_kind { K_STRING, K_SECONDS, K_COUNT, K_LOG, K_LOGFMT, K_HELP, K_VERSION };
 
 struct copt {
     const char *name;
@@ -77,6 +77,9 @@ static const struct copt copts[] = {
     {"reconnect-max", 0, K_SECONDS, "SECONDS", F(reconnect_max_s), 1, 3600, "30",
      "Longest wait between attempts to reach the proxy (exponential backoff from 0.5 s, "
      "with jitter)."},
+    {"max-streams", 0, K_COUNT, "N", F(max_streams), 1, 100000, "1000",
+     "At most this many streams open at once; the proxy's OPENs beyond get FAIL (a bound on "
+     "what the proxy can make this connector hold open in the private network)."},
     {"shutdown-timeout", 0, K_SECONDS, "SECONDS", F(shutdown_timeout_s), 0, 86400, "30",
      "On SIGTERM/SIGINT: how long open streams may finish before they are closed."},
     {"log", 'l', K_LOG, "LEVEL", F(log_level), 0, 0, "info",
@@ -304,6 +307,18 @@ static int set_value(struct connector_opts *o, const struct copt *c, const char 
             n > c->max) {
             snprintf(err, errlen, "%s: \"%.40s\" is not a number of seconds from %u to %u", src, v,
                      c->min, c->max);
+            return -1;
+        }
+        *(unsigned *)field = (unsigned)n;
+        return 0;
+    }
+    case K_COUNT: {
+        errno = 0;
+        unsigned long n = strtoul(v, &end, 10);
+        if (!isdigit((unsigned char)v[0]) || *end != '\0' || errno != 0 || n < c->min ||
+            n > c->max) {
+            snprintf(err, errlen, "%s: \"%.40s\" is not a number from %u to %u", src, v, c->min,
+                     c->max);
             return -1;
         }
         *(unsigned *)field = (unsigned)n;

@@ -428,6 +428,11 @@ static struct cstream *stream_new(struct connector *cn, const uint8_t *p, size_t
         snprintf(msg, sizeof(msg), "%s is not on this connector's --allow list", target);
     } else if (cn->stopping) {
         snprintf(msg, sizeof(msg), "the connector is shutting down");
+    } else if (cn->nstreams >= cn->o->max_streams) {
+        snprintf(msg, sizeof(msg),
+                 "the connector has %zu streams open, its --max-streams limit: raise it or run "
+                 "another connector for this bridge",
+                 cn->nstreams);
     } else {
         OPENSSL_cleanse(token, sizeof(token));
         s->cn = cn;

@@ -61,6 +61,7 @@ START_TEST(test_minimal_and_defaults)
     ck_assert_uint_eq(p.o.connect_timeout_s, 10);
     ck_assert_uint_eq(p.o.reconnect_max_s, 30);
     ck_assert_uint_eq(p.o.shutdown_timeout_s, 30);
+    ck_assert_uint_eq(p.o.max_streams, 1000);
     ck_assert_ptr_null(p.o.health_address);
     ck_assert_ptr_nonnull(p.o.name); /* the host name */
     ck_assert_uint_eq(p.o.nallow, 1);
@@ -158,6 +159,7 @@ START_TEST(test_bad_values)
         const char *flag, *value, *expect;
     } cases[] = {
         {"--heartbeat-interval", "0", "--heartbeat-interval: \"0\" is not a number of seconds"},
+        {"--max-streams", "0", "--max-streams: \"0\" is not a number from 1 to 100000"},
         {"--connect-timeout", "10s", "--connect-timeout: \"10s\""},
         {"--reconnect-max", "-1", "--reconnect-max"},
         {"--log", "loud", "--log: \"loud\""},

@@ -67,6 +67,17 @@ START_TEST(test_open_echo_and_refusals)
     cf_peer_flush(&data);
     cf_peer_read(&data, back, sizeof(back));
     ck_assert_mem_eq(back, big, sizeof(big));
+
+    /* Over --max-streams (1 from here on; the loop reads it only when an OPEN
+     * comes, after this write): FAIL, while a1 stays open. */
+    r.o.max_streams = 1;
+    const char *open4[] = {"stream", "00000000000000a4", "token", tokhex, "target", target, NULL};
+    cf_peer_send_frame(&ctl, BRIDGE_OPEN, open4);
+    ck_assert_int_eq(cf_peer_frame(&ctl, payload, sizeof(payload)), BRIDGE_FAIL);
+    cf_payload_is(payload, "stream", "00000000000000a4");
+    cf_payload_is(payload, "code", "error");
+    ck_assert_msg(strstr(payload, "its --max-streams limit") != NULL, "%s", payload);
+    r.o.max_streams = 1000;
     cf_peer_close(&data);
 
     /* Not on the list. */

@@ -126,8 +126,8 @@ expect "Dockerfile: the container's command is the proxy alone (ENTRYPOINT, no C
     "${df_cmd[*]}" '^pg-tls-proxy$'
 expect "Dockerfile: USER is numeric uid:gid" "$df_user" '^[1-9][0-9]*:[0-9]+$'
 uid=${df_user%%:*} gid=${df_user##*:}
-# README.md's docker run: its -e NAME=VALUE pairs.
-mapfile -t readme_env < <(awk '/^docker run/ { on = 1 } on && /-e PG_TLS_PROXY_/ {
+# README.md's docker run of the proxy (not the connector's): its -e NAME=VALUE pairs.
+mapfile -t readme_env < <(awk '/^docker run/ && !/ connector / { on = 1 } on && /-e PG_TLS_PROXY_/ {
         for (i = 1; i <= NF; i++) if ($i == "-e") print $(i + 1) }
     on && !/\\$/ { on = 0 }' "$ROOT/README.md")
 expect "README.md's docker run sets the four required variables and the admin address" \

@@ -171,7 +171,8 @@ int leg_flush(struct leg *l);
 int leg_shutdown(struct leg *l);
 /* Open and not closing: what is queued on it may still go. */
 bool leg_writable(const struct leg *l);
-/* Anything still to go out on l? (A closed leg's queue never will.) */
+/* Anything still to go out on l? (A closing or closed leg's queue never
+ * will: its writes in flight are cancelled.) */
 bool leg_unsent(const struct leg *l);
 /* What l holds to send: chunk capacity in flight + its output queue. */
 size_t leg_backlog(const struct leg *l);

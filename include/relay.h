@@ -30,6 +30,9 @@ void relay_check_drained(struct conn *c);
 /* LEG_DRAINED: a write of l completed; resume reading, run the stall
  * clock, or go on draining. May end the connection. */
 void relay_on_written(struct conn *c, struct leg *l);
+/* LEG_WRITE_FAILED on the back leg while draining: that leg is closed and
+ * the drain goes on without it. May close the connection. */
+void relay_on_write_failed(struct conn *c, struct leg *l, const char *what);
 /* LEG_SHUT: one leg's FIN is out; once all are, LINGER or close. May end
  * the connection. */
 void relay_on_shut(struct conn *c);

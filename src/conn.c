@@ -208,6 +208,8 @@ static void leg_event(struct leg *l, enum leg_event ev, const uint8_t *buf, size
         conn_leg_lost(l, (const char *)buf);
         if (c->phase != PHASE_CLOSING && l == &c->front)
             conn_close(c); /* the client is gone; nothing more can be said */
+        else
+            relay_on_write_failed(c, l, (const char *)buf); /* draining: go on without it */
         return;
     default:
         break;

@@ -188,6 +188,26 @@ void relay_check_drained(struct conn *c)
         conn_close(c);
 }
 
+/*
+ * DRAIN: a write of l failed: its peer reset the connection, e.g. a
+ * connector killed while our writes were on their way (its kernel answers
+ * data that comes after its FIN with a reset; the write of the close_notify
+ * conn_end queued then fails). No LEG_DRAINED follows a failed write, and
+ * nothing more can leave l, so waiting for it held the client's FIN (and
+ * its descriptor) until DRAIN_TIMEOUT_MS. Close l (its writes still in
+ * flight are cancelled and no longer count as unsent) and go on draining
+ * the other leg: the client still reads what it was told, then its EOF.
+ */
+void relay_on_write_failed(struct conn *c, struct leg *l, const char *what)
+{
+    if (c->phase != PHASE_DRAIN)
+        return;
+    log_debug("event=drain_write_failed conn=%llu leg=%s reason=\"%s\"", (unsigned long long)c->id,
+              conn_leg_name(l), what);
+    conn_close_leg(l);
+    relay_check_drained(c);
+}
+
 /* ---- backpressure and the stall clock ---- */
 
 /*

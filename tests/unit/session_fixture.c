@@ -114,6 +114,8 @@ static void sink(void *arg, enum log_level level, const char *line, size_t len)
 {
     struct sfx *f = arg;
     (void)level;
+    if (f->log_hook != NULL)
+        f->log_hook(line, len);
     uv_mutex_lock(&f->log_lock);
     if (f->log_len + len + 2 > f->log_cap) {
         size_t cap = (f->log_cap + len + 2) * 2;
@@ -425,6 +427,7 @@ void sfx_start(struct sfx *f, const struct sfx_opts *o)
     signal(SIGPIPE, SIG_IGN);
     f->saved_level = log_min_level;
     log_min_level = LOG_DEBUG; /* the transition lines are at debug level */
+    f->log_hook = o->log_hook; /* before any thread logs */
     log_set_sink(sink, f);
     for (int i = 0; i < SFX_MAX_UP; i++)
         f->scripts[i] = o->up[i];

@@ -78,6 +78,10 @@ struct sfx_opts {
     const char *bridge; /* --client-bridge: the default route dials through this bridge id */
     /* script of the upstream's i-th connection; NULL: sfx_up_login_echo */
     sfx_up_script up[SFX_MAX_UP];
+    /* Called with every log line on the thread that logs it (the worker's,
+     * before the line is kept): a test acts at an exact point of the
+     * worker's work, e.g. to make a race with a peer happen every time. */
+    void (*log_hook)(const char *line, size_t len);
 };
 
 struct sfx {
@@ -111,6 +115,7 @@ struct sfx {
     SSL_CTX *up_ctx;
     struct sfx_up ups[SFX_MAX_UP];
     sfx_up_script scripts[SFX_MAX_UP];
+    void (*log_hook)(const char *line, size_t len); /* sfx_opts.log_hook */
     /* the test's clients */
     SSL_CTX *cli_ctx;
     /* the captured log */

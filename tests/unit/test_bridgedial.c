@@ -11,8 +11,10 @@
  * Covered: a login and a query through the bridge (stream id layout,
  * target, back_addr in the logs); a failure result reaches the client as
  * FATAL with its own words; a wrong token is refused; the connector killed
- * during the login and between two messages of the data phase (FATAL
- * 08006 naming the bridge, event=bridge_stream_lost), and in the middle of
+ * during the login (also before the StartupMessage reached it: the proxy's
+ * writes then fail, and the drain must not wait for them) and between two
+ * messages of the data phase (FATAL 08006 naming the bridge,
+ * event=bridge_stream_lost), and in the middle of
  * a server message (the session just ends); the session gone first
  * (bridge_forget, a late descriptor closed); the connect timeout while
  * waiting for a stream; a cancel through the bridge; an answer after the
@@ -22,6 +24,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +33,7 @@
 
 #include "bridge.h"
 #include "bridgedial.h"
+#include "conn.h"
 #include "session_cases.h"
 #include "suites.h"
 
@@ -342,9 +346,59 @@ START_TEST(test_connector_killed_during_login)
     ck_assert_str_eq(c->sqlstate, "08006");
     ck_assert_msg(strstr(c->message, "bridge ?db1? connection to the database was lost") != NULL,
                   "%s", c->message);
-    ck_assert_int_ge(sfx_client_wait_eof(c, WAIT_MS), 0);
+    /* The proxy's EOF follows at once: never the drain's timeout (which
+     * is as long as WAIT_MS, so waiting for it made this test flaky). */
+    long ms = sfx_client_wait_eof(c, WAIT_MS);
+    ck_assert_msg(ms >= 0 && ms < DRAIN_TIMEOUT_MS / 2, "the proxy's EOF took %ld ms", ms);
     sfx_client_close(c, true);
     ck_assert(sfx_wait_nconns(&fx, 0, WAIT_MS));
+    connector_join(&k);
+    sfx_client_free(c);
+    SFX_END(&fx);
+}
+END_TEST
+
+/* The connector's descriptor the log hook shuts down; -1: none. */
+static atomic_int kill_fd = -1;
+
+/* On the worker's thread, right after the legs have joined and before the
+ * client's StartupMessage has gone to the connector (conn_join logs, then
+ * flushes): the connector dies first, so that write meets a half-closed
+ * socket and draws a reset. */
+static void kill_at_login_started(const char *line, size_t len)
+{
+    (void)len;
+    int fd = atomic_load(&kill_fd);
+    if (fd >= 0 && strstr(line, "event=login_started") != NULL) {
+        atomic_store(&kill_fd, -1);
+        shutdown(fd, SHUT_RDWR);
+    }
+}
+
+/*
+ * The same, but the connector dies before the StartupMessage has gone (the
+ * race test_connector_killed_during_login runs into under load): the
+ * proxy's writes to it fail (its kernel answers them with a reset) while
+ * the session drains. The drain must not wait for a leg that can never
+ * flush: the client's EOF comes at once, not after DRAIN_TIMEOUT_MS.
+ */
+START_TEST(test_connector_killed_before_startup_sent)
+{
+    start(&(struct sfx_opts){.bridge = "db1", .log_hook = kill_at_login_started});
+    struct sfx_client *c = sc_client_started(&fx, "dora");
+    wait_opens(1);
+    struct connector k;
+    connector_start(&k, 0, false);
+    atomic_store(&kill_fd, k.sfd);
+    ck_assert_int_eq(sfx_client_login(c), 'E');
+    ck_assert_str_eq(c->sqlstate, "08006");
+    ck_assert_msg(strstr(c->message, "bridge ?db1? connection to the database was lost") != NULL,
+                  "%s", c->message);
+    long ms = sfx_client_wait_eof(c, WAIT_MS);
+    ck_assert_msg(ms >= 0 && ms < DRAIN_TIMEOUT_MS / 2, "the proxy's EOF took %ld ms", ms);
+    sfx_client_close(c, true);
+    ck_assert(sfx_wait_nconns(&fx, 0, WAIT_MS));
+    ck_assert(sfx_log_wait(&fx, WAIT_MS, "event=closed", "outcome=upstream_error"));
     connector_join(&k);
     sfx_client_free(c);
     SFX_END(&fx);
@@ -535,6 +589,7 @@ Suite *bridgedial_suite(void)
     tcase_add_test(tc, test_failure_result_reaches_client);
     tcase_add_test(tc, test_wrong_token_refused);
     tcase_add_test(tc, test_connector_killed_during_login);
+    tcase_add_test(tc, test_connector_killed_before_startup_sent);
     tcase_add_test(tc, test_connector_killed_mid_session);
     tcase_add_test(tc, test_connector_killed_mid_message);
     tcase_add_test(tc, test_session_gone_first);

@@ -35,6 +35,7 @@
 #include "bridgedial.h"
 #include "conn.h"
 #include "session_cases.h"
+#include "netpair.h"
 #include "suites.h"
 
 /* ---- test doubles of bridge.c: what the worker asks is captured ---- */
@@ -112,27 +113,6 @@ static void start(const struct sfx_opts *o)
 }
 
 /* ---- the test's bridge thread and connector ---- */
-
-static void tcp_pair(int fds[2])
-{
-    struct sockaddr_in sin;
-    socklen_t len = sizeof(sin);
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(lfd, 0);
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    ck_assert_int_eq(listen(lfd, 1), 0);
-    ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
-    fds[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(fds[0], 0);
-    ck_assert_int_eq(connect(fds[0], (struct sockaddr *)&sin, sizeof(sin)), 0);
-    /* The bridge thread hands over non-blocking descriptors. */
-    fds[1] = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    ck_assert_int_ge(fds[1], 0);
-    close(lfd);
-}
 
 static void post(uint64_t stream, int fd, const char *sqlstate, const char *label, const char *msg)
 {
@@ -212,7 +192,7 @@ out:
 static void connector_start(struct connector *k, int i, bool wrong_token)
 {
     int fds[2];
-    tcp_pair(fds);
+    netpair_tcp(fds, SOCK_CLOEXEC | SOCK_NONBLOCK);
     memset(k, 0, sizeof(*k));
     k->sfd = fds[0];
     pthread_mutex_lock(&cap_lock);
@@ -492,7 +472,7 @@ START_TEST(test_session_gone_first)
     ck_assert_int_eq(forgets, 1);
     ck_assert_uint_eq(cap.forgot[0], cap.stream[0]);
     int fds[2];
-    tcp_pair(fds);
+    netpair_tcp(fds, SOCK_CLOEXEC | SOCK_NONBLOCK);
     sfx_socket_timeouts(fds[0]);
     post(cap.stream[0], fds[1], "", "", "");
     char b;
@@ -571,7 +551,7 @@ START_TEST(test_post_after_worker_stopped)
         usleep(10 * 1000);
     ck_assert(atomic_load(&fx.w->finished));
     int fds[2];
-    tcp_pair(fds);
+    netpair_tcp(fds, SOCK_CLOEXEC | SOCK_NONBLOCK);
     sfx_socket_timeouts(fds[0]);
     post(0x0001000000000042ull, fds[1], "", "", "");
     char b;

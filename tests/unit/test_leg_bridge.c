@@ -28,6 +28,7 @@
 
 #include "bridgeproto.h"
 #include "leg.h"
+#include "netpair.h"
 #include "suites.h"
 #include "worker.h"
 
@@ -228,26 +229,6 @@ static void peer_write(struct peer *p, const void *buf, size_t len)
 
 /* ---- plumbing ---- */
 
-static void tcp_pair(int fds[2])
-{
-    struct sockaddr_in sin;
-    socklen_t len = sizeof(sin);
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(lfd, 0);
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    ck_assert_int_eq(listen(lfd, 1), 0);
-    ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
-    fds[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(fds[0], 0);
-    ck_assert_int_eq(connect(fds[0], (struct sockaddr *)&sin, sizeof(sin)), 0);
-    fds[1] = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    ck_assert_int_ge(fds[1], 0);
-    close(lfd);
-}
-
 static struct tleg *tleg_new(void)
 {
     struct tleg *t = calloc(1, sizeof(*t));
@@ -339,7 +320,7 @@ static void start_pair(struct tleg **tp, struct peer *p, const uint8_t *tok, con
 {
     int fds[2];
     char err[256];
-    tcp_pair(fds);
+    netpair_tcp(fds, SOCK_CLOEXEC | SOCK_NONBLOCK);
     struct tleg *t = tleg_new();
     peer_init(p, fds[0]);
     ck_assert_int_eq(tlsio_handshake(&p->t), TLS_WANT);
@@ -537,7 +518,7 @@ START_TEST(test_eof_before_token)
     struct tleg *t;
     int fds[2];
     char err[256];
-    tcp_pair(fds);
+    netpair_tcp(fds, SOCK_CLOEXEC | SOCK_NONBLOCK);
     t = tleg_new();
     peer_init(&p, fds[0]);
     ck_assert_int_eq(
@@ -566,7 +547,7 @@ START_TEST(test_handshake_garbage)
     struct tleg *t = tleg_new();
     int fds[2];
     char err[256];
-    tcp_pair(fds);
+    netpair_tcp(fds, SOCK_CLOEXEC | SOCK_NONBLOCK);
     static const char junk[] = "GET / HTTP/1.0\r\n\r\n";
     ck_assert_int_eq(leg_bridge_start(&t->leg, fds[1], srv_ctx, (const uint8_t *)junk,
                                       sizeof(junk) - 1, token, setup_cb, t, err, sizeof(err)),
@@ -585,7 +566,7 @@ START_TEST(test_close_during_setup)
     struct tleg *t = tleg_new();
     int fds[2];
     char err[256];
-    tcp_pair(fds);
+    netpair_tcp(fds, SOCK_CLOEXEC | SOCK_NONBLOCK);
     ck_assert_int_eq(
         leg_bridge_start(&t->leg, fds[1], srv_ctx, NULL, 0, token, setup_cb, t, err, sizeof(err)),
         0);

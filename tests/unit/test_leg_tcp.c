@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "leg.h"
+#include "netpair.h"
 #include "suites.h"
 #include "worker.h"
 
@@ -65,26 +66,6 @@ static void on_event(struct leg *l, enum leg_event ev, const uint8_t *buf, size_
 }
 
 /* A connected pair of non-blocking loopback TCP descriptors. */
-static void tcp_pair(int fds[2])
-{
-    struct sockaddr_in sin;
-    socklen_t len = sizeof(sin);
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(lfd, 0);
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    ck_assert_int_eq(listen(lfd, 1), 0);
-    ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
-    fds[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(fds[0], 0);
-    ck_assert_int_eq(connect(fds[0], (struct sockaddr *)&sin, sizeof(sin)), 0);
-    fds[1] = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-    ck_assert_int_ge(fds[1], 0);
-    close(lfd);
-}
-
 static struct tleg *tleg_new(int fd)
 {
     struct tleg *t = calloc(1, sizeof(*t));
@@ -146,7 +127,7 @@ static bool both_closed(struct tleg *a, struct tleg *b)
 START_TEST(test_bytes_then_shutdown)
 {
     int fds[2];
-    tcp_pair(fds);
+    netpair_tcp(fds, SOCK_CLOEXEC);
     struct tleg *a = tleg_new(fds[0]), *b = tleg_new(fds[1]);
     ck_assert_int_eq(leg_read_start(&a->leg), 0);
     ck_assert_int_eq(leg_read_start(&b->leg), 0);
@@ -183,7 +164,7 @@ static bool a_failed(struct tleg *a, struct tleg *b)
 START_TEST(test_peer_reset)
 {
     int fds[2];
-    tcp_pair(fds);
+    netpair_tcp(fds, SOCK_CLOEXEC);
     struct tleg *a = tleg_new(fds[0]);
     ck_assert_int_eq(leg_read_start(&a->leg), 0);
     struct linger lg = {.l_onoff = 1, .l_linger = 0};

@@ -98,13 +98,19 @@ check-dockerfile:
 check-integration: $(BIN) $(PGCLIENT_BIN) $(PGCLIENT18_BIN) $(RAWCLIENT_BIN)
 	PGTP_BIN=$(abspath $(BIN)) PGCLIENT=$(abspath $(PGCLIENT_BIN)) PGCLIENT18=$(abspath $(PGCLIENT18_BIN)) RAWCLIENT=$(abspath $(RAWCLIENT_BIN)) tests/integration/run.sh
 
+# Builds use every core (BUILD_JOBS); the tests then run one suite at a time.
+BUILD_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
 check: deps
-	$(MAKE) WERROR=1 all $(UNIT_BIN) $(PGCLIENT_BIN) $(PGCLIENT18_BIN) $(RAWCLIENT_BIN)
+	$(MAKE) -j$(BUILD_JOBS) WERROR=1 all $(UNIT_BIN) $(PGCLIENT_BIN) $(PGCLIENT18_BIN) $(RAWCLIENT_BIN)
 	$(MAKE) WERROR=1 check-unit check-docs check-bundles check-integration
 
 # The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 asan: deps
+	$(MAKE) -j$(BUILD_JOBS) BUILD=build/asan OPT="-O1 -g" SANFLAGS="$(ASAN_FLAGS)" WERROR=1 \
+	    all $(UNIT_BIN:$(BUILD)/%=build/asan/%) $(PGCLIENT_BIN:$(BUILD)/%=build/asan/%) \
+	    $(PGCLIENT18_BIN:$(BUILD)/%=build/asan/%) $(RAWCLIENT_BIN:$(BUILD)/%=build/asan/%)
 	$(MAKE) BUILD=build/asan OPT="-O1 -g" SANFLAGS="$(ASAN_FLAGS)" WERROR=1 \
 	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -136,7 +142,7 @@ VALGRIND_FLAGS := --tool=memcheck --leak-check=full --show-leak-kinds=definite,i
     --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --num-callers=30
 VALGRIND_LOGS = $(abspath $(BUILD))/valgrind-logs
 valgrind: deps
-	$(MAKE) WERROR=1 all $(UNIT_BIN) $(PGCLIENT_BIN) $(PGCLIENT18_BIN) $(RAWCLIENT_BIN)
+	$(MAKE) -j$(BUILD_JOBS) WERROR=1 all $(UNIT_BIN) $(PGCLIENT_BIN) $(PGCLIENT18_BIN) $(RAWCLIENT_BIN)
 	@echo "valgrind: unit tests (CK_FORK=no) under memcheck"
 	@CK_FORK=no $(VALGRIND) $(VALGRIND_FLAGS) --log-file=$(BUILD)/valgrind-unit.log \
 	    $(UNIT_BIN) >$(BUILD)/valgrind-unit.out 2>&1; rc=$$?; \
@@ -162,16 +168,22 @@ FUZZ_LIB_SRCS := src/pgproto.c src/pgmsg.c src/log.c src/config.c src/options.c 
                  src/authfile.c src/pgauth.c src/conffile.c src/confroute.c src/peermsg.c src/bridgeproto.c
 # the connector's --allow list
 FUZZ_LIB_SRCS += src/connector_allow.c
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard include/*.h tests/unit/*.h)
-	@mkdir -p $(BUILD)/fuzz
-	clang $(CSTD) -g -O1 -Iinclude -Itests/unit -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_SRCS) \
+# The library sources are compiled once for all targets (sanitizers and
+# coverage, not the fuzzer's main), then each target links its own file.
+FUZZ_CFLAGS := $(CSTD) -g -O1 -Iinclude -Itests/unit $(shell pkg-config --cflags openssl libidn inih)
+FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:src/%.c=$(BUILD)/fuzz/obj/%.o)
+.SECONDARY: $(FUZZ_LIB_OBJS)
+$(BUILD)/fuzz/obj/%.o: src/%.c $(wildcard include/*.h)
+	@mkdir -p $(BUILD)/fuzz/obj
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJS) $(wildcard include/*.h tests/unit/*.h)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_OBJS) \
 	    $(shell pkg-config --libs openssl libidn inih)
+# FUZZ_JOBS targets run at once (each for FUZZ_TIME seconds), each with its
+# output in $(BUILD)/fuzz/<target>.log, shown when it fails.
+FUZZ_JOBS ?= 2
 fuzz: $(FUZZ_TARGETS)
-	@for t in $(FUZZ_TARGETS); do \
-	    n=$$(basename $$t); mkdir -p $(BUILD)/fuzz/corpus-$$n; \
-	    echo "fuzz: $$n for $(FUZZ_TIME)s"; \
-	    $$t -max_total_time=$(FUZZ_TIME) -max_len=12000 $(BUILD)/fuzz/corpus-$$n tests/fuzz/corpus/$$n || exit 1; \
-	done
+	@tests/fuzz/run-all.sh $(FUZZ_TIME) $(FUZZ_JOBS) $(FUZZ_TARGETS)
 
 certs:
 	certs/gen-test-certs.sh $(BUILD)/certs

@@ -86,7 +86,9 @@ struct conn {
     uint64_t start_ms, front_deadline, back_deadline;
     uint64_t last_active;   /* last read on either leg (--idle-timeout) */
     uint64_t back_start_ms; /* back leg set-up began (metrics) */
-    uint8_t *startup;       /* plaintext start-up bytes (packet + anything after it) */
+    /* loop times each leg's TLS handshake began (the handshake histograms) */
+    uint64_t front_tls_ms, back_tls_ms;
+    uint8_t *startup; /* plaintext start-up bytes (packet + anything after it) */
     size_t startup_len;
     struct pg_startup_info info;
     char front_addr[64];

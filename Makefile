@@ -37,7 +37,7 @@ UNIT_OBJS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%.o)
 UNIT_BIN := $(BUILD)/unit-tests
 PGCLIENT_BIN := $(BUILD)/pgclient
 
-.PHONY: all test check check-unit check-docs check-integration check-bundles check-dockerfile check-observability asan fuzz bench certs \
+.PHONY: all test check check-unit check-docs check-integration check-bundles check-dockerfile check-observability check-k8s asan fuzz bench certs \
         demo format format-check lint install uninstall deps clean valgrind
 
 all: $(BIN)
@@ -101,12 +101,17 @@ check-dockerfile:
 check-observability: $(BIN)
 	tests/check-observability.sh $(BIN)
 
+# The Kubernetes manifests of deploy/kubernetes/ against --help, the
+# Dockerfile's USER and each other (python3 + PyYAML, no cluster). ~0.5 s.
+check-k8s: $(BIN)
+	tests/check-k8s.sh $(BIN)
+
 check-integration: $(BIN) $(PGCLIENT_BIN) $(PGCLIENT18_BIN) $(RAWCLIENT_BIN)
 	PGTP_BIN=$(abspath $(BIN)) PGCLIENT=$(abspath $(PGCLIENT_BIN)) PGCLIENT18=$(abspath $(PGCLIENT18_BIN)) RAWCLIENT=$(abspath $(RAWCLIENT_BIN)) tests/integration/run.sh
 
 check: deps
 	$(MAKE) WERROR=1 all $(UNIT_BIN) $(PGCLIENT_BIN) $(PGCLIENT18_BIN) $(RAWCLIENT_BIN)
-	$(MAKE) WERROR=1 check-unit check-docs check-bundles check-observability check-integration
+	$(MAKE) WERROR=1 check-unit check-docs check-bundles check-observability check-k8s check-integration
 
 # The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

@@ -86,9 +86,7 @@ struct conn {
     uint64_t start_ms, front_deadline, back_deadline;
     uint64_t last_active;   /* last read on either leg (--idle-timeout) */
     uint64_t back_start_ms; /* back leg set-up began (metrics) */
-    /* loop times each leg's TLS handshake began (the handshake histograms) */
-    uint64_t front_tls_ms, back_tls_ms;
-    uint8_t *startup; /* plaintext start-up bytes (packet + anything after it) */
+    uint8_t *startup;       /* plaintext start-up bytes (packet + anything after it) */
     size_t startup_len;
     struct pg_startup_info info;
     char front_addr[64];
@@ -123,6 +121,8 @@ struct conn {
     /* front.bytes_in / back.bytes_in already added to the byte metrics
      * (worker.c reports open sessions every second) */
     uint64_t reported_from_client, reported_from_upstream;
+    /* loop times each leg's TLS handshake began (the handshake histograms) */
+    uint64_t front_tls_ms, back_tls_ms;
     /* the upstream refused the login: its ErrorResponse's SQLSTATE and
      * severity (login.c), for the closed line and the metric */
     char login_sqlstate[6];

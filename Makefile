@@ -102,7 +102,8 @@ check-observability: $(BIN)
 	tests/check-observability.sh $(BIN)
 
 # The Kubernetes manifests of deploy/kubernetes/ against --help, the
-# Dockerfile's USER and each other (python3 + PyYAML, no cluster). ~0.5 s.
+# Dockerfile's USER and each other (python3 + PyYAML, no cluster), and its
+# ConfigMap's values starting the real binary. ~1 s.
 check-k8s: $(BIN)
 	tests/check-k8s.sh $(BIN)
 

@@ -22,8 +22,10 @@
 # - the load balancer Service's targetPort is the listen port, and it does not
 #   carry the admin port; the ServiceMonitor's port exists on the Service it
 #   selects; the PodDisruptionBudget and Services select the pods; the
-#   NetworkPolicy restricts who reaches the admin port.
-# About 0.3 s. Exits 1 on the first file that does not parse, else after
+#   NetworkPolicy restricts who reaches the admin port;
+# - the ConfigMap's values start the real binary (paths, database and
+#   addresses moved to loopback): /healthz answers 200, SIGTERM exits 0.
+# About 1 s. Exits 1 on the first file that does not parse, else after
 # listing every failed check.
 set -euo pipefail
 
@@ -34,14 +36,21 @@ PY=/usr/bin/python3
     echo "check-k8s: python3 has no yaml module (Debian: python3-yaml)" >&2
     exit 1
 }
-HELP=$(mktemp)
-trap 'rm -f "$HELP"' EXIT
-"$BIN" --help >"$HELP"
+TMP=$(mktemp -d)
+PID=
+# shellcheck disable=SC2317 # run by the EXIT trap
+cleanup() {
+    [ -z "$PID" ] || kill -KILL "$PID" 2>/dev/null || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+"$BIN" --help >"$TMP/help.txt"
 
-exec "$PY" - "$HERE/deploy/kubernetes" "$HERE/Dockerfile" "$HELP" <<'EOF'
+rc=0
+"$PY" - "$HERE/deploy/kubernetes" "$HERE/Dockerfile" "$TMP/help.txt" "$TMP/env.txt" <<'EOF' || rc=1
 import os, re, sys, yaml
 
-kdir, dockerfile, helpfile = sys.argv[1:4]
+kdir, dockerfile, helpfile, envfile = sys.argv[1:5]
 help_text = open(helpfile).read()
 help_envs = set(re.findall(r"env: (PG_TLS_PROXY_[A-Z0-9_]+)", help_text))
 help_flags = set(re.findall(r"^\s+(--[a-z0-9-]+)", help_text, re.M))
@@ -208,6 +217,49 @@ any_admin = [r for r in np["spec"].get("ingress", [])
 check(any_admin and not open_admin and not any(not r.get("ports") for r in np["spec"]["ingress"]),
       "the NetworkPolicy lets only chosen sources reach the admin port")
 
+with open(envfile, "w") as f:
+    for k, v in sorted(env.items()):
+        f.write("%s=%s\n" % (k, v))
 print("k8s: %d passed, %d failed" % (passed, failed))
 sys.exit(1 if failed else 0)
 EOF
+
+# The ConfigMap's values start the real proxy: the environment exactly as the
+# pod gets it, but for what cannot exist here (the database, the mounted
+# certificate, the CA path) and the addresses, moved to loopback and free
+# ports. Then SIGTERM: it drains (no sessions) and exits 0.
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+    -days 2 -keyout "$TMP/key.pem" -out "$TMP/crt.pem" >/dev/null 2>&1
+ADMIN=$(free_port)
+PORT=$(free_port)
+mapfile -t ENVS < <(grep -v -e '^PG_TLS_PROXY_SERVER_CERTIFICATE_PATH=' \
+    -e '^PG_TLS_PROXY_SERVER_PRIVATE_KEY_PATH=' -e '^PG_TLS_PROXY_CLIENT_CA_ROOTS_PATH=' \
+    -e '^PG_TLS_PROXY_CLIENT_CONNECTION_HOST_OR_IP=' -e '^PG_TLS_PROXY_ADMIN_ADDRESS=' \
+    -e '^PG_TLS_PROXY_SERVER_PORT=' "$TMP/env.txt")
+env -i PATH="$PATH" "${ENVS[@]}" PG_TLS_PROXY_SERVER_HOST=127.0.0.1 \
+    PG_TLS_PROXY_SERVER_PORT="$PORT" PG_TLS_PROXY_ADMIN_ADDRESS="127.0.0.1:$ADMIN" \
+    PG_TLS_PROXY_SERVER_CERTIFICATE_PATH="$TMP/crt.pem" \
+    PG_TLS_PROXY_SERVER_PRIVATE_KEY_PATH="$TMP/key.pem" \
+    PG_TLS_PROXY_CLIENT_CA_ROOTS_PATH="$TMP/crt.pem" \
+    PG_TLS_PROXY_CLIENT_CONNECTION_HOST_OR_IP=127.0.0.1 "$BIN" 2>"$TMP/proxy.log" &
+PID=$!
+code=
+for _ in $(seq 50); do
+    code=$(curl -s --max-time 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN/healthz" || true)
+    [ "$code" = 200 ] && break
+    sleep 0.1
+done
+kill -TERM "$PID" 2>/dev/null || true
+prc=0
+wait "$PID" || prc=$?
+PID=
+if [ "$code" = 200 ] && [ "$prc" = 0 ] && grep -q '"event":"stopped"' "$TMP/proxy.log" &&
+    grep -q '"event":"started".*"max_connections":4000' "$TMP/proxy.log"; then
+    echo "ok - k8s: the ConfigMap's values start the proxy (JSON log, cap 4000, /healthz 200, SIGTERM exits 0)"
+else
+    rc=1
+    echo "not ok - k8s: the ConfigMap's values start the proxy (healthz $code, exit $prc)"
+    tail -n 5 "$TMP/proxy.log" | sed 's/^/#   /'
+fi
+exit "$rc"

@@ -37,7 +37,7 @@ UNIT_OBJS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%.o)
 UNIT_BIN := $(BUILD)/unit-tests
 PGCLIENT_BIN := $(BUILD)/pgclient
 
-.PHONY: all test check check-unit check-docs check-integration check-bundles check-dockerfile asan fuzz bench certs \
+.PHONY: all test check check-unit check-docs check-integration check-bundles check-dockerfile check-observability check-k8s asan fuzz bench certs \
         demo format format-check lint install uninstall deps clean valgrind
 
 all: $(BIN)
@@ -95,6 +95,18 @@ check-bundles:
 check-dockerfile:
 	tests/check-dockerfile.sh
 
+# The Grafana dashboard and Prometheus alert rules of deploy/ (promtool from
+# scripts/fetch-promtool.sh): rules and their unit tests, PromQL of every
+# panel, and every metric they name present in a real /metrics scrape. ~2 s.
+check-observability: $(BIN)
+	tests/check-observability.sh $(BIN)
+
+# The Kubernetes manifests of deploy/kubernetes/ against --help, the
+# Dockerfile's USER and each other (python3 + PyYAML, no cluster), and its
+# ConfigMap's values starting the real binary. ~1 s.
+check-k8s: $(BIN)
+	tests/check-k8s.sh $(BIN)
+
 check-integration: $(BIN) $(PGCLIENT_BIN) $(PGCLIENT18_BIN) $(RAWCLIENT_BIN)
 	PGTP_BIN=$(abspath $(BIN)) PGCLIENT=$(abspath $(PGCLIENT_BIN)) PGCLIENT18=$(abspath $(PGCLIENT18_BIN)) RAWCLIENT=$(abspath $(RAWCLIENT_BIN)) tests/integration/run.sh
 
@@ -103,7 +115,7 @@ BUILD_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
 check: deps
 	$(MAKE) -j$(BUILD_JOBS) WERROR=1 all $(UNIT_BIN) $(PGCLIENT_BIN) $(PGCLIENT18_BIN) $(RAWCLIENT_BIN)
-	$(MAKE) WERROR=1 check-unit check-docs check-bundles check-integration
+	$(MAKE) WERROR=1 check-unit check-docs check-bundles check-observability check-k8s check-integration
 
 # The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

@@ -121,6 +121,8 @@ struct conn {
     /* front.bytes_in / back.bytes_in already added to the byte metrics
      * (worker.c reports open sessions every second) */
     uint64_t reported_from_client, reported_from_upstream;
+    /* loop times each leg's TLS handshake began (the handshake histograms) */
+    uint64_t front_tls_ms, back_tls_ms;
     /* the upstream refused the login: its ErrorResponse's SQLSTATE and
      * severity (login.c), for the closed line and the metric */
     char login_sqlstate[6];

@@ -95,6 +95,18 @@ void metrics_upstream_connected(unsigned route, double ms);
 /* Back leg set-up of route failed (a client's or a probe's): /readyz shows
  * msg (sanitised to one printable line) while the route is not ready. */
 void metrics_upstream_failed(unsigned route, const char *msg);
+/* Timing histograms (metrics_hist.c), all routes together; ms from the
+ * worker's loop clock. A client session whose legs were joined ended after
+ * ms (accept to close). */
+void metrics_session_duration(double ms);
+/* A client's TLS handshake completed ms after the proxy answered its
+ * SSLRequest (or read its direct-TLS ClientHello). */
+void metrics_front_handshake(double ms);
+/* An upstream TLS handshake (a client's or a probe's) completed and was
+ * verified ms after it began (TLS alone: not the resolve or TCP connect). */
+void metrics_back_handshake(double ms);
+/* The --max-connections cap in force, as a gauge (start-up). */
+void metrics_set_max_connections(unsigned n);
 /* One cancel request and what became of it (result label: cancel_outcome_name). */
 void metrics_cancel(enum cancel_outcome o);
 void metrics_reload(bool ok);
@@ -121,8 +133,10 @@ void metrics_freeze_process_stats(const struct process_stats *ps);
  * (output NUL-terminated), or the length needed if it does not fit in cap.
  */
 size_t metrics_render(char *buf, size_t cap);
-/* Bridge mode's series (metrics_bridge.c; their updates are in bridgeint.h). */
 struct prom_out;
+/* The timing histograms and the cap gauge (metrics_hist.c). */
+void metrics_render_timings(struct prom_out *o);
+/* Bridge mode's series (metrics_bridge.c; their updates are in bridgeint.h). */
 void metrics_render_bridges(struct prom_out *o);
 
 #endif

@@ -14,6 +14,7 @@ PACKAGES=(
     postgresql postgresql-client openssl clang iproute2 procps
     cppcheck clang-tidy clang-format python3 curl ca-certificates valgrind
     python3-psycopg2 python3-psycopg socat
+    python3-yaml # PyYAML: tests/check-observability.sh and check-k8s.sh read deploy/
 )
 # Then scripts/install-drivers.sh puts pgJDBC 42.7 and postgres.js 4 in a cache
 # (the clients of tests/integration/auth.sh that Debian 12 does not ship).

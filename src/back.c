@@ -212,6 +212,7 @@ static void dial_connected(struct conn *c)
         /* PostgreSQL 17+: the ClientHello is the first thing we send. */
         if (!back_set_state(c, BACK_TLS, "connected, direct TLS"))
             return;
+        c->back_tls_ms = uv_now(c->w->loop);
         leg_tls_begin(&c->back);
         if (leg_read_start(&c->back) < 0) {
             fail(c, "08001", "closed", "pg-tls-proxy: lost the upstream %s", c->back_addr);
@@ -265,6 +266,7 @@ static void sslreq_answer(struct conn *c, const uint8_t *buf, size_t len)
     } else if (buf[0] == 'S') {
         if (!back_set_state(c, BACK_TLS, "'S'"))
             return;
+        c->back_tls_ms = uv_now(c->w->loop);
         leg_tls_begin(&c->back);
         leg_tls_step(&c->back); /* the ClientHello */
     } else if (buf[0] == 'N') {
@@ -309,7 +311,9 @@ static void tls_ready(struct conn *c)
         fail(c, "08001", "closed", "pg-tls-proxy: lost the upstream %s", c->back_addr);
         return;
     }
-    metrics_upstream_connected(c->route->mslot, (double)(uv_now(c->w->loop) - c->back_start_ms));
+    uint64_t now = uv_now(c->w->loop);
+    metrics_back_handshake((double)(now - c->back_tls_ms));
+    metrics_upstream_connected(c->route->mslot, (double)(now - c->back_start_ms));
     c->back_ops->ready(c);
 }
 

@@ -142,6 +142,9 @@ static void conn_free(struct conn *c)
     w->nconns--;
     if (c->counted) {
         admit_client_close();
+        /* Sessions that reached the upstream: refusals would swamp the low buckets. */
+        if (c->join_ms != 0)
+            metrics_session_duration((double)ms);
         metrics_session_closed(c->mslot, metrics_outcome_of(c->outcome ? c->outcome : "closed"),
                                c->front.bytes_in - c->reported_from_client,
                                c->back.bytes_in - c->reported_from_upstream);

@@ -381,6 +381,7 @@ static bool front_tls_begin(struct conn *c, const uint8_t *pending, size_t n, co
         conn_close(c);
         return false;
     }
+    c->front_tls_ms = uv_now(c->w->loop);
     leg_tls_begin(&c->front);
     if (!front_set_state(c, FRONT_TLS, c->direct_tls ? "ClientHello" : "SSLRequest"))
         return false;
@@ -646,6 +647,7 @@ static void front_tls_ready(struct conn *c)
 {
     SSL *ssl = leg_ssl(&c->front);
     c->front.tls_up = true;
+    metrics_front_handshake((double)(uv_now(c->w->loop) - c->front_tls_ms));
     if (!front_set_state(c, FRONT_STARTUP, "handshake done"))
         return;
     sniwarn_check(ssl, (unsigned long long)c->id, c->front_addr);

@@ -580,6 +580,7 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
              auth_mode_name(cfg->auth_mode), auth_summary(routes));
     routes_log(routes, "start");
     routes_publish(routes);
+    metrics_set_max_connections(cfg->max_connections);
     front_certificate_log(&sv, cfg, ctx, "start");
     uv_timer_start(&sv.expiry_timer, expiry_timer_cb, EXPIRY_CHECK_MS, EXPIRY_CHECK_MS);
     if (cfg->upstream_verify_name != NULL && tlsctx_is_cloudsql_name(cfg->upstream_verify_name))

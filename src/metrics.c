@@ -761,6 +761,7 @@ size_t metrics_render(char *buf, size_t cap)
     render_handshakes(&o);
     render_logins(&o);
     render_upstream(&o);
+    metrics_render_timings(&o); /* metrics_hist.c */
     render_events(&o);
     metrics_render_bridges(&o); /* metrics_bridge.c */
     render_certs(&o);

@@ -114,6 +114,20 @@ expect "observe: /metrics: route good has a recent upstream success, route bad n
     '^good_recent=1 bad=0$'
 expect "observe: /metrics: active_sessions has a series per route" \
     "$(grep -c '^pg_tls_proxy_active_sessions{route="\(good\|bad\|-\)"} 0$' "$M")" '^3$'
+# The timing histograms (issue 16): the three clients' TLS handshakes, the
+# upstream handshakes of the good sessions and probes, the good sessions'
+# durations (the bad and refused ones never reached the upstream), the cap.
+OB_GOOD=$(ob_metric "$M" 'pg_tls_proxy_sessions_total{outcome="closed",route="good"}')
+expect "observe: /metrics: front_handshake_seconds counts every client's TLS handshake (3)" \
+    "$(ob_metric "$M" pg_tls_proxy_front_handshake_seconds_count)" '^3$'
+expect "observe: /metrics: back_handshake_seconds counts the verified upstream handshakes (>= good sessions)" \
+    "$(awk -v g="$OB_GOOD" '$1 == "pg_tls_proxy_back_handshake_seconds_count" { print ($2 >= g && g >= 1) ? "ok" : "count " $2 " good " g }' "$M")" '^ok$'
+expect "observe: /metrics: session_duration_seconds counts only the sessions that reached the upstream" \
+    "$(ob_metric "$M" pg_tls_proxy_session_duration_seconds_count) good=$OB_GOOD" "^$OB_GOOD good=$OB_GOOD\$"
+expect "observe: /metrics: sessions of a SELECT last under 5 s (le=\"5\" bucket holds them all)" \
+    "$(ob_metric "$M" 'pg_tls_proxy_session_duration_seconds_bucket{le="5"}')" "^$OB_GOOD\$"
+expect "observe: /metrics: pg_tls_proxy_max_connections is the default cap" \
+    "$(ob_metric "$M" pg_tls_proxy_max_connections)" '^10000$'
 
 # ---- 3. /readyz: all routes, one route, an unknown route ----
 out=$(ob_get /readyz)

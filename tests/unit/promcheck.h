@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define EX_MAXFAM 32
+#define EX_MAXFAM 48
 #define EX_MAXSERIES 8192
 
 struct expo {

@@ -107,6 +107,10 @@ static const char *const families[] = {
     "pg_tls_proxy_readiness_probe_failures_total",
     "pg_tls_proxy_upstream_connect_seconds",
     "pg_tls_proxy_upstream_last_success_timestamp_seconds",
+    "pg_tls_proxy_session_duration_seconds",
+    "pg_tls_proxy_front_handshake_seconds",
+    "pg_tls_proxy_back_handshake_seconds",
+    "pg_tls_proxy_max_connections",
     "pg_tls_proxy_cancel_requests_total",
     "pg_tls_proxy_reloads_total",
     "pg_tls_proxy_accept_pauses_total",
@@ -733,6 +737,108 @@ START_TEST(test_checker_accepts)
 }
 END_TEST
 
+/* The timing histograms (metrics_hist.c): each observation lands in the
+ * first bucket whose bound it does not exceed, and in no other histogram. */
+struct timing_case {
+    void (*observe)(double ms);
+    const char *name;
+    double ms;
+    const char *le;
+};
+static const struct timing_case timing_cases[] = {
+    {metrics_session_duration, "pg_tls_proxy_session_duration_seconds", 40, "0.1"},
+    {metrics_session_duration, "pg_tls_proxy_session_duration_seconds", 100, "0.1"},
+    {metrics_session_duration, "pg_tls_proxy_session_duration_seconds", 101, "0.5"},
+    {metrics_session_duration, "pg_tls_proxy_session_duration_seconds", 7200e3, "10800"},
+    {metrics_session_duration, "pg_tls_proxy_session_duration_seconds", 86400e3, "86400"},
+    {metrics_session_duration, "pg_tls_proxy_session_duration_seconds", 604800e3 + 1, "+Inf"},
+    {metrics_session_duration, "pg_tls_proxy_session_duration_seconds", -3, "0.1"},
+    {metrics_front_handshake, "pg_tls_proxy_front_handshake_seconds", 0, "0.001"},
+    {metrics_front_handshake, "pg_tls_proxy_front_handshake_seconds", 3, "0.005"},
+    {metrics_front_handshake, "pg_tls_proxy_front_handshake_seconds", 15000, "+Inf"},
+    {metrics_front_handshake, "pg_tls_proxy_front_handshake_seconds", NAN, "0.001"},
+    {metrics_back_handshake, "pg_tls_proxy_back_handshake_seconds", 2.5, "0.0025"},
+    {metrics_back_handshake, "pg_tls_proxy_back_handshake_seconds", 120, "0.25"},
+    {metrics_back_handshake, "pg_tls_proxy_back_handshake_seconds", INFINITY, "0.001"},
+};
+static const char *const timing_hists[] = {"pg_tls_proxy_session_duration_seconds",
+                                           "pg_tls_proxy_front_handshake_seconds",
+                                           "pg_tls_proxy_back_handshake_seconds"};
+static const char *const dur_les[] = {"0.1",   "0.5",   "1",      "5",      "15",    "60",
+                                      "300",   "900",   "1800",   "3600",   "10800", "21600",
+                                      "43200", "86400", "259200", "604800", "+Inf"};
+static const char *const hs_les[] = {"0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",
+                                     "0.25",  "0.5",    "1",     "2.5",  "5",     "10",   "+Inf"};
+
+/* How much the bucket le of histogram h moved between renders a and b. */
+static double bucket_moved(const char *a, const char *b, const char *h, const char *le)
+{
+    char s[160];
+    snprintf(s, sizeof(s), "%s_bucket{le=\"%s\"}", h, le);
+    double va = value_of(a, s), vb = value_of(b, s);
+    ck_assert_msg(va >= 0 && vb >= 0, "%s missing", s);
+    return vb - va;
+}
+
+START_TEST(test_timing_histograms)
+{
+    const struct timing_case *tc = &timing_cases[_i];
+    char *a = render();
+    tc->observe(tc->ms);
+    char *b = render();
+    assert_valid(b);
+    for (int h = 0; h < NELEM(timing_hists); h++) {
+        bool mine = strcmp(timing_hists[h], tc->name) == 0;
+        bool dur = strcmp(timing_hists[h], "pg_tls_proxy_session_duration_seconds") == 0;
+        const char *const *les = dur ? dur_les : hs_les;
+        int n = dur ? NELEM(dur_les) : NELEM(hs_les);
+        int nb;
+        char pre[128];
+        snprintf(pre, sizeof(pre), "%s_bucket{", timing_hists[h]);
+        sum_prefix(b, pre, &nb);
+        ck_assert_int_eq(nb, n);
+        bool reached = false;
+        for (int i = 0; i < n; i++) {
+            reached = reached || (mine && strcmp(les[i], tc->le) == 0);
+            double d = bucket_moved(a, b, timing_hists[h], les[i]);
+            ck_assert_msg(d == (reached ? 1 : 0), "%s %g ms: %s le=%s moved by %g", tc->name,
+                          tc->ms, timing_hists[h], les[i], d);
+        }
+        ck_assert_msg(reached == mine, "%g ms never reached le=%s", tc->ms, tc->le);
+        char cnt[128];
+        snprintf(cnt, sizeof(cnt), "%s_count", timing_hists[h]);
+        ck_assert(value_of(b, cnt) - value_of(a, cnt) == (mine ? 1 : 0));
+    }
+    /* The sum moves by the observation (clamped to 0 when not a sane time). */
+    char sum[128];
+    snprintf(sum, sizeof(sum), "%s_sum", tc->name);
+    double want = tc->ms > 0 && tc->ms < 1e12 ? tc->ms / 1000 : 0;
+    double ds = value_of(b, sum) - value_of(a, sum);
+    ck_assert_msg(fabs(ds - want) < 1e-3, "%s sum moved by %g, not %g", tc->name, ds, want);
+    free(a);
+    free(b);
+}
+END_TEST
+
+START_TEST(test_max_connections_gauge)
+{
+    metrics_set_max_connections(0);
+    char *a = render();
+    ck_assert(value_of(a, "pg_tls_proxy_max_connections") == 0);
+    metrics_set_max_connections(10000);
+    char *b = render();
+    assert_valid(b);
+    ck_assert(value_of(b, "pg_tls_proxy_max_connections") == 10000);
+    metrics_set_max_connections(1000000);
+    char *c = render();
+    ck_assert(value_of(c, "pg_tls_proxy_max_connections") == 1000000);
+    metrics_set_max_connections(0);
+    free(a);
+    free(b);
+    free(c);
+}
+END_TEST
+
 Suite *metrics_suite(void)
 {
     Suite *s = suite_create("metrics");
@@ -742,6 +848,8 @@ Suite *metrics_suite(void)
     tcase_add_test(m, test_counters_move);
     tcase_add_test(m, test_outcome_names);
     tcase_add_test(m, test_histogram);
+    tcase_add_loop_test(m, test_timing_histograms, 0, NELEM(timing_cases));
+    tcase_add_test(m, test_max_connections_gauge);
     tcase_add_test(m, test_handshake_bad_reasons);
     /* before test_handshake_table_full: with CK_FORK=no (valgrind) the
      * tests share one process, and a full table has no row for tm_b */

@@ -42,7 +42,7 @@ UNIT_OBJS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%.o)
 UNIT_BIN := $(BUILD)/unit-tests
 PGCLIENT_BIN := $(BUILD)/pgclient
 
-.PHONY: all test check check-unit check-docs check-integration check-bundles check-dockerfile check-version asan fuzz bench certs \
+.PHONY: all test check check-unit check-docs check-integration check-bundles check-dockerfile check-version check-certbot-hook asan fuzz bench certs \
         demo format format-check lint install uninstall deps clean valgrind
 
 all: $(BIN)
@@ -118,12 +118,17 @@ check-dockerfile:
 check-version: $(BIN)
 	tests/check-version.sh $(BIN)
 
+# contrib/certbot-deploy-hook.sh against a fake certbot lineage and a real
+# proxy (about 1 s).
+check-certbot-hook: $(BIN)
+	tests/check-certbot-hook.sh $(BIN)
+
 check-integration: $(BIN) $(PGCLIENT_BIN) $(PGCLIENT18_BIN) $(RAWCLIENT_BIN)
 	PGTP_BIN=$(abspath $(BIN)) PGCLIENT=$(abspath $(PGCLIENT_BIN)) PGCLIENT18=$(abspath $(PGCLIENT18_BIN)) RAWCLIENT=$(abspath $(RAWCLIENT_BIN)) tests/integration/run.sh
 
 check: deps
 	$(MAKE) WERROR=1 all $(UNIT_BIN) $(PGCLIENT_BIN) $(PGCLIENT18_BIN) $(RAWCLIENT_BIN)
-	$(MAKE) WERROR=1 check-unit check-docs check-version check-bundles check-integration
+	$(MAKE) WERROR=1 check-unit check-docs check-version check-certbot-hook check-bundles check-integration
 
 # The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

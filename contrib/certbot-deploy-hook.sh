@@ -3,10 +3,11 @@
 # renewed where pg-tls-proxy, running as a non-root user, can read it, then
 # make the proxy load it.
 #
-#   certbot certonly ... --deploy-hook /usr/local/share/pg-tls-proxy/certbot-deploy-hook.sh
-#   (or copy it into /etc/letsencrypt/renewal-hooks/deploy/)
+#   install -m 755 contrib/certbot-deploy-hook.sh /etc/letsencrypt/renewal-hooks/deploy/pg-tls-proxy.sh
+#   (run at each renewal; once by hand after the first certonly), or
+#   certbot certonly ... --deploy-hook /path/to/certbot-deploy-hook.sh
 #
-# certbot runs deploy hooks as root after each successful issue or renewal,
+# certbot runs deploy hooks as root after a successful issue or renewal,
 # with RENEWED_LINEAGE set to the certificate's live directory
 # (/etc/letsencrypt/live/NAME). certbot keeps its keys in directories only
 # root may enter, and swaps its symlinks non-atomically, so the proxy must not

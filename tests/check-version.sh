@@ -8,7 +8,8 @@
 # Checks, in this tree and in throw-away clones and exports under $TMPDIR
 # (tags are made only in those clones, never in this repository):
 #   - `BIN --version` and `BIN connector --version` print `make print-version`,
-#     which is git describe's answer rewritten by the scheme;
+#     which is git describe's answer rewritten by the scheme, and so do the
+#     running proxy's event=started line and pg_tls_proxy_build_info;
 #   - at a tag, after a tag, with no tag, with uncommitted changes;
 #   - a `git archive` export (no .git) of a tagged and of an untagged commit,
 #     also when unpacked inside another git repository;
@@ -75,6 +76,34 @@ if [ -e "$repo/.git" ]; then
     *-dirty) expect "git describe (no tag, dirty)" "$want" "$base+$n.g${d%-dirty}.dirty" ;;
     *) expect "git describe (no tag)" "$want" "$base+$n.g$d" ;;
     esac
+fi
+
+# The running proxy shows it too: the event=started line and the metric
+# pg_tls_proxy_build_info{version} (a self-signed certificate, loopback
+# ports, no upstream contacted).
+port_of() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+if command -v openssl >/dev/null && command -v python3 >/dev/null && command -v curl >/dev/null; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+        -addext subjectAltName=DNS:localhost -keyout "$tmp/key.pem" -out "$tmp/crt.pem" 2>/dev/null
+    port=$(port_of)
+    aport=$(port_of)
+    "$bin" --server-certificate-path "$tmp/crt.pem" --server-private-key-path "$tmp/key.pem" \
+        --server-host 127.0.0.1 --server-port "$port" --client-connection-host-or-ip 127.0.0.1 \
+        --client-connection-port 1 --client-tls-validation-host localhost \
+        --client-ca-roots-path "$tmp/crt.pem" --admin-address "127.0.0.1:$aport" --workers 1 \
+        </dev/null >"$tmp/proxy.log" 2>&1 &
+    ppid_=$!
+    for _ in $(seq 100); do
+        grep -q 'event=started' "$tmp/proxy.log" && break
+        sleep 0.1
+    done
+    expect "event=started version=" "$(sed -n 's/.*event=started version=\([^ ]*\).*/\1/p' "$tmp/proxy.log")" "$want"
+    expect "pg_tls_proxy_build_info{version}" \
+        "$(curl -s "http://127.0.0.1:$aport/metrics" | sed -n 's/^pg_tls_proxy_build_info{version="\([^"]*\)".*} 1$/\1/p')" "$want"
+    kill -TERM "$ppid_" 2>/dev/null || true
+    wait "$ppid_" 2>/dev/null || true
+else
+    expect "openssl, python3 and curl (to start the proxy) are installed" no yes
 fi
 
 # 2. A clone where this test may make tags: the scheme, case by case.

@@ -16,7 +16,7 @@
 #   - a copy with neither .git nor git archive's substitutions: VERSION;
 #   - every answer is a valid Debian version, and later builds sort later.
 # Prints "version: N passed, M failed"; exits 1 if anything failed (2 on misuse).
-# Takes about 2 s (no compiler run: the exports are asked with make print-version).
+# Takes about 3 s (no compiler run: the exports are asked with make print-version).
 set -euo pipefail
 
 if [ $# -ne 1 ]; then

@@ -4,9 +4,10 @@
 #   scripts/version.sh          (from anywhere; reads the repository it is in)
 #
 # The scheme (README "Releases and versions"); every result starts with a
-# digit and uses only [0-9A-Za-z.+], so it is a valid Debian upstream version
+# digit and uses only [0-9A-Za-z.+~], so it is a valid Debian upstream version
 # (make deb) and sorts after the release it follows:
 #   at tag vX.Y.Z                      X.Y.Z
+#   at a pre-release tag vX.Y.Z-rc1    X.Y.Z~rc1 (sorts before X.Y.Z)
 #   N commits after tag vX.Y.Z         X.Y.Z+N.g<sha>
 #   no v* tag in the history           <VERSION>+N.g<sha>   (N: commits in all)
 #   uncommitted changes                the above + ".dirty" (or "+dirty" at a tag)
@@ -36,11 +37,13 @@ from_describe() {
         dirty=dirty
         d=${d%-dirty}
     fi
-    local v
-    if [[ $d =~ ^v([0-9][0-9A-Za-z.]*)-([0-9]+)-g([0-9a-f]+)$ ]]; then
-        v="${BASH_REMATCH[1]}+${BASH_REMATCH[2]}.g${BASH_REMATCH[3]}"
-    elif [[ $d =~ ^v([0-9][0-9A-Za-z.]*)$ ]]; then
-        v=${BASH_REMATCH[1]}
+    local v tag
+    if [[ $d =~ ^v([0-9][0-9A-Za-z.-]*)-([0-9]+)-g([0-9a-f]+)$ ]]; then
+        tag=${BASH_REMATCH[1]}
+        v="${tag//-/\~}+${BASH_REMATCH[2]}.g${BASH_REMATCH[3]}"
+    elif [[ $d =~ ^v([0-9][0-9A-Za-z.-]*)$ ]]; then
+        tag=${BASH_REMATCH[1]}
+        v=${tag//-/\~}
     elif [[ $d =~ ^[0-9a-f]+$ ]]; then
         v="$base+${count:+$count.}g$d"
     else

@@ -42,7 +42,7 @@ expect() { # expect WHAT GOT WANT
 }
 valid() { # valid VERSION: starts with a digit, only [0-9A-Za-z.+], dpkg agrees
     local ok=no
-    if [[ $1 =~ ^[0-9][0-9A-Za-z.+]*$ ]]; then ok=yes; fi
+    if [[ $1 =~ ^[0-9][0-9A-Za-z.+~]*$ ]]; then ok=yes; fi
     if [ $ok = yes ] && command -v dpkg >/dev/null && ! dpkg --validate-version "$1" 2>/dev/null; then
         ok=no
     fi
@@ -136,6 +136,20 @@ later 7.8.9 "$after"
 echo "# change" >>"$c/VERSION.note"
 expect "after the tag, dirty" "$(ver "$c")" "7.8.9+1.g$sha2.dirty"
 later "$after" "$(ver "$c")"
+
+# A pre-release tag (semver's vX.Y.Z-rc1): Debian's "~", before the release.
+git -C "$c" stash -q
+gc tag -a v8.0.0-rc1 -m v8.0.0-rc1
+expect "at tag v8.0.0-rc1" "$(ver "$c")" "8.0.0~rc1"
+valid "$(ver "$c")"
+later 8.0.0~rc1 8.0.0
+later 7.8.9+1.g"$sha2" 8.0.0~rc1
+gc commit -q --allow-empty -m "after the rc"
+sha3=$(git -C "$c" rev-parse --short HEAD)
+expect "one commit after v8.0.0-rc1" "$(ver "$c")" "8.0.0~rc1+1.g$sha3"
+later 8.0.0~rc1 "$(ver "$c")"
+git -C "$c" reset -q --hard HEAD~1
+git -C "$c" tag -d v8.0.0-rc1 >/dev/null
 
 # 3. git archive exports: no .git; git filled in scripts/version-archive.txt.
 export_to() { # export_to DIR COMMIT

@@ -9,7 +9,12 @@
 #   make demo       throw-away PostgreSQL + private CA + proxy; prints a psql line
 #   make fuzz       build and briefly run the libFuzzer targets (clang)
 
-VERSION := 0.1.0
+# The version comes from git describe (scripts/version.sh: the scheme, and the
+# VERSION file and git archive fallbacks). `make VERSION=x.y.z` overrides it.
+VERSION := $(shell scripts/version.sh)
+ifeq ($(VERSION),)
+$(error scripts/version.sh printed no version)
+endif
 BUILD ?= build
 CC ?= cc
 # inih (Debian libinih-dev) reads the --config file: a packaged, well-kept
@@ -37,13 +42,28 @@ UNIT_OBJS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%.o)
 UNIT_BIN := $(BUILD)/unit-tests
 PGCLIENT_BIN := $(BUILD)/pgclient
 
-.PHONY: all test check check-unit check-docs check-integration check-bundles check-dockerfile check-observability check-k8s asan fuzz bench certs \
+.PHONY: all test check check-unit check-docs check-integration check-bundles check-dockerfile check-observability check-k8s check-version check-certbot-hook asan fuzz bench certs \
         demo format format-check lint install uninstall deps clean valgrind
 
 all: $(BIN)
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
 	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+# The files that print PGTP_VERSION are rebuilt when the version changes, and
+# only then: version.stamp is rewritten only when its content differs, so a
+# new commit rebuilds these few objects and a plain `make` stays a no-op.
+VERSION_USERS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(shell grep -l PGTP_VERSION src/*.c))
+$(VERSION_USERS): $(BUILD)/version.stamp
+$(BUILD)/version.stamp: FORCE | $(BUILD)
+	@if [ "$$(cat $@ 2>/dev/null)" != '$(VERSION)' ]; then echo '$(VERSION)' >$@; fi
+.PHONY: FORCE
+FORCE:
+
+# make print-version: the version this tree builds (tests/check-version.sh).
+.PHONY: print-version
+print-version:
+	@echo '$(VERSION)'
 
 # Made afresh: ar would keep the members of source files since removed
 # (upstream.o next to dial.o and back.o: duplicate symbols).
@@ -107,6 +127,14 @@ check-observability: $(BIN)
 check-k8s: $(BIN)
 	tests/check-k8s.sh $(BIN)
 
+check-version: $(BIN)
+	tests/check-version.sh $(BIN)
+
+# contrib/certbot-deploy-hook.sh against a fake certbot lineage and a real
+# proxy (about 1 s).
+check-certbot-hook: $(BIN)
+	tests/check-certbot-hook.sh $(BIN)
+
 check-integration: $(BIN) $(PGCLIENT_BIN) $(PGCLIENT18_BIN) $(RAWCLIENT_BIN)
 	PGTP_BIN=$(abspath $(BIN)) PGCLIENT=$(abspath $(PGCLIENT_BIN)) PGCLIENT18=$(abspath $(PGCLIENT18_BIN)) RAWCLIENT=$(abspath $(RAWCLIENT_BIN)) tests/integration/run.sh
 
@@ -115,7 +143,7 @@ BUILD_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
 check: deps
 	$(MAKE) -j$(BUILD_JOBS) WERROR=1 all $(UNIT_BIN) $(PGCLIENT_BIN) $(PGCLIENT18_BIN) $(RAWCLIENT_BIN)
-	$(MAKE) WERROR=1 check-unit check-docs check-bundles check-observability check-k8s check-integration
+	$(MAKE) WERROR=1 check-unit check-docs check-version check-certbot-hook check-bundles check-observability check-k8s check-integration
 
 # The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

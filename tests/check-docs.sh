@@ -91,6 +91,37 @@ for item in $cflags $cvars; do
     done
 done
 
+# The other direction: every --flag the hand-written docs mention must exist
+# (in the proxy's --help, the connector's, or a subcommand's), so that a
+# renamed or misspelt option in a guide fails here. Flags of other programs
+# that the docs quote are listed by name: adding one is a conscious act.
+foreign_flags="
+--flag
+--format --instance
+--leak-check
+--rm --ulimit --signal
+--attributes --target-group-arn
+--cert-name --deploy-hook --dns-cloudflare --dns-route53 --force-renewal --standalone --webroot
+--use-system-ca
+"
+sub_help=$("$bin" scram-secret --help 2>&1; "$bin" bridge-secret --help 2>&1) || true
+known=$(printf '%s\n%s\n%s\n%s\n' "$help" "$chelp" "$sub_help" "$foreign_flags" |
+    grep -oE -- '--[a-z0-9][a-z0-9-]*' | sort -u)
+for doc in "$readme" "$man_page" CHANGELOG.md docs/*.md; do
+    [ -r "$doc" ] || continue
+    text=$(sed -e 's/\\-/-/g' -e 's/\\%//g' -e 's/\\&//g' "$doc")
+    # A flag starts a word: not the tail of "a--b" or of a longer name.
+    for flag in $(printf '%s\n' "$text" | grep -oE -- '(^|[^a-zA-Z0-9_-])--[a-z0-9][a-z0-9-]*' |
+        grep -oE -- '--[a-z0-9-]+' | sort -u); do
+        if printf '%s\n' "$known" | grep -qxF -- "$flag"; then
+            passed=$((passed + 1))
+        else
+            echo "unknown: $doc mentions $flag, which no --help prints (a renamed option?)"
+            failed=$((failed + 1))
+        fi
+    done
+done
+
 # A newcomer's walk through the README's commands (issue 11, item 20).
 doc_check() { # doc_check NAME CONDITION...
     name=$1

@@ -10,7 +10,10 @@
 # role app with REPLICATION), with a proxy in front (--log debug, for
 # the BackendKeyData lines), and, per version:
 #   a. psql through the proxy, verify-full, on Debian's libpq 15 and on the
-#      package's libpq 18 (Debian's psql with LD_LIBRARY_PATH);
+#      package's libpq 18 (Debian's psql with LD_LIBRARY_PATH); once, libpq
+#      18's sslrootcert=system (SSL_CERT_FILE as the system store) with no
+#      sslmode logs in, fails against other roots, refuses sslmode=require,
+#      and libpq 15 names "system" a missing file (docs/clients.md);
 #   b. direct TLS from libpq 18 (sslnegotiation=direct) to the proxy;
 #   c. --client-direct-tls against the real server (the proxy refuses an
 #      upstream that answers without ALPN "postgresql"; before this section
@@ -167,6 +170,30 @@ sslmode=verify-full sslrootcert=$CERTS/db-ca.crt connect_timeout=20" \
     out=$(l18 "$PGV_PSQL" "${psql_opts[@]}" "$(ci "$P" sslnegotiation=postgres)" -c "$SSL_SQL")
     expect "PostgreSQL $V, libpq 18 psql through the proxy: verify-full, back leg TLS" "$out" \
         "^${V}00[0-9]{2}\|t\|TLSv1\.[23]$"
+
+    # sslrootcert=system (libpq 16+, docs/clients.md): the TLS library's
+    # default roots (SSL_CERT_FILE stands in for the system store: the test
+    # PKI's public CA), and verify-full without asking; a weaker sslmode is
+    # refused; libpq 15 reads "system" as a file name. Once: the client is
+    # the same whatever the server.
+    if [ "$V" = 18 ]; then
+        sys_ci="host=localhost hostaddr=127.0.0.1 port=$P user=app dbname=app sslrootcert=system"
+        sys_ci+=" channel_binding=disable connect_timeout=20"
+        out=$(SSL_CERT_FILE=$CERTS/public-ca.crt l18 "$PGV_PSQL" "${psql_opts[@]}" "$sys_ci" \
+            -c "SELECT 'system roots ok'")
+        expect "libpq 18 sslrootcert=system (system roots = the test public CA), no sslmode: logs in" \
+            "$out" "^system roots ok$"
+        out=$(SSL_CERT_FILE=$CERTS/db-ca.crt l18 "$PGV_PSQL" "${psql_opts[@]}" "$sys_ci" -c "SELECT 1")
+        expect "libpq 18 sslrootcert=system without the proxy's CA among the system roots: refused" \
+            "$out" "certificate verify failed"
+        out=$(SSL_CERT_FILE=$CERTS/public-ca.crt l18 "$PGV_PSQL" "${psql_opts[@]}" \
+            "$sys_ci sslmode=require" -c "SELECT 1")
+        expect "libpq 18 sslrootcert=system with sslmode=require: refused by libpq" "$out" \
+            "weak sslmode \"require\" may not be used with sslrootcert=system"
+        out=$(l15 "$PGV_PSQL" "${psql_opts[@]}" "$sys_ci sslmode=verify-full" -c "SELECT 1")
+        expect "libpq 15 sslrootcert=system: the README's 'does not exist' error" "$out" \
+            'root certificate file "system" does not exist'
+    fi
 
     # ---- b. direct TLS from libpq 18 ----
     out=$(l18 "$PGV_PSQL" "${psql_opts[@]}" "$(ci "$P" sslnegotiation=direct)" -c "$SSL_SQL")

@@ -14,8 +14,9 @@ BUILD ?= build
 CC ?= cc
 # inih (Debian libinih-dev) reads the --config file: a packaged, well-kept
 # parser of the INI dialect PgBouncer users already write, rather than one
-# of our own.
-PKGS := libuv openssl libidn inih
+# of our own. libsystemd (Debian libsystemd-dev) for sd_notify(3): readiness
+# and reload/stop state for the unit's Type=notify (src/sdnotify.c says why).
+PKGS := libuv openssl libidn inih libsystemd
 
 CSTD := -std=c17 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 WARN := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \

@@ -10,7 +10,7 @@
 set -euo pipefail
 
 PACKAGES=(
-    build-essential pkg-config libuv1-dev libssl-dev libidn-dev libinih-dev check libpq-dev
+    build-essential pkg-config libuv1-dev libssl-dev libidn-dev libinih-dev libsystemd-dev check libpq-dev
     postgresql postgresql-client openssl clang iproute2 procps
     cppcheck clang-tidy clang-format python3 curl ca-certificates valgrind
     python3-psycopg2 python3-psycopg socat

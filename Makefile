@@ -212,37 +212,66 @@ lint:
 	clang-tidy --quiet src/*.c -- $(CSTD) -Iinclude -DPGTP_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS))
 
 PREFIX ?= /usr/local
+BINDIR = $(PREFIX)/bin
 DATADIR = $(PREFIX)/share/pg-tls-proxy
+SYSCONFDIR ?= /etc
+# Where systemd looks for packaged units (Debian: /lib/systemd/system).
+SYSTEMDUNITDIR ?= $(or $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null),/lib/systemd/system)
 SYSTEM_CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
-# The binary, the man page and the CA bundles: aws-rds (committed), mozilla
-# (the system's ca-certificates roots, copied at install time, not committed)
-# and an empty custom/ for per-instance CAs such as Cloud SQL's.
+UNITS := pg-tls-proxy pg-tls-proxy-connector
+# The operator's own files: CA bundles in custom/ and the environment files
+# of the units. install creates them only where they are missing; uninstall
+# removes an environment file only while it is the one shipped, custom/ only
+# while it is empty.
+ETCDIR = $(SYSCONFDIR)/pg-tls-proxy
+CUSTOM_CA_DIR = $(ETCDIR)/ca-bundles/custom
+# The binary, the man page, the CA bundles: aws-rds (committed), mozilla
+# (the system's ca-certificates roots, copied at install time, not
+# committed) and an empty custom/ for per-instance CAs such as Cloud SQL's;
+# the systemd units with ExecStart in BINDIR, and their environment files.
 install: $(BIN)
-	install -D -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/pg-tls-proxy
+	install -D -m 755 $(BIN) $(DESTDIR)$(BINDIR)/pg-tls-proxy
 	install -D -m 644 man/pg-tls-proxy.1 $(DESTDIR)$(PREFIX)/share/man/man1/pg-tls-proxy.1
 	install -d $(DESTDIR)$(DATADIR)/ca-bundles/aws-rds $(DESTDIR)$(DATADIR)/ca-bundles/mozilla \
-	    $(DESTDIR)$(DATADIR)/ca-bundles/custom
+	    $(DESTDIR)$(CUSTOM_CA_DIR)
 	install -m 644 ca-bundles/aws-rds/global-bundle.pem ca-bundles/aws-rds/PROVENANCE.md \
 	    $(DESTDIR)$(DATADIR)/ca-bundles/aws-rds/
 	install -m 644 ca-bundles/README.md $(DESTDIR)$(DATADIR)/ca-bundles/
 	if [ -f $(SYSTEM_CA_BUNDLE) ]; then \
 	    install -m 644 $(SYSTEM_CA_BUNDLE) $(DESTDIR)$(DATADIR)/ca-bundles/mozilla/ca-certificates.pem; \
 	else echo "install: no $(SYSTEM_CA_BUNDLE) (ca-certificates package): mozilla bundle left empty"; fi
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
+	for u in $(UNITS); do \
+	    sed 's|/usr/bin/pg-tls-proxy|$(BINDIR)/pg-tls-proxy|' packaging/systemd/$$u.service \
+	        >$(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service && chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service; \
+	done
+	@# 0600 for the connector's: an operator may put PG_TLS_PROXY_BRIDGE_SECRET
+	@# there (systemd reads it as root).
+	@install -d $(DESTDIR)$(SYSCONFDIR)/default
+	@for u in $(UNITS); do f=$(DESTDIR)$(SYSCONFDIR)/default/$$u; \
+	    mode=644; [ $$u = pg-tls-proxy ] || mode=600; \
+	    if [ -e $$f ]; then echo "install: kept $$f (yours; the template is packaging/default/$$u)"; \
+	    else install -m $$mode packaging/default/$$u $$f; fi; done
 
-# Removes exactly what install put there. ca-bundles/custom/ is where users
-# put their own CAs (Cloud SQL's server-ca.pem): never deleted; its
-# directories are removed only when they are empty.
+# Removes what install put there and nobody changed since. Kept: the
+# files in custom/ (your own CAs, such as Cloud SQL's server-ca.pem) and
+# an environment file in $(SYSCONFDIR)/default that differs from the one
+# shipped; empty directories of ours go.
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/pg-tls-proxy $(DESTDIR)$(PREFIX)/share/man/man1/pg-tls-proxy.1
+	rm -f $(DESTDIR)$(BINDIR)/pg-tls-proxy $(DESTDIR)$(PREFIX)/share/man/man1/pg-tls-proxy.1
 	rm -f $(DESTDIR)$(DATADIR)/ca-bundles/aws-rds/global-bundle.pem \
 	    $(DESTDIR)$(DATADIR)/ca-bundles/aws-rds/PROVENANCE.md \
 	    $(DESTDIR)$(DATADIR)/ca-bundles/mozilla/ca-certificates.pem \
 	    $(DESTDIR)$(DATADIR)/ca-bundles/README.md
 	-rmdir $(DESTDIR)$(DATADIR)/ca-bundles/aws-rds $(DESTDIR)$(DATADIR)/ca-bundles/mozilla \
-	    $(DESTDIR)$(DATADIR)/ca-bundles/custom $(DESTDIR)$(DATADIR)/ca-bundles \
-	    $(DESTDIR)$(DATADIR) 2>/dev/null || true
-	@if [ -d $(DESTDIR)$(DATADIR)/ca-bundles/custom ]; then \
-	    echo "uninstall: kept $(DESTDIR)$(DATADIR)/ca-bundles/custom/ (your own CA files)"; fi
+	    $(DESTDIR)$(DATADIR)/ca-bundles $(DESTDIR)$(DATADIR) 2>/dev/null || true
+	for u in $(UNITS); do rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service; done
+	@for u in $(UNITS); do f=$(DESTDIR)$(SYSCONFDIR)/default/$$u; \
+	    if cmp -s $$f packaging/default/$$u; then rm -f $$f; \
+	    elif [ -e $$f ]; then echo "uninstall: kept $$f (changed since install)"; fi; done
+	-@rmdir $(DESTDIR)$(CUSTOM_CA_DIR) $(DESTDIR)$(ETCDIR)/ca-bundles $(DESTDIR)$(ETCDIR) 2>/dev/null || true
+	@if [ -d $(DESTDIR)$(CUSTOM_CA_DIR) ]; then \
+	    echo "uninstall: kept $(DESTDIR)$(CUSTOM_CA_DIR)/ (your own CA files)"; fi
 
 clean:
 	rm -rf build

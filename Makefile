@@ -39,7 +39,7 @@ UNIT_BIN := $(BUILD)/unit-tests
 PGCLIENT_BIN := $(BUILD)/pgclient
 
 .PHONY: all test check check-unit check-docs check-integration check-bundles check-dockerfile asan fuzz bench certs \
-        demo format format-check lint install uninstall deps clean valgrind
+        demo format format-check lint install uninstall deps clean valgrind deb check-deb
 
 all: $(BIN)
 
@@ -272,6 +272,16 @@ uninstall:
 	-@rmdir $(DESTDIR)$(CUSTOM_CA_DIR) $(DESTDIR)$(ETCDIR)/ca-bundles $(DESTDIR)$(ETCDIR) 2>/dev/null || true
 	@if [ -d $(DESTDIR)$(CUSTOM_CA_DIR) ]; then \
 	    echo "uninstall: kept $(DESTDIR)$(CUSTOM_CA_DIR)/ (your own CA files)"; fi
+
+# The Debian package: build/pg-tls-proxy_<version>_<arch>.deb from a staged
+# make install (PREFIX=/usr), with the units, the pgtp user and conffiles.
+# check-deb installs it into this machine, removes and purges it: it runs
+# only with CI=true or PGTP_DEB_INSTALL=1 (tests/check-deb.sh).
+deb: $(BIN)
+	scripts/make-deb.sh $(BUILD) $(VERSION)
+
+check-deb: deb
+	tests/check-deb.sh $(BIN) $(VERSION)
 
 clean:
 	rm -rf build

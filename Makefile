@@ -280,8 +280,8 @@ uninstall:
 deb: $(BIN)
 	scripts/make-deb.sh $(BUILD) $(VERSION)
 
-check-deb: deb
-	tests/check-deb.sh $(BIN) $(VERSION)
+check-deb: $(BIN)
+	tests/check-deb.sh $(BUILD) $(VERSION)
 
 clean:
 	rm -rf build

@@ -62,7 +62,7 @@ cp "$CERTS/proxy.crt" "$SD/proxy.crt"
 cp "$CERTS/proxy.key" "$SD/proxy.key"
 NOTIFY_SOCKET=$SD/proxy.sock PROXY_CRT=$SD/proxy.crt PROXY_KEY=$SD/proxy.key \
     start_proxy sdnotify "$SD_PORT" 127.0.0.1 "$PGPORT" localhost "$CERTS/db-ca.crt"
-wait_line "$SD/proxy.msgs" 'READY=1' 10
+wait_line "$SD/proxy.msgs" 'READY=1' $((10 * IT_TIME_SCALE))
 expect "sd_notify: READY=1 with STATUS naming the listen address and the route" \
     "$(grep -m1 'READY=1' "$SD/proxy.msgs")" \
     "^READY=1 \| STATUS=started: listening on 127\.0\.0\.1:$SD_PORT; routes: default -> 127\.0\.0\.1:$PGPORT$"
@@ -72,7 +72,7 @@ out=$(timeout -k 5 30 psql -X -A -t -q "$(ci "$SD_PORT")" -c "SELECT 'notified'"
 expect "sd_notify: the proxy serves as usual with NOTIFY_SOCKET set" "$out" '^notified$'
 
 kill -HUP "${IT_PIDS[sdnotify]}"
-wait_line "$SD/proxy.msgs" 'STATUS=reloaded' 10
+wait_line "$SD/proxy.msgs" 'STATUS=reloaded' $((10 * IT_TIME_SCALE))
 expect "sd_notify: SIGHUP sends RELOADING=1 (with MONOTONIC_USEC), then READY=1 'reloaded (SIGHUP)'" \
     "$(grep -v '^port=' "$SD/proxy.msgs" | sed -n '2,3p' | tr '\n' '~')" \
     '^RELOADING=1 \| MONOTONIC_USEC=[0-9]+ \| STATUS=reloading \(SIGHUP\)~READY=1 \| STATUS=reloaded \(SIGHUP\): listening on 127\.0\.0\.1:[0-9]+; routes: default -> '
@@ -81,7 +81,7 @@ expect "sd_notify: SIGHUP sends RELOADING=1 (with MONOTONIC_USEC), then READY=1 
 # serving the old certificate, and STATUS says so.
 printf 'not a certificate\n' >"$SD/proxy.crt"
 kill -HUP "${IT_PIDS[sdnotify]}"
-wait_line "$SD/proxy.msgs" 'STATUS=reload failed' 10
+wait_line "$SD/proxy.msgs" 'STATUS=reload failed' $((10 * IT_TIME_SCALE))
 expect "sd_notify: a failed reload: RELOADING=1, then READY=1 'reload failed ... still serving'" \
     "$(grep -v '^port=' "$SD/proxy.msgs" | sed -n '4,5p' | tr '\n' '~')" \
     '^RELOADING=1 .*~READY=1 \| STATUS=reload failed \(SIGHUP\): still serving the previous configuration on 127\.0\.0\.1:[0-9]+; see event=reload_failed'
@@ -116,7 +116,7 @@ NOTIFY_SOCKET=$SD/connector.sock it_spawn connector-sdnotify "$CUR_LOG" "$PGTP_B
     --bridge-address "127.0.0.1:$SD_BRIDGE" --bridge-id lab --bridge-secret-file "$SD/bridge.secret" \
     --bridge-ca-path "$CERTS/public-ca.crt" --bridge-tls-validation-host localhost \
     --allow "127.0.0.1:$PGPORT" --reconnect-max 1
-wait_line "$SD/connector.msgs" 'tunnel down' 10
+wait_line "$SD/connector.msgs" 'tunnel down' $((10 * IT_TIME_SCALE))
 expect "sd_notify: the connector says READY=1 when it starts dialling, then STATUS 'tunnel down'" \
     "$(sed -n '1,2p' "$SD/connector.msgs" | tr '\n' '~')" \
     "^READY=1 \| STATUS=connecting to 127\.0\.0\.1:$SD_BRIDGE \(bridge lab\)~STATUS=tunnel down to 127\.0\.0\.1:$SD_BRIDGE \(bridge lab\): .*; retrying~$"

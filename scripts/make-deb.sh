@@ -50,7 +50,19 @@ make -s -C "$ROOT" install DESTDIR="$STAGE" PREFIX=/usr SYSCONFDIR=/etc \
     SYSTEMDUNITDIR=/lib/systemd/system BUILD="$BUILD" >/dev/null
 strip --strip-unneeded --remove-section=.comment --remove-section=.note "$STAGE/usr/bin/pg-tls-proxy"
 gzip -9n "$STAGE/usr/share/man/man1/pg-tls-proxy.1"
-install -D -m 644 "$ROOT/LICENSE" "$STAGE/usr/share/doc/pg-tls-proxy/copyright"
+DOC=$STAGE/usr/share/doc/pg-tls-proxy
+MAINT=${DEB_MAINTAINER:-pg-tls-proxy maintainers <root@localhost>}
+install -D -m 644 "$ROOT/LICENSE" "$DOC/copyright"
+# A native package's changelog (Debian format, one entry): the date of the
+# commit built (SOURCE_DATE_EPOCH wins), so that two builds of one commit
+# match. What changed for users is in CHANGELOG.md, shipped too when present.
+when=${SOURCE_DATE_EPOCH:-$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || date +%s)}
+printf 'pg-tls-proxy (%s) unstable; urgency=medium\n\n  * Built from %s.\n\n -- %s  %s\n' \
+    "$DEBVER" "$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo "a source tree, version $VERSION")" \
+    "$MAINT" "$(LC_ALL=C date -R -u -d "@$when")" | gzip -9n >"$DOC/changelog.gz"
+if [ -f "$ROOT/CHANGELOG.md" ]; then
+    gzip -9nc "$ROOT/CHANGELOG.md" >"$DOC/CHANGELOG.md.gz"
+fi
 
 # dpkg-shlibdeps wants a debian/control to read; a minimal one will do.
 printf 'Source: pg-tls-proxy\n\nPackage: pg-tls-proxy\nArchitecture: any\n' >"$WORK/debian/control"
@@ -69,7 +81,7 @@ cat >"$STAGE/DEBIAN/control" <<EOF
 Package: pg-tls-proxy
 Version: $DEBVER
 Architecture: $ARCH
-Maintainer: ${DEB_MAINTAINER:-pg-tls-proxy maintainers <root@localhost>}
+Maintainer: $MAINT
 Installed-Size: $size_kb
 Depends: $shlibs, adduser
 Section: database

@@ -16,7 +16,9 @@
 # edited /etc/default/pg-tls-proxy survive dpkg -r while the binary, man
 # page, units and bundles go; dpkg -P removes the conffiles and still keeps
 # the CA file (never the package's) and the user (Debian practice). Starting
-# the unit needs systemd as PID 1: done when it runs, else said in a note.
+# the unit needs systemd as PID 1, which the test machines lack (said in a
+# note): instead its ExecStart runs as pgtp with LimitNOFILE, only the
+# /etc/default file's settings and a notify socket (READY=1, STOPPING=1).
 # Leaves the machine as it found it (the user too, if this run created it).
 # Prints "deb: N passed, M failed" last; exits 1 if anything failed.
 set -uo pipefail
@@ -53,7 +55,13 @@ t0=$SECONDS
 
 user_before=no
 getent passwd pgtp >/dev/null && user_before=yes
+WORK=$(mktemp -d /tmp/pgtp-check-deb.XXXXXX)
+chmod 755 "$WORK" # pgtp reaches the notify socket inside
+pid='' rcv=''
 cleanup() {
+    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
+    [ -n "$rcv" ] && kill -TERM "$rcv" 2>/dev/null
+    rm -rf "$WORK" /etc/pg-tls-proxy/tls
     rm -f "$CUSTOM/check-deb-ca.pem"
     rmdir "$CUSTOM" /etc/pg-tls-proxy/ca-bundles /etc/pg-tls-proxy 2>/dev/null
     if [ "$(dpkg-query -W -f='${db:Status-Status}' pg-tls-proxy 2>/dev/null)" = installed ] ||
@@ -114,6 +122,68 @@ if [ -d /run/systemd/system ]; then
 else
     note "not started under systemd: PID 1 is '$(ps -o comm= -p 1)', not systemd (checked with systemd-analyze)"
 fi
+
+# ---- the unit's command as systemd runs it (without systemd) ----
+# ExecStart as user pgtp with the unit's LimitNOFILE, the environment file
+# as its only settings (a key root:pgtp 0640, as the README says), and a
+# notify socket: READY=1 once it listens, STOPPING=1 and exit 0 on SIGTERM.
+# The upstream is never dialled (no client connects).
+TLS=/etc/pg-tls-proxy/tls
+install -d -o root -g pgtp -m 750 "$TLS"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
+    -keyout "$TLS/proxy.key" -out "$TLS/proxy.crt" 2>/dev/null
+chgrp pgtp "$TLS/proxy.key" "$TLS/proxy.crt"
+chmod 640 "$TLS/proxy.key" "$TLS/proxy.crt"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cp /etc/default/pg-tls-proxy "$WORK/default.orig"
+{
+    echo "PG_TLS_PROXY_SERVER_CERTIFICATE_PATH=$TLS/proxy.crt"
+    echo "PG_TLS_PROXY_SERVER_PRIVATE_KEY_PATH=$TLS/proxy.key"
+    echo "PG_TLS_PROXY_SERVER_HOST=127.0.0.1"
+    echo "PG_TLS_PROXY_SERVER_PORT=$port"
+    echo "PG_TLS_PROXY_CLIENT_CONNECTION_HOST_OR_IP=127.0.0.1"
+    echo "PG_TLS_PROXY_CLIENT_CA_ROOTS_PATH=/usr/share/pg-tls-proxy/ca-bundles/mozilla"
+} >>/etc/default/pg-tls-proxy
+python3 -c '
+import os, signal, socket, sys
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+os.chmod(sys.argv[1], 0o666)  # the proxy runs as pgtp
+with open(sys.argv[2], "a", buffering=1) as out:
+    while True:
+        out.write(s.recv(4096).decode(errors="replace").replace("\n", " | ") + "\n")
+' "$WORK/notify.sock" "$WORK/notify.msgs" &
+rcv=$!
+for _ in $(seq 50); do [ -S "$WORK/notify.sock" ] && break; sleep 0.1; done
+read -r -a exec_start < <(sed -n 's/^ExecStart=//p' /lib/systemd/system/pg-tls-proxy.service)
+mapfile -t unit_env < <(grep -E '^[A-Z0-9_]+=' /etc/default/pg-tls-proxy)
+nofile=$(sed -n 's/^LimitNOFILE=//p' /lib/systemd/system/pg-tls-proxy.service)
+# systemd (PID 1) may raise the hard limit; a sandboxed root may not.
+hard=$(ulimit -Hn)
+if [ "$hard" != unlimited ] && [ "$hard" -lt "$nofile" ]; then
+    note "LimitNOFILE=$nofile is above this machine's hard limit ($hard): running with $hard"
+    nofile=$hard
+fi
+env -i PATH=/usr/bin:/bin NOTIFY_SOCKET="$WORK/notify.sock" "${unit_env[@]}" \
+    prlimit --nofile="$nofile" setpriv --reuid=pgtp --regid=pgtp --init-groups "${exec_start[@]}" \
+    >"$WORK/unit.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do grep -q 'READY=1' "$WORK/notify.msgs" 2>/dev/null && break; sleep 0.1; done
+expect "ExecStart as pgtp, configured by /etc/default/pg-tls-proxy alone: READY=1 once it listens" \
+    "$(grep -m1 'READY=1' "$WORK/notify.msgs" 2>&1) $(tail -n 3 "$WORK/unit.log")" \
+    "^READY=1 \| STATUS=started: listening on 127\.0\.0\.1:$port; "
+kill -TERM "$pid" 2>/dev/null
+rc=0
+wait "$pid" || rc=$?
+pid=
+expect "SIGTERM (systemctl stop): STOPPING=1, exit 0" \
+    "$(grep -m1 -o 'STOPPING=1' "$WORK/notify.msgs") rc=$rc" '^STOPPING=1 rc=0$'
+kill -TERM "$rcv" 2>/dev/null
+wait "$rcv" 2>/dev/null
+rcv=
+cp "$WORK/default.orig" /etc/default/pg-tls-proxy
+rm -rf "$TLS"
 
 # ---- the operator's files, then remove ----
 cp "$REPO/ca-bundles/aws-rds/global-bundle.pem" "$CUSTOM/check-deb-ca.pem"

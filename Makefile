@@ -8,6 +8,8 @@
 #                   memcheck (VALGRIND_SECTIONS=protocol for CI's short pass)
 #   make demo       throw-away PostgreSQL + private CA + proxy; prints a psql line
 #   make fuzz       build and briefly run the libFuzzer targets (clang)
+#   make install    binary, man page, CA bundles, systemd units under PREFIX
+#   make deb        build/pg-tls-proxy_<version>_<arch>.deb (check-deb: install it, CI)
 
 VERSION := 0.1.0
 BUILD ?= build

@@ -216,9 +216,12 @@ lint:
 PREFIX ?= /usr/local
 BINDIR = $(PREFIX)/bin
 DATADIR = $(PREFIX)/share/pg-tls-proxy
-SYSCONFDIR ?= /etc
-# Where systemd looks for packaged units (Debian: /lib/systemd/system).
-SYSTEMDUNITDIR ?= $(or $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null),/lib/systemd/system)
+# For a system prefix (/usr, /usr/local) the units go where systemd looks
+# for them (Debian: /lib/systemd/system) and their settings to /etc; for
+# any other (PREFIX=$$HOME/.local, no root) under PREFIX as well.
+SYSTEM_PREFIX = $(filter /usr /usr/local,$(PREFIX))
+SYSCONFDIR ?= $(if $(SYSTEM_PREFIX),/etc,$(PREFIX)/etc)
+SYSTEMDUNITDIR ?= $(if $(SYSTEM_PREFIX),$(or $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null),/lib/systemd/system),$(PREFIX)/lib/systemd/system)
 SYSTEM_CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 UNITS := pg-tls-proxy pg-tls-proxy-connector
 # The operator's own files: CA bundles in custom/ and the environment files
@@ -230,7 +233,8 @@ CUSTOM_CA_DIR = $(ETCDIR)/ca-bundles/custom
 # The binary, the man page, the CA bundles: aws-rds (committed), mozilla
 # (the system's ca-certificates roots, copied at install time, not
 # committed) and an empty custom/ for per-instance CAs such as Cloud SQL's;
-# the systemd units with ExecStart in BINDIR, and their environment files.
+# the systemd units with ExecStart in BINDIR and EnvironmentFile in
+# SYSCONFDIR, and their environment files.
 install: $(BIN)
 	install -D -m 755 $(BIN) $(DESTDIR)$(BINDIR)/pg-tls-proxy
 	install -D -m 644 man/pg-tls-proxy.1 $(DESTDIR)$(PREFIX)/share/man/man1/pg-tls-proxy.1
@@ -244,7 +248,8 @@ install: $(BIN)
 	else echo "install: no $(SYSTEM_CA_BUNDLE) (ca-certificates package): mozilla bundle left empty"; fi
 	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
 	for u in $(UNITS); do \
-	    sed 's|/usr/bin/pg-tls-proxy|$(BINDIR)/pg-tls-proxy|' packaging/systemd/$$u.service \
+	    sed -e 's|/usr/bin/pg-tls-proxy|$(BINDIR)/pg-tls-proxy|' \
+	        -e 's|/etc/default/|$(SYSCONFDIR)/default/|' packaging/systemd/$$u.service \
 	        >$(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service && chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service; \
 	done
 	@# 0600 for the connector's: an operator may put PG_TLS_PROXY_BRIDGE_SECRET

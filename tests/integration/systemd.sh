@@ -155,10 +155,9 @@ stop_s=$(sed -n 's/^TimeoutStopSec=\([0-9]*\)$/\1/p' "$uf")
 drain_s=$("$PGTP_BIN" --help | grep -A3 -- '--shutdown-timeout' | sed -n 's/.*Default: \([0-9]*\)\..*/\1/p')
 expect "pg-tls-proxy.service: TimeoutStopSec ($stop_s s) above the default --shutdown-timeout ($drain_s s)" \
     "$((${stop_s:-0} > ${drain_s:-999}))" '^1$'
-# shellcheck disable=SC2016 # $MAINPID is the unit's, matched literally
 expect "pg-tls-proxy.service: Type=notify, User=pgtp, EnvironmentFile, ExecReload SIGHUP, LimitNOFILE=65536" \
     "$(grep -E '^(Type|User|EnvironmentFile|ExecReload|LimitNOFILE)=' "$uf" | tr '\n' ' ')" \
-    '^Type=notify User=pgtp EnvironmentFile=-/etc/default/pg-tls-proxy ExecReload=/bin/kill -HUP \$MAINPID LimitNOFILE=65536 $'
+    "^Type=notify User=pgtp EnvironmentFile=-$SDP/etc/default/pg-tls-proxy ExecReload=/bin/kill -HUP \\\$MAINPID LimitNOFILE=65536 \$"
 if [ -d /run/systemd/system ]; then
     it_note "systemd runs here (PID 1: $(ps -o comm= -p 1)): tests/check-deb.sh starts the unit"
 else

@@ -333,7 +333,8 @@ static int reload_apply(struct supervisor *sv, const char *why)
     routes_log(routes, why);
     char what[64];
     snprintf(what, sizeof(what), "reloaded (%s)", why);
-    sdnotify_serving(what, sv->bound, routes);
+    if (sv->stop_signals == 0) /* after STOPPING=1, no READY=1 again */
+        sdnotify_serving(what, sv->bound, routes);
     route_table_unref(routes); /* the workers hold their own references */
     front_certificate_log(sv, next, &ctx, why);
     tlsctx_contexts_free(&ctx); /* the workers hold their own references */
@@ -344,8 +345,10 @@ static int reload_apply(struct supervisor *sv, const char *why)
  * (a failed reload leaves the proxy serving as before: ready again). */
 static void reload(struct supervisor *sv, const char *why)
 {
-    sdnotify_reloading(why);
-    if (reload_apply(sv, why) < 0)
+    bool tell = sv->stop_signals == 0; /* draining: systemd has been told STOPPING=1 */
+    if (tell)
+        sdnotify_reloading(why);
+    if (reload_apply(sv, why) < 0 && tell)
         sdnotify_ready("reload failed (%s): still serving the previous configuration on %s; "
                        "see event=reload_failed in the log",
                        why, sv->bound);

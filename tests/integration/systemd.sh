@@ -86,10 +86,27 @@ expect "sd_notify: a failed reload: RELOADING=1, then READY=1 'reload failed ...
     "$(grep -v '^port=' "$SD/proxy.msgs" | sed -n '4,5p' | tr '\n' '~')" \
     '^RELOADING=1 .*~READY=1 \| STATUS=reload failed \(SIGHUP\): still serving the previous configuration on 127\.0\.0\.1:[0-9]+; see event=reload_failed'
 
+# SIGTERM with a session open (it drains), then SIGHUP while draining: the
+# reload runs, but systemd, told STOPPING=1, hears no RELOADING or READY.
+start_session sd-drain "$SD_PORT" "SELECT pg_sleep(3)" ||
+    fail "sd_notify: a session runs before the drain" "$(oneline "$(cat "$TMP/sd-drain.out")")"
+kill -TERM "${IT_PIDS[sdnotify]}"
+wait_line "$SD/proxy.msgs" 'STOPPING=1' $((10 * IT_TIME_SCALE))
+kill -HUP "${IT_PIDS[sdnotify]}"
+for ((i = 0; i < 100 * IT_TIME_SCALE; i++)); do
+    [ "$(count "$CUR_LOG" 'event=(reloaded|reload_failed) trigger=SIGHUP')" -ge 3 ] && break
+    sleep 0.05
+done
+expect "sd_notify: SIGHUP while draining reloads, and sends no RELOADING=1 or READY=1 after STOPPING=1" \
+    "reloads=$(count "$CUR_LOG" 'event=(reloaded|reload_failed) trigger=SIGHUP') after:$(sed -n '/STOPPING=1/,$p' "$SD/proxy.msgs" |
+        grep -c -E 'READY=1|RELOADING=1')" '^reloads=3 after:0$'
+wait "$SESS_PID" 2>/dev/null
+expect "sd_notify: the open session finished during the drain" "$(cat "$TMP/sd-drain.out")" \
+    'login=ok'
 stop_proxy sdnotify
 expect "sd_notify: SIGTERM sends STOPPING=1 'draining (SIGTERM)' and the proxy exits 0" \
     "$(grep -m1 'STOPPING=1' "$SD/proxy.msgs") rc=${IT_EXIT[sdnotify]:-?}" \
-    '^STOPPING=1 \| STATUS=draining \(SIGTERM\): 0 sessions open, up to 30 s rc=0$'
+    '^STOPPING=1 \| STATUS=draining \(SIGTERM\): 1 sessions open, up to 30 s rc=0$'
 expect "sd_notify: drain progress in STATUS= (every worker done)" \
     "$(tail -n 1 "$SD/proxy.msgs")" '^STATUS=stopping: ([0-9]+) of \1 workers done, 0 sessions open$'
 it_stop notify-proxy

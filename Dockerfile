@@ -28,11 +28,14 @@
 FROM debian:bookworm AS build
 ARG DEBIAN_FRONTEND=noninteractive
 # libinih-dev: the INI parser of --config (Debian-packaged, the format
-# PgBouncer users know). ca-certificates: make install copies /etc/ssl/certs/ca-certificates.crt
-# into the mozilla bundle.
+# PgBouncer users know). libsystemd-dev: sd_notify for the systemd unit (a
+# no-op in a container; libsystemd0 is in every Debian image already, apt
+# depends on it). ca-certificates: make install copies
+# /etc/ssl/certs/ca-certificates.crt into the mozilla bundle.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        build-essential pkg-config libuv1-dev libssl-dev libidn-dev libinih-dev ca-certificates \
+        build-essential pkg-config libuv1-dev libssl-dev libidn-dev libinih-dev libsystemd-dev \
+        ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -45,7 +48,7 @@ RUN make clean \
 FROM debian:bookworm-slim
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libuv1 libssl3 libidn12 libinih1 ca-certificates \
+    && apt-get install -y --no-install-recommends libuv1 libssl3 libidn12 libinih1 libsystemd0 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 pgtp \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \

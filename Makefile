@@ -8,6 +8,8 @@
 #                   memcheck (VALGRIND_SECTIONS=protocol for CI's short pass)
 #   make demo       throw-away PostgreSQL + private CA + proxy; prints a psql line
 #   make fuzz       build and briefly run the libFuzzer targets (clang)
+#   make install    binary, man page, CA bundles, systemd units under PREFIX
+#   make deb        build/pg-tls-proxy_<version>_<arch>.deb (check-deb: install it, CI)
 
 # The version comes from git describe (scripts/version.sh: the scheme, and the
 # VERSION file and git archive fallbacks). `make VERSION=x.y.z` overrides it.
@@ -19,8 +21,9 @@ BUILD ?= build
 CC ?= cc
 # inih (Debian libinih-dev) reads the --config file: a packaged, well-kept
 # parser of the INI dialect PgBouncer users already write, rather than one
-# of our own.
-PKGS := libuv openssl libidn inih
+# of our own. libsystemd (Debian libsystemd-dev) for sd_notify(3): readiness
+# and reload/stop state for the unit's Type=notify (src/sdnotify.c says why).
+PKGS := libuv openssl libidn inih libsystemd
 
 CSTD := -std=c17 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 WARN := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \
@@ -43,7 +46,7 @@ UNIT_BIN := $(BUILD)/unit-tests
 PGCLIENT_BIN := $(BUILD)/pgclient
 
 .PHONY: all test check check-unit check-docs check-integration check-bundles check-dockerfile check-observability check-k8s check-version check-certbot-hook asan fuzz bench certs \
-        demo format format-check lint install uninstall deps clean valgrind
+        demo format format-check lint install uninstall deps clean valgrind deb check-deb
 
 all: $(BIN)
 
@@ -263,37 +266,81 @@ lint:
 	clang-tidy --quiet src/*.c -- $(CSTD) -Iinclude -DPGTP_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS))
 
 PREFIX ?= /usr/local
+BINDIR = $(PREFIX)/bin
 DATADIR = $(PREFIX)/share/pg-tls-proxy
+# For a system prefix (/usr, /usr/local) the units go where systemd looks
+# for them (Debian: /lib/systemd/system) and their settings to /etc; for
+# any other (PREFIX=$$HOME/.local, no root) under PREFIX as well.
+SYSTEM_PREFIX = $(filter /usr /usr/local,$(PREFIX))
+SYSCONFDIR ?= $(if $(SYSTEM_PREFIX),/etc,$(PREFIX)/etc)
+SYSTEMDUNITDIR ?= $(if $(SYSTEM_PREFIX),$(or $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null),/lib/systemd/system),$(PREFIX)/lib/systemd/system)
 SYSTEM_CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
-# The binary, the man page and the CA bundles: aws-rds (committed), mozilla
-# (the system's ca-certificates roots, copied at install time, not committed)
-# and an empty custom/ for per-instance CAs such as Cloud SQL's.
+UNITS := pg-tls-proxy pg-tls-proxy-connector
+# The operator's own files: CA bundles in custom/ and the environment files
+# of the units. install creates them only where they are missing; uninstall
+# removes an environment file only while it is the one shipped, custom/ only
+# while it is empty.
+ETCDIR = $(SYSCONFDIR)/pg-tls-proxy
+CUSTOM_CA_DIR = $(ETCDIR)/ca-bundles/custom
+# The binary, the man page, the CA bundles: aws-rds (committed), mozilla
+# (the system's ca-certificates roots, copied at install time, not
+# committed) and an empty custom/ for per-instance CAs such as Cloud SQL's;
+# the systemd units with ExecStart in BINDIR and EnvironmentFile in
+# SYSCONFDIR, and their environment files.
 install: $(BIN)
-	install -D -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/pg-tls-proxy
+	install -D -m 755 $(BIN) $(DESTDIR)$(BINDIR)/pg-tls-proxy
 	install -D -m 644 man/pg-tls-proxy.1 $(DESTDIR)$(PREFIX)/share/man/man1/pg-tls-proxy.1
 	install -d $(DESTDIR)$(DATADIR)/ca-bundles/aws-rds $(DESTDIR)$(DATADIR)/ca-bundles/mozilla \
-	    $(DESTDIR)$(DATADIR)/ca-bundles/custom
+	    $(DESTDIR)$(CUSTOM_CA_DIR)
 	install -m 644 ca-bundles/aws-rds/global-bundle.pem ca-bundles/aws-rds/PROVENANCE.md \
 	    $(DESTDIR)$(DATADIR)/ca-bundles/aws-rds/
 	install -m 644 ca-bundles/README.md $(DESTDIR)$(DATADIR)/ca-bundles/
 	if [ -f $(SYSTEM_CA_BUNDLE) ]; then \
 	    install -m 644 $(SYSTEM_CA_BUNDLE) $(DESTDIR)$(DATADIR)/ca-bundles/mozilla/ca-certificates.pem; \
 	else echo "install: no $(SYSTEM_CA_BUNDLE) (ca-certificates package): mozilla bundle left empty"; fi
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
+	for u in $(UNITS); do \
+	    sed -e 's|/usr/bin/pg-tls-proxy|$(BINDIR)/pg-tls-proxy|' \
+	        -e 's|/etc/default/|$(SYSCONFDIR)/default/|' packaging/systemd/$$u.service \
+	        >$(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service && chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service; \
+	done
+	@# 0600 for the connector's: an operator may put PG_TLS_PROXY_BRIDGE_SECRET
+	@# there (systemd reads it as root).
+	@install -d $(DESTDIR)$(SYSCONFDIR)/default
+	@for u in $(UNITS); do f=$(DESTDIR)$(SYSCONFDIR)/default/$$u; \
+	    mode=644; [ $$u = pg-tls-proxy ] || mode=600; \
+	    if [ -e $$f ]; then echo "install: kept $$f (yours; the template is packaging/default/$$u)"; \
+	    else install -m $$mode packaging/default/$$u $$f; fi; done
 
-# Removes exactly what install put there. ca-bundles/custom/ is where users
-# put their own CAs (Cloud SQL's server-ca.pem): never deleted; its
-# directories are removed only when they are empty.
+# Removes what install put there and nobody changed since. Kept: the
+# files in custom/ (your own CAs, such as Cloud SQL's server-ca.pem) and
+# an environment file in $(SYSCONFDIR)/default that differs from the one
+# shipped; empty directories of ours go.
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/pg-tls-proxy $(DESTDIR)$(PREFIX)/share/man/man1/pg-tls-proxy.1
+	rm -f $(DESTDIR)$(BINDIR)/pg-tls-proxy $(DESTDIR)$(PREFIX)/share/man/man1/pg-tls-proxy.1
 	rm -f $(DESTDIR)$(DATADIR)/ca-bundles/aws-rds/global-bundle.pem \
 	    $(DESTDIR)$(DATADIR)/ca-bundles/aws-rds/PROVENANCE.md \
 	    $(DESTDIR)$(DATADIR)/ca-bundles/mozilla/ca-certificates.pem \
 	    $(DESTDIR)$(DATADIR)/ca-bundles/README.md
 	-rmdir $(DESTDIR)$(DATADIR)/ca-bundles/aws-rds $(DESTDIR)$(DATADIR)/ca-bundles/mozilla \
-	    $(DESTDIR)$(DATADIR)/ca-bundles/custom $(DESTDIR)$(DATADIR)/ca-bundles \
-	    $(DESTDIR)$(DATADIR) 2>/dev/null || true
-	@if [ -d $(DESTDIR)$(DATADIR)/ca-bundles/custom ]; then \
-	    echo "uninstall: kept $(DESTDIR)$(DATADIR)/ca-bundles/custom/ (your own CA files)"; fi
+	    $(DESTDIR)$(DATADIR)/ca-bundles $(DESTDIR)$(DATADIR) 2>/dev/null || true
+	for u in $(UNITS); do rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service; done
+	@for u in $(UNITS); do f=$(DESTDIR)$(SYSCONFDIR)/default/$$u; \
+	    if cmp -s $$f packaging/default/$$u; then rm -f $$f; \
+	    elif [ -e $$f ]; then echo "uninstall: kept $$f (changed since install)"; fi; done
+	-@rmdir $(DESTDIR)$(CUSTOM_CA_DIR) $(DESTDIR)$(ETCDIR)/ca-bundles $(DESTDIR)$(ETCDIR) 2>/dev/null || true
+	@if [ -d $(DESTDIR)$(CUSTOM_CA_DIR) ]; then \
+	    echo "uninstall: kept $(DESTDIR)$(CUSTOM_CA_DIR)/ (your own CA files)"; fi
+
+# The Debian package: build/pg-tls-proxy_<version>_<arch>.deb from a staged
+# make install (PREFIX=/usr), with the units, the pgtp user and conffiles.
+# check-deb installs it into this machine, removes and purges it: it runs
+# only with CI=true or PGTP_DEB_INSTALL=1 (tests/check-deb.sh).
+deb: $(BIN)
+	scripts/make-deb.sh $(BUILD) $(VERSION)
+
+check-deb: $(BIN)
+	tests/check-deb.sh $(BUILD) $(VERSION)
 
 clean:
 	rm -rf build

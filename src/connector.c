@@ -18,6 +18,7 @@
 
 #include "connector_int.h"
 #include "log.h"
+#include "sdnotify.h"
 
 #define CTL_BYE_LINGER_MS 1000 /* after our BYE: the socket's shutdown, at most this long */
 
@@ -79,6 +80,9 @@ static void ctl_retry(struct connector *cn, enum log_level lvl, const char *even
     cn->state = CTL_WAIT;
     snprintf(cn->down_reason, sizeof(cn->down_reason), "%s", reason);
     log_escape(reason, q, sizeof(q));
+    if (cn->with_signals && !cn->stopping)
+        sdnotify_status("tunnel down to %s (bridge %s): %s; retrying", o->bridge_address,
+                        o->bridge_id, reason);
     if (cn->stopping) {
         log_msg(lvl, "event=%s connector=%s bridge=%s proxy=%s reason=\"%s\"", event, o->name,
                 o->bridge_id, o->bridge_address, q);
@@ -204,6 +208,8 @@ static int on_welcome(struct connector *cn, const uint8_t *p, size_t len)
     cn->up_since_ms = cnet_now_ms(&cn->loop);
     cn->down_reason[0] = '\0';
     uv_timer_stop(&cn->ctl_timer);
+    if (cn->with_signals)
+        sdnotify_status("tunnel up to %s (bridge %s)", cn->o->bridge_address, cn->o->bridge_id);
     log_info("event=tunnel_up connector=%s bridge=%s proxy=%s connector_number=%u "
              "heartbeat_s=%u tls=%s",
              cn->o->name, cn->o->bridge_id, cn->o->bridge_address, number, iv,

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "connector_int.h"
 #include "log.h"
+#include "sdnotify.h"
 
 static void close_handle(uv_handle_t *h)
 {
@@ -61,6 +62,9 @@ static void begin_stop(struct connector *cn)
         return;
     }
     cn->stopping = true;
+    if (cn->with_signals)
+        sdnotify_stopping("stopping: %zu streams open, up to %u s", cn->nstreams,
+                          cn->o->shutdown_timeout_s);
     log_info("event=connector_stopping connector=%s streams_open=%zu shutdown_timeout_s=%u",
              cn->o->name, cn->nstreams, cn->o->shutdown_timeout_s);
     chealth_stop(cn->health);
@@ -148,6 +152,12 @@ int connector_run(struct connector *cn)
     const struct connector_opts *o = cn->o;
     log_info("event=connector_started connector=%s bridge=%s proxy=%s allow=\"%s\" version=%s",
              o->name, o->bridge_id, o->bridge_address, o->allow_text, PGTP_VERSION);
+    /* Ready when it starts trying, not when the tunnel is up: the
+     * connector retries for ever by design, and a unit that waited for the
+     * proxy would fail its start (TimeoutStartSec) whenever the proxy is
+     * down. STATUS= says whether the tunnel is up. */
+    if (cn->with_signals)
+        sdnotify_ready("connecting to %s (bridge %s)", o->bridge_address, o->bridge_id);
     connector_ctl_begin(cn);
     uv_run(&cn->loop, UV_RUN_DEFAULT);
     int status = uv_loop_close(&cn->loop) == 0 ? 0 : 1;

@@ -33,6 +33,7 @@
 #include "probe.h"
 #include "route.h"
 #include "scramsecret.h"
+#include "sdnotify.h"
 #include "worker.h"
 
 extern char **environ;
@@ -54,6 +55,7 @@ static void raise_fd_limit(void)
 /* What the main thread owns while the workers run. */
 struct supervisor {
     const struct config *cfg; /* as started: process-wide options, argv/env for reloads */
+    const char *bound;        /* the addresses listened on (systemd's STATUS=) */
     /* Each configuration a reload has read (--config), newest last: the
      * routes' and certificates' source from then on. Kept until exit, as a
      * route table built from one may outlive the next reload. */
@@ -263,15 +265,16 @@ static struct config *reload_config(struct supervisor *sv, const char *why)
     return NULL;
 }
 
-/* Build new contexts and hand them to every worker; old sessions keep theirs. */
-static void reload(struct supervisor *sv, const char *why)
+/* Build new contexts and hand them to every worker; old sessions keep theirs.
+ * 0, or -1 after logging event=reload_failed (nothing changed). */
+static int reload_apply(struct supervisor *sv, const char *why)
 {
     struct tls_contexts ctx;
     char err[1024];
 
     struct config *next = reload_config(sv, why);
     if (next == NULL)
-        return;
+        return -1;
     if (tlsctx_build(next, &ctx, err, sizeof(err)) < 0) {
         char q[1100];
         log_error("event=reload_failed trigger=%s reason=\"%s\" hint=\"the old certificates stay "
@@ -279,7 +282,7 @@ static void reload(struct supervisor *sv, const char *why)
                   why, log_escape(err, q, sizeof(q)));
         free_config(next);
         metrics_reload(false);
-        return;
+        return -1;
     }
     /* The whole table or nothing: the contexts above, then the routes. */
     struct route_table *routes = route_table_build(next, ctx.front, ctx.back, err, sizeof(err));
@@ -291,7 +294,7 @@ static void reload(struct supervisor *sv, const char *why)
         tlsctx_contexts_free(&ctx);
         free_config(next);
         metrics_reload(false);
-        return;
+        return -1;
     }
     sv->reloaded[sv->nreloaded++] = next;
     char changed[512];
@@ -328,9 +331,27 @@ static void reload(struct supervisor *sv, const char *why)
     log_info("event=reloaded trigger=%s ca_roots=\"%s\" front_certificate=[%s]%s", why,
              ctx.roots_summary, ctx.front_summary, auth_summary(routes));
     routes_log(routes, why);
+    char what[64];
+    snprintf(what, sizeof(what), "reloaded (%s)", why);
+    if (sv->stop_signals == 0) /* after STOPPING=1, no READY=1 again */
+        sdnotify_serving(what, sv->bound, routes);
     route_table_unref(routes); /* the workers hold their own references */
     front_certificate_log(sv, next, &ctx, why);
     tlsctx_contexts_free(&ctx); /* the workers hold their own references */
+    return 0;
+}
+
+/* A reload, told to systemd: RELOADING=1, then READY=1 with the result
+ * (a failed reload leaves the proxy serving as before: ready again). */
+static void reload(struct supervisor *sv, const char *why)
+{
+    bool tell = sv->stop_signals == 0; /* draining: systemd has been told STOPPING=1 */
+    if (tell)
+        sdnotify_reloading(why);
+    if (reload_apply(sv, why) < 0 && tell)
+        sdnotify_ready("reload failed (%s): still serving the previous configuration on %s; "
+                       "see event=reload_failed in the log",
+                       why, sv->bound);
 }
 
 static void debounce_cb(uv_timer_t *t)
@@ -457,6 +478,8 @@ static void signal_cb(uv_signal_t *h, int signum)
     }
     log_info("event=shutdown signal=%s drain_timeout_s=%u hint=\"send it again to stop at once\"",
              name, sv->cfg->shutdown_timeout_s);
+    sdnotify_stopping("draining (%s): %lld sessions open, up to %u s", name,
+                      (long long)metrics_active_sessions(), sv->cfg->shutdown_timeout_s);
     broadcast(sv, WORKER_DRAIN);
     bridge_stop(); /* BYE to the connectors, no more streams */
     admin_set_listening(false);
@@ -472,6 +495,8 @@ static void worker_done_cb(uv_async_t *a)
     for (unsigned i = 0; i < sv->nworkers; i++)
         n += sv->workers[i].finished; /* written by the worker before it signals */
     sv->finished = n;
+    sdnotify_status("stopping: %u of %u workers done, %lld sessions open", n, sv->nworkers,
+                    (long long)metrics_active_sessions());
     if (n < sv->nworkers)
         return;
     for (int i = 0; i < NSIGNALS; i++)
@@ -608,6 +633,9 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
     for (unsigned i = 0; i < sv.nworkers; i++)
         if (uv_thread_create(&sv.workers[i].thread, worker_thread, &sv.workers[i]) != 0)
             fatal("cannot start worker thread %u", i);
+    /* Every listener is bound (worker_init above) and the workers run. */
+    sv.bound = bound;
+    sdnotify_serving("started", bound, routes);
 
     uv_run(&main_loop, UV_RUN_DEFAULT);
 

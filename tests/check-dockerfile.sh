@@ -188,6 +188,10 @@ BIN=$STAGING/usr/local/bin/pg-tls-proxy
 runs() { "$BIN" --version >/dev/null 2>&1; }
 check "staged binary runs: $("$BIN" --version 2>&1 | head -n 1)" runs
 if command -v ldd >/dev/null && command -v dpkg >/dev/null; then
+    # The binary's own libraries (DT_NEEDED), not ldd's whole closure: what
+    # those pull in (libsystemd0's liblzma5, libzstd1, ...) are their
+    # packages' dependencies, which apt installs with them.
+    needed=$(objdump -p "$BIN" | awk '$1 == "NEEDED" { printf "%s ", $2 }')
     missing=
     while IFS= read -r lib; do
         pkg=$(dpkg -S "$(readlink -f "$lib")" 2>/dev/null | head -n 1 | cut -d: -f1) ||
@@ -199,7 +203,8 @@ if command -v ldd >/dev/null && command -v dpkg >/dev/null; then
         case $pkg in libc6 | libgcc-s1) continue ;; esac
         [ "$(dpkg-query -W -f '${Priority}' "$pkg" 2>/dev/null)" = required ] && continue
         missing+=" $lib($pkg)"
-    done < <(ldd "$BIN" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }')
+    done < <(ldd "$BIN" | awk -v needed=" $needed " '$2 == "=>" && $3 ~ /^\// &&
+        index(needed, " " $1 " ") { print $3 }')
     check "shared libraries come from the runtime packages or the base system${missing:+; not:$missing}" \
         test -z "$missing"
 else

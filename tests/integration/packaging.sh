@@ -2,7 +2,8 @@
 # Packaging cases, sourced by run.sh after operations.sh: Google Cloud SQL's
 # CN mode (a server certificate whose CN is PROJECT:INSTANCE and that has no
 # DNS SAN), and `make install` / `make uninstall` into a temporary DESTDIR
-# with the installed binary checked against the harness PostgreSQL.
+# with the installed binary checked against the harness PostgreSQL, and
+# what uninstall keeps (custom/ CAs, an edited /etc/default file).
 
 # ======================================================================
 # Cloud SQL: --client-tls-validation-host PROJECT:INSTANCE checks the CN
@@ -67,24 +68,32 @@ DEST=$TMP/destdir
 BUILD_DIR=$(dirname "$PGTP_BIN")
 inst_out=$(make -s -C "$ROOT" install DESTDIR="$DEST" PREFIX=/usr/local BUILD="$BUILD_DIR" 2>&1)
 SHARE=$DEST/usr/local/share/pg-tls-proxy
+CUSTOM=$DEST/etc/pg-tls-proxy/ca-bundles/custom
 missing=
-for f in bin/pg-tls-proxy share/man/man1/pg-tls-proxy.1 \
-    share/pg-tls-proxy/ca-bundles/aws-rds/global-bundle.pem \
-    share/pg-tls-proxy/ca-bundles/aws-rds/PROVENANCE.md \
-    share/pg-tls-proxy/ca-bundles/mozilla/ca-certificates.pem; do
-    [ -s "$DEST/usr/local/$f" ] || missing="$missing $f"
+for f in usr/local/bin/pg-tls-proxy usr/local/share/man/man1/pg-tls-proxy.1 \
+    usr/local/share/pg-tls-proxy/ca-bundles/aws-rds/global-bundle.pem \
+    usr/local/share/pg-tls-proxy/ca-bundles/aws-rds/PROVENANCE.md \
+    usr/local/share/pg-tls-proxy/ca-bundles/mozilla/ca-certificates.pem \
+    lib/systemd/system/pg-tls-proxy.service lib/systemd/system/pg-tls-proxy-connector.service \
+    etc/default/pg-tls-proxy etc/default/pg-tls-proxy-connector; do
+    [ -s "$DEST/$f" ] || missing="$missing $f"
 done
-[ -d "$SHARE/ca-bundles/custom" ] || missing="$missing share/pg-tls-proxy/ca-bundles/custom/"
-expect "make install: binary, man page, aws-rds and mozilla bundles, empty custom/" \
+[ -d "$CUSTOM" ] || missing="$missing etc/pg-tls-proxy/ca-bundles/custom/"
+expect "make install: binary, man page, aws-rds and mozilla bundles, units, /etc/default files, empty custom/" \
     "missing:${missing:- none}" '^missing: none$'
 [ -n "$inst_out" ] && printf '# make install said: %s\n' "$(oneline "$inst_out")"
+expect "make install: the units' ExecStart is PREFIX's binary" \
+    "$(grep -h '^ExecStart=' "$DEST"/lib/systemd/system/pg-tls-proxy*.service | sort | tr '\n' ' ')" \
+    '^ExecStart=/usr/local/bin/pg-tls-proxy ExecStart=/usr/local/bin/pg-tls-proxy connector $'
+expect "make install: the connector's environment file (it may hold the bridge secret) is 0600" \
+    "$(stat -c %a "$DEST/etc/default/pg-tls-proxy-connector")" '^600$'
 expect "installed binary: --version" "$("$DEST/usr/local/bin/pg-tls-proxy" --version 2>&1)" \
     '^pg-tls-proxy [0-9]+\.[0-9]+\.[0-9]+'
-cp "$CERTS/db-ca.crt" "$SHARE/ca-bundles/custom/db-ca.pem"
+cp "$CERTS/db-ca.crt" "$CUSTOM/db-ca.pem"
 out=$(timeout -k 5 30 "$DEST/usr/local/bin/pg-tls-proxy" --check \
     --server-certificate-path "$CERTS/proxy.crt" --server-private-key-path "$CERTS/proxy.key" \
     --client-connection-host-or-ip 127.0.0.1 --client-connection-port "$PGPORT" \
-    --client-tls-validation-host localhost --client-ca-roots-path "$SHARE/ca-bundles/custom" 2>&1)
+    --client-tls-validation-host localhost --client-ca-roots-path "$CUSTOM" 2>&1)
 expect "installed binary: --check against PostgreSQL with the installed custom/ bundle dir" \
     "$out"$'\n'"rc=$?" $'check ok\nrc=0$'
 out=$(timeout -k 5 30 "$DEST/usr/local/bin/pg-tls-proxy" --check \
@@ -94,15 +103,22 @@ out=$(timeout -k 5 30 "$DEST/usr/local/bin/pg-tls-proxy" --check \
     --client-ca-roots-path "$SHARE/ca-bundles/aws-rds/global-bundle.pem" 2>&1)
 expect "installed aws-rds bundle loads, and does not vouch for the test database (exit 1)" \
     "$out"$'\n'"rc=$?" 'CA roots: [0-9]+ from .*global-bundle.pem.*check failed: upstream certificate verification failed.*rc=1$'
+# The operator edits the proxy's environment file; install again keeps it.
+printf 'PG_TLS_PROXY_SERVER_PORT=6432\n' >>"$DEST/etc/default/pg-tls-proxy"
+inst_out=$(make -s -C "$ROOT" install DESTDIR="$DEST" PREFIX=/usr/local BUILD="$BUILD_DIR" 2>&1)
+expect "make install again keeps an existing /etc/default file (and says so)" \
+    "$(tail -n 1 "$DEST/etc/default/pg-tls-proxy") $inst_out" \
+    '^PG_TLS_PROXY_SERVER_PORT=6432 .*kept .*/etc/default/pg-tls-proxy '
 un_out=$(make -s -C "$ROOT" uninstall DESTDIR="$DEST" PREFIX=/usr/local 2>&1)
-expect "make uninstall removes what install put there, and keeps the user's CA in custom/" \
+expect "make uninstall removes what install put there, keeps the user's CA and the edited /etc/default file" \
     "$(cd "$DEST" && find . -type f | sort | tr '\n' ' ')" \
-    '^\./usr/local/share/pg-tls-proxy/ca-bundles/custom/db-ca\.pem $'
-expect "make uninstall says it kept custom/" "$un_out" 'kept .*ca-bundles/custom/'
-rm -f "$SHARE/ca-bundles/custom/db-ca.pem"
+    '^\./etc/default/pg-tls-proxy \./etc/pg-tls-proxy/ca-bundles/custom/db-ca\.pem $'
+expect "make uninstall says what it kept" "$(oneline "$un_out")" \
+    'kept .*/etc/default/pg-tls-proxy .*kept .*ca-bundles/custom/'
+rm -f "$CUSTOM/db-ca.pem" "$DEST/etc/default/pg-tls-proxy"
 make -s -C "$ROOT" uninstall DESTDIR="$DEST" PREFIX=/usr/local >/dev/null 2>&1
 expect "make uninstall with an empty custom/ leaves no directory of ours behind" \
-    "$(find "$DEST/usr/local/share" -path '*pg-tls-proxy*' | wc -l)" '^0$'
+    "$(find "$DEST" -path '*pg-tls-proxy*' | wc -l)" '^0$'
 
 # ======================================================================
 # The Docker image as a container runs it (no engine here): the runtime

@@ -474,6 +474,13 @@ want operations && . "$HERE/operations.sh"
 want packaging && . "$HERE/packaging.sh"
 
 # ======================================================================
+# systemd: sd_notify (READY, RELOADING, STOPPING) on a real notify socket,
+# the units checked with systemd-analyze verify and security
+# ======================================================================
+# shellcheck source=tests/integration/systemd.sh
+want systemd && . "$HERE/systemd.sh"
+
+# ======================================================================
 # Faults: backends killed mid-COPY, PostgreSQL restarted under load,
 # upstreams that never answer, a client that stops reading 1 GB
 # ======================================================================

@@ -28,6 +28,7 @@ Suite *options_suite(void);
 Suite *adminaddr_suite(void);
 Suite *promtext_suite(void);
 Suite *procstats_suite(void);
+Suite *sdnotify_suite(void);
 Suite *tlsctx_suite(void);
 Suite *pgmsg_suite(void);
 Suite *admin_suite(void);

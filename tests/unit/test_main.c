@@ -29,6 +29,7 @@ int main(void)
     srunner_add_suite(sr, adminaddr_suite());
     srunner_add_suite(sr, promtext_suite());
     srunner_add_suite(sr, procstats_suite());
+    srunner_add_suite(sr, sdnotify_suite());
     srunner_add_suite(sr, tlsctx_suite());
     srunner_add_suite(sr, pgmsg_suite());
     srunner_add_suite(sr, admin_suite());

@@ -1,7 +1,8 @@
 /*
  * admin.c - the admin HTTP endpoint (--admin-address): GET or HEAD of
- * /metrics, /healthz, /readyz and /readyz/NAME (one route), one request
- * per connection, served on the main thread's loop.
+ * /metrics, /healthz, /readyz and /readyz/NAME (one route), and the
+ * /sessions paths (adminsess.c), one request per connection, served on
+ * the main thread's loop.
  *
  * Owns the admin listener and every admin connection (listed, so admin_stop
  * can close them all and the loop can end). Memory of a connection is freed
@@ -29,6 +30,7 @@
 
 #include "admin.h"
 #include "adminaddr.h"
+#include "adminsess.h"
 #include "httpreq.h"
 #include "listener.h"
 #include "log.h"
@@ -44,6 +46,7 @@
 
 enum ac_state {
     AC_READING, /* collecting the request head */
+    AC_WAITING, /* /sessions: waiting for the workers' answer (req); input dropped */
     AC_WRITING, /* response queued; further input is read and dropped */
     AC_LINGER,  /* response sent, our side shut down; waiting for the client's EOF */
 };
@@ -57,7 +60,9 @@ struct admin_conn {
     bool closing, peer_eof;
     int open_handles; /* freed when the last close callback brings this to 0 */
     struct admin_conn *prev, *next;
-    char *body; /* the /metrics text (malloc'd), else NULL */
+    bool head_only;       /* a HEAD request: the body's length, not the body */
+    struct sess_req *req; /* AC_WAITING: the request the workers answer */
+    char *body;           /* the /metrics text or a JSON answer (malloc'd), else NULL */
     size_t body_len, len;
     char out[512];             /* response head, plus a small body */
     char head[ADMIN_HEAD_MAX]; /* request head; later a sink for dropped input */
@@ -101,6 +106,8 @@ static void conn_close(struct admin_conn *c)
         return;
     c->closing = true;
     a_live--;
+    adminsess_detach(c->req); /* answered later: dropped then */
+    c->req = NULL;
     uv_close((uv_handle_t *)&c->timer, conn_close_cb);
     uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
 }
@@ -154,6 +161,10 @@ static const char *status_text(int status)
         return "OK";
     case 400:
         return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
     case 404:
         return "Not Found";
     case 405:
@@ -316,13 +327,46 @@ static int readyz(struct admin_conn *c, const char *route)
     return status;
 }
 
+static void send_reply(struct admin_conn *c, int status, const char *ctype, const char *extra,
+                       const char *text);
+
+/* adminsess.c's answer to a /sessions request (now, or from the workers). */
+static void sessions_reply(void *owner, struct adminsess_reply *r)
+{
+    struct admin_conn *c = owner;
+    c->req = NULL;
+    c->body = r->body;
+    c->body_len = r->len;
+    send_reply(c, r->status, r->ctype, r->extra, r->text != NULL ? r->text : "");
+}
+
+/* A /sessions path: asked of the workers, or answered at once. */
+static void sessions_request(struct admin_conn *c, const char *method, const char *path)
+{
+    struct sockaddr_storage peer;
+    int plen = sizeof(peer);
+    struct adminsess_reply r = {0};
+    memset(&peer, 0, sizeof(peer));
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &plen) < 0) {
+        conn_close(c);
+        return;
+    }
+    c->head_only = strcmp(method, "HEAD") == 0;
+    c->req = adminsess_request(c, method, path, c->head, c->len, (struct sockaddr *)&peer, &r);
+    if (c->req == NULL) {
+        sessions_reply(c, &r);
+        return;
+    }
+    c->state = AC_WAITING; /* sessions_reply, or the timer, ends the wait */
+    uv_timer_start(&c->timer, timeout_cb, ADMIN_TIMEOUT_MS, 0);
+}
+
 /* Decide the response and queue it. parsed: httpreq_parse's result, where 0
  * means the head filled ADMIN_HEAD_MAX without ending. */
 static void respond(struct admin_conn *c, int parsed, const char *method, char *path)
 {
     int status;
     const char *text = "", *ctype = "text/plain; charset=utf-8", *extra = "";
-    bool head_only = false;
 
     /* Scrapers and probes may add a query string; it selects nothing here. */
     char *query = parsed > 0 ? strchr(path, '?') : NULL;
@@ -334,6 +378,9 @@ static void respond(struct admin_conn *c, int parsed, const char *method, char *
     } else if (parsed == 0) {
         status = 431;
         text = "request header fields too large\n";
+    } else if (adminsess_path(path)) {
+        sessions_request(c, method, path);
+        return;
     } else if (strcmp(path, "/metrics") != 0 && strcmp(path, "/healthz") != 0 &&
                strcmp(path, "/readyz") != 0 && strncmp(path, "/readyz/", 8) != 0) {
         status = 404;
@@ -343,7 +390,7 @@ static void respond(struct admin_conn *c, int parsed, const char *method, char *
         text = "method not allowed\n";
         extra = "Allow: GET, HEAD\r\n";
     } else {
-        head_only = strcmp(method, "HEAD") == 0;
+        c->head_only = strcmp(method, "HEAD") == 0;
         if (strcmp(path, "/metrics") == 0) {
             if (render_metrics(c) == 0) {
                 status = 200;
@@ -363,6 +410,18 @@ static void respond(struct admin_conn *c, int parsed, const char *method, char *
         }
     }
 
+    char mq[40], pq[80];
+    log_debug("event=admin_request method=\"%s\" path=\"%s\" status=%d",
+              parsed == 1 ? log_escape(method, mq, sizeof(mq)) : "",
+              parsed == 1 ? log_escape(path, pq, sizeof(pq)) : "", status);
+    send_reply(c, status, ctype, extra, text);
+}
+
+/* Queue the response: c->body if set, else text (a small static body). */
+static void send_reply(struct admin_conn *c, int status, const char *ctype, const char *extra,
+                       const char *text)
+{
+    bool head_only = c->head_only;
     size_t blen = c->body != NULL ? c->body_len : strlen(text);
     int n = snprintf(c->out, sizeof(c->out),
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s"
@@ -371,11 +430,6 @@ static void respond(struct admin_conn *c, int parsed, const char *method, char *
                      c->body == NULL && !head_only ? text : "");
     /* out holds every fixed head and small body above; never truncated. */
     size_t olen = n > 0 && (size_t)n < sizeof(c->out) ? (size_t)n : 0;
-
-    char mq[40], pq[80];
-    log_debug("event=admin_request method=\"%s\" path=\"%s\" status=%d",
-              parsed == 1 ? log_escape(method, mq, sizeof(mq)) : "",
-              parsed == 1 ? log_escape(path, pq, sizeof(pq)) : "", status);
 
     uv_buf_t bufs[2];
     unsigned nbufs = 1;
@@ -419,7 +473,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (c->closing || nread == 0)
         return;
     if (nread < 0) {
-        if (nread == UV_EOF && c->state == AC_WRITING) {
+        if (nread == UV_EOF && (c->state == AC_WRITING || c->state == AC_WAITING)) {
             c->peer_eof = true; /* finish the write, then close */
             uv_read_stop(s);
             return;
@@ -600,4 +654,11 @@ void admin_stop(void)
     listener_close(&a_listener);
     for (struct admin_conn *c = a_conns; c != NULL; c = c->next)
         conn_close(c);
+    adminsess_stop(); /* after every connection has let go of its request */
+}
+
+int admin_sessions_start(struct worker *workers, unsigned nworkers, const char *token_file,
+                         char *err, size_t errlen)
+{
+    return adminsess_start(a_loop, workers, nworkers, token_file, sessions_reply, err, errlen);
 }

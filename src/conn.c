@@ -36,6 +36,7 @@
 #include "relay.h"
 #include "dial.h"
 #include "route.h"
+#include "sessions.h"
 #include "worker.h"
 
 /* Connection ids are unique across workers, for the logs. */
@@ -362,9 +363,9 @@ static void front_error(struct conn *c, const char *sqlstate, const char *outcom
 }
 
 void conn_fail_front_between(struct conn *c, const char *sqlstate, const char *outcome,
-                             const char *msg)
+                             const char *msg, const char *hint)
 {
-    front_error_at(c, sqlstate, outcome, NULL, msg, true);
+    front_error_at(c, sqlstate, outcome, hint, msg, true);
 }
 
 void conn_fail_front_hint(struct conn *c, const char *sqlstate, const char *outcome,
@@ -396,6 +397,10 @@ static void timer_cb(uv_timer_t *t)
     }
     if (relay_stall_timeout(c, now))
         return;
+    if (c->kill_pending && now >= c->kill_deadline) {
+        sessions_kill_timeout(c);
+        return;
+    }
     if (front_relaying(c) && c->buffers_held && now >= c->last_active + IDLE_RELEASE_MS)
         relay_release_idle(c);
     uint64_t idle_end = relay_idle_deadline(c);
@@ -445,6 +450,8 @@ void conn_arm_timer(struct conn *c)
         when = now + c->w->rt->idle_timeout_ms;
     if (front_relaying(c) && c->buffers_held && c->last_active + IDLE_RELEASE_MS < when)
         when = c->last_active + IDLE_RELEASE_MS;
+    if (c->kill_pending && c->kill_deadline < when)
+        when = c->kill_deadline;
     unsigned stall = c->w->rt->write_stall_ms;
     if (stall > 0 && c->front.stall_since != 0 && c->front.stall_since + stall < when)
         when = c->front.stall_since + stall;
@@ -540,7 +547,10 @@ void conn_join(struct conn *c)
         !login_start(c))
         return;
     c->tracking = c->w->rt->idle_timeout_ms > 0;
-    c->framing = c->back.tp == &leg_bridge_transport;
+    /* Every session frames the server's messages after the login: a FATAL
+     * can then go in between two of them (a lost bridge, an admin's
+     * terminate: sessions.c). */
+    c->framing = true;
     c->last_active = uv_now(c->w->loop);
     c->front.last_read = c->back.last_read = c->last_active;
     conn_arm_timer(c);

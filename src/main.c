@@ -20,6 +20,7 @@
 #include "config.h"
 #include "connector.h"
 #include "admin.h"
+#include "adminsess.h"
 #include "authfile.h"
 #include "bridge.h"
 #include "bridgesecret.h"
@@ -269,6 +270,9 @@ static void reload(struct supervisor *sv, const char *why)
     struct tls_contexts ctx;
     char err[1024];
 
+    /* The admin token file (its path is process-wide; its content may
+     * change), whatever becomes of the rest. */
+    adminsess_reload();
     struct config *next = reload_config(sv, why);
     if (next == NULL)
         return;
@@ -560,6 +564,9 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
     for (size_t i = 0; i < nports; i++)
         freeaddrinfo(addrs[i]);
     free(addrs);
+    if (cfg->admin_address != NULL &&
+        admin_sessions_start(sv.workers, sv.nworkers, cfg->admin_token_file, err, sizeof(err)) < 0)
+        fatal("%s", err);
     /* After the workers exist (results go to them), before they run. */
     if (bridge_start(cfg, sv.workers, sv.nworkers, err, sizeof(err)) < 0)
         fatal("%s", err);

@@ -132,6 +132,11 @@ const struct opt_def config_options[] = {
      "/readyz answers 200 while every route's upstream had a verified TLS handshake within "
      "this window (the proxy probes each route when idle); /readyz/NAME answers for one "
      "route."},
+    {"admin-token-file", 0, OPT_STRING, PROCESS, "PATH", FIELD(admin_token_file), false, NULL,
+     "none: loopback peers only",
+     "File holding a bearer token (16 to 1024 visible ASCII bytes, e.g. openssl rand -hex 32): "
+     "/sessions then answers only requests with \"Authorization: Bearer TOKEN\", from any "
+     "address. Re-read on SIGHUP."},
     {"log-format", 0, OPT_LOGFMT, PROCESS, "text|json", FIELD(log_json), false, "text", NULL,
      "Log lines as key=value text or as JSON objects (one per line)."},
     {"workers", 0, OPT_WORKERS, PROCESS, "N", FIELD(workers), false, "0", "0: one per CPU",

@@ -15,11 +15,13 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 
 #include "config.h"
 #include "connector.h"
 #include "admin.h"
+#include "adminauth.h"
 #include "adminsess.h"
 #include "authfile.h"
 #include "bridge.h"
@@ -689,6 +691,11 @@ int main(int argc, char **argv)
      * port was listening). */
     if (cfg.admin_address != NULL && admin_check_address(cfg.admin_address, err, sizeof(err)) < 0)
         fatal("%s", err);
+    struct admin_token token_check;
+    if (cfg.admin_token_file != NULL &&
+        adminauth_load(cfg.admin_token_file, &token_check, err, sizeof(err)) < 0)
+        fatal("%s", err);
+    OPENSSL_cleanse(&token_check, sizeof(token_check));
     if (tlsctx_build(&cfg, &ctx, err, sizeof(err)) < 0)
         fatal("%s", err);
     struct route_table *routes = route_table_build(&cfg, ctx.front, ctx.back, err, sizeof(err));

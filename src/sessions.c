@@ -249,26 +249,39 @@ void sessions_kill_timeout(struct conn *c)
     conn_end(c, "terminated", "terminated by the admin endpoint");
 }
 
+/* How a terminate reaches the client (the log line's fatal=). */
+static const char *kill_mode(const struct conn *c)
+{
+    if (c->phase != PHASE_OPEN || c->kill_pending)
+        return "already_ending";
+    if (!front_relaying(c) || login_watching(c))
+        return "now_login"; /* the proxy speaks between whole messages then */
+    if (!c->framing || c->frames.failed)
+        return "none_unframed";
+    return server_at_boundary(c) ? "now" : "at_next_boundary";
+}
+
 static void kill_one(struct conn *c, const char *peer)
 {
     char q[80];
-    log_info("event=session_terminated conn=%llu front=%s user=\"%s\" by=admin peer=%s state=%s",
+    const char *mode = kill_mode(c);
+    log_info("event=session_terminated conn=%llu front=%s user=\"%s\" by=admin peer=%s state=%s "
+             "fatal=%s",
              (unsigned long long)c->id, c->front_addr, c->info.user, log_escape(peer, q, sizeof(q)),
-             state_of(c));
-    if (c->phase != PHASE_OPEN || c->kill_pending)
-        return; /* already on its way out */
-    if (!front_relaying(c) || login_watching(c)) {
-        /* Before the login ends the proxy speaks between whole messages. */
+             state_of(c), mode);
+    if (strcmp(mode, "already_ending") == 0)
+        return;
+    if (strcmp(mode, "now_login") == 0) {
         conn_fail_front_hint(c, "57P01", "terminated", KILL_HINT, "%s", KILL_MSG);
         return;
     }
-    if (!c->framing || c->frames.failed) {
+    if (strcmp(mode, "none_unframed") == 0) {
         conn_end(c, "terminated",
-                 "terminated by the admin endpoint (the server's stream "
-                 "could not be framed: closed without a FATAL)");
+                 "terminated by the admin endpoint (the server's stream could "
+                 "not be framed: closed without a FATAL)");
         return;
     }
-    if (server_at_boundary(c)) {
+    if (strcmp(mode, "now") == 0) {
         sessions_kill_now(c);
         return;
     }

@@ -161,6 +161,7 @@ expect "sessions: ... and no protocol error" \
     '^0$'
 expect "sessions: the proxy found a boundary (no unclean terminate)" \
     "$(count "$CUR_LOG" 'event=session_terminate_unclean')" '^0$'
+it_note "sessions: mid-COPY terminate placed the FATAL: $(sed -n "s/.*event=session_terminated conn=$SS_COPY_ID .*fatal=\([a-z_]*\).*/\1/p" "$CUR_LOG")"
 it_stop sessions
 
 # ---- 4. --admin-token-file: bearer token from every peer ----

@@ -32,6 +32,23 @@ static int frame(struct pgtrack *t, struct pgtrack_dir *d, const uint8_t *buf, s
             len -= n;
             continue;
         }
+        if (d->have == 0 && len >= sizeof(d->hdr)) {
+            /* A whole header in buf (the usual case): no byte-by-byte copy.
+             * Every session frames the server's stream (relay.c), so this
+             * loop is on the data path of every DataRow. */
+            uint32_t mlen =
+                (uint32_t)buf[1] << 24 | (uint32_t)buf[2] << 16 | (uint32_t)buf[3] << 8 | buf[4];
+            if (mlen < 4 || mlen > PGTRACK_MAX_LEN) {
+                t->failed = true;
+                return -1;
+            }
+            uint8_t type = buf[0];
+            buf += sizeof(d->hdr);
+            len -= sizeof(d->hdr);
+            d->skip = mlen - 4;
+            on_msg(t, type);
+            continue;
+        }
         d->hdr[d->have++] = *buf++;
         len--;
         if (d->have < sizeof(d->hdr))

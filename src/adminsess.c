@@ -149,17 +149,18 @@ static void async_cb(uv_async_t *a)
 /* A worker's thread: the last answer is in. */
 static void req_done(struct sess_req *req)
 {
+    /* Sent under the lock: adminsess_stop sets a_closed under it before it
+     * closes a_async, so no wake-up goes to a closed handle. */
     uv_mutex_lock(&a_lock);
     bool closed = a_closed;
     if (!closed) {
         req->next = a_done;
         a_done = req;
+        uv_async_send(&a_async);
     }
     uv_mutex_unlock(&a_lock);
     if (closed)
         sessions_req_free(req); /* the endpoint has stopped: nobody waits */
-    else
-        uv_async_send(&a_async);
 }
 
 void adminsess_detach(struct sess_req *req)

@@ -85,17 +85,18 @@ void sessions_post(struct worker *workers, unsigned n, struct sess_req *req)
         struct sess_job *j = &req->jobs[i];
         j->req = req;
         j->next = NULL;
+        /* The wake-up is sent under the lock: once sessions_worker_close
+         * has set sess_closed, w->ctl may be closed and nothing is sent. */
         uv_mutex_lock(&w->sess_lock);
         bool closed = w->sess_closed;
         if (!closed) {
             *w->sess_tail = j;
             w->sess_tail = &j->next;
+            worker_command(w, WORKER_SESSIONS);
         }
         uv_mutex_unlock(&w->sess_lock);
         if (closed)
             answered(req); /* a stopped worker has no sessions */
-        else
-            worker_command(w, WORKER_SESSIONS);
     }
 }
 

@@ -40,12 +40,12 @@ static void worker_finish(struct worker *w)
         uv_close((uv_handle_t *)&w->cancel_timer, NULL);
     w->finished = true;
     log_info("event=worker_stopped worker=%u", w->index);
+    sessions_worker_close(w); /* before ctl closes: no wake-up reaches it after */
     uv_close((uv_handle_t *)&w->ctl, NULL);
     uv_mutex_lock(&w->bridge_lock);
     w->bridge_closed = true; /* later posts are freed (worker_destroy frees the queue) */
     uv_mutex_unlock(&w->bridge_lock);
     uv_close((uv_handle_t *)&w->bridge_async, NULL);
-    sessions_worker_close(w);
     if (w->done != NULL)
         uv_async_send(w->done);
 }

@@ -142,7 +142,8 @@ char *sessjson_render(const struct sess_req *req, bool all, size_t max, size_t *
         if (req->n > 0)
             item(&j, &req->items[0]);
     } else {
-        qsort(req->items, req->n, sizeof(req->items[0]), by_id);
+        if (req->n > 1) /* items is NULL when nothing was copied */
+            qsort(req->items, req->n, sizeof(req->items[0]), by_id);
         sessjson_raw(&j, "{\"sessions\":[");
         for (size_t i = 0; i < req->n && j.ok; i++) {
             size_t before = j.len;

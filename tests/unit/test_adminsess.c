@@ -134,6 +134,19 @@ START_TEST(test_json_render_bounded)
 }
 END_TEST
 
+START_TEST(test_json_render_empty)
+{
+    /* No session anywhere: no items array at all (qsort must not see NULL). */
+    struct sess_req *req = sessions_req_new(SESS_LIST, 0, 1, NULL);
+    size_t len = 0;
+    char *b = sessjson_render(req, true, SESS_BODY_MAX, &len);
+    ck_assert_str_eq(b, "{\"sessions\":[],\"count\":0,\"listed\":0,\"truncated\":false,"
+                        "\"draining\":false}\n");
+    free(b);
+    sessions_req_free(req);
+}
+END_TEST
+
 /* ---- routing ---- */
 
 static const struct {
@@ -450,6 +463,7 @@ Suite *adminsess_suite(void)
     tcase_add_loop_test(tc, test_json_escape, 0, NELEM(esc_cases));
     tcase_add_test(tc, test_json_render_list);
     tcase_add_test(tc, test_json_render_bounded);
+    tcase_add_test(tc, test_json_render_empty);
     suite_add_tcase(s, tc);
     tc = tcase_create("route");
     tcase_add_loop_test(tc, test_route, 0, NELEM(route_cases));

@@ -139,7 +139,24 @@ wait "$SS_BUSY_PID"
 expect "sessions: the other session kept working to the end" "$(cat "$SS_DIR/busy.out")" \
     'hold queries=[1-9][0-9]* ok$'
 
-# ---- 3. terminate mid-COPY: a clean FATAL, not a protocol error ----
+# ---- 3. terminate before the login: the FATAL at once, inside TLS ----
+timeout -k 5 40 "$RAWCLIENT" error localhost "$SS_PORT" --no-startup >"$SS_DIR/nostartup.out" 2>&1 &
+SS_NS_PID=$!
+wait_line "$SS_DIR/nostartup.out" '^tls-up$' 10
+ss_http GET /sessions >/dev/null
+expect "sessions: a client that has sent no StartupMessage is listed in state startup, no user yet" \
+    "$(ss_json '[(s["state"], s["user"], s["front_tls_version"] is not None) for s in j["sessions"]]')" \
+    "^\[\('startup', '', True\)\]$"
+SS_NS_ID=$(ss_json 'j["sessions"][0]["id"]')
+out=$(ss_http POST "/sessions/$SS_NS_ID/terminate")
+expect "sessions: terminating it: 200" "$(head -n 1 <<<"$out")" '^200$'
+wait "$SS_NS_PID"
+expect "sessions: it reads FATAL 57P01 at once, inside TLS" "$(cat "$SS_DIR/nostartup.out")" \
+    $'tls-up\nsqlstate=57P01 severity=FATAL message=terminating connection due to administrator command'
+expect "sessions: logged with fatal=now_login" \
+    "$(count "$CUR_LOG" "event=session_terminated conn=$SS_NS_ID .*state=startup fatal=now_login")" '^1$'
+
+# ---- 4. terminate mid-COPY: a clean FATAL, not a protocol error ----
 timeout -k 5 60 "$PGCLIENT" copy-out "$(ci "$SS_PORT" application_name=sess-copy)" \
     "COPY (SELECT g, repeat('x', 200) FROM generate_series(1, 3000000) g) TO STDOUT" \
     "$SS_DIR/copy.data" >"$SS_DIR/copy.out" 2>&1 &
@@ -164,7 +181,7 @@ expect "sessions: the proxy found a boundary (no unclean terminate)" \
 it_note "sessions: mid-COPY terminate placed the FATAL: $(sed -n "s/.*event=session_terminated conn=$SS_COPY_ID .*fatal=\([a-z_]*\).*/\1/p" "$CUR_LOG")"
 it_stop sessions
 
-# ---- 4. --admin-token-file: bearer token from every peer ----
+# ---- 5. --admin-token-file: bearer token from every peer ----
 SS_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 (umask 077 && printf '%s\n' "$SS_TOKEN" >"$SS_DIR/token")
 (umask 077 && printf 'short\n' >"$SS_DIR/short-token")

@@ -179,9 +179,26 @@ expect "sessions: ... and no protocol error" \
 expect "sessions: the proxy found a boundary (no unclean terminate)" \
     "$(count "$CUR_LOG" 'event=session_terminate_unclean')" '^0$'
 it_note "sessions: mid-COPY terminate placed the FATAL: $(sed -n "s/.*event=session_terminated conn=$SS_COPY_ID .*fatal=\([a-z_]*\).*/\1/p" "$CUR_LOG")"
+
+# ---- 5. while the proxy drains, the endpoint still answers, and says so ----
+timeout -k 5 60 "$PGCLIENT" hold-until "$(ci "$SS_PORT" application_name=sess-drain)" \
+    "$SS_DIR/drain.stop" 50 >"$SS_DIR/drain.out" 2>&1 &
+SS_DRAIN_PID=$!
+wait_line "$SS_DIR/drain.out" '^connected$' 20
+kill -TERM "${IT_PIDS[sessions]}"
+for _ in $(seq 1 100); do # both workers (--workers 2) have begun draining
+    [ "$(count "$CUR_LOG" 'event=worker_draining')" -ge 2 ] && break
+    sleep 0.05
+done
+out=$(ss_http GET /sessions)
+expect "sessions: during a drain GET /sessions answers, draining: true, the session in state draining" \
+    "$(head -n 1 <<<"$out") $(ss_json '(j["draining"], [s["state"] for s in j["sessions"]])')" \
+    "^200 \(True, \['draining'\]\)$"
+touch "$SS_DIR/drain.stop"
+wait "$SS_DRAIN_PID"
 it_stop sessions
 
-# ---- 5. --admin-token-file: bearer token from every peer ----
+# ---- 6. --admin-token-file: bearer token from every peer ----
 SS_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 (umask 077 && printf '%s\n' "$SS_TOKEN" >"$SS_DIR/token")
 (umask 077 && printf 'short\n' >"$SS_DIR/short-token")

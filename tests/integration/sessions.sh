@@ -196,6 +196,12 @@ expect "sessions: during a drain GET /sessions answers, draining: true, the sess
     "^200 \(True, \['draining'\]\)$"
 touch "$SS_DIR/drain.stop"
 wait "$SS_DRAIN_PID"
+# It exits by itself once that session has ended; a second SIGTERM while it
+# is exiting (its signal handlers gone) would kill it instead.
+for _ in $(seq 1 200); do
+    kill -0 "${IT_PIDS[sessions]}" 2>/dev/null || break
+    sleep 0.05
+done
 it_stop sessions
 
 # ---- 6. --admin-token-file: bearer token from every peer ----
@@ -215,7 +221,7 @@ if it_proxy_start sessions-token "$CUR_LOG" "$SS_PORT" --server-host 127.0.0.1 \
     --server-private-key-path "$CERTS/proxy.key" --client-connection-host-or-ip 127.0.0.1 \
     --client-connection-port "$PGPORT" --client-tls-validation-host localhost \
     --client-ca-roots-path "$CERTS/db-ca.crt" --admin-address "127.0.0.1:$SS_ADMIN" \
-    --admin-token-file "$SS_DIR/token"; then
+    --admin-token-file "$SS_DIR/token" --server-proxy-protocol; then
     pass "sessions: proxy with --admin-token-file listens"
 else
     fail "sessions: proxy with --admin-token-file listens" "it did not start"
@@ -248,4 +254,20 @@ out=$(ss_http GET /sessions -H "Authorization: Bearer $SS_TOKEN2")
 expect "sessions: a bad token file on SIGHUP is logged and the token in use stays" \
     "$(head -n 1 <<<"$out") $(count "$CUR_LOG" 'event=reload_failed what=admin_token_file')" \
     '^200 1$'
+
+# ---- 7. PROXY protocol: the client's address, and the load balancer's ----
+timeout -k 5 40 "$RAWCLIENT" error localhost "$SS_PORT" --proxy-v2 203.0.113.7 --no-startup \
+    >"$SS_DIR/pp.out" 2>&1 &
+SS_PP_PID=$!
+wait_line "$SS_DIR/pp.out" '^tls-up$' 10
+ss_http GET /sessions -H "Authorization: Bearer $SS_TOKEN2" >/dev/null
+expect "sessions: through PROXY protocol, client is the header's source, load_balancer the peer" \
+    "$(ss_json '[(s["client"], s["load_balancer"].split(":")[0]) for s in j["sessions"]]')" \
+    "^\[\('203\.0\.113\.7:40001', '127\.0\.0\.1'\)\]$"
+SS_PP_ID=$(ss_json 'j["sessions"][0]["id"]')
+out=$(ss_http POST "/sessions/$SS_PP_ID/terminate" -H "Authorization: Bearer $SS_TOKEN2")
+expect "sessions: terminate with the token: 200" "$(head -n 1 <<<"$out")" '^200$'
+wait "$SS_PP_PID"
+expect "sessions: ... and that client reads FATAL 57P01" "$(cat "$SS_DIR/pp.out")" \
+    'sqlstate=57P01 severity=FATAL message=terminating connection due to administrator command'
 it_stop sessions-token

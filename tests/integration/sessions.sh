@@ -180,7 +180,31 @@ expect "sessions: the proxy found a boundary (no unclean terminate)" \
     "$(count "$CUR_LOG" 'event=session_terminate_unclean')" '^0$'
 it_note "sessions: mid-COPY terminate placed the FATAL: $(sed -n "s/.*event=session_terminated conn=$SS_COPY_ID .*fatal=\([a-z_]*\).*/\1/p" "$CUR_LOG")"
 
-# ---- 5. while the proxy drains, the endpoint still answers, and says so ----
+# ---- 5. no boundary in time: a client that stopped reading inside one
+# 30 MB message; the terminate waits 2 s for its end, then closes without
+# the FATAL (which could only land inside the message) ----
+timeout -k 5 60 "$PGCLIENT" pause-copy-out "$(ci "$SS_PORT" application_name=sess-stalled)" \
+    "COPY (SELECT repeat('x', 30000000)) TO STDOUT" 5 >"$SS_DIR/stalled.out" 2>&1 &
+SS_STALL_PID=$!
+sleep 1
+ss_http GET /sessions >/dev/null
+SS_STALL_ID=$(ss_json '[s["id"] for s in j["sessions"] if s["application_name"] == "sess-stalled"][0]')
+SS_T0=$(now_ms)
+out=$(ss_http POST "/sessions/$SS_STALL_ID/terminate")
+expect "sessions: terminate inside a message the client does not read: 200" \
+    "$(head -n 1 <<<"$out")" '^200$'
+wait_line "$CUR_LOG" "event=session_terminate_unclean conn=$SS_STALL_ID " 6
+SS_MS=$(($(now_ms) - SS_T0))
+expect "sessions: ... it waited for a boundary (fatal=at_next_boundary), then gave up after 2 s" \
+    "$(count "$CUR_LOG" "event=session_terminated conn=$SS_STALL_ID .*fatal=at_next_boundary") $(count "$CUR_LOG" "event=session_terminate_unclean conn=$SS_STALL_ID .*waited_ms=2000") $((SS_MS >= 1900 && SS_MS < 4500))" \
+    '^1 1 1$'
+wait "$SS_STALL_PID"
+out=$(cat "$SS_DIR/stalled.out")
+expect "sessions: ... and that client sees the connection end, not a FATAL inside its data" "$out" \
+    'query-error'
+expect "sessions: ... with no 57P01" "$(grep -c 57P01 <<<"$out")" '^0$'
+
+# ---- 6. while the proxy drains, the endpoint still answers, and says so ----
 timeout -k 5 60 "$PGCLIENT" hold-until "$(ci "$SS_PORT" application_name=sess-drain)" \
     "$SS_DIR/drain.stop" 50 >"$SS_DIR/drain.out" 2>&1 &
 SS_DRAIN_PID=$!
@@ -204,7 +228,7 @@ for _ in $(seq 1 200); do
 done
 it_stop sessions
 
-# ---- 6. --admin-token-file: bearer token from every peer ----
+# ---- 7. --admin-token-file: bearer token from every peer ----
 SS_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 (umask 077 && printf '%s\n' "$SS_TOKEN" >"$SS_DIR/token")
 (umask 077 && printf 'short\n' >"$SS_DIR/short-token")
@@ -255,7 +279,7 @@ expect "sessions: a bad token file on SIGHUP is logged and the token in use stay
     "$(head -n 1 <<<"$out") $(count "$CUR_LOG" 'event=reload_failed what=admin_token_file')" \
     '^200 1$'
 
-# ---- 7. PROXY protocol: the client's address, and the load balancer's ----
+# ---- 8. PROXY protocol: the client's address, and the load balancer's ----
 timeout -k 5 40 "$RAWCLIENT" error localhost "$SS_PORT" --proxy-v2 203.0.113.7 --no-startup \
     >"$SS_DIR/pp.out" 2>&1 &
 SS_PP_PID=$!

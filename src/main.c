@@ -551,7 +551,7 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
         if (admin_start(&main_loop, cfg->admin_address, cfg->admin_ready_window_s, err,
                         sizeof(err)) < 0)
             fatal("%s", err);
-        log_info("event=admin_listening address=%s paths=\"/metrics /healthz /readyz\"",
+        log_info("event=admin_listening address=%s paths=\"/metrics /healthz /readyz /sessions\"",
                  cfg->admin_address);
     }
     for (unsigned i = 0; i < sv.nworkers; i++) {

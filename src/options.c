@@ -125,8 +125,8 @@ const struct opt_def config_options[] = {
      "Reload (as on SIGHUP) when a certificate, key, CA or auth file changes on disk, including "
      "Kubernetes secret mounts that swap a symlink."},
     {"admin-address", 0, OPT_STRING, PROCESS, "HOST:PORT", FIELD(admin_address), false, NULL, "off",
-     "Serve /metrics (Prometheus), /healthz and /readyz over plain HTTP; a bare port means "
-     "127.0.0.1."},
+     "Serve /metrics (Prometheus), /healthz, /readyz and /sessions (open sessions, and ending "
+     "one) over plain HTTP; a bare port means 127.0.0.1."},
     {"admin-ready-window", 0, OPT_SECONDS, PROCESS, "SECONDS", FIELD(admin_ready_window_s), false,
      "60", NULL,
      "/readyz answers 200 while every route's upstream had a verified TLS handshake within "

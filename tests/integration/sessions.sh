@@ -17,6 +17,7 @@
 # fifteen seconds.
 
 SS_DIR=$TMP/sessions
+SS_TS=${IT_TIME_SCALE:-1} # waits scale under valgrind
 mkdir -p "$SS_DIR"
 command -v python3 >/dev/null || it_die "sessions: python3 is needed to parse the JSON"
 
@@ -66,8 +67,8 @@ echo "SELECT 'idle-ready';" >&7
 timeout -k 5 60 "$PGCLIENT" hold-until "$(ci "$SS_PORT" user=sessuser application_name='sess-busy')" \
     "$SS_DIR/busy.stop" 50 >"$SS_DIR/busy.out" 2>&1 &
 SS_BUSY_PID=$!
-wait_line "$SS_DIR/idle.out" 'idle-ready' 20
-wait_line "$SS_DIR/busy.out" '^connected$' 20
+wait_line "$SS_DIR/idle.out" 'idle-ready' $((20 * SS_TS))
+wait_line "$SS_DIR/busy.out" '^connected$' $((20 * SS_TS))
 sleep 0.3
 
 out=$(ss_http GET /sessions)
@@ -110,7 +111,7 @@ expect "sessions: GET .../terminate: 405, Allow: POST (GET never ends a session)
 out=$(ss_http POST "/sessions/$SS_IDLE_ID/terminate")
 expect "sessions: POST /sessions/ID/terminate: 200 {\"terminated\":ID}" "$out" \
     "^200"$'\n'"\{\"terminated\":$SS_IDLE_ID\}$"
-wait_line "$CUR_LOG" "event=session_terminated conn=$SS_IDLE_ID .*by=admin peer=127\.0\.0\.1:" 5
+wait_line "$CUR_LOG" "event=session_terminated conn=$SS_IDLE_ID .*by=admin peer=127\.0\.0\.1:" $((5 * SS_TS))
 expect "sessions: event=session_terminated names the session, by=admin and the peer" \
     "$(count "$CUR_LOG" "event=session_terminated conn=$SS_IDLE_ID .*by=admin peer=127\.0\.0\.1:")" \
     '^1$'
@@ -123,7 +124,7 @@ expect "sessions: the idle client reads FATAL 57P01 terminating connection due t
 expect "sessions: ... with a hint naming the proxy's admin endpoint" "$out" \
     "HINT: +pg-tls-proxy's admin endpoint ended this session"
 expect "sessions: ... and its next query never ran" "$(grep -c 'after-terminate$' <<<"$out")" '^0$'
-wait_line "$CUR_LOG" "event=closed conn=$SS_IDLE_ID .*outcome=terminated" 5
+wait_line "$CUR_LOG" "event=closed conn=$SS_IDLE_ID .*outcome=terminated" $((5 * SS_TS))
 expect "sessions: the closed line says outcome=terminated" \
     "$(count "$CUR_LOG" "event=closed conn=$SS_IDLE_ID .*outcome=terminated")" '^1$'
 out=$(curl -s --max-time 5 "http://127.0.0.1:$SS_ADMIN/metrics" |
@@ -142,7 +143,7 @@ expect "sessions: the other session kept working to the end" "$(cat "$SS_DIR/bus
 # ---- 3. terminate before the login: the FATAL at once, inside TLS ----
 timeout -k 5 40 "$RAWCLIENT" error localhost "$SS_PORT" --no-startup >"$SS_DIR/nostartup.out" 2>&1 &
 SS_NS_PID=$!
-wait_line "$SS_DIR/nostartup.out" '^tls-up$' 10
+wait_line "$SS_DIR/nostartup.out" '^tls-up$' $((10 * SS_TS))
 ss_http GET /sessions >/dev/null
 expect "sessions: a client that has sent no StartupMessage is listed in state startup, no user yet" \
     "$(ss_json '[(s["state"], s["user"], s["front_tls_version"] is not None) for s in j["sessions"]]')" \
@@ -161,7 +162,7 @@ timeout -k 5 60 "$PGCLIENT" copy-out "$(ci "$SS_PORT" application_name=sess-copy
     "COPY (SELECT g, repeat('x', 200) FROM generate_series(1, 3000000) g) TO STDOUT" \
     "$SS_DIR/copy.data" >"$SS_DIR/copy.out" 2>&1 &
 SS_COPY_PID=$!
-for _ in $(seq 1 200); do
+for _ in $(seq 1 $((200 * SS_TS))); do
     [ "$(stat -c %s "$SS_DIR/copy.data" 2>/dev/null || echo 0)" -gt 1000000 ] && break
     sleep 0.05
 done
@@ -184,19 +185,23 @@ it_note "sessions: mid-COPY terminate placed the FATAL: $(sed -n "s/.*event=sess
 # 30 MB message; the terminate waits 2 s for its end, then closes without
 # the FATAL (which could only land inside the message) ----
 timeout -k 5 60 "$PGCLIENT" pause-copy-out "$(ci "$SS_PORT" application_name=sess-stalled)" \
-    "COPY (SELECT repeat('x', 30000000)) TO STDOUT" 5 >"$SS_DIR/stalled.out" 2>&1 &
+    "COPY (SELECT repeat('x', 30000000)) TO STDOUT" $((5 * SS_TS)) >"$SS_DIR/stalled.out" 2>&1 &
 SS_STALL_PID=$!
-sleep 1
-ss_http GET /sessions >/dev/null
-SS_STALL_ID=$(ss_json '[s["id"] for s in j["sessions"] if s["application_name"] == "sess-stalled"][0]')
+SS_STALL_ID=""
+for _ in $(seq 1 $((100 * SS_TS))); do # until it is listed, its 30 MB message under way
+    ss_http GET /sessions >/dev/null
+    SS_STALL_ID=$(ss_json '[s["id"] for s in j["sessions"] if s["application_name"] == "sess-stalled" and s["bytes_from_upstream"] > 1000000][0]' 2>/dev/null)
+    [[ $SS_STALL_ID =~ ^[0-9]+$ ]] && break
+    sleep 0.1
+done
 SS_T0=$(now_ms)
 out=$(ss_http POST "/sessions/$SS_STALL_ID/terminate")
 expect "sessions: terminate inside a message the client does not read: 200" \
     "$(head -n 1 <<<"$out")" '^200$'
-wait_line "$CUR_LOG" "event=session_terminate_unclean conn=$SS_STALL_ID " 6
+wait_line "$CUR_LOG" "event=session_terminate_unclean conn=$SS_STALL_ID " $((6 * SS_TS))
 SS_MS=$(($(now_ms) - SS_T0))
 expect "sessions: ... it waited for a boundary (fatal=at_next_boundary), then gave up after 2 s" \
-    "$(count "$CUR_LOG" "event=session_terminated conn=$SS_STALL_ID .*fatal=at_next_boundary") $(count "$CUR_LOG" "event=session_terminate_unclean conn=$SS_STALL_ID .*waited_ms=2000") $((SS_MS >= 1900 && SS_MS < 4500))" \
+    "$(count "$CUR_LOG" "event=session_terminated conn=$SS_STALL_ID .*fatal=at_next_boundary") $(count "$CUR_LOG" "event=session_terminate_unclean conn=$SS_STALL_ID .*waited_ms=2000") $((SS_MS >= 1900 && SS_MS < 4500 * SS_TS))" \
     '^1 1 1$'
 wait "$SS_STALL_PID"
 out=$(cat "$SS_DIR/stalled.out")
@@ -208,9 +213,9 @@ expect "sessions: ... with no 57P01" "$(grep -c 57P01 <<<"$out")" '^0$'
 timeout -k 5 60 "$PGCLIENT" hold-until "$(ci "$SS_PORT" application_name=sess-drain)" \
     "$SS_DIR/drain.stop" 50 >"$SS_DIR/drain.out" 2>&1 &
 SS_DRAIN_PID=$!
-wait_line "$SS_DIR/drain.out" '^connected$' 20
+wait_line "$SS_DIR/drain.out" '^connected$' $((20 * SS_TS))
 kill -TERM "${IT_PIDS[sessions]}"
-for _ in $(seq 1 100); do # both workers (--workers 2) have begun draining
+for _ in $(seq 1 $((100 * SS_TS))); do # both workers (--workers 2) have begun draining
     [ "$(count "$CUR_LOG" 'event=worker_draining')" -ge 2 ] && break
     sleep 0.05
 done
@@ -222,7 +227,7 @@ touch "$SS_DIR/drain.stop"
 wait "$SS_DRAIN_PID"
 # It exits by itself once that session has ended; a second SIGTERM while it
 # is exiting (its signal handlers gone) would kill it instead.
-for _ in $(seq 1 200); do
+for _ in $(seq 1 $((200 * SS_TS))); do
     kill -0 "${IT_PIDS[sessions]}" 2>/dev/null || break
     sleep 0.05
 done
@@ -266,14 +271,14 @@ expect "sessions: the token never reaches the log" "$(count "$CUR_LOG" "$SS_TOKE
 SS_TOKEN2=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 printf '%s\n' "$SS_TOKEN2" >"$SS_DIR/token"
 kill -HUP "${IT_PIDS[sessions-token]}"
-wait_line "$CUR_LOG" 'event=admin_token_reloaded' 5
+wait_line "$CUR_LOG" 'event=admin_token_reloaded' $((5 * SS_TS))
 out=$(ss_http GET /sessions -H "Authorization: Bearer $SS_TOKEN2")
 expect "sessions: after SIGHUP the new token is the one: 200" "$(head -n 1 <<<"$out")" '^200$'
 out=$(ss_http GET /sessions -H "Authorization: Bearer $SS_TOKEN")
 expect "sessions: ... and the old one 401" "$(head -n 1 <<<"$out")" '^401$'
 printf 'tiny\n' >"$SS_DIR/token"
 kill -HUP "${IT_PIDS[sessions-token]}"
-wait_line "$CUR_LOG" 'event=reload_failed what=admin_token_file' 5
+wait_line "$CUR_LOG" 'event=reload_failed what=admin_token_file' $((5 * SS_TS))
 out=$(ss_http GET /sessions -H "Authorization: Bearer $SS_TOKEN2")
 expect "sessions: a bad token file on SIGHUP is logged and the token in use stays" \
     "$(head -n 1 <<<"$out") $(count "$CUR_LOG" 'event=reload_failed what=admin_token_file')" \
@@ -283,7 +288,7 @@ expect "sessions: a bad token file on SIGHUP is logged and the token in use stay
 timeout -k 5 40 "$RAWCLIENT" error localhost "$SS_PORT" --proxy-v2 203.0.113.7 --no-startup \
     >"$SS_DIR/pp.out" 2>&1 &
 SS_PP_PID=$!
-wait_line "$SS_DIR/pp.out" '^tls-up$' 10
+wait_line "$SS_DIR/pp.out" '^tls-up$' $((10 * SS_TS))
 ss_http GET /sessions -H "Authorization: Bearer $SS_TOKEN2" >/dev/null
 expect "sessions: through PROXY protocol, client is the header's source, load_balancer the peer" \
     "$(ss_json '[(s["client"], s["load_balancer"].split(":")[0]) for s in j["sessions"]]')" \

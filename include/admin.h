@@ -26,6 +26,10 @@ int admin_start(uv_loop_t *loop, const char *address, unsigned ready_window_s, c
 int admin_check_address(const char *address, char *err, size_t errlen);
 /* /healthz answers 200 while true (the proxy is listening), else 503. */
 void admin_set_listening(bool listening);
+struct worker;
+/* /sessions: once the workers exist (adminsess.h). 0, or -1 and err. */
+int admin_sessions_start(struct worker *workers, unsigned nworkers, const char *token_file,
+                         char *err, size_t errlen);
 /* Close the listener and every admin connection (handles closed via uv_close). */
 void admin_stop(void);
 

@@ -59,6 +59,7 @@ struct config {
     bool watch_certificates;       /* --watch-certificates */
     char *admin_address;           /* --admin-address; NULL = off */
     unsigned admin_ready_window_s; /* --admin-ready-window, default 60 */
+    char *admin_token_file;        /* --admin-token-file; NULL = loopback peers only */
     bool log_json;                 /* --log-format json */
     int log_level;                 /* -l/--log: enum log_level, default LOG_INFO */
     bool check_only;               /* --check */

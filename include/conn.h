@@ -137,6 +137,11 @@ struct conn {
      * closes with close_notify, so the database never sees a handshake cut
      * off (conn_end). The front is no longer read. */
     bool front_done;
+    /* POST /sessions/ID/terminate came while the server was part-way
+     * through a message: the FATAL waits for its end, until kill_deadline
+     * (sessions.c). */
+    bool kill_pending;
+    uint64_t kill_deadline;
 };
 
 /* A connection with no leg open yet, in w's list, holding its timer and a
@@ -185,7 +190,7 @@ void conn_fail_front_hint(struct conn *c, const char *sqlstate, const char *outc
  * the server's messages (even while relaying: relay.c's framing). Ends the
  * connection: return right after it. */
 void conn_fail_front_between(struct conn *c, const char *sqlstate, const char *outcome,
-                             const char *msg);
+                             const char *msg, const char *hint);
 /* Arm the timer for the nearest deadline that still applies. */
 void conn_arm_timer(struct conn *c);
 /* A handle or request holds c; conn_release frees c at the last release

@@ -17,4 +17,12 @@
  */
 int httpreq_parse(const char *buf, size_t len, char *method, size_t mcap, char *path, size_t pcap);
 
+/*
+ * The value of header `name` (case-insensitive) in a head that
+ * httpreq_parse accepted (returned 1), without the whitespace around it,
+ * NUL-terminated in out. 1 found, 0 absent, -1 present more than once or
+ * longer than ocap - 1 (an Authorization sent twice is ambiguous: refused).
+ */
+int httpreq_header(const char *buf, size_t len, const char *name, char *out, size_t ocap);
+
 #endif

@@ -26,6 +26,7 @@ enum metric_outcome {
     OUT_TOO_MANY,     /* --max-connections */
     OUT_SHUTDOWN,     /* ended by proxy shutdown */
     OUT_LOGIN_FAILED, /* the upstream refused the login (ErrorResponse before ReadyForQuery) */
+    OUT_TERMINATED,   /* ended by the admin endpoint (POST /sessions/ID/terminate) */
     OUT_COUNT
 };
 

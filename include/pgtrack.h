@@ -33,6 +33,12 @@ struct pgtrack {
 int pgtrack_client(struct pgtrack *t, const uint8_t *buf, size_t len);
 int pgtrack_server(struct pgtrack *t, const uint8_t *buf, size_t len);
 
+/* How many of buf[0..len)'s bytes, the next of the server's stream, end
+ * the message under way: 0 at a boundary already, SIZE_MAX if buf does
+ * not reach the end of it (or the stream cannot be framed). Reads t, does
+ * not feed it (sessions.c: a FATAL goes in between two messages). */
+size_t pgtrack_server_boundary(const struct pgtrack *t, const uint8_t *buf, size_t len);
+
 /* Nothing outstanding: every query, Sync and function call answered by a
  * ReadyForQuery, no message after the last Sync, framing intact. */
 bool pgtrack_idle(const struct pgtrack *t);

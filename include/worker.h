@@ -50,15 +50,17 @@ struct chunk_cache {
 
 struct bridge_result;
 struct bridgedial;
+struct sess_job;
 struct conn;
 struct listener;
 struct route_table;
 
 /* Commands the main thread sends a worker (bits, coalesced by uv_async). */
-#define WORKER_RELOAD 1u /* take the route table offered by worker_offer_routes */
-#define WORKER_DRAIN 2u  /* stop accepting; let sessions finish */
-#define WORKER_FORCE 4u  /* shutdown timeout: end sessions (57P01 where possible) */
-#define WORKER_KILL 8u   /* second signal: close everything now */
+#define WORKER_RELOAD 1u    /* take the route table offered by worker_offer_routes */
+#define WORKER_DRAIN 2u     /* stop accepting; let sessions finish */
+#define WORKER_FORCE 4u     /* shutdown timeout: end sessions (57P01 where possible) */
+#define WORKER_KILL 8u      /* second signal: close everything now */
+#define WORKER_SESSIONS 16u /* answer the admin endpoint's queued requests (sessions.h) */
 
 struct worker {
     uv_loop_t *loop;
@@ -76,6 +78,11 @@ struct worker {
     bool bridge_closed;                   /* bridge_async closed: a post is freed */
     struct bridgedial *bridge_waiting;    /* bridgedial.c: streams waiting for an answer */
     uv_async_t *done;                     /* the main thread's: "a worker has finished" */
+    /* the admin endpoint's /sessions requests (sessions.c) */
+    uv_mutex_t sess_lock;       /* guards the three below */
+    struct sess_job *sess_jobs; /* posted, not yet answered */
+    struct sess_job **sess_tail;
+    bool sess_closed; /* the worker has stopped: a post is answered at once */
     unsigned index;
     const struct runtime *rt;
     struct route_table *routes; /* this worker's reference; swapped on reload */

@@ -27,7 +27,8 @@
 # the smallest table. Each proxy is started fresh for every repetition.
 # Prints Markdown tables of medians with ratios against direct TLS, and the CPU cost
 # of one SCRAM SaltedPassword (PBKDF2-HMAC-SHA256, 4096 iterations:
-# tests/bench/pbkdf2_cost.c); raw values go to build/bench/<timestamp>/.
+# tests/bench/pbkdf2_cost.c) and of framing the server's stream
+# (tests/bench/framing_cost.c); raw values go to build/bench/<timestamp>/.
 #
 # Targets
 #   direct-tls        libpq -> PostgreSQL, verify-full against the db CA
@@ -616,6 +617,12 @@ if [ -n "$PBKDF2_LINE" ]; then
 else
     note "PBKDF2 cost not measured (see $LOGS/pbkdf2_cost-build.log)"
 fi
+# The cost of framing the server's stream (with --admin-address or a bridge).
+FRAMING_LINE=""
+if "${CC:-cc}" -std=c17 -O2 -I"$REPO/include" -o "$TMP/framing_cost" \
+    "$REPO/tests/bench/framing_cost.c" "$REPO/src/pgtrack.c" >"$LOGS/framing_cost-build.log" 2>&1; then
+    FRAMING_LINE=$("$TMP/framing_cost" 2>&1) || FRAMING_LINE=""
+fi
 
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -980,6 +987,10 @@ login_table() {
         echo "limit for work on the event loop."
     else
         echo "PBKDF2 cost: not measured (see $LOGS/pbkdf2_cost-build.log)."
+    fi
+    if [ -n "$FRAMING_LINE" ]; then
+        echo "Framing the server's stream (with --admin-address or a bridge; tests/bench/framing_cost.c):"
+        echo "$FRAMING_LINE"
     fi
 }
 # The routes table: the same pgbench runs through each route table, with

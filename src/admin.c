@@ -1,7 +1,8 @@
 /*
  * admin.c - the admin HTTP endpoint (--admin-address): GET or HEAD of
- * /metrics, /healthz, /readyz and /readyz/NAME (one route), one request
- * per connection, served on the main thread's loop.
+ * /metrics, /healthz, /readyz and /readyz/NAME (one route), and the
+ * /sessions paths (adminsess.c), one request per connection, served on
+ * the main thread's loop.
  *
  * Owns the admin listener and every admin connection (listed, so admin_stop
  * can close them all and the loop can end). Memory of a connection is freed
@@ -13,22 +14,23 @@
  * table is full, the oldest connection that has not sent its request yet
  * makes room for the new one. Must never block the loop and never take the
  * process down: every failure closes one connection and is logged.
- * The request head is parsed by httpreq.c, the address by adminaddr.c.
+ * The request head is parsed by httpreq.c, the address by adminaddr.c,
+ * /readyz answered by adminready.c.
  */
 #include <errno.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "admin.h"
 #include "adminaddr.h"
+#include "adminready.h"
+#include "adminsess.h"
 #include "httpreq.h"
 #include "listener.h"
 #include "log.h"
@@ -44,6 +46,7 @@
 
 enum ac_state {
     AC_READING, /* collecting the request head */
+    AC_WAITING, /* /sessions: waiting for the workers' answer (req); input dropped */
     AC_WRITING, /* response queued; further input is read and dropped */
     AC_LINGER,  /* response sent, our side shut down; waiting for the client's EOF */
 };
@@ -57,7 +60,9 @@ struct admin_conn {
     bool closing, peer_eof;
     int open_handles; /* freed when the last close callback brings this to 0 */
     struct admin_conn *prev, *next;
-    char *body; /* the /metrics text (malloc'd), else NULL */
+    bool head_only;       /* a HEAD request: the body's length, not the body */
+    struct sess_req *req; /* AC_WAITING: the request the workers answer */
+    char *body;           /* the /metrics text or a JSON answer (malloc'd), else NULL */
     size_t body_len, len;
     char out[512];             /* response head, plus a small body */
     char head[ADMIN_HEAD_MAX]; /* request head; later a sink for dropped input */
@@ -101,6 +106,8 @@ static void conn_close(struct admin_conn *c)
         return;
     c->closing = true;
     a_live--;
+    adminsess_detach(c->req); /* answered later: dropped then */
+    c->req = NULL;
     uv_close((uv_handle_t *)&c->timer, conn_close_cb);
     uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
 }
@@ -154,6 +161,10 @@ static const char *status_text(int status)
         return "OK";
     case 400:
         return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
     case 404:
         return "Not Found";
     case 405:
@@ -189,131 +200,38 @@ static int render_metrics(struct admin_conn *c)
     return -1;
 }
 
-/* ---- /readyz ---------------------------------------------------------------- */
+static void send_reply(struct admin_conn *c, int status, const char *ctype, const char *extra,
+                       const char *text);
 
-/* A growing text body; on out of memory, ok becomes false. */
-struct text {
-    char *b;
-    size_t len, cap;
-    bool ok;
-};
-
-__attribute__((format(printf, 2, 3))) static void text_add(struct text *t, const char *fmt, ...)
+/* adminsess.c's answer to a /sessions request (now, or from the workers). */
+static void sessions_reply(void *owner, struct adminsess_reply *r)
 {
-    for (int tries = 0; t->ok && tries < 2; tries++) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->b != NULL ? t->b + t->len : NULL, t->cap - t->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            t->ok = false;
-        } else if ((size_t)n < t->cap - t->len) {
-            t->len += (size_t)n;
-            return;
-        } else {
-            size_t cap = (t->cap + (size_t)n + 1) * 2;
-            char *b = realloc(t->b, cap);
-            if (b == NULL)
-                t->ok = false;
-            else {
-                t->b = b;
-                t->cap = cap;
-            }
-        }
-    }
+    struct admin_conn *c = owner;
+    c->req = NULL;
+    c->body = r->body;
+    c->body_len = r->len;
+    send_reply(c, r->status, r->ctype, r->extra, r->text != NULL ? r->text : "");
 }
 
-/* One line about a route; true if it is ready: its upstream had a verified
- * TLS handshake (a client's or the proxy's own probe) within the window. */
-static bool readyz_route(struct text *t, const struct metrics_route_state *st, int64_t now)
+/* A /sessions path: asked of the workers, or answered at once. */
+static void sessions_request(struct admin_conn *c, const char *method, const char *path)
 {
-    if (st->last_ok != 0 && now - st->last_ok <= (int64_t)a_ready_window) {
-        text_add(t, "route %s: ok, verified upstream TLS handshake %lld s ago\n", st->name,
-                 (long long)(now - st->last_ok));
-        return true;
+    struct sockaddr_storage peer;
+    int plen = sizeof(peer);
+    struct adminsess_reply r = {0};
+    memset(&peer, 0, sizeof(peer));
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &plen) < 0) {
+        conn_close(c);
+        return;
     }
-    text_add(t, "route %s: not ready: no verified upstream TLS handshake in the last %u s",
-             st->name, a_ready_window);
-    if (st->last_failure != 0 && st->failure[0] != '\0')
-        text_add(t, "; last failure %lld s ago: %s", (long long)(now - st->last_failure),
-                 st->failure);
-    text_add(t, "\n");
-    return false;
-}
-
-static bool route_name_ok(const char *s)
-{
-    size_t n = 0;
-    for (; s[n] != '\0'; n++)
-        if (n + 1 >= METRICS_ROUTE_NAME_MAX ||
-            !((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') ||
-              (s[n] >= '0' && s[n] <= '9') || s[n] == '_' || s[n] == '.' || s[n] == '-'))
-            return false;
-    return n > 0;
-}
-
-/*
- * /readyz (route NULL): ready when every route of the running configuration
- * is; the body says so on its first line, then one line per route.
- * /readyz/NAME: the same for one route; 404 if no running route has that
- * name. The body goes to c->body. Returns the status (500: out of memory).
- */
-static int readyz(struct admin_conn *c, const char *route)
-{
-    struct text t = {.ok = true};
-    struct metrics_route_state st;
-    int64_t now = (int64_t)time(NULL);
-    int status;
-
-    if (route != NULL) {
-        if (!route_name_ok(route) || !metrics_route_state_of(route, &st)) {
-            text_add(&t, "no route \"%s\" in the running configuration; the routes are:",
-                     route_name_ok(route) ? route : "?");
-            for (size_t i = 0; metrics_route_state_at(i, &st); i++)
-                text_add(&t, "%s %s", i > 0 ? "," : "", st.name);
-            text_add(&t, "\n");
-            status = 404;
-        } else {
-            struct text line = {.ok = true};
-            bool ok = readyz_route(&line, &st, now);
-            text_add(&t, "%s\n%s", ok ? "ready" : "not ready", line.ok ? line.b : "");
-            free(line.b);
-            status = ok ? 200 : 503;
-        }
-    } else if (!metrics_route_state_at(0, &st)) {
-        /* No routes published (nothing running yet): any upstream's success. */
-        int64_t last = metrics_last_upstream_ok();
-        if (last != 0 && now - last <= (int64_t)a_ready_window) {
-            text_add(&t, "ready\n");
-            status = 200;
-        } else {
-            text_add(&t, "not ready: no upstream TLS handshake in the last %u s\n", a_ready_window);
-            status = 503;
-        }
-    } else {
-        struct text lines = {.ok = true};
-        size_t n = 0, bad = 0;
-        for (; metrics_route_state_at(n, &st); n++)
-            bad += !readyz_route(&lines, &st, now);
-        if (bad == 0)
-            text_add(&t, "ready\n");
-        else
-            text_add(&t,
-                     "not ready: %zu of %zu route(s) without a verified upstream TLS "
-                     "handshake in the last %u s\n",
-                     bad, n, a_ready_window);
-        text_add(&t, "%s", lines.ok && lines.b != NULL ? lines.b : "");
-        t.ok = t.ok && lines.ok;
-        free(lines.b);
-        status = bad == 0 ? 200 : 503;
+    c->head_only = strcmp(method, "HEAD") == 0;
+    c->req = adminsess_request(c, method, path, c->head, c->len, (struct sockaddr *)&peer, &r);
+    if (c->req == NULL) {
+        sessions_reply(c, &r);
+        return;
     }
-    if (!t.ok) {
-        free(t.b);
-        return 500;
-    }
-    c->body = t.b;
-    c->body_len = t.len;
-    return status;
+    c->state = AC_WAITING; /* sessions_reply, or the timer, ends the wait */
+    uv_timer_start(&c->timer, timeout_cb, ADMIN_TIMEOUT_MS, 0);
 }
 
 /* Decide the response and queue it. parsed: httpreq_parse's result, where 0
@@ -322,7 +240,6 @@ static void respond(struct admin_conn *c, int parsed, const char *method, char *
 {
     int status;
     const char *text = "", *ctype = "text/plain; charset=utf-8", *extra = "";
-    bool head_only = false;
 
     /* Scrapers and probes may add a query string; it selects nothing here. */
     char *query = parsed > 0 ? strchr(path, '?') : NULL;
@@ -334,6 +251,9 @@ static void respond(struct admin_conn *c, int parsed, const char *method, char *
     } else if (parsed == 0) {
         status = 431;
         text = "request header fields too large\n";
+    } else if (adminsess_path(path)) {
+        sessions_request(c, method, path);
+        return;
     } else if (strcmp(path, "/metrics") != 0 && strcmp(path, "/healthz") != 0 &&
                strcmp(path, "/readyz") != 0 && strncmp(path, "/readyz/", 8) != 0) {
         status = 404;
@@ -343,7 +263,7 @@ static void respond(struct admin_conn *c, int parsed, const char *method, char *
         text = "method not allowed\n";
         extra = "Allow: GET, HEAD\r\n";
     } else {
-        head_only = strcmp(method, "HEAD") == 0;
+        c->head_only = strcmp(method, "HEAD") == 0;
         if (strcmp(path, "/metrics") == 0) {
             if (render_metrics(c) == 0) {
                 status = 200;
@@ -357,12 +277,25 @@ static void respond(struct admin_conn *c, int parsed, const char *method, char *
             status = up ? 200 : 503;
             text = up ? "ok\n" : "not listening\n";
         } else {
-            status = readyz(c, path[7] == '/' ? path + 8 : NULL);
+            status = adminready_body(path[7] == '/' ? path + 8 : NULL, a_ready_window, &c->body,
+                                     &c->body_len);
             if (status == 500)
                 text = "out of memory\n";
         }
     }
 
+    char mq[40], pq[80];
+    log_debug("event=admin_request method=\"%s\" path=\"%s\" status=%d",
+              parsed == 1 ? log_escape(method, mq, sizeof(mq)) : "",
+              parsed == 1 ? log_escape(path, pq, sizeof(pq)) : "", status);
+    send_reply(c, status, ctype, extra, text);
+}
+
+/* Queue the response: c->body if set, else text (a small static body). */
+static void send_reply(struct admin_conn *c, int status, const char *ctype, const char *extra,
+                       const char *text)
+{
+    bool head_only = c->head_only;
     size_t blen = c->body != NULL ? c->body_len : strlen(text);
     int n = snprintf(c->out, sizeof(c->out),
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s"
@@ -371,11 +304,6 @@ static void respond(struct admin_conn *c, int parsed, const char *method, char *
                      c->body == NULL && !head_only ? text : "");
     /* out holds every fixed head and small body above; never truncated. */
     size_t olen = n > 0 && (size_t)n < sizeof(c->out) ? (size_t)n : 0;
-
-    char mq[40], pq[80];
-    log_debug("event=admin_request method=\"%s\" path=\"%s\" status=%d",
-              parsed == 1 ? log_escape(method, mq, sizeof(mq)) : "",
-              parsed == 1 ? log_escape(path, pq, sizeof(pq)) : "", status);
 
     uv_buf_t bufs[2];
     unsigned nbufs = 1;
@@ -419,7 +347,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (c->closing || nread == 0)
         return;
     if (nread < 0) {
-        if (nread == UV_EOF && c->state == AC_WRITING) {
+        if (nread == UV_EOF && (c->state == AC_WRITING || c->state == AC_WAITING)) {
             c->peer_eof = true; /* finish the write, then close */
             uv_read_stop(s);
             return;
@@ -600,4 +528,11 @@ void admin_stop(void)
     listener_close(&a_listener);
     for (struct admin_conn *c = a_conns; c != NULL; c = c->next)
         conn_close(c);
+    adminsess_stop(); /* after every connection has let go of its request */
+}
+
+int admin_sessions_start(struct worker *workers, unsigned nworkers, const char *token_file,
+                         char *err, size_t errlen)
+{
+    return adminsess_start(a_loop, workers, nworkers, token_file, sessions_reply, err, errlen);
 }

@@ -324,7 +324,7 @@ void bridgedial_lost(struct conn *c, const char *what)
                  "pg-tls-proxy: the bridge \"%s\" connection to the database was lost (%s; "
                  "connector %s gone?) — connect again",
                  bridge, what, connector);
-        conn_fail_front_between(c, "08006", "upstream_error", msg);
+        conn_fail_front_between(c, "08006", "upstream_error", msg, NULL);
         return;
     }
     conn_end(c, strncmp(what, "closed", 6) == 0 ? "closed" : "error",

@@ -428,6 +428,12 @@ static bool check_pairs(const struct config *cfg, char *err, size_t errlen)
                 auth_mode_name(cfg->auth_mode));
         return false;
     }
+    if (cfg->admin_token_file != NULL && cfg->admin_address == NULL) {
+        set_err(err, errlen,
+                "--admin-token-file is read only with --admin-address (the admin endpoint it "
+                "protects)");
+        return false;
+    }
     return true;
 }
 

@@ -109,3 +109,53 @@ int httpreq_parse(const char *buf, size_t len, char *method, size_t mcap, char *
     path[p] = '\0';
     return 1;
 }
+
+/* buf[0..n) equals name, ignoring ASCII case. */
+static bool name_is(const char *buf, size_t n, const char *name)
+{
+    if (strlen(name) != n)
+        return false;
+    for (size_t k = 0; k < n; k++) {
+        char a = buf[k], b = name[k];
+        if (a >= 'A' && a <= 'Z')
+            a = (char)(a - 'A' + 'a');
+        if (b >= 'A' && b <= 'Z')
+            b = (char)(b - 'A' + 'a');
+        if (a != b)
+            return false;
+    }
+    return true;
+}
+
+int httpreq_header(const char *buf, size_t len, const char *name, char *out, size_t ocap)
+{
+    const char *end = buf + len;
+    const char *line = memchr(buf, '\n', len); /* end of the request line */
+    int found = 0;
+
+    if (ocap == 0)
+        return -1;
+    out[0] = '\0';
+    while (line != NULL && ++line < end && *line != '\r') {
+        const char *eol = memchr(line, '\r', (size_t)(end - line));
+        const char *colon = memchr(line, ':', (size_t)(end - line));
+        if (eol == NULL || colon == NULL || colon > eol)
+            return found; /* not a head httpreq_parse accepted: stop */
+        if (name_is(line, (size_t)(colon - line), name)) {
+            const char *v = colon + 1, *ve = eol;
+            while (v < ve && (*v == ' ' || *v == '\t'))
+                v++;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            if (found || (size_t)(ve - v) >= ocap) {
+                out[0] = '\0';
+                return -1;
+            }
+            memcpy(out, v, (size_t)(ve - v));
+            out[ve - v] = '\0';
+            found = 1;
+        }
+        line = memchr(eol, '\n', (size_t)(end - eol));
+    }
+    return found;
+}

@@ -15,11 +15,14 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 
 #include "config.h"
 #include "connector.h"
 #include "admin.h"
+#include "adminauth.h"
+#include "adminsess.h"
 #include "authfile.h"
 #include "bridge.h"
 #include "bridgesecret.h"
@@ -272,6 +275,9 @@ static int reload_apply(struct supervisor *sv, const char *why)
     struct tls_contexts ctx;
     char err[1024];
 
+    /* The admin token file (its path is process-wide; its content may
+     * change), whatever becomes of the rest. */
+    adminsess_reload();
     struct config *next = reload_config(sv, why);
     if (next == NULL)
         return -1;
@@ -570,7 +576,7 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
         if (admin_start(&main_loop, cfg->admin_address, cfg->admin_ready_window_s, err,
                         sizeof(err)) < 0)
             fatal("%s", err);
-        log_info("event=admin_listening address=%s paths=\"/metrics /healthz /readyz\"",
+        log_info("event=admin_listening address=%s paths=\"/metrics /healthz /readyz /sessions\"",
                  cfg->admin_address);
     }
     for (unsigned i = 0; i < sv.nworkers; i++) {
@@ -585,6 +591,9 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
     for (size_t i = 0; i < nports; i++)
         freeaddrinfo(addrs[i]);
     free(addrs);
+    if (cfg->admin_address != NULL &&
+        admin_sessions_start(sv.workers, sv.nworkers, cfg->admin_token_file, err, sizeof(err)) < 0)
+        fatal("%s", err);
     /* After the workers exist (results go to them), before they run. */
     if (bridge_start(cfg, sv.workers, sv.nworkers, err, sizeof(err)) < 0)
         fatal("%s", err);
@@ -711,6 +720,11 @@ int main(int argc, char **argv)
      * port was listening). */
     if (cfg.admin_address != NULL && admin_check_address(cfg.admin_address, err, sizeof(err)) < 0)
         fatal("%s", err);
+    struct admin_token token_check;
+    if (cfg.admin_token_file != NULL &&
+        adminauth_load(cfg.admin_token_file, &token_check, err, sizeof(err)) < 0)
+        fatal("%s", err);
+    OPENSSL_cleanse(&token_check, sizeof(token_check));
     if (tlsctx_build(&cfg, &ctx, err, sizeof(err)) < 0)
         fatal("%s", err);
     struct route_table *routes = route_table_build(&cfg, ctx.front, ctx.back, err, sizeof(err));

@@ -56,6 +56,7 @@ static const char *const outcome_names[OUT_COUNT] = {
     [OUT_TOO_MANY] = "too_many",
     [OUT_SHUTDOWN] = "shutdown",
     [OUT_LOGIN_FAILED] = "login_failed",
+    [OUT_TERMINATED] = "terminated",
 };
 
 enum metric_outcome metrics_outcome_of(const char *name)

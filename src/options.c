@@ -125,13 +125,18 @@ const struct opt_def config_options[] = {
      "Reload (as on SIGHUP) when a certificate, key, CA or auth file changes on disk, including "
      "Kubernetes secret mounts that swap a symlink."},
     {"admin-address", 0, OPT_STRING, PROCESS, "HOST:PORT", FIELD(admin_address), false, NULL, "off",
-     "Serve /metrics (Prometheus), /healthz and /readyz over plain HTTP; a bare port means "
-     "127.0.0.1."},
+     "Serve /metrics (Prometheus), /healthz, /readyz and /sessions (open sessions, and ending "
+     "one) over plain HTTP; a bare port means 127.0.0.1."},
     {"admin-ready-window", 0, OPT_SECONDS, PROCESS, "SECONDS", FIELD(admin_ready_window_s), false,
      "60", NULL,
      "/readyz answers 200 while every route's upstream had a verified TLS handshake within "
      "this window (the proxy probes each route when idle); /readyz/NAME answers for one "
      "route."},
+    {"admin-token-file", 0, OPT_STRING, PROCESS, "PATH", FIELD(admin_token_file), false, NULL,
+     "none: loopback peers only",
+     "File holding a bearer token (16 to 1024 visible ASCII bytes, e.g. openssl rand -hex 32): "
+     "/sessions then answers only requests with \"Authorization: Bearer TOKEN\", from any "
+     "address. Re-read on SIGHUP."},
     {"log-format", 0, OPT_LOGFMT, PROCESS, "text|json", FIELD(log_json), false, "text", NULL,
      "Log lines as key=value text or as JSON objects (one per line)."},
     {"workers", 0, OPT_WORKERS, PROCESS, "N", FIELD(workers), false, "0", "0: one per CPU",

@@ -16,6 +16,8 @@
  */
 #include "pgtrack.h"
 
+#include <string.h>
+
 /* Feed one direction; on_msg(t, type) for each whole header. */
 static int frame(struct pgtrack *t, struct pgtrack_dir *d, const uint8_t *buf, size_t len,
                  void (*on_msg)(struct pgtrack *, uint8_t))
@@ -28,6 +30,23 @@ static int frame(struct pgtrack *t, struct pgtrack_dir *d, const uint8_t *buf, s
             d->skip -= (uint32_t)n;
             buf += n;
             len -= n;
+            continue;
+        }
+        if (d->have == 0 && len >= sizeof(d->hdr)) {
+            /* A whole header in buf (the usual case): no byte-by-byte copy.
+             * Every session frames the server's stream (relay.c), so this
+             * loop is on the data path of every DataRow. */
+            uint32_t mlen =
+                (uint32_t)buf[1] << 24 | (uint32_t)buf[2] << 16 | (uint32_t)buf[3] << 8 | buf[4];
+            if (mlen < 4 || mlen > PGTRACK_MAX_LEN) {
+                t->failed = true;
+                return -1;
+            }
+            uint8_t type = buf[0];
+            buf += sizeof(d->hdr);
+            len -= sizeof(d->hdr);
+            d->skip = mlen - 4;
+            on_msg(t, type);
             continue;
         }
         d->hdr[d->have++] = *buf++;
@@ -90,4 +109,24 @@ int pgtrack_server(struct pgtrack *t, const uint8_t *buf, size_t len)
 bool pgtrack_idle(const struct pgtrack *t)
 {
     return !t->failed && t->pending == 0 && !t->unsynced;
+}
+
+size_t pgtrack_server_boundary(const struct pgtrack *t, const uint8_t *buf, size_t len)
+{
+    const struct pgtrack_dir *d = &t->server;
+    if (t->failed)
+        return SIZE_MAX;
+    if (d->have == 0)
+        return d->skip == 0 ? 0 : (len >= d->skip ? d->skip : SIZE_MAX);
+    /* Part of a header: complete it from buf, then its body. */
+    size_t need = sizeof(d->hdr) - d->have;
+    if (len < need)
+        return SIZE_MAX;
+    uint8_t h[5];
+    memcpy(h, d->hdr, d->have);
+    memcpy(h + d->have, buf, need);
+    uint32_t mlen = (uint32_t)h[1] << 24 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 8 | h[4];
+    if (mlen < 4 || mlen > PGTRACK_MAX_LEN || len - need < mlen - 4)
+        return SIZE_MAX;
+    return need + (mlen - 4);
 }

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "pgassert.h"
 #include "login.h"
+#include "sessions.h"
 #include "worker.h"
 
 /*
@@ -49,14 +50,35 @@ static void relay_track(struct conn *c, struct leg *to, const void *buf, size_t 
     }
 }
 
+static int emit(struct conn *c, struct leg *to, const void *buf, size_t len);
+
 /* Plaintext out to one leg: encrypted, or as is on a plaintext front. */
 int relay_emit(struct conn *c, struct leg *to, const void *buf, size_t len)
+{
+    /* A terminate waits for the end of the server's message under way. */
+    if (c->kill_pending && to == &c->front) {
+        size_t n = sessions_kill_split(c, buf, len);
+        if (n != SIZE_MAX) {
+            if (n > 0 && emit(c, to, buf, n) < 0)
+                return -1;
+            sessions_kill_now(c);
+            return -1; /* the rest is never sent */
+        }
+    }
+    return emit(c, to, buf, len);
+}
+
+static int emit(struct conn *c, struct leg *to, const void *buf, size_t len)
 {
     char e[160];
     if (c->tracking && !login_watching(c))
         relay_track(c, to, buf, len);
-    if (c->framing && to == &c->front && !login_watching(c))
-        (void)pgtrack_server(&c->frames, buf, len); /* unframeable: frames.failed says so */
+    /* Framing (conn.h): both ways, so that the server's stream says where a
+     * FATAL may go and the client's where a Terminate may (sessions.c).
+     * Unframeable: frames.failed says so. */
+    if (c->framing && !login_watching(c))
+        (void)(to == &c->front ? pgtrack_server(&c->frames, buf, len)
+                               : pgtrack_client(&c->frames, buf, len));
     to->bytes_out += len;
     if (to->plain)
         return leg_send(to, buf, len);

@@ -26,6 +26,7 @@
 #include "leg.h"
 #include "probe.h"
 #include "route.h"
+#include "sessions.h"
 
 static void worker_finish(struct worker *w)
 {
@@ -39,6 +40,7 @@ static void worker_finish(struct worker *w)
         uv_close((uv_handle_t *)&w->cancel_timer, NULL);
     w->finished = true;
     log_info("event=worker_stopped worker=%u", w->index);
+    sessions_worker_close(w); /* before ctl closes: no wake-up reaches it after */
     uv_close((uv_handle_t *)&w->ctl, NULL);
     uv_mutex_lock(&w->bridge_lock);
     w->bridge_closed = true; /* later posts are freed (worker_destroy frees the queue) */
@@ -80,6 +82,8 @@ static void ctl_cb(uv_async_t *a)
         return;
     if (cmds & WORKER_RELOAD)
         take_offer(w);
+    if (cmds & WORKER_SESSIONS)
+        sessions_worker_run(w);
     if ((cmds & (WORKER_DRAIN | WORKER_FORCE | WORKER_KILL)) && !w->draining) {
         w->draining = true;
         listener_stop(w);
@@ -213,6 +217,9 @@ int worker_init(struct worker *w, unsigned index, const struct runtime *rt,
         uv_async_init(w->loop, &w->bridge_async, bridge_async_cb) != 0)
         return -1;
     w->bridge_async.data = w;
+    w->sess_tail = &w->sess_jobs;
+    if (uv_mutex_init(&w->sess_lock) != 0)
+        return -1;
     uv_timer_init(w->loop, &w->trim_timer);
     w->trim_timer.data = w;
     uv_timer_init(w->loop, &w->bytes_timer);
@@ -308,6 +315,7 @@ int worker_destroy(struct worker *w)
         bridge_result_free(r); /* answers that came too late: their descriptors closed */
     }
     uv_mutex_destroy(&w->bridge_lock);
+    uv_mutex_destroy(&w->sess_lock); /* sessions_worker_close answered every job */
     free(w->listeners);
     route_table_unref(w->routes);
     route_table_unref(w->offered);

@@ -1,6 +1,6 @@
 /*
  * fuzz_httpreq.c - libFuzzer target for httpreq_parse, the admin
- * endpoint's request-head parser.
+ * endpoint's request-head parser, and httpreq_header on what it accepts.
  *
  * The input is handed over as is (no NUL: the parser must not need one).
  * Checked, abort() on any failure: the answer is -1, 0 or 1; on 1 the
@@ -47,6 +47,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (r == 1) {
         check_token(m, sizeof(m));
         check_token(p, sizeof(p));
+        /* httpreq_header on an accepted head: -1..1, out always a string
+         * within its buffer, with no CR or LF in it. */
+        char v[64];
+        int h = httpreq_header(buf, size, "authorization", v, sizeof(v));
+        require(h >= -1 && h <= 1);
+        size_t vn = strnlen(v, sizeof(v));
+        require(vn < sizeof(v) && (h == 1 || vn == 0) && memchr(v, '\r', vn) == NULL &&
+                memchr(v, '\n', vn) == NULL);
     }
     /* One more byte never turns an answer around, except 0 -> anything. */
     buf[size] = 'x';

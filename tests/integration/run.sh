@@ -238,7 +238,7 @@ expect "psql through the proxy: query works, back leg TLS" "$out" '^psql ok\|t$'
 # want SECTION: true unless IT_ONLY (a comma-separated list of sections:
 # core protocol operations packaging faults certs abuse load flood memory
 # cancels certfiles logs pgversions scramsecret auth conffile routes
-# reloadroutes observe peers samepid bridge) leaves it out.
+# reloadroutes observe sessions peers samepid bridge) leaves it out.
 # IT_ONLY=faults runs the set-up, the main proxy's first checks, the faults
 # section and the hygiene checks: for working on one section at a time.
 want() { [ -z "${IT_ONLY:-}" ] || [[ ",$IT_ONLY," == *",$1,"* ]]; }
@@ -569,6 +569,14 @@ want reloadroutes && . "$HERE/reloadroutes.sh"
 # ======================================================================
 # shellcheck source=tests/integration/observe.sh
 want observe && . "$HERE/observe.sh"
+
+# ======================================================================
+# Issue 16: sessions now: GET /sessions lists them, POST
+# /sessions/ID/terminate ends one with FATAL 57P01 at a message boundary,
+# protected by loopback or --admin-token-file
+# ======================================================================
+# shellcheck source=tests/integration/sessions.sh
+want sessions && . "$HERE/sessions.sh"
 
 # ======================================================================
 # Issue 14: several instances: a cancel sent to another instance of three

@@ -32,6 +32,7 @@ Suite *sdnotify_suite(void);
 Suite *tlsctx_suite(void);
 Suite *pgmsg_suite(void);
 Suite *admin_suite(void);
+Suite *adminsess_suite(void);
 Suite *keymap_suite(void);
 Suite *sniwarn_suite(void);
 Suite *pgassert_suite(void);

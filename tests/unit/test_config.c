@@ -661,6 +661,29 @@ START_TEST(test_bridge_options)
 }
 END_TEST
 
+/* --admin-token-file (issue 16): a flag, a variable, and only with --admin-address. */
+START_TEST(test_admin_token_file)
+{
+    ck_assert_int_eq(
+        parse(ARGS(REQ_FLAGS, "--admin-address", "9187", "--admin-token-file", "/x/token"),
+              ENV(NULL)),
+        CONFIG_OK);
+    ck_assert_str_eq(cfg.admin_token_file, "/x/token");
+    config_free(&cfg);
+    ck_assert_int_eq(parse(ARGS(REQ_FLAGS), ENV("PG_TLS_PROXY_ADMIN_ADDRESS=9187",
+                                                "PG_TLS_PROXY_ADMIN_TOKEN_FILE=/x/t")),
+                     CONFIG_OK);
+    ck_assert_str_eq(cfg.admin_token_file, "/x/t");
+    config_free(&cfg);
+    ck_assert_int_eq(parse(ARGS(REQ_FLAGS), ENV(NULL)), CONFIG_OK);
+    ck_assert_ptr_null(cfg.admin_token_file);
+    config_free(&cfg);
+    assert_error(parse(ARGS(REQ_FLAGS, "--admin-token-file", "/x/token"), ENV(NULL)),
+                 "--admin-token-file is read only with --admin-address (the admin endpoint it "
+                 "protects)");
+}
+END_TEST
+
 START_TEST(test_free_is_idempotent)
 {
     ck_assert_int_eq(parse(ARGS(REQ_FLAGS), NULL), CONFIG_OK);
@@ -703,6 +726,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_auth_mode);
     tcase_add_test(tc, test_free_is_idempotent);
     tcase_add_test(tc, test_bridge_options);
+    tcase_add_test(tc, test_admin_token_file);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -33,6 +33,7 @@ int main(void)
     srunner_add_suite(sr, tlsctx_suite());
     srunner_add_suite(sr, pgmsg_suite());
     srunner_add_suite(sr, admin_suite());
+    srunner_add_suite(sr, adminsess_suite());
     srunner_add_suite(sr, keymap_suite());
     srunner_add_suite(sr, sniwarn_suite());
     srunner_add_suite(sr, pgassert_suite());

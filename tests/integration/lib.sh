@@ -497,6 +497,30 @@ it_stop() {
     unset "IT_PIDS[$name]"
 }
 
+# it_wait_exit NAME SECONDS: for a process that is ending by itself (a proxy
+# draining its last session), wait up to SECONDS (times IT_TIME_SCALE) for it
+# to exit, then it_stop it. Records the exit status in IT_EXIT[NAME] as
+# it_stop does; a SIGTERM sent to a proxy that is already on its way out can
+# land after its handlers are gone, so this never sends one while it exits.
+it_wait_exit() {
+    local name=$1 pid=${IT_PIDS[$1]:-} i rc
+    [ -n "$pid" ] || return 0
+    for ((i = 0; i < $2 * 20 * IT_TIME_SCALE; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        it_note "$name (pid $pid) has not exited by itself in $(($2 * IT_TIME_SCALE)) s"
+        it_stop "$name"
+        return 0
+    fi
+    rc=0
+    wait "$pid" 2>/dev/null || rc=$?
+    # shellcheck disable=SC2034 # read by the callers
+    IT_EXIT[$name]=$rc
+    unset "IT_PIDS[$name]"
+}
+
 it_stop_all() {
     local name
     for name in "${!IT_PIDS[@]}"; do it_stop "$name"; done

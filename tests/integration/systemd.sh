@@ -103,7 +103,8 @@ expect "sd_notify: SIGHUP while draining reloads, and sends no RELOADING=1 or RE
 wait "$SESS_PID" 2>/dev/null
 expect "sd_notify: the open session finished during the drain" "$(cat "$TMP/sd-drain.out")" \
     'login=ok'
-stop_proxy sdnotify
+# Its last session done, the draining proxy exits by itself.
+it_wait_exit sdnotify 10
 expect "sd_notify: SIGTERM sends STOPPING=1 'draining (SIGTERM)' and the proxy exits 0" \
     "$(grep -m1 'STOPPING=1' "$SD/proxy.msgs") rc=${IT_EXIT[sdnotify]:-?}" \
     '^STOPPING=1 \| STATUS=draining \(SIGTERM\): 1 sessions open, up to 30 s rc=0$'

@@ -14,7 +14,10 @@ PACKAGES=(
     postgresql postgresql-client openssl clang iproute2 procps
     cppcheck clang-tidy clang-format python3 curl ca-certificates valgrind
     python3-psycopg2 python3-psycopg socat
+    debootstrap buildah
 )
+# debootstrap and buildah: make image / make check-image build the container
+# image with no Docker engine and no registry (scripts/build-image.sh).
 # Then scripts/install-drivers.sh puts pgJDBC 42.7 and postgres.js 4 in a cache
 # (the clients of tests/integration/auth.sh that Debian 12 does not ship).
 HERE=$(cd "$(dirname "$0")" && pwd)

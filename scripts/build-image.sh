@@ -20,13 +20,14 @@
 #    `docker load -i` or `podman load -i` take.
 #
 # Cache: $PGTP_IMAGE_CACHE, else /var/cache/pg-tls-proxy/image (root). It
-# holds the base tarball and buildah's storage (driver vfs: it works in any
-# sandbox, at the cost of a full copy per layer; untagged layers are pruned
-# after each build). Variables: PGTP_IMAGE_OUT (the archive; empty: none),
-# PGTP_IMAGE_TAG (default localhost/pg-tls-proxy:latest), PGTP_DEBIAN_MIRROR
-# (default http://deb.debian.org/debian). To use the image with buildah or
-# podman directly, give them the same storage:
-#   buildah --root /var/cache/pg-tls-proxy/image/storage --storage-driver vfs images
+# holds the base tarball and buildah's storage, storage-DRIVER/ (overlay
+# where it can be mounted, else vfs; PGTP_IMAGE_STORAGE_DRIVER forces one;
+# untagged layers are pruned after each build). Variables: PGTP_IMAGE_OUT
+# (the archive; empty: none), PGTP_IMAGE_TAG (default
+# localhost/pg-tls-proxy:latest), PGTP_DEBIAN_MIRROR (default
+# http://deb.debian.org/debian). To use the image with buildah or podman
+# directly, give them the same storage:
+#   buildah --root /var/cache/pg-tls-proxy/image/storage-overlay --storage-driver overlay images
 # Prints one line per step with its time in seconds, then the archive's path.
 set -euo pipefail
 
@@ -65,7 +66,25 @@ BASE_TAR=$CACHE/base-$SUITE-$KEY.tar
 BASE_IMAGE=localhost/pg-tls-proxy-base:$SUITE-$KEY
 
 mkdir -p "$CACHE"
-BUILDAH=(buildah --root "$CACHE/storage" --runroot "$CACHE/run" --storage-driver vfs)
+# buildah's storage driver: overlay where the kernel lets us mount it (a
+# layer costs only its changes), else vfs (a full copy of the file system
+# per layer: slow, but it works anywhere). Chosen once, kept in
+# $CACHE/driver, where tests/check-image.sh reads it too.
+DRIVER=${PGTP_IMAGE_STORAGE_DRIVER:-$(cat "$CACHE/driver" 2>/dev/null || true)}
+storage() { # DRIVER: buildah's global options for that driver's storage
+    printf '%s\n' --root "$CACHE/storage-$1" --runroot "$CACHE/run-$1" --storage-driver "$1"
+}
+if [ -z "$DRIVER" ]; then
+    mapfile -t opts < <(storage overlay)
+    DRIVER=vfs
+    if probe=$(buildah "${opts[@]}" from scratch 2>/dev/null); then
+        buildah "${opts[@]}" mount "$probe" >/dev/null 2>&1 && DRIVER=overlay
+        buildah "${opts[@]}" rm "$probe" >/dev/null 2>&1 || true
+    fi
+fi
+echo "$DRIVER" >"$CACHE/driver"
+mapfile -t opts < <(storage "$DRIVER")
+BUILDAH=(buildah "${opts[@]}")
 
 # ---- 1. the base tarball (debootstrap), then the base image ----
 t0=$SECONDS
@@ -102,16 +121,22 @@ if ! "${BUILDAH[@]}" inspect --type image "$BASE_IMAGE" >/dev/null 2>&1; then
     "${BUILDAH[@]}" commit -q --format docker --rm "$ctr" "$BASE_IMAGE" >/dev/null
     say "base: imported as $BASE_IMAGE in $((SECONDS - t1)) s"
 fi
-say "base: ready in $((SECONDS - t0)) s"
+say "base: ready in $((SECONDS - t0)) s (storage driver $DRIVER)"
 
 # ---- 2. the Dockerfile, built on that base ----
+# Each line of buildah's output prefixed with the seconds since the build
+# started, so that bud.log shows where the time goes.
+stamp() {
+    local start=$SECONDS line
+    while IFS= read -r line; do printf '%4d %s\n' $((SECONDS - start)) "$line"; done
+}
 t2=$SECONDS
 revision=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
 "${BUILDAH[@]}" bud --isolation chroot --network host --format docker --layers \
     --build-arg BASE_IMAGE="$BASE_IMAGE" \
     --label org.opencontainers.image.title=pg-tls-proxy \
     --label org.opencontainers.image.revision="$revision" \
-    -f "$DOCKERFILE" -t "$TAG" "$REPO" >"$CACHE/bud.log" 2>&1 || {
+    -f "$DOCKERFILE" -t "$TAG" "$REPO" 2>&1 | stamp >"$CACHE/bud.log" || {
     tail -n 30 "$CACHE/bud.log" >&2
     die "buildah bud failed (log above; all of it in $CACHE/bud.log)"
 }
@@ -119,8 +144,8 @@ say "image: $TAG built in $((SECONDS - t2)) s"
 # The build stage's apt-get layer (the image after its first RUN), tagged so
 # that the prune below keeps it and the next build says "Using cache" there:
 # installing the compiler is most of a build's time.
-deps=$(awk '/^\[1\/[0-9]+\] STEP [0-9]+\/[0-9]+: RUN / { on = 1; next }
-    on && /^--> [0-9a-f]+$/ { print $2; exit }' "$CACHE/bud.log")
+deps=$(awk '$2 ~ /^\[1\/[0-9]+\]$/ && $5 == "RUN" { on = 1; next }
+    on && $2 == "-->" { print $NF; exit }' "$CACHE/bud.log")
 if [ -n "$deps" ]; then
     "${BUILDAH[@]}" tag "$deps" "localhost/pg-tls-proxy-build-deps:$SUITE-$KEY" >/dev/null
 fi

@@ -32,7 +32,6 @@ set -uo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${PGTP_IMAGE_CACHE:-/var/cache/pg-tls-proxy/image}
 TAG=${PGTP_IMAGE_TAG:-localhost/pg-tls-proxy:latest}
-BUILDAH=(buildah --root "$CACHE/storage" --runroot "$CACHE/run" --storage-driver vfs)
 CHROOT=$(command -v chroot || echo /usr/sbin/chroot)
 T0=$SECONDS
 
@@ -68,6 +67,10 @@ if [ "${PGTP_IMAGE_SKIP_BUILD:-}" != 1 ]; then
     echo "# image built in $((SECONDS - t)) s"
 fi
 
+# The storage build-image.sh chose (overlay, else vfs).
+DRIVER=$(cat "$CACHE/driver" 2>/dev/null) || cannot "no $CACHE/driver: build the image first"
+BUILDAH=(buildah --root "$CACHE/storage-$DRIVER" --runroot "$CACHE/run-$DRIVER" --storage-driver "$DRIVER")
+
 # ---- 2. a writable copy of the image's root file system, and its config ----
 # shellcheck disable=SC1091 # sourced at run time
 source "$REPO/tests/integration/lib.sh"
@@ -86,7 +89,7 @@ cleanup() {
 trap cleanup EXIT
 
 CTR=$("${BUILDAH[@]}" from -q --pull-never --name "pgtp-check-image-$$" "$TAG") ||
-    cannot "no image $TAG in $CACHE/storage (build it: scripts/build-image.sh)"
+    cannot "no image $TAG in $CACHE/storage-$DRIVER (build it: scripts/build-image.sh)"
 ROOTFS=$("${BUILDAH[@]}" mount "$CTR") || cannot "buildah mount failed"
 "${BUILDAH[@]}" inspect --type image "$TAG" >"$TMP/inspect.json"
 # cfg KEY: the Docker config's KEY, one array element per line.

@@ -104,10 +104,33 @@ static int connect_by(int fd, const struct sockaddr_storage *ss, long long deadl
     return -1;
 }
 
+/* "HTTP/1.0 NNN ..." or "HTTP/1.1 NNN ...": NNN (100..599), else -1: not
+ * our admin endpoint. Digit by digit: no sscanf, whose %d cannot report
+ * an overflow. */
+static int parse_status(const char *line)
+{
+    static const char prefix[] = "HTTP/1.";
+    if (strncmp(line, prefix, sizeof(prefix) - 1) != 0)
+        return -1;
+    const char *p = line + sizeof(prefix) - 1;
+    if ((p[0] != '0' && p[0] != '1') || p[1] != ' ')
+        return -1;
+    p += 2;
+    int code = 0;
+    for (int i = 0; i < 3; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        code = code * 10 + (p[i] - '0');
+    }
+    if (p[3] != ' ' && p[3] != '\r' && p[3] != '\n' && p[3] != '\0')
+        return -1;
+    return code >= 100 && code <= 599 ? code : -1;
+}
+
 /* Reads until the status line is complete (or the peer closes): its code. */
 static int read_status(int fd, long long deadline, const char *where, char *why, size_t whylen)
 {
-    char buf[256];
+    char buf[256] = {0}; /* initialised for cppcheck: memchr reads none of it while got is 0 */
     size_t got = 0;
     while (got < sizeof(buf) - 1 && memchr(buf, '\n', got) == NULL) {
         int r = wait_fd(fd, POLLIN, deadline);
@@ -123,9 +146,8 @@ static int read_status(int fd, long long deadline, const char *where, char *why,
         got += (size_t)n;
     }
     buf[got] = '\0';
-    int code = 0;
-    /* "HTTP/1.x NNN reason": anything else is not our admin endpoint. */
-    if (sscanf(buf, "HTTP/1.%*1[01] %3d", &code) != 1 || code < 100 || code > 599) {
+    int code = parse_status(buf);
+    if (code < 0) {
         snprintf(why, whylen, "%s: not an HTTP status line (%s)", where,
                  got == 0 ? "connection closed" : "unexpected bytes");
         return -1;

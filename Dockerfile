@@ -50,6 +50,9 @@ RUN make clean \
     && strip /staging/usr/local/bin/pg-tls-proxy
 
 # ---- runtime: shared libraries and CA certificates only ----
+# Debian's shell and apt stay (images built FROM this one, docker exec), but
+# nothing at run time needs them: entrypoint and health check are exec form,
+# and tests/check-image.sh deletes every shell before it runs the image.
 FROM ${BASE_IMAGE}
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \

@@ -118,6 +118,25 @@ START_TEST(test_probe_not_http)
 }
 END_TEST
 
+/* Status lines that are not "HTTP/1.x NNN": refused, never read as 200. */
+START_TEST(test_probe_bad_status_lines)
+{
+    static const char *const replies[] = {
+        "HTTP/1.1 2000 OK\r\n\r\n", "HTTP/2 200\r\n\r\n",      "HTTP/1.1 20 OK\r\n\r\n",
+        "HTTP/1.1 099 x\r\n\r\n",   "http/1.1 200 OK\r\n\r\n", "HTTP/1.1 +20 OK\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(replies) / sizeof(replies[0]); i++) {
+        struct server s;
+        char why[256] = "";
+        server_start(&s, replies[i]);
+        ck_assert_int_eq(probe_port(s.port, 3000, why, sizeof(why)), -1);
+        server_stop(&s);
+        ck_assert_msg(strstr(why, "not an HTTP status line") != NULL, "%s: why: %s", replies[i],
+                      why);
+    }
+}
+END_TEST
+
 START_TEST(test_probe_silent_times_out)
 {
     struct server s;
@@ -223,6 +242,7 @@ Suite *healthcheck_suite(void)
     tcase_add_test(tc, test_probe_200);
     tcase_add_test(tc, test_probe_503);
     tcase_add_test(tc, test_probe_not_http);
+    tcase_add_test(tc, test_probe_bad_status_lines);
     tcase_add_test(tc, test_probe_silent_times_out);
     tcase_add_test(tc, test_probe_refused);
     tcase_add_test(tc, test_target_wildcards);

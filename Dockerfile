@@ -1,6 +1,12 @@
 # pg-tls-proxy container image.
 #
 #   docker build -t pg-tls-proxy .
+#   scripts/build-image.sh        (make image: buildah, no Docker engine needed)
+#
+# BASE_IMAGE is the Debian bookworm image both stages start from: Docker
+# Hub's debian:bookworm-slim by default; scripts/build-image.sh passes a
+# bookworm made with debootstrap (no registry needed), so the same file
+# builds the image with docker, podman or buildah.
 #
 # Configure it with PG_TLS_PROXY_* environment variables alone (README.md
 # "Docker"), or add flags after the image name; a flag wins over its
@@ -24,8 +30,10 @@
 #
 # The image holds no key material: mount certificates and keys at run time.
 
+ARG BASE_IMAGE=debian:bookworm-slim
+
 # ---- build: the same Makefile as everywhere else ----
-FROM debian:bookworm AS build
+FROM ${BASE_IMAGE} AS build
 ARG DEBIAN_FRONTEND=noninteractive
 # libinih-dev: the INI parser of --config (Debian-packaged, the format
 # PgBouncer users know). libsystemd-dev: sd_notify for the systemd unit (a
@@ -40,12 +48,15 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 RUN make clean \
-    && make WERROR=1 \
+    && make -j"$(nproc)" WERROR=1 \
     && make install DESTDIR=/staging PREFIX=/usr/local \
     && strip /staging/usr/local/bin/pg-tls-proxy
 
 # ---- runtime: shared libraries and CA certificates only ----
-FROM debian:bookworm-slim
+# Debian's shell and apt stay (images built FROM this one, docker exec), but
+# nothing at run time needs them: entrypoint and health check are exec form,
+# and tests/check-image.sh deletes every shell before it runs the image.
+FROM ${BASE_IMAGE}
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libuv1 libssl3 libidn12 libinih1 libsystemd0 ca-certificates \
@@ -68,17 +79,18 @@ EXPOSE 5432
 # "docker stop" sends SIGTERM: the proxy stops accepting, lets sessions finish
 # for --shutdown-timeout (default 30 s; give docker stop -t that long), exits 0.
 STOPSIGNAL SIGTERM
-# Health check: GET /healthz on the admin endpoint (200 while the proxy is
-# listening), using bash's /dev/tcp because the slim image has no curl. It
-# reads PG_TLS_PROXY_ADMIN_ADDRESS (0.0.0.0 and :: are probed on loopback), so
-# set the admin address through that variable, not the --admin-address flag.
-# The bridge connector (pg-tls-proxy connector) is probed the same way through
-# PG_TLS_PROXY_HEALTH_ADDRESS: 200 while its tunnel to the proxy is up.
-# Without either variable there is nothing to probe and the check reports healthy.
+# Health check: "pg-tls-proxy healthcheck" does GET /healthz on the admin
+# endpoint (200 while the proxy is listening) in exec form, so the image needs
+# no shell at run time. It reads PG_TLS_PROXY_ADMIN_ADDRESS (0.0.0.0 and :: are
+# probed on loopback), so set the admin address through that variable, not the
+# --admin-address flag. The bridge connector (pg-tls-proxy connector) is probed
+# the same way through PG_TLS_PROXY_HEALTH_ADDRESS: 200 while its tunnel to the
+# proxy is up. Without either variable there is nothing to probe and the check
+# reports healthy. It gives up after 3 s, below --timeout, and prints why.
 # Not chosen: "pg-tls-proxy --check" (a full verified upstream handshake every
 # interval, and "unhealthy" whenever the database is down, which is readiness,
 # not liveness: orchestrators would restart a healthy proxy); /readyz for the
 # same reason; a connection to port 5432 (a log line per probe).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["bash", "-c", "a=${PG_TLS_PROXY_ADMIN_ADDRESS:-${PG_TLS_PROXY_HEALTH_ADDRESS:-}}; [ -n \"$a\" ] || exit 0; case $a in *:*) h=${a%:*} p=${a##*:} ;; *) h=127.0.0.1 p=$a ;; esac; h=${h#[}; h=${h%]}; case $h in 0.0.0.0) h=127.0.0.1 ;; ::) h=::1 ;; esac; exec 3<>\"/dev/tcp/$h/$p\" && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && read -r -t 4 _ code _ <&3 && [ \"$code\" = 200 ]"]
+    CMD ["pg-tls-proxy", "healthcheck"]
 ENTRYPOINT ["pg-tls-proxy"]

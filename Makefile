@@ -45,7 +45,7 @@ UNIT_OBJS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%.o)
 UNIT_BIN := $(BUILD)/unit-tests
 PGCLIENT_BIN := $(BUILD)/pgclient
 
-.PHONY: all test check check-unit check-docs check-integration check-bundles check-dockerfile check-observability check-k8s check-version check-certbot-hook asan fuzz bench certs \
+.PHONY: all test check check-unit check-docs check-integration check-bundles check-dockerfile check-observability check-k8s check-version check-certbot-hook image check-image asan fuzz bench certs \
         demo format format-check lint install uninstall deps clean valgrind deb check-deb
 
 all: $(BIN)
@@ -137,6 +137,16 @@ check-version: $(BIN)
 # proxy (about 1 s).
 check-certbot-hook: $(BIN)
 	tests/check-certbot-hook.sh $(BIN)
+
+# The container image, built with buildah on a debootstrap base (root; no
+# Docker engine or registry), as build/image/pg-tls-proxy.tar (docker load).
+image:
+	scripts/build-image.sh
+
+# Builds the image, then runs its entrypoint in its root file system as its
+# user, with the README's docker run variables (root).
+check-image:
+	tests/check-image.sh
 
 check-integration: $(BIN) $(PGCLIENT_BIN) $(PGCLIENT18_BIN) $(RAWCLIENT_BIN)
 	PGTP_BIN=$(abspath $(BIN)) PGCLIENT=$(abspath $(PGCLIENT_BIN)) PGCLIENT18=$(abspath $(PGCLIENT18_BIN)) RAWCLIENT=$(abspath $(RAWCLIENT_BIN)) tests/integration/run.sh

@@ -139,10 +139,11 @@ done
 say "$out"
 [ "$out" = "upstream ssl=on" ] || die "unexpected answer: $out"
 
-# The image's own HEALTHCHECK command (["CMD", "bash", "-c", SCRIPT]), run by
-# hand: Docker's first run waits for the interval.
-hc_script=$(docker inspect -f '{{index .Config.Healthcheck.Test 3}}' "$PROXY")
-docker exec "$PROXY" bash -c "$hc_script" || die "the image's HEALTHCHECK command failed"
+# The image's own HEALTHCHECK command (["CMD", "pg-tls-proxy", "healthcheck"],
+# exec form: the image needs no shell), run by hand: Docker's first run waits
+# for the interval.
+mapfile -t hc < <(docker inspect -f '{{range slice .Config.Healthcheck.Test 1}}{{println .}}{{end}}' "$PROXY" | sed '/^$/d')
+docker exec "$PROXY" "${hc[@]}" || die "the image's HEALTHCHECK command failed"
 say "HEALTHCHECK command passes (GET /healthz on 127.0.0.1:9187)"
 
 say ok

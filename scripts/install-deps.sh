@@ -14,12 +14,15 @@ PACKAGES=(
     postgresql postgresql-client openssl clang iproute2 procps
     cppcheck clang-tidy clang-format python3 curl ca-certificates valgrind
     python3-psycopg2 python3-psycopg socat systemd dpkg-dev adduser man-db
+    debootstrap buildah
     python3-yaml # PyYAML: tests/check-observability.sh and check-k8s.sh read deploy/
 )
 # libsystemd-dev: sd_notify (src/sdnotify.c). systemd: systemd-analyze checks
 # the units (tests/integration/systemd.sh, check-deb.sh); it is not started.
 # dpkg-dev, adduser, man-db: make deb (dpkg-shlibdeps) and check-deb (the
-# package's postinst, man -w).
+# package's postinst, man -w). debootstrap and buildah: make image / make
+# check-image build the container image with no Docker engine and no registry
+# (scripts/build-image.sh).
 # Then scripts/install-drivers.sh puts pgJDBC 42.7 and postgres.js 4 in a cache
 # (the clients of tests/integration/auth.sh that Debian 12 does not ship).
 HERE=$(cd "$(dirname "$0")" && pwd)

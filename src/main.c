@@ -14,12 +14,14 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 
 #include "config.h"
 #include "connector.h"
+#include "healthcheck.h"
 #include "admin.h"
 #include "adminauth.h"
 #include "adminsess.h"
@@ -666,6 +668,26 @@ static int run_workers(const struct config *cfg, struct runtime *rt, struct tls_
     return status;
 }
 
+/*
+ * The first line a serving proxy logs (issue 16): what runs, as whom and
+ * where its settings come from, before anything that can fail, so that a
+ * container that exits at once still says what it was. Variable names are
+ * counted, never printed with their values (a value may be a secret).
+ */
+static void log_starting(const struct config *cfg, int argc)
+{
+    static const char prefix[] = "PG_TLS_PROXY_";
+    unsigned nenv = 0;
+    char q[512];
+    for (char **e = environ; *e != NULL; e++)
+        nenv += strncmp(*e, prefix, sizeof(prefix) - 1) == 0;
+    log_info("event=starting version=%s pid=%ld uid=%ld gid=%ld config_file=\"%s\" args=%d "
+             "env_vars=%u",
+             PGTP_VERSION, (long)getpid(), (long)getuid(), (long)getgid(),
+             cfg->config_path != NULL ? log_escape(cfg->config_path, q, sizeof(q)) : "", argc - 1,
+             nenv);
+}
+
 int main(int argc, char **argv)
 {
     struct config cfg;
@@ -680,6 +702,9 @@ int main(int argc, char **argv)
         return connector_main(argc - 1, argv + 1, environ);
     if (argc >= 2 && strcmp(argv[1], "bridge-secret") == 0)
         return bridgesecret_main(argc - 1, argv + 1, stdout, stderr);
+    /* The image's HEALTHCHECK (issue 16): no shell in the container. */
+    if (argc >= 2 && strcmp(argv[1], "healthcheck") == 0)
+        return healthcheck_main(argc - 1, argv + 1, environ, stdout, stderr);
 
     /* Known before the first error can be printed: usage errors are JSON
      * too when JSON was asked for. */
@@ -693,9 +718,11 @@ int main(int argc, char **argv)
         break;
     }
     log_min_level = (enum log_level)cfg.log_level;
+    log_json = cfg.log_json;
+    if (!cfg.check_only)
+        log_starting(&cfg, argc);
     struct process_stats started;
     process_stats_read(&started); /* remembers the start time */
-    log_json = cfg.log_json;
     signal(SIGPIPE, SIG_IGN);
     /* Until the main loop's handlers are installed (and in --check), the
      * default action of SIGUSR1/SIGUSR2 would kill the process unlogged. */

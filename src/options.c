@@ -371,6 +371,12 @@ void config_usage(FILE *out)
           "  0  success\n"
           "  1  --check failed, or a runtime error\n"
           "  2  usage or configuration error\n"
+          "\nSubcommands (each with --help):\n"
+          "  pg-tls-proxy connector ...           the bridge connector\n"
+          "  pg-tls-proxy scram-secret USER       a SCRAM verifier for --auth-file\n"
+          "  pg-tls-proxy bridge-secret ID        a bridge secret and its --bridges-file line\n"
+          "  pg-tls-proxy healthcheck [HOST:PORT] GET /healthz; exit 0 on 200 (the image's "
+          "HEALTHCHECK)\n"
           "\nSee pg-tls-proxy(1) for details.\n",
           out);
 }

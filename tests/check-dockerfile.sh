@@ -14,7 +14,8 @@
 #   - the build stage installs ca-certificates (make install copies its roots);
 #   - the runtime stage has a numeric non-root USER, no help-printing CMD,
 #     ENTRYPOINT ["pg-tls-proxy"],
-#     STOPSIGNAL SIGTERM, a HEALTHCHECK, and copies no key material;
+#     STOPSIGNAL SIGTERM, a HEALTHCHECK in exec form that runs the binary's
+#     healthcheck subcommand (no shell), and copies no key material;
 #   - hadolint, when installed, has no complaint (skipped with a note if not).
 # Prints "dockerfile: N passed, M failed" last; exits 1 if anything failed,
 # 2 on misuse.
@@ -85,6 +86,9 @@ check 'runtime stage: ENTRYPOINT ["pg-tls-proxy"]' \
     has "$RUNTIME_LINES" '^ENTRYPOINT \[ *"pg-tls-proxy" *\]$'
 check "runtime stage: STOPSIGNAL SIGTERM" has "$RUNTIME_LINES" '^STOPSIGNAL SIGTERM$'
 check "runtime stage: HEALTHCHECK (not NONE)" has "$RUNTIME_LINES" '^HEALTHCHECK +([^N]|N[^O])'
+# Exec form and the binary's own subcommand: the image needs no shell at run time.
+check 'runtime stage: HEALTHCHECK CMD ["pg-tls-proxy", "healthcheck"] (exec form, no shell)' \
+    has "$RUNTIME_LINES" '^HEALTHCHECK .*CMD \[ *"pg-tls-proxy", *"healthcheck" *\]$'
 no_key_copy() {
     ! printf '%s\n' "$INSTR" | cut -f2 | grep -Ei '^(COPY|ADD)[[:space:]]' |
         grep -Eiq '\.key\b|\.p12\b|\.pfx\b|key\.pem|private'

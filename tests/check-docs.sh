@@ -1,7 +1,8 @@
 #!/bin/sh
 # check-docs.sh BIN - every long flag and every PG_TLS_PROXY_* variable that
 # `BIN --help` prints must appear in the man page and in the README, and
-# those of `BIN connector --help` in their connector sections.
+# those of `BIN connector --help` in their connector sections; and every
+# subcommand --help lists in the man page's SYNOPSIS and the README.
 #
 # --help is generated from the option table in src/options.c, so this keeps
 # the hand-written docs in step with the code. Run from the repository root.
@@ -62,6 +63,26 @@ for item in $flags $vars; do
             failed=$((failed + 1))
         fi
     done
+done
+
+# Subcommands (--help's "Subcommands:" lines, "  pg-tls-proxy NAME ..."):
+# each in the man page's SYNOPSIS and, as "pg-tls-proxy NAME", in the README.
+subs=$(printf '%s\n' "$help" | awk '/^Subcommands/ { on = 1; next } on && /^$/ { on = 0 }
+    on && $1 == "pg-tls-proxy" { print $2 }')
+man_synopsis=$(printf '%s\n' "$man_text" | awk '/^\.SH /{ on = ($0 ~ /^\.SH SYNOPSIS/) } on')
+for sub in $subs; do
+    if printf '%s\n' "$man_synopsis" | grep -qx "\.B $sub"; then
+        passed=$((passed + 1))
+    else
+        echo "missing: subcommand $sub is not in $man_page's SYNOPSIS"
+        failed=$((failed + 1))
+    fi
+    if has "$readme_text" "pg-tls-proxy $sub"; then
+        passed=$((passed + 1))
+    else
+        echo "missing: \"pg-tls-proxy $sub\" is not in $readme"
+        failed=$((failed + 1))
+    fi
 done
 
 # The connector (issue 15) has its own --help: each of its flags and

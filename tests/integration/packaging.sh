@@ -199,12 +199,22 @@ out=$(timeout -k 5 30 psql -X -A -t -q "$(ci "$CT_PORT")" \
 expect "container: psql verify-full through it, TLS upstream" "$out" '^via container\|t$'
 hc=$(printf '%s\n' "$df_runtime" | grep -E '^HEALTHCHECK ' | sed -E 's/.* CMD +//')
 mapfile -t hc_cmd < <(printf '%s\n' "$hc" | python3 -c 'import json,sys; [print(a) for a in json.load(sys.stdin)]')
+expect "Dockerfile: the HEALTHCHECK is the binary's own subcommand, no shell" "${hc_cmd[*]}" \
+    '^pg-tls-proxy healthcheck$'
+hc_cmd[0]=$PGTP_BIN # the image's PATH finds it in /usr/local/bin
 "${as_image_user[@]}" env -i PATH=/usr/bin:/bin PG_TLS_PROXY_ADMIN_ADDRESS="127.0.0.1:$CT_ADMIN" \
     timeout -k 2 10 "${hc_cmd[@]}" >/dev/null 2>&1
 rc=$?
 expect "container: the image's HEALTHCHECK command reports healthy (exit 0)" "rc=$rc" '^rc=0$'
+expect "container: its first log line says what runs and as whom (event=starting, $ct_who)" \
+    "$(grep -v '^# started:' "$CUR_LOG" | head -n 1)" \
+    "level=info event=starting version=[^ ]+ pid=[0-9]+ uid=$(if it_is_root; then echo "$uid"; else id -u; fi) "
 expect "container: its log says it started, where and for which upstream, with no warning" \
     "$(grep -m1 'event=started' "$CUR_LOG") $(grep -c 'level=\(warn\|error\)' "$CUR_LOG")" \
     'event=started .*127\.0\.0\.1.* 0$'
 it_stop container
 expect "container: SIGTERM (docker stop) ends it with exit 0" "rc=${IT_EXIT[container]:-?}" '^rc=0$'
+out=$("${as_image_user[@]}" env -i PATH=/usr/bin:/bin PG_TLS_PROXY_ADMIN_ADDRESS="127.0.0.1:$CT_ADMIN" \
+    timeout -k 2 10 "${hc_cmd[@]}" 2>&1)
+expect "container: once stopped, the HEALTHCHECK command exits 1 and says why" \
+    "$out"$'\n'"rc=$?" 'unhealthy: connect to 127\.0\.0\.1:[0-9]+: Connection refused'$'\n''rc=1$'

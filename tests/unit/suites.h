@@ -26,6 +26,7 @@ Suite *pgtrack_suite(void);
 Suite *httpreq_suite(void);
 Suite *options_suite(void);
 Suite *adminaddr_suite(void);
+Suite *healthcheck_suite(void);
 Suite *promtext_suite(void);
 Suite *procstats_suite(void);
 Suite *sdnotify_suite(void);

@@ -27,6 +27,7 @@ int main(void)
     srunner_add_suite(sr, httpreq_suite());
     srunner_add_suite(sr, options_suite());
     srunner_add_suite(sr, adminaddr_suite());
+    srunner_add_suite(sr, healthcheck_suite());
     srunner_add_suite(sr, promtext_suite());
     srunner_add_suite(sr, procstats_suite());
     srunner_add_suite(sr, sdnotify_suite());

@@ -125,6 +125,7 @@ foreign_flags="
 --cert-name --deploy-hook --dns-cloudflare --dns-route53 --force-renewal --standalone --webroot
 --use-system-ca
 --now
+--build-arg --isolation --layers --network --root --storage-driver --variant
 "
 sub_help=$("$bin" scram-secret --help 2>&1; "$bin" bridge-secret --help 2>&1) || true
 known=$(printf '%s\n%s\n%s\n%s\n' "$help" "$chelp" "$sub_help" "$foreign_flags" |

@@ -406,7 +406,7 @@ else
     rc=$?
 fi
 expect "key readable only by root, proxy as uid $CF_UID: 'permission denied (running as uid $CF_UID)'" \
-    "rc=$rc $(cat "$CUR_LOG")" \
+    "rc=$rc $(grep -v 'event=starting ' "$CUR_LOG")" \
     "^rc=[1-9][0-9]* pg-tls-proxy: --server-private-key-path \".*root-only\.key\": permission denied \(running as uid $CF_UID\)"
 
 CUR_LOG=

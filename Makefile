@@ -56,7 +56,8 @@ $(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
 # The files that print PGTP_VERSION are rebuilt when the version changes, and
 # only then: version.stamp is rewritten only when its content differs, so a
 # new commit rebuilds these few objects and a plain `make` stays a no-op.
-VERSION_USERS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(shell grep -l PGTP_VERSION src/*.c))
+VERSION_USERS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(shell grep -l PGTP_VERSION src/*.c)) \
+                 $(patsubst tests/unit/%.c,$(BUILD)/unit/%.o,$(shell grep -l PGTP_VERSION tests/unit/*.c))
 $(VERSION_USERS): $(BUILD)/version.stamp
 $(BUILD)/version.stamp: FORCE | $(BUILD)
 	@if [ "$$(cat $@ 2>/dev/null)" != '$(VERSION)' ]; then echo '$(VERSION)' >$@; fi

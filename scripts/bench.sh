@@ -109,7 +109,7 @@
 #   IDLE_SESSIONS idle sessions held by scripts/bench-conns.sh
 #                 for the memory goal, e.g. "1000 10000"   1000
 #                 ("none": skip it)
-#   IDLE_HOLD     seconds bench-conns.sh holds them            3
+#   IDLE_HOLD     seconds bench-conns.sh holds them            5
 #   PROXY_ARGS    extra pg-tls-proxy flags, e.g. "--workers 1"
 #   BENCH_OUT     results directory          build/bench/<timestamp>
 # It is a benchmark, not a test: no number makes it fail. It exits non-zero
@@ -824,13 +824,13 @@ run_routes() {
     stop_target
 }
 
-note "TLS floor: $REPS x $TLSFLOOR_PAIRS pairs (tests/bench/tlsfloor.c)"
-run_tlsfloor
+find_tlsfloor
 note "warm-up ${WARMUP}s (direct TLS, not recorded)"
 timeout $((WARMUP + 60)) pgbench -n -S -c "$CLIENTS" -j "$THREADS" -T "$WARMUP" "${CONNINFO[direct-tls]}" \
     >"$LOGS/warmup.log" 2>&1 || note "warm-up pgbench failed (see $LOGS/warmup.log)"
 
 for ((rep = 1; rep <= REPS; rep++)); do
+    run_tlsfloor "$rep"
     # Rotate the order each repetition so no target always runs first.
     k=$(((rep - 1) % (${#AVAIL[@]} > 0 ? ${#AVAIL[@]} : 1)))
     for t in "${AVAIL[@]:k}" "${AVAIL[@]:0:k}"; do

@@ -6,27 +6,31 @@
  * A proxy that terminates TLS does, for every session, one full server-side
  * handshake (the front leg, CERT/KEY) and one full client-side handshake that
  * verifies the upstream's chain against CA and its name NAME (the back leg),
- * then holds both sessions while the client is idle. This program does just
- * that, N times, in one thread, with the two ends of each handshake talking
- * through in-memory BIO pairs (no sockets, no event loop, no protocol), and
- * prints one line of key=value:
+ * then holds both sessions while the client is idle; for every query it
+ * decrypts the query from one leg and encrypts it to the other, and the same
+ * for the result. This program does just that in one thread, the two ends of
+ * each handshake talking through in-memory BIO pairs (no sockets, no event
+ * loop, no protocol), and prints one line of key=value:
  *   server_us, client_us  thread CPU per handshake of each side (mean of N)
  *   pair_us               their sum: the least CPU a proxy spends per session
- *   idle_pair_kb          RSS growth per established pair held idle, after
- *                         SSL_free_buffers() and with the BIO pair swapped
- *                         for a null BIO (a proxy's sockets are not TLS state)
- *   heap_pair_kb          the same counted from OpenSSL's own allocations
- *                         (CRYPTO_set_mem_functions), without malloc's slack
- * scripts/bench.sh reads the proxy's CPU per connection and memory per idle
- * session as ratios to these (issue 17). TLS 1.3 (OpenSSL's default),
- * no session tickets and no session cache, as between libpq and PostgreSQL.
- * Exit 1 on any failure (a handshake or a verification that does not succeed).
+ *   idle_pair_kb          RSS growth per established pair held idle (N of
+ *                         them), after SSL_free_buffers() and with the BIO
+ *                         pair swapped for a null BIO (a proxy's sockets are
+ *                         not TLS state)
+ *   select_us             thread CPU of the TLS records of one pgbench -S
+ *                         select: a QUERY_BYTES query and a RESULT_BYTES
+ *                         result, each decrypted and encrypted once (mean of
+ *                         SELECT_ROUNDS); what a TLS-terminating proxy adds
+ *                         per select to a relay hop that has no TLS
+ * scripts/bench.sh reads the proxy's CPU per connection and per select and
+ * its memory per idle session against these (issue 17). TLS 1.3 (OpenSSL's
+ * default), no session tickets and no session cache, as between libpq and
+ * PostgreSQL. Exit 1 on any failure (a handshake or a verification that does
+ * not succeed, a record that does not arrive whole).
  */
 #ifndef _DEFAULT_SOURCE
-#define _DEFAULT_SOURCE /* clock_gettime, malloc_usable_size under -std=c17 */
+#define _DEFAULT_SOURCE /* clock_gettime, sysconf under -std=c17 */
 #endif
-#include <malloc.h>
-#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
@@ -37,38 +41,13 @@
 
 #define WARMUP_PAIRS 20 /* the first handshakes load providers and tables */
 #define MAX_ROUNDS 16   /* a TLS 1.3 handshake needs 2 or 3 */
-
-/* Bytes OpenSSL holds right now, counted by the allocator hooks below. */
-static long long heap_live;
-
-static void *count_malloc(size_t n, const char *file, int line)
-{
-    (void)file, (void)line;
-    void *p = malloc(n);
-    if (p != NULL)
-        heap_live += (long long)malloc_usable_size(p);
-    return p;
-}
-
-static void *count_realloc(void *old, size_t n, const char *file, int line)
-{
-    (void)file, (void)line;
-    size_t before = old != NULL ? malloc_usable_size(old) : 0;
-    void *p = realloc(old, n);
-    if (p != NULL)
-        heap_live += (long long)malloc_usable_size(p) - (long long)before;
-    else if (n == 0)
-        heap_live -= (long long)before;
-    return p;
-}
-
-static void count_free(void *p, const char *file, int line)
-{
-    (void)file, (void)line;
-    if (p != NULL)
-        heap_live -= (long long)malloc_usable_size(p);
-    free(p);
-}
+/* One pgbench -S select on the wire: its Query message (Q, length, "SELECT
+ * abalance FROM pgbench_accounts WHERE aid = 123456;", NUL) and the result
+ * (RowDescription of one int4 column, one DataRow, CommandComplete "SELECT
+ * 1", ReadyForQuery). */
+#define QUERY_BYTES 62
+#define RESULT_BYTES 70
+#define SELECT_ROUNDS 20000
 
 static double thread_cpu_us(void)
 {
@@ -153,6 +132,31 @@ static void close_session(struct session *s)
     SSL_free(s->back);
 }
 
+/* One way of a select: encrypted by one leg, decrypted by its peer. */
+static int pass_record(SSL *from, SSL *to, const unsigned char *buf, size_t len)
+{
+    unsigned char got[RESULT_BYTES > QUERY_BYTES ? RESULT_BYTES : QUERY_BYTES];
+    size_t n = 0, m = 0;
+    if (SSL_write_ex(from, buf, len, &n) != 1 || n != len)
+        return -1;
+    return SSL_read_ex(to, got, sizeof(got), &m) == 1 && m == len ? 0 : -1;
+}
+
+/* CPU per select of the records alone, over an established session. */
+static int select_cost(struct session *s, double *us)
+{
+    unsigned char query[QUERY_BYTES], result[RESULT_BYTES];
+    memset(query, 'q', sizeof(query));
+    memset(result, 'r', sizeof(result));
+    double t0 = thread_cpu_us();
+    for (int i = 0; i < SELECT_ROUNDS; i++)
+        if (pass_record(s->back, s->front, query, sizeof(query)) != 0 ||
+            pass_record(s->front, s->back, result, sizeof(result)) != 0)
+            return -1;
+    *us = (thread_cpu_us() - t0) / SELECT_ROUNDS;
+    return 0;
+}
+
 static int make_contexts(char **argv, SSL_CTX **server, SSL_CTX **client)
 {
     *server = SSL_CTX_new(TLS_server_method());
@@ -185,25 +189,25 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s N CERT KEY CA NAME   (N: 1..1000000 sessions)\n", argv[0]);
         return 2;
     }
-    if (CRYPTO_set_mem_functions(count_malloc, count_realloc, count_free) != 1)
-        return fail("cannot count OpenSSL's allocations");
     SSL_CTX *server = NULL, *client = NULL;
     if (make_contexts(argv, &server, &client) != 0)
         return fail("cannot load the certificate, key or CA");
     struct cost c = {0, 0};
+    double select_us = 0;
     for (int i = 0; i < WARMUP_PAIRS; i++) {
         struct session s = {NULL, NULL};
         int rc = open_session(server, client, argv[5], &s, &c);
+        if (rc == 0 && i == WARMUP_PAIRS - 1)
+            rc = select_cost(&s, &select_us);
         close_session(&s);
         if (rc != 0)
-            return fail("warm-up handshake failed");
+            return fail("warm-up handshake or select records failed");
     }
     struct session *held = calloc((size_t)n, sizeof(*held));
     if (held == NULL)
         return fail("out of memory");
     c = (struct cost){0, 0};
     long rss0 = rss_kb();
-    long long heap0 = heap_live;
     for (long i = 0; i < n; i++) {
         if (open_session(server, client, argv[5], &held[i], &c) != 0)
             return fail("handshake or verification failed");
@@ -211,11 +215,10 @@ int main(int argc, char **argv)
     }
     long rss1 = rss_kb();
     printf("tls=\"%s\" pairs=%ld server_us=%.0f client_us=%.0f pair_us=%.0f idle_pair_kb=%.1f "
-           "heap_pair_kb=%.1f\n",
+           "select_us=%.2f\n",
            OpenSSL_version(OPENSSL_VERSION), n, c.server_us / (double)n, c.client_us / (double)n,
            (c.server_us + c.client_us) / (double)n,
-           rss0 < 0 || rss1 < 0 ? -1.0 : (double)(rss1 - rss0) / (double)n,
-           (double)(heap_live - heap0) / 1024.0 / (double)n);
+           rss0 < 0 || rss1 < 0 ? -1.0 : (double)(rss1 - rss0) / (double)n, select_us);
     for (long i = 0; i < n; i++)
         close_session(&held[i]);
     free(held);

@@ -99,6 +99,12 @@ RAWCLIENT_BIN := $(BUILD)/rawclient
 $(RAWCLIENT_BIN): tests/integration/rawclient.c | $(BUILD)
 	$(CC) $(CSTD) $(OPT) $(WARN) $(SANFLAGS) -o $@ $< $(shell pkg-config --libs openssl) $(SANFLAGS)
 
+# The TLS floor of one proxied session (make bench reads the proxy's figures
+# as ratios to it): OpenSSL only.
+TLSFLOOR_BIN := $(BUILD)/tlsfloor
+$(TLSFLOOR_BIN): tests/bench/tlsfloor.c | $(BUILD)
+	$(CC) $(CSTD) $(OPT) $(WARN) $(SANFLAGS) -o $@ $< $(shell pkg-config --libs openssl) $(SANFLAGS)
+
 $(BUILD) $(BUILD)/obj $(BUILD)/unit:
 	mkdir -p $@
 
@@ -245,7 +251,7 @@ certs:
 demo: deps $(BIN)
 	scripts/demo.sh $(abspath $(BIN))
 
-bench: $(BIN)
+bench: $(BIN) $(TLSFLOOR_BIN)
 	scripts/bench.sh $(abspath $(BIN))
 	scripts/bench-bridge.sh $(abspath $(BIN))
 

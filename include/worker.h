@@ -95,6 +95,7 @@ struct worker {
     uv_timer_t bytes_timer;  /* open sessions' bytes to the metrics, every second */
     uv_timer_t cancel_timer; /* worker 0: event=cancel_summary, once a second at most */
     size_t trim_peak;        /* most connections since the last trim */
+    size_t idle_released;    /* sessions that gave back their buffers since then */
     atomic_bool finished;    /* written by the worker, read by the main thread */
     struct chunk_cache small, large;
     struct listener *listeners; /* listener.h */
@@ -115,6 +116,8 @@ void worker_command(struct worker *w, unsigned cmds);
 void worker_offer_routes(struct worker *w, struct route_table *routes);
 /* conn.c: a connection of w was freed. */
 void worker_conn_gone(struct worker *w);
+/* A session went quiet and gave its record buffers back (relay.c). */
+void worker_buffers_released(struct worker *w);
 void worker_thread(void *arg);
 /* --admin-address: worker 0 probes the upstream when it has been quiet. */
 void worker_start_probe(struct worker *w);

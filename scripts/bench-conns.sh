@@ -37,8 +37,10 @@
 # Needs about 2 file descriptors per session in the proxy and one in each
 # Python process: the hard limit is raised with ulimit -Hn when root (the
 # proxy raises its own soft limit to the hard one). Writes rss.tsv,
-# summary.md and logs to build/bench/conns-<timestamp>/. Exits non-zero only
-# when something cannot start. Loopback only; every process it starts is
+# result.txt (one line: sessions=N kb_per_session=K at once,
+# kb_per_idle_session=K at the end of the hold), summary.md and logs
+# to build/bench/conns-<timestamp>/. Exits non-zero only when something
+# cannot start. Loopback only; every process it starts is
 # stopped by PID and its temporary directory removed on exit.
 #
 # Environment: N (if not given as argument; default 1000), HOLD (20), FULL,
@@ -407,3 +409,9 @@ report() {
     echo "- KB per session = RSS growth / sessions opened (VmRSS, includes allocator slack). Raw samples: $TSV; took $((SECONDS - T_START)) s."
 }
 report | tee "$OUT/summary.md"
+# One line for scripts/bench.sh's goals table: KB per session once all are
+# open, and at the end of the hold (idle for HOLD seconds).
+ALL_OPEN=$((${OPENED[stub]:-0} + ${OPENED[full]:-0}))
+printf 'sessions=%s kb_per_session=%s kb_per_idle_session=%s\n' "$ALL_OPEN" \
+    "$(per "$RSS_ALL" "$RSS_START" "$ALL_OPEN")" \
+    "$(per "${HOLD_RSS[-1]:-}" "$RSS_START" "$ALL_OPEN")" >"$OUT/result.txt"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # pg-tls-proxy's own benchmark: the proxy side by side with direct TLS and,
-# when installed, PgBouncer without pooling and stunnel, in one run.
+# when installed, PgBouncer without pooling and stunnel, in one run, and
+# against the floors of this machine (scripts/bench-floors.sh: a bare relay
+# hop, OpenSSL's own cost per session) with the goals of issue 17 as ratios.
 #
 #   scripts/bench.sh [PATH/TO/pg-tls-proxy]         (make bench does this)
 #   QUICK=1 scripts/bench.sh ...                     smoke run, under 2 minutes
@@ -41,7 +43,11 @@
 #                     targets/pgbouncer-nopool.sh)
 #   stunnel           stunnel4, two chained services (protocol = pgsql server
 #                     -> loopback hop -> protocol = pgsql client, checkHost)
-# PgBouncer and stunnel are optional: skipped (and said so) when missing.
+#   haproxy-tcp       the relay floor: HAProxy in TCP mode, TLS end to end from
+#                     the client to PostgreSQL (scripts/bench-floors.sh)
+# PgBouncer, stunnel and HAProxy are optional: skipped (and said so) when
+# missing; scripts/install-deps.sh does not install them (CI never benchmarks:
+# apt-get install pgbouncer stunnel4 haproxy).
 #
 # Login targets (clients keep libpq's default channel_binding=prefer unless
 # said otherwise; the proxy and PgBouncer run as above)
@@ -87,7 +93,7 @@
 #   BULK_ROWS     rows of 1001 bytes for (c)              1000000 [200000]
 #   SERIAL_CONNS  sequential connections for (d)              200 [50]
 #   WARMUP        seconds of unrecorded direct pgbench first   10 [3]
-#   TARGETS       subset/order of the targets above        all four
+#   TARGETS       subset/order of the targets above        all five
 #                 ("none": the login workload only)
 #   LOGIN_TARGETS subset/order of the login targets        all seven
 #                 ("none": no login workload)
@@ -99,6 +105,11 @@
 #                 ("none": no routes workload; needs a binary with --config)
 #   LOGIN_DRIVER  loginloop (tests/bench/loginloop.c) or pgbench (-C; no
 #                 pgtp-password-cold row)                     loginloop
+#   TLSFLOOR_PAIRS  sessions of each tests/bench/tlsfloor.c run  1000
+#   IDLE_SESSIONS idle sessions held by scripts/bench-conns.sh
+#                 for the memory goal, e.g. "1000 10000"   1000
+#                 ("none": skip it)
+#   IDLE_HOLD     seconds bench-conns.sh holds them            5
 #   PROXY_ARGS    extra pg-tls-proxy flags, e.g. "--workers 1"
 #   BENCH_OUT     results directory          build/bench/<timestamp>
 # It is a benchmark, not a test: no number makes it fail. It exits non-zero
@@ -146,7 +157,7 @@ if [ "${QUICK:-0}" = 1 ]; then
 fi
 : "${REPS:=3}" "${DURATION:=15}" "${CLIENTS:=8}" "${THREADS:=2}" "${SCALE:=10}"
 : "${BULK_ROWS:=1000000}" "${SERIAL_CONNS:=200}" "${WARMUP:=10}"
-: "${TARGETS:=direct-tls pg-tls-proxy pgbouncer-nopool stunnel}"
+: "${TARGETS:=direct-tls pg-tls-proxy haproxy-tcp pgbouncer-nopool stunnel}"
 : "${LOGIN_TARGETS:=direct-tls pgtp-passthrough pgtp-password pgtp-password-cold pgtp-scram pgbouncer-nopool pgbouncer-pool}"
 : "${LOGIN_DURATION:=10}" "${LOGIN_CLIENTS:=4}"
 : "${COLD_ROLES:=$((500 * LOGIN_DURATION))}" "${LOGIN_DRIVER:=loginloop}"
@@ -166,6 +177,8 @@ if [ "$REPS" -lt 1 ] || [ "$DURATION" -lt 1 ] || [ "$LOGIN_DURATION" -lt 1 ] || 
     it_die "REPS, DURATION, LOGIN_DURATION, LOGIN_CLIENTS and COLD_ROLES must be at least 1"
 fi
 HZ=$(getconf CLK_TCK)
+# shellcheck source=scripts/bench-floors.sh
+. "$REPO/scripts/bench-floors.sh"
 
 STAMP=$(date +%Y%m%d-%H%M%S)
 OUT=${BENCH_OUT:-$REPO/build/bench/$STAMP}
@@ -252,6 +265,7 @@ have_target() {
     pgtp-password | pgtp-password-cold | pgtp-scram) [ "$HAVE_AUTH_MODE" = 1 ] ;;
     pgbouncer-nopool | pgbouncer-pool) command -v pgbouncer >/dev/null ;;
     stunnel) command -v stunnel >/dev/null ;;
+    haproxy-tcp) command -v haproxy >/dev/null ;;
     *) return 1 ;;
     esac
 }
@@ -265,6 +279,7 @@ describe_target() {
     pgbouncer-nopool) echo "$(pgbouncer --version 2>/dev/null | head -n 1), session mode, server_lifetime=0" ;;
     pgbouncer-pool) echo "$(pgbouncer --version 2>/dev/null | head -n 1), session mode, server_lifetime=3600 (pooled)" ;;
     stunnel) echo "$(stunnel -version 2>&1 | awk '/^stunnel/ { print $1, $2; exit }'), two chained pgsql services" ;;
+    haproxy-tcp) echo "$(haproxy -v 2>&1 | awk 'NR == 1 { print $1, $3 }') mode tcp, TLS end to end (relay floor)" ;;
     esac
 }
 
@@ -370,6 +385,7 @@ start_target() {
     pgbouncer-nopool) CUR_NAME=pgbouncer && start_pgbouncer "$2" 0 ;;
     pgbouncer-pool) CUR_NAME=pgbouncer && start_pgbouncer "$2" 3600 ;;
     stunnel) CUR_NAME=stunnel && start_stunnel "$2" ;;
+    haproxy-tcp) CUR_NAME=haproxy && start_haproxy "$2" ;;
     esac || {
         note "$1 did not start; last lines of $2:"
         tail -n 5 "$2" >&2
@@ -389,7 +405,7 @@ it_gen_certs "$CERTS"
 # PgBouncer, running as the service user, reads the front key.
 it_is_root && chown -R "$IT_SVC_USER": "$CERTS"
 it_free_port PG_PORT
-for t in pg-tls-proxy pgbouncer-nopool stunnel; do it_free_port "PORT[$t]"; done
+for t in pg-tls-proxy pgbouncer-nopool stunnel haproxy-tcp; do it_free_port "PORT[$t]"; done
 it_free_port STUNNEL_HOP
 PASSWORD=$(it_random_password)
 it_write_passfile "$TMP/pgpass" "$ROLE" "$PASSWORD"
@@ -405,6 +421,8 @@ CONNINFO[direct-tls]="host=localhost hostaddr=127.0.0.1 port=$PG_PORT sslmode=ve
 for t in pg-tls-proxy pgbouncer-nopool stunnel; do
     CONNINFO[$t]="host=localhost hostaddr=127.0.0.1 port=${PORT[$t]} sslmode=verify-full sslrootcert=$CERTS/public-ca.crt channel_binding=disable $COMMON"
 done
+# The relay passes TLS through: the client verifies PostgreSQL itself.
+CONNINFO[haproxy-tcp]="host=localhost hostaddr=127.0.0.1 port=${PORT[haproxy-tcp]} sslmode=verify-full sslrootcert=$CERTS/db-ca.crt $COMMON"
 # The login workload's clients keep libpq's defaults (channel_binding=prefer:
 # SCRAM-SHA-256-PLUS whenever the server side offers it), as issue 13's
 # "change nothing else" user would; only passthrough needs the opt-out.
@@ -472,14 +490,15 @@ AVAIL=()
 for t in $TARGETS; do
     if ! have_target "$t"; then
         case $t in
-        pgbouncer-nopool | stunnel)
+        pgbouncer-nopool | stunnel | haproxy-tcp)
             pkg=pgbouncer
             [ "$t" = stunnel ] && pkg=stunnel4
+            [ "$t" = haproxy-tcp ] && pkg=haproxy
             note "skip $t: not installed (apt-get install $pkg)"
             record "$t" 0 skipped not-installed
             continue
             ;;
-        *) it_die "unknown target '$t' (known: direct-tls pg-tls-proxy pgbouncer-nopool stunnel)" ;;
+        *) it_die "unknown target '$t' (known: direct-tls pg-tls-proxy haproxy-tcp pgbouncer-nopool stunnel)" ;;
         esac
     fi
     if ! start_target "$t" "$LOGS/$t-probe.log"; then
@@ -805,11 +824,13 @@ run_routes() {
     stop_target
 }
 
+find_tlsfloor
 note "warm-up ${WARMUP}s (direct TLS, not recorded)"
 timeout $((WARMUP + 60)) pgbench -n -S -c "$CLIENTS" -j "$THREADS" -T "$WARMUP" "${CONNINFO[direct-tls]}" \
     >"$LOGS/warmup.log" 2>&1 || note "warm-up pgbench failed (see $LOGS/warmup.log)"
 
 for ((rep = 1; rep <= REPS; rep++)); do
+    run_tlsfloor "$rep"
     # Rotate the order each repetition so no target always runs first.
     k=$(((rep - 1) % (${#AVAIL[@]} > 0 ? ${#AVAIL[@]} : 1)))
     for t in "${AVAIL[@]:k}" "${AVAIL[@]:0:k}"; do
@@ -830,6 +851,9 @@ for ((rep = 1; rep <= REPS; rep++)); do
         run_routes "$t" "$rep"
     done
 done
+
+# After the repetitions, so its PostgreSQL and stub never compete with them.
+run_idle_sessions
 
 # ---------------------------------------------------------------- summary
 # med TARGET METRIC: median over the repetitions ("" if none).
@@ -863,6 +887,7 @@ summary() {
     [ ${#AVAIL[@]} -gt 0 ] && throughput_table "$b_sel" "$b_con" "$b_bulk" "$b_ser"
     [ -n "$LOGIN_TARGETS" ] && login_table
     [ ${#RAVAIL[@]} -gt 0 ] && routes_table
+    goals_table
     local s
     s=$(awk -F'\t' '$3 == "load1" || $3 == "login_load1" || $3 == "routes_load1" { if (n++ == 0 || $4 < lo) lo = $4; if ($4 > hi) hi = $4 }
                     END { if (n) printf "%s-%s", lo, hi }' "$RAW")

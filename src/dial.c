@@ -1,7 +1,9 @@
 /*
  * dial.c - reaching the upstream: resolve, then connect to every address
  * in turn until one answers; or, for a route with a bridge, ask the bridge
- * for a stream (bridgedial.c).
+ * for a stream (bridgedial.c). An upstream given as an address literal is
+ * parsed on the loop; only a name goes to the resolver (libuv's thread
+ * pool), on every connection, so that DNS changes (a fail-over) are seen.
  *
  * Owns struct dial (the resolver and connect requests and the errors seen
  * so far), which lives until the owner lets go (dial_free) and the last
@@ -216,6 +218,25 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     conn_release(c);
 }
 
+/*
+ * The addresses of an upstream given as an IPv4 or IPv6 literal, or NULL
+ * for a name. AI_NUMERICHOST never consults the resolver, so this cannot
+ * block the loop, and it spares every connection a trip through libuv's
+ * thread pool (a thread wake-up, the lookup, an async wake-up of this
+ * loop): issue 17's profile of connect-per-transaction.
+ */
+static struct addrinfo *numeric_addrs(const char *host, const char *port)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    if (getaddrinfo(host, port, &hints, &res) != 0)
+        return NULL;
+    return res;
+}
+
 void dial_start(struct conn *c, dial_connected_cb connected, dial_failed_cb failed)
 {
     const struct route *rt = c->route;
@@ -240,12 +261,18 @@ void dial_start(struct conn *c, dial_connected_cb connected, dial_failed_cb fail
         return;
     }
 
+    snprintf(port, sizeof(port), "%u", rt->port);
+    struct addrinfo *literal = numeric_addrs(rt->host, port);
+    if (literal != NULL) {
+        d->addrs = d->cur = literal; /* freed by uv_freeaddrinfo: freeaddrinfo */
+        try_connect(d);
+        return;
+    }
     struct addrinfo hints;
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV;
-    snprintf(port, sizeof(port), "%u", rt->port);
     d->gai.data = d;
     int r = uv_getaddrinfo(c->w->loop, &d->gai, gai_cb, rt->host, port, &hints);
     if (r < 0) {

@@ -130,6 +130,7 @@ void relay_release_idle(struct conn *c)
     leg_tls_release(&c->front);
     leg_tls_release(&c->back);
     c->buffers_held = false;
+    worker_buffers_released(c->w);
 }
 
 /*

@@ -27,9 +27,9 @@
 #
 # Asserted: every session opens; while all are held (IT_LOAD_HOLD s, samples
 # every second in load-samples.tsv) the proxy's descriptors equal its
-# baseline + 2 per established session + 1 per pending one, and its RSS is
-# flat (max - min within 2 % or 2 MB); RSS growth per session stays under
-# IT_LOAD_KB_MAX (64 KB); no session is closed by the proxy; then every
+# baseline + 2 per established session + 1 per pending one, and its RSS
+# never rises above the first sample by more than 2 % or 2 MB; RSS growth
+# per session stays under IT_LOAD_KB_MAX (64 KB); no session is closed by the proxy; then every
 # established session answers a query, is closed and the proxy lets go of
 # it; every pending session then finishes its start-up and answers a query;
 # once all are closed the proxy is back to its baseline descriptors.
@@ -195,10 +195,13 @@ if [ "$L_OK" = 1 ]; then
         fail "load: held $L_HOLD s: proxy fds = $L_FDS0 + 2 x $L_EST + $L_PRE = $L_FDS_WANT every second" \
             "min $L_FMIN, max $L_FMAX (samples: $L_TSV)"
     fi
-    if [ $((L_RMAX - L_RMIN)) -le "$L_FLAT" ]; then
-        pass "load: held $L_HOLD s: proxy RSS flat ($L_RMIN..$L_RMAX KB, spread $((L_RMAX - L_RMIN)) KB <= $L_FLAT)"
+    # Never above the first sample: the last wave of sessions going quiet
+    # may still be handed back to the system (worker.c's malloc_trim) in
+    # the first seconds of the hold, so RSS may fall but must not grow.
+    if [ $((L_RMAX - L_RSS[0])) -le "$L_FLAT" ]; then
+        pass "load: held $L_HOLD s: proxy RSS not growing ($L_RMIN..$L_RMAX KB, first ${L_RSS[0]}, at most $L_FLAT KB above it)"
     else
-        fail "load: held $L_HOLD s: proxy RSS flat (spread <= $L_FLAT KB)" \
+        fail "load: held $L_HOLD s: proxy RSS not growing (at most $L_FLAT KB above the first sample, ${L_RSS[0]} KB)" \
             "$L_RMIN..$L_RMAX KB (samples: $L_TSV)"
     fi
     L_KB=$(awk -v a="$L_RMAX" -v b="$L_RSS0" -v n="$L_N" 'BEGIN { printf "%.1f", (a - b) / n }')

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 bool bridge_frame_type_known(uint8_t t)
 {
     switch (t) {
@@ -208,23 +210,13 @@ int bridge_payload_get(const uint8_t *payload, size_t len, const char *key, char
     return found;
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 static int hex_decode(const char *text, uint8_t *out, size_t n)
 {
     if (strlen(text) != 2 * n)
         return -1;
     for (size_t i = 0; i < n; i++) {
-        int hi = hexval(text[2 * i]), lo = hexval(text[2 * i + 1]);
+        int hi = OPENSSL_hexchar2int((unsigned char)text[2 * i]);
+        int lo = OPENSSL_hexchar2int((unsigned char)text[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[i] = (uint8_t)(hi << 4 | lo);

@@ -33,6 +33,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 /* ---- cursor (cursor.h): the only code that touches input bytes ---------- */
 
 /* ---- results -------------------------------------------------------------- */
@@ -134,17 +136,6 @@ static bool scan_ipv4(struct cursor c, bool complete, uint8_t out[4])
     return true;
 }
 
-static int hex_value(uint8_t ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /*
  * IPv6 text as inet_pton(AF_INET6) takes it: eight groups of 1..4 hex
  * digits; one "::" standing for at least one zero group; the last 32 bits
@@ -175,7 +166,7 @@ static bool scan_ipv6(struct cursor c, bool complete, uint8_t out[16])
     }
 
     while (cur_u8(&c, &ch)) {
-        int h = hex_value(ch);
+        int h = OPENSSL_hexchar2int(ch);
         if (h >= 0) {
             if (digits == 4)
                 return false;

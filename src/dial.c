@@ -225,14 +225,12 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
  * thread pool (a thread wake-up, the lookup, an async wake-up of this
  * loop): issue 17's profile of connect-per-transaction.
  */
-static struct addrinfo *numeric_addrs(const char *host, const char *port)
+static struct addrinfo *numeric_addrs(const char *host, const char *port,
+                                      const struct addrinfo *hints)
 {
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-    if (getaddrinfo(host, port, &hints, &res) != 0)
+    struct addrinfo numeric = *hints, *res = NULL;
+    numeric.ai_flags |= AI_NUMERICHOST;
+    if (getaddrinfo(host, port, &numeric, &res) != 0)
         return NULL;
     return res;
 }
@@ -261,18 +259,18 @@ void dial_start(struct conn *c, dial_connected_cb connected, dial_failed_cb fail
         return;
     }
 
-    snprintf(port, sizeof(port), "%u", rt->port);
-    struct addrinfo *literal = numeric_addrs(rt->host, port);
-    if (literal != NULL) {
-        d->addrs = d->cur = literal; /* freed by uv_freeaddrinfo: freeaddrinfo */
-        try_connect(d);
-        return;
-    }
     struct addrinfo hints;
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV;
+    snprintf(port, sizeof(port), "%u", rt->port);
+    struct addrinfo *literal = numeric_addrs(rt->host, port, &hints);
+    if (literal != NULL) {
+        d->addrs = d->cur = literal; /* freed by uv_freeaddrinfo: freeaddrinfo */
+        try_connect(d);
+        return;
+    }
     d->gai.data = d;
     int r = uv_getaddrinfo(c->w->loop, &d->gai, gai_cb, rt->host, port, &hints);
     if (r < 0) {

@@ -42,10 +42,8 @@ fi
 CUSTOM=/etc/pg-tls-proxy/ca-bundles/custom
 [ ! -e "$CUSTOM/check-deb-ca.pem" ] || { echo "check-deb: $CUSTOM/check-deb-ca.pem exists" >&2; exit 1; }
 
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); echo "ok   $*"; }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL $*"; }
+# shellcheck source=tests/checklib.sh
+. "$REPO/tests/checklib.sh"
 # expect DESCRIPTION OUTPUT REGEX
 expect() {
     if [[ $2 =~ $3 ]]; then ok "$1"; else bad "$1: expected /$3/, got: $(printf '%s' "$2" | tr '\n' ' ' | cut -c1-300)"; fi

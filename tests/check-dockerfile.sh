@@ -27,16 +27,9 @@ DOCKERFILE=$REPO/Dockerfile
 [ -r "$DOCKERFILE" ] || { echo "check-dockerfile: cannot read $DOCKERFILE" >&2; exit 2; }
 command -v git >/dev/null || { echo "check-dockerfile: git not found" >&2; exit 2; }
 
-PASS=0
-FAIL=0
+# shellcheck source=tests/checklib.sh
+. "$REPO/tests/checklib.sh"
 not() { ! "$@"; }
-ok() { PASS=$((PASS + 1)); echo "ok   $*"; }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL $*"; }
-check() { # DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@"; then ok "$what"; else bad "$what"; fi
-}
 finish() {
     echo "dockerfile: $PASS passed, $FAIL failed"
     [ "$FAIL" = 0 ] || exit 1

@@ -45,15 +45,8 @@ for cmd in buildah debootstrap unshare openssl psql python3; do
     command -v "$cmd" >/dev/null || cannot "$cmd not found (scripts/install-deps.sh)"
 done
 
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); echo "ok   $*"; }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL $*"; }
-check() { # DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@"; then ok "$what"; else bad "$what"; fi
-}
+# shellcheck source=tests/checklib.sh
+. "$REPO/tests/checklib.sh"
 expect() { # DESCRIPTION TEXT ERE: TEXT, its lines joined by spaces, matches ERE
     local text
     text=$(printf '%s' "$2" | tr '\n' ' ')

@@ -272,11 +272,14 @@ done
 # Descriptors are handed out lowest first: sessions refused in the storm
 # leave holes, and a client that lands in one is served. So, until one is
 # refused: a probe, and if it was served, one more session holding 2 fds.
+# A filler holds as long as the sessions do: 20 rounds of probe + 0.3 s
+# take 8 s and more, and fillers that held 8 s gave their holes back while
+# the probing went on (every probe served: seen in CI).
 fillers=()
 for ((i = 0; i < 20; i++)); do
     out=$(raw error localhost "$LOWFD_PORT")
     [[ $out == sqlstate=53300* ]] && break
-    PGC_TIMEOUT=20 pgc hold "$LOWFD_CI" 8 >/dev/null &
+    PGC_TIMEOUT=50 pgc hold "$LOWFD_CI" 24 >/dev/null &
     fillers+=($!)
     sleep 0.3
 done

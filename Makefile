@@ -105,6 +105,16 @@ TLSFLOOR_BIN := $(BUILD)/tlsfloor
 $(TLSFLOOR_BIN): tests/bench/tlsfloor.c | $(BUILD)
 	$(CC) $(CSTD) $(OPT) $(WARN) $(SANFLAGS) -o $@ $< $(shell pkg-config --libs openssl) $(SANFLAGS)
 
+# make bench's instrumented proxy: the same objects, tlsio.c built with
+# PGTP_HANDSHAKE_CPU (the CPU of each side's TLS handshakes, printed at exit),
+# linked ahead of the library so that its tlsio functions are the ones used.
+HSCPU_BIN := $(BUILD)/pg-tls-proxy-hscpu
+$(BUILD)/hscpu/tlsio.o: src/tlsio.c $(wildcard include/*.h) | $(BUILD)
+	mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -DPGTP_HANDSHAKE_CPU -c -o $@ $<
+$(HSCPU_BIN): $(BUILD)/obj/main.o $(BUILD)/hscpu/tlsio.o $(BUILD)/libpgtp.a
+	$(CC) -o $@ $^ $(LDLIBS_ALL)
+
 $(BUILD) $(BUILD)/obj $(BUILD)/unit:
 	mkdir -p $@
 
@@ -251,7 +261,7 @@ certs:
 demo: deps $(BIN)
 	scripts/demo.sh $(abspath $(BIN))
 
-bench: $(BIN) $(TLSFLOOR_BIN)
+bench: $(BIN) $(TLSFLOOR_BIN) $(HSCPU_BIN)
 	scripts/bench.sh $(abspath $(BIN))
 	scripts/bench-bridge.sh $(abspath $(BIN))
 

@@ -235,6 +235,11 @@ sys_ticks() {
     local u s
     read -r u s < <(proc_times "$1") && echo "$s"
 }
+# "busy idle" clock ticks of the whole machine (/proc/stat: every CPU; busy
+# is user, nice, system, irq, softirq and steal; idle counts iowait).
+machine_ticks() {
+    awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6; exit }' /proc/stat
+}
 # sys_share METRIC C0 C1 K0 K1: record the kernel's share of the proxy's CPU in %.
 sys_share() {
     [ -n "$2" ] && [ -n "$3" ] && [ -n "$4" ] && [ -n "$5" ] && [ "$3" -gt "$2" ] || return 0
@@ -663,7 +668,7 @@ fi
 # ---------------------------------------------------------------- workloads
 # run_rep TARGET REP: the four workloads against a freshly started target.
 run_rep() {
-    local t=$1 rep=$2 conn=${CONNINFO[$1]} f c0 c1 n s0 s1
+    local t=$1 rep=$2 conn=${CONNINFO[$1]} f c0 c1 n s0 s1 mb0 mi0 mb1 mi1
     local tag=$t-r$rep
     # Other work on the machine skews everything: keep the load average.
     record "$t" "$rep" load1 "$(cut -d' ' -f1 /proc/loadavg)"
@@ -680,9 +685,11 @@ run_rep() {
         RSS_SAMPLER=$!
     fi
     c0=$(cpu_ticks "$CUR_PID") k0=$(sys_ticks "$CUR_PID")
+    read -r mb0 mi0 < <(machine_ticks)
     timeout $((DURATION * 3 + 60)) pgbench -n -S -c "$CLIENTS" -j "$THREADS" -T "$DURATION" "$conn" >"$f" 2>&1 ||
         note "$tag: select-only pgbench failed (see $f)"
     c1=$(cpu_ticks "$CUR_PID") k1=$(sys_ticks "$CUR_PID")
+    read -r mb1 mi1 < <(machine_ticks)
     sys_share sel_sys_pct "$c0" "$c1" "$k0" "$k1"
     [ -n "$RSS_SAMPLER" ] && wait "$RSS_SAMPLER"
     RSS_SAMPLER=""
@@ -692,6 +699,12 @@ run_rep() {
     if [ -n "$CUR_PID" ] && [ -n "$n" ] && [ "$n" -gt 0 ]; then
         record "$t" "$rep" sel_cpu_us "$(calc %.1f "($c1 - $c0) * 1e6 / $HZ / $n")"
         record "$t" "$rep" rss_select_kb "$(cat "$TMP/rss-mid" 2>/dev/null)"
+    fi
+    # The whole machine's CPU per select (client, PostgreSQL, the hop): on a
+    # saturated machine TPS is its inverse (the goals' TPS ceiling).
+    if [ -n "$n" ] && [ "$n" -gt 0 ] && [ $((mb1 - mb0 + mi1 - mi0)) -gt 0 ]; then
+        record "$t" "$rep" sel_machine_us "$(calc %.1f "($mb1 - $mb0) * 1e6 / $HZ / $n")"
+        record "$t" "$rep" sel_idle_pct "$(calc %.1f "100 * ($mi1 - $mi0) / ($mb1 - $mb0 + $mi1 - $mi0)")"
     fi
 
     # b. a new connection per transaction.
@@ -825,12 +838,14 @@ run_routes() {
 }
 
 find_tlsfloor
+find_hscpu
 note "warm-up ${WARMUP}s (direct TLS, not recorded)"
 timeout $((WARMUP + 60)) pgbench -n -S -c "$CLIENTS" -j "$THREADS" -T "$WARMUP" "${CONNINFO[direct-tls]}" \
     >"$LOGS/warmup.log" 2>&1 || note "warm-up pgbench failed (see $LOGS/warmup.log)"
 
 for ((rep = 1; rep <= REPS; rep++)); do
     run_tlsfloor "$rep"
+    run_hscpu "$rep"
     # Rotate the order each repetition so no target always runs first.
     k=$(((rep - 1) % (${#AVAIL[@]} > 0 ? ${#AVAIL[@]} : 1)))
     for t in "${AVAIL[@]:k}" "${AVAIL[@]:0:k}"; do

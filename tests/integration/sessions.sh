@@ -260,6 +260,24 @@ expect "sessions: with a token file, no token: 401 with WWW-Authenticate: Bearer
     '^HTTP/1.1 401 Unauthorized'$'\n''.*WWW-Authenticate: Bearer'
 out=$(ss_http GET /sessions -H "Authorization: Bearer ${SS_TOKEN}x")
 expect "sessions: a wrong token: 401" "$(head -n 1 <<<"$out")" '^401$'
+# Refusals are logged once a second at most, each line counting those that
+# were not since the last: 20 wrong tokens in a burst, then one more a
+# second later. Every refusal is in a line or in a count (the two before
+# the burst may be carried into its first line's count).
+ss_denied0=$(count "$CUR_LOG" 'event=admin_denied ')
+ss_codes=""
+for _ in $(seq 20); do
+    ss_codes+=$(head -n 1 < <(ss_http GET /sessions -H "Authorization: Bearer ${SS_TOKEN}y"))
+done
+sleep 1.2
+ss_http GET /sessions -H "Authorization: Bearer ${SS_TOKEN}y" >/dev/null
+sleep 0.5
+ss_lines=$(grep 'event=admin_denied ' "$CUR_LOG" | tail -n +$((ss_denied0 + 1)))
+ss_n=$(grep -c . <<<"$ss_lines")
+ss_sum=$(grep -oE 'suppressed=[0-9]+' <<<"$ss_lines" | cut -d= -f2 | awk '{ s += $1 } END { print s + 0 }')
+expect "sessions: 21 refusals, 20 in a burst: all 401, at most 4 admin_denied lines, and lines + counts cover them all" \
+    "${ss_codes//401/.} lines_ok=$([ "$ss_n" -le 4 ] && echo yes || echo "no($ss_n)") covered=$([ $((ss_n + ss_sum)) -ge 21 ] && [ $((ss_n + ss_sum)) -le 23 ] && echo yes || echo "no($ss_n+$ss_sum)")" \
+    '^\.{20} lines_ok=yes covered=yes$'
 out=$(ss_http GET /sessions -H "Authorization: Bearer $SS_TOKEN")
 expect "sessions: the right token: 200 and the list" "$out" '^200'$'\n''\{"sessions":\[\],"count":0'
 out=$(ss_http POST /sessions/1/terminate)

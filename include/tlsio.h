@@ -37,6 +37,15 @@ struct tlsio {
     struct tlsbuf tx; /* ciphertext written by OpenSSL, not yet taken */
 };
 
+/* Once, first thing in main, before OpenSSL allocates anything: OpenSSL's
+ * blocks of 16 KB and more (record and handshake buffers) are served by
+ * mmap, so the heap keeps no holes where idle sessions' buffers were
+ * (glibc only). false: not done (not glibc, or OpenSSL had already
+ * allocated); everything works the same, with more RSS per idle session. */
+bool tlsio_mem_init(void);
+/* Free the big blocks kept for reuse (with malloc_trim). Any thread. */
+void tlsio_mem_trim(void);
+
 /* sni may be NULL. Returns 0, or -1 with err filled. */
 int tlsio_init(struct tlsio *t, SSL_CTX *ctx, bool accept, char *err, size_t errlen);
 void tlsio_free(struct tlsio *t);

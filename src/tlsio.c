@@ -12,10 +12,15 @@
  * instructions on a bulk COPY, and the memory BIO's copies at another 16 %.
  */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "tlsio.h"
 
@@ -137,6 +142,129 @@ static BIO *qbio_new(struct tlsbuf *b)
         BIO_set_data(bio, b);
     return bio;
 }
+
+/* ---- where OpenSSL's memory comes from -------------------------------------
+ * Record buffers (~17 KB each, four per session), the handshake buffer and
+ * a few other transient blocks are OpenSSL's only allocations of 16 KB or
+ * more. From the heap, each one freed (tlsio_release when a session goes
+ * quiet, the end of every handshake) leaves a hole between the small
+ * objects live sessions keep, and malloc_trim can give back only the whole
+ * pages inside a hole: 1,000 idle sessions kept ~8 KB of RSS each that way
+ * (issue 17). Asked for as BIG_BLOCK bytes instead, glibc serves them with
+ * mmap (its threshold fixed at that size: by default a freed mapping raises
+ * it), so they never sit between small objects; only the pages touched
+ * count (RSS), the rest is address space. A few freed blocks are kept for
+ * the next handshake or busy session (a fresh mapping costs two system
+ * calls and a page fault per page touched: ~15 % of a session's set-up
+ * CPU without them); tlsio_mem_trim gives them back with the worker's
+ * malloc_trim. Every other allocation goes to malloc as before. */
+
+#ifdef __GLIBC__
+#define BIG_MIN ((size_t)16 * 1024)
+#define BIG_BLOCK ((size_t)128 * 1024) /* glibc's default M_MMAP_THRESHOLD */
+#define BIG_KEEP 64                    /* freed big blocks kept, all threads */
+
+static pthread_mutex_t big_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *big_head; /* kept blocks, linked through their first word */
+static unsigned big_kept;
+
+static void *mem_malloc(size_t n, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    if (n < BIG_MIN || n > BIG_BLOCK)
+        return malloc(n);
+    void *p = NULL;
+    pthread_mutex_lock(&big_lock);
+    if (big_head != NULL) {
+        p = big_head;
+        memcpy(&big_head, p, sizeof(big_head));
+        big_kept--;
+    }
+    pthread_mutex_unlock(&big_lock);
+    return p != NULL ? p : malloc(BIG_BLOCK);
+}
+
+/* A block mem_malloc made big (malloc_usable_size: BIG_BLOCK plus the
+ * page rounding of its mapping); any such block serves any big request. */
+static bool is_big(void *p)
+{
+    size_t u = malloc_usable_size(p);
+    return u >= BIG_BLOCK && u < BIG_BLOCK + 4096;
+}
+
+static void mem_free(void *p, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    if (p == NULL)
+        return;
+    if (is_big(p)) {
+        pthread_mutex_lock(&big_lock);
+        bool keep = big_kept < BIG_KEEP;
+        if (keep) {
+            memcpy(p, &big_head, sizeof(big_head));
+            big_head = p;
+            big_kept++;
+        }
+        pthread_mutex_unlock(&big_lock);
+        if (keep)
+            return;
+    }
+    free(p);
+}
+
+static void *mem_realloc(void *p, size_t n, const char *file, int line)
+{
+    if (p == NULL)
+        return mem_malloc(n, file, line);
+    if (n == 0) {
+        mem_free(p, file, line);
+        return NULL;
+    }
+    if (is_big(p) && n <= BIG_BLOCK)
+        return p; /* it has the room */
+    if (n < BIG_MIN || n > BIG_BLOCK)
+        return realloc(p, n);
+    void *q = mem_malloc(n, file, line); /* a small block grows big */
+    if (q == NULL)
+        return NULL;
+    memcpy(q, p, malloc_usable_size(p));
+    free(p);
+    return q;
+}
+
+bool tlsio_mem_init(void)
+{
+    if (mallopt(M_MMAP_THRESHOLD, (int)BIG_BLOCK) != 1)
+        return false;
+    return CRYPTO_set_mem_functions(mem_malloc, mem_realloc, mem_free) == 1;
+}
+
+void tlsio_mem_trim(void)
+{
+    pthread_mutex_lock(&big_lock);
+    void *p = big_head;
+    big_head = NULL;
+    big_kept = 0;
+    pthread_mutex_unlock(&big_lock);
+    while (p != NULL) {
+        void *next;
+        memcpy(&next, p, sizeof(next));
+        free(p);
+        p = next;
+    }
+}
+#else
+bool tlsio_mem_init(void)
+{
+    return false;
+}
+
+void tlsio_mem_trim(void)
+{
+}
+#endif
 
 /* ---- the session --------------------------------------------------------- */
 

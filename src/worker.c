@@ -27,6 +27,7 @@
 #include "probe.h"
 #include "route.h"
 #include "sessions.h"
+#include "tlsio.h"
 
 static void worker_finish(struct worker *w)
 {
@@ -273,6 +274,7 @@ static void trim_cb(uv_timer_t *t)
 #ifdef __GLIBC__
     size_t before = w->trim_peak;
     uint64_t t0 = uv_hrtime();
+    tlsio_mem_trim();
     int released = malloc_trim(0);
     log_debug("event=memory_trimmed worker=%u peak_connections=%zu open_connections=%zu "
               "went_idle=%zu released=%s trim_us=%llu",

@@ -31,8 +31,7 @@ struct tlsbuf {
 
 struct tlsio {
     SSL *ssl;
-    BIO *in;          /* network -> OpenSSL (owned by ssl), reads rx */
-    BIO *out;         /* OpenSSL -> network (owned by ssl), appends to tx */
+    BIO *bio;         /* both of ssl's BIOs (owned by ssl): reads rx, appends to tx */
     struct tlsbuf rx; /* ciphertext fed, not yet read by OpenSSL */
     struct tlsbuf tx; /* ciphertext written by OpenSSL, not yet taken */
 };

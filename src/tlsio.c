@@ -68,11 +68,14 @@ static void tlsbuf_free(struct tlsbuf *b)
 }
 
 /* ---- the BIO method over it ----------------------------------------------
- * An empty queue means "retry", never EOF: more bytes may come. */
+ * One BIO for both directions (OpenSSL's rbio and wbio): reads take from
+ * rx, writes append to tx (one BIO and its lock fewer per TLS leg: ~200
+ * bytes of every session). An empty rx means "retry", never EOF: more bytes
+ * may come. */
 
 static int qbio_write(BIO *bio, const char *p, size_t n, size_t *done)
 {
-    struct tlsbuf *b = BIO_get_data(bio);
+    struct tlsbuf *b = &((struct tlsio *)BIO_get_data(bio))->tx;
     BIO_clear_retry_flags(bio);
     if (tlsbuf_append(b, p, n) < 0)
         return 0;
@@ -82,7 +85,7 @@ static int qbio_write(BIO *bio, const char *p, size_t n, size_t *done)
 
 static int qbio_read(BIO *bio, char *p, size_t cap, size_t *done)
 {
-    struct tlsbuf *b = BIO_get_data(bio);
+    struct tlsbuf *b = &((struct tlsio *)BIO_get_data(bio))->rx;
     BIO_clear_retry_flags(bio);
     if (b->len == 0) {
         BIO_set_retry_read(bio);
@@ -97,12 +100,12 @@ static int qbio_read(BIO *bio, char *p, size_t cap, size_t *done)
 
 static long qbio_ctrl(BIO *bio, int cmd, long num, void *ptr)
 {
-    struct tlsbuf *b = BIO_get_data(bio);
+    const struct tlsio *t = BIO_get_data(bio);
     (void)num;
     (void)ptr;
     switch (cmd) {
-    case BIO_CTRL_PENDING:
-        return (long)b->len;
+    case BIO_CTRL_PENDING: /* what the read side has */
+        return (long)t->rx.len;
     case BIO_CTRL_WPENDING:
         return 0;
     case BIO_CTRL_FLUSH:
@@ -132,14 +135,14 @@ static void qbio_setup(void)
     qbio_method = m; /* lives as long as the process */
 }
 
-static BIO *qbio_new(struct tlsbuf *b)
+static BIO *qbio_new(struct tlsio *t)
 {
     pthread_once(&qbio_once, qbio_setup);
     if (qbio_method == NULL)
         return NULL;
     BIO *bio = BIO_new(qbio_method);
     if (bio != NULL)
-        BIO_set_data(bio, b);
+        BIO_set_data(bio, t);
     return bio;
 }
 
@@ -290,18 +293,16 @@ int tlsio_init(struct tlsio *t, SSL_CTX *ctx, bool accept, char *err, size_t err
 {
     memset(t, 0, sizeof(*t));
     t->ssl = SSL_new(ctx);
-    t->in = qbio_new(&t->rx);
-    t->out = qbio_new(&t->tx);
-    if (t->ssl == NULL || t->in == NULL || t->out == NULL) {
+    t->bio = qbio_new(t);
+    if (t->ssl == NULL || t->bio == NULL) {
         char e[160];
         snprintf(err, errlen, "cannot create TLS session: %s", tlsio_error(e, sizeof(e)));
         SSL_free(t->ssl);
-        BIO_free(t->in);
-        BIO_free(t->out);
+        BIO_free(t->bio);
         memset(t, 0, sizeof(*t));
         return -1;
     }
-    SSL_set_bio(t->ssl, t->in, t->out);
+    SSL_set_bio(t->ssl, t->bio, t->bio); /* the same BIO: one reference taken */
     if (accept)
         SSL_set_accept_state(t->ssl);
     else
@@ -312,7 +313,7 @@ int tlsio_init(struct tlsio *t, SSL_CTX *ctx, bool accept, char *err, size_t err
 void tlsio_free(struct tlsio *t)
 {
     if (t->ssl != NULL)
-        SSL_free(t->ssl); /* frees both BIOs */
+        SSL_free(t->ssl); /* frees the BIO */
     tlsbuf_free(&t->rx);
     tlsbuf_free(&t->tx);
     memset(t, 0, sizeof(*t));
@@ -322,7 +323,7 @@ int tlsio_feed(struct tlsio *t, const void *buf, size_t len)
 {
     if (len == 0)
         return 0;
-    return t->in != NULL ? tlsbuf_append(&t->rx, buf, len) : -1;
+    return t->bio != NULL ? tlsbuf_append(&t->rx, buf, len) : -1;
 }
 
 static enum tls_res classify(struct tlsio *t, int r)

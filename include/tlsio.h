@@ -44,6 +44,9 @@ struct tlsio {
 bool tlsio_mem_init(void);
 /* Free the big blocks kept for reuse (with malloc_trim). Any thread. */
 void tlsio_mem_trim(void);
+/* Every second or so (any thread): free the kept blocks when none of them
+ * was reused since the last call (no handshakes, no sessions waking up). */
+void tlsio_mem_tick(void);
 
 /* sni may be NULL. Returns 0, or -1 with err filled. */
 int tlsio_init(struct tlsio *t, SSL_CTX *ctx, bool accept, char *err, size_t errlen);

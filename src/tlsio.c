@@ -160,7 +160,8 @@ static BIO *qbio_new(struct tlsio *t)
  * the next handshake or busy session (a fresh mapping costs two system
  * calls and a page fault per page touched: ~15 % of a session's set-up
  * CPU without them); tlsio_mem_trim gives them back with the worker's
- * malloc_trim. Every other allocation goes to malloc as before. */
+ * malloc_trim, tlsio_mem_tick once none was reused for a second. Every other allocation goes to
+ * malloc as before. */
 
 #ifdef __GLIBC__
 #define BIG_MIN ((size_t)16 * 1024)
@@ -170,6 +171,7 @@ static BIO *qbio_new(struct tlsio *t)
 static pthread_mutex_t big_lock = PTHREAD_MUTEX_INITIALIZER;
 static void *big_head; /* kept blocks, linked through their first word */
 static unsigned big_kept;
+static bool big_reused; /* a kept block was taken since the last tlsio_mem_tick */
 
 static void *mem_malloc(size_t n, const char *file, int line)
 {
@@ -183,6 +185,7 @@ static void *mem_malloc(size_t n, const char *file, int line)
         p = big_head;
         memcpy(&big_head, p, sizeof(big_head));
         big_kept--;
+        big_reused = true;
     }
     pthread_mutex_unlock(&big_lock);
     return p != NULL ? p : malloc(BIG_BLOCK);
@@ -244,12 +247,18 @@ bool tlsio_mem_init(void)
     return CRYPTO_set_mem_functions(mem_malloc, mem_realloc, mem_free) == 1;
 }
 
-void tlsio_mem_trim(void)
+/* Free the kept blocks (all, or only when none was reused since the last
+ * call with unused set). */
+static void big_release(bool unused)
 {
     pthread_mutex_lock(&big_lock);
-    void *p = big_head;
-    big_head = NULL;
-    big_kept = 0;
+    void *p = NULL;
+    if (!unused || !big_reused) {
+        p = big_head;
+        big_head = NULL;
+        big_kept = 0;
+    }
+    big_reused = false;
     pthread_mutex_unlock(&big_lock);
     while (p != NULL) {
         void *next;
@@ -258,6 +267,16 @@ void tlsio_mem_trim(void)
         p = next;
     }
 }
+
+void tlsio_mem_trim(void)
+{
+    big_release(false);
+}
+
+void tlsio_mem_tick(void)
+{
+    big_release(true);
+}
 #else
 bool tlsio_mem_init(void)
 {
@@ -265,6 +284,10 @@ bool tlsio_mem_init(void)
 }
 
 void tlsio_mem_trim(void)
+{
+}
+
+void tlsio_mem_tick(void)
 {
 }
 #endif

@@ -50,6 +50,7 @@
 
 #define IDLE_RELEASE_MS 1000  /* quiet this long: record buffers freed */
 #define DRAIN_TIMEOUT_MS 5000 /* flush + linger, at most */
+#define CONN_REASON_MAX 256   /* the closed line's reason, with its NUL */
 
 struct worker;
 
@@ -96,7 +97,10 @@ struct conn {
     const char *err_state;
     char *err_msg;
     const char *outcome;
-    char reason[256];
+    /* why it ended, escaped for the logs (at most CONN_REASON_MAX - 1
+     * bytes): allocated when the first cause is set, NULL until then (a
+     * live session does not carry 256 bytes for its closed line) */
+    char *reason;
     bool buffers_held; /* OpenSSL record buffers may be allocated (relay.c) */
     bool draining_armed;
     bool direct_tls; /* front began with a TLS ClientHello (PG17 sslnegotiation=direct) */

@@ -31,11 +31,22 @@ struct tlsbuf {
 
 struct tlsio {
     SSL *ssl;
-    BIO *in;          /* network -> OpenSSL (owned by ssl), reads rx */
-    BIO *out;         /* OpenSSL -> network (owned by ssl), appends to tx */
+    BIO *bio;         /* both of ssl's BIOs (owned by ssl): reads rx, appends to tx */
     struct tlsbuf rx; /* ciphertext fed, not yet read by OpenSSL */
     struct tlsbuf tx; /* ciphertext written by OpenSSL, not yet taken */
 };
+
+/* Once, first thing in main, before OpenSSL allocates anything: OpenSSL's
+ * blocks of 16 KB and more (record and handshake buffers) are served by
+ * mmap, so the heap keeps no holes where idle sessions' buffers were
+ * (glibc only). false: not done (not glibc, or OpenSSL had already
+ * allocated); everything works the same, with more RSS per idle session. */
+bool tlsio_mem_init(void);
+/* Free the big blocks kept for reuse (with malloc_trim). Any thread. */
+void tlsio_mem_trim(void);
+/* Every second or so (any thread): free the kept blocks when none of them
+ * was reused since the last call (no handshakes, no sessions waking up). */
+void tlsio_mem_tick(void);
 
 /* sni may be NULL. Returns 0, or -1 with err filled. */
 int tlsio_init(struct tlsio *t, SSL_CTX *ctx, bool accept, char *err, size_t errlen);

@@ -472,7 +472,7 @@ void cancelfwd_closed(struct conn *c)
         cancel_slot_put();
     log_info("event=cancel_closed conn=%llu upstream=%s outcome=%s reason=\"%s\"",
              (unsigned long long)c->id, c->back_addr, c->outcome ? c->outcome : "closed",
-             c->reason);
+             c->reason != NULL ? c->reason : "");
     cancelfwd_free(f);
     c->cancel = NULL;
 }

@@ -118,7 +118,7 @@ static void conn_free(struct conn *c)
                  c->back.tls_up ? leg_tls_version(&c->back) : "none",
                  c->back.tls_up ? leg_tls_cipher(&c->back) : "none",
                  (unsigned long long)c->front.bytes_in, (unsigned long long)c->back.bytes_in,
-                 (unsigned long long)ms, outcome, login, c->reason);
+                 (unsigned long long)ms, outcome, login, c->reason != NULL ? c->reason : "");
     }
     dial_free(c);
     /* The bridge thread counts the streams a connector carries (new
@@ -133,6 +133,7 @@ static void conn_free(struct conn *c)
     leg_free(&c->back);
     free(c->startup);
     free(c->err_msg);
+    free(c->reason);
     free(c->pp_src);
     if (c->prev != NULL)
         c->prev->next = c->next;
@@ -293,9 +294,10 @@ static void set_reason(struct conn *c, const char *outcome, const char *fmt, va_
     if (c->outcome != NULL)
         return; /* the first cause is the one worth reporting */
     c->outcome = outcome;
-    char raw[sizeof(c->reason)];
+    char raw[CONN_REASON_MAX], escaped[CONN_REASON_MAX];
     vsnprintf(raw, sizeof(raw), fmt, ap);
-    log_escape(raw, c->reason, sizeof(c->reason));
+    log_escape(raw, escaped, sizeof(escaped));
+    c->reason = strdup(escaped); /* NULL (out of memory): logged as "" */
 }
 
 void conn_end(struct conn *c, const char *outcome, const char *fmt, ...)

@@ -189,7 +189,7 @@ static void login_refused(struct conn *c, const uint8_t *m, size_t n)
                          c->route != NULL ? c->route->mslot : METRICS_ROUTE_NONE);
     if (c->outcome == NULL) { /* the first cause wins, as in conn_end */
         c->outcome = "login_failed";
-        snprintf(c->reason, sizeof(c->reason), "%s", ef.message);
+        c->reason = strndup(ef.message, CONN_REASON_MAX - 1); /* NULL: logged as "" */
     }
     log_debug("event=login_refused conn=%llu sqlstate=%s", (unsigned long long)c->id, ef.sqlstate);
 }

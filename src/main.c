@@ -694,6 +694,8 @@ int main(int argc, char **argv)
     struct tls_contexts ctx;
     char err[1024];
 
+    /* Before anything allocates through OpenSSL (issue 17: idle memory). */
+    (void)tlsio_mem_init();
     /* A subcommand, not an option: it prints and exits without config. */
     if (argc >= 2 && strcmp(argv[1], "scram-secret") == 0)
         return scramsecret_main(argc - 1, argv + 1, stdin, stdout, stderr);

@@ -12,10 +12,15 @@
  * instructions on a bulk COPY, and the memory BIO's copies at another 16 %.
  */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "tlsio.h"
 
@@ -63,11 +68,14 @@ static void tlsbuf_free(struct tlsbuf *b)
 }
 
 /* ---- the BIO method over it ----------------------------------------------
- * An empty queue means "retry", never EOF: more bytes may come. */
+ * One BIO for both directions (OpenSSL's rbio and wbio): reads take from
+ * rx, writes append to tx (one BIO and its lock fewer per TLS leg: ~200
+ * bytes of every session). An empty rx means "retry", never EOF: more bytes
+ * may come. */
 
 static int qbio_write(BIO *bio, const char *p, size_t n, size_t *done)
 {
-    struct tlsbuf *b = BIO_get_data(bio);
+    struct tlsbuf *b = &((struct tlsio *)BIO_get_data(bio))->tx;
     BIO_clear_retry_flags(bio);
     if (tlsbuf_append(b, p, n) < 0)
         return 0;
@@ -77,7 +85,7 @@ static int qbio_write(BIO *bio, const char *p, size_t n, size_t *done)
 
 static int qbio_read(BIO *bio, char *p, size_t cap, size_t *done)
 {
-    struct tlsbuf *b = BIO_get_data(bio);
+    struct tlsbuf *b = &((struct tlsio *)BIO_get_data(bio))->rx;
     BIO_clear_retry_flags(bio);
     if (b->len == 0) {
         BIO_set_retry_read(bio);
@@ -92,12 +100,12 @@ static int qbio_read(BIO *bio, char *p, size_t cap, size_t *done)
 
 static long qbio_ctrl(BIO *bio, int cmd, long num, void *ptr)
 {
-    struct tlsbuf *b = BIO_get_data(bio);
+    const struct tlsio *t = BIO_get_data(bio);
     (void)num;
     (void)ptr;
     switch (cmd) {
-    case BIO_CTRL_PENDING:
-        return (long)b->len;
+    case BIO_CTRL_PENDING: /* what the read side has */
+        return (long)t->rx.len;
     case BIO_CTRL_WPENDING:
         return 0;
     case BIO_CTRL_FLUSH:
@@ -127,16 +135,162 @@ static void qbio_setup(void)
     qbio_method = m; /* lives as long as the process */
 }
 
-static BIO *qbio_new(struct tlsbuf *b)
+static BIO *qbio_new(struct tlsio *t)
 {
     pthread_once(&qbio_once, qbio_setup);
     if (qbio_method == NULL)
         return NULL;
     BIO *bio = BIO_new(qbio_method);
     if (bio != NULL)
-        BIO_set_data(bio, b);
+        BIO_set_data(bio, t);
     return bio;
 }
+
+/* ---- where OpenSSL's memory comes from -------------------------------------
+ * Record buffers (~17 KB each, four per session), the handshake buffer and
+ * a few other transient blocks are OpenSSL's only allocations of 16 KB or
+ * more. From the heap, each one freed (tlsio_release when a session goes
+ * quiet, the end of every handshake) leaves a hole between the small
+ * objects live sessions keep, and malloc_trim can give back only the whole
+ * pages inside a hole: 1,000 idle sessions kept ~8 KB of RSS each that way
+ * (issue 17). Asked for as BIG_BLOCK bytes instead, glibc serves them with
+ * mmap (its threshold fixed at that size: by default a freed mapping raises
+ * it), so they never sit between small objects; only the pages touched
+ * count (RSS), the rest is address space. A few freed blocks are kept for
+ * the next handshake or busy session (a fresh mapping costs two system
+ * calls and a page fault per page touched: ~15 % of a session's set-up
+ * CPU without them); tlsio_mem_trim gives them back with the worker's
+ * malloc_trim, tlsio_mem_tick once none was reused for a second. Every other allocation goes to
+ * malloc as before. */
+
+#ifdef __GLIBC__
+#define BIG_MIN ((size_t)16 * 1024)
+#define BIG_BLOCK ((size_t)128 * 1024) /* glibc's default M_MMAP_THRESHOLD */
+#define BIG_KEEP 64                    /* freed big blocks kept, all threads */
+
+static pthread_mutex_t big_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *big_head; /* kept blocks, linked through their first word */
+static unsigned big_kept;
+static bool big_reused; /* a kept block was taken since the last tlsio_mem_tick */
+
+static void *mem_malloc(size_t n, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    if (n < BIG_MIN || n > BIG_BLOCK)
+        return malloc(n);
+    void *p = NULL;
+    pthread_mutex_lock(&big_lock);
+    if (big_head != NULL) {
+        p = big_head;
+        memcpy(&big_head, p, sizeof(big_head));
+        big_kept--;
+        big_reused = true;
+    }
+    pthread_mutex_unlock(&big_lock);
+    return p != NULL ? p : malloc(BIG_BLOCK);
+}
+
+/* A block mem_malloc made big (malloc_usable_size: BIG_BLOCK plus the
+ * page rounding of its mapping); any such block serves any big request. */
+static bool is_big(void *p)
+{
+    size_t u = malloc_usable_size(p);
+    return u >= BIG_BLOCK && u < BIG_BLOCK + 4096;
+}
+
+static void mem_free(void *p, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    if (p == NULL)
+        return;
+    if (is_big(p)) {
+        pthread_mutex_lock(&big_lock);
+        bool keep = big_kept < BIG_KEEP;
+        if (keep) {
+            memcpy(p, &big_head, sizeof(big_head));
+            big_head = p;
+            big_kept++;
+        }
+        pthread_mutex_unlock(&big_lock);
+        if (keep)
+            return;
+    }
+    free(p);
+}
+
+static void *mem_realloc(void *p, size_t n, const char *file, int line)
+{
+    if (p == NULL)
+        return mem_malloc(n, file, line);
+    if (n == 0) {
+        mem_free(p, file, line);
+        return NULL;
+    }
+    if (is_big(p) && n <= BIG_BLOCK)
+        return p; /* it has the room */
+    if (n < BIG_MIN || n > BIG_BLOCK)
+        return realloc(p, n);
+    void *q = mem_malloc(n, file, line); /* a small block grows big */
+    if (q == NULL)
+        return NULL;
+    memcpy(q, p, malloc_usable_size(p));
+    free(p);
+    return q;
+}
+
+bool tlsio_mem_init(void)
+{
+    if (mallopt(M_MMAP_THRESHOLD, (int)BIG_BLOCK) != 1)
+        return false;
+    return CRYPTO_set_mem_functions(mem_malloc, mem_realloc, mem_free) == 1;
+}
+
+/* Free the kept blocks (all, or only when none was reused since the last
+ * call with unused set). */
+static void big_release(bool unused)
+{
+    pthread_mutex_lock(&big_lock);
+    void *p = NULL;
+    if (!unused || !big_reused) {
+        p = big_head;
+        big_head = NULL;
+        big_kept = 0;
+    }
+    big_reused = false;
+    pthread_mutex_unlock(&big_lock);
+    while (p != NULL) {
+        void *next;
+        memcpy(&next, p, sizeof(next));
+        free(p);
+        p = next;
+    }
+}
+
+void tlsio_mem_trim(void)
+{
+    big_release(false);
+}
+
+void tlsio_mem_tick(void)
+{
+    big_release(true);
+}
+#else
+bool tlsio_mem_init(void)
+{
+    return false;
+}
+
+void tlsio_mem_trim(void)
+{
+}
+
+void tlsio_mem_tick(void)
+{
+}
+#endif
 
 /* ---- the session --------------------------------------------------------- */
 
@@ -162,18 +316,16 @@ int tlsio_init(struct tlsio *t, SSL_CTX *ctx, bool accept, char *err, size_t err
 {
     memset(t, 0, sizeof(*t));
     t->ssl = SSL_new(ctx);
-    t->in = qbio_new(&t->rx);
-    t->out = qbio_new(&t->tx);
-    if (t->ssl == NULL || t->in == NULL || t->out == NULL) {
+    t->bio = qbio_new(t);
+    if (t->ssl == NULL || t->bio == NULL) {
         char e[160];
         snprintf(err, errlen, "cannot create TLS session: %s", tlsio_error(e, sizeof(e)));
         SSL_free(t->ssl);
-        BIO_free(t->in);
-        BIO_free(t->out);
+        BIO_free(t->bio);
         memset(t, 0, sizeof(*t));
         return -1;
     }
-    SSL_set_bio(t->ssl, t->in, t->out);
+    SSL_set_bio(t->ssl, t->bio, t->bio); /* the same BIO: one reference taken */
     if (accept)
         SSL_set_accept_state(t->ssl);
     else
@@ -184,7 +336,7 @@ int tlsio_init(struct tlsio *t, SSL_CTX *ctx, bool accept, char *err, size_t err
 void tlsio_free(struct tlsio *t)
 {
     if (t->ssl != NULL)
-        SSL_free(t->ssl); /* frees both BIOs */
+        SSL_free(t->ssl); /* frees the BIO */
     tlsbuf_free(&t->rx);
     tlsbuf_free(&t->tx);
     memset(t, 0, sizeof(*t));
@@ -194,7 +346,7 @@ int tlsio_feed(struct tlsio *t, const void *buf, size_t len)
 {
     if (len == 0)
         return 0;
-    return t->in != NULL ? tlsbuf_append(&t->rx, buf, len) : -1;
+    return t->bio != NULL ? tlsbuf_append(&t->rx, buf, len) : -1;
 }
 
 static enum tls_res classify(struct tlsio *t, int r)

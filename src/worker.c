@@ -27,6 +27,7 @@
 #include "probe.h"
 #include "route.h"
 #include "sessions.h"
+#include "tlsio.h"
 
 static void worker_finish(struct worker *w)
 {
@@ -150,6 +151,7 @@ static void bytes_cb(uv_timer_t *t)
         c->reported_from_upstream = c->back.bytes_in;
     }
     metrics_bytes_relayed(fc, fu);
+    tlsio_mem_tick(); /* the kept TLS buffers, once unused for a second */
 }
 
 /* ---- bridge mode: answers from the bridge thread ---- */
@@ -273,6 +275,7 @@ static void trim_cb(uv_timer_t *t)
 #ifdef __GLIBC__
     size_t before = w->trim_peak;
     uint64_t t0 = uv_hrtime();
+    tlsio_mem_trim();
     int released = malloc_trim(0);
     log_debug("event=memory_trimmed worker=%u peak_connections=%zu open_connections=%zu "
               "went_idle=%zu released=%s trim_us=%llu",

@@ -47,6 +47,14 @@ void tlsio_mem_trim(void);
 /* Every second or so (any thread): free the kept blocks when none of them
  * was reused since the last call (no handshakes, no sessions waking up). */
 void tlsio_mem_tick(void);
+#ifdef __GLIBC__
+/* What tlsio_mem_init installs (CRYPTO_set_mem_functions), for the unit
+ * tests: a request of 16 KB to BIG_BLOCK (128 KB) gets a BIG_BLOCK block,
+ * kept for reuse when freed; anything else is malloc's. */
+void *tlsio_mem_malloc(size_t n, const char *file, int line);
+void *tlsio_mem_realloc(void *p, size_t n, const char *file, int line);
+void tlsio_mem_free(void *p, const char *file, int line);
+#endif
 
 /* sni may be NULL. Returns 0, or -1 with err filled. */
 int tlsio_init(struct tlsio *t, SSL_CTX *ctx, bool accept, char *err, size_t errlen);

@@ -173,7 +173,7 @@ static void *big_head; /* kept blocks, linked through their first word */
 static unsigned big_kept;
 static bool big_reused; /* a kept block was taken since the last tlsio_mem_tick */
 
-static void *mem_malloc(size_t n, const char *file, int line)
+void *tlsio_mem_malloc(size_t n, const char *file, int line)
 {
     (void)file;
     (void)line;
@@ -191,7 +191,7 @@ static void *mem_malloc(size_t n, const char *file, int line)
     return p != NULL ? p : malloc(BIG_BLOCK);
 }
 
-/* A block mem_malloc made big (malloc_usable_size: BIG_BLOCK plus the
+/* A block tlsio_mem_malloc made big (malloc_usable_size: BIG_BLOCK plus the
  * page rounding of its mapping); any such block serves any big request. */
 static bool is_big(void *p)
 {
@@ -199,7 +199,7 @@ static bool is_big(void *p)
     return u >= BIG_BLOCK && u < BIG_BLOCK + 4096;
 }
 
-static void mem_free(void *p, const char *file, int line)
+void tlsio_mem_free(void *p, const char *file, int line)
 {
     (void)file;
     (void)line;
@@ -220,22 +220,23 @@ static void mem_free(void *p, const char *file, int line)
     free(p);
 }
 
-static void *mem_realloc(void *p, size_t n, const char *file, int line)
+void *tlsio_mem_realloc(void *p, size_t n, const char *file, int line)
 {
     if (p == NULL)
-        return mem_malloc(n, file, line);
+        return tlsio_mem_malloc(n, file, line);
     if (n == 0) {
-        mem_free(p, file, line);
+        tlsio_mem_free(p, file, line);
         return NULL;
     }
     if (is_big(p) && n <= BIG_BLOCK)
         return p; /* it has the room */
     if (n < BIG_MIN || n > BIG_BLOCK)
         return realloc(p, n);
-    void *q = mem_malloc(n, file, line); /* a small block grows big */
+    void *q = tlsio_mem_malloc(n, file, line); /* a block grows or shrinks into the big range */
     if (q == NULL)
         return NULL;
-    memcpy(q, p, malloc_usable_size(p));
+    size_t keep = malloc_usable_size(p); /* a block of more than BIG_BLOCK may shrink into it */
+    memcpy(q, p, keep < n ? keep : n);
     free(p);
     return q;
 }
@@ -244,7 +245,7 @@ bool tlsio_mem_init(void)
 {
     if (mallopt(M_MMAP_THRESHOLD, (int)BIG_BLOCK) != 1)
         return false;
-    return CRYPTO_set_mem_functions(mem_malloc, mem_realloc, mem_free) == 1;
+    return CRYPTO_set_mem_functions(tlsio_mem_malloc, tlsio_mem_realloc, tlsio_mem_free) == 1;
 }
 
 /* Free the kept blocks (all, or only when none was reused since the last

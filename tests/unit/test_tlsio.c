@@ -199,6 +199,98 @@ START_TEST(test_untrusted_server_fails_verification)
 }
 END_TEST
 
+#ifdef __GLIBC__
+#include <malloc.h>
+
+/* tlsio_mem_*: OpenSSL's allocator (tlsio_mem_init). Called directly here:
+ * the unit-test process has long allocated through OpenSSL. */
+static void fill(unsigned char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)(i * 31u + seed);
+}
+
+static int same(const unsigned char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != (unsigned char)(i * 31u + seed))
+            return 0;
+    return 1;
+}
+
+START_TEST(test_mem_small_is_malloc)
+{
+    unsigned char *p = tlsio_mem_malloc(100, __FILE__, __LINE__);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_lt(malloc_usable_size(p), 16 * 1024);
+    fill(p, 100, 1);
+    p = tlsio_mem_realloc(p, 4000, __FILE__, __LINE__); /* stays small */
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_lt(malloc_usable_size(p), 16 * 1024);
+    ck_assert(same(p, 100, 1));
+    tlsio_mem_free(p, __FILE__, __LINE__);
+    tlsio_mem_free(NULL, __FILE__, __LINE__);
+}
+END_TEST
+
+START_TEST(test_mem_big_blocks_kept_and_reused)
+{
+    tlsio_mem_trim(); /* nothing kept from an earlier test */
+    unsigned char *a = tlsio_mem_malloc(17 * 1024, __FILE__, __LINE__);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_uint_ge(malloc_usable_size(a), 128 * 1024);
+    fill(a, 128 * 1024, 2); /* the whole block is the caller's */
+    tlsio_mem_free(a, __FILE__, __LINE__);
+    unsigned char *b = tlsio_mem_malloc(64 * 1024, __FILE__, __LINE__);
+    ck_assert_ptr_eq(b, a); /* the kept block serves the next big request */
+    /* A big block has the room for any big size: realloc keeps it. */
+    ck_assert_ptr_eq(tlsio_mem_realloc(b, 128 * 1024, __FILE__, __LINE__), b);
+    ck_assert_ptr_eq(tlsio_mem_realloc(b, 20 * 1024, __FILE__, __LINE__), b);
+    tlsio_mem_free(b, __FILE__, __LINE__);
+    tlsio_mem_tick(); /* b was reused since the last tick: kept */
+    unsigned char *c = tlsio_mem_malloc(30 * 1024, __FILE__, __LINE__);
+    ck_assert_ptr_eq(c, a);
+    tlsio_mem_free(c, __FILE__, __LINE__);
+    tlsio_mem_tick(); /* reused again: kept */
+    tlsio_mem_tick(); /* none reused since: given back */
+    c = tlsio_mem_malloc(30 * 1024, __FILE__, __LINE__);
+    ck_assert_ptr_nonnull(c);
+    tlsio_mem_free(c, __FILE__, __LINE__);
+    tlsio_mem_trim();
+}
+END_TEST
+
+START_TEST(test_mem_realloc_across_the_range)
+{
+    /* small -> big: the contents move */
+    unsigned char *p = tlsio_mem_malloc(1000, __FILE__, __LINE__);
+    ck_assert_ptr_nonnull(p);
+    fill(p, 1000, 3);
+    p = tlsio_mem_realloc(p, 40 * 1024, __FILE__, __LINE__);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_ge(malloc_usable_size(p), 128 * 1024);
+    ck_assert(same(p, 1000, 3));
+    /* big -> more than BIG_BLOCK: malloc's realloc, contents kept */
+    fill(p, 128 * 1024, 4);
+    p = tlsio_mem_realloc(p, 300 * 1024, __FILE__, __LINE__);
+    ck_assert_ptr_nonnull(p);
+    ck_assert(same(p, 128 * 1024, 4));
+    /* more than BIG_BLOCK shrinking into the big range: only what fits is
+     * copied (a copy of the old usable size would overrun the new block) */
+    fill(p, 300 * 1024, 5);
+    p = tlsio_mem_realloc(p, 50 * 1024, __FILE__, __LINE__);
+    ck_assert_ptr_nonnull(p);
+    ck_assert(same(p, 50 * 1024, 5));
+    /* big -> small: malloc's realloc (a kept block is never shrunk) */
+    p = tlsio_mem_realloc(p, 100, __FILE__, __LINE__);
+    ck_assert_ptr_nonnull(p);
+    ck_assert(same(p, 100, 5));
+    ck_assert_ptr_null(tlsio_mem_realloc(p, 0, __FILE__, __LINE__)); /* frees */
+    tlsio_mem_trim();
+}
+END_TEST
+#endif
+
 Suite *tlsio_suite(void)
 {
     Suite *s = suite_create("tlsio");
@@ -208,6 +300,11 @@ Suite *tlsio_suite(void)
     tcase_add_test(tc, test_queues_peek_consume_and_release);
     tcase_add_test(tc, test_garbage_is_error);
     tcase_add_test(tc, test_untrusted_server_fails_verification);
+#ifdef __GLIBC__
+    tcase_add_test(tc, test_mem_small_is_malloc);
+    tcase_add_test(tc, test_mem_big_blocks_kept_and_reused);
+    tcase_add_test(tc, test_mem_realloc_across_the_range);
+#endif
     suite_add_tcase(s, tc);
     return s;
 }

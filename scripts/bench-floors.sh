@@ -84,11 +84,13 @@ run_tlsfloor() {
 # HSCPU_EXE: build/pg-tls-proxy-hscpu (make bench builds it), the proxy with
 # tlsio.c built with PGTP_HANDSHAKE_CPU: at exit it prints the thread CPU
 # its TLS handshakes took, server side (front) and client side (back). Used
-# only when it is at least as new as the binary under test from this tree.
+# only when the binary under test is this tree's and it was linked from the
+# same library (not older than build/libpgtp.a).
 find_hscpu() {
     HSCPU_EXE=$REPO/build/pg-tls-proxy-hscpu
-    if [ ! -x "$HSCPU_EXE" ] || [ "$BIN" != "$REPO/build/pg-tls-proxy" ] || [ "$HSCPU_EXE" -ot "$BIN" ]; then
-        note "no in-proxy handshake figures: build/pg-tls-proxy-hscpu is missing or older than $BIN (make bench builds it)"
+    if [ ! -x "$HSCPU_EXE" ] || [ "$BIN" != "$REPO/build/pg-tls-proxy" ] ||
+        [ "$HSCPU_EXE" -ot "$REPO/build/libpgtp.a" ]; then
+        note "no in-proxy handshake figures: build/pg-tls-proxy-hscpu is missing or older than build/libpgtp.a (make bench builds it)"
         HSCPU_EXE=""
     fi
 }

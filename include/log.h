@@ -5,6 +5,7 @@
 #define PGTP_LOG_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -41,6 +42,19 @@ void log_msg(enum log_level l, const char *fmt, ...) __attribute__((format(print
  */
 typedef void (*log_sink_fn)(void *arg, enum log_level level, const char *line, size_t len);
 void log_set_sink(log_sink_fn fn, void *arg);
+
+/*
+ * One line a second at most for one kind of event, however many threads
+ * see it: log_gate_pass counts the event and says whether its line may be
+ * written now; *seen then receives how many events (this one included)
+ * the gate counted since the last line it let through. A static struct
+ * log_gate starts zeroed (no line yet).
+ */
+struct log_gate {
+    atomic_llong at;   /* time() of the last line let through */
+    atomic_uint count; /* events since then */
+};
+bool log_gate_pass(struct log_gate *g, unsigned *seen);
 
 /* Copy s into buf for a quoted log value: '"' and '\\' escaped, control
  * characters as '?'. Returns buf. */

@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "adminaddr.h"
 #include "adminauth.h"
@@ -170,26 +169,10 @@ void adminsess_detach(struct sess_req *req)
         req->owner = NULL;
 }
 
-/*
- * At most one admin_denied line a second, saying how many refusals went
+/* At most one admin_denied line a second, saying how many refusals went
  * unlogged since the last one: a scanner, or a script with a stale token,
- * must not flood the log. The admin loop is the only caller.
- */
-static time_t denied_at;
-static unsigned long denied_unlogged;
-
-static bool denied_log_allowed(unsigned long *suppressed)
-{
-    time_t now = time(NULL);
-    if (now == denied_at) {
-        denied_unlogged++;
-        return false;
-    }
-    *suppressed = denied_unlogged;
-    denied_at = now;
-    denied_unlogged = 0;
-    return true;
-}
+ * must not flood the log. */
+static struct log_gate denied_gate;
 
 static int authorize(const char *head, size_t hlen, const struct sockaddr *peer, const char *path,
                      struct adminsess_reply *r)
@@ -201,15 +184,15 @@ static int authorize(const char *head, size_t hlen, const struct sockaddr *peer,
     if (d == 200)
         return 0;
     char who[80], q[80];
-    unsigned long suppressed = 0;
-    if (denied_log_allowed(&suppressed)) {
+    unsigned seen = 0;
+    if (log_gate_pass(&denied_gate, &seen)) {
         adminaddr_text((const struct sockaddr_storage *)peer, who, sizeof(who));
         log_warn("event=admin_denied peer=%s path=\"%s\" status=%d reason=\"%s\" "
-                 "suppressed=%lu",
+                 "suppressed=%u",
                  who, log_escape(path, q, sizeof(q)), d,
                  d == 401 ? (h == 1 ? "wrong token" : "no bearer token")
                           : "not a loopback peer and no --admin-token-file",
-                 suppressed);
+                 seen - 1);
     }
     r->ctype = "application/json";
     if (d == 401) {

@@ -7,14 +7,12 @@
 #include "admit.h"
 
 #include <sys/resource.h>
-#include <time.h>
 
 #include "log.h"
 
 struct admit_early admit_early_legs;
 static atomic_uint active_clients;
-static atomic_llong fd_warned_at; /* time() of the last fd_limit line */
-static atomic_uint fd_refused;    /* refused since then */
+static struct log_gate fd_gate; /* fd_limit lines */
 
 /* Roll the waste window forward to now. */
 static void waste_roll(struct admit_early *a, long long now)
@@ -83,11 +81,9 @@ bool admit_fd_nearly_out(int fd, unsigned long long *limit)
 /* One line a second at most, however many clients are refused. */
 void admit_fd_limit_log(int fd, unsigned long long limit)
 {
-    atomic_fetch_add_explicit(&fd_refused, 1, memory_order_relaxed);
-    long long now = (long long)time(NULL), last = atomic_load(&fd_warned_at);
-    if (now == last || !atomic_compare_exchange_strong(&fd_warned_at, &last, now))
+    unsigned n = 0; /* refused since the last line, this one included */
+    if (!log_gate_pass(&fd_gate, &n))
         return;
-    unsigned n = atomic_exchange(&fd_refused, 0);
     log_warn("event=fd_limit open_fds=%d limit=%llu refused=%u reason=\"out of file descriptors: "
              "new clients are refused with 53300\" hint=\"raise the open-files limit (ulimit -n, "
              "systemd LimitNOFILE=) or lower --max-connections\"",

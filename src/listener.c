@@ -18,12 +18,10 @@
 #define _GNU_SOURCE /* accept4 */
 #include <errno.h>
 #include <netinet/in.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "listener.h"
@@ -36,17 +34,15 @@
 #define ACCEPT_BATCH 64     /* accepts per callback, then timers and commands run */
 #define ACCEPT_PAUSE_MS 200 /* out of descriptors: stop accepting this long */
 
-static atomic_llong warned_at; /* time() of the last accept_failed line, any listener */
-static atomic_uint suppressed; /* failures since then */
+static struct log_gate accept_gate; /* accept_failed lines, any listener */
 
 /* One line a second at most for the whole process, with a count. */
 static void accept_failed_log(const struct listener *l, int err)
 {
-    atomic_fetch_add_explicit(&suppressed, 1, memory_order_relaxed);
-    long long now = (long long)time(NULL), last = atomic_load(&warned_at);
-    if (now == last || !atomic_compare_exchange_strong(&warned_at, &last, now))
+    unsigned n = 0;
+    if (!log_gate_pass(&accept_gate, &n))
         return;
-    unsigned n = atomic_exchange(&suppressed, 0) - 1;
+    n--; /* the failures not logged since the last line */
     if (err == EMFILE || err == ENFILE)
         log_warn("event=accept_failed %s reason=\"%s\" suppressed=%u hint=\"out of file "
                  "descriptors: clients wait in the listen queue until some are free; raise the "

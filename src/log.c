@@ -239,6 +239,16 @@ void log_msg(enum log_level l, const char *fmt, ...)
     (void)w;
 }
 
+bool log_gate_pass(struct log_gate *g, unsigned *seen)
+{
+    atomic_fetch_add_explicit(&g->count, 1, memory_order_relaxed);
+    long long now = (long long)time(NULL), last = atomic_load(&g->at);
+    if (now == last || !atomic_compare_exchange_strong(&g->at, &last, now))
+        return false;
+    *seen = atomic_exchange(&g->count, 0);
+    return true;
+}
+
 const char *log_escape(const char *s, char *buf, size_t len)
 {
     size_t o = 0;

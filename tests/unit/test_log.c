@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "jsoncheck.h"
 #include "log.h"
@@ -122,6 +123,34 @@ START_TEST(test_every_capacity_valid)
 }
 END_TEST
 
+/* log_gate: the first event passes; later ones in the same second are only
+ * counted; the next that passes reports them all. */
+START_TEST(test_gate_once_a_second)
+{
+    struct log_gate g = {0};
+    unsigned seen = 99;
+    ck_assert(log_gate_pass(&g, &seen));
+    ck_assert_uint_eq(seen, 1);
+    /* Same second (retried if the clock ticked over in between). */
+    for (int tries = 0; tries < 3; tries++) {
+        long long before = (long long)time(NULL);
+        atomic_store(&g.at, before);
+        atomic_store(&g.count, 0);
+        bool a = log_gate_pass(&g, &seen), b = log_gate_pass(&g, &seen);
+        if ((long long)time(NULL) != before)
+            continue;
+        ck_assert(!a && !b);
+        ck_assert_uint_eq(atomic_load(&g.count), 2);
+        break;
+    }
+    atomic_store(&g.at, (long long)time(NULL) - 1); /* a second later */
+    seen = 0;
+    ck_assert(log_gate_pass(&g, &seen));
+    ck_assert_uint_eq(seen, 3); /* the two held back and this one */
+    ck_assert_uint_eq(atomic_load(&g.count), 0);
+}
+END_TEST
+
 Suite *log_suite(void)
 {
     Suite *s = suite_create("log");
@@ -133,6 +162,7 @@ Suite *log_suite(void)
     tcase_add_test(tc, test_bytes_escaped);
     tcase_add_test(tc, test_not_key_value);
     tcase_add_test(tc, test_every_capacity_valid);
+    tcase_add_test(tc, test_gate_once_a_second);
     suite_add_tcase(s, tc);
     return s;
 }

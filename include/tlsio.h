@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <openssl/ssl.h>
 
@@ -44,9 +45,11 @@ struct tlsio {
 bool tlsio_mem_init(void);
 /* Free the big blocks kept for reuse (with malloc_trim). Any thread. */
 void tlsio_mem_trim(void);
-/* Every second or so (any thread): free the kept blocks when none of them
- * was reused since the last call (no handshakes, no sessions waking up). */
-void tlsio_mem_tick(void);
+/* Every second or so, from every worker (now_ms: uv_now, one clock for all
+ * loops): free the kept blocks when none of them was reused for a second
+ * (no handshakes, no sessions waking up); calls within a second of the
+ * last check do nothing. */
+void tlsio_mem_tick(uint64_t now_ms);
 #ifdef __GLIBC__
 /* What tlsio_mem_init installs (CRYPTO_set_mem_functions), for the unit
  * tests: a request of 16 KB to BIG_BLOCK (128 KB) gets a BIG_BLOCK block,

@@ -171,7 +171,8 @@ static BIO *qbio_new(struct tlsio *t)
 static pthread_mutex_t big_lock = PTHREAD_MUTEX_INITIALIZER;
 static void *big_head; /* kept blocks, linked through their first word */
 static unsigned big_kept;
-static bool big_reused; /* a kept block was taken since the last tlsio_mem_tick */
+static bool big_reused;         /* a kept block was taken since the last tick's check */
+static uint64_t big_checked_ms; /* when a tick last checked (every worker ticks) */
 
 void *tlsio_mem_malloc(size_t n, const char *file, int line)
 {
@@ -248,18 +249,24 @@ bool tlsio_mem_init(void)
     return CRYPTO_set_mem_functions(tlsio_mem_malloc, tlsio_mem_realloc, tlsio_mem_free) == 1;
 }
 
-/* Free the kept blocks (all, or only when none was reused since the last
- * call with unused set). */
-static void big_release(bool unused)
+/* Free the kept blocks: all (tick false), or, at most once a second
+ * whichever worker calls, when none was reused since the last check. */
+static void big_release(bool tick, uint64_t now_ms)
 {
     pthread_mutex_lock(&big_lock);
     void *p = NULL;
-    if (!unused || !big_reused) {
+    if (tick && big_checked_ms != 0 && now_ms - big_checked_ms < 1000) {
+        pthread_mutex_unlock(&big_lock);
+        return; /* another worker checked within the second */
+    }
+    if (!tick || !big_reused) {
         p = big_head;
         big_head = NULL;
         big_kept = 0;
     }
     big_reused = false;
+    if (tick)
+        big_checked_ms = now_ms;
     pthread_mutex_unlock(&big_lock);
     while (p != NULL) {
         void *next;
@@ -271,12 +278,12 @@ static void big_release(bool unused)
 
 void tlsio_mem_trim(void)
 {
-    big_release(false);
+    big_release(false, 0);
 }
 
-void tlsio_mem_tick(void)
+void tlsio_mem_tick(uint64_t now_ms)
 {
-    big_release(true);
+    big_release(true, now_ms);
 }
 #else
 bool tlsio_mem_init(void)
@@ -288,8 +295,9 @@ void tlsio_mem_trim(void)
 {
 }
 
-void tlsio_mem_tick(void)
+void tlsio_mem_tick(uint64_t now_ms)
 {
+    (void)now_ms;
 }
 #endif
 
@@ -397,24 +405,22 @@ __attribute__((constructor)) static void hs_init(void)
 {
     atexit(hs_report);
 }
+#endif
 
 enum tls_res tlsio_handshake(struct tlsio *t)
 {
+#ifdef PGTP_HANDSHAKE_CPU
     unsigned long long t0 = thread_cpu_ns();
+#endif
     int r = SSL_do_handshake(t->ssl);
+#ifdef PGTP_HANDSHAKE_CPU
     int side = SSL_is_server(t->ssl) ? 0 : 1;
     atomic_fetch_add(&hs_ns[side], thread_cpu_ns() - t0);
     if (r == 1)
         atomic_fetch_add(&hs_done[side], 1);
-    return r == 1 ? TLS_OK : classify(t, r);
-}
-#else
-enum tls_res tlsio_handshake(struct tlsio *t)
-{
-    int r = SSL_do_handshake(t->ssl);
-    return r == 1 ? TLS_OK : classify(t, r);
-}
 #endif
+    return r == 1 ? TLS_OK : classify(t, r);
+}
 
 enum tls_res tlsio_read(struct tlsio *t, void *buf, size_t cap, size_t *n)
 {

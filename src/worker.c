@@ -151,7 +151,7 @@ static void bytes_cb(uv_timer_t *t)
         c->reported_from_upstream = c->back.bytes_in;
     }
     metrics_bytes_relayed(fc, fu);
-    tlsio_mem_tick(); /* the kept TLS buffers, once unused for a second */
+    tlsio_mem_tick(uv_now(w->loop)); /* the kept TLS buffers, once unused for a second */
 }
 
 /* ---- bridge mode: answers from the bridge thread ---- */

@@ -236,6 +236,8 @@ END_TEST
 START_TEST(test_mem_big_blocks_kept_and_reused)
 {
     tlsio_mem_trim(); /* nothing kept from an earlier test */
+    /* as tlsio_mem_init: blocks given back are unmapped, not left in the heap */
+    (void)mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     unsigned char *a = tlsio_mem_malloc(17 * 1024, __FILE__, __LINE__);
     ck_assert_ptr_nonnull(a);
     ck_assert_uint_ge(malloc_usable_size(a), 128 * 1024);
@@ -247,12 +249,19 @@ START_TEST(test_mem_big_blocks_kept_and_reused)
     ck_assert_ptr_eq(tlsio_mem_realloc(b, 128 * 1024, __FILE__, __LINE__), b);
     ck_assert_ptr_eq(tlsio_mem_realloc(b, 20 * 1024, __FILE__, __LINE__), b);
     tlsio_mem_free(b, __FILE__, __LINE__);
-    tlsio_mem_tick(); /* b was reused since the last tick: kept */
+    tlsio_mem_tick(10000); /* b was reused since the last check: kept */
     unsigned char *c = tlsio_mem_malloc(30 * 1024, __FILE__, __LINE__);
     ck_assert_ptr_eq(c, a);
+    fill(c + 64, 8192, 7); /* a kept block keeps it; a fresh mapping is zeros */
     tlsio_mem_free(c, __FILE__, __LINE__);
-    tlsio_mem_tick(); /* reused again: kept */
-    tlsio_mem_tick(); /* none reused since: given back */
+    tlsio_mem_tick(11000); /* reused again: kept */
+    tlsio_mem_tick(11500); /* another worker, within the second: nothing */
+    c = tlsio_mem_malloc(30 * 1024, __FILE__, __LINE__);
+    ck_assert_ptr_eq(c, a);
+    ck_assert(same(c + 64, 8192, 7)); /* still the kept block */
+    tlsio_mem_free(c, __FILE__, __LINE__);
+    tlsio_mem_tick(12000); /* reused since 11000: kept */
+    tlsio_mem_tick(13000); /* none reused since: given back */
     c = tlsio_mem_malloc(30 * 1024, __FILE__, __LINE__);
     ck_assert_ptr_nonnull(c);
     tlsio_mem_free(c, __FILE__, __LINE__);
